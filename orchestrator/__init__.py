@@ -1,0 +1,28 @@
+"""The orchestrator runtime. A plugin author needs only what this module exports::
+
+    from orchestrator import Block, In, Out, Params, Resources, block, hookimpl
+"""
+
+from graphs.types import register_port_type
+from orchestrator.blocks import Block, In, Out, Params, Resources, block
+from orchestrator.context import Context
+from orchestrator.errors import BlockError, JobCancelled, JobError
+from orchestrator.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Block",
+    "BlockError",
+    "Context",
+    "In",
+    "JobCancelled",
+    "JobError",
+    "Out",
+    "Params",
+    "Resources",
+    "__version__",
+    "block",
+    "hookimpl",
+    "register_port_type",
+]

@@ -1,0 +1,191 @@
+"""Loading plugins: the built-ins and every installed ``orchestrator.plugins`` entry point.
+
+Built-in blocks are plugins too, registered exactly as a third-party package's are. A
+plugin that fails to import, implements a hook that does not exist, raises in a hook or
+declares a bad block is reported (``PluginHost.problems``) and skipped; the others load.
+A block id registered twice is refused, naming both plugins. ``strict=True`` turns any
+problem into a :class:`~orchestrator.errors.PluginError` at start-up instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from graphs.library import Template, builtin_templates, templates_from_dir
+from orchestrator import hookspecs
+from orchestrator.blocks import Block
+from orchestrator.catalog import Catalog
+from orchestrator.errors import BlockError, PluginError
+
+ENTRY_POINT_GROUP = "orchestrator.plugins"
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.image",)
+
+
+@dataclass
+class PluginInfo:
+    """A plugin the host knows of: its name, where it came from, what it registered."""
+
+    name: str
+    source: str  # "builtin" or "entry point <dist> <version>"
+    module: str
+    blocks: list[str] = field(default_factory=list)
+    loaded: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "module": self.module,
+                "blocks": list(self.blocks), "loaded": self.loaded}
+
+
+class PluginHost:
+    """Owns the pluggy ``PluginManager``; builds the block catalog from every plugin."""
+
+    def __init__(
+        self,
+        *,
+        allow: Iterable[str] | None = None,
+        builtins: Iterable[str] = BUILTIN_PLUGINS,
+        entry_points: bool = True,
+        extra: Iterable[tuple[str, Any]] = (),
+        strict: bool = False,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.allow = None if allow is None else set(allow)
+        self.strict = strict
+        self.plugins: dict[str, PluginInfo] = {}
+        self.problems: list[BlockError] = []
+        self.catalog = Catalog()
+        self.templates: dict[str, Template] = {}
+        self._owner: dict[str, str] = {}
+        for module in builtins:
+            self._add_module(f"builtin.{module.rsplit('.', 1)[-1]}", module, "builtin")
+        if entry_points:
+            for ep in _entry_points():
+                if self.allow is not None and ep.name not in self.allow:
+                    continue
+                dist = getattr(ep, "dist", None)
+                source = f"entry point of {dist.name} {dist.version}" if dist else "entry point"
+                self._add_entry_point(ep, source)
+        for name, obj in extra:
+            self._register(name, obj, "in-process", getattr(obj, "__name__", repr(obj)))
+        self._collect()
+        if self.strict and self.problems:
+            raise PluginError(self.problems)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _problem(self, plugin: str, message: str, type: str = "plugin", **details: Any) -> None:
+        self.problems.append(BlockError(f"plugin {plugin!r}: {message}", type=type,
+                                        plugin=plugin, **details))
+
+    def _add_module(self, name: str, module: str, source: str) -> None:
+        try:
+            obj = importlib.import_module(module)
+        except Exception as exc:
+            self.plugins[name] = PluginInfo(name, source, module)
+            self._problem(name, f"failed to import {module!r}: {type(exc).__name__}: {exc}")
+            return
+        self._register(name, obj, source, module)
+
+    def _add_entry_point(self, ep: importlib.metadata.EntryPoint, source: str) -> None:
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            self.plugins[ep.name] = PluginInfo(ep.name, source, ep.value)
+            self._problem(ep.name, f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}")
+            return
+        self._register(ep.name, obj, source, ep.value)
+
+    def _register(self, name: str, obj: Any, source: str, module: str) -> None:
+        info = PluginInfo(name, source, module)
+        self.plugins[name] = info
+        try:
+            self.pm.register(obj, name=name)
+        except Exception as exc:
+            self._problem(name, f"cannot register: {exc}")
+            return
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            self._problem(name, f"implements a hook that does not exist: {exc}")
+            return
+        info.loaded = True
+
+    def _call(self, hook_name: str) -> list[tuple[str, Any]]:
+        """Call one hook on each plugin separately, so one failing plugin spares the rest."""
+        results = []
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            try:
+                value = impl.function()
+            except Exception as exc:
+                self._problem(impl.plugin_name, f"{hook_name}() raised {type(exc).__name__}: {exc}")
+                continue
+            if value is not None:
+                results.append((impl.plugin_name, value))
+        return results
+
+    def _collect(self) -> None:
+        for plugin, classes in self._call("register_blocks"):
+            for cls in classes:
+                self._add_block(plugin, cls)
+        for t in builtin_templates():
+            self.templates[t.name] = t
+        for plugin, items in self._call("register_templates"):
+            for item in items:
+                try:
+                    found = [item] if isinstance(item, Template) else templates_from_dir(item)
+                except Exception as exc:
+                    self._problem(plugin, f"bad template {item!r}: {exc}")
+                    continue
+                for t in found:
+                    if t.name in self.templates:
+                        self._problem(plugin, f"template {t.name!r} is already defined",
+                                      type="duplicate_template")
+                    else:
+                        self.templates[t.name] = t
+
+    def _add_block(self, plugin: str, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Block)) or cls._spec is None:
+            self._problem(plugin, f"{cls!r} is not a block class decorated with @block",
+                          type="declaration")
+            return
+        block_id = cls.spec().id
+        if block_id in self._owner:
+            other = self._owner[block_id]
+            self._problem(
+                plugin,
+                f"block id {block_id!r} is already registered by plugin {other!r}; "
+                f"refused from {plugin!r}",
+                type="duplicate_block", block=block_id, plugins=[other, plugin],
+            )
+            return
+        self._owner[block_id] = plugin
+        self.catalog.add(cls, plugin)
+        self.plugins[plugin].blocks.append(block_id)
+
+    def call_hook(self, hook_name: str) -> list[tuple[str, Any]]:
+        """Call any hook per plugin (e.g. ``register_models``); failures become problems."""
+        return self._call(hook_name)
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+
+
+def load_plugins(
+    *,
+    allow: Iterable[str] | None = None,
+    entry_points: bool = True,
+    extra: Iterable[tuple[str, ModuleType | Any]] = (),
+    strict: bool = False,
+) -> PluginHost:
+    """Load the built-in plugins, the allowed entry points and ``extra`` in-process plugins."""
+    return PluginHost(allow=allow, entry_points=entry_points, extra=extra, strict=strict)
