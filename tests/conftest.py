@@ -1,0 +1,33 @@
+"""Shared fixtures. One Ray instance per test session (ray.init is slow here)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import pytest
+
+from orchestrator.plugins import load_plugins
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    """The catalog of built-in blocks (no third-party entry points)."""
+    host = load_plugins(entry_points=False)
+    assert not host.problems, [p.to_dict() for p in host.problems]
+    return host.catalog
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray with two logical GPUs, started once per test session."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, namespace="orchestrator-tests")
+    yield ray
+    ray.shutdown()
