@@ -1,0 +1,289 @@
+"""The ``orchestrator`` command line.
+
+Every command exits 0 on success, 1 when the input is bad or a run fails (with the
+structured errors, as JSON with ``--json``), 2 on usage errors; never with a traceback
+unless ``--debug`` is given.
+
+Commands from other modules plug in through ``COMMAND_MODULES``: each module has a
+``register(subparsers)`` that adds its parsers with ``set_defaults(handler=fn)``, where
+``fn(args, settings) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graphs import Graph, GraphError, GraphValidationError, check_document
+
+from orchestrator import __version__
+from orchestrator.config import ConfigError, Settings, load_settings
+from orchestrator.errors import BlockError, JobError
+
+# modules that add sub-commands: each has register(subparsers)
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class CliError(Exception):
+    """A bad command line or input file: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.errors = errors or []
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def plugin_host(settings: Settings) -> Any:
+    from orchestrator.plugins import load_plugins
+
+    extra = [(m, importlib.import_module(m)) for m in settings.plugins.extra]
+    return load_plugins(allow=settings.plugins.allow, strict=settings.plugins.strict, extra=extra)
+
+
+def _report_plugin_problems(host: Any) -> None:
+    for p in host.problems:
+        print(f"warning: {p.message}", file=sys.stderr)
+
+
+def _read_graph_file(path: str) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"{path}: no such file", code=1)
+    try:
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read: {exc}", code=1) from None
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_blocks(args: argparse.Namespace, settings: Settings) -> int:
+    host = plugin_host(settings)
+    _report_plugin_problems(host)
+    if args.json:
+        _print_json(host.catalog.to_json())
+        return 0
+    for spec in host.catalog.values():
+        ins = ", ".join(f"{p.name}:{p.type}{'?' if p.optional else ''}" for p in spec.inputs)
+        outs = ", ".join(f"{p.name}:{p.type}" for p in spec.outputs)
+        first = spec.description.splitlines()[0] if spec.description else ""
+        print(f"{spec.id:<24} {spec.version:<8} ({ins}) -> ({outs})  [{spec.plugin}]")
+        if first:
+            print(f"{'':<24} {first}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    host = plugin_host(settings)
+    _report_plugin_problems(host)
+    graph, errors = check_document(_read_graph_file(args.file), host.catalog)
+    if errors:
+        if args.json or not sys.stdout.isatty():
+            _print_json({"valid": False, "errors": [e.to_dict() for e in errors]})
+        else:
+            print(f"{args.file}: {len(errors)} problem(s)")
+            for e in errors:
+                print(f"  [{e.type}] {e.message}")
+        return 1
+    assert graph is not None
+    if args.json:
+        _print_json({"valid": True, "nodes": len(graph.nodes), "errors": []})
+    else:
+        print(f"{args.file}: valid ({len(graph.nodes)} nodes)")
+    return 0
+
+
+def _apply_overrides(graph: Graph, sets: Sequence[str]) -> None:
+    for item in sets:
+        target, sep, raw = item.partition("=")
+        node_id, dot, param = target.partition(".")
+        if not sep or not dot or not param:
+            raise CliError(f"--set {item!r}: expected NODE.PARAM=VALUE", code=2)
+        if node_id not in graph.nodes:
+            raise CliError(f"--set {item!r}: no node {node_id!r} in the graph", code=1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        graph.nodes[node_id].params[param] = value
+
+
+def make_model_provider(settings: Settings) -> Any:
+    """The model provider for in-process runs (``None`` until a model registry is installed)."""
+    try:
+        models = importlib.import_module("orchestrator.models")
+    except ImportError:
+        return None
+    factory = getattr(models, "provider_from_settings", None)
+    return factory(settings) if factory is not None else None
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.executor import LocalExecutor
+
+    host = plugin_host(settings)
+    _report_plugin_problems(host)
+    graph = Graph.from_json(_read_graph_file(args.graph))
+    _apply_overrides(graph, args.set or [])
+    out_dir = Path(args.output)
+    executor = LocalExecutor(
+        host.catalog,
+        models=make_model_provider(settings),
+        outputs_dir=out_dir,
+        input_root=settings.input_dir or Path(args.graph).resolve().parent,
+        device=settings.resolved_device(),
+    )
+
+    def on_event(event: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        kind = event["event"]
+        if kind == "node_started":
+            print(f"  {event['node']} ({event['block']}) ...", file=sys.stderr, flush=True)
+        elif kind == "node_finished":
+            took = "cached" if event.get("cached") else f"{event['seconds']:.2f}s"
+            print(f"  {event['node']} done ({took})", file=sys.stderr, flush=True)
+
+    result = executor.run(graph, on_event=on_event)
+    if args.json:
+        _print_json({"files": result.files, "timings": result.timings})
+    else:
+        for f in result.files:
+            print(f["path"])
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    host = plugin_host(settings)
+    if args.json:
+        _print_json({"plugins": [p.to_dict() for p in host.plugins.values()],
+                     "problems": [p.to_dict() for p in host.problems]})
+        return 0
+    for info in host.plugins.values():
+        state = "ok" if info.loaded else "FAILED"
+        print(f"{info.name:<24} {state:<7} {len(info.blocks):>3} blocks  ({info.source}: {info.module})")
+    for p in host.problems:
+        print(f"problem: {p.message}")
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
+    host = plugin_host(settings)
+    if args.json:
+        _print_json([t.summary() for t in host.templates.values()])
+        return 0
+    for t in host.templates.values():
+        labels = ", ".join(v for vs in t.labels.values() for v in vs)
+        print(f"{t.name:<16} {t.description.split('.')[0]}.  [{labels}]")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(settings.show())
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Local orchestration daemon for generative-image workflows.",
+    )
+    parser.add_argument("--version", action="version", version=f"orchestrator {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file")
+    parser.add_argument("--state-dir", metavar="DIR", help="state directory")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("blocks", help="list the block catalog")
+    p.add_argument("--json", action="store_true", help="the catalog as JSON")
+    p.set_defaults(handler=cmd_blocks)
+
+    p = sub.add_parser("validate", help="check a graph file; exit 1 with every problem")
+    p.add_argument("file", help="graph JSON file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("run", help="run a graph in this process and write its outputs")
+    p.add_argument("--graph", required=True, metavar="FILE", help="graph JSON file")
+    p.add_argument("-o", "--output", default="outputs", metavar="DIR", help="output folder")
+    p.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE",
+                   help="override a param (VALUE is JSON, else a string); repeatable")
+    p.add_argument("--json", action="store_true", help="print files and timings as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("plugins", help="list plugins and their problems")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("templates", help="list workflow templates")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_templates)
+
+    p = sub.add_parser("config", help="settings")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    c = csub.add_parser("show", help="print the effective settings")
+    c.set_defaults(handler=cmd_config_show)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        overrides = {"state_dir": args.state_dir} if args.state_dir else {}
+        settings = load_settings(config_file=args.config or True, overrides=overrides)
+        return int(handler(args, settings) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except (GraphValidationError, BlockError, JobError, GraphError, ConfigError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        errors = getattr(exc, "errors", None) or getattr(exc, "problems", None) or [exc]
+        print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _print_json({"errors": [e.to_dict() for e in errors]})
+        else:
+            for e in errors if len(errors) > 1 else []:
+                print(f"  [{e.type}] {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback by default
+        if args.debug:
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
