@@ -136,7 +136,7 @@ def block(
 
 
 def _as_in(port: In | str) -> In:
-    return In(port) if isinstance(port, str) else port
+    return In(port) if isinstance(port, str) else port  # type: ignore[return-value]
 
 
 def _as_out(port: Out | str) -> Out:
@@ -203,7 +203,7 @@ def _run_signature_problems(run: Any, inputs: dict[str, Any]) -> list[str]:
     for p in rest:
         if p.name not in inputs:
             problems.append(f"run() argument {p.name!r} is not a declared input")
-        elif p.default is inspect.Parameter.empty and _as_in(inputs[p.name]).optional:
+        elif p.default is inspect.Parameter.empty and getattr(_as_in(inputs[p.name]), "optional", False):
             problems.append(f"run() argument {p.name!r} is an optional input: give it a default")
     return problems
 

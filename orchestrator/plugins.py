@@ -122,7 +122,7 @@ class PluginHost:
     def _call(self, hook_name: str) -> list[tuple[str, Any]]:
         """Call one hook on each plugin separately, so one failing plugin spares the rest."""
         results = []
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
             try:
                 value = impl.function()
             except Exception as exc:
