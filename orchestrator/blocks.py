@@ -175,7 +175,7 @@ def _declaration_problems(cls: Any, id: str, version: str) -> list[str]:
         else:
             try:
                 params.model_json_schema()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 problems.append(f"Params has no JSON Schema: {exc}")
     res = cls.resources
     if not isinstance(res, Resources) or res.device not in ("cpu", "gpu") or res.memory_mb < 0:

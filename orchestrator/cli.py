@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from graphs import Graph, GraphError, GraphValidationError, check_document
-
 from orchestrator import __version__
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.errors import BlockError, JobError

@@ -118,7 +118,7 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_settings(
     *,
-    config_file: str | Path | None | bool = True,
+    config_file: str | Path | bool | None = True,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:

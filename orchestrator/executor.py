@@ -54,7 +54,9 @@ class RunResult:
     images: dict[str, Any] = field(default_factory=dict)
 
 
-def gather_inputs(compiled: CompiledGraph, node_id: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def gather_inputs(
+    compiled: CompiledGraph, node_id: str, results: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """The keyword arguments of ``node_id``'s ``run`` from upstream ``results``."""
     node = compiled.graph.nodes[node_id]
     kwargs: dict[str, Any] = {}

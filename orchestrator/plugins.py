@@ -88,7 +88,7 @@ class PluginHost:
     def _add_module(self, name: str, module: str, source: str) -> None:
         try:
             obj = importlib.import_module(module)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self.plugins[name] = PluginInfo(name, source, module)
             self._problem(name, f"failed to import {module!r}: {type(exc).__name__}: {exc}")
             return
@@ -97,7 +97,7 @@ class PluginHost:
     def _add_entry_point(self, ep: importlib.metadata.EntryPoint, source: str) -> None:
         try:
             obj = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self.plugins[ep.name] = PluginInfo(ep.name, source, ep.value)
             self._problem(ep.name, f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}")
             return
@@ -108,7 +108,7 @@ class PluginHost:
         self.plugins[name] = info
         try:
             self.pm.register(obj, name=name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._problem(name, f"cannot register: {exc}")
             return
         try:
@@ -125,7 +125,7 @@ class PluginHost:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
             try:
                 value = impl.function()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 self._problem(impl.plugin_name, f"{hook_name}() raised {type(exc).__name__}: {exc}")
                 continue
             if value is not None:
@@ -142,7 +142,7 @@ class PluginHost:
             for item in items:
                 try:
                     found = [item] if isinstance(item, Template) else templates_from_dir(item)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     self._problem(plugin, f"bad template {item!r}: {exc}")
                     continue
                 for t in found:

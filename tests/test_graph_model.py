@@ -74,7 +74,7 @@ def test_list_references_make_indexed_edges():
 
 @pytest.mark.parametrize("ref", ["nodeport", "a.b.c", ".port", "node.", "1node.port", 3])
 def test_bad_references_are_refused(ref):
-    with pytest.raises(ValueError, match="node.port"):
+    with pytest.raises(ValueError, match=r"node\.port"):
         split_reference(ref)
 
 
