@@ -1,13 +1,8 @@
-"""Shared fixtures. One Ray instance per test session (ray.init is slow here)."""
+"""Shared fixtures. One Ray instance per test session (ray.init is slow here).
+
+The offline environment and --slow live in the root conftest.py."""
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import pytest
 
