@@ -46,13 +46,24 @@ def nearest(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> np.ndarray:
-    """Weighted k-means (k-means++ start) of points ``x`` ``[M, 3]``; returns ``[k, 3]`` centres."""
+    """Weighted k-means of points ``x`` ``[M, 3]``; returns ``[k, 3]`` centres.
+
+    Starts with greedy k-means++ (of a few seeded candidates per centre, the one that
+    lowers the cost most), then runs Lloyd's iterations until the labels settle.
+    """
+    tries = 2 + int(np.log(k))
     centres = [x[rng.choice(len(x), p=w / w.sum())]]
     d2 = ((x - centres[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
         p = w * d2
-        centres.append(x[rng.choice(len(x), p=p / p.sum())] if p.sum() > 0 else x[np.argmax(d2)])
-        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(axis=1))
+        if p.sum() <= 0:
+            centres.append(x[np.argmax(d2)])
+            continue
+        picks = rng.choice(len(x), size=tries, p=p / p.sum())
+        options = np.minimum(d2, ((x[None] - x[picks][:, None]) ** 2).sum(axis=2))
+        best = int(np.argmin(options @ w))
+        centres.append(x[picks[best]])
+        d2 = options[best]
     c = np.array(centres)
     labels = None
     for _ in range(iterations):
@@ -101,7 +112,9 @@ class PaletteExtract(Block):
 
     class Params(Params):
         colors: int = Field(8, ge=1, le=256, description="how many colours to find (at most)")
-        method: Literal["kmeans", "median_cut"] = Field("kmeans", description="clustering method")
+        method: Literal["kmeans", "median_cut"] = Field(
+            "kmeans", description="kmeans finds colour clusters (seeded); median_cut is faster, "
+            "splits colour boxes at their median and may cut a cluster in two")
         max_samples: int = Field(65536, ge=256, le=4_194_304,
                                  description="pixels sampled (seeded) from large images")
         iterations: int = Field(30, ge=1, le=300, description="k-means iterations at most")
