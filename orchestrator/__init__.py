@@ -5,6 +5,7 @@
 
 from graphs.types import register_port_type
 from orchestrator.blocks import Block, In, Out, Params, Resources, block
+from orchestrator.client import AsyncClient, Client
 from orchestrator.context import Context
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.hookspecs import hookimpl
@@ -12,8 +13,10 @@ from orchestrator.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "Block",
     "BlockError",
+    "Client",
     "Context",
     "In",
     "JobCancelled",

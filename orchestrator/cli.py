@@ -22,11 +22,14 @@ from typing import Any
 
 from graphs import Graph, GraphError, GraphValidationError, check_document
 from orchestrator import __version__
+from orchestrator.client import ClientError
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.errors import BlockError, JobError
 
 # modules that add sub-commands: each has register(subparsers)
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "orchestrator.daemon_cli",
+)
 
 
 class CliError(Exception):
@@ -118,17 +121,8 @@ def _apply_overrides(graph: Graph, sets: Sequence[str]) -> None:
         graph.nodes[node_id].params[param] = value
 
 
-def make_model_provider(settings: Settings) -> Any:
-    """The model provider for in-process runs (``None`` until a model registry is installed)."""
-    try:
-        models = importlib.import_module("orchestrator.models")
-    except ImportError:
-        return None
-    factory = getattr(models, "provider_from_settings", None)
-    return factory(settings) if factory is not None else None
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.engine import model_provider
     from orchestrator.executor import LocalExecutor
 
     host = plugin_host(settings)
@@ -138,7 +132,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     out_dir = Path(args.output)
     executor = LocalExecutor(
         host.catalog,
-        models=make_model_provider(settings),
+        models=model_provider(settings),
         outputs_dir=out_dir,
         input_root=settings.input_dir or Path(args.graph).resolve().parent,
         device=settings.resolved_device(),
@@ -257,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    except (GraphValidationError, BlockError, JobError, GraphError, ConfigError) as exc:
+    except (GraphValidationError, BlockError, JobError, GraphError, ConfigError, ClientError) as exc:
         if args.debug:
             traceback.print_exc()
         errors = getattr(exc, "errors", None) or getattr(exc, "problems", None) or [exc]

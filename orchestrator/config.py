@@ -47,6 +47,20 @@ class PluginSettings(BaseModel):
     extra: list[str] = Field(default_factory=list, description="extra plugin modules to import")
 
 
+class Limits(BaseModel):
+    """Bounds on what one request may ask for (each breach is a clear 4xx error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
+    nodes: int = Field(500, ge=1, description="most nodes in a graph")
+    pixels: int = Field(8192 * 8192, ge=64 * 64, description="largest width * height")
+    steps: int = Field(500, ge=1, description="most sampler steps")
+    batch: int = Field(64, ge=1, description="largest batch")
+    queued: int = Field(1000, ge=1, description="most jobs waiting; then 429")
+    attempts: int = Field(3, ge=1, description="runs a job gets before it fails after crashes")
+
+
 class Settings(BaseModel):
     """The effective settings of the CLI and the daemon."""
 
@@ -66,6 +80,9 @@ class Settings(BaseModel):
     token: str | None = Field(None, description="bearer token required by the HTTP API")
     ray_address: str | None = Field(None, description="join this Ray cluster; default: local")
     workers: int = Field(0, ge=0, description="CPU workers when there is no GPU; 0: auto")
+    engine: str = Field("ray", pattern="^(ray|local)$", description="'ray' or 'local' (in-process)")
+    allowed_hosts: list[str] = Field(default_factory=list, description="extra Host header names")
+    limits: Limits = Field(default_factory=lambda: Limits())
 
     @property
     def effective_cache_dir(self) -> Path:

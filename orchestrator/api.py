@@ -1,0 +1,243 @@
+"""The HTTP API (FastAPI). Every error answers ``{"errors": [{type, message, node, field}]}``.
+
+Build it with :func:`create_app`; the daemon serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from graphs import Graph, GraphValidationError, check
+from orchestrator import __version__
+from orchestrator.config import Settings
+from orchestrator.outputs import SAFE_NAME
+from orchestrator.protocol import (
+    BLOCKS,
+    HEALTH,
+    IDEMPOTENCY_HEADER,
+    JOB,
+    JOB_CANCEL,
+    JOB_EVENTS,
+    JOB_OUTPUT,
+    JOBS,
+    METRICS,
+    MODELS,
+    TEMPLATES,
+    JobInfo,
+    JobState,
+    SubmitRequest,
+)
+from orchestrator.security import Guard
+from orchestrator.service import JobService
+from orchestrator.store import IdempotencyConflict
+
+EVENT_POLL_S = 0.1
+HEARTBEAT_S = 10.0
+
+
+def _errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": list(errors)}, status_code=status, headers=headers)
+
+
+def _error(type_: str, message: str, node: str | None = None, field: str | None = None,
+           **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "message": message, "node": node, "field": field, **extra}
+
+
+def check_limits(graph: Graph, settings: Settings) -> list[dict[str, Any]]:
+    """Bounds on node count, image size, steps and batch, each breach naming node and field."""
+    lim = settings.limits
+    problems = []
+    if len(graph.nodes) > lim.nodes:
+        problems.append(_error("limit", f"graph has {len(graph.nodes)} nodes; the limit is {lim.nodes}",
+                               field="nodes", value=len(graph.nodes), bound={"le": lim.nodes}))
+    for node_id, node in graph.nodes.items():
+        p = node.params
+        w, h = p.get("width"), p.get("height")
+        if isinstance(w, int) and isinstance(h, int) and w * h > lim.pixels:
+            problems.append(_error("limit", f"node {node_id!r}: {w}x{h} is over the {lim.pixels}-pixel "
+                                   "limit", node_id, "params.width", value=w * h,
+                                   bound={"le": lim.pixels}))
+        for key, bound in (("steps", lim.steps), ("batch", lim.batch)):
+            v = p.get(key)
+            if isinstance(v, int) and v > bound:
+                problems.append(_error("limit", f"node {node_id!r}: {key} {v} is over the limit "
+                                       f"{bound}", node_id, f"params.{key}", value=v,
+                                       bound={"le": bound}))
+    return problems
+
+
+def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    info = JobInfo(
+        id=job["id"], state=job["state"], priority=job["priority"], kind=job["kind"],
+        name=job["name"], prompt=job["prompt"], attempts=job["attempts"],
+        created_at=job["created_at"], started_at=job["started_at"],
+        finished_at=job["finished_at"], errors=job["errors"], graph=job["graph"],
+        trace=job["trace"], timings=job["timings"],
+        outputs=[{"name": o["name"], "node": o["node"],
+                  "url": JOB_OUTPUT.format(id=job["id"], name=o["name"])} for o in outputs],
+    )
+    return info.model_dump(mode="json")
+
+
+def create_app(service: JobService, settings: Settings, *, models: Any = None) -> Guard:
+    """The FastAPI application for ``service``, behind the security guard (``.app``)."""
+    store = service.store
+    catalog = service.engine.catalog
+    app = FastAPI(title="orchestrator", version=__version__,
+                  description="Local orchestration daemon for generative-image workflows.")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        out = []
+        for e in exc.errors():
+            loc = [str(p) for p in e["loc"] if p != "body"]
+            out.append(_error("request", f"{'.'.join(loc) or 'body'}: {e['msg']}",
+                              field=".".join(loc) or None))
+        return _errors(422, *out)
+
+    @app.post(JOBS, status_code=201)
+    async def submit(body: SubmitRequest, request: Request) -> JSONResponse:
+        if not service.accepting:
+            return _errors(503, _error("unavailable", "the daemon is shutting down"),
+                           headers={"Retry-After": "5"})
+        if (body.graph is None) == (body.prompt is None):
+            return _errors(422, _error("request", "send exactly one of 'graph' and 'prompt'",
+                                       field="graph"))
+        if store.counts()[JobState.QUEUED.value] >= settings.limits.queued:
+            return _errors(429, _error("queue_full", f"{settings.limits.queued} jobs are waiting; "
+                                       "try again later"), headers={"Retry-After": "2"})
+        graph_doc = None
+        if body.graph is not None:
+            try:
+                graph = Graph.from_dict(body.graph)
+            except GraphValidationError as exc:
+                return _errors(422, *[e.to_dict() for e in exc.errors])
+            problems = check_limits(graph, settings)
+            if problems:
+                return _errors(422, *problems)
+            errors = check(graph, catalog)
+            if errors:
+                return _errors(422, *[e.to_dict() for e in errors])
+            graph_doc = graph.to_dict()
+        request_doc = body.model_dump(mode="json")
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not (1 <= len(key) <= 200):
+            return _errors(422, _error("request", "Idempotency-Key must be 1-200 characters",
+                                       field=IDEMPOTENCY_HEADER))
+        body_hash = hashlib.sha256(json.dumps(request_doc, sort_keys=True).encode()).hexdigest()
+        try:
+            job, created = await asyncio.to_thread(
+                store.create, kind="graph" if graph_doc is not None else "prompt",
+                request=request_doc, priority=body.priority, name=body.name, prompt=body.prompt,
+                graph=graph_doc, idempotency_key=key, body_hash=body_hash)
+        except IdempotencyConflict as exc:
+            return _errors(409, exc.to_dict())
+        service.notify()
+        return JSONResponse(_job_info(job, []), status_code=201 if created else 200)
+
+    @app.get(JOBS)
+    async def list_jobs(state: JobState | None = None, limit: int = Query(50, ge=1, le=500),
+                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        jobs = store.list(state.value if state else None, limit, offset)
+        return {"jobs": [_job_info(j, []) for j in jobs], "limit": limit, "offset": offset}
+
+    @app.get(JOB)
+    async def get_job(id: str) -> JSONResponse:
+        job = store.get(id)
+        if job is None:
+            return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
+        return JSONResponse(_job_info(job, store.outputs(id)))
+
+    @app.post(JOB_CANCEL)
+    async def cancel_job(id: str) -> JSONResponse:
+        job = service.cancel(id)
+        if job is None:
+            return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
+        return JSONResponse(_job_info(job, store.outputs(id)))
+
+    @app.get(JOB_EVENTS)
+    async def job_events(id: str, request: Request, after: int = Query(0, ge=0),
+                         format: str = Query("sse", pattern="^(sse|json)$")) -> Any:
+        if store.get(id) is None:
+            return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
+        last = request.headers.get("last-event-id")
+        if last is not None and last.isdigit():
+            after = max(after, int(last))
+        if format == "json":
+            return {"events": store.events_after(id, after)}
+
+        async def stream() -> Any:
+            cursor = after
+            quiet_since = time.monotonic()
+            while True:
+                events = await asyncio.to_thread(store.events_after, id, cursor)
+                for ev in events:
+                    cursor = ev["id"]
+                    yield f"id: {ev['id']}\nevent: {ev['event']}\ndata: {json.dumps(ev)}\n\n"
+                    if ev["event"] == "done":
+                        return
+                if events:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > HEARTBEAT_S:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get(JOB_OUTPUT)
+    async def get_output(id: str, name: str) -> Any:
+        if not SAFE_NAME.match(name):
+            return _errors(400, _error("request", f"bad output name {name!r}", field="name"))
+        match = next((o for o in store.outputs(id) if o["name"] == name), None)
+        root = (service.outputs_root / id).resolve()
+        if match is None:
+            return _errors(404, _error("not_found", f"job {id!r} has no output {name!r}",
+                                       field="name"))
+        path = Path(match["path"]).resolve()
+        if root not in path.parents or not path.is_file():
+            return _errors(404, _error("not_found", f"output {name!r} is gone", field="name"))
+        return FileResponse(path, media_type="image/png", filename=path.name)
+
+    @app.get(BLOCKS)
+    async def blocks() -> list[dict[str, Any]]:
+        return catalog.to_json()
+
+    @app.get(TEMPLATES)
+    async def templates() -> list[dict[str, Any]]:
+        from graphs import builtin_templates
+
+        return [{**t.summary(), "graph": t.graph.to_dict()} for t in builtin_templates()]
+
+    @app.get(MODELS)
+    async def list_models() -> list[dict[str, Any]]:
+        describe = getattr(models, "describe", None)
+        return describe() if callable(describe) else []
+
+    @app.get(HEALTH)
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "accepting": service.accepting, "version": __version__,
+                "pid": os.getpid(), "uptime_s": round(time.time() - service.started_at, 1)}
+
+    @app.get(METRICS)
+    async def metrics() -> dict[str, Any]:
+        counts = store.counts()
+        return {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
+                "jobs": counts, "engine": service.engine.stats()}
+
+    return Guard(app, bind_host=settings.host, token=settings.token,  # type: ignore[arg-type]
+                 allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes)

@@ -1,0 +1,415 @@
+"""Python clients for the daemon: :class:`Client` (sync) and :class:`AsyncClient`.
+
+Light: httpx and pydantic only, no Ray or torch. The daemon's address comes from the
+argument, ``$ORCHESTRATOR_URL``, or the ``daemon.json`` of the state directory; the token
+from the argument or ``$ORCHESTRATOR_TOKEN``.
+
+    from orchestrator import Client
+
+    with Client() as client:
+        job = client.submit(graph=my_graph, priority=5)
+        for event in job.events():
+            print(event["event"], event.get("node"), event.get("step"))
+        job.save("outputs")
+
+HTTP errors become :class:`ClientError` subclasses carrying the daemon's structured error
+dicts (``.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from orchestrator.protocol import (
+    BLOCKS,
+    FINAL_STATES,
+    HEALTH,
+    IDEMPOTENCY_HEADER,
+    JOB,
+    JOB_CANCEL,
+    JOB_EVENTS,
+    JOB_OUTPUT,
+    JOBS,
+    METRICS,
+    MODELS,
+    TEMPLATES,
+    TOKEN_ENV,
+    URL_ENV,
+)
+
+
+class ClientError(Exception):
+    """The daemon answered with an error: ``status`` and the structured ``errors``."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]], retry_after: float | None = None):
+        self.status = status
+        self.errors = errors
+        self.retry_after = retry_after
+        first = errors[0]["message"] if errors else f"HTTP {status}"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{status}: {first}{more}")
+
+
+class BadRequest(ClientError):
+    """400/413/422: the request or its graph is invalid (``errors`` says where)."""
+
+
+class Unauthorized(ClientError):
+    """401: missing or wrong token."""
+
+
+class Forbidden(ClientError):
+    """403/421: refused by the Host/Origin checks."""
+
+
+class NotFound(ClientError):
+    """404: no such job or output."""
+
+
+class Conflict(ClientError):
+    """409: the Idempotency-Key was used with a different body."""
+
+
+class Unavailable(ClientError):
+    """429/503: the queue is full or the daemon is stopping; see ``retry_after``."""
+
+
+class ConnectionFailed(ClientError):
+    """The daemon could not be reached."""
+
+
+_BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+              413: BadRequest, 421: Forbidden, 422: BadRequest, 429: Unavailable, 503: Unavailable}
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        errors = resp.json().get("errors") or []
+    except (ValueError, AttributeError):
+        errors = [{"type": "http", "message": resp.text[:500] or resp.reason_phrase,
+                   "node": None, "field": None}]
+    retry = resp.headers.get("retry-after")
+    cls = _BY_STATUS.get(resp.status_code, ClientError)
+    raise cls(resp.status_code, errors, float(retry) if retry and retry.isdigit() else None)
+
+
+def resolve_url(url: str | None, state_dir: str | Path | None = None) -> str:
+    """The daemon URL: argument, ``$ORCHESTRATOR_URL``, or the state directory's daemon.json."""
+    if url:
+        return url.rstrip("/")
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV].rstrip("/")
+    state = Path(state_dir or os.environ.get("ORCHESTRATOR_STATE_DIR")
+                 or os.path.expanduser("~/.local/state/orchestrator"))
+    try:
+        return str(json.loads((state / "daemon.json").read_text())["url"]).rstrip("/")
+    except (OSError, ValueError, KeyError):
+        raise ConnectionFailed(0, [{"type": "connection", "node": None, "field": None,
+                                    "message": f"no daemon running for state directory {state} "
+                                               "(start one: orchestrator daemon start)"}]) from None
+
+
+def submit_body(prompt: str | None, graph: Any, priority: int, agent: dict[str, Any] | None,
+                name: str | None) -> dict[str, Any]:
+    if (prompt is None) == (graph is None):
+        raise ValueError("submit needs exactly one of prompt= and graph=")
+    if graph is not None and hasattr(graph, "to_dict"):
+        graph = graph.to_dict()
+    body: dict[str, Any] = {"priority": priority}
+    if prompt is not None:
+        body["prompt"] = prompt
+    else:
+        body["graph"] = graph
+    if agent:
+        body["agent"] = agent
+    if name:
+        body["name"] = name
+    return body
+
+
+class SSEParser:
+    """Feeds server-sent-event lines; yields each complete event's decoded data."""
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+        self.last_id: int = 0
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if line == "":
+            if not self.data:
+                return None
+            event = json.loads("\n".join(self.data))
+            self.data = []
+            self.last_id = int(event.get("id", self.last_id))
+            return event  # type: ignore[no-any-return]
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        if field == "data":
+            self.data.append(value[1:] if value.startswith(" ") else value)
+        return None
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    token = token or os.environ.get(TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class JobResult:
+    """A finished job's info and its output images (PIL) by name."""
+
+    def __init__(self, info: dict[str, Any], images: dict[str, Any]) -> None:
+        self.info = info
+        self.images = images
+
+    @property
+    def state(self) -> str:
+        return str(self.info["state"])
+
+
+class Job:
+    """A handle on one job of a :class:`Client`."""
+
+    def __init__(self, client: Client, info: dict[str, Any]) -> None:
+        self.client = client
+        self.id: str = info["id"]
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, state={self.info.get('state')!r})"
+
+    def status(self) -> dict[str, Any]:
+        self.info = self.client._get(JOB.format(id=self.id))
+        return self.info
+
+    def cancel(self) -> dict[str, Any]:
+        self.info = self.client._post(JOB_CANCEL.format(id=self.id))
+        return self.info
+
+    def events(self, after: int = 0, reconnects: int = 5) -> Iterator[dict[str, Any]]:
+        """Stream events until ``done``; reconnects resume from the last event id."""
+        parser = SSEParser()
+        parser.last_id = after
+        failures = 0
+        while True:
+            try:
+                with self.client._http.stream(
+                    "GET", JOB_EVENTS.format(id=self.id), timeout=httpx.Timeout(30, read=None),
+                    headers={"Last-Event-ID": str(parser.last_id)},
+                ) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        _raise_for(resp)
+                    for line in resp.iter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            failures = 0
+                            yield event
+                            if event["event"] == "done":
+                                return
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                failures += 1
+                if failures > reconnects:
+                    raise
+                time.sleep(min(2.0, 0.2 * failures))
+
+    def wait(self, timeout: float | None = None, poll: float = 0.25) -> dict[str, Any]:
+        """Block until the job is final (or ``TimeoutError``); returns its info."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.status()
+            if info["state"] in FINAL_STATES:
+                return info
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still {info['state']} after {timeout}s")
+            time.sleep(poll)
+
+    def result(self, timeout: float | None = None) -> JobResult:
+        """Wait, then fetch every output image as a PIL image."""
+        from PIL import Image
+
+        info = self.wait(timeout)
+        images = {}
+        for out in info.get("outputs", []):
+            data = self.client._raw(JOB_OUTPUT.format(id=self.id, name=out["name"]))
+            images[out["name"]] = Image.open(io.BytesIO(data))
+        return JobResult(info, images)
+
+    def save(self, directory: str | Path, timeout: float | None = None) -> list[Path]:
+        """Wait, then write every output into ``directory``; returns the paths."""
+        info = self.wait(timeout)
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for out in info.get("outputs", []):
+            path = d / f"{out['name']}.png"
+            path.write_bytes(self.client._raw(JOB_OUTPUT.format(id=self.id, name=out["name"])))
+            paths.append(path)
+        return paths
+
+
+class Client:
+    """Synchronous client. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 30.0,
+                 state_dir: str | Path | None = None) -> None:
+        self.url = resolve_url(url, state_dir)
+        self._http = httpx.Client(base_url=self.url, headers=_headers(token), timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(0, [{"type": "connection", "message": f"{self.url}: {exc}",
+                                        "node": None, "field": None}]) from exc
+        _raise_for(resp)
+        return resp
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def _post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self._request("POST", path, json=body, headers=headers).json()
+
+    def _raw(self, path: str) -> bytes:
+        return self._request("GET", path).content
+
+    def submit(self, prompt: str | None = None, graph: Any = None, *, priority: int = 0,
+               idempotency_key: str | None = None, agent: dict[str, Any] | None = None,
+               name: str | None = None) -> Job:
+        """Submit a prompt or a graph (a ``graphs.Graph`` or its dict); returns its :class:`Job`."""
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        info = self._post(JOBS, submit_body(prompt, graph, priority, agent, name), headers)
+        return Job(self, info)
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, self._get(JOB.format(id=job_id)))
+
+    def jobs(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return list(self._get(JOBS, state=state, limit=limit, offset=offset)["jobs"])
+
+    def blocks(self) -> list[dict[str, Any]]:
+        return list(self._get(BLOCKS))
+
+    def templates(self) -> list[dict[str, Any]]:
+        return list(self._get(TEMPLATES))
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._get(MODELS))
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._get(HEALTH))
+
+    def metrics(self) -> dict[str, Any]:
+        return dict(self._get(METRICS))
+
+
+class AsyncJob:
+    """A handle on one job of an :class:`AsyncClient`."""
+
+    def __init__(self, client: AsyncClient, info: dict[str, Any]) -> None:
+        self.client = client
+        self.id: str = info["id"]
+        self.info = info
+
+    async def status(self) -> dict[str, Any]:
+        self.info = await self.client._get(JOB.format(id=self.id))
+        return self.info
+
+    async def cancel(self) -> dict[str, Any]:
+        self.info = await self.client._post(JOB_CANCEL.format(id=self.id))
+        return self.info
+
+    async def events(self, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        parser = SSEParser()
+        parser.last_id = after
+        async with self.client._http.stream(
+            "GET", JOB_EVENTS.format(id=self.id), timeout=httpx.Timeout(30, read=None),
+            headers={"Last-Event-ID": str(after)},
+        ) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                _raise_for(resp)
+            async for line in resp.aiter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    yield event
+                    if event["event"] == "done":
+                        return
+
+    async def wait(self, timeout: float | None = None, poll: float = 0.25) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = await self.status()
+            if info["state"] in FINAL_STATES:
+                return info
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still {info['state']} after {timeout}s")
+            await asyncio.sleep(poll)
+
+
+class AsyncClient:
+    """Asynchronous client (``async with AsyncClient() as c: job = await c.submit(...)``)."""
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 30.0,
+                 state_dir: str | Path | None = None) -> None:
+        self.url = resolve_url(url, state_dir)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token), timeout=timeout)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = await self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(0, [{"type": "connection", "message": f"{self.url}: {exc}",
+                                        "node": None, "field": None}]) from exc
+        _raise_for(resp)
+        return resp
+
+    async def _get(self, path: str, **params: Any) -> Any:
+        resp = await self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
+        return resp.json()
+
+    async def _post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return (await self._request("POST", path, json=body, headers=headers)).json()
+
+    async def submit(self, prompt: str | None = None, graph: Any = None, *, priority: int = 0,
+                     idempotency_key: str | None = None, agent: dict[str, Any] | None = None,
+                     name: str | None = None) -> AsyncJob:
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        info = await self._post(JOBS, submit_body(prompt, graph, priority, agent, name), headers)
+        return AsyncJob(self, info)
+
+    async def jobs(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return list((await self._get(JOBS, state=state, limit=limit, offset=offset))["jobs"])
+
+    async def health(self) -> dict[str, Any]:
+        return dict(await self._get(HEALTH))

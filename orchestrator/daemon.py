@@ -1,0 +1,179 @@
+"""The daemon process: wire plugins, engine, store, planner and HTTP API; serve; stop cleanly.
+
+The state directory holds ``jobs.db`` (the SQLite store), ``outputs/<job>/``, ``cache/``
+(models), ``logs/daemon.log`` and, while the daemon runs, ``daemon.json`` (pid, url).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import ConfigError, Settings
+from orchestrator.engine import Engine, LocalEngine
+from orchestrator.security import is_loopback
+from orchestrator.service import JobService, Planner
+from orchestrator.store import JobStore
+
+log = logging.getLogger("orchestrator.daemon")
+
+INFO_FILE = "daemon.json"
+
+
+def info_path(settings: Settings) -> Path:
+    return settings.state_dir / INFO_FILE
+
+
+def read_info(settings: Settings) -> dict[str, Any] | None:
+    """The running daemon's ``daemon.json`` (pid, url), or None when there is none."""
+    try:
+        return json.loads(info_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without a token."""
+    if not is_loopback(settings.host) and not settings.token:
+        raise ConfigError(
+            f"refusing to listen on {settings.host!r} without a token: set token in the config, "
+            "ORCHESTRATOR_TOKEN or --token (or bind 127.0.0.1)"
+        )
+
+
+def make_engine(settings: Settings, host: Any) -> Engine:
+    """The Ray engine by default, the in-process one with ``engine = "local"``."""
+    if settings.engine == "local":
+        return LocalEngine(host.catalog, settings)
+    try:
+        module = importlib.import_module("orchestrator.ray_engine")
+    except ImportError:
+        log.warning("the Ray engine is not installed; running jobs in-process")
+        return LocalEngine(host.catalog, settings)
+    return module.RayEngine(host.catalog, settings)  # type: ignore[no-any-return]
+
+
+def make_planner(settings: Settings, host: Any) -> Planner | None:
+    """The agent's planner for prompt jobs, when the agents package provides one."""
+    try:
+        module = importlib.import_module("agents.daemon")
+    except ImportError:
+        return None
+    return module.make_planner(settings, host)  # type: ignore[no-any-return]
+
+
+def _write_info(settings: Settings, data: dict[str, Any]) -> None:
+    path = info_path(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def serve(settings: Settings) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    import uvicorn
+
+    from orchestrator.api import create_app
+    from orchestrator.cli import plugin_host
+
+    check_exposure(settings)
+    state = settings.state_dir
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    existing = read_info(settings)
+    if existing and existing.get("pid") != os.getpid() and pid_alive(int(existing["pid"])):
+        raise ConfigError(f"a daemon (pid {existing['pid']}) already runs on this state "
+                          f"directory at {existing.get('url')}")
+    host = plugin_host(settings)
+    for p in host.problems:
+        log.warning("plugin problem: %s", p.message)
+    engine = make_engine(settings, host)
+    store = JobStore(state / "jobs.db")
+    service = JobService(store, engine, outputs_root=state / "outputs",
+                         planner=make_planner(settings, host), max_attempts=settings.limits.attempts)
+    app = create_app(service, settings, models=getattr(engine, "models", None))
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    port = sock.getsockname()[1]
+    url_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
+    url = f"http://{url_host}:{port}"
+
+    service.start()
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
+                            access_log=False)
+    server = uvicorn.Server(config)
+    _write_info(settings, {"pid": os.getpid(), "url": url, "host": settings.host, "port": port,
+                           "started_at": time.time(), "engine": type(engine).__name__})
+    print(f"orchestrator daemon listening on {url} (state: {state})", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        log.info("stopping: letting running nodes reach a step boundary")
+        service.stop()
+        store.close()
+        info = read_info(settings)
+        if info and info.get("pid") == os.getpid():
+            info_path(settings).unlink(missing_ok=True)
+    return 0
+
+
+def start_detached(settings: Settings, argv: list[str], timeout: float = 180.0) -> dict[str, Any]:
+    """Start ``orchestrator daemon start`` (without ``--detach``) in the background; wait for it."""
+    log_path = settings.state_dir / "logs" / "daemon.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", *argv], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    (settings.state_dir / "daemon.pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read_info(settings)
+        if info and info.get("pid") == proc.pid:
+            return info
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise ConfigError(f"the daemon exited with status {proc.returncode}; log {log_path}:\n{tail}")
+        time.sleep(0.2)
+    raise ConfigError(f"the daemon did not come up within {timeout:.0f}s; see {log_path}")
+
+
+def stop(settings: Settings, timeout: float = 60.0) -> bool:
+    """SIGTERM the running daemon and wait for it to exit; False if none was running."""
+    info = read_info(settings)
+    if not info or not pid_alive(int(info["pid"])):
+        info_path(settings).unlink(missing_ok=True)
+        return False
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        try:  # reap it when it is our child
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    raise ConfigError(f"daemon pid {pid} did not stop within {timeout:.0f}s")

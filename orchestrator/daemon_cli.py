@@ -1,0 +1,203 @@
+"""CLI commands that talk to (or run) the daemon: ``daemon``, ``submit``, ``jobs``, ``cancel``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Settings
+
+
+def _client(args: argparse.Namespace, settings: Settings) -> Any:
+    from orchestrator.client import Client
+
+    return Client(getattr(args, "url", None), token=settings.token, state_dir=settings.state_dir)
+
+
+def _apply_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    updates: dict[str, Any] = {}
+    for flag in ("host", "port", "token", "ray_address", "engine", "workers"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            updates[flag] = value
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def cmd_daemon_start(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import daemon
+
+    settings = _apply_flags(args, settings)
+    daemon.check_exposure(settings)
+    if args.detach:
+        argv = ["--state-dir", str(settings.state_dir)]
+        if args.config:
+            argv += ["--config", args.config]
+        argv += ["daemon", "start"]
+        for flag in ("host", "port", "token", "ray_address", "engine", "workers"):
+            value = getattr(args, flag, None)
+            if value is not None:
+                argv += [f"--{flag.replace('_', '-')}", str(value)]
+        info = daemon.start_detached(settings, argv)
+        print(f"daemon started (pid {info['pid']}) at {info['url']}")
+        return 0
+    return daemon.serve(settings)
+
+
+def cmd_daemon_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import daemon
+
+    if daemon.stop(settings, timeout=args.timeout):
+        print("daemon stopped")
+        return 0
+    print("no daemon is running", file=sys.stderr)
+    return 1
+
+
+def cmd_daemon_status(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import daemon
+    from orchestrator.client import ClientError
+
+    info = daemon.read_info(settings)
+    if not info or not daemon.pid_alive(int(info["pid"])):
+        print("not running")
+        return 1
+    try:
+        with _client(args, settings) as client:
+            status = {"pid": info["pid"], "url": info["url"], **client.health(),
+                      "metrics": client.metrics()}
+    except ClientError as exc:
+        print(f"pid {info['pid']} at {info['url']} does not answer: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2))
+    return 0
+
+
+class Progress:
+    """A one-line progress display on stderr fed by job events."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def show(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind in ("step", "tile"):
+            total = max(1, int(event.get("total") or 1))
+            step = int(event.get("step") or 0)
+            filled = int(20 * step / total)
+            line = f"{event.get('node')} {kind} {step}/{total} [{'#' * filled}{'.' * (20 - filled)}]"
+            if self.tty:
+                self.stream.write(f"\r{line:<70}")
+                self.stream.flush()
+            elif step == total:
+                print(line, file=self.stream)
+            return
+        if self.tty:
+            self.stream.write("\r" + " " * 70 + "\r")
+        if kind == "node_started":
+            print(f"{event['node']} ({event.get('block')}) ...", file=self.stream)
+        elif kind == "done":
+            print(f"job {event['state']}", file=self.stream)
+        elif kind in ("queued", "planning", "running", "planned"):
+            print(kind, file=self.stream)
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from graphs import Graph
+    from orchestrator.cli import CliError
+
+    if (args.prompt is None) == (args.graph is None):
+        raise CliError("give a prompt or --graph FILE (not both)", code=2)
+    graph = None
+    if args.graph:
+        path = Path(args.graph)
+        if not path.is_file():
+            raise CliError(f"{args.graph}: no such file")
+        graph = Graph.from_json(path.read_text()).to_dict()
+    agent = {"llm": args.llm} if args.llm else None
+    with _client(args, settings) as client:
+        job = client.submit(prompt=args.prompt, graph=graph, priority=args.priority,
+                            idempotency_key=args.idempotency_key, agent=agent)
+        print(job.id)
+        if not (args.wait or args.output):
+            return 0
+        progress = Progress()
+        for event in job.events():
+            if not args.quiet:
+                progress.show(event)
+        info = job.status()
+        if info["state"] != "succeeded":
+            for e in info["errors"]:
+                print(f"  [{e['type']}] {e['message']}", file=sys.stderr)
+            return 1
+        if args.output:
+            for path in job.save(args.output):
+                print(path)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(args, settings) as client:
+        jobs = client.jobs(state=args.state, limit=args.limit)
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return 0
+    for j in jobs:
+        what = j["prompt"] or j["name"] or f"graph ({len((j['graph'] or {}).get('nodes', {}))} nodes)"
+        print(f"{j['id']}  {j['state']:<10} p{j['priority']:<4} {what[:60]}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(args, settings) as client:
+        info = client.job(args.id).cancel()
+    print(f"{info['id']} {info['state']}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("daemon", help="run or control the daemon")
+    dsub = p.add_subparsers(dest="daemon_command", metavar="ACTION")
+    s = dsub.add_parser("start", help="start the daemon (foreground unless --detach)")
+    s.add_argument("--detach", action="store_true", help="run in the background, log to the state dir")
+    s.add_argument("--host", help="bind address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (0: any free port)")
+    s.add_argument("--token", help="require this bearer token")
+    s.add_argument("--ray-address", dest="ray_address", help="join this Ray cluster")
+    s.add_argument("--engine", choices=["ray", "local"], help="run jobs on Ray or in-process")
+    s.add_argument("--workers", type=int, help="CPU workers where there is no GPU")
+    s.set_defaults(handler=cmd_daemon_start)
+    s = dsub.add_parser("stop", help="stop the daemon gracefully")
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.set_defaults(handler=cmd_daemon_stop)
+    s = dsub.add_parser("status", help="is it running, and what is it doing")
+    s.add_argument("--url", help="daemon URL (default: from the state directory)")
+    s.set_defaults(handler=cmd_daemon_status)
+
+    p = sub.add_parser("submit", help="submit a prompt or a graph to the daemon")
+    p.add_argument("prompt", nargs="?", help="a text prompt")
+    p.add_argument("--graph", metavar="FILE", help="a graph JSON file instead of a prompt")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--idempotency-key", dest="idempotency_key")
+    p.add_argument("--llm", help="litellm model string for the agent")
+    p.add_argument("--wait", action="store_true", help="follow progress until the job ends")
+    p.add_argument("-o", "--output", metavar="DIR", help="wait, then save the outputs here")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--url", help="daemon URL (default: from the state directory)")
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("jobs", help="list jobs")
+    p.add_argument("--state", choices=["queued", "planning", "running", "succeeded", "failed",
+                                       "cancelled"])
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--url")
+    p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("cancel", help="cancel a job")
+    p.add_argument("id")
+    p.add_argument("--url")
+    p.set_defaults(handler=cmd_cancel)

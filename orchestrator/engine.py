@@ -1,0 +1,101 @@
+"""Engines: what the daemon's job service runs compiled graphs on.
+
+An engine takes a compiled graph and runs it to a :class:`~orchestrator.executor.RunResult`,
+reporting events and honouring cancellation. :class:`LocalEngine` runs in this process
+(the reference executor); the Ray scheduler is the engine for GPUs and clusters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.cache import ResultCache
+from orchestrator.catalog import Catalog
+from orchestrator.compile import CompiledGraph
+from orchestrator.config import Settings
+from orchestrator.context import ModelProvider
+from orchestrator.executor import LocalExecutor, RunResult
+
+EventFn = Callable[[dict[str, Any]], None]
+
+
+class Engine(Protocol):
+    """Runs compiled graphs for the job service."""
+
+    catalog: Catalog
+    capacity: int  # how many jobs it runs at once
+
+    def run(
+        self,
+        compiled: CompiledGraph,
+        *,
+        job: str,
+        priority: int,
+        outputs_dir: Path,
+        on_event: EventFn,
+        is_cancelled: Callable[[], bool],
+    ) -> RunResult: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def shutdown(self) -> None: ...
+
+
+def model_provider(settings: Settings) -> ModelProvider | None:
+    """The model provider for in-process runs, from ``orchestrator.models`` when installed."""
+    try:
+        models = importlib.import_module("orchestrator.models")
+    except ImportError:
+        return None
+    factory = getattr(models, "provider_from_settings", None)
+    return factory(settings) if factory is not None else None
+
+
+class LocalEngine:
+    """Runs one job at a time in this process with the reference executor."""
+
+    capacity = 1
+
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.models = model_provider(settings)
+        self.cache = ResultCache(max_entries=128)
+        self._lock = threading.Lock()
+        self.nodes_run = 0
+
+    def run(
+        self,
+        compiled: CompiledGraph,
+        *,
+        job: str,
+        priority: int,
+        outputs_dir: Path,
+        on_event: EventFn,
+        is_cancelled: Callable[[], bool],
+    ) -> RunResult:
+        executor = LocalExecutor(
+            self.catalog, models=self.models, outputs_dir=outputs_dir,
+            input_root=self.settings.input_dir, confine_inputs=self.settings.input_dir is not None,
+            cache=self.cache, device=self.settings.resolved_device(),
+        )
+        with self._lock:
+            result = executor.run(compiled, job=job, on_event=on_event, is_cancelled=is_cancelled)
+            self.nodes_run += len(result.timings)
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"engine": "local", "nodes_run": self.nodes_run,
+                               "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                               "cache_entries": len(self.cache)}
+        stats = getattr(self.models, "stats", None)
+        if callable(stats):
+            out["models"] = stats()
+        return out
+
+    def shutdown(self) -> None:
+        return None

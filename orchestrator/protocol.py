@@ -1,0 +1,91 @@
+"""The contract between the daemon and its clients: job states, request shapes, routes.
+
+Kept small and free of heavy imports so the client can use it without Ray or torch.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobState(str, enum.Enum):
+    """Where a job is. ``queued -> planning -> running -> succeeded | failed | cancelled``."""
+
+    QUEUED = "queued"  # accepted and on disk, waiting for a worker slot
+    PLANNING = "planning"  # the agent is building a graph for the prompt
+    RUNNING = "running"  # the graph is executing
+    SUCCEEDED = "succeeded"  # finished; outputs are recorded
+    FAILED = "failed"  # finished with errors (structured, in ``errors``)
+    CANCELLED = "cancelled"  # cancelled by a user before it finished
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+FINAL_STATES = frozenset(s.value for s in JobState if s.final)
+
+
+class AgentOptions(BaseModel):
+    """How the agent plans a prompt job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str | None = Field(None, description="litellm model string; None: the offline planner")
+    rounds: int = Field(3, ge=0, le=10, description="critic/repair rounds")
+    width: int | None = Field(None, ge=64, le=16384, description="wanted width in pixels")
+    height: int | None = Field(None, ge=64, le=16384, description="wanted height in pixels")
+    seed: int | None = Field(None, ge=0, description="seed for the planned graph")
+    template: str | None = Field(None, description="force this template")
+
+
+class SubmitRequest(BaseModel):
+    """``POST /jobs``: exactly one of ``graph`` and ``prompt``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: dict[str, Any] | None = Field(None, description="a graph in the orchestrator.graph/1 format")
+    prompt: str | None = Field(None, min_length=1, max_length=4000, description="a text prompt")
+    agent: AgentOptions = Field(default_factory=AgentOptions)
+    priority: int = Field(0, ge=-100, le=100, description="higher runs first")
+    name: str | None = Field(None, max_length=200, description="a label for the job")
+
+
+class JobInfo(BaseModel):
+    """What ``GET /jobs/{id}`` answers."""
+
+    id: str
+    state: JobState
+    priority: int
+    kind: str  # "graph" or "prompt"
+    name: str | None = None
+    prompt: str | None = None
+    attempts: int = 0
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    graph: dict[str, Any] | None = None  # the graph actually run
+    trace: list[dict[str, Any]] = Field(default_factory=list)  # the agent's rounds
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+# Routes (the client builds URLs from these)
+JOBS = "/jobs"
+JOB = "/jobs/{id}"
+JOB_CANCEL = "/jobs/{id}/cancel"
+JOB_EVENTS = "/jobs/{id}/events"
+JOB_OUTPUT = "/jobs/{id}/outputs/{name}"
+BLOCKS = "/blocks"
+MODELS = "/models"
+TEMPLATES = "/templates"
+HEALTH = "/health"
+METRICS = "/metrics"
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+TOKEN_ENV = "ORCHESTRATOR_TOKEN"
+URL_ENV = "ORCHESTRATOR_URL"

@@ -1,0 +1,196 @@
+"""The job service: takes queued jobs from the store, plans prompts, runs graphs.
+
+It owns no state a restart needs: everything is in the :class:`~orchestrator.store.JobStore`.
+A job walks ``queued -> planning -> running -> succeeded | failed | cancelled``; a
+graceful stop interrupts running jobs at their next step boundary and puts them back in
+the queue without counting the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from graphs import Graph, GraphError, GraphValidationError
+from orchestrator.compile import compile_graph
+from orchestrator.engine import Engine
+from orchestrator.errors import BlockError, JobCancelled, JobError
+from orchestrator.protocol import JobState
+from orchestrator.store import JobStore
+
+log = logging.getLogger("orchestrator.service")
+
+# planner(prompt, options) -> (graph dict, trace list); raises an error with to_dict() on failure
+Planner = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
+
+STEP_EVENT_INTERVAL = 0.1  # at most ~10 step events a second per node reach the store
+
+
+class _Interrupted(Exception):
+    """The service is stopping: the job goes back to the queue."""
+
+
+class JobService:
+    """Runs jobs from ``store`` on ``engine``, up to ``engine.capacity`` at once."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        engine: Engine,
+        *,
+        outputs_root: Path,
+        planner: Planner | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.outputs_root = Path(outputs_root)
+        self.planner = planner
+        self.max_attempts = max_attempts
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._cancelled: set[str] = set()
+        self._running: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, engine.capacity),
+                                        thread_name_prefix="job")
+        self._dispatcher: threading.Thread | None = None
+        self._slots = threading.Semaphore(max(1, engine.capacity))
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        requeued, failed = self.store.recover(self.max_attempts)
+        if requeued or failed:
+            log.warning("recovered after restart: %d re-queued, %d failed", len(requeued), len(failed))
+        self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+        self._dispatcher.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking jobs; running ones stop at a step boundary and are re-queued."""
+        self._stopping.set()
+        self.notify()
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.engine.shutdown()
+
+    @property
+    def accepting(self) -> bool:
+        return not self._stopping.is_set()
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        job = self.store.request_cancel(job_id)
+        if job is not None and not JobState(job["state"]).final:
+            self._cancelled.add(job_id)
+        return job
+
+    def running(self) -> dict[str, float]:
+        return dict(self._running)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue
+            job = None
+            try:
+                job = self.store.claim_next()
+            except Exception:
+                log.exception("claiming a job failed")
+            if job is None:
+                self._slots.release()
+                with self._wake:
+                    self._wake.wait(timeout=0.5)
+                continue
+            self._running[job["id"]] = time.time()
+            self._pool.submit(self._run_guarded, job)
+
+    def _run_guarded(self, job: dict[str, Any]) -> None:
+        try:
+            self._run(job)
+        except Exception as exc:
+            log.exception("job %s crashed the service runner", job["id"])
+            self.store.finish(job["id"], JobState.FAILED, errors=[{
+                "type": "internal", "message": f"{type(exc).__name__}: {exc}", "node": None,
+                "field": None}])
+        finally:
+            self._running.pop(job["id"], None)
+            self._cancelled.discard(job["id"])
+            self._slots.release()
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        return job_id in self._cancelled or self._stopping.is_set()
+
+    def _run(self, job: dict[str, Any]) -> None:
+        job_id = job["id"]
+        try:
+            graph_doc = job["graph"]
+            if graph_doc is None:
+                graph_doc = self._plan(job)
+            graph = Graph.from_dict(graph_doc)
+            compiled = compile_graph(graph, self.engine.catalog)
+            if job["state"] == JobState.PLANNING.value:
+                self.store.update(job_id, state=JobState.RUNNING)
+                self.store.add_event(job_id, {"event": "running"})
+            out_dir = self.outputs_root / job_id
+            result = self.engine.run(
+                compiled, job=job_id, priority=job["priority"], outputs_dir=out_dir,
+                on_event=self._event_sink(job_id), is_cancelled=lambda: self._is_cancelled(job_id),
+            )
+        except (JobCancelled, JobError, BlockError) as exc:
+            if self._stopping.is_set() and job_id not in self._cancelled \
+                    and not self.store.cancel_requested(job_id):
+                self.store.requeue(job_id, count_attempt=False)
+                return
+            if isinstance(exc, JobCancelled) or getattr(exc, "type", "") == "cancelled":
+                self.store.finish(job_id, JobState.CANCELLED)
+                return
+            self.store.finish(job_id, JobState.FAILED, errors=[exc.to_dict()])
+            return
+        except GraphValidationError as exc:
+            self.store.finish(job_id, JobState.FAILED, errors=[e.to_dict() for e in exc.errors])
+            return
+        except GraphError as exc:
+            self.store.finish(job_id, JobState.FAILED, errors=[exc.to_dict()])
+            return
+        for f in result.files:
+            if f.get("path"):
+                self.store.add_output(job_id, f["name"], f["node"], f["path"])
+        self.store.finish(job_id, JobState.SUCCEEDED, timings=result.timings)
+
+    def _plan(self, job: dict[str, Any]) -> dict[str, Any]:
+        if self.planner is None:
+            raise JobError("this daemon has no planner for prompt jobs; submit a graph",
+                           type="planning", field="prompt")
+        options = dict(job["request"].get("agent") or {})
+        graph_doc, trace = self.planner(job["prompt"], options)
+        self.store.update(job_id := job["id"], graph=graph_doc, trace=trace)
+        self.store.add_event(job_id, {"event": "planned", "rounds": len(trace)})
+        return graph_doc
+
+    def _event_sink(self, job_id: str) -> Callable[[dict[str, Any]], None]:
+        last_step: dict[str, float] = {}
+
+        def sink(event: dict[str, Any]) -> None:
+            event = {k: v for k, v in event.items() if k != "preview"}
+            if event.get("event") in ("step", "tile"):
+                key = f"{event.get('node')}:{event['event']}"
+                now = time.monotonic()
+                final = event.get("step") == event.get("total")
+                if not final and now - last_step.get(key, 0.0) < STEP_EVENT_INTERVAL:
+                    return
+                last_step[key] = now
+            self.store.add_event(job_id, event)
+
+        return sink
