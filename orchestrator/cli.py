@@ -255,12 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         errors = getattr(exc, "errors", None) or getattr(exc, "problems", None) or [exc]
+        dicts = [e if isinstance(e, dict) else e.to_dict() for e in errors]
         print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):
-            _print_json({"errors": [e.to_dict() for e in errors]})
-        else:
-            for e in errors if len(errors) > 1 else []:
-                print(f"  [{e.type}] {e.message}", file=sys.stderr)
+            _print_json({"errors": dicts})
+        elif len(dicts) > 1:
+            for d in dicts:
+                print(f"  [{d['type']}] {d['message']}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

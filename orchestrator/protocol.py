@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Where a job is. ``queued -> planning -> running -> succeeded | failed | cancelled``."""
 
     QUEUED = "queued"  # accepted and on disk, waiting for a worker slot
