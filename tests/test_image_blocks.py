@@ -468,3 +468,16 @@ def test_edges_through_the_executor(catalog):
     assert edges.shape == (1, 16, 24, 3)
     assert np.flatnonzero(edges[0, 8, :, 0]).tolist() in ([7], [8])
     assert outputs["lines"]["image"].shape == (1, 16, 24, 3)
+
+
+def test_every_image_block_is_registered_and_documents_its_params(catalog):
+    ids = {k for k in catalog if k.startswith("image.")}
+    assert {"image.load", "image.load_mask", "image.save", "image.solid", "image.grayscale",
+            "image.resize", "image.crop", "image.pad", "image.blend", "image.palette_extract",
+            "image.palette_apply", "image.canny", "image.sketch", "image.tile_split",
+            "image.tile_merge", "image.mask_grow", "image.mask_resize"} <= ids
+    for block_id in ids:
+        spec = catalog[block_id]
+        assert spec.version == "1.0.0" and spec.description
+        for name, prop in spec.params_schema().get("properties", {}).items():
+            assert prop.get("description"), f"{block_id} param {name!r} has no description"

@@ -52,6 +52,7 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, itera
     lowers the cost most), then runs Lloyd's iterations until the labels settle.
     """
     tries = 2 + int(np.log(k))
+    sq = (x**2).sum(axis=1)
     centres = [x[rng.choice(len(x), p=w / w.sum())]]
     d2 = ((x - centres[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
@@ -60,7 +61,8 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, itera
             centres.append(x[np.argmax(d2)])
             continue
         picks = rng.choice(len(x), size=tries, p=p / p.sum())
-        options = np.minimum(d2, ((x[None] - x[picks][:, None]) ** 2).sum(axis=2))
+        to_picks = sq[None] - 2.0 * (x[picks] @ x.T) + sq[picks][:, None]
+        options = np.minimum(d2, np.maximum(to_picks, 0.0))
         best = int(np.argmin(options @ w))
         centres.append(x[picks[best]])
         d2 = options[best]
@@ -71,8 +73,7 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, itera
         if labels is not None and np.array_equal(new, labels):
             break
         labels = new
-        sums = np.zeros_like(c)
-        np.add.at(sums, labels, x * w[:, None])
+        sums = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=k) for j in range(3)], 1)
         weight = np.bincount(labels, weights=w, minlength=k)
         c = sums / np.maximum(weight, 1e-12)[:, None]
         cost = w * ((x - c[labels]) ** 2).sum(axis=1)
@@ -138,7 +139,7 @@ class PaletteExtract(Block):
 
 @block("image.palette_apply", version="1.0.0")
 class PaletteApply(Block):
-    """Map every pixel to the nearest colour of a palette (alpha, if any, is kept)."""
+    """Map every pixel to the nearest colour of a palette: an RGB image (alpha, if any, is kept)."""
 
     inputs = {"image": "IMAGE", "palette": "PALETTE"}
     outputs = {"image": "IMAGE"}

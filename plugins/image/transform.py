@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -33,6 +33,7 @@ class Grayscale(Block):
         channels: int = Field(3, ge=1, le=3, description="1 for a single-channel result, else 3")
 
     def run(self, ctx: Context, image: np.ndarray) -> dict:
+        image = check_image(ctx, image)
         rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
         y = (rgb @ LUMA)[..., None].astype(np.float32)
         return {"image": y if self.params.channels == 1 else np.repeat(y, 3, axis=-1)}
@@ -156,9 +157,10 @@ class Pad(Block):
         bottom: int = Field(0, ge=0, le=8192, description="pixels added at the bottom")
         mode: Literal["constant", "edge", "reflect"] = Field(
             "constant", description="fill with color, repeat the edge pixels, or mirror the image")
-        color: list[float] = Field([0.0, 0.0, 0.0], min_length=1, max_length=4,
-                                   description="fill for mode 'constant': one value, or one per "
-                                   "channel (an RGBA image padded with 3 values gets alpha 1)")
+        color: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+            [0.0, 0.0, 0.0], min_length=1, max_length=4,
+            description="fill for mode 'constant': one value, or one per channel "
+            "(an RGBA image padded with 3 values gets alpha 1)")
 
     def run(self, ctx: Context, image: np.ndarray) -> dict:
         image = check_image(ctx, image)
