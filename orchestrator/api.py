@@ -123,12 +123,9 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
                 graph = Graph.from_dict(body.graph)
             except GraphValidationError as exc:
                 return _errors(422, *[e.to_dict() for e in exc.errors])
-            problems = check_limits(graph, settings)
+            problems = check_limits(graph, settings) + [e.to_dict() for e in check(graph, catalog)]
             if problems:
                 return _errors(422, *problems)
-            errors = check(graph, catalog)
-            if errors:
-                return _errors(422, *[e.to_dict() for e in errors])
             graph_doc = graph.to_dict()
         request_doc = body.model_dump(mode="json")
         key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -6,6 +6,7 @@ The state directory holds ``jobs.db`` (the SQLite store), ``outputs/<job>/``, ``
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -15,8 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from orchestrator.config import ConfigError, Settings
 from orchestrator.engine import Engine, LocalEngine
@@ -90,8 +94,6 @@ def _write_info(settings: Settings, data: dict[str, Any]) -> None:
 
 def serve(settings: Settings) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    import uvicorn
-
     from orchestrator.api import create_app
     from orchestrator.cli import plugin_host
 
@@ -115,6 +117,7 @@ def serve(settings: Settings) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
+    sock.listen(2048)  # accept connections (they queue) before anyone learns the address
     port = sock.getsockname()[1]
     url_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     url = f"http://{url_host}:{port}"
@@ -122,7 +125,14 @@ def serve(settings: Settings) -> int:
     service.start()
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
                             access_log=False)
-    server = uvicorn.Server(config)
+    server = _Server(config)
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping", signum)
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     _write_info(settings, {"pid": os.getpid(), "url": url, "host": settings.host, "port": port,
                            "started_at": time.time(), "engine": type(engine).__name__})
     print(f"orchestrator daemon listening on {url} (state: {state})", flush=True)
@@ -136,6 +146,15 @@ def serve(settings: Settings) -> int:
         if info and info.get("pid") == os.getpid():
             info_path(settings).unlink(missing_ok=True)
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal capture: it re-raises SIGTERM on exit, which
+    would kill the process before the job service is stopped cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def start_detached(settings: Settings, argv: list[str], timeout: float = 180.0) -> dict[str, Any]:

@@ -47,10 +47,6 @@ def _split_host(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class Guard:
     """ASGI middleware applying the checks above to every HTTP request."""
 
@@ -99,28 +95,33 @@ class Guard:
                 return
         received = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, started
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await _reject(send, 413, "request_too_large",
+                                      f"request body is over the {self.max_body}-byte limit")
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 already went out; drop what the app says after it
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, 413, "request_too_large",
-                              f"request body is over the {self.max_body}-byte limit")
+        await self.app(scope, limited_receive, guarded_send)
 
     def _authorised(self, headers: dict[str, str], scope: Scope) -> bool:
         assert self.token is not None

@@ -1,0 +1,310 @@
+"""End to end: a real daemon subprocess on 127.0.0.1 (port 0), driven by the clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphs import GraphBuilder
+from orchestrator.client import AsyncClient, BadRequest, Client, Conflict, Unauthorized
+from orchestrator.store import JobStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+class Daemon:
+    """One daemon process on a state directory; restartable."""
+
+    def __init__(self, state: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.state = state
+        self.extra = list(extra)
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+                    "ORCHESTRATOR_PLUGINS__EXTRA": "daemon_blocks", **(env or {})}
+        self.env.pop("ORCHESTRATOR_TOKEN", None)
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 120.0) -> Daemon:
+        info = self.state / "daemon.json"
+        info.unlink(missing_ok=True)
+        log = open(self.state / "test-daemon.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "--state-dir", str(self.state), "daemon", "start",
+             "--port", "0", "--engine", "local", *self.extra],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.state)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if info.exists():
+                data = json.loads(info.read_text())
+                if data["pid"] == self.proc.pid:
+                    self.url = data["url"]
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.state / "test-daemon.log").read_text()[-3000:])
+            time.sleep(0.1)
+        raise TimeoutError("daemon did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def client(self, **kw) -> Client:
+        return Client(self.url, **kw)
+
+
+@pytest.fixture()
+def state(tmp_path):
+    s = tmp_path / "state"
+    s.mkdir()
+    return s
+
+
+@pytest.fixture()
+def daemon(state):
+    d = Daemon(state).start()
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
+
+
+def slow_graph(steps=5, step_s=0.1, value=0.5, name="out"):
+    b = GraphBuilder()
+    s = b.add("test.slow", id="slow", steps=steps, step_s=step_s, value=value)
+    b.add("image.save", id="save", image=s.image, name=name)
+    return b.build()
+
+
+def test_submit_events_result_sync(daemon, tmp_path):
+    with daemon.client() as c:
+        job = c.submit(graph=slow_graph(steps=3), name="first")
+        events = list(job.events())
+        kinds = [e["event"] for e in events]
+        assert kinds[0] == "queued" and kinds[-1] == "done" and "running" in kinds
+        assert [e["step"] for e in events if e["event"] == "step"][-1] == 3
+        assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+        result = job.result(timeout=30)
+        assert result.state == "succeeded" and result.images["out"].size == (8, 8)
+        assert result.images["out"].getpixel((0, 0)) == (128, 128, 128)
+        assert "orchestrator.graph" in result.images["out"].text
+        saved = job.save(tmp_path / "saved")
+        assert [p.name for p in saved] == ["out.png"]
+        # resume from the middle: only later events come back
+        later = list(job.events(after=events[2]["id"]))
+        assert [e["id"] for e in later] == [e["id"] for e in events[3:]]
+        assert c.job(job.id).info["graph"]["nodes"]["slow"]["block"] == "test.slow"
+        assert any(j["id"] == job.id for j in c.jobs(state="succeeded"))
+        assert "test.slow" in {b["id"] for b in c.blocks()}
+
+
+def test_async_client(daemon):
+    async def go():
+        async with AsyncClient(daemon.url) as c:
+            jobs = [await c.submit(graph=slow_graph(steps=1, step_s=0.0, value=v / 10))
+                    for v in range(3)]
+            events = [e async for e in jobs[0].events()]
+            infos = [await j.wait(timeout=30) for j in jobs]
+            return events, infos, await c.health()
+
+    events, infos, health = asyncio.run(go())
+    assert events[-1]["event"] == "done" and health["ok"]
+    assert [i["state"] for i in infos] == ["succeeded"] * 3
+
+
+def test_cancel_running_and_queued(daemon):
+    with daemon.client() as c:
+        running = c.submit(graph=slow_graph(steps=200, step_s=0.05))
+        queued = c.submit(graph=slow_graph(steps=1))
+        deadline = time.monotonic() + 20
+        while running.status()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queued.cancel()["state"] == "cancelled"
+        running.cancel()
+        info = running.wait(timeout=30)
+        assert info["state"] == "cancelled" and info["outputs"] == []
+        assert queued.status()["state"] == "cancelled"
+        # the engine serves the next job
+        assert c.submit(graph=slow_graph(steps=1)).wait(timeout=30)["state"] == "succeeded"
+
+
+def test_priority_order(daemon):
+    with daemon.client() as c:
+        blocker = c.submit(graph=slow_graph(steps=10, step_s=0.05))
+        low = c.submit(graph=slow_graph(steps=1, value=0.1), priority=0)
+        high = c.submit(graph=slow_graph(steps=1, value=0.2), priority=5)
+        infos = [j.wait(timeout=60) for j in (blocker, low, high)]
+        assert all(i["state"] == "succeeded" for i in infos)
+        assert infos[2]["started_at"] < infos[1]["started_at"]
+
+
+def test_idempotent_resubmission(daemon):
+    with daemon.client() as c:
+        a = c.submit(graph=slow_graph(steps=1), idempotency_key="k-1")
+        b = c.submit(graph=slow_graph(steps=1), idempotency_key="k-1")
+        assert a.id == b.id
+        with pytest.raises(Conflict) as info:
+            c.submit(graph=slow_graph(steps=2), idempotency_key="k-1")
+        assert info.value.errors[0]["type"] == "idempotency_conflict"
+        assert len(c.jobs()) == 1
+
+
+def test_bad_graphs_and_limits_are_4xx_with_node_and_field(daemon):
+    with daemon.client() as c:
+        g = slow_graph()
+        g.nodes["slow"].params["steps"] = 5000
+        g.nodes["save"].params["name"] = "../../etc/passwd"
+        with pytest.raises(BadRequest) as info:
+            c.submit(graph=g)
+        fields = {(e["node"], e["field"]) for e in info.value.errors}
+        assert ("save", "params.name") in fields and ("slow", "params.steps") in fields
+        big = slow_graph()
+        big.nodes["slow"].params["steps"] = 600  # over the daemon's step limit (500)
+        with pytest.raises(BadRequest) as info:
+            c.submit(graph=big)
+        assert info.value.errors[0]["type"] == "limit"
+        with pytest.raises(BadRequest):
+            c._post("/jobs", {"graph": slow_graph().to_dict(), "prompt": "both"})
+        assert c.jobs() == []  # nothing half-accepted
+
+
+def test_output_names_cannot_escape(daemon):
+    with daemon.client() as c:
+        job = c.submit(graph=slow_graph(steps=1))
+        job.wait(timeout=30)
+        for name in ("..%2F..%2Fjobs.db", "../jobs.db", "%2e%2e", "out.png/.."):
+            r = httpx.get(f"{daemon.url}/jobs/{job.id}/outputs/{name}")
+            assert r.status_code in (400, 404), name
+        assert httpx.get(f"{daemon.url}/jobs/{job.id}/outputs/out").status_code == 200
+
+
+def test_host_origin_and_size_guards(daemon):
+    url = daemon.url
+    assert httpx.get(f"{url}/health", headers={"Host": "evil.example"}).status_code == 421
+    r = httpx.post(f"{url}/jobs", json={"prompt": "x"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and r.json()["errors"][0]["type"] == "origin"
+    ok = httpx.get(f"{url}/health", headers={"Origin": url})
+    assert ok.status_code == 200
+    # a Content-Length over the limit is refused before the body is read
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 999999999\r\n\r\n{")
+        answer = s.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413")
+
+    def chunks():
+        for _ in range(100):
+            yield b" " * 65536
+
+    r = httpx.post(f"{url}/jobs", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_token_rules(state):
+    d = Daemon(state, "--token", "s3cret-token").start()
+    try:
+        assert httpx.get(f"{d.url}/jobs").status_code == 401
+        assert httpx.get(f"{d.url}/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{d.url}/health").status_code == 200  # liveness only
+        with pytest.raises(Unauthorized):
+            d.client().jobs()
+        with d.client(token="s3cret-token") as c:
+            job = c.submit(graph=slow_graph(steps=1))
+            assert [e["event"] for e in job.events()][-1] == "done"
+        r = httpx.get(f"{d.url}/jobs/{job.id}/events?format=json&token=s3cret-token")
+        assert r.status_code == 200 and r.json()["events"][-1]["event"] == "done"
+    finally:
+        d.kill()
+
+
+def test_non_loopback_without_token_is_refused(state):
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--state-dir", str(state), "daemon", "start",
+         "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1 and "without a token" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_kill_9_and_restart_completes_every_job_exactly_once(state):
+    d = Daemon(state).start()
+    with d.client() as c:
+        jobs = [c.submit(graph=slow_graph(steps=10, step_s=0.1, value=i / 10, name=f"img{i}"))
+                for i in range(3)]
+        deadline = time.monotonic() + 30
+        while jobs[0].status()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # mid-node
+    d.kill()
+    d.start()
+    with d.client() as c:
+        infos = [c.job(j.id).wait(timeout=60) for j in jobs]
+    d.terminate()
+    assert [i["state"] for i in infos] == ["succeeded"] * 3
+    assert infos[0]["attempts"] == 2 and infos[1]["attempts"] == 1
+    for i, info in enumerate(infos):
+        assert [o["name"] for o in info["outputs"]] == [f"img{i}"]
+        files = sorted(p.name for p in (state / "outputs" / info["id"]).iterdir())
+        assert files == [f"img{i}.png"]  # nothing duplicated, no temp files left
+    store = JobStore(state / "jobs.db")
+    assert store.integrity_check() == "ok"
+    store.close()
+
+
+def test_graceful_stop_requeues_running_work(state):
+    d = Daemon(state).start()
+    with d.client() as c:
+        job = c.submit(graph=slow_graph(steps=100, step_s=0.05))
+        deadline = time.monotonic() + 30
+        while job.status()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert d.terminate() == 0
+    store = JobStore(state / "jobs.db")
+    row = store.get(job.id)
+    store.close()
+    assert row["state"] == "queued" and row["attempts"] == 0
+    d.start()
+    with d.client() as c:
+        assert c.job(job.id).wait(timeout=60)["state"] == "succeeded"
+    d.terminate()
+
+
+@pytest.mark.slow
+def test_a_job_that_crashes_the_daemon_fails_after_its_attempts(state, tmp_path):
+    counter = tmp_path / "count"
+    b = GraphBuilder()
+    b.add("test.crash", id="boom", counter=str(counter))
+    d = Daemon(state).start()
+    with d.client() as c:
+        job_id = c.submit(graph=b.build()).id
+        ok_id = c.submit(graph=slow_graph(steps=1)).id
+    for _ in range(3):
+        assert d.wait_exit(60) == 17  # the block took the daemon down
+        d.start()
+    with d.client() as c:
+        info = c.job(job_id).wait(timeout=60)
+        assert c.job(ok_id).wait(timeout=60)["state"] == "succeeded"
+    d.terminate()
+    assert counter.read_text() == "3"
+    assert info["state"] == "failed" and info["errors"][0]["type"] == "crashed"
+    assert "3 attempts" in info["errors"][0]["message"]
