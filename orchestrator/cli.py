@@ -121,20 +121,37 @@ def _apply_overrides(graph: Graph, sets: Sequence[str]) -> None:
         graph.nodes[node_id].params[param] = value
 
 
+def _graph_from_png(path: str) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    from orchestrator.outputs import GRAPH_CHUNK
+
+    try:
+        with Image.open(path) as img:
+            text = getattr(img, "text", {}).get(GRAPH_CHUNK)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise CliError(f"{path}: not a readable image: {exc}") from None
+    if not text:
+        raise CliError(f"{path}: carries no orchestrator graph (no {GRAPH_CHUNK!r} text chunk)")
+    return str(text)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator.engine import model_provider
     from orchestrator.executor import LocalExecutor
 
     host = plugin_host(settings)
     _report_plugin_problems(host)
-    graph = Graph.from_json(_read_graph_file(args.graph))
+    if (args.graph is None) == (args.from_png is None):
+        raise CliError("give --graph FILE or --from-png FILE", code=2)
+    graph = Graph.from_json(_read_graph_file(args.graph) if args.graph else _graph_from_png(args.from_png))
     _apply_overrides(graph, args.set or [])
     out_dir = Path(args.output)
     executor = LocalExecutor(
         host.catalog,
         models=model_provider(settings),
         outputs_dir=out_dir,
-        input_root=settings.input_dir or Path(args.graph).resolve().parent,
+        input_root=settings.input_dir or Path(args.graph or args.from_png).resolve().parent,
         device=settings.resolved_device(),
     )
 
@@ -211,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("run", help="run a graph in this process and write its outputs")
-    p.add_argument("--graph", required=True, metavar="FILE", help="graph JSON file")
+    p.add_argument("--graph", metavar="FILE", help="graph JSON file")
+    p.add_argument("--from-png", dest="from_png", metavar="FILE",
+                   help="re-run the graph embedded in a PNG this project wrote")
     p.add_argument("-o", "--output", default="outputs", metavar="DIR", help="output folder")
     p.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE",
                    help="override a param (VALUE is JSON, else a string); repeatable")

@@ -128,3 +128,18 @@ def test_usage_errors(capsys):
     assert info.value.code == 2
     assert main(["--config", "/nonexistent.toml", "blocks"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_from_png_reruns_the_embedded_graph(tmp_path, capsys):
+    graph = _graph_file(tmp_path, width=7)
+    assert main(["run", "--graph", str(graph), "-o", str(tmp_path / "a"), "-q"]) == 0
+    assert main(["run", "--from-png", str(tmp_path / "a" / "gray.png"), "-o", str(tmp_path / "b"),
+                 "-q"]) == 0
+    a, b = Image.open(tmp_path / "a" / "gray.png"), Image.open(tmp_path / "b" / "gray.png")
+    assert a.size == b.size == (7, 4) and a.tobytes() == b.tobytes()
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (2, 2)).save(plain)
+    capsys.readouterr()
+    assert main(["run", "--from-png", str(plain)]) == 1
+    assert "carries no orchestrator graph" in capsys.readouterr().err
+    assert main(["run"]) == 2
