@@ -308,3 +308,19 @@ def test_a_job_that_crashes_the_daemon_fails_after_its_attempts(state, tmp_path)
     assert counter.read_text() == "3"
     assert info["state"] == "failed" and info["errors"][0]["type"] == "crashed"
     assert "3 attempts" in info["errors"][0]["message"]
+
+
+def test_the_readme_example_runs_against_a_daemon(daemon, tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "submit_graph.py"), str(tmp_path / "ex")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ORCHESTRATOR_URL": daemon.url, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert "done" in out.stdout and (tmp_path / "ex" / "edges.png").exists()
+
+
+def test_openapi_document_lists_the_routes(daemon):
+    doc = httpx.get(f"{daemon.url}/openapi.json").json()
+    assert {"/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events",
+            "/jobs/{id}/outputs/{name}", "/blocks", "/models", "/templates", "/health",
+            "/metrics"} <= set(doc["paths"])
