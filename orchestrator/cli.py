@@ -199,6 +199,23 @@ def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_graph_render(args: argparse.Namespace, settings: Settings) -> int:
+    from graphs.render import to_png, to_svg
+
+    host = plugin_host(settings)
+    graph = Graph.from_json(_read_graph_file(args.file))
+    out = Path(args.output)
+    title = args.title or graph.meta.get("name") or Path(args.file).stem
+    if out.suffix.lower() == ".svg":
+        out.write_text(to_svg(graph, host.catalog, title=title), encoding="utf-8")
+    elif out.suffix.lower() == ".png":
+        out.write_bytes(to_png(graph, host.catalog, title=title))
+    else:
+        raise CliError(f"-o {args.output}: the picture must be .svg or .png", code=2)
+    print(out)
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
     _print_json(settings.show())
     return 0
@@ -245,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("templates", help="list workflow templates")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_templates)
+
+    p = sub.add_parser("graph", help="work with graph files")
+    gsub = p.add_subparsers(dest="graph_command", metavar="ACTION")
+    g = gsub.add_parser("render", help="draw a graph as SVG or PNG, left to right")
+    g.add_argument("file", help="graph JSON file")
+    g.add_argument("-o", "--output", required=True, metavar="FILE", help="graph.svg or graph.png")
+    g.add_argument("--title", help="a title above the picture")
+    g.set_defaults(handler=cmd_graph_render)
 
     p = sub.add_parser("config", help="settings")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
