@@ -1,0 +1,507 @@
+"""The model manager: loads model components on demand and keeps them resident under a budget.
+
+It implements the :class:`~orchestrator.context.ModelProvider` protocol that blocks see as
+``ctx.models``. A Ray worker owns one; so can a test or the in-process executor. It holds
+no Ray state and pickles without its weights (a copy starts empty).
+
+Components a block may ask for (``load(ref, component, device=...)``):
+
+==================================  ======================================================
+``"unet"``, ``"vae"``               diffusers models, on ``device`` in its dtype
+``"text_encoder"``, ``"text_encoder_2"``  transformers CLIP text models
+``"tokenizer"``, ``"tokenizer_2"``  tokenizers (no device)
+``"scheduler"``                     a *fresh* scheduler built from the model's config
+``"info"``                          :class:`ModelInfo`: family, folder, configs (no weights)
+``"onnx:<part>"``                   an onnxruntime session for an exported part
+                                    (``vae_decoder``, ``vae_encoder``, ``text_encoder``, ``unet``)
+``None``                            a diffusers pipeline assembled from the resident parts
+==================================  ======================================================
+
+Dtypes are explicit: float32 on CPU, float16 (or ``cuda_dtype``) on CUDA, except an SDXL VAE
+that asks to be upcast (``force_upcast``), which stays float32. LoRAs and textual-inversion
+embeddings of a :class:`~orchestrator.models.ref.ModelRef` are merged into copies of the
+base components; the base stays resident for other references.
+
+>>> from orchestrator.models.registry import ModelRegistry
+>>> m = ModelManager(ModelRegistry(cache_dir="/tmp/orchestrator-doctest"), budget_bytes=10**9)
+>>> m.report()["bytes_used"], m.report()["held"]
+(0, [])
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.models.errors import ModelError
+from orchestrator.models.ref import ModelRef
+from orchestrator.models.registry import ModelRegistry, ResolvedModel, family_of
+
+DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+HOST_COMPONENTS = ("tokenizer", "tokenizer_2")
+ALLOWED_LIBRARIES = ("diffusers", "transformers")
+ONNX_PARTS = ("vae_decoder", "vae_encoder", "text_encoder", "unet")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What blocks need to know about a model without loading weights."""
+
+    name: str
+    family: str  # "sd" or "sdxl"
+    folder: Path
+    pipeline_class: str
+    components: tuple[str, ...]
+    unet: dict[str, Any] = field(default_factory=dict)
+    vae: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    text_encoder: dict[str, Any] = field(default_factory=dict)
+    force_zeros_for_empty_prompt: bool = False
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.get("latent_channels", 4))
+
+    @property
+    def is_inpaint(self) -> bool:
+        return int(self.unet.get("in_channels", 4)) == 9
+
+
+@dataclass
+class _Resident:
+    value: Any
+    bytes: int
+    model: str
+    component: str
+    device: str
+    dtype: str
+    loads: int = 1
+
+
+def resolve_device(requested: str | None) -> str:
+    """``"cuda"``/``"gpu"``/``"auto"`` -> ``"cuda"`` when CUDA is present, else ``"cpu"``."""
+    import torch
+
+    req = (requested or "cpu").lower()
+    if req in ("auto", "gpu") or req.startswith("cuda"):
+        if torch.cuda.is_available():
+            return "cuda" if req in ("auto", "gpu") else req
+        return "cpu"
+    return req
+
+
+def module_bytes(obj: Any) -> int:
+    """Bytes held by a torch module's parameters and buffers (0 for anything else)."""
+    import torch
+
+    if not isinstance(obj, torch.nn.Module):
+        return 0
+    seen: set[int] = set()
+    total = 0
+    for t in list(obj.parameters()) + list(obj.buffers()):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total
+
+
+class ModelManager:
+    """Loads model components by reference and keeps them resident, least recently used first out.
+
+    ``budget_bytes`` bounds what stays resident (``None``: no bound); ``cuda_dtype`` is
+    ``"float16"`` or ``"bfloat16"``.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        budget_bytes: int | None = None,
+        cuda_dtype: str = "float16",
+        onnx_providers: tuple[str, ...] | None = None,
+    ) -> None:
+        if cuda_dtype not in ("float16", "bfloat16", "float32"):
+            raise ValueError(f"cuda_dtype must be float16, bfloat16 or float32, got {cuda_dtype!r}")
+        self.registry = registry
+        self.budget_bytes = budget_bytes
+        self.cuda_dtype = cuda_dtype
+        self.onnx_providers = onnx_providers
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._lock = threading.RLock()
+        self._resident: OrderedDict[tuple[str, ...], _Resident] = OrderedDict()
+        self._infos: dict[str, ModelInfo] = {}
+        self.load_counts: Counter[str] = Counter()
+        self.hits = 0
+        self.evictions = 0
+
+    # -- pickling: settings only, never weights --------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"registry": self.registry, "budget_bytes": self.budget_bytes,
+                "cuda_dtype": self.cuda_dtype, "onnx_providers": self.onnx_providers}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_state()
+
+    # -- the ModelProvider protocol ----------------------------------------------------------
+
+    def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
+        """The component ``component`` of the model ``ref`` on ``device`` (see the module doc)."""
+        mref = self._ref(ref)
+        if component == "info":
+            return self.info(mref)
+        if component is None:
+            return self.pipeline(mref, device=device)
+        if component == "scheduler":
+            return self._scheduler(mref)
+        if component.startswith("onnx:") or component == "onnx":
+            return self._onnx(mref, component, device)
+        if component not in DEVICE_COMPONENTS + HOST_COMPONENTS:
+            raise ModelError(
+                f"model {mref.name!r} has no component {component!r}; components: "
+                f"{', '.join(DEVICE_COMPONENTS + HOST_COMPONENTS)}, scheduler, info, onnx:<part>",
+                reason="component", model=mref.name)
+        with self._lock:
+            return self._get(mref, component, device)
+
+    # -- info --------------------------------------------------------------------------------
+
+    def resolve(self, ref: Any) -> ResolvedModel:
+        """Where the model lives (building a built-in or converting a checkpoint if needed)."""
+        mref = self._ref(ref)
+        resolved = self.registry.resolve(mref.name, build=True)
+        if resolved.format == "single_file":
+            self._ensure_converted(resolved)
+        elif resolved.format != "diffusers":
+            raise ModelError(f"model {mref.name!r} is a {resolved.format} file ({resolved.path}), "
+                             f"not a diffusion model", reason="format", model=mref.name,
+                             path=str(resolved.path))
+        return resolved
+
+    def info(self, ref: Any) -> ModelInfo:
+        """Family, folder and component configs of a model (reads JSON, loads no weights)."""
+        mref = self._ref(ref)
+        with self._lock:
+            if mref.name in self._infos:
+                return self._infos[mref.name]
+            folder = self.resolve(mref).folder
+            index = json.loads((folder / "model_index.json").read_text())
+            comps = tuple(k for k, v in index.items()
+                          if not k.startswith("_") and isinstance(v, list) and v[0] is not None)
+
+            def cfg(sub: str, fname: str) -> dict[str, Any]:
+                p = folder / sub / fname
+                return json.loads(p.read_text()) if p.is_file() else {}
+
+            info = ModelInfo(
+                name=mref.name, family=family_of(folder), folder=folder,
+                pipeline_class=index.get("_class_name", ""), components=comps,
+                unet=cfg("unet", "config.json"), vae=cfg("vae", "config.json"),
+                scheduler=cfg("scheduler", "scheduler_config.json"),
+                text_encoder=cfg("text_encoder", "config.json"),
+                force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", False)),
+            )
+            self._infos[mref.name] = info
+            return info
+
+    # -- resident components -----------------------------------------------------------------
+
+    def dtype_for(self, ref: Any, component: str, device: str) -> str:
+        """The dtype ``component`` is kept in on ``device`` (see the module doc)."""
+        if not device.startswith("cuda") or component in HOST_COMPONENTS:
+            return "float32"
+        if component == "vae" and self.cuda_dtype == "float16":
+            info = self.info(ref)
+            if info.family == "sdxl" and info.vae.get("force_upcast", True):
+                return "float32"
+        return self.cuda_dtype
+
+    def _get(self, mref: ModelRef, component: str, device: str) -> Any:
+        import torch
+
+        if mref.personalised and not self._touches(mref, component):
+            mref = mref.base()
+        dev = "host" if component in HOST_COMPONENTS else str(torch.device(device))
+        dtype = self.dtype_for(mref, component, dev)
+        key = (mref.key(), component, dev, dtype)
+        hit = self._resident.get(key)
+        if hit is not None:
+            self._resident.move_to_end(key)
+            self.hits += 1
+            return hit.value
+        if mref.personalised:
+            base = self._get(mref.base(), component, device)
+            value = self._personalise(mref, component, base, device)
+        else:
+            value = self._load_from_disk(mref.base(), component, dev, dtype)
+            self.load_counts[mref.name] += 1
+        self._resident[key] = _Resident(value, module_bytes(value), mref.key(), component, dev, dtype)
+        self._evict(keep=key)
+        return value
+
+    @staticmethod
+    def _touches(mref: ModelRef, component: str) -> bool:
+        """Whether the LoRAs / embeddings of ``mref`` change ``component``."""
+        if component == "unet":
+            return bool(mref.loras)
+        if component in ("text_encoder", "text_encoder_2"):
+            return bool(mref.loras or mref.embeddings)
+        if component in HOST_COMPONENTS:
+            return bool(mref.embeddings)
+        return False
+
+    def _load_from_disk(self, mref: ModelRef, component: str, device: str, dtype: str) -> Any:
+        import torch
+
+        folder = self.resolve(mref).folder
+        index = json.loads((folder / "model_index.json").read_text())
+        spec = index.get(component)
+        if not (isinstance(spec, list) and len(spec) == 2 and spec[0] is not None):
+            raise ModelError(f"model {mref.name!r} ({folder}) has no {component!r}", reason="component",
+                             model=mref.name, path=str(folder))
+        library, cls_name = spec
+        if library not in ALLOWED_LIBRARIES:
+            raise ModelError(f"model {mref.name!r}: component {component!r} comes from {library!r}; only "
+                             f"diffusers and transformers classes are loaded", reason="format",
+                             model=mref.name)
+        cls = getattr(importlib.import_module(library), cls_name, None)
+        if cls is None:
+            raise ModelError(f"model {mref.name!r}: {library} has no class {cls_name!r}", reason="format",
+                             model=mref.name)
+        sub = folder / component
+        from orchestrator.models.safety import check_weights_folder
+
+        try:
+            if component in HOST_COMPONENTS:
+                return cls.from_pretrained(str(sub), local_files_only=True)
+            check_weights_folder(sub, f"model {mref.name!r} {component}")
+            value = cls.from_pretrained(str(sub), local_files_only=True, use_safetensors=True)
+        except ModelError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"model {mref.name!r}: cannot load {component} from {sub}: {exc}",
+                             reason="load", model=mref.name, path=str(sub)) from exc
+        value.requires_grad_(False)
+        value.eval()
+        return value.to(device=device, dtype=getattr(torch, dtype))
+
+    def _personalise(self, mref: ModelRef, component: str, base: Any, device: str) -> Any:
+        from orchestrator.models import lora
+
+        value = copy.deepcopy(base)
+        info = self.info(mref)
+        if component in ("unet", "text_encoder", "text_encoder_2"):
+            for lr in mref.loras:
+                layers = lora.read_lora(self._file(lr.path), info.family, info.unet or None)
+                lora.merge_lora(value, layers, component, lr.weight)
+        if not mref.embeddings or component == "unet":
+            return value
+        if component in HOST_COMPONENTS:
+            for e in mref.embeddings:
+                path = self._file(e.path)
+                emb = lora.read_embedding(path)
+                lora.add_embedding_tokens(value, emb, component, e.token or emb.get("token") or path.stem)
+            return value
+        tokenizer = self._get(mref, "tokenizer_2" if component.endswith("_2") else "tokenizer", device)
+        for e in mref.embeddings:
+            path = self._file(e.path)
+            emb = lora.read_embedding(path)
+            lora.set_embedding_vectors(value, tokenizer, emb, component,
+                                       e.token or emb.get("token") or path.stem)
+        return value
+
+    def _file(self, name_or_path: str) -> Path:
+        if name_or_path in self.registry:
+            r = self.registry.resolve(name_or_path)
+            return r.path
+        p = Path(os.path.expanduser(name_or_path))
+        return p if p.is_absolute() else self.registry.base_dir / p
+
+    def _evict(self, keep: tuple[str, ...]) -> None:
+        if self.budget_bytes is None:
+            return
+        while self.bytes_used > self.budget_bytes and len(self._resident) > 1:
+            key = next(iter(self._resident))
+            if key == keep:
+                self._resident.move_to_end(key)
+                key = next(iter(self._resident))
+                if key == keep:
+                    break
+            del self._resident[key]
+            self.evictions += 1
+        _empty_cuda_cache()
+
+    def evict(self, name: str | None = None) -> int:
+        """Drop resident components (of model ``name``, or all); returns how many."""
+        with self._lock:
+            keys = [k for k, v in self._resident.items() if name is None or v.model.split("+")[0] == name]
+            for k in keys:
+                del self._resident[k]
+            _empty_cuda_cache()
+            return len(keys)
+
+    # -- schedulers, pipelines, ONNX ---------------------------------------------------------
+
+    def _scheduler(self, mref: ModelRef) -> Any:
+        import diffusers
+
+        info = self.info(mref)
+        cls = getattr(diffusers, info.scheduler.get("_class_name", "DDIMScheduler"), None)
+        if cls is None:
+            raise ModelError(f"model {mref.name!r}: unknown scheduler class "
+                             f"{info.scheduler.get('_class_name')!r}", reason="format", model=mref.name)
+        return cls.from_config(info.scheduler)
+
+    def pipeline(self, ref: Any, *, device: str = "cpu") -> Any:
+        """A diffusers pipeline of the model's class, assembled from resident components."""
+        import diffusers
+
+        mref = self._ref(ref)
+        info = self.info(mref)
+        cls = getattr(diffusers, info.pipeline_class, None)
+        if cls is None:
+            raise ModelError(f"model {mref.name!r}: unknown pipeline class {info.pipeline_class!r}",
+                             reason="format", model=mref.name)
+        params = inspect.signature(cls.__init__).parameters
+        kwargs: dict[str, Any] = {}
+        for name in params:
+            if name in DEVICE_COMPONENTS + HOST_COMPONENTS:
+                kwargs[name] = self.load(mref, name, device=device) if name in info.components else None
+            elif name == "scheduler":
+                kwargs[name] = self._scheduler(mref)
+            elif name in ("safety_checker", "feature_extractor", "image_encoder"):
+                kwargs[name] = None
+        if "requires_safety_checker" in params:
+            kwargs["requires_safety_checker"] = False
+        if "add_watermarker" in params:
+            kwargs["add_watermarker"] = False
+        if "force_zeros_for_empty_prompt" in params:
+            kwargs["force_zeros_for_empty_prompt"] = info.force_zeros_for_empty_prompt
+        pipe = cls(**kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _onnx(self, mref: ModelRef, component: str, device: str) -> Any:
+
+        if component == "onnx":
+            r = self.registry.resolve(mref.name)
+            if r.format != "onnx":
+                raise ModelError(f"model {mref.name!r} is not an ONNX file ({r.path})", reason="format",
+                                 model=mref.name, path=str(r.path))
+            return self._onnx_session(r.path, device, mref.name, component)
+        part = component.split(":", 1)[1]
+        if part not in ONNX_PARTS:
+            raise ModelError(f"no ONNX part {part!r}; parts: {', '.join(ONNX_PARTS)}",
+                             reason="component", model=mref.name)
+        path = self.registry.onnx_dir(mref.name) / part / "model.onnx"
+        if not path.is_file():
+            raise ModelError(
+                f"model {mref.name!r} has no ONNX {part} at {path}; export it first with "
+                f"`orchestrator export-onnx {mref.name}`", reason="missing", model=mref.name, path=str(path))
+        return self._onnx_session(path, device, mref.name, component)
+
+    def load_onnx_file(self, path: str | Path, *, device: str = "cpu") -> Any:
+        """An onnxruntime session for any ONNX file, kept resident like the other components."""
+        p = Path(path).resolve()
+        return self._onnx_session(p, device, str(p), "onnx")
+
+    def _onnx_session(self, path: Path, device: str, model: str, component: str) -> Any:
+        from orchestrator.models.onnx import make_session
+
+        dev = resolve_device(device)
+        st = path.stat()
+        key = (model, component, dev, f"onnx@{st.st_mtime_ns}")
+        with self._lock:
+            hit = self._resident.get(key)
+            if hit is not None:
+                self._resident.move_to_end(key)
+                self.hits += 1
+                return hit.value
+            session = make_session(path, dev, providers=self.onnx_providers)
+            self.load_counts[model] += 1
+            size = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file()) \
+                if component != "onnx" else st.st_size
+            self._resident[key] = _Resident(session, size, model, component, dev, "onnx")
+            self._evict(keep=key)
+            return session
+
+    # -- single-file checkpoints ---------------------------------------------------------------
+
+    def _ensure_converted(self, resolved: ResolvedModel) -> Path:
+        dest = resolved.converted
+        assert dest is not None
+        if (dest / "model_index.json").is_file():
+            return dest
+        from orchestrator.models.single_file import convert_checkpoint
+
+        config = None
+        if resolved.entry.config:
+            config = self.registry.resolve_config(resolved.entry)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            convert_checkpoint(resolved.path, tmp, name=resolved.name, config=config,
+                               family=resolved.entry.family)
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not (dest / "model_index.json").is_file():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    @property
+    def bytes_used(self) -> int:
+        return sum(r.bytes for r in self._resident.values())
+
+    def held(self) -> list[dict[str, Any]]:
+        """What is resident, least recently used first."""
+        with self._lock:
+            return [{"model": r.model, "component": r.component, "device": r.device, "dtype": r.dtype,
+                     "bytes": r.bytes} for r in self._resident.values()]
+
+    def holds(self, ref: Any) -> bool:
+        """Whether any component of ``ref`` is resident (what a scheduler's affinity asks)."""
+        k = self._ref(ref).key()
+        return any(r.model == k for r in self._resident.values())
+
+    def report(self) -> dict[str, Any]:
+        """Resident components, bytes used and the budget, load counts per model, hits, evictions."""
+        with self._lock:
+            return {"held": self.held(), "bytes_used": self.bytes_used, "budget_bytes": self.budget_bytes,
+                    "load_counts": dict(self.load_counts), "hits": self.hits, "evictions": self.evictions}
+
+    @staticmethod
+    def _ref(ref: Any) -> ModelRef:
+        try:
+            return ModelRef.parse(ref)
+        except Exception as exc:  # noqa: BLE001 - any bad reference becomes one clear error
+            raise ModelError(f"bad model reference {ref!r}: {exc}", reason="reference") from None
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,308 @@
+"""The model registry: which models exist, by name, and where each one lives.
+
+Entries come from the config file (``[[models]]`` tables), from plugins
+(``register_models``) and the built-ins. Each has a ``name`` and a ``source``:
+
+=======================================  =================================================
+``source``                               what it is
+=======================================  =================================================
+``builtin:tiny-sd``                      a built-in tiny model, built on first use
+``/models/sd15`` (a folder)              a diffusers folder (``model_index.json``)
+``/models/dreamshaper.safetensors``      a single-file checkpoint (converted once to a
+                                         diffusers folder in the cache)
+``hf:org/repo``                          a repo in the local Hugging Face cache (offline)
+``hf:org/repo/path/file.safetensors``    one file of a repo in the local Hugging Face cache
+``/models/upscaler.onnx``, ``x.safetensors``  an ONNX model, or a LoRA / embedding file
+=======================================  =================================================
+
+Nothing is downloaded: a repo that is not in the local cache is an error that says so.
+Pickle checkpoints (``.ckpt``, ``.pt``, pickled ``.bin``) are refused by content.
+
+>>> reg = ModelRegistry([{"name": "mine", "source": "/nowhere/model"}], cache_dir="/tmp/c")
+>>> reg.names()
+['tiny-sd', 'tiny-sd-inpaint', 'tiny-sdxl', 'mine']
+>>> try:
+...     reg.resolve("mine")
+... except ModelError as exc:
+...     print(exc.to_dict()["reason"], "/nowhere/model" in str(exc))
+missing True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.models.errors import ModelError
+from orchestrator.models.safety import PICKLE_SUFFIXES, pickle_refusal, sniff
+from orchestrator.models.tiny import TINY_MODELS, tiny_path
+
+Family = Literal["auto", "sd1", "sd2", "sdxl"]
+
+
+class ModelEntry(BaseModel):
+    """One configured model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                      description="the name blocks use in their model param")
+    source: str = Field(..., min_length=1,
+                        description="builtin:NAME, a folder, a .safetensors/.onnx file, hf:org/repo[/file]")
+    family: Family = Field("auto", description="sd1, sd2 or sdxl; auto: read from the model")
+    config: str | None = Field(None, description="single-file checkpoints: a diffusers folder or "
+                                                 "hf:org/repo with the matching component configs")
+    revision: str | None = Field(None, description="hf: sources: branch, tag or commit (default main)")
+    description: str = Field("", description="what the model is, for people and the agent")
+
+    @property
+    def kind(self) -> str:
+        """``builtin``, ``hf``, or ``path``."""
+        if self.source.startswith("builtin:"):
+            return "builtin"
+        if self.source.startswith("hf:"):
+            return "hf"
+        return "path"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model is on disk and what format it is in.
+
+    ``format`` is ``diffusers`` (a folder), ``single_file`` (a checkpoint to convert, see
+    ``converted``), ``onnx`` or ``file`` (a LoRA or embedding).
+    """
+
+    name: str
+    format: str
+    path: Path
+    entry: ModelEntry
+    converted: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The diffusers folder to load components from."""
+        return self.converted if self.converted is not None else self.path
+
+
+def builtin_entries() -> list[ModelEntry]:
+    return [ModelEntry(name=n, source=f"builtin:{n}", description=d) for n, d in TINY_MODELS.items()]
+
+
+class ModelRegistry:
+    """Named model entries plus the cache directory built-ins and conversions live in.
+
+    ``entries`` are dicts or :class:`ModelEntry`; a later entry replaces an earlier one of
+    the same name, and configured entries replace built-ins. ``base_dir`` anchors relative
+    paths; ``hf_cache_dir`` is the Hugging Face hub cache (default: its usual place).
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[Mapping[str, Any] | ModelEntry] = (),
+        *,
+        cache_dir: str | Path,
+        base_dir: str | Path | None = None,
+        hf_cache_dir: str | Path | None = None,
+        builtins: bool = True,
+    ) -> None:
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.hf_cache_dir = Path(hf_cache_dir) if hf_cache_dir is not None else None
+        self._entries: dict[str, ModelEntry] = {}
+        problems = []
+        for e in builtin_entries() if builtins else []:
+            self._entries[e.name] = e
+        for i, raw in enumerate(entries):
+            try:
+                e = raw if isinstance(raw, ModelEntry) else ModelEntry.model_validate(dict(raw))
+            except ValidationError as exc:
+                name = raw.get("name", f"#{i}") if isinstance(raw, Mapping) else f"#{i}"
+                problems.append(f"model entry {name!r}: " + "; ".join(
+                    f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()))
+                continue
+            self._entries[e.name] = e
+        if problems:
+            raise ModelError("bad model entries: " + " | ".join(problems), reason="config")
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ModelError(
+                f"model {name!r} is not configured; configured models: {', '.join(self._entries) or 'none'} "
+                f"(add a [[models]] entry with name and source to the config file)",
+                reason="unknown", model=name,
+            ) from None
+
+    def _path(self, raw: str) -> Path:
+        p = Path(os.path.expanduser(raw))
+        return p if p.is_absolute() else self.base_dir / p
+
+    # -- resolving -------------------------------------------------------------------------
+
+    def resolve(self, name: str, *, build: bool = False) -> ResolvedModel:
+        """Where ``name`` lives. ``build=True`` builds a missing built-in first.
+
+        Raises :class:`ModelError` naming the model and where it was looked for when it is
+        not there, and refusing pickles.
+        """
+        e = self.entry(name)
+        if e.kind == "builtin":
+            return self._resolve_builtin(e, build)
+        if e.kind == "hf":
+            path = self._resolve_hf(e)
+        else:
+            path = self._path(e.source)
+        return self._classify(e, path)
+
+    def _resolve_builtin(self, e: ModelEntry, build: bool) -> ResolvedModel:
+        from orchestrator.models.tiny import ensure_tiny
+
+        which = e.source.split(":", 1)[1]
+        if which not in TINY_MODELS:
+            raise ModelError(f"model {e.name!r}: no built-in {which!r}; built-ins: {', '.join(TINY_MODELS)}",
+                             reason="unknown", model=e.name)
+        path = ensure_tiny(which, self.cache_dir) if build else tiny_path(which, self.cache_dir)
+        return ResolvedModel(e.name, "diffusers", path, e)
+
+    def _resolve_hf(self, e: ModelEntry) -> Path:
+        from huggingface_hub import hf_hub_download, snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        spec = e.source[3:].strip("/")
+        parts = spec.split("/")
+        if len(parts) < 2:
+            raise ModelError(f"model {e.name!r}: source {e.source!r} should be hf:org/repo[/file]",
+                             reason="config", model=e.name)
+        repo, filename = "/".join(parts[:2]), "/".join(parts[2:]) or None
+        cache = str(self.hf_cache_dir) if self.hf_cache_dir else None
+        try:
+            if filename:
+                return Path(hf_hub_download(repo, filename, revision=e.revision, cache_dir=cache,
+                                            local_files_only=True))
+            return Path(snapshot_download(repo, revision=e.revision, cache_dir=cache, local_files_only=True))
+        except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError) as exc:
+            from huggingface_hub import constants
+
+            where = cache or constants.HF_HUB_CACHE
+            raise ModelError(
+                f"model {e.name!r}: {repo}{'/' + filename if filename else ''} "
+                f"(revision {e.revision or 'main'}) is not in the local Hugging Face cache {where}; "
+                f"nothing is downloaded at run time: fetch it beforehand with "
+                f"`huggingface-cli download {repo}{' ' + filename if filename else ''}` "
+                f"({type(exc).__name__})",
+                reason="missing", model=e.name, path=where,
+            ) from None
+
+    def _classify(self, e: ModelEntry, path: Path) -> ResolvedModel:
+        if path.is_dir():
+            if not (path / "model_index.json").is_file():
+                raise ModelError(
+                    f"model {e.name!r}: folder {str(path)!r} is not a diffusers model (no model_index.json)",
+                    reason="format", model=e.name, path=str(path))
+            return ResolvedModel(e.name, "diffusers", path, e)
+        if not path.is_file():
+            raise ModelError(f"model {e.name!r}: nothing at {str(path)!r} (source {e.source!r})",
+                             reason="missing", model=e.name, path=str(path))
+        kind = sniff(path)
+        if kind == "pickle":
+            raise pickle_refusal(path, f"model {e.name!r}:")
+        if kind == "safetensors":
+            fmt = "single_file" if _is_checkpoint(path) else "file"
+            conv = self.converted_path(e.name, path) if fmt == "single_file" else None
+            return ResolvedModel(e.name, fmt, path, e, converted=conv)
+        if kind == "onnx" or path.suffix == ".onnx":
+            return ResolvedModel(e.name, "onnx", path, e)
+        hint = " (a pickle by its name?)" if path.suffix in PICKLE_SUFFIXES else ""
+        raise ModelError(
+            f"model {e.name!r}: {str(path)!r} is neither a diffusers folder, a .safetensors file nor an "
+            f"ONNX model (content: {kind}){hint}", reason="format", model=e.name, path=str(path))
+
+    def resolve_config(self, e: ModelEntry) -> Path:
+        """The folder named by an entry's ``config`` (for single-file checkpoints)."""
+        assert e.config is not None
+        if e.config.startswith("hf:"):
+            return self._resolve_hf(ModelEntry(name=e.name, source=e.config, revision=e.revision))
+        p = self._path(e.config)
+        if not p.is_dir():
+            raise ModelError(f"model {e.name!r}: config folder {str(p)!r} does not exist",
+                             reason="missing", model=e.name, path=str(p))
+        return p
+
+    def converted_path(self, name: str, checkpoint: Path) -> Path:
+        """Where the diffusers conversion of a single-file checkpoint is kept."""
+        st = checkpoint.stat()
+        stamp = f"{checkpoint.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        tag = hashlib.sha256(stamp.encode()).hexdigest()[:12]
+        return self.cache_dir / "converted" / f"{name}-{tag}"
+
+    def onnx_dir(self, name: str) -> Path:
+        """Where ``orchestrator export-onnx NAME`` writes the model's ONNX files."""
+        return self.cache_dir / "onnx" / name
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One dict per entry: name, source, format, where it lives and whether it is there."""
+        out = []
+        for e in self._entries.values():
+            row: dict[str, Any] = {"name": e.name, "source": e.source, "family": e.family,
+                                   "description": e.description}
+            try:
+                r = self.resolve(e.name)
+            except ModelError as exc:
+                row.update(format=None, path=exc.details.get("path"), status="error", error=exc.message)
+            else:
+                row.update(format=r.format, path=str(r.path))
+                if r.converted is not None:
+                    row["converted"] = str(r.converted)
+                if e.kind == "builtin" and not (r.path / "model_index.json").is_file():
+                    row["status"] = "built on first use"
+                elif r.converted is not None and not (r.converted / "model_index.json").is_file():
+                    row["status"] = "converted on first use"
+                else:
+                    row["status"] = "ready"
+            onnx = self.onnx_dir(e.name)
+            if onnx.is_dir():
+                row["onnx"] = str(onnx)
+            out.append(row)
+        return out
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether a safetensors file is a whole SD checkpoint (not a LoRA or an embedding)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as st:
+        for k in st.keys():
+            if k.startswith(("model.diffusion_model.", "first_stage_model.", "conditioner.embedders")):
+                return True
+    return False
+
+
+def family_of(folder: Path) -> str:
+    """``sdxl`` or ``sd`` from a diffusers folder's ``model_index.json``."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return "sd"
+    return "sdxl" if "text_encoder_2" in index or "XL" in index.get("_class_name", "") else "sd"
