@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from graphs import Graph, GraphValidationError, check
 from orchestrator import __version__
 from orchestrator.config import Settings
+from orchestrator.dashboard import mount_dashboard
 from orchestrator.outputs import SAFE_NAME
 from orchestrator.protocol import (
     BLOCKS,
@@ -236,5 +237,6 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
         return {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
                 "jobs": counts, "engine": service.engine.stats()}
 
+    mount_dashboard(app, service)
     return Guard(app, bind_host=settings.host, token=settings.token,  # type: ignore[arg-type]
                  allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes)

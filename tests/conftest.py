@@ -4,9 +4,16 @@ The offline environment and --slow live in the root conftest.py."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from orchestrator.plugins import load_plugins
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:  # helper modules (daemon_process, daemon_blocks) import by name
+    sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +33,22 @@ def ray_session():
                  configure_logging=False, namespace="orchestrator-tests")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture()
+def state(tmp_path):
+    """An empty daemon state directory."""
+    s = tmp_path / "state"
+    s.mkdir()
+    return s
+
+
+@pytest.fixture()
+def daemon(state):
+    """A running daemon (in-process engine, test blocks loaded) on 127.0.0.1, port 0."""
+    from daemon_process import Daemon
+
+    d = Daemon(state).start()
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
