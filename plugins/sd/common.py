@@ -1,0 +1,293 @@
+"""What the Stable Diffusion blocks share: model params, devices, samplers, the sampling loop.
+
+Every step here mirrors diffusers' own pipelines (``StableDiffusionPipeline``,
+``...Img2ImgPipeline``, ``...InpaintPipeline``, ``StableDiffusionXLPipeline``) so that a
+graph gives the image the pipeline gives for the same seed; the equivalence tests hold
+them to that. The ONNX blocks reuse :func:`sample` with an onnxruntime UNet.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from orchestrator import BlockError, Context, Params, register_port_type
+
+RNG = register_port_type(
+    "RNG", description="random-number generator state: a block given it continues the same random "
+                       "stream (as one generator runs through a diffusers pipeline)")
+
+
+class Lora(Params):
+    path: str = Field(..., min_length=1, description="LoRA .safetensors file or registered name")
+    weight: float = Field(1.0, ge=-10.0, le=10.0, description="LoRA strength")
+
+
+class Embedding(Params):
+    path: str = Field(..., min_length=1, description="textual-inversion .safetensors file or registered name")
+    token: str | None = Field(None, description="the word that calls it in prompts; default: file stem")
+
+
+class ModelSpec(Params):
+    """A model with personalisation: LoRAs (each with a weight) and textual-inversion embeddings."""
+
+    name: str = Field(..., min_length=1, description="registered model name")
+    loras: list[Lora] = Field(default_factory=list, description="LoRAs merged into the model")
+    embeddings: list[Embedding] = Field(default_factory=list, description="textual-inversion embeddings")
+
+
+ModelParam = str | ModelSpec
+MODEL_FIELD_DESCRIPTION = ("model name (e.g. 'tiny-sd'), or {name, loras: [{path, weight}], "
+                           "embeddings: [{path, token}]}")
+
+
+def model_ref(value: ModelParam) -> Any:
+    """The reference handed to ``ctx.models.load`` (a name or a plain dict)."""
+    return value if isinstance(value, str) else value.model_dump(exclude_none=True)
+
+
+def model_name(value: ModelParam) -> str:
+    return value if isinstance(value, str) else value.name
+
+
+def device_of(ctx: Context) -> str:
+    """The torch device for this block: the context's CUDA device when CUDA is here, else CPU."""
+    import torch
+
+    dev = (ctx.device or "cpu").lower()
+    if dev in ("gpu", "auto") or dev.startswith("cuda"):
+        if torch.cuda.is_available():
+            return "cuda" if dev in ("gpu", "auto") else dev
+        return "cpu"
+    return dev
+
+
+# -- samplers ---------------------------------------------------------------------------------
+
+Sampler = Literal["default", "ddim", "ddpm", "pndm", "euler", "euler_a", "heun", "lms", "dpmpp_2m",
+                  "dpmpp_2m_karras", "unipc", "lcm"]
+SAMPLERS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "default": (None, {}),
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler",
+                        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+}
+
+
+def make_scheduler(config: dict[str, Any], sampler: str) -> Any:
+    """A fresh diffusers scheduler: the model's scheduler config, as the ``sampler`` class.
+
+    The same as ``SchedulerClass.from_config(pipe.scheduler.config, **overrides)``.
+    """
+    import diffusers
+
+    cls_name, overrides = SAMPLERS[sampler]
+    cls = getattr(diffusers, cls_name or config.get("_class_name", "DDIMScheduler"))
+    return cls.from_config(config, **overrides)
+
+
+def sampler_scheduler(sampler: str, config: dict[str, Any]) -> Any:
+    """Alias of :func:`make_scheduler` with the arguments the other way round."""
+    return make_scheduler(config, sampler)
+
+
+def schedule(scheduler: Any, steps: int, strength: float, device: str, node: str) -> tuple[Any, int]:
+    """The timesteps to run: ``retrieve_timesteps`` then, below strength 1, ``get_timesteps``."""
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    if strength >= 1.0:
+        return timesteps, steps
+    init_timestep = min(int(steps * strength), steps)
+    t_start = max(steps - init_timestep, 0)
+    timesteps = timesteps[t_start * scheduler.order:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * scheduler.order)
+    if steps - t_start < 1:
+        raise BlockError(
+            f"node {node!r}: strength {strength} with {steps} steps leaves no step to run "
+            f"(int(steps * strength) must be >= 1)", type="input", node=node, field="params.strength",
+            value=strength)
+    return timesteps, steps - t_start
+
+
+def generator(rng: Any, seed: int) -> Any:
+    """A CPU ``torch.Generator``: continuing ``rng`` (a state) when given, else seeded with ``seed``.
+
+    Noise is always drawn on the CPU, then moved, so a seed gives the same image on any device.
+    """
+    import torch
+
+    gen = torch.Generator("cpu")
+    if rng is not None:
+        gen.set_state(rng.clone() if hasattr(rng, "clone") else rng)
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def randn(shape: tuple[int, ...], gen: Any, device: str, dtype: Any) -> Any:
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return randn_tensor(shape, generator=gen, device=__import__("torch").device(device), dtype=dtype)
+
+
+# -- conditioning -------------------------------------------------------------------------------
+
+
+def repeat_batch(t: Any, batch: int, what: str, node: str) -> Any:
+    if t is None or t.shape[0] == batch:
+        return t
+    if t.shape[0] == 1:
+        return t.repeat(batch, *([1] * (t.ndim - 1)))
+    raise BlockError(f"node {node!r}: {what} has batch {t.shape[0]}, the latent {batch}", type="input",
+                     node=node, field="inputs.cond")
+
+
+def check_cond(cond: Any, family: str, node: str) -> None:
+    if not isinstance(cond, dict) or "prompt_embeds" not in cond:
+        raise BlockError(f"node {node!r}: input cond is not a conditioning from sd.encode_prompt",
+                         type="input", node=node, field="inputs.cond")
+    if cond.get("family", family) != family:
+        raise BlockError(
+            f"node {node!r}: the conditioning was made for a {cond.get('family')} model "
+            f"({cond.get('model')}), this model is {family}", type="input", node=node, field="inputs.cond")
+
+
+def guidance_embedding(w: Any, embedding_dim: int, dtype: Any) -> Any:
+    """``get_guidance_scale_embedding`` of the pipelines (for LCM-distilled UNets)."""
+    import torch
+
+    w = w * 1000.0
+    half_dim = embedding_dim // 2
+    emb = torch.log(torch.tensor(10000.0)) / (half_dim - 1)
+    emb = torch.exp(torch.arange(half_dim, dtype=dtype) * -emb)
+    emb = w.to(dtype)[:, None] * emb[None, :]
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=1)
+    if embedding_dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+def rescale_noise_cfg(noise_cfg: Any, noise_pred_text: Any, guidance_rescale: float) -> Any:
+    """Section 3.4 of arXiv:2305.08891, as diffusers' ``rescale_noise_cfg``."""
+    std_text = noise_pred_text.std(dim=list(range(1, noise_pred_text.ndim)), keepdim=True)
+    std_cfg = noise_cfg.std(dim=list(range(1, noise_cfg.ndim)), keepdim=True)
+    rescaled = noise_cfg * (std_text / std_cfg)
+    return guidance_rescale * rescaled + (1 - guidance_rescale) * noise_cfg
+
+
+# -- the sampling loop --------------------------------------------------------------------------
+
+UNetFn = Callable[..., Any]
+
+
+def sample(
+    *,
+    ctx: Context,
+    unet: UNetFn,
+    unet_config: dict[str, Any],
+    scheduler: Any,
+    timesteps: Any,
+    latents: Any,
+    cond: dict[str, Any],
+    cfg: float,
+    gen: Any,
+    device: str,
+    dtype: Any,
+    pixel_size: tuple[int, int],
+    eta: float = 0.0,
+    guidance_rescale: float = 0.0,
+    inpaint: dict[str, Any] | None = None,
+) -> Any:
+    """The denoising loop of the diffusers pipelines, one ``ctx.progress`` per step.
+
+    ``unet(latent_model_input, t, encoder_hidden_states=..., timestep_cond=...,
+    added_cond_kwargs=...)`` returns the noise prediction (the diffusers UNet's first
+    output, or an ONNX session's). ``inpaint`` carries ``mask`` and ``masked_image_latents``
+    (9-channel UNets) or ``mask``, ``image_latents`` and ``noise`` (4-channel UNets).
+    """
+    import torch
+
+    batch = latents.shape[0]
+    sdxl = cond.get("family") == "sdxl"
+    time_cond_dim = unet_config.get("time_cond_proj_dim")
+    do_cfg = cfg > 1.0 and time_cond_dim is None
+    pos = repeat_batch(cond["prompt_embeds"], batch, "the prompt", ctx.node).to(device=device, dtype=dtype)
+    neg = cond.get("negative_prompt_embeds")
+    embeds = pos
+    if do_cfg:
+        neg = repeat_batch(neg, batch, "the negative prompt", ctx.node).to(device=device, dtype=dtype)
+        embeds = torch.cat([neg, pos])
+    added = None
+    if sdxl:
+        h, w = pixel_size
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
+        text = repeat_batch(cond["pooled_prompt_embeds"], batch, "the prompt", ctx.node).to(dtype=dtype)
+        if do_cfg:
+            neg_text = repeat_batch(cond["negative_pooled_prompt_embeds"], batch, "the negative prompt",
+                                    ctx.node).to(dtype=dtype)
+            text = torch.cat([neg_text, text])
+            time_ids = torch.cat([time_ids, time_ids])
+        added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device).repeat(batch, 1)}
+    timestep_cond = None
+    if time_cond_dim is not None:
+        w_t = torch.tensor(cfg - 1).repeat(batch)
+        timestep_cond = guidance_embedding(w_t, time_cond_dim, dtype=dtype).to(device=device, dtype=dtype)
+
+    step_params = set(inspect.signature(scheduler.step).parameters)
+    extra: dict[str, Any] = {}
+    if "eta" in step_params:
+        extra["eta"] = eta
+    if "generator" in step_params:
+        extra["generator"] = gen
+
+    mask = masked = None
+    if inpaint is not None and "masked_image_latents" in inpaint:
+        mask = inpaint["mask"]
+        masked = inpaint["masked_image_latents"]
+        if do_cfg:
+            mask, masked = torch.cat([mask] * 2), torch.cat([masked] * 2)
+
+    total = len(timesteps)
+    for i, t in enumerate(timesteps):
+        ctx.check_cancelled()
+        model_in = torch.cat([latents] * 2) if do_cfg else latents
+        model_in = scheduler.scale_model_input(model_in, t)
+        if masked is not None:
+            model_in = torch.cat([model_in, mask, masked], dim=1)
+        noise_pred = unet(model_in, t, encoder_hidden_states=embeds, timestep_cond=timestep_cond,
+                          added_cond_kwargs=added)
+        if do_cfg:
+            uncond, text_pred = noise_pred.chunk(2)
+            noise_pred = uncond + cfg * (text_pred - uncond)
+            if guidance_rescale > 0.0:
+                noise_pred = rescale_noise_cfg(noise_pred, text_pred, guidance_rescale)
+        latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
+        if inpaint is not None and "image_latents" in inpaint:
+            proper = inpaint["image_latents"]
+            if i < total - 1:
+                proper = scheduler.add_noise(proper, inpaint["noise"], torch.tensor([timesteps[i + 1]]))
+            latents = (1 - inpaint["mask"]) * proper + inpaint["mask"] * latents
+        ctx.progress(i + 1, total)
+    return latents
+
+
+def torch_unet(unet: Any) -> UNetFn:
+    """The diffusers UNet as :func:`sample` calls it."""
+
+    def call(sample_in: Any, t: Any, **kwargs: Any) -> Any:
+        return unet(sample_in, t, cross_attention_kwargs=None, return_dict=False, **kwargs)[0]
+
+    return call

@@ -1,0 +1,133 @@
+"""The VAE: images to latents and back."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
+from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, generator, model_ref
+
+
+def image_processor(vae_scale_factor: int, mask: bool = False) -> Any:
+    from diffusers.image_processor import VaeImageProcessor
+
+    if mask:
+        return VaeImageProcessor(vae_scale_factor=vae_scale_factor, do_normalize=False, do_binarize=True,
+                                 do_convert_grayscale=True)
+    return VaeImageProcessor(vae_scale_factor=vae_scale_factor)
+
+
+def rgb(image: np.ndarray, node: str) -> np.ndarray:
+    """``[B, H, W, 3]`` float32 from an IMAGE with 1, 3 or 4 channels."""
+    if image.ndim != 4:
+        raise BlockError(f"node {node!r}: image must be [batch, height, width, channels], got shape "
+                         f"{tuple(image.shape)}", type="input", node=node, field="inputs.image")
+    c = image.shape[-1]
+    if c == 1:
+        image = np.repeat(image, 3, axis=-1)
+    elif c >= 3:
+        image = image[..., :3]
+    else:
+        raise BlockError(f"node {node!r}: image has {c} channels", type="input", node=node,
+                         field="inputs.image")
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def vae_encode(vae: Any, pixels: Any, gen: Any, mode: str = "sample") -> Any:
+    """Pixels in [-1, 1] -> scaled latents (``retrieve_latents`` of the pipelines)."""
+    dist = vae.encode(pixels).latent_dist
+    latents = dist.sample(gen) if mode == "sample" else dist.mode()
+    cfg = vae.config
+    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+    if mean is not None and std is not None:
+        c = latents.shape[1]
+        mean_t = _channel(mean, c, latents)
+        std_t = _channel(std, c, latents)
+        return (latents - mean_t) * cfg.scaling_factor / std_t
+    return cfg.scaling_factor * latents
+
+
+def vae_decode(vae: Any, latents: Any) -> Any:
+    """Scaled latents -> pixels in [-1, 1] (the pipelines' decode step)."""
+    cfg = vae.config
+    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+    if mean is not None and std is not None:
+        c = latents.shape[1]
+        latents = latents * _channel(std, c, latents) / cfg.scaling_factor + _channel(mean, c, latents)
+    else:
+        latents = latents / cfg.scaling_factor
+    return vae.decode(latents, return_dict=False)[0]
+
+
+def _channel(values: Any, c: int, like: Any) -> Any:
+    import torch
+
+    return torch.tensor(values).view(1, c, 1, 1).to(like.device, like.dtype)
+
+
+def to_image(pixels: Any) -> np.ndarray:
+    """``[B, 3, H, W]`` in [-1, 1] -> IMAGE ``[B, H, W, 3]`` float32 in [0, 1] (``postprocess``)."""
+    return (pixels / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+
+
+@block("sd.vae_encode", version="1.0.0")
+class VaeEncode(Block):
+    """Encode an image into a latent with the model's VAE.
+
+    ``mode='sample'`` draws from the VAE's posterior as diffusers' img2img pipeline does and
+    outputs the random state after that draw: wire ``rng`` into ``sd.denoise`` to continue
+    the same random stream (what makes a graph equal the pipeline's image). ``mode='mean'``
+    takes the posterior mean and needs no randomness.
+    """
+
+    inputs = {"image": In("IMAGE", "image [B, H, W, C] in 0..1, sides multiples of 8")}
+    outputs = {"latent": Out("LATENT", "scaled latent"),
+               "rng": Out("RNG", "random state after the posterior sample")}
+    resources = Resources(device="gpu", memory_mb=1024)
+
+    class Params(Params):
+        model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
+        mode: Literal["sample", "mean"] = Field("sample", description="posterior sample or its mean")
+        seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed; null: derived from the node")
+
+    def run(self, ctx: Context, image: np.ndarray) -> dict:
+        import torch
+
+        p = self.params
+        ref = model_ref(p.model)
+        device = device_of(ctx)
+        info = ctx.models.load(ref, "info")
+        vae = ctx.models.load(ref, "vae", device=device)
+        pixels = image_processor(info.vae_scale_factor).preprocess(rgb(image, ctx.node))
+        gen = generator(None, ctx.seed if p.seed is None else p.seed)
+        with torch.no_grad():
+            latents = vae_encode(vae, pixels.to(device=device, dtype=vae.dtype), gen,
+                                 "sample" if p.mode == "sample" else "mean")
+        return {"latent": latents.float().cpu(), "rng": gen.get_state()}
+
+
+@block("sd.vae_decode", version="1.0.0")
+class VaeDecode(Block):
+    """Decode a latent into an image with the model's VAE."""
+
+    inputs = {"latent": "LATENT"}
+    outputs = {"image": Out("IMAGE", "[B, H, W, 3] in 0..1")}
+    resources = Resources(device="gpu", memory_mb=1024)
+
+    class Params(Params):
+        model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
+
+    def run(self, ctx: Context, latent: Any) -> dict:
+        import torch
+
+        device = device_of(ctx)
+        vae = ctx.models.load(model_ref(self.params.model), "vae", device=device)
+        with torch.no_grad():
+            pixels = vae_decode(vae, latent.to(device=device, dtype=vae.dtype))
+        return {"image": to_image(pixels)}
+
+
+BLOCKS = [VaeEncode, VaeDecode]
