@@ -1,0 +1,249 @@
+"""Prompt labels without an LLM: keyword rules, plus a local embedding model when one is given.
+
+Labels come in four groups, the vocabulary the template library and the score table use:
+
+- ``subjects``: people, animals, wildlife, nature, landscapes, urban, objects, food
+- ``styles``: photo-realistic, painting, illustration, anime, detailed, edit
+- ``formats``: wide, tall, large (the image's shape and size, not its content)
+- ``task``: text-to-image, image-to-image or inpaint (exactly one)
+
+>>> labels = classify("a wide panorama of a mountain lake at dawn, photorealistic")
+>>> labels.subjects, labels.styles, labels.formats, labels.task
+(['landscapes'], ['photo-realistic'], ['wide'], 'text-to-image')
+>>> classify("portrait of an old fisherman, oil painting").all()
+['painting', 'people', 'text-to-image']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "objects", "food")
+STYLES = ("photo-realistic", "painting", "illustration", "anime", "detailed", "edit")
+FORMATS = ("wide", "tall", "large")
+TASKS = ("text-to-image", "image-to-image", "inpaint")
+VOCABULARY = SUBJECTS + STYLES + FORMATS + TASKS
+
+
+def _words(*words: str) -> str:
+    """A regex matching any of ``words`` as whole words, plurals included."""
+    return r"\b(?:" + "|".join(words) + r")(?:e?s)?\b"
+
+
+_RULES: dict[str, str] = {
+    "people": _words(
+        "person", "people", "man", "men", "woman", "women", "girl", "boy", "child", "children",
+        "kid", "baby", "portrait", "face", "selfie", "crowd", "couple", "family", "astronaut",
+        "soldier", "dancer", "musician", "chef", "king", "queen", "warrior", "knight", "lady",
+        "gentleman", "student", "worker", "athlete", "bride", "groom", "human", "fisherman",
+        "farmer", "teenager", "grandmother", "grandfather", "doctor", "nurse", "witch", "wizard",
+        "princess", "prince", "samurai", "ninja", "cowboy", "detective", "pilot",
+        "character", "mother", "father", "he", "she", "businessman", "businesswoman",
+    ),
+    "animals": _words(
+        "cat", "dog", "kitten", "puppy", "pupp(?:y|ies)", "horse", "bird", "rabbit", "bunny", "pet",
+        "animal", "cow", "sheep", "pig", "hamster", "parrot", "goldfish", "chicken", "duck",
+        "goat", "pony", "corgi", "poodle", "retriever",
+    ),
+    "wildlife": _words(
+        "fox", "wolf", "wolves", "bear", "deer", "lion", "tiger", "elephant", "giraffe", "zebra",
+        "eagle", "leopard", "cheetah", "wildlife", "safari", "whale", "dolphin", "moose", "elk",
+        "rhino", "hippo", "gorilla", "monkey", "penguin", "owl", "hawk", "falcon", "otter",
+        "seal", "orca", "shark", "bison", "lynx", "jaguar", "hummingbird", "heron",
+    ),
+    "nature": _words(
+        "forest", "tree", "flower", "garden", "meadow", "river", "waterfall", "jungle", "leaf",
+        "leaves", "plant", "woods", "moss", "blossom", "fern", "grass", "wildflower", "nature",
+        "rainforest", "stream", "mushroom",
+    ),
+    "landscapes": _words(
+        "landscape", "mountain", "lake", "valley", "canyon", "desert", "ocean", "sea", "beach",
+        "coast", "sunset", "sunrise", "dawn", "dusk", "horizon", "vista", "hill", "glacier",
+        "island", "aurora", "fjord", "cliff", "dune", "volcano", "seascape", "countryside",
+        "panorama", "scenery",
+    ),
+    "urban": _words(
+        "city", "cities", "street", "skyline", "building", "skyscraper", "downtown", "alley",
+        "cityscape", "town", "market", "subway", "traffic", "neon", "cafe", "architecture",
+        "harbour", "harbor", "bridge", "tokyo", "new york", "paris", "rooftop", "metropolis",
+    ),
+    "objects": _words(
+        "product", "bottle", "chair", "car", "watch", "shoe", "sneaker", "lamp", "vase", "cup",
+        "mug", "phone", "bench", "furniture", "toy", "book", "guitar", "bicycle", "camera",
+        "object", "still life", "perfume", "jewel(?:le)?ry", "ring", "teapot", "sofa", "table",
+        "robot", "helmet", "sword", "clock", "backpack",
+    ),
+    "food": _words(
+        "food", "dish", "meal", "pizza", "burger", "cake", "bread", "fruit", "sushi", "coffee",
+        "breakfast", "salad", "pasta", "soup", "dessert", "cookie", "ramen", "croissant",
+        "pancake", "cupcake", "steak", "taco", "noodle", "ice cream", "chocolate",
+    ),
+    "photo-realistic": (
+        r"\b(?:photo(?:graph|graphy)?s?|photo-?realistic|photoreal|realistic|hyper-?realistic|dslr|"
+        r"35 ?mm|50 ?mm|85 ?mm|bokeh|cinematic|raw photo|film still|telephoto|macro shot|"
+        r"award[- ]winning photo)\b"
+    ),
+    "painting": (
+        r"\b(?:painting|painted|oil|watercolou?r|acrylic|impressionis[tm]|canvas|gouache|"
+        r"brush ?strokes?|van gogh|monet|rembrandt|fresco|baroque)\b"
+    ),
+    "illustration": (
+        r"\b(?:illustration|illustrated|drawing|drawn|sketch|cartoon|vector|comic|line art|"
+        r"storybook|children'?s book|concept art|flat design|pencil|ink|pixel art|low poly|"
+        r"isometric|clip ?art|icon|logo)\b"
+    ),
+    "anime": r"\b(?:anime|manga|chibi|ghibli|cel[- ]shaded|kawaii|waifu|shonen|shojo)\b",
+    "detailed": (
+        r"\b(?:highly detailed|ultra[- ]detailed|hyper[- ]detailed|intricate|detailed|"
+        r"fine details?|sharp focus|masterpiece|best quality)\b"
+    ),
+    "edit": (
+        r"\b(?:remove|replace|erase|retouch|inpaint(?:ing)?|fix (?:the|her|his)|"
+        r"fill in|clean up)\b"
+    ),
+    "wide": (
+        r"\b(?:wide|panoramas?|panoramic|widescreen|banner|ultra-?wide|horizontal|"
+        r"landscape (?:format|orientation)|header image|360[- ]degree)\b|"
+        r"\b(?:16|21|32)\s*:\s*9\b|\b(?:2|3|4)\s*:\s*1\b"
+    ),
+    "tall": (
+        r"\b(?:vertical|portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner)|"
+        r"phone wallpaper|mobile wallpaper|story format)\b|\b9\s*:\s*(?:16|21)\b|\b1\s*:\s*(?:2|3)\b"
+    ),
+    "large": (
+        r"\b(?:4k|8k|uhd|high[- ]res(?:olution)?|hi-?res|large (?:image|format|print|poster|size)|"
+        r"huge (?:image|print)|poster|billboard|print[- ]ready|wallpaper|gigapixel|mural)\b"
+    ),
+    "inpaint": (
+        r"\b(?:inpaint(?:ing)?|remove the|replace the|erase the|masked?|fill in the|"
+        r"(?:in|on) the (?:masked|marked|white) (?:area|region)|fix the (?:face|hand|region|area))\b"
+    ),
+    "image-to-image": (
+        r"\b(?:this (?:photo|image|picture|drawing|sketch)|my (?:photo|image|picture|drawing|sketch)|"
+        r"the (?:input|given|attached|uploaded) (?:image|photo|picture)|input image|img2img|"
+        r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
+        r"based on the (?:image|photo))"
+    ),
+}
+_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _RULES.items()}
+
+# what each label means, for an embedding model to compare prompts with
+DESCRIPTIONS: dict[str, str] = {
+    "people": "a person, a portrait, people, a human face or figure",
+    "animals": "a pet or domestic animal such as a cat, a dog or a horse",
+    "wildlife": "a wild animal in its habitat, wildlife photography",
+    "nature": "plants, trees, flowers, a forest, a garden",
+    "landscapes": "a landscape: mountains, lakes, the sea, a valley, the sky at sunset",
+    "urban": "a city, streets, buildings, architecture",
+    "objects": "a product shot or still life of an object",
+    "food": "food and drink, a dish, a meal",
+    "photo-realistic": "a realistic photograph",
+    "painting": "a painting in oil or watercolour",
+    "illustration": "an illustration, drawing, cartoon or concept art",
+    "anime": "anime or manga style art",
+}
+
+
+@dataclass
+class Labels:
+    """A prompt's labels, by group."""
+
+    subjects: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    task: str = "text-to-image"
+
+    def all(self) -> list[str]:
+        """Every label, flat and sorted (what the score table is keyed by)."""
+        return sorted({*self.subjects, *self.styles, *self.formats, self.task})
+
+    def content(self) -> list[str]:
+        """Subjects and styles only: what a template's quality depends on."""
+        return sorted({*self.subjects, *self.styles})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subjects": list(self.subjects), "styles": list(self.styles),
+                "formats": list(self.formats), "task": self.task}
+
+    @classmethod
+    def from_list(cls, labels: Iterable[str]) -> Labels:
+        """Sort a flat list of labels into groups; unknown labels are kept as subjects."""
+        out = cls()
+        tasks = []
+        for label in labels:
+            name = str(label).strip().lower()
+            if not name:
+                continue
+            if name in TASKS:
+                tasks.append(name)
+            elif name in STYLES:
+                _add(out.styles, name)
+            elif name in FORMATS:
+                _add(out.formats, name)
+            else:
+                _add(out.subjects, name)
+        if tasks:
+            out.task = "inpaint" if "inpaint" in tasks else tasks[0]
+        return out
+
+
+def _add(target: list[str], label: str) -> None:
+    if label not in target:
+        target.append(label)
+
+
+Embedder = Callable[[list[str]], list[list[float]]]
+
+
+def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float = 0.35) -> Labels:
+    """The labels of ``prompt``: keyword rules first; an ``embedder`` (texts -> vectors) adds
+    subject and style labels whose description is close to the prompt (cosine >= threshold)
+    and, when the rules found no subject, the closest subject."""
+    # "this photo" names the input, not the style; "phone wallpaper" a format, not a phone:
+    # styles are matched without input phrases, subjects without input and format phrases
+    styled = _COMPILED["image-to-image"].sub(" ", prompt)
+    content = styled
+    for label in FORMATS:
+        content = _COMPILED[label].sub(" ", content)
+    found = {label for label, rx in _COMPILED.items()
+             if rx.search(content if label in SUBJECTS else styled if label in STYLES else prompt)}
+    labels = Labels(
+        subjects=[s for s in SUBJECTS if s in found],
+        styles=[s for s in STYLES if s in found],
+        formats=[f for f in FORMATS if f in found],
+    )
+    if "wide" in found and "tall" in found:
+        labels.formats.remove("tall")
+    if "inpaint" in found:
+        labels.task = "inpaint"
+        _add(labels.styles, "edit")
+    elif "image-to-image" in found:
+        labels.task = "image-to-image"
+    if embedder is not None:
+        _embedding_labels(prompt, labels, embedder, threshold)
+    return labels
+
+
+def _embedding_labels(prompt: str, labels: Labels, embedder: Embedder, threshold: float) -> None:
+    names = list(DESCRIPTIONS)
+    vectors = embedder([prompt, *(DESCRIPTIONS[n] for n in names)])
+    query, rest = vectors[0], vectors[1:]
+    sims = {n: _cosine(query, v) for n, v in zip(names, rest, strict=True)}
+    for name, sim in sims.items():
+        if sim >= threshold:
+            _add(labels.subjects if name in SUBJECTS else labels.styles, name)
+    if not labels.subjects:
+        best = max((n for n in names if n in SUBJECTS), key=lambda n: sims[n])
+        labels.subjects.append(best)
+    labels.subjects.sort(key=SUBJECTS.index)
+    labels.styles.sort(key=STYLES.index)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = sum(x * x for x in a) ** 0.5
+    nb = sum(y * y for y in b) ** 0.5
+    return dot / (na * nb) if na and nb else 0.0
