@@ -45,6 +45,7 @@ def _prepare_litellm() -> Any:
     import litellm
 
     litellm.telemetry = False
+    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on stdout
     return litellm
 
 
@@ -200,6 +201,10 @@ class LLMClient:
             options["api_base"] = cfg.base_url
         if cfg.api_key:
             options["api_key"] = cfg.api_key
+        elif cfg.base_url and cfg.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            # an OpenAI-compatible server of one's own (llama.cpp, vLLM, LM Studio) often wants
+            # no key, but the OpenAI SDK refuses to send a request without one
+            options["api_key"] = "no-key"
         if self._mock is not None:
             with self._lock:
                 options["mock_response"] = self._mock.pop(0) if self._mock else "{}"

@@ -148,3 +148,10 @@ def test_config_from_settings_reads_the_key_from_the_named_environment_variable(
 def test_parse_json_object_reports_where_the_json_breaks() -> None:
     data, error = parse_json_object('{"nodes": {"a": }')
     assert data is None and "line 1" in error.message
+
+
+def test_an_own_openai_compatible_server_without_a_key_gets_a_placeholder(server, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    llm = server.reset([{"a": 1}])
+    LLMClient(LLMConfig(model="openai/local", base_url=llm.base_url, retries=0)).complete_json(MESSAGES)
+    assert llm.requests[0]["headers"]["Authorization"] == "Bearer no-key"
