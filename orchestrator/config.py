@@ -61,6 +61,27 @@ class Limits(BaseModel):
     attempts: int = Field(3, ge=1, description="runs a job gets before it fails after crashes")
 
 
+class AgentSettings(BaseModel):
+    """The agent that plans graphs for prompts (``[agent]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str | None = Field(None, description="litellm model string ('ollama/llama3.1', "
+                                              "'openai/gpt-4o-mini'); None: the offline planner")
+    base_url: str | None = Field(None, description="the LLM server's base URL; None: the provider's")
+    api_key_env: str = Field("ORCHESTRATOR_LLM_API_KEY",
+                             description="environment variable that holds the LLM API key")
+    rounds: int = Field(3, ge=0, le=10, description="critic and repair rounds at most")
+    timeout_s: float = Field(60.0, gt=0, le=600, description="timeout of one LLM request")
+    retries: int = Field(2, ge=0, le=10, description="retries of a failed LLM request")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature")
+    embedding_model: str | None = Field(
+        None, description="local sentence-embedding model (folder or HF cache name) for prompt "
+                          "labels; never downloaded")
+    default_model: str | None = Field(None, description="model that replaces unknown model names")
+    scores: Path | None = Field(None, description="score table file; default <state_dir>/agent/scores.sqlite")
+
+
 class Settings(BaseModel):
     """The effective settings of the CLI and the daemon."""
 
@@ -83,6 +104,7 @@ class Settings(BaseModel):
     engine: str = Field("ray", pattern="^(ray|local)$", description="'ray' or 'local' (in-process)")
     allowed_hosts: list[str] = Field(default_factory=list, description="extra Host header names")
     limits: Limits = Field(default_factory=lambda: Limits())
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @property
     def effective_cache_dir(self) -> Path:

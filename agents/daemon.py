@@ -1,0 +1,65 @@
+"""The daemon's entry to the agent: ``make_planner(settings, host)``.
+
+The daemon (``orchestrator.daemon.make_planner``) imports this module and hands prompt
+jobs to the callable it returns::
+
+    planner = make_planner(settings, host)       # settings: orchestrator Settings; host: PluginHost
+    graph_doc, rounds = planner(prompt, options) # options: the job's AgentOptions as a dict
+
+``rounds`` is the trace's list of rounds (see :mod:`agents.repair`); the rest of the trace
+(labels, template, ranking, outcome, token and cost usage) is in ``graph_doc["meta"]["agent"]``.
+On failure the callable raises :class:`~agents.errors.AgentError` whose ``to_dict()``
+holds the last ``errors`` and the ``trace``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from agents.factory import build_planner, open_scores
+from agents.planner import Planner
+
+PlanFn = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
+
+
+def _model_entries(settings: Any, host: Any) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    call = getattr(host, "call_hook", None)
+    if call is not None:
+        for _plugin, items in call("register_models"):
+            entries.extend(dict(e) for e in items if isinstance(e, dict))
+    entries.extend(dict(e) for e in getattr(settings, "models", []) or [])
+    return entries
+
+
+def make_planner(settings: Any, host: Any) -> PlanFn:
+    """A thread-safe ``planner(prompt, options) -> (graph dict, trace rounds)`` for the daemon."""
+    agent = settings.agent
+    scores = open_scores(agent, settings.state_dir)
+    models = _model_entries(settings, host)
+    planners: dict[tuple[str | None, int], Planner] = {}
+    lock = threading.Lock()
+
+    def planner_for(llm: str | None, rounds: int) -> Planner:
+        key = (llm, rounds)
+        with lock:
+            if key not in planners:
+                p = build_planner(agent, host.catalog, host.templates, models=models, scores=scores,
+                                  llm=llm)
+                p.rounds = rounds
+                planners[key] = p
+            return planners[key]
+
+    def plan(prompt: str, options: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        rounds = options.get("rounds")
+        planner = planner_for(options.get("llm"), int(agent.rounds if rounds is None else rounds))
+        result = planner.plan(prompt, seed=options.get("seed"), width=options.get("width"),
+                              height=options.get("height"), template=options.get("template"))
+        doc = result.graph.to_dict()
+        summary = {k: v for k, v in result.trace.items() if k != "rounds"}
+        doc.setdefault("meta", {})["agent"] = summary
+        return doc, result.trace["rounds"]
+
+    return plan
