@@ -29,6 +29,7 @@ from orchestrator.errors import BlockError, JobError
 # modules that add sub-commands: each has register(subparsers)
 COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.daemon_cli",
+    "orchestrator.agent_cli",
 )
 
 

@@ -1,0 +1,166 @@
+"""CLI commands of the agent: ``plan``, ``agent scores``, ``agent export``, ``agent eval``.
+
+``orchestrator plan "a wide panorama of a mountain lake at dawn"`` prints the planned graph
+and the trace of how it was made (``-o FILE`` also writes the graph); ``--llm MODEL``
+plans with a litellm model instead of the offline planner. The agent's settings are the
+``[agent]`` section of the config (``orchestrator.config.AgentSettings``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents.errors import AgentError
+from agents.evaluate import evaluate, load_prompts
+from agents.factory import build_planner, open_scores, scores_path
+from agents.planner import Planner
+from orchestrator.cli import CliError, plugin_host
+from orchestrator.config import Settings
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _model_entries(settings: Settings, host: Any) -> list[dict[str, Any]]:
+    entries = [dict(e) for _plugin, items in host.call_hook("register_models") for e in items
+               if isinstance(e, dict)]
+    return entries + [dict(e) for e in settings.models]
+
+
+def _planner(args: argparse.Namespace, settings: Settings, *, learn: bool = True) -> Planner:
+    host = plugin_host(settings)
+    for problem in host.problems:
+        print(f"warning: {problem.message}", file=sys.stderr)
+    scores = open_scores(settings.agent, settings.state_dir) if learn else None
+    planner = build_planner(settings.agent, host.catalog, host.templates,
+                            models=_model_entries(settings, host), scores=scores,
+                            llm=getattr(args, "llm", None))
+    if getattr(args, "rounds", None) is not None:
+        planner.rounds = args.rounds
+    return planner
+
+
+def _failed(exc: AgentError, as_json: bool) -> int:
+    errors = exc.details.get("errors") or [exc.to_dict()]
+    print(f"error: {exc.message}", file=sys.stderr)
+    if as_json:
+        _print_json({"errors": errors, "trace": exc.details.get("trace")})
+    else:
+        for e in errors:
+            print(f"  [{e.get('type')}] {e.get('message')}", file=sys.stderr)
+    return 1
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    planner = _planner(args, settings)
+    images = {k: v for k, v in (("image", args.image), ("mask", args.mask)) if v}
+    try:
+        plan = planner.plan(args.prompt, seed=args.seed, width=args.width, height=args.height,
+                            template=args.template, images=images)
+    except AgentError as exc:
+        return _failed(exc, args.json)
+    if args.output:
+        plan.graph.dump(args.output)
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.brief:
+        print(f"planner: {plan.planner}  template: {plan.template}  mode: {plan.mode}  "
+              f"labels: {', '.join(plan.labels)}")
+        for r in plan.trace["rounds"]:
+            print(f"  round {r['round']} {r['actor']:<16} {r['decision']:<14} "
+                  f"{len(r['errors'])} problem(s), {len(r['fixes'])} fix(es)")
+        usage = plan.usage
+        print(f"  tokens: {usage.total_tokens}  cost: ${usage.cost_usd:.6f}")
+        if not args.output:
+            print(plan.graph.to_json())
+        return 0
+    _print_json({"graph": plan.graph.to_dict(), "template": plan.template, "labels": plan.labels,
+                 "accepted": plan.accepted, "rounds": plan.rounds, "usage": plan.usage.to_dict(),
+                 "trace": plan.trace})
+    return 0
+
+
+def cmd_scores(args: argparse.Namespace, settings: Settings) -> int:
+    path = scores_path(settings.agent, settings.state_dir)
+    if not path.is_file():
+        rows: list[dict[str, Any]] = []
+    else:
+        with open_scores(settings.agent, settings.state_dir) as table:
+            rows = table.rows()
+    if args.json:
+        _print_json({"path": str(path), "rows": rows})
+        return 0
+    if not rows:
+        print(f"no scored jobs yet ({path})")
+        return 0
+    print(f"{'label':<18} {'template':<20} {'count':>6} {'mean':>7}")
+    for r in rows:
+        print(f"{r['label']:<18} {r['template']:<20} {r['count']:>6} {r['mean']:>7.3f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    path = scores_path(settings.agent, settings.state_dir)
+    if not path.is_file():
+        count = 0
+        if args.output:
+            Path(args.output).write_text("", encoding="utf-8")
+    else:
+        with open_scores(settings.agent, settings.state_dir) as table:
+            if args.output:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    count = table.export_jsonl(out)
+            else:
+                count = table.export_jsonl(sys.stdout)
+    print(f"exported {count} record(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        records = load_prompts(args.prompts)
+    except OSError as exc:
+        raise CliError(f"{args.prompts}: cannot read: {exc}") from None
+    report = evaluate(_planner(args, settings, learn=False), records)
+    if args.json:
+        _print_json({"summary": report.summary(), "results": report.results})
+    else:
+        print(report.format())
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``plan`` and ``agent {scores, export, eval}`` to the ``orchestrator`` command."""
+    p = sub.add_parser("plan", help="plan a workflow graph for a prompt (print graph and trace)")
+    p.add_argument("prompt", help="the text prompt")
+    p.add_argument("--llm", metavar="MODEL", help="litellm model string; 'offline': no LLM")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the graph to FILE")
+    p.add_argument("--rounds", type=int, help="critic and repair rounds at most")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--template", help="use this template (select-and-adapt)")
+    p.add_argument("--image", metavar="FILE", help="input image (image-to-image, inpainting)")
+    p.add_argument("--mask", metavar="FILE", help="inpainting mask")
+    p.add_argument("--brief", action="store_true", help="a summary of the rounds, then the graph")
+    p.add_argument("--json", action="store_true", help="errors as JSON (with the trace) on failure")
+    p.set_defaults(handler=cmd_plan)
+
+    p = sub.add_parser("agent", help="the agent's score table, training data and evaluation")
+    asub = p.add_subparsers(dest="agent_command", metavar="ACTION")
+    a = asub.add_parser("scores", help="show the label x template score table")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_scores)
+    a = asub.add_parser("export", help="write every scored (prompt, labels, graph, score) as JSONL")
+    a.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    a.set_defaults(handler=cmd_export)
+    a = asub.add_parser("eval", help="run the planner over a JSONL prompt set and print figures")
+    a.add_argument("prompts", metavar="PROMPTS.jsonl")
+    a.add_argument("--llm", metavar="MODEL", help="litellm model string; 'offline': no LLM")
+    a.add_argument("--rounds", type=int, help="critic and repair rounds at most")
+    a.add_argument("--json", action="store_true", help="figures and per-prompt results as JSON")
+    a.set_defaults(handler=cmd_eval)
