@@ -12,21 +12,30 @@ from orchestrator.cli import main
 
 
 def _graph():
-    g = load_template("hires_fix")
-    g.nodes["refine"].tile = TileSpec(size=512, overlap=64)
-    g.nodes["cond"].meta["group"] = "prompt"
-    g.nodes["latent"].meta["group"] = "prompt"
+    b = GraphBuilder()
+    a = b.add("image.solid", id="a", width=64, height=32, color=[1, 0, 0])
+    m = b.add("image.solid", id="m", width=64, height=32)
+    blend = b.add("image.blend", id="blend", a=a.image, b=m.image)
+    gray = b.add("image.grayscale", id="gray", image=blend.image)
+    edges = b.add("image.canny", id="edges", image=gray.image)
+    mask = b.add("image.image_to_mask", id="mask", image=edges.image)
+    b.add("image.save", id="save", image=edges.image, name="edges")
+    g = b.build()
+    g.nodes["edges"].tile = TileSpec(size=512, overlap=64)
+    g.nodes["a"].meta["group"] = "sources"
+    g.nodes["m"].meta["group"] = "sources"
+    assert mask.id == "mask"
     return g
 
 
 def test_layout_runs_left_to_right_with_typed_edges(catalog):
     lay = layout(_graph(), catalog)
     xs = {n: b.x for n, b in lay.boxes.items()}
-    assert xs["cond"] == xs["latent"] < xs["base"] < xs["upscale"] < xs["refine"] < xs["decode"] < xs["save"]
-    assert ("decode", "image", "save", "image", "IMAGE") in lay.edges
-    assert lay.boxes["refine"].tiled == "tiled 512px/64"
-    x0, y0, x1, y1 = lay.groups["prompt"]
-    for n in ("cond", "latent"):
+    assert xs["a"] == xs["m"] < xs["blend"] < xs["gray"] < xs["edges"] < xs["save"] == xs["mask"]
+    assert ("gray", "image", "edges", "image", "IMAGE") in lay.edges
+    assert lay.boxes["edges"].tiled == "tiled 512px/64"
+    x0, y0, x1, y1 = lay.groups["sources"]
+    for n in ("a", "m"):
         b = lay.boxes[n]
         assert x0 < b.x and b.x + b.w < x1 and y0 < b.y and b.y + b.h < y1
     for a in lay.boxes.values():  # no two boxes overlap
@@ -36,13 +45,13 @@ def test_layout_runs_left_to_right_with_typed_edges(catalog):
 
 
 def test_svg_is_well_formed_and_shows_ids_blocks_params(catalog):
-    svg = to_svg(_graph(), catalog, title="hires <fix>")
+    svg = to_svg(_graph(), catalog, title="edges <demo>")
     root = ET.fromstring(svg)
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
-    assert "refine" in texts and "sd.denoise" in texts and "steps: 4" in texts
-    assert "hires <fix>" in texts and "tiled 512px/64" in texts
+    assert "blend" in texts and "image.canny" in texts and "width: 64" in texts
+    assert "edges <demo>" in texts and "tiled 512px/64" in texts
     nodes = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "node"]
-    assert len(nodes) == 7
+    assert len(nodes) == 7  # a, m, blend, gray, edges, mask, save
     assert 'stroke-dasharray' in svg
 
 
@@ -65,3 +74,8 @@ def test_png_and_the_render_command(tmp_path, catalog, capsys):
     assert main(["graph", "render", str(path), "-o", str(tmp_path / "g.png")]) == 0
     assert Image.open(tmp_path / "g.png").format == "PNG"
     assert main(["graph", "render", str(path), "-o", str(tmp_path / "g.gif")]) == 2
+
+
+def test_templates_draw_without_a_catalog():
+    svg = to_svg(load_template("hires_fix"))
+    assert "sd.denoise" in svg and svg.count('class="node"') == 7
