@@ -50,7 +50,7 @@ from orchestrator.models.registry import ModelRegistry, ResolvedModel, family_of
 DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 HOST_COMPONENTS = ("tokenizer", "tokenizer_2")
 ALLOWED_LIBRARIES = ("diffusers", "transformers")
-ONNX_PARTS = ("vae_decoder", "vae_encoder", "text_encoder", "unet")
+ONNX_PARTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
 
 
 @dataclass(frozen=True)
@@ -401,6 +401,9 @@ class ModelManager:
     def _onnx(self, mref: ModelRef, component: str, device: str) -> Any:
 
         if component == "onnx":
+            if mref.name not in self.registry and mref.name.endswith(".onnx") and Path(mref.name).is_file():
+                p = Path(mref.name).resolve()  # a file the block already resolved (and confined)
+                return self._onnx_session(p, device, str(p), "onnx")
             r = self.registry.resolve(mref.name)
             if r.format != "onnx":
                 raise ModelError(f"model {mref.name!r} is not an ONNX file ({r.path})", reason="format",
@@ -416,11 +419,6 @@ class ModelManager:
                 f"model {mref.name!r} has no ONNX {part} at {path}; export it first with "
                 f"`orchestrator export-onnx {mref.name}`", reason="missing", model=mref.name, path=str(path))
         return self._onnx_session(path, device, mref.name, component)
-
-    def load_onnx_file(self, path: str | Path, *, device: str = "cpu") -> Any:
-        """An onnxruntime session for any ONNX file, kept resident like the other components."""
-        p = Path(path).resolve()
-        return self._onnx_session(p, device, str(p), "onnx")
 
     def _onnx_session(self, path: Path, device: str, model: str, component: str) -> Any:
         from orchestrator.models.onnx import make_session
