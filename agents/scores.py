@@ -94,6 +94,16 @@ class ScoreTable:
         return self.record(plan.prompt, plan.labels, plan.template, plan.graph.to_dict(), score,
                            job=job)
 
+    def record_graph(self, graph: dict[str, Any], score: float, *, job: str | None = None) -> int:
+        """Record a scored planned graph by what its ``meta`` says (``prompt``, ``labels``,
+        ``template``: the planner writes them), for a caller that kept only the graph."""
+        meta = graph.get("meta") or {}
+        prompt = meta.get("prompt")
+        if not isinstance(prompt, str):
+            raise ValueError("the graph's meta has no 'prompt': it was not planned by the agent")
+        return self.record(prompt, meta.get("labels") or [], meta.get("template"), graph, score,
+                           job=job)
+
     def stats(self, label: str, template: str) -> tuple[int, float] | None:
         """``(count, mean)`` for one cell, ``None`` when nothing was scored there."""
         with self._lock:

@@ -88,3 +88,13 @@ def test_a_plan_records_its_own_score() -> None:
     (rec,) = list(table.records())
     assert rec["template"] == "txt2img" and rec["labels"] == plan.labels and rec["job"] == "j"
     assert table.stats("wildlife", "txt2img") == (1, 0.7)
+
+
+def test_a_planned_graph_can_be_recorded_from_its_meta_alone() -> None:
+    table = ScoreTable()
+    ctx = PlanningContext.build(make_catalog(), make_templates(), scores=table)
+    doc = Planner(ctx).plan("a wide panorama of a mountain lake at dawn").graph.to_dict()
+    table.record_graph(doc, 0.9, job="j2")
+    assert table.stats("wide", "panorama") == (1, 0.9)
+    with pytest.raises(ValueError, match="no 'prompt'"):
+        table.record_graph({"nodes": {}}, 0.5)
