@@ -30,6 +30,7 @@ from orchestrator.errors import BlockError, JobError
 COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.daemon_cli",
     "orchestrator.agent_cli",
+    "orchestrator.models.cli",
 )
 
 

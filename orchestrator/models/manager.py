@@ -289,10 +289,13 @@ class ModelManager:
         from orchestrator.models.safety import check_weights_folder
 
         try:
-            if component in HOST_COMPONENTS:
-                return cls.from_pretrained(str(sub), local_files_only=True)
-            check_weights_folder(sub, f"model {mref.name!r} {component}")
-            value = cls.from_pretrained(str(sub), local_files_only=True, use_safetensors=True)
+            with _quiet_transformers():
+                if component in HOST_COMPONENTS:
+                    return cls.from_pretrained(str(sub), local_files_only=True)
+                check_weights_folder(sub, f"model {mref.name!r} {component}")
+                dtype_kw = "torch_dtype" if library == "diffusers" else _transformers_dtype_kw()
+                value = cls.from_pretrained(str(sub), local_files_only=True, use_safetensors=True,
+                                            **{dtype_kw: getattr(torch, dtype)})
         except ModelError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
@@ -300,7 +303,7 @@ class ModelManager:
                              reason="load", model=mref.name, path=str(sub)) from exc
         value.requires_grad_(False)
         value.eval()
-        return value.to(device=device, dtype=getattr(torch, dtype))
+        return value.to(device=device)
 
     def _personalise(self, mref: ModelRef, component: str, base: Any, device: str) -> Any:
         from orchestrator.models import lora
@@ -496,6 +499,30 @@ class ModelManager:
             return ModelRef.parse(ref)
         except Exception as exc:  # noqa: BLE001 - any bad reference becomes one clear error
             raise ModelError(f"bad model reference {ref!r}: {exc}", reason="reference") from None
+
+
+def _transformers_dtype_kw() -> str:
+    """transformers renamed ``torch_dtype`` to ``dtype`` in 4.56."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+class _quiet_transformers:
+    """No "Loading weights" progress bars from transformers while loading components."""
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging as tlog
+
+        self.was = tlog.is_progress_bar_enabled()
+        tlog.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        from transformers.utils import logging as tlog
+
+        if self.was:
+            tlog.enable_progress_bar()
 
 
 def _empty_cuda_cache() -> None:

@@ -277,7 +277,15 @@ def build(name: str, dest: str | Path) -> Path:
         pipe = pipe_cls(**kwargs, force_zeros_for_empty_prompt=True, add_watermarker=False)
     else:
         pipe = pipe_cls(**kwargs, requires_safety_checker=False)
-    pipe.save_pretrained(str(dest), safe_serialization=True)
+    from transformers.utils import logging as tlog
+
+    was = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    try:
+        pipe.save_pretrained(str(dest), safe_serialization=True)
+    finally:
+        if was:
+            tlog.enable_progress_bar()
     vocab, merges = tokenizer_files()
     for sub in ("tokenizer", "tokenizer_2"):
         if (Path(dest) / sub).is_dir():  # the slow-tokenizer files too, for older transformers
