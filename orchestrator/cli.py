@@ -138,22 +138,45 @@ def _graph_from_png(path: str) -> str:
     return str(text)
 
 
+def _plan_prompt(args: argparse.Namespace, settings: Settings, host: Any) -> Graph:
+    """Plan a graph for a prompt with the agent (offline unless --llm), reporting on stderr."""
+    from agents.daemon import make_planner
+
+    options = {"llm": args.llm, "seed": args.seed, "width": args.width, "height": args.height}
+    planner = make_planner(settings, host)
+    doc, rounds = planner(args.prompt, {k: v for k, v in options.items() if v is not None})
+    meta = doc.get("meta", {}).get("agent", {})
+    if not args.quiet:
+        labels = meta.get("labels")
+        if isinstance(labels, dict):
+            labels = sorted({v for vs in labels.values() for v in (vs if isinstance(vs, list) else [vs])})
+        print(f"planned: template {meta.get('template')!r}, labels {labels}, "
+              f"{len(rounds)} round(s)", file=sys.stderr)
+    return Graph.from_dict(doc)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator.engine import model_provider
     from orchestrator.executor import LocalExecutor
 
     host = plugin_host(settings)
     _report_plugin_problems(host)
-    if (args.graph is None) == (args.from_png is None):
-        raise CliError("give --graph FILE or --from-png FILE", code=2)
-    graph = Graph.from_json(_read_graph_file(args.graph) if args.graph else _graph_from_png(args.from_png))
-    _apply_overrides(graph, args.set or [])
+    if sum(x is not None for x in (args.prompt, args.graph, args.from_png)) != 1:
+        raise CliError("give a PROMPT, --graph FILE or --from-png FILE", code=2)
     out_dir = Path(args.output)
+    if args.prompt is not None:
+        graph = _plan_prompt(args, settings, host)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        graph.dump(out_dir / "graph.json")
+    else:
+        source = _read_graph_file(args.graph) if args.graph else _graph_from_png(args.from_png)
+        graph = Graph.from_json(source)
+    _apply_overrides(graph, args.set or [])
     executor = LocalExecutor(
         host.catalog,
         models=model_provider(settings),
         outputs_dir=out_dir,
-        input_root=settings.input_dir or Path(args.graph or args.from_png).resolve().parent,
+        input_root=settings.input_dir or Path(args.graph or args.from_png or ".").resolve().parent,
         device=settings.resolved_device(),
     )
 
@@ -246,8 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_validate)
 
-    p = sub.add_parser("run", help="run a graph in this process and write its outputs")
+    p = sub.add_parser("run", help="run a prompt or a graph in this process and write its outputs")
+    p.add_argument("prompt", nargs="?", help="a text prompt: the agent plans the graph")
     p.add_argument("--graph", metavar="FILE", help="graph JSON file")
+    p.add_argument("--llm", help="litellm model string for planning (default: the offline planner)")
+    p.add_argument("--seed", type=int, help="seed for a planned graph")
+    p.add_argument("--width", type=int, help="width for a planned graph")
+    p.add_argument("--height", type=int, help="height for a planned graph")
     p.add_argument("--from-png", dest="from_png", metavar="FILE",
                    help="re-run the graph embedded in a PNG this project wrote")
     p.add_argument("-o", "--output", default="outputs", metavar="DIR", help="output folder")

@@ -156,7 +156,8 @@ class JobService:
             if isinstance(exc, JobCancelled) or getattr(exc, "type", "") == "cancelled":
                 self.store.finish(job_id, JobState.CANCELLED)
                 return
-            self.store.finish(job_id, JobState.FAILED, errors=[exc.to_dict()])
+            d = exc.to_dict()
+            self.store.finish(job_id, JobState.FAILED, errors=[d, *d.pop("errors", [])])
             return
         except GraphValidationError as exc:
             self.store.finish(job_id, JobState.FAILED, errors=[e.to_dict() for e in exc.errors])
@@ -174,8 +175,21 @@ class JobService:
             raise JobError("this daemon has no planner for prompt jobs; submit a graph",
                            type="planning", field="prompt")
         options = dict(job["request"].get("agent") or {})
-        graph_doc, trace = self.planner(job["prompt"], options)
-        self.store.update(job_id := job["id"], graph=graph_doc, trace=trace)
+        job_id = job["id"]
+        try:
+            graph_doc, trace = self.planner(job["prompt"], options)
+        except (JobError, BlockError):
+            raise
+        except Exception as exc:  # the agent's errors are data (to_dict)
+            if not callable(getattr(exc, "to_dict", None)):
+                raise
+            detail = exc.to_dict()  # type: ignore[attr-defined]
+            trace = detail.get("trace") or {}
+            rounds = trace.get("rounds", []) if isinstance(trace, dict) else list(trace)
+            self.store.update(job_id, trace=rounds)
+            raise JobError(f"planning failed: {detail.get('message')}", type="planning",
+                           field="prompt", errors=detail.get("errors") or []) from exc
+        self.store.update(job_id, graph=graph_doc, trace=trace)
         self.store.add_event(job_id, {"event": "planned", "rounds": len(trace)})
         return graph_doc
 

@@ -143,3 +143,15 @@ def test_run_from_png_reruns_the_embedded_graph(tmp_path, capsys):
     assert main(["run", "--from-png", str(plain)]) == 1
     assert "carries no orchestrator graph" in capsys.readouterr().err
     assert main(["run"]) == 2
+
+
+def test_run_a_prompt_plans_with_the_offline_agent_and_writes_an_image(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "a red fox in the snow", "-o", str(out), "--seed", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "planned: template" in captured.err
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 1 and (out / "graph.json").exists()
+    img = Image.open(pngs[0])
+    assert img.width >= 64 and "orchestrator.graph" in img.text
+    assert main(["run", "a prompt", "--graph", "x.json"]) == 2
