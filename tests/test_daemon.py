@@ -257,3 +257,28 @@ def test_openapi_document_lists_the_routes(daemon):
     assert {"/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events",
             "/jobs/{id}/outputs/{name}", "/blocks", "/models", "/templates", "/health",
             "/metrics"} <= set(doc["paths"])
+
+
+def test_prompt_jobs_are_planned_by_the_agent(daemon, tmp_path):
+    with daemon.client() as c:
+        job = c.submit(prompt="a wide panorama of a mountain lake at dawn", agent={"seed": 5})
+        kinds = [e["event"] for e in job.events()]
+        info = job.status()
+    assert info["state"] == "succeeded", info["errors"]
+    assert kinds[:3] == ["queued", "planning", "planned"] and kinds[-1] == "done"
+    assert info["trace"] and info["trace"][0]["actor"].startswith("planner")
+    assert info["graph"]["meta"]["agent"]["template"]
+    width = next(n["params"]["width"] for n in info["graph"]["nodes"].values()
+                 if "width" in n.get("params", {}))
+    height = next(n["params"]["height"] for n in info["graph"]["nodes"].values()
+                  if "height" in n.get("params", {}))
+    assert width > height  # a panorama is wide
+    assert len(info["outputs"]) == 1
+
+
+def test_a_prompt_the_agent_cannot_plan_fails_with_its_errors(daemon):
+    with daemon.client() as c:
+        job = c.submit(prompt="a cat", agent={"template": "no_such_template"})
+        info = job.wait(timeout=60)
+    assert info["state"] == "failed"
+    assert info["errors"][0]["type"] == "planning"
