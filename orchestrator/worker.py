@@ -74,6 +74,11 @@ class WorkerConfig:
     provider: str | Callable[..., ModelProvider] | None = None
     provider_kwargs: Mapping[str, Any] = field(default_factory=dict)
     device: str | None = None  # None: "cuda" on a worker that Ray gave a real GPU, else "cpu"
+    gpu_memory_fraction: float | None = None  # budget_bytes for the provider on a GPU worker
+    cpu_memory_fraction: float | None = None  # ... on a CPU worker (of the machine's RAM)
+    # torch's CPU threads in the worker (Ray starts workers with OMP_NUM_THREADS=1). CPU float
+    # results depend on it: give the driver's count to get the in-process executor's bits.
+    cpu_threads: int | None = None
 
     def plugin_key(self) -> tuple[Any, ...]:
         return (self.extra_plugins, self.sys_path, self.allow, self.entry_points, self.strict)
@@ -82,7 +87,8 @@ class WorkerConfig:
         prov = self.provider
         if callable(prov):
             prov = f"{getattr(prov, '__module__', '?')}:{getattr(prov, '__qualname__', repr(prov))}"
-        return (*self.plugin_key(), prov, tuple(sorted(self.provider_kwargs.items())), self.device)
+        return (*self.plugin_key(), prov, tuple(sorted(self.provider_kwargs.items())), self.device,
+                self.gpu_memory_fraction, self.cpu_memory_fraction, self.cpu_threads)
 
 
 # -- set-up shared by the actor, the CPU tasks and the driver ---------------------------------
@@ -116,8 +122,12 @@ def plugin_host(config: WorkerConfig) -> PluginHost:
         return host
 
 
-def make_provider(config: WorkerConfig) -> ModelProvider | None:
-    """Build the worker's model provider from ``config`` (``None``: blocks get no models)."""
+def make_provider(config: WorkerConfig, device: str = "cpu") -> ModelProvider | None:
+    """Build the worker's model provider from ``config`` (``None``: blocks get no models).
+
+    With a memory fraction for ``device`` and no ``budget_bytes`` in ``provider_kwargs``, the
+    provider gets ``budget_bytes`` = that fraction of the GPU's memory (or of the RAM).
+    """
     factory = config.provider
     if factory is None:
         return None
@@ -127,7 +137,19 @@ def make_provider(config: WorkerConfig) -> ModelProvider | None:
         for part in attr.split(".") if attr else ():
             obj = getattr(obj, part)
         factory = obj
-    return factory(**dict(config.provider_kwargs))
+    kwargs = dict(config.provider_kwargs)
+    fraction = config.gpu_memory_fraction if device.startswith("cuda") else config.cpu_memory_fraction
+    if fraction is not None and "budget_bytes" not in kwargs:
+        kwargs["budget_bytes"] = int(fraction * _device_memory(device))
+    return factory(**kwargs)
+
+
+def _device_memory(device: str) -> int:
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def provider_stats(provider: Any) -> dict[str, Any]:
@@ -316,9 +338,14 @@ class WorkerCore:
     def __init__(self, config: WorkerConfig | None = None, name: str = "worker") -> None:
         self.config = config or WorkerConfig()
         self.name = name
+        if self.config.cpu_threads:
+            os.environ["OMP_NUM_THREADS"] = str(self.config.cpu_threads)
+            import torch
+
+            torch.set_num_threads(self.config.cpu_threads)
         self.host = plugin_host(self.config)
-        self.provider = make_provider(self.config)
         self.device = _detect_device(self.config)
+        self.provider = make_provider(self.config, self.device)
         self.started = time.time()
         self.nodes_run = 0
         self.busy_seconds = 0.0
@@ -607,6 +634,8 @@ class Worker:
             "num_gpus": num_gpus if gpu else 0,
             "num_cpus": (0 if gpu else 1) if num_cpus is None else num_cpus,
             "max_restarts": 0, "max_task_retries": 0,
+            # control calls (cancel, progress, stats) must not wait behind a queued run
+            "allow_out_of_order_execution": True,
             "scheduling_strategy": "SPREAD",
         }
         opts.update(options or {})

@@ -140,7 +140,7 @@ class ModelBlock(Block):
     """Loads ``model`` through ``ctx.models`` and returns a seeded mix of its first weights."""
 
     inputs = {"after": In("ANY", "anything, to order nodes", optional=True)}
-    outputs = {"value": "ANY", "pid": "INT"}
+    outputs = {"value": "ANY"}
     resources = GPU
 
     class Params(Params):
@@ -150,7 +150,7 @@ class ModelBlock(Block):
     def run(self, ctx: Context, after: Any = None) -> dict:
         weights = ctx.models.load(self.params.model, device=ctx.device)
         value = weights[:8] * self.params.scale + ctx.rng.random(8).astype(np.float32)
-        return {"value": value, "pid": os.getpid()}
+        return {"value": value}
 
 
 @block("faults.noise", version="1.0.0")
@@ -237,3 +237,10 @@ class CountingProvider:
     def stats(self) -> dict[str, Any]:
         return {"resident": list(self.models), "loads": sum(self.load_counts.values()),
                 "load_counts": dict(self.load_counts), "bytes": self.bytes, "budget": self.budget_bytes}
+
+
+def tiny_model_manager(cache_dir: str, budget_bytes: int | None = None) -> Any:
+    """The real ``ModelManager`` over the built-in tiny models in ``cache_dir`` (a worker's provider)."""
+    from orchestrator.models import ModelManager, ModelRegistry
+
+    return ModelManager(ModelRegistry(cache_dir=cache_dir), budget_bytes=budget_bytes)

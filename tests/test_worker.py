@@ -222,7 +222,8 @@ def test_actor_runs_on_a_logical_gpu(gpu_worker):
     info = gpu_worker.info()
     assert info["name"] == "gpu-test" and len(info["gpu_ids"]) == 1 and info["device"] == "cpu"
     out, meta = gpu_worker.run("faults.model", {"model": "m1"}, {}, seed=3)
-    assert out["pid"] == info["pid"] and meta["models"]["resident"] == ["m1"]
+    assert out["value"].shape == (8,) and meta["models"]["resident"] == ["m1"]
+    assert gpu_worker.run("faults.sleep", {"seconds": 0}, {})[0]["pid"] == info["pid"]
     # inputs travel with the request
     out, _ = gpu_worker.run("faults.mix", {}, {"images": [np.ones((1, 2, 2, 3), np.float32)]})
     assert out["image"].shape == (1, 2, 2, 3)

@@ -1,0 +1,310 @@
+"""The Ray scheduler: runs compiled graphs as DAGs over a pool of worker actors.
+
+Every node whose inputs are ready runs at once, up to the pool's capacity. GPU blocks
+(``spec.device == "gpu"``) run on the worker actors, one node at a time each: an idle
+worker that already holds the node's model (its ``model`` param) first, else the least
+loaded. Light CPU blocks run as plain Ray tasks (``cpu_slots`` at once). Several jobs share
+the pool: higher priority first; among equals, round robin (the job served least recently).
+
+Pipelining: a busy worker also takes up to ``queue_depth - 1`` more nodes, queued in its
+actor: ready nodes when no worker is idle, and the next node of a chain whose upstream
+runs on it (Ray hands the upstream's output over without a round trip through the
+scheduler). A queued node's clock (timeout) and its ``node_started`` event start when it
+starts; a job of higher priority that arrives later waits for at most those queued nodes.
+``queue_depth=1`` turns this off.
+
+Semantics are the in-process executor's (:mod:`orchestrator.executor`): same inputs, same
+seeds, same errors, same outputs, same cache keys. Block outputs stay in Ray's object store
+and travel from worker to worker as object references; the caller fetches them at the end.
+
+- **Cache**: node outputs (as object references) by content key, across jobs, bounded.
+- **Faults**: a worker that dies mid-node is replaced and the node retried elsewhere, at
+  most ``max_retries`` times; then the job fails with a ``worker_died`` error and the
+  pool heals. ``node_timeout`` ends a hung block (its worker is killed and replaced) and
+  fails the job with ``timeout``. A block that raises fails its job with the block's own
+  error; its worker serves the next job.
+- **Cancellation**: :meth:`Scheduler.cancel` sets the job's flag on the workers running its
+  nodes (a call in the actor's ``control`` concurrency group, so it lands mid-node); each
+  block stops at its next ``ctx.progress``/``ctx.check_cancelled``. A block that does not
+  stop within ``cancel_grace`` seconds has its worker killed and replaced.
+- **Events**: ``node_started``/``node_finished`` (plus ``node_retry``) from here; ``step``
+  and ``tile`` progress from the workers, long-polled while a node runs. Callbacks run on
+  the scheduler's thread: keep them short.
+
+One thread (the loop) owns every Ray reference and all state; other threads talk to it
+through a queue of commands.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from graphs import Graph
+from orchestrator.catalog import Catalog
+from orchestrator.compile import CompiledGraph, compile_graph
+from orchestrator.dispatch import POLL_S, Dispatcher
+from orchestrator.errors import JobError
+from orchestrator.executor import RunResult
+from orchestrator.jobs import EventFn, JobHandle, JobState, ObjectCache
+from orchestrator.outputs import DirectorySink
+from orchestrator.pool import DEAD, WorkerPool
+from orchestrator.worker import (
+    WorkerConfig,
+    plugin_host,
+    translate_error,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+def worker_config_from_settings(settings: Any) -> WorkerConfig:
+    """How workers load plugins and models under the daemon's :class:`~orchestrator.config.Settings`:
+    the same plugins (allow-list, extra modules, strictness) and a ``ModelManager`` over the
+    configured models, with 85% of each GPU's memory as its budget.
+    """
+    plugins = settings.plugins
+    device = settings.device if settings.device == "cpu" else None  # a GPU is Ray's to hand out
+    return WorkerConfig(
+        extra_plugins=tuple(plugins.extra), allow=tuple(plugins.allow) if plugins.allow is not None else None,
+        strict=plugins.strict, provider="orchestrator.models:provider_from_settings",
+        provider_kwargs={"settings": settings}, device=device, gpu_memory_fraction=0.85,
+    )
+
+
+def connect_ray(address: str | None = None, **init_kwargs: Any) -> None:
+    """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``),
+    or start a local Ray when ``address`` is None. Nothing happens when Ray is already up.
+    """
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"namespace": "orchestrator", "log_to_driver": False}
+    if address is None:
+        kwargs["include_dashboard"] = False
+    kwargs.update(init_kwargs)
+    ray.init(address=address, **kwargs)
+
+
+class Scheduler:
+    """Runs graphs on Ray worker actors. Thread-safe; one loop thread inside.
+
+    ``config`` says how workers load plugins and models; the scheduler's own catalog (for
+    compiling) comes from the same plugins unless ``catalog`` is given. ``gpus`` (default:
+    every GPU of the cluster) or, with none, ``cpu_workers`` sizes the pool. It is also an
+    engine for the daemon's job service (``run``, ``capacity``, ``stats``, ``shutdown``).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        config: WorkerConfig | None = None,
+        ray_address: str | None = None,
+        gpus: int | None = None,
+        cpu_workers: int | None = None,
+        cpu_slots: int | None = None,
+        max_retries: int = 2,
+        node_timeout: float | None = None,
+        queue_depth: int = 2,
+        capacity: int = 8,
+        cancel_grace: float = 10.0,
+        cache: ObjectCache | None = None,
+        outputs_dir: str | Path | None = None,
+        input_root: str | Path | None = None,
+        confine_inputs: bool = False,
+        actor_options: dict[str, Any] | None = None,
+    ) -> None:
+        connect_ray(ray_address)
+        self.config = config or WorkerConfig()
+        self.catalog = catalog if catalog is not None else plugin_host(self.config).catalog
+        self.capacity = capacity  # jobs the daemon may hand over at once (they share the pool)
+        self.node_timeout = node_timeout
+        self.cache = cache if cache is not None else ObjectCache()
+        self.outputs_dir = outputs_dir
+        self.input_root = input_root
+        self.confine_inputs = confine_inputs
+        self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options)
+        if cpu_slots is None:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            cpu_slots = max(1, cpus - (0 if self.pool.gpu else len(self.pool.slots)))
+        self._dispatcher = Dispatcher(
+            pool=self.pool, cache=self.cache, config=self.config, cpu_slots=cpu_slots,
+            queue_depth=max(1, queue_depth), max_retries=max_retries, cancel_grace=cancel_grace,
+        )
+        self._seq = itertools.count()
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="orchestrator-scheduler", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_settings(cls, settings: Any, catalog: Catalog | None = None, **kwargs: Any) -> Scheduler:
+        """The scheduler the daemon runs: joins ``settings.ray_address`` (or starts a local Ray),
+        ``settings.workers`` CPU workers where there is no GPU, inputs confined to
+        ``settings.input_dir`` when it is set.
+        """
+        opts: dict[str, Any] = {
+            "config": worker_config_from_settings(settings), "ray_address": settings.ray_address,
+            "cpu_workers": settings.workers or None, "input_root": settings.input_dir,
+            "confine_inputs": settings.input_dir is not None,
+        }
+        opts.update(kwargs)
+        return cls(catalog, **opts)
+
+    # -- public API (any thread) ------------------------------------------------------------
+
+    def submit(
+        self,
+        graph: Graph | CompiledGraph,
+        *,
+        job: str | None = None,
+        priority: int = 0,
+        on_event: EventFn | None = None,
+        node_timeout: float | None = None,
+        outputs_dir: str | Path | None = None,
+    ) -> JobHandle:
+        """Compile ``graph`` (raising its validation errors here) and queue it; returns a handle."""
+        if self._stopped:
+            raise JobError("the scheduler is shut down", type="job")
+        compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.catalog)
+        job_id = job or uuid.uuid4().hex
+        handle = JobHandle(job_id, self)
+        out_dir = outputs_dir if outputs_dir is not None else self.outputs_dir
+        state = JobState.create(
+            compiled, id=job_id, priority=priority, seq=next(self._seq), handle=handle,
+            on_event=on_event, sink=DirectorySink(out_dir, compiled.graph.to_json(indent=None)),
+            options={"outputs_dir": str(out_dir) if out_dir is not None else None,
+                     "input_root": str(self.input_root) if self.input_root is not None else None,
+                     "confine_inputs": self.confine_inputs},
+            node_timeout=node_timeout if node_timeout is not None else self.node_timeout,
+        )
+        self._inbox.put(("submit", state))
+        return handle
+
+    def run(
+        self,
+        graph: Graph | CompiledGraph,
+        *,
+        job: str | None = None,
+        on_event: EventFn | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+        priority: int = 0,
+        node_timeout: float | None = None,
+        outputs_dir: str | Path | None = None,
+    ) -> RunResult:
+        """Run ``graph`` and wait, like :meth:`LocalExecutor.run`; raise its error or return results."""
+        handle = self.submit(graph, job=job, priority=priority, on_event=on_event,
+                             node_timeout=node_timeout, outputs_dir=outputs_dir)
+        asked = False
+        while not handle.wait(POLL_S if is_cancelled is not None else None):
+            if not asked and is_cancelled is not None and is_cancelled():
+                handle.cancel()
+                asked = True
+        return handle.result()
+
+    def cancel(self, job: str) -> bool:
+        """Cancel ``job``; False when it is unknown or already over."""
+        return bool(self._call(lambda: self._dispatcher.cancel(job)))
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The pool as the scheduler sees it: name, state, pid, node, GPU ids, models held."""
+        return self._call(self.pool.describe)
+
+    def worker_stats(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Each live worker's own report (models resident, load counts, bytes, memory)."""
+        slots = self._call(lambda: [s for s in self.pool.slots if s.state != DEAD])
+        refs = [s.worker.actor.stats.remote() for s in slots]
+        out = []
+        for slot, ref in zip(slots, refs, strict=True):
+            try:
+                out.append(ray.get(ref, timeout=timeout))
+            except Exception as exc:  # noqa: BLE001
+                out.append({"name": slot.name, "error": translate_error(exc, worker=slot.name).to_dict()})
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """The engine's state for the daemon's dashboard (no call to the workers)."""
+        return self._call(self._dispatcher.snapshot)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until every worker of the pool is up (or raise ``TimeoutError``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self._call(lambda: ([s.state for s in self.pool.slots], self.pool.error))
+            if states[1]:
+                raise JobError(states[1], type="worker_died")
+            if all(s == "ready" for s in states[0]):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not ready after {timeout} s: {states[0]}")
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Fail whatever is still running, kill the workers, stop the loop."""
+        if self._stopped:
+            return
+        self._inbox.put(("stop",))
+        self._thread.join(timeout=30)
+        self._stopped = True
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the loop thread and return its result."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        if self._stopped or not self._thread.is_alive():
+            raise JobError("the scheduler is shut down", type="job")
+        fut: Future[Any] = Future()
+        self._inbox.put(("call", fn, fut))
+        return fut.result(timeout=60)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while self._commands():
+                self._dispatcher.step()
+        except Exception:  # pragma: no cover - a bug here must not hang every caller
+            log.exception("scheduler loop crashed")
+            self._dispatcher.fail_all(JobError("the scheduler crashed; see its log", type="job"))
+        else:
+            self._dispatcher.fail_all(JobError("the scheduler was shut down", type="job"))
+        self.pool.shutdown()
+        self._stopped = True
+
+    def _commands(self) -> bool:
+        """Handle queued commands; block for one when nothing is in flight. False: stop."""
+        block = self._dispatcher.idle()
+        while True:
+            try:
+                cmd = self._inbox.get(timeout=1.0) if block else self._inbox.get_nowait()
+            except queue.Empty:
+                return True
+            block = False
+            kind = cmd[0]
+            if kind == "stop":
+                return False
+            if kind == "submit":
+                self._dispatcher.add_job(cmd[1])
+            elif kind == "call":
+                fut = cmd[2]
+                try:
+                    fut.set_result(cmd[1]())
+                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                    fut.set_exception(exc)
