@@ -3,7 +3,9 @@
 Import from a test module (the tests folder is not a package)::
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from sd_fixtures import model_registry, models  # noqa: F401  (pytest fixtures)
+    import sd_fixtures
+    models = sd_fixtures.models                      # the fixtures a module uses
+    one_torch_thread = sd_fixtures.one_torch_thread  # autouse: one torch thread in the module
 
 The tiny models are built once into a cache shared by test sessions
 (``$ORCHESTRATOR_TEST_CACHE``, default ``<tmp>/orchestrator-test-cache-<uid>``); builds are
@@ -29,6 +31,17 @@ def tiny_cache_dir() -> Path:
         return Path(named)
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"orchestrator-test-cache-{uid}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far more steadily on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

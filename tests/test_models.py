@@ -21,6 +21,7 @@ import sd_fixtures
 
 model_registry = sd_fixtures.model_registry
 models = sd_fixtures.models
+one_torch_thread = sd_fixtures.one_torch_thread
 
 # The weights of the built-in tiny models: the same on every machine.
 CHECKSUMS = {

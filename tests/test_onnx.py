@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
 models = sd_fixtures.models
+one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
 VAE_TOL = 1e-4
 PROMPT = "a red fox in the snow"

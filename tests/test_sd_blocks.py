@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
 models = sd_fixtures.models
+one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
 TOL = 1 / 255
 PROMPT = "a red fox in the snow"
@@ -72,7 +73,7 @@ def txt2img_graph(model="tiny-sd", sampler="ddim", steps=4, cfg=7.5, seed=7, bat
 # -- equivalence ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"])
+@pytest.mark.parametrize("sampler", ["ddim", "euler_a", "dpmpp_2m", "lcm"])
 def test_txt2img_equals_stable_diffusion_pipeline(run, models, sampler):
     ours = run(txt2img_graph(sampler=sampler, batch=2)).outputs["decode"]["image"]
     pipe = pipeline(models, "StableDiffusionPipeline", "tiny-sd", sampler)
@@ -86,7 +87,7 @@ def test_txt2img_equals_stable_diffusion_pipeline(run, models, sampler):
     assert ours.std() > 0.02  # an image, not a constant
 
 
-@pytest.mark.parametrize(("sampler", "strength"), [("ddim", 0.6), ("euler_a", 0.75), ("dpmpp_2m", 1.0)])
+@pytest.mark.parametrize(("sampler", "strength"), [("ddim", 0.6), ("euler_a", 1.0)])
 def test_img2img_equals_img2img_pipeline(run, models, images, sampler, strength):
     b = GraphBuilder()
     img = b.add("image.load", path="input.png")
@@ -106,8 +107,7 @@ def test_img2img_equals_img2img_pipeline(run, models, images, sampler, strength)
 
 
 @pytest.mark.parametrize(("model", "sampler", "strength"), [
-    ("tiny-sd", "ddim", 1.0), ("tiny-sd", "euler_a", 0.75),
-    ("tiny-sd-inpaint", "ddim", 1.0), ("tiny-sd-inpaint", "dpmpp_2m", 0.8)])
+    ("tiny-sd", "ddim", 1.0), ("tiny-sd", "euler_a", 0.75), ("tiny-sd-inpaint", "dpmpp_2m", 0.8)])
 def test_inpaint_equals_inpaint_pipeline(run, models, images, model, sampler, strength):
     b = GraphBuilder()
     img = b.add("image.load", path="input.png")
@@ -202,15 +202,15 @@ def test_loras_change_the_image_and_weight_zero_does_not(run, tmp_path):
 
 
 def test_same_graph_same_image_and_seed_matters(run):
-    a = run(txt2img_graph(sampler="euler_a")).outputs["decode"]["image"]
-    b = run(txt2img_graph(sampler="euler_a")).outputs["decode"]["image"]
-    c = run(txt2img_graph(sampler="euler_a", seed=8)).outputs["decode"]["image"]
+    a = run(txt2img_graph(sampler="euler_a", steps=2)).outputs["decode"]["image"]
+    b = run(txt2img_graph(sampler="euler_a", steps=2)).outputs["decode"]["image"]
+    c = run(txt2img_graph(sampler="euler_a", steps=2, seed=8)).outputs["decode"]["image"]
     assert np.array_equal(a, b)
     assert np.abs(a - c).max() > 0.05
 
 
 def test_default_seed_comes_from_the_node(run):
-    g1 = txt2img_graph()
+    g1 = txt2img_graph(steps=2)
     del g1.nodes["denoise"].params["seed"]
     a = run(g1).outputs["decode"]["image"]
     b = run(g1.model_copy(deep=True)).outputs["decode"]["image"]
