@@ -16,9 +16,11 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphs import Graph, GraphValidationError, check
 from orchestrator import __version__
+from orchestrator.comfy_api import add_comfy_routes
 from orchestrator.config import Settings
 from orchestrator.dashboard import mount_dashboard
 from orchestrator.outputs import SAFE_NAME
@@ -102,10 +104,21 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         out = []
         for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                where = e["loc"][-1] if e.get("loc") else "?"
+                reason = (e.get("ctx") or {}).get("error", e["msg"])
+                out.append(_error("request", f"the body is not valid JSON: {reason} at position "
+                                  f"{where}", field="body"))
+                continue
             loc = [str(p) for p in e["loc"] if p != "body"]
             out.append(_error("request", f"{'.'.join(loc) or 'body'}: {e['msg']}",
                               field=".".join(loc) or None))
         return _errors(422, *out)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return _errors(exc.status_code, _error("request", detail), headers=exc.headers)
 
     @app.post(JOBS, status_code=201)
     async def submit(body: SubmitRequest, request: Request) -> JSONResponse:
@@ -120,6 +133,11 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
                                        "try again later"), headers={"Retry-After": "2"})
         graph_doc = None
         if body.graph is not None:
+            nodes = body.graph.get("nodes")
+            if isinstance(nodes, dict) and len(nodes) > settings.limits.nodes:
+                return _errors(422, _error(
+                    "limit", f"graph has {len(nodes)} nodes; the limit is {settings.limits.nodes}",
+                    field="nodes", value=len(nodes), bound={"le": settings.limits.nodes}))
             try:
                 graph = Graph.from_dict(body.graph)
             except GraphValidationError as exc:
@@ -237,6 +255,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
         return {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
                 "jobs": counts, "engine": service.engine.stats()}
 
+    add_comfy_routes(app, catalog, settings)
     mount_dashboard(app, service)
     return Guard(app, bind_host=settings.host, token=settings.token,  # type: ignore[arg-type]
                  allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes)
