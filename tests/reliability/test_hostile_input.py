@@ -130,7 +130,8 @@ def test_forged_host_and_origin_on_every_mutating_route(daemon):
 # -- property-based fuzzing ------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
                                                                       max_size=4),
     max_leaves=30,
@@ -144,9 +145,11 @@ node = st.fixed_dictionaries(
                                         json_values, max_size=3),
               "tile": json_values},
 )
-graph_docs = st.fixed_dictionaries({"nodes": st.dictionaries(st.sampled_from(["a", "b", "c", "1x", "a.b"]),
-                                                             node | json_values, max_size=4)},
-                                   optional={"format": st.text(max_size=30), "meta": json_values})
+node_ids = st.sampled_from(["a", "b", "c", "1x", "a.b"])
+graph_docs = st.fixed_dictionaries(
+    {"nodes": st.dictionaries(node_ids, node | json_values, max_size=4)},
+    optional={"format": st.text(max_size=30), "meta": json_values},
+)
 
 
 @settings(max_examples=300, deadline=None)
