@@ -414,7 +414,7 @@ class Dispatcher:
         """A node's call failed in Ray (worker died, task cancelled, ...)."""
         job, node, slot = run.job, run.node, run.slot
         worker = slot.name if slot is not None else "task"
-        error = translate_error(exc, node=node, worker=worker)
+        error = translate_error(exc, node=node, worker=worker, block=job.compiled.specs[node].id)
         if slot is not None and slot.state != DEAD and error.type == "worker_died":
             self.pool.died(slot)
         self._release(run)

@@ -148,20 +148,6 @@ class Scheduler:
         self._thread = threading.Thread(target=self._loop, name="orchestrator-scheduler", daemon=True)
         self._thread.start()
 
-    @classmethod
-    def from_settings(cls, settings: Any, catalog: Catalog | None = None, **kwargs: Any) -> Scheduler:
-        """The scheduler the daemon runs: joins ``settings.ray_address`` (or starts a local Ray),
-        ``settings.workers`` CPU workers where there is no GPU, inputs confined to
-        ``settings.input_dir`` when it is set.
-        """
-        opts: dict[str, Any] = {
-            "config": worker_config_from_settings(settings), "ray_address": settings.ray_address,
-            "cpu_workers": settings.workers or None, "input_root": settings.input_dir,
-            "confine_inputs": settings.input_dir is not None,
-        }
-        opts.update(kwargs)
-        return cls(catalog, **opts)
-
     # -- public API (any thread) ------------------------------------------------------------
 
     def submit(

@@ -83,12 +83,13 @@ class WorkerConfig:
     def plugin_key(self) -> tuple[Any, ...]:
         return (self.extra_plugins, self.sys_path, self.allow, self.entry_points, self.strict)
 
-    def key(self) -> tuple[Any, ...]:
+    def key(self) -> str:
+        """Equal for equal configs, also across processes (kwargs may be unhashable objects)."""
         prov = self.provider
         if callable(prov):
             prov = f"{getattr(prov, '__module__', '?')}:{getattr(prov, '__qualname__', repr(prov))}"
-        return (*self.plugin_key(), prov, tuple(sorted(self.provider_kwargs.items())), self.device,
-                self.gpu_memory_fraction, self.cpu_memory_fraction, self.cpu_threads)
+        return repr((*self.plugin_key(), prov, sorted(self.provider_kwargs.items()), self.device,
+                     self.gpu_memory_fraction, self.cpu_memory_fraction, self.cpu_threads))
 
 
 # -- set-up shared by the actor, the CPU tasks and the driver ---------------------------------
@@ -558,7 +559,7 @@ def _actor_class() -> Any:
     return _REMOTE_ACTOR
 
 
-_TASK_CORES: dict[tuple[Any, ...], WorkerCore] = {}
+_TASK_CORES: dict[str, WorkerCore] = {}
 
 
 def _cpu_task(
@@ -581,7 +582,7 @@ def cpu_task() -> Any:
 
 
 def translate_error(
-    exc: BaseException, *, node: str | None = None, worker: str | None = None
+    exc: BaseException, *, node: str | None = None, worker: str | None = None, block: str | None = None
 ) -> BlockError | JobError:
     """Ray's exceptions as ours: ``worker_died``, ``timeout``, ``cancelled``, or the block's error."""
     where = f" on worker {worker!r}" if worker else ""
@@ -604,7 +605,7 @@ def translate_error(
         if isinstance(cause, (BlockError, JobError)):
             return cause
         if cause is not None and not isinstance(cause, ray_errors.RayError):
-            return _plain_error(cause, node or "?", "?")
+            return _plain_error(cause, node or "?", block or "?")
     return JobError(f"{what} failed{where}: {type(exc).__name__}: {exc}", type="job", node=node)
 
 

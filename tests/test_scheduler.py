@@ -507,3 +507,27 @@ def test_scheduler_is_an_engine_with_stats_and_refuses_work_after_shutdown(ray_s
     s.shutdown()
     with pytest.raises(JobError, match="shut down"):
         s.submit(fan(1, 0.0, "x"))
+
+
+def test_the_daemon_gets_a_ray_engine_from_its_settings(ray_session, tmp_path):
+    from orchestrator.config import load_settings
+    from orchestrator.daemon import make_engine
+    from orchestrator.plugins import load_plugins
+    from orchestrator.ray_engine import RayEngine
+
+    settings = load_settings(env={"ORCHESTRATOR_STATE_DIR": str(tmp_path), "ORCHESTRATOR_WORKERS": "1"},
+                             config_file=None)
+    host = load_plugins(entry_points=False)
+    engine = RayEngine(host.catalog, settings, gpus=0)  # the GPUs are this module's scheduler's
+    try:
+        assert engine.config.provider == "orchestrator.models:provider_from_settings"
+        b = GraphBuilder()
+        img = b.add("image.solid", width=3, height=2)
+        b.add("image.grayscale", image=img.image)
+        result = engine.run(b.build(), job="daemon-job", priority=0, outputs_dir=tmp_path / "out",
+                            on_event=lambda e: None, is_cancelled=lambda: False)
+        assert result.outputs["grayscale"]["image"].shape == (1, 2, 3, 3)
+        assert engine.stats()["engine"] == "ray"
+    finally:
+        engine.shutdown()
+    assert callable(make_engine)

@@ -1,0 +1,38 @@
+"""The daemon's Ray engine: the :class:`~orchestrator.scheduler.Scheduler` built from settings.
+
+``orchestrator daemon start`` picks it (``engine = "ray"``, the default); with
+``--ray-address auto`` (or ``ray_address`` in the config) it joins a running cluster, e.g.
+one started from ``ray_cluster.yaml``, else it starts a local Ray. Workers load the same
+plugins as the daemon and a ``ModelManager`` over the configured models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.catalog import Catalog
+from orchestrator.scheduler import Scheduler, worker_config_from_settings
+
+
+class RayEngine(Scheduler):
+    """An :class:`~orchestrator.engine.Engine` that runs jobs on Ray worker actors."""
+
+    def __init__(self, catalog: Catalog, settings: Any, **kwargs: Any) -> None:
+        opts: dict[str, Any] = {
+            "ray_address": settings.ray_address, "cpu_workers": settings.workers or None,
+            "input_root": settings.input_dir, "confine_inputs": settings.input_dir is not None,
+        }
+        opts.update(kwargs)
+        opts.setdefault("config", worker_config_from_settings(settings))
+        super().__init__(catalog, **opts)
+        self.settings = settings
+        self.models = _registry(settings)  # what the API lists; weights live on the workers
+
+
+def _registry(settings: Any) -> Any:
+    try:
+        from orchestrator.models import registry_from_settings
+
+        return registry_from_settings(settings)
+    except Exception:  # noqa: BLE001 - listing models is optional; running jobs is not
+        return None
