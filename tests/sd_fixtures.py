@@ -76,3 +76,94 @@ def rect_mask(size: int = 64, box: tuple[int, int, int, int] = (8, 16, 40, 48)) 
     x0, y0, x1, y1 = box
     m[y0:y1, x0:x1] = 255
     return m
+
+
+def to_ldm_checkpoint(folder: Path) -> dict:
+    """A diffusers SD 1.x folder as an original (LDM) single-file state dict (for single-file tests).
+
+    The inverse of diffusers' single-file conversion, for any ``layers_per_block`` and number of
+    levels (what the tiny model needs; SD 1.5 is the 4-level, 2-layer case).
+    """
+    import json
+
+    from safetensors.torch import load_file
+
+    out: dict = {}
+    unet_cfg = json.loads((folder / "unet" / "config.json").read_text())
+    n_layers = unet_cfg["layers_per_block"]
+    res = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+           "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+    up_has_attn = {i: t.startswith("CrossAttn") for i, t in enumerate(unet_cfg["up_block_types"])}
+    for key, value in load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors")).items():
+        p = key.split(".")
+        if p[0] == "time_embedding":
+            new = f"time_embed.{0 if p[1] == 'linear_1' else 2}.{p[2]}"
+        elif p[0] == "conv_in":
+            new = f"input_blocks.0.0.{p[1]}"
+        elif p[0] == "conv_norm_out":
+            new = f"out.0.{p[1]}"
+        elif p[0] == "conv_out":
+            new = f"out.2.{p[1]}"
+        elif p[0] == "down_blocks":
+            i, kind, j, rest = int(p[1]), p[2], int(p[3]), p[4:]
+            if kind == "downsamplers":
+                new = f"input_blocks.{(i + 1) * (n_layers + 1)}.0.op.{rest[-1]}"
+            elif kind == "resnets":
+                new = f"input_blocks.{1 + i * (n_layers + 1) + j}.0.{res[rest[0]]}.{rest[1]}"
+            else:
+                new = f"input_blocks.{1 + i * (n_layers + 1) + j}.1.{'.'.join(rest)}"
+        elif p[0] == "mid_block":
+            kind, j, rest = p[1], int(p[2]), p[3:]
+            if kind == "resnets":
+                new = f"middle_block.{2 * j}.{res[rest[0]]}.{rest[1]}"
+            else:
+                new = f"middle_block.1.{'.'.join(rest)}"
+        elif p[0] == "up_blocks":
+            i, kind, j, rest = int(p[1]), p[2], int(p[3]), p[4:]
+            base = i * (n_layers + 1)
+            if kind == "upsamplers":
+                new = f"output_blocks.{base + n_layers}.{2 if up_has_attn[i] else 1}.conv.{rest[-1]}"
+            elif kind == "resnets":
+                new = f"output_blocks.{base + j}.0.{res[rest[0]]}.{rest[1]}"
+            else:
+                new = f"output_blocks.{base + j}.1.{'.'.join(rest)}"
+        else:
+            raise KeyError(key)
+        out[f"model.diffusion_model.{new}"] = value
+
+    vae_cfg = json.loads((folder / "vae" / "config.json").read_text())
+    n_up = len(vae_cfg["up_block_types"])
+    attn = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out": "proj_out"}
+    for key, value in load_file(str(folder / "vae" / "diffusion_pytorch_model.safetensors")).items():
+        p = key.split(".")
+        if p[0] in ("quant_conv", "post_quant_conv"):
+            new = key
+        else:
+            side, rest = p[0], p[1:]
+            if rest[0] in ("conv_in", "conv_out"):
+                new = f"{side}.{'.'.join(rest)}"
+            elif rest[0] == "conv_norm_out":
+                new = f"{side}.norm_out.{rest[1]}"
+            elif rest[0] == "mid_block":
+                if rest[1] == "resnets":
+                    new = f"{side}.mid.block_{int(rest[2]) + 1}.{'.'.join(rest[3:])}"
+                else:
+                    name = attn[rest[3]]
+                    new = f"{side}.mid.attn_1.{name}.{rest[-1]}"
+                    if name in ("q", "k", "v", "proj_out") and rest[-1] == "weight":
+                        value = value[:, :, None, None]
+            else:
+                i = int(rest[1]) if side == "encoder" else n_up - 1 - int(rest[1])
+                level = "down" if side == "encoder" else "up"
+                if rest[2] == "resnets":
+                    inner = rest[4].replace("conv_shortcut", "nin_shortcut")
+                    new = f"{side}.{level}.{i}.block.{rest[3]}.{inner}.{rest[5]}"
+                else:
+                    sample = "downsample" if side == "encoder" else "upsample"
+                    new = f"{side}.{level}.{i}.{sample}.conv.{rest[-1]}"
+        out[f"first_stage_model.{new}"] = value
+
+    for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
+        name = key if key.startswith("text_model.") else f"text_model.{key}"
+        out[f"cond_stage_model.transformer.{name}"] = value
+    return out

@@ -27,7 +27,7 @@ one_torch_thread = sd_fixtures.one_torch_thread
 CHECKSUMS = {
     "tiny-sd": "2967af952ad3bbfb47485c2453d53ab6e5c1e8e3101a811f0f5157396875ad32",
     "tiny-sd-inpaint": "3e27b13a19fb1093fb03fdab47d798b1473cc90d930da0d47212598e353f246b",
-    "tiny-sdxl": "886617e81599ebb4abce6f49b57591929648b92dd6d3294566602537a1e1c355",
+    "tiny-sdxl": "f398d7eacd41a78a3e51b4650a6dad5ab29b175dfe69d647199c98ad8f6cfe75",
 }
 
 
@@ -172,6 +172,39 @@ def test_folder_with_only_pickled_weights_is_refused(tmp_path, models):
         mm.load("p", "unet")
     assert info.value.to_dict()["reason"] == "pickle"
     assert mm.load("p", "vae") is not None  # the other components are fine
+
+
+# -- single-file checkpoints ----------------------------------------------------------------
+
+
+def test_single_file_checkpoint_is_converted_once_and_loads(tmp_path, models):
+    folder = models.resolve("tiny-sd").folder
+    ckpt = tmp_path / "tiny-original.safetensors"
+    save_file({k: v.contiguous() for k, v in sd_fixtures.to_ldm_checkpoint(folder).items()}, str(ckpt))
+    entry = {"name": "sf", "source": str(ckpt), "config": str(folder)}
+    reg = ModelRegistry([entry], cache_dir=tmp_path / "c")
+    resolved = reg.resolve("sf")
+    assert resolved.format == "single_file" and not resolved.converted.exists()
+    mm = ModelManager(reg)
+    for component in ("unet", "vae", "text_encoder"):
+        ours, ref = mm.load("sf", component).state_dict(), models.load("tiny-sd", component).state_dict()
+        assert ours.keys() == ref.keys()
+        assert all(torch.equal(ours[k], ref[k]) for k in ref)
+    assert (resolved.converted / "model_index.json").is_file()
+    assert mm.load("sf", "info").family == "sd"
+    rows = {r["name"]: r for r in reg.describe()}
+    assert rows["sf"]["status"] == "ready" and rows["sf"]["converted"] == str(resolved.converted)
+
+
+def test_single_file_without_configs_says_what_to_set(tmp_path, models):
+    folder = models.resolve("tiny-sd").folder
+    ckpt = tmp_path / "tiny-original.safetensors"
+    save_file({k: v.contiguous() for k, v in sd_fixtures.to_ldm_checkpoint(folder).items()}, str(ckpt))
+    mm = ModelManager(ModelRegistry([{"name": "sf", "source": str(ckpt)}], cache_dir=tmp_path / "c"))
+    with pytest.raises(ModelError) as info:
+        mm.load("sf", "unet")
+    assert "Set `config` on the model entry" in str(info.value)
+    assert info.value.to_dict()["model"] == "sf"
 
 
 # -- tiny models ----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.models.errors import ModelError
+from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
 from orchestrator.models.registry import ModelRegistry, ResolvedModel, family_of
 
@@ -289,7 +290,7 @@ class ModelManager:
         from orchestrator.models.safety import check_weights_folder
 
         try:
-            with _quiet_transformers():
+            with quiet_progress():
                 if component in HOST_COMPONENTS:
                     return cls.from_pretrained(str(sub), local_files_only=True)
                 check_weights_folder(sub, f"model {mref.name!r} {component}")
@@ -507,22 +508,6 @@ def _transformers_dtype_kw() -> str:
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-
-
-class _quiet_transformers:
-    """No "Loading weights" progress bars from transformers while loading components."""
-
-    def __enter__(self) -> None:
-        from transformers.utils import logging as tlog
-
-        self.was = tlog.is_progress_bar_enabled()
-        tlog.disable_progress_bar()
-
-    def __exit__(self, *exc: object) -> None:
-        from transformers.utils import logging as tlog
-
-        if self.was:
-            tlog.enable_progress_bar()
 
 
 def _empty_cuda_cache() -> None:

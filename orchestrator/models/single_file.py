@@ -56,13 +56,17 @@ def convert_checkpoint(path: str | Path, dest: str | Path, *, name: str, config:
         kwargs["config"] = str(config)
     if "XL" not in cls.__name__:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    from orchestrator.models.quiet import quiet_progress
+
     try:
-        pipe = cls.from_single_file(str(path), **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        with quiet_progress():
+            pipe = cls.from_single_file(str(path), **kwargs)
+    except Exception as exc:  # diffusers and the hub raise many kinds; all mean "cannot convert"
         hint = ("" if config is not None else
                 " Set `config` on the model entry to a diffusers folder (or hf:org/repo in the local "
                 "cache) of the same architecture.")
         raise ModelError(f"model {name!r}: cannot convert single-file checkpoint {str(path)!r} "
                          f"({fam}): {exc}.{hint}", reason="load", model=name, path=str(path)) from exc
-    pipe.save_pretrained(str(dest), safe_serialization=True)
+    with quiet_progress():
+        pipe.save_pretrained(str(dest), safe_serialization=True)
     return Path(dest)

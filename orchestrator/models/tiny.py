@@ -244,7 +244,11 @@ def init_weights(module: Any, prefix: str) -> None:
 
 
 def weights_checksum(folder: str | Path) -> str:
-    """SHA-256 over every tensor (name, dtype, shape, bytes) of the model's safetensors files."""
+    """SHA-256 over every tensor (name, dtype, shape, bytes) of the model's safetensors files.
+
+    Text-encoder tensor names are taken without transformers 4's ``text_model.`` level, so the
+    figure is the same under transformers 4 and 5.
+    """
     from safetensors import safe_open
 
     h = hashlib.sha256()
@@ -253,7 +257,8 @@ def weights_checksum(folder: str | Path) -> str:
         with safe_open(str(f), framework="np") as st:
             for key in sorted(st.keys()):
                 arr = st.get_tensor(key)
-                h.update(f"{f.relative_to(root).as_posix()}:{key}:{arr.dtype}:{arr.shape}".encode())
+                name = key.removeprefix("text_model.")  # transformers 5 dropped that level
+                h.update(f"{f.relative_to(root).as_posix()}:{name}:{arr.dtype}:{arr.shape}".encode())
                 h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
 
@@ -277,15 +282,10 @@ def build(name: str, dest: str | Path) -> Path:
         pipe = pipe_cls(**kwargs, force_zeros_for_empty_prompt=True, add_watermarker=False)
     else:
         pipe = pipe_cls(**kwargs, requires_safety_checker=False)
-    from transformers.utils import logging as tlog
+    from orchestrator.models.quiet import quiet_progress
 
-    was = tlog.is_progress_bar_enabled()
-    tlog.disable_progress_bar()
-    try:
+    with quiet_progress():
         pipe.save_pretrained(str(dest), safe_serialization=True)
-    finally:
-        if was:
-            tlog.enable_progress_bar()
     vocab, merges = tokenizer_files()
     for sub in ("tokenizer", "tokenizer_2"):
         if (Path(dest) / sub).is_dir():  # the slow-tokenizer files too, for older transformers
