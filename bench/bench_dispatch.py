@@ -72,7 +72,7 @@ def scheduler_per_node(sched: Scheduler, graph: Graph, n: int) -> tuple[float, f
     t0 = time.perf_counter()
     compiled = compile_graph(graph, sched.catalog)
     t1 = time.perf_counter()
-    sched.cache.clear()
+    sched.clear_cache()
     sched.submit(compiled).result()
     t2 = time.perf_counter()
     return (t2 - t1) / n, (t1 - t0) / n
@@ -116,7 +116,7 @@ def main() -> None:
     full = chain(n, "faults.sleep", "pid", seconds=seconds)
     changed = chain(n, "faults.sleep", "pid", seconds=seconds)
     changed.nodes[f"n{n - 1}"].params["tag"] = "changed"
-    sched.cache.clear()
+    sched.clear_cache()
     t0 = time.perf_counter()
     sched.run(full)
     t1 = time.perf_counter()

@@ -415,6 +415,9 @@ class Dispatcher:
         job, node, slot = run.job, run.node, run.slot
         worker = slot.name if slot is not None else "task"
         error = translate_error(exc, node=node, worker=worker, block=job.compiled.specs[node].id)
+        if isinstance(exc, ray.exceptions.ObjectLostError):  # a machine with its inputs is gone
+            for d in job.deps[node]:  # let later jobs compute them again
+                self.cache.discard(job.compiled.keys[d])
         if slot is not None and slot.state != DEAD and error.type == "worker_died":
             self.pool.died(slot)
         self._release(run)

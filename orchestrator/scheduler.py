@@ -219,6 +219,10 @@ class Scheduler:
                 out.append({"name": slot.name, "error": translate_error(exc, worker=slot.name).to_dict()})
         return out
 
+    def clear_cache(self) -> None:
+        """Forget every cached node output (Ray frees the objects)."""
+        self._call(self.cache.clear)
+
     def stats(self) -> dict[str, Any]:
         """The engine's state for the daemon's dashboard (no call to the workers)."""
         return self._call(self._dispatcher.snapshot)

@@ -143,7 +143,7 @@ def test_outputs_equal_the_reference_executor(sched, name, tmp_path):
     graph = GRAPHS[name]()
     local = LocalExecutor(sched.catalog, models=fault_plugin.CountingProvider(),
                           outputs_dir=tmp_path).run(graph)
-    sched.cache.clear()
+    sched.clear_cache()
     ours = sched.run(graph, outputs_dir=tmp_path)
     assert set(ours.outputs) == set(local.outputs) == set(graph.nodes)
     for node in graph.nodes:
