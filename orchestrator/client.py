@@ -278,7 +278,12 @@ class Client:
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
-            resp = self._http.request(method, path, **kw)
+            try:
+                resp = self._http.request(method, path, **kw)
+            except httpx.RemoteProtocolError:
+                if method != "GET" and not path.endswith("/cancel"):  # only idempotent requests
+                    raise
+                resp = self._http.request(method, path, **kw)  # a stale pooled connection
         except httpx.TransportError as exc:
             raise ConnectionFailed(0, [{"type": "connection", "message": f"{self.url}: {exc}",
                                         "node": None, "field": None}]) from exc

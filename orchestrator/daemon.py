@@ -123,8 +123,10 @@ def serve(settings: Settings) -> int:
     url = f"http://{url_host}:{port}"
 
     service.start()
+    # keep-alive longer than clients keep idle connections (httpx: 5 s), so a client never
+    # sends on a connection the server is closing at that moment
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
-                            access_log=False)
+                            access_log=False, timeout_keep_alive=75)
     server = _Server(config)
 
     def _on_signal(signum: int, _frame: Any) -> None:

@@ -29,7 +29,8 @@ def ray_session():
     """A local Ray with two logical GPUs, started once per test session."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
+        # address="local": always a fresh local instance, never a cluster left on this machine
+        ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, namespace="orchestrator-tests")
     yield ray
     ray.shutdown()
