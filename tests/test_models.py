@@ -311,6 +311,9 @@ def test_cuda_dtypes(model_registry):
     assert ModelManager(model_registry).dtype_for("tiny-sd", "vae", "cuda") == "float16"
     with pytest.raises(ValueError):
         ModelManager(model_registry, cuda_dtype="int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no CUDA device"):
+            mm.load("tiny-sd", "unet", device="cuda")
 
 
 # -- LoRAs and embeddings -------------------------------------------------------------------

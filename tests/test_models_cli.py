@@ -35,3 +35,20 @@ def test_models_path_builds_the_tiny_model_and_export_onnx(tmp_path, capsys):
 def test_unknown_model_is_an_error_naming_it(tmp_path, capsys):
     assert main(["--state-dir", str(tmp_path), "models", "path", "dreamshaper"]) == 1
     assert "'dreamshaper' is not configured" in capsys.readouterr().err
+
+
+def test_plugins_can_register_models_and_the_config_wins(tmp_path, monkeypatch, capsys):
+    plugin = tmp_path / "my_models_plugin.py"
+    plugin.write_text(
+        "from orchestrator import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_models():\n"
+        "    return [{'name': 'from-plugin', 'source': '/plugin/models/a'},\n"
+        "            {'name': 'both', 'source': '/plugin/models/b'}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "config.toml").write_text(
+        '[plugins]\nextra = ["my_models_plugin"]\n[[models]]\nname = "both"\nsource = "/config/models/b"\n')
+    assert main(["--state-dir", str(tmp_path), "models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["from-plugin"]["source"] == "/plugin/models/a"
+    assert rows["both"]["source"] == "/config/models/b"

@@ -240,6 +240,9 @@ class ModelManager:
         if mref.personalised and not self._touches(mref, component):
             mref = mref.base()
         dev = "host" if component in HOST_COMPONENTS else str(torch.device(device))
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"model {mref.name!r}: {component} was asked for on {dev}, but this machine "
+                             f"has no CUDA device", reason="device", model=mref.name)
         dtype = self.dtype_for(mref, component, dev)
         key = (mref.key(), component, dev, dtype)
         hit = self._resident.get(key)
