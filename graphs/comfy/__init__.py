@@ -1,0 +1,159 @@
+"""Import ComfyUI workflows (API format, UI format, PNGs that carry them) as our graphs.
+
+>>> from graphs.comfy import import_workflow
+>>> prompt = {
+...   "4": {"class_type": "CheckpointLoaderSimple",
+...         "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+...   "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+...   "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
+...   "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+...   "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 20, "cfg": 8, "sampler_name": "euler",
+...         "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["6", 0],
+...         "negative": ["7", 0], "latent_image": ["5", 0]}},
+...   "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+...   "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}
+>>> graph, problems = import_workflow(prompt, model_map={"v1-5-pruned-emaonly": "tiny-sd"})
+>>> list(graph.nodes)
+['clip_text_encode_6', 'empty_latent_image_5', 'ksampler_3', 'vae_decode_8', 'save_image_9']
+>>> graph.nodes["ksampler_3"].params["sampler"], graph.nodes["clip_text_encode_6"].params["negative_prompt"]
+('euler', 'blurry')
+>>> problems
+[]
+
+Every problem is a :class:`~graphs.errors.GraphError` with a ``severity``: ``"error"``
+(``unsupported_node``, one per ComfyUI node that has no block of ours; ``dropped_node``;
+``unsupported_input``; ``format``; ``bad_mapping``; and, when a catalog is given, the
+validation errors of the result) or ``"warning"`` (``approximated``, ``unmapped_model``).
+For ComfyUI problems ``node`` is the ComfyUI node id and ``comfy_class`` its class.
+
+``export_api`` turns a graph made of mapped blocks back into an API-format prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphs.catalog import Catalog
+from graphs.comfy.api import ComfyNode, read_api
+from graphs.comfy.export import export_api
+from graphs.comfy.importer import Importer, mapping_table
+from graphs.comfy.mapping import (
+    ComfyMapping,
+    Cond,
+    Const,
+    Data,
+    MaskedLatent,
+    Model,
+    NodeContext,
+    Resource,
+    Unresolved,
+)
+from graphs.comfy.nodes import CORE_NODES
+from graphs.comfy.png import png_text
+from graphs.comfy.source import read_source, to_api
+from graphs.comfy.ui import ui_to_api
+from graphs.errors import GraphError
+from graphs.model import Graph
+from graphs.validate import check
+
+__all__ = [
+    "ComfyImport", "ComfyMapping", "ComfyNode", "Cond", "Const", "Data", "MaskedLatent", "Model",
+    "NodeContext", "Resource", "Unresolved", "export_api", "import_result", "import_workflow",
+    "is_error", "parse_model_map", "png_text", "read_api", "read_workflow", "ui_to_api",
+]
+
+
+@dataclass
+class ComfyImport:
+    """What an import gives: the graph, every problem, and where it came from."""
+
+    graph: Graph
+    problems: list[GraphError] = field(default_factory=list)
+    format: str = "api"  # "api" or "ui"
+    origin: str = "json"  # "json", "png:prompt" or "png:workflow"
+    prompt: dict[str, ComfyNode] = field(default_factory=dict)  # the API-format nodes
+
+    @property
+    def errors(self) -> list[GraphError]:
+        return [p for p in self.problems if is_error(p)]
+
+    @property
+    def warnings(self) -> list[GraphError]:
+        return [p for p in self.problems if not is_error(p)]
+
+
+def is_error(problem: GraphError) -> bool:
+    """Whether a problem is an error (not a warning)."""
+    return problem.details.get("severity", "error") != "warning"
+
+
+def _widget_names(table: Mapping[str, ComfyMapping]) -> Any:
+    def names(class_type: str) -> Sequence[str] | None:
+        m = table.get(class_type)
+        if m is not None and m.widgets:
+            return m.widgets
+        info = CORE_NODES.get(class_type)
+        return info.widget_names() if info is not None else None
+
+    return names
+
+
+def read_workflow(source: Any, extra_mappings: Iterable[Any] = ()) -> tuple[dict[str, ComfyNode], str, str,
+                                                                           list[GraphError]]:
+    """``(API-format nodes, format, origin, problems)`` of a workflow, UI format converted."""
+    table, problems = mapping_table(extra_mappings)
+    data, origin = read_source(source)
+    nodes, fmt, more = to_api(data, _widget_names(table))
+    return nodes, fmt, origin, problems + more
+
+
+def import_result(source: Any, catalog: Catalog | None = None, model_map: Mapping[str, str] | None = None,
+                  extra_mappings: Iterable[Any] | None = None) -> ComfyImport:
+    """Import a workflow; see :func:`import_workflow`. Gives the format and origin too."""
+    table, problems = mapping_table(extra_mappings or ())
+    data, origin = read_source(source)
+    nodes, fmt, more = to_api(data, _widget_names(table))
+    importer = Importer(nodes, table, catalog, model_map)
+    graph = importer.run()
+    problems += more + importer.problems
+    if catalog is not None:
+        for err in check(graph, catalog):
+            err.details.setdefault("severity", "error")
+            problems.append(err)
+    return ComfyImport(graph, problems, fmt, origin, nodes)
+
+
+def import_workflow(source: Any, catalog: Catalog | None = None, model_map: Mapping[str, str] | None = None,
+                    extra_mappings: Iterable[Any] | None = None) -> tuple[Graph, list[GraphError]]:
+    """Import a ComfyUI workflow as ``(graph, problems)``.
+
+    ``source``: decoded JSON, JSON text, JSON or PNG bytes, or a file path; API format
+    (also a ``POST /prompt`` body), UI format, or a PNG with a ``prompt``/``workflow`` chunk.
+    ``catalog``: the blocks available; classes whose block it lacks are reported as
+    unsupported, and the result is validated against it (``None``: this project's
+    built-in blocks, no validation). ``model_map``: ComfyUI model file names (or their
+    stems) -> our model names (or LoRA/embedding/ONNX paths). ``extra_mappings``:
+    :class:`ComfyMapping` objects or dicts, e.g. from the ``register_comfy_mappings`` hook.
+
+    Raises :class:`~graphs.errors.GraphValidationError` when ``source`` is not a
+    ComfyUI workflow at all.
+    """
+    result = import_result(source, catalog, model_map, extra_mappings)
+    return result.graph, result.problems
+
+
+def parse_model_map(items: Iterable[str]) -> dict[str, str]:
+    """``["v1-5-pruned-emaonly.safetensors=tiny-sd", ...]`` -> a model map; ``ValueError`` on a bad item.
+
+    >>> parse_model_map(["sd15.safetensors=tiny-sd"])
+    {'sd15.safetensors': 'tiny-sd'}
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, ours = item.rpartition("=")
+        if not sep or not name.strip() or not ours.strip():
+            raise ValueError(f"model map entry {item!r}: expected COMFY_NAME=OUR_NAME")
+        out[name.strip()] = ours.strip()
+    return out
