@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.daemon_cli",
     "orchestrator.agent_cli",
     "orchestrator.models.cli",
+    "orchestrator.comfy_cli",
 )
 
 

@@ -47,3 +47,19 @@ def register_models() -> list[dict[str, Any]]:
 
     Entries from the user's config win over plugin entries of the same name.
     """
+
+
+@hookspec
+def register_comfy_mappings() -> list[Any]:
+    """Return mappings that import the ComfyUI node classes this plugin's blocks reimplement.
+
+    Each item is a ``graphs.comfy.ComfyMapping`` or a dict of its fields, e.g.
+    ``{"class_type": "ImageInvertPlus", "block": "myplugin.invert", "inputs": {"image": "image"},
+    "params": {"amount": "strength"}, "outputs": ["image"], "widgets": ["strength"]}``
+    (ComfyUI input -> our input, our param -> ComfyUI widget, our output per ComfyUI output
+    slot, ComfyUI's widget order for UI-format files). ``orchestrator import-comfy`` and
+    ``POST /import/comfy`` call it on every plugin and merge the lists in plugin order: a
+    plugin's mapping replaces a built-in one of the same class, and the first plugin to map
+    a class wins. A mapping is used only when the catalog has its block; a bad one is
+    reported among the import's problems (type ``bad_mapping``).
+    """
