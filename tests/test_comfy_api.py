@@ -1,0 +1,104 @@
+"""``POST /import/comfy`` on the daemon's real app (``create_app``), through FastAPI's test client."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, PngImagePlugin
+
+from graphs.comfy import import_workflow
+from orchestrator.api import create_app
+from orchestrator.cli import plugin_host
+from orchestrator.config import load_settings
+from orchestrator.engine import LocalEngine
+from orchestrator.service import JobService
+from orchestrator.store import JobStore
+
+DATA = Path(__file__).parent / "data" / "comfy"
+ROUTE = "/import/comfy"
+MODELS = {"v1-5-pruned-emaonly-fp16": "tiny-sd"}
+
+
+@pytest.fixture()
+def client(tmp_path):
+    """The daemon's app, its catalog and plugins as the daemon loads them (with test_comfy_plugin)."""
+    settings = load_settings(config_file=False, env={}, overrides={
+        "state_dir": str(tmp_path / "state"), "plugins": {"extra": ["test_comfy_plugin"]}})
+    store = JobStore(tmp_path / "jobs.db")
+    engine = LocalEngine(plugin_host(settings).catalog, settings)
+    service = JobService(store, engine, outputs_root=tmp_path / "outputs")
+    with TestClient(create_app(service, settings), base_url="http://127.0.0.1") as c:
+        yield c
+    store.close()
+
+
+def expected(name: str) -> dict:
+    graph, _ = import_workflow(DATA / f"{name}.json", model_map=MODELS)
+    return graph.to_dict()
+
+
+def test_json_workflow_in_both_formats(client):
+    api = client.post(ROUTE, json=json.loads((DATA / "txt2img_api.json").read_text()),
+                      params={"model_map": "v1-5-pruned-emaonly-fp16=tiny-sd"})
+    ui = client.post(ROUTE, json={"workflow": json.loads((DATA / "txt2img_ui.json").read_text()),
+                                  "model_map": MODELS})
+    for response, fmt in ((api, "api"), (ui, "ui")):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["valid"], body["errors"], body["warnings"], body["format"]) == (True, [], [], fmt)
+        assert body["graph"] == expected("txt2img_api")
+
+
+def test_png_upload_raw_and_multipart(client):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", (DATA / "txt2img_api.json").read_text())
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG", pnginfo=info)
+    png = buf.getvalue()
+    raw = client.post(ROUTE, content=png, headers={"Content-Type": "image/png"},
+                      params={"model_map": "v1-5-pruned-emaonly-fp16=tiny-sd"})
+    form = client.post(ROUTE, files={"file": ("ComfyUI_00001_.png", png, "image/png")},
+                       params={"model_map": "v1-5-pruned-emaonly-fp16=tiny-sd"})
+    for response in (raw, form):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["origin"], body["valid"], body["graph"]) == ("png:prompt", True, expected("txt2img_api"))
+
+
+def test_unsupported_nodes_come_back_as_structured_errors(client):
+    response = client.post(ROUTE, json=json.loads((DATA / "custom_nodes_api.json").read_text()))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["valid"] is False
+    assert [(e["type"], e["node"], e["field"], e["value"]) for e in body["errors"]][:2] == [
+        ("unsupported_node", "19", "class_type", "ControlNetLoader"),
+        ("unsupported_node", "20", "class_type", "ControlNetApplyAdvanced")]
+    assert {"type", "message", "node", "field"} <= set(body["errors"][0])
+
+
+def test_plugin_mappings_are_used(client):
+    from test_comfy_plugin import workflow_ui
+
+    body = client.post(ROUTE, json=workflow_ui()).json()
+    assert body["valid"] is True, body["errors"]
+    assert body["graph"]["nodes"]["image_invert_3"]["block"] == "comfytest.invert"
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"json": {"nodes": {}}}, "not a ComfyUI workflow"),
+    ({"json": "/etc/passwd"}, "must be a JSON object"),  # never read as a file path
+    ({"json": {"workflow": "/etc/passwd"}}, "'workflow' is not valid JSON"),
+    ({"content": b"\x00\x01", "headers": {"Content-Type": "application/octet-stream"}},
+     "neither a PNG nor JSON"),
+    ({"json": json.loads((DATA / "txt2img_api.json").read_text()), "params": {"model_map": "oops"}},
+     "COMFY_NAME=OUR_NAME"),
+])
+def test_what_is_not_a_workflow_is_refused(client, kwargs, match):
+    response = client.post(ROUTE, **kwargs)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert match in error["message"]
