@@ -404,3 +404,15 @@ def test_embeddings_add_tokens_and_vectors(tmp_path, models):
                     "text_encoder")
 
 
+
+
+def test_sdxl_embeddings_go_to_both_encoders(tmp_path, models):
+    g = torch.Generator().manual_seed(2)
+    clip_l, clip_g = torch.randn(2, 32, generator=g), torch.randn(2, 32, generator=g)
+    save_file({"clip_l": clip_l, "clip_g": clip_g}, str(tmp_path / "xl.safetensors"))
+    ref = {"name": "tiny-sdxl", "embeddings": [{"path": str(tmp_path / "xl.safetensors"), "token": "<xl>"}]}
+    pairs = (("tokenizer", "text_encoder", clip_l), ("tokenizer_2", "text_encoder_2", clip_g))
+    for tok_name, enc_name, vecs in pairs:
+        tok, enc = models.load(ref, tok_name), models.load(ref, enc_name)
+        ids = tok.convert_tokens_to_ids(["<xl>", "<xl>_1"])
+        torch.testing.assert_close(enc.get_input_embeddings().weight[ids], vecs)
