@@ -438,3 +438,27 @@ def test_blocks_without_a_comfy_equivalent_are_reported_on_export():
     assert [(p.type, p.node) for p in problems] == [("unexportable_block", "solid"),
                                                      ("unexportable_block", "save")]
     assert prompt == {}
+
+
+def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
+    prompt = load("txt2img_api")
+    prompt["7"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["6", 0]}}
+    prompt["8"]["class_type"] = "VAEDecodeTiled"
+    prompt["8"]["inputs"].update(tile_size=512, overlap=64)
+    prompt["20"] = {"class_type": "LatentComposite", "inputs": {
+        "x": 0, "y": 0, "feather": 0, "samples_to": ["5", 0], "samples_from": ["5", 0]}}
+    prompt["3"]["inputs"]["latent_image"] = ["20", 0]
+    prompt["21"] = {"class_type": "ImageScaleToTotalPixels", "inputs": {
+        "upscale_method": "lanczos", "megapixels": 1.0, "image": ["8", 0]}}
+    prompt["9"]["inputs"]["images"] = ["21", 0]
+    result = import_result(prompt, catalog=catalog, model_map=MODELS)
+    found = [(p.type, p.node, p.details["severity"]) for p in result.problems]
+    assert found == [("unsupported_node", "20", "error"), ("unsupported_node", "21", "error"),
+                     ("approximated", "3", "warning")]
+    assert "needs block 'image.resize' with a 'megapixels' param" in result.problems[1].message
+    nodes = result.graph.nodes
+    assert nodes["clip_text_encode_6"].params["negative_prompt"] is None  # zeros: an empty negative
+    assert nodes["ksampler_3"].inputs["latent"] == "empty_latent_image_5.latent"  # composite passed through
+    assert nodes["vae_decode_tiled_8"].block == "sd.vae_decode"
+    assert nodes["save_image_9"].inputs == {"image": "vae_decode_tiled_8.image"}
+    assert check(result.graph, catalog) == []

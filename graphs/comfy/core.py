@@ -9,7 +9,7 @@ CLIPSetLastLayer                        LoRAs with their weights; ``clip_skip``)
 CLIPTextEncode (positive + negative)    ``sd.encode_prompt`` (see :mod:`.conditioning`)
 KSampler, KSamplerAdvanced              ``sd.denoise``; ``sd.inpaint`` on a masked latent
 EmptyLatentImage                        ``sd.empty_latent``
-VAEEncode / VAEDecode                   ``sd.vae_encode`` / ``sd.vae_decode``
+VAE{Encode,Decode}(Tiled)               ``sd.vae_encode`` / ``sd.vae_decode``
 VAEEncodeForInpaint, SetLatentNoiseMask a masked latent: its sampler becomes ``sd.inpaint``
 LatentUpscale(By)                       ``sd.latent_upscale``
 LoadImage / LoadImageMask               ``image.load`` (+ ``image.load_mask`` of the alpha)
@@ -521,6 +521,8 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("EmptyLatentImage", empty_latent, ("sd.empty_latent",)),
     _c("VAEEncode", vae_encode, ("sd.vae_encode",)),
     _c("VAEDecode", vae_decode, ("sd.vae_decode",)),
+    _c("VAEEncodeTiled", vae_encode, ("sd.vae_encode",)),
+    _c("VAEDecodeTiled", vae_decode, ("sd.vae_decode",)),
     _c("VAEEncodeForInpaint", vae_encode_for_inpaint, ("sd.inpaint", "image.mask_grow")),
     _c("SetLatentNoiseMask", set_latent_noise_mask, ("sd.inpaint",)),
     _c("LatentUpscale", latent_upscale, ("sd.latent_upscale",)),

@@ -148,8 +148,8 @@ class Importer:
         known = self.mappings.get(node.class_type)
         if known is not None:
             missing = [r for r in known.requires or () if not self._available(r)]
-            why = (f"needs block {' or '.join(missing[0].split('|'))!r}, which the catalog does not have"
-                   if missing else "is not available")
+            why = f"needs {_requirement(missing[0])}, which the catalog does not have" if missing else \
+                "is not available"
         else:
             why = ("has no mapping (a custom node, or a core one without a block of ours; a plugin can "
                    "map it with the register_comfy_mappings hook)")
@@ -433,6 +433,15 @@ def declarative(ctx: NodeContext) -> list[Any]:
         return Cond(ctx.id, "op", args=tuple(conds[n] for n in names), build=make)
 
     return [cond_out(port) if t == "CONDITIONING" else None for port, t in zip(m.outputs, types, strict=True)]
+
+
+def _requirement(text: str) -> str:
+    """``"a|b"`` -> ``"block 'a' or 'b'"``; ``"image.resize:megapixels"`` -> with a ``megapixels`` param."""
+    options = []
+    for option in text.split("|"):
+        block, _, param = option.partition(":")
+        options.append(f"{block!r} with a {param!r} param" if param else repr(block))
+    return "block " + " or ".join(options)
 
 
 def _id_order(node_id: str) -> tuple[int, int, str]:
