@@ -11,7 +11,11 @@ no-op GPU nodes measures the wall time per node of
 and prints their ratio (goal: <= 1.5x per node, growing linearly with n). Then the cache:
 a chain of sleeping nodes run once, then again with only its last node changed.
 
-    .venv/bin/python bench/bench_dispatch.py [--sizes 10 100 1000] [--repeat 3]
+``--txt2img``: also a ``tiny-sd`` txt2img job through the scheduler (one worker, the cache
+cleared before each run) against the plain diffusers pipeline in this process, alternating
+runs, ratio of medians (goal: <= 1.10x).
+
+    .venv/bin/python bench/bench_dispatch.py [--sizes 10 100 1000] [--repeat 3] [--txt2img]
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--txt2img", action="store_true", help="also txt2img on tiny-sd vs diffusers")
+    ap.add_argument("--steps", type=int, default=20, help="txt2img sampler steps")
+    ap.add_argument("--repeat-txt2img", type=int, default=9)
     args = ap.parse_args()
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
@@ -125,7 +132,65 @@ def main() -> None:
     print(f"cache: full run {t1 - t0:.3f} s, re-run with the last node changed {t2 - t1:.3f} s "
           f"(ratio {(t2 - t1) / (t1 - t0):.3f}; {len(result.cached)}/{n} nodes from the cache)")
     sched.shutdown()
+    if args.txt2img:
+        bench_txt2img(args.steps, args.repeat_txt2img)
     ray.shutdown()
+
+
+def bench_txt2img(steps: int, repeats: int) -> None:
+    """The scheduler on a real model job against diffusers' own pipeline, same image."""
+    import tempfile
+
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from orchestrator.models import ModelManager, ModelRegistry
+    from plugins.sd.common import make_scheduler
+
+    cache_dir = os.environ.get("ORCHESTRATOR_TEST_CACHE") or str(
+        Path(tempfile.gettempdir()) / f"orchestrator-test-cache-{os.getuid()}")
+    prompt, size, seed = "a red fox in the snow", 64, 7
+    b = GraphBuilder()
+    c = b.add("sd.encode_prompt", id="cond", model="tiny-sd", prompt=prompt, negative_prompt="")
+    lat = b.add("sd.empty_latent", id="latent", model="tiny-sd", width=size, height=size)
+    d = b.add("sd.denoise", id="denoise", cond=c.cond, latent=lat.latent, model="tiny-sd", steps=steps,
+              cfg=7.5, sampler="ddim", seed=seed)
+    b.add("sd.vae_decode", id="decode", latent=d.latent, model="tiny-sd")
+    graph = b.build()
+    config = WorkerConfig(entry_points=False, provider="fault_plugin:tiny_model_manager",
+                          provider_kwargs={"cache_dir": cache_dir}, sys_path=(str(TESTS),),
+                          cpu_threads=torch.get_num_threads())
+    folder = ModelManager(ModelRegistry(cache_dir=cache_dir)).resolve("tiny-sd").folder
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True, safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.scheduler = make_scheduler(dict(pipe.scheduler.config), "ddim")
+    pipe.set_progress_bar_config(disable=True)
+    with Scheduler(config=config, gpus=0, cpu_workers=1) as sched:
+        sched.wait_ready()
+
+        def ours() -> np.ndarray:
+            sched.clear_cache()
+            return sched.run(graph).outputs["decode"]["image"]
+
+        def theirs() -> np.ndarray:
+            return pipe(prompt, negative_prompt="", height=size, width=size, num_inference_steps=steps,
+                        guidance_scale=7.5, generator=torch.Generator().manual_seed(seed),
+                        output_type="np").images
+
+        for _ in range(2):  # warm-up: the worker loads the model once and keeps it
+            a, b_ = ours(), theirs()
+        times: dict[str, list[float]] = {"scheduler": [], "diffusers": []}
+        pair = [("scheduler", ours), ("diffusers", theirs)]
+        for i in range(repeats):
+            for name, fn in pair if i % 2 == 0 else pair[::-1]:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"txt2img tiny-sd {size}x{size} {steps} steps: scheduler {med['scheduler'] * 1000:.0f} ms, "
+          f"diffusers {med['diffusers'] * 1000:.0f} ms (medians of {repeats}), "
+          f"ratio {med['scheduler'] / med['diffusers']:.3f}; max abs pixel diff {np.abs(a - b_).max():.2g}")
 
 
 if __name__ == "__main__":

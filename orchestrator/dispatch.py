@@ -34,7 +34,8 @@ log = logging.getLogger("orchestrator.scheduler")
 
 POLL_S = 0.05  # the longest the loop waits on Ray before looking at its commands again
 DRAIN_AFTER_S = 0.05  # a node running this long gets its progress events long-polled
-DRAIN_WAIT_S = 1.0
+DRAIN_WAIT_S = 1.0  # a long poll returns after this long without events
+DRAIN_EVERY_S = 0.1  # and the next one starts this much later: events come in batches
 
 
 class Dispatcher:
@@ -342,7 +343,7 @@ class Dispatcher:
 
     def _on_drain(self, ref: Any, run: Running) -> None:
         run.drain_ref = None
-        run.drain_after = time.monotonic()
+        run.drain_after = time.monotonic() + DRAIN_EVERY_S
         try:
             events = ray.get(ref)
         except Exception:  # noqa: BLE001 - the worker died; its node's result says so
