@@ -106,3 +106,14 @@ def test_a_plugin_mapping_is_not_used_when_its_block_is_missing(catalog):
     result = import_result(workflow_ui(), catalog=catalog, extra_mappings=MAPPINGS)
     [p, _] = [p for p in result.problems if p.type == "unsupported_node"]
     assert "needs block 'comfytest.invert'" in p.message
+
+
+def test_a_widget_the_workflow_does_not_set_leaves_the_block_default(catalog):
+    extended = load_plugins(entry_points=False, extra=[("comfytest", sys.modules[__name__])]).catalog
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
+              "2": {"class_type": "ImageInvertPlus", "inputs": {"image": ["1", 0]}},
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    result = import_result(prompt, catalog=extended, extra_mappings=MAPPINGS)
+    assert result.problems == []
+    assert result.graph.nodes["image_invert_plus_2"].params == {}
+    assert result.graph.nodes["preview_image_3"].params == {"name": "preview"}

@@ -409,7 +409,9 @@ def declarative(ctx: NodeContext) -> list[Any]:
     widgets = {k: ctx.widget(k) for k in ctx.node.inputs if ctx.node.link(k) is None}
     params: dict[str, Any] = {}
     for ours, source in m.params.items():
-        params[ours] = source(widgets) if callable(source) else ctx.widget(source)
+        value = source(widgets) if callable(source) else ctx.widget(source)
+        if value is not None:  # a widget the workflow does not set: the block's default applies
+            params[ours] = value
     for ours, comfy_name in m.models.items():
         params[ours] = ctx.model(comfy_name).ref()
     spec = ctx.importer.spec(block)
