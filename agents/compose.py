@@ -1,7 +1,8 @@
 """Compose: build or extend a graph from blocks and library pieces by splicing.
 
-The splicing functions are pure (they return a new graph and never touch their inputs)
-and give spliced nodes prefixed ids, as ComfyUI's ``add_graph_prefix`` does:
+The splicing functions are :mod:`graphs.splice`'s (pure: they return a new graph and never
+touch their inputs; spliced nodes get prefixed ids and ``meta.group``, as ComfyUI's
+``add_graph_prefix`` does), with their errors as the agent's ``compose`` errors:
 
 - :func:`insert` puts a piece (a template graph) into a host, binding the piece's
   references to host outputs; piece nodes whose outputs are all bound are left out.
@@ -29,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.errors import AgentError
-from graphs import Graph, GraphError, Node, Template, split_reference
+from graphs import Graph, GraphError, GraphValidationError, Node, Template, splice, split_reference
 from graphs.model import NODE_ID
 
 
@@ -47,11 +48,10 @@ def _check_ref(ref: str, graph: Graph, what: str) -> None:
                      f"{', '.join(sorted(graph.nodes))}")
 
 
-def _map_refs(node: Node, fn: Any) -> Node:
-    inputs: dict[str, str | list[str]] = {}
-    for name, ref in node.inputs.items():
-        inputs[name] = [fn(r) for r in ref] if isinstance(ref, list) else fn(ref)
-    return node.model_copy(update={"inputs": inputs}, deep=True)
+def _compose_error(exc: GraphValidationError) -> AgentError:
+    """A splicing error as the agent's ``compose`` error, keeping the structured graph errors."""
+    message = exc.errors[0].message if len(exc.errors) == 1 else exc.message
+    return _error(message, errors=[e.to_dict() for e in exc.errors])
 
 
 def insert(
@@ -62,66 +62,11 @@ def insert(
     bind: Mapping[str, str] | None = None,
     drop: Iterable[str] = (),
 ) -> Graph:
-    """``host`` plus the nodes of ``piece`` as ``<prefix>_<id>``.
-
-    ``bind`` maps piece outputs (``"load.image"``) to host outputs (``"decode.image"``):
-    every piece reference to the one reads the other. Piece nodes that nothing reads any
-    more once bound, and those in ``drop``, are left out.
-    """
-    bind = dict(bind or {})
-    if not prefix or not NODE_ID.match(prefix):
-        raise _error(f"prefix {prefix!r} is not a valid node id start")
-    for src, dst in bind.items():
-        _check_ref(src, piece, f"bind key {src!r}")
-        _check_ref(dst, host, f"bind value {dst!r}")
-
-    def rename(node_id: str) -> str:
-        return f"{prefix}_{node_id}"
-
-    def rewrite(ref: str) -> str:
-        if ref in bind:
-            return bind[ref]
-        try:
-            src, port = split_reference(ref)
-        except ValueError:
-            return ref
-        return f"{rename(src)}.{port}" if src in piece.nodes else ref
-
-    nodes = {nid: _map_refs(n, rewrite) for nid, n in piece.nodes.items()}
-    unknown = sorted(set(drop) - set(piece.nodes))
-    if unknown:
-        raise _error(f"drop names no piece node: {', '.join(unknown)}")
-
-    def readers(node_id: str) -> list[str]:
-        target = rename(node_id)
-        return [nid for nid, n in nodes.items()
-                if any(_is_ref(r) and split_reference(r)[0] == target for _, _, r in n.references())]
-
-    dropped = set(drop)
-    for node_id in {split_reference(k)[0] for k in bind}:
-        if not readers(node_id):
-            dropped.add(node_id)  # every read of it is bound to the host: leave it out
-    for node_id in sorted(set(drop)):
-        kept = [r for r in readers(node_id) if r not in dropped]
-        if kept:
-            raise _error(f"cannot drop {node_id!r}: {', '.join(kept)} still read it")
-    out = host.model_copy(deep=True)
-    for node_id, node in nodes.items():
-        if node_id in dropped:
-            continue
-        new_id = rename(node_id)
-        if new_id in out.nodes:
-            raise _error(f"node id {new_id!r} is already in the host graph; choose another prefix")
-        out.nodes[new_id] = node
-    return out
-
-
-def _is_ref(ref: Any) -> bool:
+    """:func:`graphs.splice.insert`, its errors as :class:`~agents.errors.AgentError`."""
     try:
-        split_reference(ref)
-    except ValueError:
-        return False
-    return True
+        return splice.insert(host, piece, prefix=prefix, bind=bind, drop=drop)
+    except GraphValidationError as exc:
+        raise _compose_error(exc) from None
 
 
 def replace_node(
@@ -133,33 +78,11 @@ def replace_node(
     bind: Mapping[str, str] | None = None,
     outputs: Mapping[str, str] | None = None,
 ) -> Graph:
-    """``host`` with ``node_id`` replaced by ``piece``: ``bind`` as for :func:`insert`
-    (host references must not name ``node_id``), ``outputs`` maps each output port of the
-    replaced node to the piece output (``"decode.image"``) its consumers now read."""
-    if node_id not in host.nodes:
-        raise _error(f"replace: no node {node_id!r} in the graph")
-    outputs = dict(outputs or {})
-    for port, ref in outputs.items():
-        _check_ref(ref, piece, f"outputs[{port!r}]")
-    without = host.model_copy(deep=True)
-    del without.nodes[node_id]
-    out = insert(without, piece, prefix=prefix, bind=bind)
-
-    def rewrite(ref: str) -> str:
-        try:
-            src, port = split_reference(ref)
-        except ValueError:
-            return ref
-        if src != node_id:
-            return ref
-        if port not in outputs:
-            raise _error(f"replace {node_id!r}: its output {port!r} is read but not mapped in outputs")
-        inner, inner_port = split_reference(outputs[port])
-        return f"{prefix}_{inner}.{inner_port}"
-
-    for nid in list(without.nodes):
-        out.nodes[nid] = _map_refs(out.nodes[nid], rewrite)
-    return out
+    """:func:`graphs.splice.replace_node`, its errors as :class:`~agents.errors.AgentError`."""
+    try:
+        return splice.replace_node(host, node_id, piece, prefix=prefix, bind=bind, outputs=outputs)
+    except GraphValidationError as exc:
+        raise _compose_error(exc) from None
 
 
 def apply_ops(
