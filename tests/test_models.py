@@ -28,6 +28,9 @@ CHECKSUMS = {
     "tiny-sd": "2967af952ad3bbfb47485c2453d53ab6e5c1e8e3101a811f0f5157396875ad32",
     "tiny-sd-inpaint": "3e27b13a19fb1093fb03fdab47d798b1473cc90d930da0d47212598e353f246b",
     "tiny-sdxl": "f398d7eacd41a78a3e51b4650a6dad5ab29b175dfe69d647199c98ad8f6cfe75",
+    "tiny-controlnet": "03e80422f90365861d1554e4cea6d201ff905e7a47268d76c2e738684cf33454",
+    "tiny-clip-vision": "5fbb37797b617cc198c79785a0d6fc9bf4d2ba4afc99c7f1f0b0a59ac40c0093",
+    "tiny-ip-adapter": "bacde1e6b99edf91dff7f2c4af86276f00f8746bc7a42c9b905d400e4014378b",
 }
 
 

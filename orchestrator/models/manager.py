@@ -9,6 +9,7 @@ Components a block may ask for (``load(ref, component, device=...)``):
 ==================================  ======================================================
 ``"unet"``, ``"vae"``               diffusers models, on ``device`` in its dtype
 ``"text_encoder"``, ``"text_encoder_2"``  transformers CLIP text models
+``"controlnet"``, ``"image_encoder"``  a ControlNet, a CLIP vision encoder (their own folders)
 ``"tokenizer"``, ``"tokenizer_2"``  tokenizers (no device)
 ``"scheduler"``                     a *fresh* scheduler built from the model's config
 ``"info"``                          :class:`ModelInfo`: family, folder, configs (no weights)
@@ -48,7 +49,7 @@ from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
 from orchestrator.models.registry import ModelRegistry, ResolvedModel, family_of
 
-DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "controlnet", "image_encoder")
 HOST_COMPONENTS = ("tokenizer", "tokenizer_2")
 ALLOWED_LIBRARIES = ("diffusers", "transformers")
 ONNX_PARTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
@@ -393,7 +394,7 @@ class ModelManager:
                 kwargs[name] = self.load(mref, name, device=device) if name in info.components else None
             elif name == "scheduler":
                 kwargs[name] = self._scheduler(mref)
-            elif name in ("safety_checker", "feature_extractor", "image_encoder"):
+            elif name in ("safety_checker", "feature_extractor"):
                 kwargs[name] = None
         if "requires_safety_checker" in params:
             kwargs["requires_safety_checker"] = False

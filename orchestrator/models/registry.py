@@ -19,8 +19,8 @@ Nothing is downloaded: a repo that is not in the local cache is an error that sa
 Pickle checkpoints (``.ckpt``, ``.pt``, pickled ``.bin``) are refused by content.
 
 >>> reg = ModelRegistry([{"name": "mine", "source": "/nowhere/model"}], cache_dir="/tmp/c")
->>> reg.names()
-['tiny-sd', 'tiny-sd-inpaint', 'tiny-sdxl', 'mine']
+>>> reg.names()[-1], len(reg.names())
+('mine', 7)
 >>> try:
 ...     reg.resolve("mine")
 ... except ModelError as exc:

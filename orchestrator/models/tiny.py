@@ -3,10 +3,13 @@
 ``tiny-sd`` has the SD 1.x layout (UNet with cross-attention, a VAE that scales by 8, a
 CLIP text encoder and its tokenizer); ``tiny-sd-inpaint`` is the same with a 9-channel
 inpainting UNet; ``tiny-sdxl`` has the SDXL layout (two text encoders, pooled text
-embeddings and added time ids). They are built from configs on first use, with weights
-drawn from a counter-based generator seeded by each parameter's name, and saved as
-ordinary diffusers folders under ``<cache_dir>/builtin/``: the same weights on every
-machine (:func:`weights_checksum`), nothing downloaded. The tokenizer's vocabulary and
+embeddings and added time ids). ``tiny-controlnet`` is a ControlNet for ``tiny-sd``,
+``tiny-clip-vision`` a CLIP vision encoder with projection (image embeddings for style and
+semantics) and ``tiny-ip-adapter`` an IP-Adapter for ``tiny-sd`` with that encoder. They
+are built from configs on first use, with weights drawn from a counter-based generator
+seeded by each parameter's name, and saved as ordinary diffusers folders under
+``<cache_dir>/builtin/``: the same weights on every machine (:func:`weights_checksum`),
+nothing downloaded. The tokenizer's vocabulary and
 merges are built here too (byte-level BPE learnt from a fixed word list).
 
 They are as small as the architectures allow: the UNet works on 8x8 latents for a 64x64
@@ -16,7 +19,7 @@ pipeline picks by default, ``unet.config.sample_size * vae_scale_factor``: with
 tokens and a VAE decode at full size; the channel counts hardly matter.
 
 >>> sorted(TINY_MODELS)
-['tiny-sd', 'tiny-sd-inpaint', 'tiny-sdxl']
+['tiny-clip-vision', 'tiny-controlnet', 'tiny-ip-adapter', 'tiny-sd', 'tiny-sd-inpaint', 'tiny-sdxl']
 """
 
 from __future__ import annotations
@@ -208,7 +211,95 @@ TINY_MODELS: dict[str, str] = {
     "tiny-sd": "SD 1.x layout, random weights, 64x64 images (built locally)",
     "tiny-sd-inpaint": "tiny-sd with a 9-channel inpainting UNet (built locally)",
     "tiny-sdxl": "SDXL layout, two text encoders, random weights (built locally)",
+    "tiny-controlnet": "a ControlNet for tiny-sd, random weights (built locally)",
+    "tiny-clip-vision": "a CLIP vision encoder with projection, random weights (built locally)",
+    "tiny-ip-adapter": "an IP-Adapter for tiny-sd with its image encoder (tiny-clip-vision), random "
+                       "weights (built locally)",
 }
+
+
+# -- single-part models: a ControlNet, an image encoder, an IP-Adapter --------------------------
+#
+# Each is a folder with a ``model_index.json`` naming its part(s), so the model manager loads
+# them like the parts of a pipeline (``load("tiny-controlnet", "controlnet")``). An IP-Adapter
+# folder holds ``ip_adapter.safetensors`` in the layout of the published IP-Adapter files
+# (``image_proj.*`` and ``ip_adapter.<n>.to_k_ip/to_v_ip.weight``) next to its image encoder.
+
+IP_ADAPTER_FILE = "ip_adapter.safetensors"
+IMAGE_TOKENS = 4  # image tokens an IP-Adapter adds to the prompt's (ImageProjection)
+
+
+def _controlnet() -> Any:
+    from diffusers import ControlNetModel
+
+    return ControlNetModel.from_unet(_unet(4, CLIP_HIDDEN, sdxl=False), load_weights_from_unet=False,
+                                     conditioning_embedding_out_channels=(8, 16, 16, 32))
+
+
+def _clip_vision() -> Any:
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(hidden_size=CLIP_HIDDEN, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, image_size=32, patch_size=8, projection_dim=CLIP_HIDDEN,
+                              hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    return CLIPVisionModelWithProjection(config)
+
+
+def ip_adapter_state_dict(unet: Any, image_embed_dim: int, prefix: str) -> dict[str, Any]:
+    """Seeded IP-Adapter weights for ``unet`` in the published file layout (flat keys)."""
+    import torch
+
+    cross = unet.config.cross_attention_dim
+    proj = torch.nn.ModuleDict({"proj": torch.nn.Linear(image_embed_dim, IMAGE_TOKENS * cross),
+                                "norm": torch.nn.LayerNorm(cross)})
+    init_weights(proj, f"{prefix}.image_proj")
+    out = {f"image_proj.{k}": v.detach().clone() for k, v in proj.state_dict().items()}
+    key_id = 1
+    blocks = list(unet.config.block_out_channels)
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = blocks[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(blocks))[int(name[len("up_blocks.")])]
+        else:
+            hidden = blocks[int(name[len("down_blocks.")])]
+        layers = torch.nn.ModuleDict({kind: torch.nn.Linear(cross, hidden, bias=False)
+                                      for kind in ("to_k_ip", "to_v_ip")})
+        init_weights(layers, f"{prefix}.ip_adapter.{key_id}")
+        for kind, layer in layers.items():
+            out[f"ip_adapter.{key_id}.{kind}.weight"] = layer.weight.detach().clone()
+        key_id += 2
+    return out
+
+
+def _build_parts(name: str, dest: Path) -> None:
+    import diffusers
+    from safetensors.torch import save_file
+
+    dest.mkdir(parents=True)
+    index: dict[str, Any] = {"_diffusers_version": diffusers.__version__}
+    if name == "tiny-controlnet":
+        net = _controlnet()
+        init_weights(net, f"{name}.controlnet")
+        net.save_pretrained(str(dest / "controlnet"), safe_serialization=True)
+        index.update(_class_name="ControlNetModel", controlnet=["diffusers", "ControlNetModel"])
+    else:
+        encoder = _clip_vision()
+        init_weights(encoder, "tiny-clip-vision.image_encoder")  # the same encoder in both
+        from orchestrator.models.quiet import quiet_progress
+
+        with quiet_progress():
+            encoder.eval().save_pretrained(str(dest / "image_encoder"), safe_serialization=True)
+        index.update(_class_name="CLIPVisionModelWithProjection",
+                     image_encoder=["transformers", "CLIPVisionModelWithProjection"])
+        if name == "tiny-ip-adapter":
+            weights = ip_adapter_state_dict(_unet(4, CLIP_HIDDEN, sdxl=False),
+                                            encoder.config.projection_dim, name)
+            save_file({k: v.contiguous() for k, v in weights.items()}, str(dest / IP_ADAPTER_FILE))
+            index["_class_name"] = "IPAdapter"
+    (dest / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
 # -- weights -----------------------------------------------------------------------------------
@@ -271,6 +362,10 @@ def build(name: str, dest: str | Path) -> Path:
     import diffusers
     import torch
 
+    if name in ("tiny-controlnet", "tiny-clip-vision", "tiny-ip-adapter"):
+        _build_parts(name, Path(dest))
+        _stamp(name, Path(dest))
+        return Path(dest)
     cls_name, comps = _components(name)
     for key, comp in comps.items():
         if isinstance(comp, torch.nn.Module):
@@ -293,10 +388,17 @@ def build(name: str, dest: str | Path) -> Path:
                                                          encoding="utf-8")
             (Path(dest) / sub / "merges.txt").write_text(
                 "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    _stamp(name, Path(dest))
+    return Path(dest)
+
+
+def _stamp(name: str, dest: Path) -> None:
+    import diffusers
+    import torch
+
     info = {"name": name, "version": TINY_VERSION, "seed": SEED, "built_with": {
         "diffusers": diffusers.__version__, "torch": torch.__version__}}
-    (Path(dest) / "orchestrator_builtin.json").write_text(json.dumps(info, indent=2))
-    return Path(dest)
+    (dest / "orchestrator_builtin.json").write_text(json.dumps(info, indent=2))
 
 
 def tiny_path(name: str, cache_dir: str | Path) -> Path:
