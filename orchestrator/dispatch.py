@@ -195,7 +195,7 @@ class Dispatcher:
                 run.kill_at = now + self.cancel_grace
             if run.slot is None:
                 ray.cancel(run.out_ref, force=False)
-            elif id(run.slot) not in told:  # queued nodes see the flag when they start
+            elif run.slot.state != DEAD and id(run.slot) not in told:  # queued: see it at start
                 told.add(id(run.slot))
                 run.slot.worker.actor.cancel.remote(job.id)
 
@@ -213,10 +213,12 @@ class Dispatcher:
         """Who goes next: higher priority, then the job served least recently (round robin)."""
         return (-job.priority, job.last_served, job.seq)
 
-    def _pick_job(self, gpu: bool) -> JobState | None:
+    def _pick_job(self, gpu: bool, suspects: bool = True) -> JobState | None:
+        """The job whose next ready node goes now (``suspects``: one that must run alone may)."""
         best, best_key = None, None
         for job in self._jobs.values():
-            if job.finishing or not (job.ready_gpu if gpu else job.ready_cpu):
+            ready = job.ready_gpu if gpu else job.ready_cpu
+            if job.finishing or not ready or (not suspects and ready[0][1] in job.suspects):
                 continue
             key = self._job_key(job)
             if best_key is None or key < best_key:
@@ -244,10 +246,12 @@ class Dispatcher:
                 if (job.ready_gpu or job.pinned) and not job.finishing:
                     self._fail(job, JobError(self.pool.error, type="worker_died"))
         while True:
-            free = self.pool.free(self.queue_depth)
+            # nothing queues behind a suspect: its worker's death must name it
+            free = [s for s in self.pool.free(self.queue_depth) if not any(r.suspect for r in s.queue)]
             if not free:
                 break
-            job = self._pick_job(gpu=True)
+            idle = any(not s.queue for s in free)
+            job = self._pick_job(gpu=True, suspects=idle)
             pin = self._pick_pinned(free)
             if pin is not None and (job is None or self._job_key(pin[0]) <= self._job_key(job)):
                 pjob, node, slot = pin
@@ -255,7 +259,8 @@ class Dispatcher:
                 self._start(pjob, node, slot)
             elif job is not None:
                 _i, node = heapq.heappop(job.ready_gpu)
-                slot = self.pool.pick(job.model_keys[node], self.queue_depth)
+                depth = 1 if node in job.suspects else self.queue_depth  # a suspect: idle only
+                slot = self.pool.pick(job.model_keys[node], depth, among=free)
                 assert slot is not None
                 self._start(job, node, slot)
             else:
@@ -278,12 +283,15 @@ class Dispatcher:
         # an upstream still in flight (queued on the same worker) is passed as its pending ref
         upstream = [job.refs[d] if d in job.refs else job.running[d].out_ref for d in deps]
         if slot is not None:
+            request["seq"] = slot.next_seq  # the worker runs them in this order
+            slot.next_seq += 1
             out_ref, meta_ref = slot.worker.actor.run.remote(encode_request(request), *upstream)
         else:
             out_ref, meta_ref = cpu_task().remote(self.config, encode_request(request), *upstream)
             self._cpu_running += 1
         job.last_served = next(self._ticks)
-        run = Running(job=job, node=node, slot=slot, out_ref=out_ref, meta_ref=meta_ref)
+        run = Running(job=job, node=node, slot=slot, out_ref=out_ref, meta_ref=meta_ref,
+                      suspect=node in job.suspects)
         job.running[node] = run
         self._running[meta_ref] = run
         if slot is None:
@@ -324,7 +332,8 @@ class Dispatcher:
             if d in job.done:
                 continue
             run = job.running.get(d)
-            if run is None or run.slot is None or (slot is not None and run.slot is not slot):
+            if (run is None or run.slot is None or run.suspect
+                    or (slot is not None and run.slot is not slot)):
                 return
             slot = run.slot
         if slot is not None and slot.state != DEAD:
@@ -367,11 +376,11 @@ class Dispatcher:
 
     def _on_node(self, run: Running) -> None:
         job, node, slot = run.job, run.node, run.slot
-        if slot is not None:  # take what was queued before it first, when that is done too
+        if slot is not None:  # a worker runs its queue in order: take what came before first
             while run in slot.queue and slot.queue[0] is not run:
                 first = slot.queue[0]
                 if not ray.wait([first.meta_ref], timeout=0)[0]:
-                    break  # (a queued node may overtake one whose inputs were not there yet)
+                    break  # cannot be (the worker keeps the order), but never block the loop
                 self._running.pop(first.meta_ref, None)
                 self._on_node(first)
         try:
@@ -420,6 +429,7 @@ class Dispatcher:
             for d in job.deps[node]:  # let later jobs compute them again
                 self.cache.discard(job.compiled.keys[d])
         if slot is not None and slot.state != DEAD and error.type == "worker_died":
+            slot.died_with = len(slot.queue)  # the nodes it held: which one killed it?
             self.pool.died(slot)
         self._release(run)
         if job.finishing:
@@ -428,20 +438,25 @@ class Dispatcher:
         if error.type != "worker_died":
             self._fail(job, error)
             return
-        if not run.head:  # only queued behind the node that killed the worker: send it again
-            self._requeue(job, node)
-            return
-        attempts = job.attempts[node] = job.attempts.get(node, 0) + 1
+        # Blame a node only when it was alone on its worker: with others queued, the one that
+        # ran may be the next (its predecessor's answer dies with the process). Those nodes
+        # become suspects and run alone from now on, so a poison node is found in one more try.
         spec = job.compiled.specs[node]
-        if attempts > self.max_retries:
+        tries = job.attempts[node] = job.attempts.get(node, 0) + 1
+        alone = slot is None or (run.head and slot.died_with <= 1)
+        strikes = job.strikes[node] = job.strikes.get(node, 0) + (1 if alone else 0)
+        if not alone:
+            job.suspects.add(node)
+        if strikes > self.max_retries:
             self._fail(job, JobError(
-                f"node {node!r} ({spec.id}) lost its worker {attempts} times (last: {worker}); "
-                f"giving up after {self.max_retries} retries: the block may be crashing its process",
-                type="worker_died", node=node, block=spec.id, attempts=attempts))
+                f"node {node!r} ({spec.id}) lost its worker {strikes} times running alone "
+                f"(last: {worker}); giving up after {self.max_retries} retries: the block may be "
+                f"crashing its process", type="worker_died", node=node, block=spec.id,
+                attempts=strikes, deaths=tries))
             return
-        log.warning("job %s: node %s lost worker %s; retry %d/%d", job.id, node, worker, attempts,
-                    self.max_retries)
-        job.emit({"event": "node_retry", "node": node, "block": spec.id, "attempt": attempts,
+        log.warning("job %s: node %s lost worker %s; retry %d (%d/%d charged to it)", job.id, node,
+                    worker, tries, strikes, self.max_retries)
+        job.emit({"event": "node_retry", "node": node, "block": spec.id, "attempt": tries,
                   "worker": worker, "error": error.message})
         self._requeue(job, node)
 
@@ -452,6 +467,7 @@ class Dispatcher:
 
     def _deadlines(self) -> None:
         now = time.monotonic()
+        self.pool.check_starts()
         for ref, run in list(self._running.items()):
             if not run.head:
                 continue

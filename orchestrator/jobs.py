@@ -103,6 +103,7 @@ class Running:
     drain_after: float = 0.0
     drain_ref: Any = None
     kill_at: float | None = None  # set once asked to stop (cancel, failed job)
+    suspect: bool = False  # was on a worker that died: runs alone, nothing queued behind it
 
 
 @dataclass(eq=False)
@@ -131,7 +132,9 @@ class JobState:
     done: set[str] = field(default_factory=set)
     cached: set[str] = field(default_factory=set)
     timings: dict[str, float] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)  # workers lost while it was on them
+    strikes: dict[str, int] = field(default_factory=dict)  # ... while it ran alone on them
+    suspects: set[str] = field(default_factory=set)  # nodes that run alone from now on
     last_served: int = 0  # the scheduler's tick when a node of this job last started
     error: BlockError | JobError | None = None
     submitted: float = field(default_factory=time.monotonic)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,9 @@ class WorkerSlot:
     bytes: int = 0
     nodes_run: int = 0
     failures: int = 0  # consecutive start failures of this slot
+    spawned: float = field(default_factory=time.monotonic)
+    next_seq: int = 0  # the number of the next node sent: the actor runs them in that order
+    died_with: int = 0  # how many nodes it held when it died
 
     @property
     def name(self) -> str:
@@ -82,10 +86,14 @@ class WorkerPool:
         cpu_workers: int | None = None,
         actor_options: dict[str, Any] | None = None,
         max_start_failures: int = 3,
+        start_timeout: float = 300.0,
+        queue_depth: int = 2,
     ) -> None:
         self.config = config
+        self.queue_depth = queue_depth
         self.actor_options = dict(actor_options or {})
         self.max_start_failures = max_start_failures
+        self.start_timeout = start_timeout
         resources = ray.cluster_resources()
         if gpus is None:
             gpus = int(resources.get("GPU", 0))
@@ -105,7 +113,7 @@ class WorkerPool:
 
     def _spawn(self, index: int, generation: int) -> WorkerSlot:
         worker = Worker(self.config, f"{self.kind}{index}.{generation}", gpu=self.gpu,
-                        options=self.actor_options)
+                        max_queue=self.queue_depth, options=self.actor_options)
         return WorkerSlot(index=index, generation=generation, worker=worker, ping_ref=worker.ping_ref())
 
     def pings(self) -> dict[Any, WorkerSlot]:
@@ -119,6 +127,7 @@ class WorkerPool:
             slot.state = READY
             slot.info = dict(info or {})
             slot.failures = 0
+            self.error = None
             return
         log.warning("worker %s failed to start: %s", slot.name, error)
         failures = slot.failures + 1
@@ -129,6 +138,18 @@ class WorkerPool:
             return
         new = self.replace(slot)
         new.failures = failures
+
+    def check_starts(self) -> None:
+        """Say so (``error``) when no worker is up and one has been starting too long: Ray
+        cannot place it (its GPU is taken by another process?) or its set-up hangs."""
+        if self.error is not None or any(s.state == READY for s in self.slots):
+            return
+        now = time.monotonic()
+        late = [s for s in self.slots if s.state == STARTING and now - s.spawned > self.start_timeout]
+        if late:
+            need = "1 GPU" if self.gpu else "1 CPU"
+            self.error = (f"no worker started within {self.start_timeout:g} s (each needs {need}; "
+                          f"resources free now: {ray.available_resources()})")
 
     def replace(self, slot: WorkerSlot) -> WorkerSlot:
         """Kill ``slot``'s actor (if it lives) and start a fresh one in its place."""
@@ -157,12 +178,15 @@ class WorkerPool:
         """Live workers with room for another node (``depth`` nodes at most, one running)."""
         return [s for s in self.slots if s.state == READY and len(s.queue) < depth]
 
-    def pick(self, key: str | None, depth: int = 1) -> WorkerSlot | None:
+    def pick(
+        self, key: str | None, depth: int = 1, among: list[WorkerSlot] | None = None
+    ) -> WorkerSlot | None:
         """The worker for a ready node that needs model ``key``: an idle one holding the model,
         else the idle one with least model memory in use; only when none is idle, a busy one
         with room in its queue (holding the model first, then the shortest queue).
+        ``among`` narrows the choice to those workers.
         """
-        free = self.free(depth)
+        free = [s for s in self.free(depth) if among is None or s in among]
         if not free:
             return None
         idle = [s for s in free if not s.queue]

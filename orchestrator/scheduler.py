@@ -124,6 +124,7 @@ class Scheduler:
         input_root: str | Path | None = None,
         confine_inputs: bool = False,
         actor_options: dict[str, Any] | None = None,
+        start_timeout: float = 300.0,
     ) -> None:
         connect_ray(ray_address)
         self.config = config or WorkerConfig()
@@ -134,7 +135,8 @@ class Scheduler:
         self.outputs_dir = outputs_dir
         self.input_root = input_root
         self.confine_inputs = confine_inputs
-        self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options)
+        self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options,
+                               start_timeout=start_timeout, queue_depth=max(1, queue_depth))
         if cpu_slots is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))
             cpu_slots = max(1, cpus - (0 if self.pool.gpu else len(self.pool.slots)))

@@ -355,6 +355,9 @@ class WorkerCore:
         self._finished: OrderedDict[tuple[str | None, str], None] = OrderedDict()
         self._running: tuple[str | None, str] | None = None
         self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._turns = threading.Lock()  # one node at a time
+        self._order = threading.Condition()  # ... in the order the scheduler sent them
+        self._next_seq = 0
 
     # -- identity and state ---------------------------------------------------------------
 
@@ -507,13 +510,37 @@ class WorkerCore:
 
 
 class _WorkerActor(WorkerCore):
-    """The actor: ``run`` in the default group (one at a time), the rest in ``control``."""
+    """The actor: ``run`` in the default group, the rest in ``control``.
+
+    The default group has a thread per queued run (so that calls are never held up behind
+    them), and runs take turns in the order the scheduler numbered them (``request["seq"]``):
+    one node at a time, first sent first, so the scheduler always knows which one runs.
+    """
+
+    ORDER_WAIT_S = 600.0  # never wait longer than this for an earlier run that does not come
 
     @ray.method(num_returns=2)
     def run(self, request: bytes | dict[str, Any], *upstream: dict[str, Any] | None) -> tuple[Any, dict]:
         """Run the node ``request`` describes (see :func:`encode_request`) on ``upstream`` outputs."""
         if isinstance(request, bytes):
             request = pickle.loads(request)
+        seq = request.get("seq")
+        if seq is None:
+            with self._turns:
+                return self._run(request, upstream)
+        with self._order:
+            deadline = time.monotonic() + self.ORDER_WAIT_S
+            while self._next_seq < seq and time.monotonic() < deadline:
+                self._order.wait(deadline - time.monotonic())
+        try:
+            with self._turns:
+                return self._run(request, upstream)
+        finally:
+            with self._order:
+                self._next_seq = max(self._next_seq, seq + 1)
+                self._order.notify_all()
+
+    def _run(self, request: dict[str, Any], upstream: tuple[dict[str, Any] | None, ...]) -> tuple[Any, bytes]:
         if any(u is None for u in upstream):  # queued behind an upstream node that failed
             node = request.get("node")
             error = JobError(f"node {node!r} not run: an input failed", type="skipped", node=node)
@@ -544,8 +571,9 @@ class _WorkerActor(WorkerCore):
         return WorkerCore.stats(self)
 
     def exit(self) -> None:
-        """End the actor after the node it runs (queued behind ``run``)."""
-        ray.actor.exit_actor()
+        """End the actor once the node it runs is done."""
+        with self._turns:
+            ray.actor.exit_actor()
 
 
 _REMOTE_ACTOR: Any = None
@@ -559,7 +587,7 @@ def _actor_class() -> Any:
     return _REMOTE_ACTOR
 
 
-_TASK_CORES: dict[str, WorkerCore] = {}
+_TASK_CORES: dict[str, _WorkerActor] = {}
 
 
 def _cpu_task(
@@ -569,8 +597,8 @@ def _cpu_task(
     key = config.key()
     core = _TASK_CORES.get(key)
     if core is None:
-        core = _TASK_CORES[key] = WorkerCore(config, name=f"task-{os.getpid()}")
-    return _WorkerActor.run(core, request, *upstream)  # type: ignore[arg-type]
+        core = _TASK_CORES[key] = _WorkerActor(config, name=f"task-{os.getpid()}")
+    return core.run(request, *upstream)
 
 
 def cpu_task() -> Any:
@@ -626,6 +654,7 @@ class Worker:
         gpu: bool = True,
         num_gpus: float = 1.0,
         num_cpus: float | None = None,
+        max_queue: int = 4,
         options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config or WorkerConfig()
@@ -635,8 +664,9 @@ class Worker:
             "num_gpus": num_gpus if gpu else 0,
             "num_cpus": (0 if gpu else 1) if num_cpus is None else num_cpus,
             "max_restarts": 0, "max_task_retries": 0,
-            # control calls (cancel, progress, stats) must not wait behind a queued run
-            "allow_out_of_order_execution": True,
+            # a thread per queued run, so that control calls (cancel, progress, stats) never
+            # wait behind one; the runs themselves take turns in order (see _WorkerActor)
+            "max_concurrency": max_queue + 1,
             "scheduling_strategy": "SPREAD",
         }
         opts.update(options or {})

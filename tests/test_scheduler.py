@@ -531,3 +531,17 @@ def test_the_daemon_gets_a_ray_engine_from_its_settings(ray_session, tmp_path):
     finally:
         engine.shutdown()
     assert callable(make_engine)
+
+
+def test_workers_that_cannot_be_placed_fail_gpu_jobs_with_a_clear_error(sched):
+    """Both GPUs belong to ``sched``: a second GPU pool cannot start; its GPU jobs fail, CPU
+    jobs still run."""
+    with Scheduler(config=CONFIG, gpus=1, start_timeout=1.0) as other:
+        b = GraphBuilder()
+        b.add("faults.noop", id="gpu_node")
+        with pytest.raises(JobError) as exc:
+            other.run(b.build())
+        assert exc.value.type == "worker_died" and "no worker started within 1 s" in exc.value.message
+        b = GraphBuilder()
+        b.add("faults.cpu_noop", id="cpu_node", value=5)
+        assert other.run(b.build()).outputs["cpu_node"] == {"value": 5}
