@@ -85,6 +85,17 @@ def make_planner(settings: Settings, host: Any) -> Planner | None:
     return module.make_planner(settings, host)  # type: ignore[no-any-return]
 
 
+def _model_registry(settings: Settings) -> Any:
+    """The configured models, for ``GET /models`` (the weights live in the engine)."""
+    try:
+        from orchestrator.models import registry_from_settings
+
+        return registry_from_settings(settings)
+    except Exception:  # a bad model entry must not stop the daemon; it is logged
+        log.exception("the model registry could not be built")
+        return None
+
+
 def _write_info(settings: Settings, data: dict[str, Any]) -> None:
     path = info_path(settings)
     tmp = path.with_suffix(".tmp")
@@ -111,7 +122,7 @@ def serve(settings: Settings) -> int:
     store = JobStore(state / "jobs.db")
     service = JobService(store, engine, outputs_root=state / "outputs",
                          planner=make_planner(settings, host), max_attempts=settings.limits.attempts)
-    app = create_app(service, settings, models=getattr(engine, "models", None))
+    app = create_app(service, settings, models=_model_registry(settings))
 
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

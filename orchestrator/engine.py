@@ -92,9 +92,9 @@ class LocalEngine:
         out: dict[str, Any] = {"engine": "local", "nodes_run": self.nodes_run,
                                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
                                "cache_entries": len(self.cache)}
-        stats = getattr(self.models, "stats", None)
-        if callable(stats):
-            out["models"] = stats()
+        report = getattr(self.models, "report", None)
+        if callable(report):
+            out["models"] = report()  # held components, bytes, budget, load counts
         return out
 
     def shutdown(self) -> None:

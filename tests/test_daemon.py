@@ -282,3 +282,13 @@ def test_a_prompt_the_agent_cannot_plan_fails_with_its_errors(daemon):
         info = job.wait(timeout=60)
     assert info["state"] == "failed"
     assert info["errors"][0]["type"] == "planning"
+
+
+def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
+    with daemon.client() as c:
+        names = {m["name"] for m in c.models()}
+        assert {"tiny-sd", "tiny-sdxl"} <= names
+        c.submit(prompt="a red fox", agent={"template": "txt2img"}).wait(timeout=120)
+        engine = c.metrics()["engine"]
+    assert engine["nodes_run"] >= 4
+    assert "tiny-sd" in str(engine["models"])
