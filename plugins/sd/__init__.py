@@ -1,16 +1,20 @@
 """Stable Diffusion blocks (SD 1.x/2.x and SDXL) on diffusers.
 
 ``sd.encode_prompt`` -> ``sd.empty_latent`` / ``sd.vae_encode`` -> ``sd.denoise`` / ``sd.inpaint``
--> ``sd.vae_decode``, plus ``sd.latent_upscale``. Models are named in a ``model`` param (a
+-> ``sd.vae_decode``, plus ``sd.latent_upscale``. Conditioning blocks add to a prompt's
+conditioning what the sampling loop applies with it: ``sd.controlnet``,
+``sd.regional_prompt``, ``sd.ip_adapter``, and ``sd.cond_combine`` to merge them (see
+:mod:`plugins.sd.conditioning`). Models are named in a ``model`` param (a
 registry name, or a reference with LoRAs and embeddings) and come from ``ctx.models``.
 """
 
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from plugins.sd import denoise, latent, prompt, vae
+from plugins.sd import conditioning, controlnet, denoise, ip_adapter, latent, prompt, regional, vae
 
-BLOCKS = [*prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS]
+BLOCKS = [*prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS, *conditioning.BLOCKS,
+          *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS]
 
 
 @hookimpl

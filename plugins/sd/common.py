@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -193,6 +194,87 @@ def rescale_noise_cfg(noise_cfg: Any, noise_pred_text: Any, guidance_rescale: fl
 UNetFn = Callable[..., Any]
 
 
+@dataclass
+class UNetPrompt:
+    """One text condition as the UNet takes it: ``embeds`` (negative first under CFG) and, for
+    SDXL, ``added`` (pooled text embeddings and time ids)."""
+
+    embeds: Any
+    added: dict[str, Any] | None = None
+
+
+def unet_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, pixel_size: tuple[int, int], device: str,
+                dtype: Any, node: str, negative: dict[str, Any] | None = None) -> UNetPrompt:
+    """The UNet inputs of a conditioning's prompt, as the diffusers pipelines build them.
+
+    ``negative`` takes the negative side from another conditioning (regions share the base's).
+    """
+    import torch
+
+    neg_src = cond if negative is None else negative
+    sdxl = cond.get("family") == "sdxl"
+    embeds = repeat_batch(cond["prompt_embeds"], batch, "the prompt", node).to(device=device, dtype=dtype)
+    if do_cfg:
+        neg = repeat_batch(neg_src.get("negative_prompt_embeds"), batch, "the negative prompt", node)
+        embeds = torch.cat([neg.to(device=device, dtype=dtype), embeds])
+    added = None
+    if sdxl:
+        h, w = pixel_size
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
+        text = repeat_batch(cond["pooled_prompt_embeds"], batch, "the prompt", node).to(dtype=dtype)
+        if do_cfg:
+            neg_text = repeat_batch(neg_src["negative_pooled_prompt_embeds"], batch, "the negative prompt",
+                                    node).to(dtype=dtype)
+            text = torch.cat([neg_text, text])
+            time_ids = torch.cat([time_ids, time_ids])
+        added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device).repeat(batch, 1)}
+    return UNetPrompt(embeds, added)
+
+
+Window = tuple[int, int, int, int]  # top, left, height, width of a latent region
+
+
+def crop(x: Any, window: Window | None) -> Any:
+    """``x[..., top:top + height, left:left + width]``, or ``x`` itself without a window."""
+    if window is None:
+        return x
+    top, left, h, w = window
+    return x[..., top:top + h, left:left + w]
+
+
+@dataclass
+class Sampling:
+    """What a run of :func:`sample` is: handed to the extras a conditioning carries."""
+
+    ctx: Context
+    device: str
+    dtype: Any
+    do_cfg: bool
+    batch: int
+    timesteps: Any
+    pixel_size: tuple[int, int]
+    latent_size: tuple[int, int]
+    unet_config: dict[str, Any]
+    scheduler: Any
+    step_kwargs: dict[str, Any]
+    base: UNetPrompt
+    make_prompt: Callable[[dict[str, Any]], UNetPrompt]
+
+    @property
+    def total(self) -> int:
+        return len(self.timesteps)
+
+    @property
+    def scale_factor(self) -> int:
+        """Pixels per latent cell (the VAE's scale factor)."""
+        return max(1, self.pixel_size[0] // self.latent_size[0])
+
+    @property
+    def latent_multiple(self) -> int:
+        """What the sides of a latent window must be multiples of for the UNet (its downsamplings)."""
+        return 2 ** max(0, len(self.unet_config.get("block_out_channels", [0])) - 1)
+
+
 def sample(
     *,
     ctx: Context,
@@ -217,30 +299,26 @@ def sample(
     added_cond_kwargs=...)`` returns the noise prediction (the diffusers UNet's first
     output, or an ONNX session's). ``inpaint`` carries ``mask`` and ``masked_image_latents``
     (9-channel UNets) or ``mask``, ``image_latents`` and ``noise`` (4-channel UNets).
+
+    What a conditioning carries beyond its prompt (ControlNets, regional prompts, image
+    prompts: :mod:`plugins.sd.conditioning`) comes in at three points: the UNet itself
+    (``extras.unet``), extra UNet arguments for each call (``extras.unet_kwargs``) and the
+    prediction of a step (``extras.predict``, which may call :func:`predict` on windows of
+    the latent with other prompts). A plain conditioning changes none of them.
     """
     import torch
 
+    from plugins.sd.conditioning import StepConditioning
+
     batch = latents.shape[0]
-    sdxl = cond.get("family") == "sdxl"
     time_cond_dim = unet_config.get("time_cond_proj_dim")
     do_cfg = cfg > 1.0 and time_cond_dim is None
-    pos = repeat_batch(cond["prompt_embeds"], batch, "the prompt", ctx.node).to(device=device, dtype=dtype)
-    neg = cond.get("negative_prompt_embeds")
-    embeds = pos
-    if do_cfg:
-        neg = repeat_batch(neg, batch, "the negative prompt", ctx.node).to(device=device, dtype=dtype)
-        embeds = torch.cat([neg, pos])
-    added = None
-    if sdxl:
-        h, w = pixel_size
-        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
-        text = repeat_batch(cond["pooled_prompt_embeds"], batch, "the prompt", ctx.node).to(dtype=dtype)
-        if do_cfg:
-            neg_text = repeat_batch(cond["negative_pooled_prompt_embeds"], batch, "the negative prompt",
-                                    ctx.node).to(dtype=dtype)
-            text = torch.cat([neg_text, text])
-            time_ids = torch.cat([time_ids, time_ids])
-        added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device).repeat(batch, 1)}
+
+    def make_prompt(c: dict[str, Any]) -> UNetPrompt:
+        return unet_prompt(c, batch=batch, do_cfg=do_cfg, pixel_size=pixel_size, device=device, dtype=dtype,
+                           node=ctx.node, negative=cond)
+
+    base = make_prompt(cond)
     timestep_cond = None
     if time_cond_dim is not None:
         w_t = torch.tensor(cfg - 1).repeat(batch)
@@ -260,20 +338,32 @@ def sample(
         if do_cfg:
             mask, masked = torch.cat([mask] * 2), torch.cat([masked] * 2)
 
-    total = len(timesteps)
-    for i, t in enumerate(timesteps):
-        ctx.check_cancelled()
+    extras = StepConditioning.build(cond, Sampling(
+        ctx=ctx, device=device, dtype=dtype, do_cfg=do_cfg, batch=batch, timesteps=timesteps,
+        pixel_size=pixel_size, latent_size=tuple(latents.shape[-2:]), unet_config=unet_config,
+        scheduler=scheduler, step_kwargs=extra, base=base, make_prompt=make_prompt))
+    unet = extras.unet(unet)
+
+    def predict(latents: Any, t: Any, i: int, prompt: UNetPrompt = base, window: Window | None = None) -> Any:
+        """The guided noise prediction for ``latents`` (the ``window`` of the latent, when given)."""
         model_in = torch.cat([latents] * 2) if do_cfg else latents
         model_in = scheduler.scale_model_input(model_in, t)
+        kwargs = extras.unet_kwargs(model_in, t, i, prompt, window)
         if masked is not None:
-            model_in = torch.cat([model_in, mask, masked], dim=1)
-        noise_pred = unet(model_in, t, encoder_hidden_states=embeds, timestep_cond=timestep_cond,
-                          added_cond_kwargs=added)
+            model_in = torch.cat([model_in, crop(mask, window), crop(masked, window)], dim=1)
+        noise_pred = unet(model_in, t, encoder_hidden_states=prompt.embeds, timestep_cond=timestep_cond,
+                          added_cond_kwargs=prompt.added, **kwargs)
         if do_cfg:
             uncond, text_pred = noise_pred.chunk(2)
             noise_pred = uncond + cfg * (text_pred - uncond)
             if guidance_rescale > 0.0:
                 noise_pred = rescale_noise_cfg(noise_pred, text_pred, guidance_rescale)
+        return noise_pred
+
+    total = len(timesteps)
+    for i, t in enumerate(timesteps):
+        ctx.check_cancelled()
+        latents, noise_pred = extras.predict(predict, latents, t, i)
         latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
         if inpaint is not None and "image_latents" in inpaint:
             proper = inpaint["image_latents"]
@@ -290,4 +380,5 @@ def torch_unet(unet: Any) -> UNetFn:
     def call(sample_in: Any, t: Any, **kwargs: Any) -> Any:
         return unet(sample_in, t, cross_attention_kwargs=None, return_dict=False, **kwargs)[0]
 
+    call.module = unet  # type: ignore[attr-defined]  # what extras that change the UNet work on
     return call

@@ -1,0 +1,142 @@
+"""What a CONDITIONING carries beyond its prompt, and how the sampling loop applies it.
+
+``sd.encode_prompt`` makes a conditioning: a dict of prompt tensors plus ``family`` and
+``model``. Blocks downstream return a *copy* with one of these lists extended (never
+touching their input), and :func:`plugins.sd.common.sample` applies them:
+
+=================  =====================  =============================================
+key                added by               applied in the loop
+=================  =====================  =============================================
+``controlnets``    ``sd.controlnet``      ControlNet residuals for every UNet call
+                                          inside each one's step range, summed
+``regions``        ``sd.regional_prompt`` more text conditions, each with an area or a
+                                          mask and a strength, composed at every step
+``image_prompts``  ``sd.ip_adapter``      IP-Adapter image tokens beside the text's
+=================  =====================  =============================================
+
+``sd.cond_combine`` merges several conditionings into one (the first one's prompt, every
+one's extras). A conditioning with none of these keys samples exactly as before: the
+extras below then change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from orchestrator import Block, BlockError, Context, In, Out, Params, block, register_port_type
+
+if TYPE_CHECKING:
+    from plugins.sd.common import Sampling, UNetFn, UNetPrompt, Window
+
+EXTRA_KEYS = ("controlnets", "regions", "image_prompts")
+
+EMBEDDING = register_port_type(
+    "EMBEDDING", description="image embeddings [B, D] (a CLIP vision encoder's projected output), "
+                             "a torch tensor; for IP-Adapters and similarity")
+
+
+def with_extra(cond: dict[str, Any], key: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``cond`` whose list ``key`` has ``item`` appended (the input is left alone)."""
+    if key not in EXTRA_KEYS:
+        raise KeyError(f"{key!r} is not a conditioning extra; extras: {', '.join(EXTRA_KEYS)}")
+    out = dict(cond)
+    out[key] = [*cond.get(key, []), item]
+    return out
+
+
+def check_conditioning(cond: Any, node: str, field: str = "inputs.cond") -> dict[str, Any]:
+    """``cond`` if it is a conditioning from ``sd.encode_prompt`` (or built on one), else an error."""
+    if not isinstance(cond, dict) or "prompt_embeds" not in cond:
+        raise BlockError(f"node {node!r}: {field} is not a conditioning from sd.encode_prompt",
+                         type="input", node=node, field=field)
+    return cond
+
+
+class StepConditioning:
+    """The extras of one conditioning, ready for one run of the sampling loop.
+
+    Three hooks, each a no-op when the conditioning has no extra of its kind:
+    :meth:`unet` may swap the UNet (IP-Adapters), :meth:`unet_kwargs` adds arguments to a
+    UNet call (ControlNet residuals), :meth:`predict` computes a step's noise prediction
+    from the loop's ``predict`` (regional prompts call it once per region).
+    """
+
+    def __init__(self, controls: Any = None, regions: Any = None, images: Any = None) -> None:
+        self.controls = controls
+        self.regions = regions
+        self.images = images
+
+    @classmethod
+    def build(cls, cond: dict[str, Any], run: Sampling) -> StepConditioning:
+        if not any(cond.get(k) for k in EXTRA_KEYS):
+            return cls()
+        from plugins.sd import controlnet, ip_adapter, regional
+
+        return cls(
+            controls=controlnet.Controls(cond["controlnets"], run) if cond.get("controlnets") else None,
+            regions=regional.Regions(cond["regions"], run) if cond.get("regions") else None,
+            images=ip_adapter.ImagePrompts(cond["image_prompts"], run) if cond.get("image_prompts") else None,
+        )
+
+    def unet(self, unet: UNetFn) -> UNetFn:
+        return self.images.wrap(unet) if self.images is not None else unet
+
+    def unet_kwargs(self, model_in: Any, t: Any, i: int, prompt: UNetPrompt, window: Window | None) -> dict:
+        if self.controls is None:
+            return {}
+        return self.controls.kwargs(model_in, t, i, prompt, window)
+
+    def predict(self, predict: Callable[..., Any], latents: Any, t: Any, i: int) -> tuple[Any, Any]:
+        """``(latents, noise prediction)`` of step ``i``; regions may replace the latents first."""
+        if self.regions is None:
+            return latents, predict(latents, t, i)
+        return self.regions.predict(predict, latents, t, i)
+
+
+@block("sd.cond_combine", version="1.0.0")
+class CondCombine(Block):
+    """Combine several conditionings into one: the ControlNets, regions and image prompts of all.
+
+    The text prompt is the first conditioning's (``prompts='first'``), or every
+    conditioning's averaged (``prompts='average'``: the others become full-frame regional
+    prompts sharing the weight equally, as ComfyUI's Conditioning Combine does). The
+    conditionings must be for models of one family.
+    """
+
+    inputs = {"conds": In("CONDITIONING", "conditionings to combine, the first is the base", multiple=True)}
+    outputs = {"cond": Out("CONDITIONING", "the combined conditioning")}
+
+    class Params(Params):
+        prompts: Literal["first", "average"] = Field(
+            "first", description="first: the first conditioning's prompt; average: all prompts, equally")
+
+    def run(self, ctx: Context, conds: list[Any]) -> dict:
+        if not conds:
+            raise BlockError(f"node {ctx.node!r}: inputs.conds is empty", type="input", node=ctx.node,
+                             field="inputs.conds")
+        for k, c in enumerate(conds):
+            check_conditioning(c, ctx.node, f"inputs.conds[{k}]")
+        families = {c.get("family") for c in conds}
+        if len(families) > 1:
+            raise BlockError(f"node {ctx.node!r}: conditionings of different model families "
+                             f"({', '.join(sorted(map(str, families)))}) cannot be combined", type="input",
+                             node=ctx.node, field="inputs.conds")
+        out = dict(conds[0])
+        for key in EXTRA_KEYS:
+            items = [item for c in conds for item in c.get(key, [])]
+            if items:
+                out[key] = items
+        if self.params.prompts == "average" and len(conds) > 1:
+            share = 1.0 / len(conds)
+            whole = [{"prompt_embeds": c["prompt_embeds"], "family": c.get("family"),
+                      "pooled_prompt_embeds": c.get("pooled_prompt_embeds"), "mask": None, "area": None,
+                      "strength": share, "method": "area", "feather": 0, "until": 0.0, "seed": 0}
+                     for c in conds[1:]]
+            out["regions"] = [*out.get("regions", []), *whole]
+        return {"cond": out}
+
+
+BLOCKS = [CondCombine]
