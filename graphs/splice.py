@@ -12,8 +12,9 @@ Binding. ``bind`` maps references *as the piece writes them* to host outputs:
   ``"decode.image"`` wires every reader to the host's output. An open input left unbound
   must name a host node (the piece then reads that node directly).
 - a **piece output** (``"load.image"``, a node of the piece) may be bound too: its readers
-  read the host output instead, and piece nodes that nothing reads any more are left out.
-  This is how a library template's ``image.load`` becomes "the host's image".
+  read the host output instead, and piece nodes that nothing reads any more are left out,
+  with whatever only fed them. This is how a library template's ``image.load`` (or its
+  whole generator, bound at ``decode.image``) becomes "the host's image".
 
 Every problem is collected and raised once as a
 :class:`~graphs.errors.GraphValidationError` of :class:`~graphs.errors.GraphError` with
@@ -149,10 +150,14 @@ def insert(
         return [nid for nid, n in nodes.items()
                 if any(_ref_node(r) == target for _, _, r in n.references())]
 
-    dropped = {d for d in drop if d in piece.nodes}
-    for node_id in {_ref_node(k) for k in bind} & set(piece.nodes):
-        if not readers(node_id):
-            dropped.add(node_id)  # every read of it is bound to the host: leave it out
+    # every read of a bound node goes to the host now: leave it out, and what only fed it
+    bound_away = {n for n in {_ref_node(k) for k in bind} & set(piece.nodes) if not readers(n)}
+    fed = {nid for nid in piece.nodes if readers(nid)}  # nodes something reads (not sinks)
+    more = bound_away
+    while more:
+        more = {nid for nid in fed - bound_away if all(r in bound_away for r in readers(nid))}
+        bound_away |= more
+    dropped = bound_away | {d for d in drop if d in piece.nodes}
     for node_id in sorted(set(drop) & set(piece.nodes)):
         kept = [r for r in readers(node_id) if r not in dropped]
         if kept:

@@ -1,0 +1,122 @@
+"""The composition templates: each validates, and runs on tiny-sd from the command line.
+
+The templates read their input files by relative path (``input.png``, ``palette.png``,
+``style.png``, ``reference.png``, ``mask.png``, ``control.png``, ``depth.onnx``); the
+fixture writes them next to a copy of each template, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from graphs import load_template, validate
+from graphs.library import LIBRARY_DIR
+from graphs.splice import insert
+from orchestrator.cli import main
+from orchestrator.executor import LocalExecutor
+
+sys.path.insert(0, str(Path(__file__).parent))
+import sd_fixtures
+
+models = sd_fixtures.models
+one_torch_thread = sd_fixtures.one_torch_thread
+model_registry = sd_fixtures.model_registry
+
+COMPOSITION = ["palette_colorization", "style_transfer", "image_translation", "depth_translation",
+               "regional_composition", "masked_regions", "inpaint_reference", "controlnet_guided",
+               "detail_pass"]
+
+
+def depth_onnx(path: Path) -> None:
+    """A random 1x1 convolution RGB -> 1 channel: a stand-in depth estimator."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.uniform(0.1, 1, (1, 3, 1, 1)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"])
+    graph = helper.make_graph([node], "depth", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                              ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+                              initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("template-inputs")
+    sd_fixtures.write_png(d / "input.png", sd_fixtures.noise_image(64, seed=1))
+    sd_fixtures.write_png(d / "style.png", sd_fixtures.noise_image(48, seed=2))
+    sd_fixtures.write_png(d / "reference.png", sd_fixtures.noise_image(32, seed=3))
+    sd_fixtures.write_png(d / "mask.png", sd_fixtures.rect_mask(64))
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, :16] = (230, 120, 20)
+    stripes[:, 16:] = (20, 40, 120)
+    sd_fixtures.write_png(d / "palette.png", stripes)
+    control = np.zeros((64, 64, 3), np.uint8)
+    control[16:48, 16] = control[16:48, 47] = control[16, 16:48] = control[47, 16:48] = 255
+    sd_fixtures.write_png(d / "control.png", control)
+    depth_onnx(d / "depth.onnx")
+    return d
+
+
+@pytest.fixture()
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(sd_fixtures.tiny_cache_dir()))
+    monkeypatch.delenv("ORCHESTRATOR_CONFIG", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_INPUT_DIR", raising=False)
+
+
+def test_composition_templates_validate_and_describe_themselves(catalog):
+    for name in COMPOSITION:
+        g = load_template(name)
+        validate(g, catalog)
+        assert g.meta["name"] == name and len(g.meta["description"]) > 80
+        assert g.meta["labels"]["subjects"] and g.meta["labels"]["styles"]
+        models_used = {n.params.get("model") for n in g.nodes.values() if "model" in n.params}
+        assert models_used <= {"tiny-sd", "tiny-controlnet", "tiny-clip-vision", "tiny-ip-adapter",
+                               "depth.onnx"}
+
+
+@pytest.mark.parametrize("name", COMPOSITION)
+def test_composition_template_runs_from_the_cli(name, inputs, cli_env, tmp_path, capsys):
+    work = tmp_path / "work"
+    shutil.copytree(inputs, work)
+    graph = work / f"{name}.json"
+    shutil.copy(LIBRARY_DIR / f"{name}.json", graph)
+    assert main(["validate", str(graph)]) == 0
+    out = tmp_path / "out"
+    sets = ["--set", f"save.name=\"{name}-cli\""]
+    doc = json.loads(graph.read_text())
+    for node_id, node in doc["nodes"].items():
+        if node["block"] in ("sd.denoise", "sd.inpaint"):
+            sets += ["--set", f"{node_id}.steps=2"]
+    code = main(["run", "--graph", str(graph), "-o", str(out), "--quiet", *sets])
+    assert code == 0, capsys.readouterr().err
+    pngs = sorted(out.glob(f"{name}-cli*.png"))
+    assert len(pngs) == 1
+    img = Image.open(pngs[0])
+    assert img.width >= 64 and "orchestrator.graph" in img.text
+
+
+def test_the_detail_pass_splices_after_another_generation(catalog, models, inputs):
+    host = load_template("img2img")
+    piece = load_template("detail_pass")
+    out = insert(host, piece, prefix="detail", bind={"decode.image": "decode.image"})
+    # the piece's own generator is left out: it was only there to feed decode.image
+    assert {"detail_cond", "detail_latent", "detail_denoise", "detail_decode"}.isdisjoint(out.nodes)
+    assert out.nodes["detail_crop"].inputs["image"] == "decode.image"
+    assert out.nodes["detail_paste"].meta["group"] == "detail"
+    validate(out, catalog)
+    result = LocalExecutor(catalog, models=models, input_root=inputs).run(out)
+    before, after = result.outputs["decode"]["image"], result.outputs["detail_paste"]["image"]
+    changed = np.abs(after - before).max(-1)[0] > 1e-4
+    assert changed.any() and not changed[48:].any() and not changed[:, :8].any()  # around the region only
