@@ -261,3 +261,59 @@ def test_cond_combine_merges_extras_and_averages_prompts(run, images, models):
     xl = EncodePrompt({"model": "tiny-sdxl", "prompt": "a"}).run(ctx)["cond"]
     with pytest.raises(BlockError, match="different model families"):
         CondCombine({}).run(ctx, conds=[a, xl])
+
+
+# -- SDXL and other UNets ---------------------------------------------------------------------------
+
+
+def test_regions_and_image_prompts_work_on_sdxl(models, tmp_path):
+    from safetensors.torch import save_file
+
+    from orchestrator.models.tiny import ip_adapter_state_dict
+    from plugins.sd.denoise import Denoise
+    from plugins.sd.ip_adapter import IPAdapter
+    from plugins.sd.prompt import EncodePrompt
+    from plugins.sd.regional import RegionalPrompt
+
+    ctx = Context(node="n", block="sd.denoise", seed=0, models=models, input_root=tmp_path)
+    base = EncodePrompt({"model": "tiny-sdxl", "prompt": "a lighthouse"}).run(ctx)["cond"]
+    other = EncodePrompt({"model": "tiny-sdxl", "prompt": "a red dragon"}).run(ctx)["cond"]
+    zeros = torch.zeros(1, 4, 8, 16)
+
+    def denoise(c):
+        params = {"model": "tiny-sdxl", "steps": 3, "sampler": "euler", "seed": 7, "cfg": 5.0}
+        return Denoise(params).run(ctx, cond=c, latent=zeros)["latent"]
+
+    plain = denoise(base)
+    region = RegionalPrompt({"area": [0.5, 0.0, 0.5, 1.0]}).run(ctx, cond=base, region=other)["cond"]
+    change = (denoise(region) - plain).abs().mean((0, 1, 2))
+    assert change[8:].mean() > 3 * change[:8].mean()  # the right half, where the region is
+    # an SDXL IP-Adapter (here made for the tiny SDXL UNet) from a file in the input folder
+    unet = models.load("tiny-sdxl", "unet")
+    save_file({k: v.contiguous() for k, v in ip_adapter_state_dict(unet, 32, "xl").items()},
+              str(tmp_path / "xl-adapter.safetensors"))
+    emb = torch.randn(1, 32, generator=torch.Generator().manual_seed(1))
+    off = IPAdapter({"adapter": "xl-adapter.safetensors", "scale": 0.0}).run(ctx, cond=base, embedding=emb)
+    on = IPAdapter({"adapter": "xl-adapter.safetensors", "scale": 1.0}).run(ctx, cond=base, embedding=emb)
+    assert torch.equal(denoise(off["cond"]), plain)
+    assert (denoise(on["cond"]) - plain).abs().mean() > 0.05
+
+
+def test_controlnets_and_image_prompts_need_the_torch_unet(models):
+    from plugins.sd.common import Sampling, UNetPrompt
+    from plugins.sd.conditioning import StepConditioning
+
+    run = Sampling(ctx=Context(node="onnx", block="onnx.denoise", seed=0, models=models), device="cpu",
+                   dtype=torch.float32, do_cfg=False, batch=1, timesteps=torch.arange(2), pixel_size=(64, 64),
+                   latent_size=(8, 8), unet_config={}, scheduler=None, step_kwargs={},
+                   base=UNetPrompt(torch.zeros(1, 77, 32)),
+                   make_prompt=lambda c: UNetPrompt(c["prompt_embeds"]))
+    cond = {"prompt_embeds": torch.zeros(1, 77, 32),
+            "controlnets": [{"model": "tiny-controlnet", "image": np.zeros((1, 64, 64, 3), np.float32),
+                             "scale": 1.0, "start": 0.0, "end": 1.0, "guess_mode": False}]}
+    with pytest.raises(BlockError, match="need the torch UNet") as exc:
+        StepConditioning.build(cond, run).unet(lambda *a, **k: None, "onnx")
+    assert exc.value.node == "onnx"
+    plain = StepConditioning.build({"prompt_embeds": cond["prompt_embeds"]}, run)
+    fn = object()
+    assert plain.unet(fn) is fn and plain.unet_kwargs(None, 0, 0, run.base, None) == {}

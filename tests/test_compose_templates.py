@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -120,3 +121,17 @@ def test_the_detail_pass_splices_after_another_generation(catalog, models, input
     before, after = result.outputs["decode"]["image"], result.outputs["detail_paste"]["image"]
     changed = np.abs(after - before).max(-1)[0] > 1e-4
     assert changed.any() and not changed[48:].any() and not changed[:, :8].any()  # around the region only
+
+
+def test_combined_condition_branches_run_in_one_denoise(catalog, models, inputs):
+    from graphs.splice_conditions import combine_conditions
+
+    regional, guided = load_template("regional_composition"), load_template("controlnet_guided")
+    out = combine_conditions(regional, guided, prefix="guide")
+    assert out.nodes["denoise"].inputs["cond"] == "guide_combine.cond"
+    assert {"guide_control_map", "guide_cond", "guide_control"} <= set(out.nodes)
+    validate(out, catalog)
+    ex = LocalExecutor(catalog, models=models, input_root=inputs)
+    both = ex.run(out).outputs["denoise"]["latent"]
+    alone = ex.run(regional).outputs["denoise"]["latent"]
+    assert both.shape == alone.shape and not torch.equal(both, alone)  # the ControlNet now acts too

@@ -46,6 +46,15 @@ def test_binding_a_piece_output_leaves_the_unread_node_out(catalog) -> None:
     validate(out, catalog)
 
 
+def test_binding_a_generator_output_leaves_out_what_only_fed_it() -> None:
+    host = load_template("txt2img")
+    piece = load_template("hires_fix")  # its upscale/refine/decode/save read base.latent
+    out = insert(host, piece, prefix="hr", bind={"base.latent": "denoise.latent"})
+    assert {"hr_base", "hr_latent"}.isdisjoint(out.nodes)  # only fed the bound-away sampler
+    assert "hr_cond" in out.nodes  # still read by hr_refine
+    assert out.nodes["hr_upscale"].inputs == {"latent": "denoise.latent"}
+
+
 def test_id_clashes_are_structured_errors() -> None:
     host = load_template("txt2img")
     once = insert(host, host, prefix="a")

@@ -342,7 +342,7 @@ def sample(
         ctx=ctx, device=device, dtype=dtype, do_cfg=do_cfg, batch=batch, timesteps=timesteps,
         pixel_size=pixel_size, latent_size=tuple(latents.shape[-2:]), unet_config=unet_config,
         scheduler=scheduler, step_kwargs=extra, base=base, make_prompt=make_prompt))
-    unet = extras.unet(unet)
+    unet = extras.unet(unet, ctx.node)
 
     def predict(latents: Any, t: Any, i: int, prompt: UNetPrompt = base, window: Window | None = None) -> Any:
         """The guided noise prediction for ``latents`` (the ``window`` of the latent, when given)."""

@@ -81,7 +81,10 @@ class StepConditioning:
             images=ip_adapter.ImagePrompts(cond["image_prompts"], run) if cond.get("image_prompts") else None,
         )
 
-    def unet(self, unet: UNetFn) -> UNetFn:
+    def unet(self, unet: UNetFn, node: str = "") -> UNetFn:
+        if self.controls is not None and getattr(unet, "module", None) is None:
+            raise BlockError(f"node {node!r}: ControlNets need the torch UNet (sd.denoise, sd.inpaint), not "
+                             f"this one", type="input", node=node, field="inputs.cond")
         return self.images.wrap(unet) if self.images is not None else unet
 
     def unet_kwargs(self, model_in: Any, t: Any, i: int, prompt: UNetPrompt, window: Window | None) -> dict:
