@@ -110,17 +110,21 @@ def onnx_run(catalog, models, tmp_path_factory):
     return folder, go
 
 
-def test_depth_through_onnx_is_the_square(onnx_run) -> None:
+def test_depth_and_detection_through_onnx_find_the_square(onnx_run) -> None:
     folder, go = onnx_run
     rng = np.random.default_rng(1)
     name = conv_model(folder / "depth.onnx", rng.uniform(0.1, 1.0, (1, 3)), rng.uniform(-1, 1, 1))
     sd_fixtures.write_png(folder / "square.png", (square_image()[0] * 255).astype(np.uint8))
     b = GraphBuilder()
     img = b.add("image.load", path="square.png")
-    b.add("onnx.run", id="depth", image=img.image, model=name, output_range="minmax")
-    depth = go(b.build())["depth"]["image"]
-    assert depth.shape == (1, 64, 64, 1)
-    np.testing.assert_array_equal(depth[..., 0], square_mask())  # near = the square, 1; far = 0
+    depth = b.add("onnx.run", id="depth", image=img.image, model=name, output_range="minmax")
+    # the same net as a 'detector': its heat map, thresholded, finds the region for a detail pass
+    near = b.add("compose.mask_threshold", id="near", image=depth.image, threshold=0.5)
+    b.add("compose.region_crop", id="crop", image=img.image, mask=near.mask, margin=0.0, size=32)
+    out = go(b.build())
+    assert out["depth"]["image"].shape == (1, 64, 64, 1)
+    np.testing.assert_array_equal(out["depth"]["image"][..., 0], square_mask())  # near = 1, far = 0
+    assert out["crop"]["region"]["box"] == [24, 24, 16, 16]
 
 
 def test_segmentation_through_onnx_gives_labels_colours_and_masks(onnx_run) -> None:
