@@ -7,22 +7,25 @@ loaded. Light CPU blocks run as plain Ray tasks (``cpu_slots`` at once). Several
 the pool: higher priority first; among equals, round robin (the job served least recently).
 
 Pipelining: a busy worker also takes up to ``queue_depth - 1`` more nodes, queued in its
-actor: ready nodes when no worker is idle, and the next node of a chain whose upstream
-runs on it (Ray hands the upstream's output over without a round trip through the
-scheduler). A queued node's clock (timeout) and its ``node_started`` event start when it
-starts; a job of higher priority that arrives later waits for at most those queued nodes.
-``queue_depth=1`` turns this off.
+actor and run strictly in the order sent: ready nodes when no worker is idle, and the next
+node of a chain whose upstream runs on it (Ray hands the upstream's output over without a
+round trip through the scheduler). A queued node's clock (timeout) and its ``node_started``
+event start when it starts; a job of higher priority that arrives later waits for at most
+those queued nodes. ``queue_depth=1`` turns this off.
 
 Semantics are the in-process executor's (:mod:`orchestrator.executor`): same inputs, same
 seeds, same errors, same outputs, same cache keys. Block outputs stay in Ray's object store
 and travel from worker to worker as object references; the caller fetches them at the end.
 
 - **Cache**: node outputs (as object references) by content key, across jobs, bounded.
-- **Faults**: a worker that dies mid-node is replaced and the node retried elsewhere, at
-  most ``max_retries`` times; then the job fails with a ``worker_died`` error and the
-  pool heals. ``node_timeout`` ends a hung block (its worker is killed and replaced) and
-  fails the job with ``timeout``. A block that raises fails its job with the block's own
-  error; its worker serves the next job.
+- **Faults**: a worker that dies mid-node is replaced and the node retried elsewhere. A
+  death is charged to a node only when it ran alone on the worker (with others queued there,
+  the one running may be the next: a finished node's answer dies with the process); the
+  nodes of such a death run alone from then on. A node charged more than ``max_retries``
+  times fails its job with a ``worker_died`` error, and the pool heals. ``node_timeout``
+  ends a hung block (its worker is killed and replaced) and fails the job with ``timeout``.
+  A block that raises fails its job with the block's own error; its worker serves the next
+  job. Workers that cannot start within ``start_timeout`` fail the GPU jobs with a message.
 - **Cancellation**: :meth:`Scheduler.cancel` sets the job's flag on the workers running its
   nodes (a call in the actor's ``control`` concurrency group, so it lands mid-node); each
   block stops at its next ``ctx.progress``/``ctx.check_cancelled``. A block that does not
