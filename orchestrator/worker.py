@@ -605,7 +605,9 @@ def cpu_task() -> Any:
     """The remote function that runs light CPU blocks (``.remote(config, request, *upstream)``)."""
     global _REMOTE_TASK
     if _REMOTE_TASK is None:
-        _REMOTE_TASK = ray.remote(num_returns=2, max_retries=0)(_cpu_task)
+        # num_cpus=0: the dispatcher bounds how many run at once (cpu_slots); asking Ray for a
+        # CPU as well deadlocks a small machine whose CPUs the worker actors already hold
+        _REMOTE_TASK = ray.remote(num_returns=2, max_retries=0, num_cpus=0)(_cpu_task)
     return _REMOTE_TASK
 
 

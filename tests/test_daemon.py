@@ -292,3 +292,20 @@ def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
         engine = c.metrics()["engine"]
     assert engine["nodes_run"] >= 4
     assert "tiny-sd" in str(engine["models"])
+
+
+def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
+    d = Daemon(state, "--engine", "ray", "--workers", "2").start(timeout=180)
+    try:
+        with d.client() as c:
+            jobs = [c.submit(graph=slow_graph(steps=3, value=v / 4, name=f"r{v}")) for v in range(3)]
+            jobs.append(c.submit(prompt="a red fox", agent={"template": "txt2img"}))
+            infos = [j.wait(timeout=180) for j in jobs]
+            engine = c.metrics()["engine"]
+        assert [i["state"] for i in infos] == ["succeeded"] * 4, [i["errors"] for i in infos]
+        assert engine["engine"] == "ray" and len(engine["workers"]) == 2
+        # the model blocks ran on a worker actor that now holds tiny-sd
+        assert any("tiny-sd" in w["models"] for w in engine["workers"])
+        assert sum(w["nodes_run"] for w in engine["workers"]) >= 3
+    finally:
+        assert d.terminate() == 0
