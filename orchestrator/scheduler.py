@@ -3,8 +3,10 @@
 Every node whose inputs are ready runs at once, up to the pool's capacity. GPU blocks
 (``spec.device == "gpu"``) run on the worker actors, one node at a time each: an idle
 worker that already holds the node's model (its ``model`` param) first, else the least
-loaded. Light CPU blocks run as plain Ray tasks (``cpu_slots`` at once). Several jobs share
-the pool: higher priority first; among equals, round robin (the job served least recently).
+loaded. Light CPU blocks run as plain Ray tasks (``cpu_slots`` at once). Where the cluster
+has no GPU, the pool is ``cpu_workers`` CPU workers (one CPU each: the machine's budget for
+this daemon) and they run every block. Several jobs share the pool: higher priority first;
+among equals, round robin (the job served least recently).
 
 Pipelining: a busy worker also takes up to ``queue_depth - 1`` more nodes, queued in its
 actor and run strictly in the order sent: ready nodes when no worker is idle, and the next
@@ -94,7 +96,10 @@ def connect_ray(address: str | None = None, **init_kwargs: Any) -> None:
         return
     kwargs: dict[str, Any] = {"namespace": "orchestrator", "log_to_driver": False}
     if address is None:
+        # a fresh local instance on loopback, no dashboard; never an unrelated cluster that
+        # happens to run on this machine (joining one is what --ray-address is for)
         kwargs["include_dashboard"] = False
+        address = "local"
     kwargs.update(init_kwargs)
     ray.init(address=address, **kwargs)
 
@@ -140,9 +145,8 @@ class Scheduler:
         self.confine_inputs = confine_inputs
         self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options,
                                start_timeout=start_timeout, queue_depth=max(1, queue_depth))
-        if cpu_slots is None:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            cpu_slots = max(1, cpus - (0 if self.pool.gpu else len(self.pool.slots)))
+        if cpu_slots is None:  # (CPU tasks run only next to GPU workers, which take no CPU)
+            cpu_slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(
             pool=self.pool, cache=self.cache, config=self.config, cpu_slots=cpu_slots,
             queue_depth=max(1, queue_depth), max_retries=max_retries, cancel_grace=cancel_grace,
@@ -179,6 +183,7 @@ class Scheduler:
                      "input_root": str(self.input_root) if self.input_root is not None else None,
                      "confine_inputs": self.confine_inputs},
             node_timeout=node_timeout if node_timeout is not None else self.node_timeout,
+            all_on_workers=not self.pool.gpu,
         )
         self._inbox.put(("submit", state))
         return handle
