@@ -323,7 +323,7 @@ class Dispatcher:
         Ray then hands it the upstream's output without a round trip through this loop.
         """
         if (self.queue_depth < 2 or job.finishing or job.waiting[node] == 0 or node in job.running
-                or node in job.pinned or job.compiled.specs[node].device != "gpu"):
+                or node in job.pinned or not job.on_workers(node)):
             return
         if job.compiled.specs[node].cacheable and job.compiled.keys[node] in self.cache:
             return  # served from the cache once its inputs are there

@@ -119,6 +119,7 @@ class JobState:
     sink: DirectorySink
     options: dict[str, Any]
     node_timeout: float | None
+    all_on_workers: bool = False  # no GPU workers: the CPU workers run every block
     deps: dict[str, list[str]] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     consumers: dict[str, set[str]] = field(default_factory=dict)
@@ -158,8 +159,12 @@ class JobState:
     def finishing(self) -> bool:
         return self.error is not None
 
+    def on_workers(self, node: str) -> bool:
+        """Whether ``node`` runs on the worker actors (else as a CPU task)."""
+        return self.all_on_workers or self.compiled.specs[node].device == "gpu"
+
     def push_ready(self, node: str) -> None:
-        heap = self.ready_gpu if self.compiled.specs[node].device == "gpu" else self.ready_cpu
+        heap = self.ready_gpu if self.on_workers(node) else self.ready_cpu
         heapq.heappush(heap, (self.index[node], node))
 
     def emit(self, event: dict[str, Any]) -> None:

@@ -527,7 +527,9 @@ def test_the_daemon_gets_a_ray_engine_from_its_settings(ray_session, tmp_path):
         result = engine.run(b.build(), job="daemon-job", priority=0, outputs_dir=tmp_path / "out",
                             on_event=lambda e: None, is_cancelled=lambda: False)
         assert result.outputs["grayscale"]["image"].shape == (1, 2, 3, 3)
-        assert engine.stats()["engine"] == "ray"
+        stats = engine.stats()
+        assert stats["engine"] == "ray" and len(stats["workers"]) == 1
+        assert stats["workers"][0]["nodes_run"] == 2  # no GPU: the CPU worker runs every block
     finally:
         engine.shutdown()
     assert callable(make_engine)
