@@ -60,6 +60,47 @@ def make_planner(settings: Any, host: Any) -> PlanFn:
         doc = result.graph.to_dict()
         summary = {k: v for k, v in result.trace.items() if k != "rounds"}
         doc.setdefault("meta", {})["agent"] = summary
+        if agent.scorer:
+            doc = add_scorer(doc, agent.scorer)
         return doc, result.trace["rounds"]
 
     return plan
+
+
+SCORER_BLOCK = "onnx.run"
+
+
+def add_scorer(doc: dict[str, Any], model: str) -> dict[str, Any]:
+    """A copy of a planned graph whose saved image is also scored by the ONNX model ``model``.
+
+    The scorer node has ``meta.role = "score"``: the daemon keeps its ``score`` output with
+    the job and feeds it to the score table. Graphs that save no image are returned as they are.
+
+    >>> g = {"nodes": {"img": {"block": "x.make"},
+    ...                "save": {"block": "image.save", "inputs": {"image": "img.image"}}}}
+    >>> add_scorer(g, "scorer.onnx")["nodes"]["score"]["inputs"]
+    {'image': 'img.image'}
+    """
+    nodes = dict(doc.get("nodes", {}))
+    source = next((n["inputs"]["image"] for n in nodes.values()
+                   if n.get("block") == "image.save" and isinstance(n.get("inputs", {}).get("image"), str)),
+                  None)
+    if source is None:
+        return doc
+    node_id, i = "score", 2
+    while node_id in nodes:
+        node_id, i = f"score_{i}", i + 1
+    nodes[node_id] = {"block": SCORER_BLOCK, "inputs": {"image": source},
+                      "params": {"model": model}, "meta": {"role": "score"}}
+    return {**doc, "nodes": nodes}
+
+
+def make_score_recorder(settings: Any) -> Callable[[dict[str, Any], float, str], None]:
+    """``record(graph dict, score, job id)``: scored planned graphs update the score table."""
+    scores = open_scores(settings.agent, settings.state_dir)
+
+    def record(graph: dict[str, Any], score: float, job: str) -> None:
+        if isinstance((graph.get("meta") or {}).get("prompt"), str):
+            scores.record_graph(graph, score, job=job)
+
+    return record

@@ -86,7 +86,7 @@ def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, A
         name=job["name"], prompt=job["prompt"], attempts=job["attempts"],
         created_at=job["created_at"], started_at=job["started_at"],
         finished_at=job["finished_at"], errors=job["errors"], graph=job["graph"],
-        trace=job["trace"], timings=job["timings"],
+        trace=job["trace"], timings=job["timings"], score=job.get("score"),
         outputs=[{"name": o["name"], "node": o["node"],
                   "url": JOB_OUTPUT.format(id=job["id"], name=o["name"])} for o in outputs],
     )

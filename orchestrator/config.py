@@ -80,6 +80,9 @@ class AgentSettings(BaseModel):
                           "labels; never downloaded")
     default_model: str | None = Field(None, description="model that replaces unknown model names")
     scores: Path | None = Field(None, description="score table file; default <state_dir>/agent/scores.sqlite")
+    scorer: str | None = Field(None, description="an ONNX image-scoring model (file or registered name): "
+                                                 "planned graphs score their image, and each score "
+                                                 "updates the score table")
 
 
 class Settings(BaseModel):

@@ -85,6 +85,16 @@ def make_planner(settings: Settings, host: Any) -> Planner | None:
     return module.make_planner(settings, host)  # type: ignore[no-any-return]
 
 
+def make_score_recorder(settings: Settings) -> Any:
+    """What learns from scored jobs: the agent's score table, when the agents package is there."""
+    try:
+        module = importlib.import_module("agents.daemon")
+    except ImportError:
+        return None
+    factory = getattr(module, "make_score_recorder", None)
+    return factory(settings) if factory is not None else None
+
+
 def _model_registry(settings: Settings) -> Any:
     """The configured models, for ``GET /models`` (the weights live in the engine)."""
     try:
@@ -121,7 +131,8 @@ def serve(settings: Settings) -> int:
     engine = make_engine(settings, host)
     store = JobStore(state / "jobs.db")
     service = JobService(store, engine, outputs_root=state / "outputs",
-                         planner=make_planner(settings, host), max_attempts=settings.limits.attempts)
+                         planner=make_planner(settings, host), max_attempts=settings.limits.attempts,
+                         on_scored=make_score_recorder(settings))
     app = create_app(service, settings, models=_model_registry(settings))
 
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET

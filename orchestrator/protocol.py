@@ -72,6 +72,7 @@ class JobInfo(BaseModel):
     trace: list[dict[str, Any]] = Field(default_factory=list)  # the agent's rounds
     outputs: list[dict[str, Any]] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    score: float | None = None  # mean of the graph's scorer nodes (meta.role = "score"), if any
 
 
 # Routes (the client builds URLs from these)

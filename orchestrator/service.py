@@ -27,6 +27,9 @@ log = logging.getLogger("orchestrator.service")
 
 # planner(prompt, options) -> (graph dict, trace list); raises an error with to_dict() on failure
 Planner = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
+# recorder(graph dict, score, job id): learns from a scored job (the agent's score table)
+ScoreRecorder = Callable[[dict[str, Any], float, str], None]
+SCORE_ROLE = "score"  # a node whose meta.role is this scores the job (its "score" output)
 
 STEP_EVENT_INTERVAL = 0.1  # at most ~10 step events a second per node reach the store
 
@@ -46,12 +49,14 @@ class JobService:
         outputs_root: Path,
         planner: Planner | None = None,
         max_attempts: int = 3,
+        on_scored: ScoreRecorder | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
         self.outputs_root = Path(outputs_root)
         self.planner = planner
         self.max_attempts = max_attempts
+        self.on_scored = on_scored
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._cancelled: set[str] = set()
@@ -168,7 +173,23 @@ class JobService:
         for f in result.files:
             if f.get("path"):
                 self.store.add_output(job_id, f["name"], f["node"], f["path"])
+        self._record_score(job_id, graph, result.outputs)
         self.store.finish(job_id, JobState.SUCCEEDED, timings=result.timings)
+
+    def _record_score(self, job_id: str, graph: Graph, outputs: dict[str, dict[str, Any]]) -> None:
+        """The mean ``score`` of the scorer nodes, kept with the job and fed to the recorder."""
+        values = [float(outputs[n]["score"]) for n, node in graph.nodes.items()
+                  if node.meta.get("role") == SCORE_ROLE and "score" in outputs.get(n, {})]
+        if not values:
+            return
+        score = sum(values) / len(values)
+        self.store.update(job_id, score=score)
+        self.store.add_event(job_id, {"event": "scored", "score": score})
+        if self.on_scored is not None:
+            try:
+                self.on_scored(graph.to_dict(), score, job_id)
+            except Exception:
+                log.exception("recording the score of job %s failed", job_id)
 
     def _plan(self, job: dict[str, Any]) -> dict[str, Any]:
         if self.planner is None:

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     finished_at REAL,
     idem_key TEXT UNIQUE,
-    body_hash TEXT
+    body_hash TEXT,
+    score REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, priority DESC, seq);
 CREATE TABLE IF NOT EXISTS events (

@@ -309,3 +309,48 @@ def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
         assert sum(w["nodes_run"] for w in engine["workers"]) >= 3
     finally:
         assert d.terminate() == 0
+
+
+def _scorer_onnx(path: Path) -> Path:
+    """A tiny random 'aesthetic scorer': [1, 3, 64, 64] image -> [1, 1] score."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(3 * 64 * 64, 1)).astype(np.float32) / 100, "w")
+    shape = numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["score"])],
+        "scorer",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])],
+        initializer=[w, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_scored_jobs_update_the_agents_score_table(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    scorer = _scorer_onnx(tmp_path / "scorer.onnx")
+    d = Daemon(state, env={"ORCHESTRATOR_AGENT__SCORER": str(scorer)}).start()
+    try:
+        with d.client() as c:
+            infos = [c.submit(prompt=p, agent={"template": "txt2img", "seed": i}).wait(timeout=120)
+                     for i, p in enumerate(["a portrait of a woman", "a red fox in the forest"])]
+    finally:
+        d.terminate()
+    for info in infos:
+        assert info["state"] == "succeeded", info["errors"]
+        assert isinstance(info["score"], float)
+        assert info["graph"]["nodes"]["score"]["meta"] == {"role": "score"}
+    from agents.scores import ScoreTable
+
+    with ScoreTable(state / "agent" / "scores.sqlite") as table:
+        rows = table.rows()
+    assert {r["template"] for r in rows} == {"txt2img"} and sum(r["count"] for r in rows) >= 2
