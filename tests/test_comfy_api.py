@@ -75,8 +75,8 @@ def test_unsupported_nodes_come_back_as_structured_errors(client):
     body = response.json()
     assert body["valid"] is False
     assert [(e["type"], e["node"], e["field"], e["value"]) for e in body["errors"]][:2] == [
-        ("unsupported_node", "19", "class_type", "ControlNetLoader"),
-        ("unsupported_node", "20", "class_type", "ControlNetApplyAdvanced")]
+        ("unsupported_node", "21", "class_type", "FreeU_V2"),
+        ("unsupported_node", "23", "class_type", "UltimateSDUpscale")]
     assert {"type", "message", "node", "field"} <= set(body["errors"][0])
 
 

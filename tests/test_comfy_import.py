@@ -233,18 +233,17 @@ def test_unsupported_nodes_are_reported_one_each_and_bypassed(catalog):
     unsupported = [(p.node, p.field, p.details["value"]) for p in result.problems
                    if p.type == "unsupported_node"]
     assert unsupported == [
-        ("19", "class_type", "ControlNetLoader"), ("20", "class_type", "ControlNetApplyAdvanced"),
         ("21", "class_type", "FreeU_V2"), ("23", "class_type", "UltimateSDUpscale"),
         ("25", "class_type", "ShowText|pysssss"), ("26", "class_type", "Model Hash Reader")]
     assert all(p.details["severity"] == "error" for p in result.problems if p.type == "unsupported_node")
     graph = result.graph
-    # ControlNet and FreeU are passed through: the sampler reads the text conditioning and the model
-    assert graph.nodes["ksampler_3"].inputs["cond"] == "clip_text_encode_6.cond"
+    # the ControlNet maps to sd.controlnet; FreeU is passed through: the sampler reads the model
+    assert graph.nodes["ksampler_3"].inputs["cond"] == "control_net_apply_advanced_20.cond"
+    assert graph.nodes["control_net_apply_advanced_20"].block == "sd.controlnet"
     assert graph.nodes["ksampler_3"].params["model"] == "tiny-sd"
-    # the upscaler is passed through too: the save reads the decoded image;
-    # nodes that only fed unsupported ones (LoadImage -> Canny for the ControlNet) are left out
+    # the upscaler is passed through: the save reads the decoded image
     assert graph.nodes["save_image_24"].inputs == {"image": "vae_decode_8.image"}
-    assert "image.canny" not in {n.block for n in graph.nodes.values()}
+    assert "image.canny" in {n.block for n in graph.nodes.values()}
     assert check(graph, catalog) == []
 
 
@@ -338,9 +337,10 @@ def _spec(block_id: str, inputs: list[PortSpec], outputs: list[PortSpec], params
 def test_controlnet_and_area_nodes_map_when_the_catalog_has_their_blocks(catalog):
     cond = PortSpec("cond", "CONDITIONING")
     extended = dict(catalog) | {
-        "sd.controlnet_apply": _spec("sd.controlnet_apply", [cond, PortSpec("control_image", "IMAGE")],
+        "sd.controlnet": _spec("sd.controlnet", [cond, PortSpec("control_image", "IMAGE")],
                                      [cond], {"controlnet": "", "scale": 1.0, "start": 0.0, "end": 1.0}),
-        "cond.combine": _spec("cond.combine", [PortSpec("conds", "CONDITIONING", multiple=True)], [cond], {}),
+        "sd.cond_combine": _spec("sd.cond_combine", [PortSpec("conds", "CONDITIONING", multiple=True)],
+                                 [cond], {}),
         "cond.set_area": _spec("cond.set_area", [cond], [cond],
                                {"x": 0, "y": 0, "width": 64, "height": 64, "strength": 1.0}),
     }
@@ -356,7 +356,7 @@ def test_controlnet_and_area_nodes_map_when_the_catalog_has_their_blocks(catalog
     assert unsupported == {"FreeU_V2", "UltimateSDUpscale", "ShowText|pysssss", "Model Hash Reader"}
     nodes = result.graph.nodes
     control = nodes["control_net_apply_advanced_20"]
-    assert control.block == "sd.controlnet_apply"
+    assert control.block == "sd.controlnet"
     assert control.inputs == {"cond": "conditioning_combine_32.cond", "control_image": "canny_12.image"}
     assert control.params == {"controlnet": "control_v11p_sd15_canny.pth", "scale": 0.9, "start": 0,
                               "end": 0.8}

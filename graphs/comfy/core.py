@@ -23,9 +23,9 @@ Primitive{Int,Float,String,Boolean}     constants for the widgets they feed
 ======================================  =====================================================
 
 Mapped only when the catalog has the block (else reported as unsupported):
-``ConditioningCombine`` -> ``cond.combine``, ``ConditioningSetArea`` -> ``cond.set_area``,
+``ConditioningCombine`` -> ``sd.cond_combine``, ``ConditioningSetArea`` -> ``cond.set_area``,
 ``ConditioningZeroOut`` on a positive -> ``cond.zero_out``, ``ControlNetLoader`` +
-``ControlNetApply(Advanced)`` -> ``sd.controlnet_apply``, ``LatentComposite`` ->
+``ControlNetApply(Advanced)`` -> ``sd.controlnet``, ``LatentComposite`` ->
 ``sd.latent_composite``, ``UpscaleModelLoader`` + ``ImageUpscaleWithModel`` ->
 ``onnx.image_model`` or ``onnx.run``, ``ImageScaleToTotalPixels`` -> ``image.resize``
 with a ``megapixels`` param. Their ports and params are found in the catalog by type
@@ -138,7 +138,7 @@ def _cond_arg(nc: NodeContext, name: str) -> Any:
 
 
 def conditioning_combine(nc: NodeContext) -> list[Any]:
-    block = "cond.combine"
+    block = "sd.cond_combine"
 
     def build(imp: Importer, refs: list[Data]) -> Data:
         port = imp.port(block, "CONDITIONING", "input")
@@ -184,7 +184,7 @@ def _controlnet_values(nc: NodeContext) -> dict[tuple[str, ...], Any]:
 
 
 def _controlnet_build(nc: NodeContext, image: Data, values: dict[tuple[str, ...], Any]) -> Any:
-    block = "sd.controlnet_apply"
+    block = "sd.controlnet"
 
     def build(imp: Importer, cond: Data) -> Data:
         inputs = {imp.port(block, "CONDITIONING", "input"): cond, imp.port(block, "IMAGE", "input"): image}
@@ -510,12 +510,12 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("LoraLoaderModelOnly", lora_loader),
     _c("CLIPSetLastLayer", clip_set_last_layer),
     _c("CLIPTextEncode", clip_text_encode, ("sd.encode_prompt",)),
-    _c("ConditioningCombine", conditioning_combine, ("cond.combine",)),
+    _c("ConditioningCombine", conditioning_combine, ("sd.cond_combine",)),
     _c("ConditioningSetArea", conditioning_set_area, ("cond.set_area",)),
     _c("ConditioningZeroOut", conditioning_zero_out),
-    _c("ControlNetLoader", resource("CONTROL_NET", "control_net_name"), ("sd.controlnet_apply",)),
-    _c("ControlNetApply", controlnet_apply, ("sd.controlnet_apply",)),
-    _c("ControlNetApplyAdvanced", controlnet_apply_advanced, ("sd.controlnet_apply",)),
+    _c("ControlNetLoader", resource("CONTROL_NET", "control_net_name"), ("sd.controlnet",)),
+    _c("ControlNetApply", controlnet_apply, ("sd.controlnet",)),
+    _c("ControlNetApplyAdvanced", controlnet_apply_advanced, ("sd.controlnet",)),
     _c("KSampler", ksampler, ("sd.denoise", "sd.inpaint")),
     _c("KSamplerAdvanced", ksampler, ("sd.denoise", "sd.inpaint")),
     _c("EmptyLatentImage", empty_latent, ("sd.empty_latent",)),
