@@ -11,6 +11,7 @@ else the idle worker with the least model memory in use, then the fewest nodes r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -103,6 +104,9 @@ class WorkerPool:
         else:
             total_cpus = int(resources.get("CPU", 1))
             size = cpu_workers or max(1, min(4, total_cpus // 2))
+            if config.cpu_threads is None:  # each CPU worker computes with its share of the CPUs
+                config = dataclasses.replace(config, cpu_threads=max(1, total_cpus // size))
+                self.config = config
         self.kind = "gpu" if self.gpu else "cpu"
         self.slots: list[WorkerSlot] = []
         self.error: str | None = None  # set when workers cannot start at all

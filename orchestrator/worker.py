@@ -76,8 +76,9 @@ class WorkerConfig:
     device: str | None = None  # None: "cuda" on a worker that Ray gave a real GPU, else "cpu"
     gpu_memory_fraction: float | None = None  # budget_bytes for the provider on a GPU worker
     cpu_memory_fraction: float | None = None  # ... on a CPU worker (of the machine's RAM)
-    # torch's CPU threads in the worker (Ray starts workers with OMP_NUM_THREADS=1). CPU float
-    # results depend on it: give the driver's count to get the in-process executor's bits.
+    # torch's CPU threads in the worker (Ray starts workers with OMP_NUM_THREADS=1; a CPU pool
+    # gives each worker its share of the machine). CPU float results depend on the count:
+    # give the driver's to get the in-process executor's bits.
     cpu_threads: int | None = None
 
     def plugin_key(self) -> tuple[Any, ...]:
@@ -339,11 +340,10 @@ class WorkerCore:
     def __init__(self, config: WorkerConfig | None = None, name: str = "worker") -> None:
         self.config = config or WorkerConfig()
         self.name = name
-        if self.config.cpu_threads:
+        if self.config.cpu_threads:  # before the plugins import torch, which reads it then
             os.environ["OMP_NUM_THREADS"] = str(self.config.cpu_threads)
-            import torch
-
-            torch.set_num_threads(self.config.cpu_threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.config.cpu_threads)
         self.host = plugin_host(self.config)
         self.device = _detect_device(self.config)
         self.provider = make_provider(self.config, self.device)
