@@ -282,13 +282,18 @@ class Dispatcher:
                    "options": job.options}
         # an upstream still in flight (queued on the same worker) is passed as its pending ref
         upstream = [job.refs[d] if d in job.refs else job.running[d].out_ref for d in deps]
-        if slot is not None:
-            request["seq"] = slot.next_seq  # the worker runs them in this order
-            slot.next_seq += 1
-            out_ref, meta_ref = slot.worker.actor.run.remote(encode_request(request), *upstream)
-        else:
-            out_ref, meta_ref = cpu_task().remote(self.config, encode_request(request), *upstream)
-            self._cpu_running += 1
+        try:
+            if slot is not None:
+                request["seq"] = slot.next_seq  # the worker runs them in this order
+                out_ref, meta_ref = slot.worker.actor.run.remote(encode_request(request), *upstream)
+                slot.next_seq += 1
+            else:
+                out_ref, meta_ref = cpu_task().remote(self.config, encode_request(request), *upstream)
+                self._cpu_running += 1
+        except Exception as exc:  # noqa: BLE001 - e.g. params that cannot be sent
+            self._fail(job, JobError(f"node {node!r} ({spec.id}) could not be sent to a worker: "
+                                     f"{type(exc).__name__}: {exc}", type="job", node=node))
+            return
         job.last_served = next(self._ticks)
         run = Running(job=job, node=node, slot=slot, out_ref=out_ref, meta_ref=meta_ref,
                       suspect=node in job.suspects)

@@ -32,6 +32,8 @@ and travel from worker to worker as object references; the caller fetches them a
   nodes (a call in the actor's ``control`` concurrency group, so it lands mid-node); each
   block stops at its next ``ctx.progress``/``ctx.check_cancelled``. A block that does not
   stop within ``cancel_grace`` seconds has its worker killed and replaced.
+- **Tiles**: a tiled node runs on one worker, as the coordinator of its tiles, which go to
+  every worker of the pool (named in the job's options; see :mod:`orchestrator.tiling_ray`).
 - **Events**: ``node_started``/``node_finished`` (plus ``node_retry``) from here; ``step``
   and ``tile`` progress from the workers, long-polled while a node runs. Callbacks run on
   the scheduler's thread: keep them short.
@@ -180,13 +182,23 @@ class Scheduler:
             compiled, id=job_id, priority=priority, seq=next(self._seq), handle=handle,
             on_event=on_event, sink=DirectorySink(out_dir, compiled.graph.to_json(indent=None)),
             options={"outputs_dir": str(out_dir) if out_dir is not None else None,
-                     "input_root": str(self.input_root) if self.input_root is not None else None,
-                     "confine_inputs": self.confine_inputs},
+                     # relative input paths resolve where the caller is, as in-process
+                     "input_root": str(self.input_root if self.input_root is not None else Path.cwd()),
+                     "confine_inputs": self.confine_inputs, **self._tile_options(compiled)},
             node_timeout=node_timeout if node_timeout is not None else self.node_timeout,
             all_on_workers=not self.pool.gpu,
         )
         self._inbox.put(("submit", state))
         return handle
+
+    def _tile_options(self, compiled: CompiledGraph) -> dict[str, Any]:
+        """Job options for tiled nodes: each one's resolved annotation and every worker of the
+        pool, over which its tiles go (see :mod:`orchestrator.tiling_ray`)."""
+        tiled = {n: node.tile.model_dump() for n, node in compiled.graph.nodes.items() if node.tile}
+        if not tiled:
+            return {}
+        workers = self._call(lambda: [s.worker.actor for s in self.pool.slots if s.state != DEAD])
+        return {"tiles": {n: {"spec": spec, "workers": workers} for n, spec in tiled.items()}}
 
     def run(
         self,

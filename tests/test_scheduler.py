@@ -547,3 +547,18 @@ def test_workers_that_cannot_be_placed_fail_gpu_jobs_with_a_clear_error(sched):
         b = GraphBuilder()
         b.add("faults.cpu_noop", id="cpu_node", value=5)
         assert other.run(b.build()).outputs["cpu_node"] == {"value": 5}
+
+
+def test_a_cpu_task_error_is_the_blocks_own(sched):
+    """A light CPU block (a Ray task here) that fails: the same error, relative paths resolved
+    where the caller is, as in-process."""
+    b = GraphBuilder()
+    b.add("image.load", id="load", path="no-such-dir/missing.png")
+    graph = b.build()
+    with pytest.raises(BlockError) as local:
+        LocalExecutor(sched.catalog).run(graph)
+    ev = Events()
+    with pytest.raises(BlockError) as ours:
+        sched.run(graph, on_event=ev)
+    assert ev.wait_for(event="node_started")["worker"] == "task"
+    assert ours.value.to_dict() == local.value.to_dict() and ours.value.type == "input"
