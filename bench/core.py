@@ -146,14 +146,14 @@ def cuda_available() -> bool:
 
 
 def ray_up(ctx: Context) -> Any:
-    """A local Ray for the suite, started once: every CPU, and two logical GPUs where there is
+    """A local Ray for the suite, started once: every CPU, and three logical GPUs where there is
     no real one (so GPU blocks run on worker actors, one per logical GPU, as on a GPU box)."""
     import ray
 
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {}
         if not cuda_available():
-            kwargs["num_gpus"] = 2
+            kwargs["num_gpus"] = 3  # a 1-worker and a 2-worker scheduler side by side
         ray.init(address="local", num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False,
                  log_to_driver=False, configure_logging=False, namespace="orchestrator-bench",
                  object_store_memory=1 << 30, **kwargs)
