@@ -1,5 +1,8 @@
 """Compiling a graph: validate it, expand transforms, give every node its content key.
 
+Transforms: :func:`graphs.tiling.tile` resolves ``tile`` annotations into tiled nodes
+(run tile by tile by both executors, see :mod:`orchestrator.tiling`).
+
 The in-process executor and the Ray scheduler both run what this returns, so they agree
 on order, params and keys.
 """
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphs import BlockSpec, Graph, content_keys, validate
+from graphs.tiling import tile
 from orchestrator.catalog import Catalog
 
 
@@ -41,6 +45,7 @@ class CompiledGraph:
 def compile_graph(graph: Graph, catalog: Catalog) -> CompiledGraph:
     """Validate ``graph`` (raising every problem at once) and prepare it to run."""
     validate(graph, catalog)
+    graph = tile(graph, catalog)
     order = graph.topological_order()
     specs = {n: catalog[graph.nodes[n].block] for n in order}
     params = {n: specs[n].parse_params(graph.nodes[n].params) for n in order}

@@ -1,7 +1,8 @@
 """The narrow context a block's ``run`` receives.
 
 A block reaches the outside world only through its context: ``ctx.models`` (load a model
-by reference), ``ctx.progress`` (report step i of n, with an optional preview),
+by reference), ``ctx.progress`` (report step i of n, with an optional preview), ``ctx.tiles`` (run tile
+functions wherever the tiles of a tiled node go, see :mod:`orchestrator.tiling`),
 ``ctx.cancelled()`` / ``ctx.check_cancelled()``, a seeded ``ctx.rng`` and
 ``ctx.generator()``, ``ctx.device``, ``ctx.resolve_input(path)`` for files it reads and
 ``ctx.save_image(name, image)`` for what it writes.
@@ -71,6 +72,17 @@ class Context:
         if self.models is None:
             self.models = _NoModels(self.node)
         self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def tiles(self) -> Any:
+        """The tile runner of this node: runs tile functions here, or over every worker when
+        the scheduler runs a tiled node (see :mod:`orchestrator.tiling`)."""
+        runner = self.extra.get("tiles")
+        if runner is None:
+            from orchestrator.tiling import make_runner
+
+            runner = self.extra["tiles"] = make_runner(self)
+        return runner
 
     # -- progress and cancellation ---------------------------------------------------------
 

@@ -10,7 +10,9 @@ define the semantics every other executor (the Ray scheduler) must reproduce exa
 - a block must return a dict with every declared output and nothing else;
 - a block that raises fails the run with a ``block_failed`` :class:`BlockError` naming the
   node and carrying the block's own message;
-- results of cacheable nodes are stored under their content key and reused.
+- results of cacheable nodes are stored under their content key and reused;
+- a tiled node (a resolved ``tile`` annotation) runs tile by tile through
+  :func:`orchestrator.tiling.run_tiled`, its tiles one after the other in this process.
 
 >>> from graphs import GraphBuilder
 >>> from orchestrator.plugins import load_plugins
@@ -39,6 +41,7 @@ from orchestrator.compile import CompiledGraph, compile_graph
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobError
 from orchestrator.outputs import DirectorySink
+from orchestrator.tiling import node_extra, run_tiled
 
 EventFn = Callable[[dict[str, Any]], None]
 
@@ -71,10 +74,18 @@ def gather_inputs(
     return kwargs
 
 
-def execute_block(cls: type[Block], params: Any, ctx: Context, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run one block and check what it returns; errors name the node."""
+def execute_block(
+    cls: type[Block], params: Any, ctx: Context, inputs: dict[str, Any],
+    runner: Callable[[Block, Context, dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run one block and check what it returns; errors name the node.
+
+    ``runner(block, ctx, inputs)`` runs it instead of ``block.run`` (a tiled node:
+    :func:`orchestrator.tiling.run_tiled`).
+    """
     try:
-        out = cls(params).run(ctx, **inputs)
+        block = cls(params)
+        out = runner(block, ctx, inputs) if runner is not None else block.run(ctx, **inputs)
     except (BlockError, JobError) as exc:
         if exc.node is None:
             exc.node = ctx.node
@@ -153,15 +164,17 @@ class LocalExecutor:
                       "cached": True, "seconds": 0.0})
                 continue
             emit({"event": "node_started", "node": node_id, "block": spec.id})
+            tile = compiled.graph.nodes[node_id].tile
             ctx = Context(
                 node=node_id, block=spec.id, seed=compiled.seed(node_id), device=self.device,
                 job=job, models=self.models, outputs=sink, input_root=self.input_root,
                 confine_inputs=self.confine_inputs, on_event=emit, is_cancelled=is_cancelled,
+                extra=node_extra(tile, self._block_class),
             )
             t0 = time.perf_counter()
             out = execute_block(
                 self.catalog.block_class(spec.id), compiled.params[node_id], ctx,
-                gather_inputs(compiled, node_id, results),
+                gather_inputs(compiled, node_id, results), runner=run_tiled if tile else None,
             )
             timings[node_id] = time.perf_counter() - t0
             results[node_id] = out
@@ -171,3 +184,6 @@ class LocalExecutor:
                   "seconds": timings[node_id]})
         return RunResult(outputs=results, files=sink.saved, timings=timings, cached=cached,
                          images=sink.images)
+
+    def _block_class(self, block_id: str, version: str | None = None, node: str | None = None) -> type[Block]:
+        return self.catalog.block_class(block_id)

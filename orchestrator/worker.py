@@ -50,9 +50,11 @@ from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.executor import execute_block
 from orchestrator.outputs import SAFE_NAME
 from orchestrator.plugins import PluginHost, load_plugins
+from orchestrator.tiling import node_extra, run_tiled, serve_tiles
 
 MAX_BUFFERED_EVENTS = 1000
 CONTROL_GROUP = "control"
+TILE_GROUP = "tiles"  # tiles of tiled nodes, one chunk at a time, beside the node running here
 
 
 @dataclass(frozen=True)
@@ -477,14 +479,16 @@ class WorkerCore:
                 raise JobCancelled(f"job cancelled before node {node!r}", node=node)
             cls = self.block_class(block_id, version, node)
             input_root = opts.get("input_root")
+            tile = (opts.get("tiles") or {}).get(node)  # a tiled node: its spec and the tile workers
             ctx = Context(
                 node=node, block=block_id, seed=seed, device=self.device, job=job,
                 models=self.provider, outputs=sink,
                 input_root=Path(input_root) if input_root else None,
                 confine_inputs=bool(opts.get("confine_inputs", False)), on_event=self._emit,
                 is_cancelled=(lambda: job in self._cancelled) if job is not None else None,
+                extra=node_extra(tile and tile["spec"], self.block_class, tile and tile["workers"]),
             )
-            out = execute_block(cls, params, ctx, dict(inputs))
+            out = execute_block(cls, params, ctx, dict(inputs), runner=run_tiled if tile else None)
         except Exception as exc:  # noqa: BLE001
             error = _plain_error(exc, node, block_id)
             tb = traceback.format_exc(limit=20)
@@ -554,6 +558,11 @@ class _WorkerActor(WorkerCore):
         )
         return out, encode_meta(meta)
 
+    @ray.method(concurrency_group=TILE_GROUP)
+    def run_tile(self, call: dict[str, Any], shared: Any = None) -> dict[str, Any]:
+        """Run a chunk of a tiled node's tiles for its coordinator (see :mod:`orchestrator.tiling_ray`)."""
+        return serve_tiles(self, call, shared)
+
     @ray.method(concurrency_group=CONTROL_GROUP)
     def ping(self) -> dict[str, Any]:
         return self.info()
@@ -583,7 +592,7 @@ _REMOTE_TASK: Any = None
 def _actor_class() -> Any:
     global _REMOTE_ACTOR
     if _REMOTE_ACTOR is None:
-        _REMOTE_ACTOR = ray.remote(concurrency_groups={CONTROL_GROUP: 4})(_WorkerActor)
+        _REMOTE_ACTOR = ray.remote(concurrency_groups={CONTROL_GROUP: 4, TILE_GROUP: 1})(_WorkerActor)
     return _REMOTE_ACTOR
 
 

@@ -38,6 +38,11 @@ class SamplingParams(Params):
     guidance_rescale: float = Field(0.0, ge=0.0, le=1.0, description="rescale guidance (arXiv:2305.08891)")
 
 
+class DenoiseParams(SamplingParams):
+    view_batch: int = Field(1, ge=1, le=64, description="with a tile annotation (MultiDiffusion): views "
+                                                       "per UNet call; the pipeline's view_batch_size")
+
+
 def _setup(ctx: Context, p: SamplingParams, cond: Any) -> dict[str, Any]:
     ref = model_ref(p.model)
     device = device_of(ctx)
@@ -58,6 +63,11 @@ class Denoise(Block):
     share of the steps, and those steps run, as the image-to-image pipeline does (at
     strength 1 a trace of the input remains, exactly as there). Noise comes from ``seed``,
     or continues ``rng`` when it is wired (from ``sd.vae_encode``).
+
+    Tiles by ``multidiffusion``: with a ``tile`` annotation, a latent larger than the
+    model's window (wide and tall images, 360-degree panoramas with ``circular``) is
+    denoised in overlapping views averaged at every step, spread over every worker, as
+    diffusers' panorama pipeline does (see :mod:`plugins.sd.multidiffusion`).
     """
 
     inputs = {"cond": In("CONDITIONING", "from sd.encode_prompt"),
@@ -65,7 +75,18 @@ class Denoise(Block):
               "rng": In("RNG", "continue this random stream instead of seeding", optional=True)}
     outputs = {"latent": Out("LATENT", "the denoised latent")}
     resources = Resources(device="gpu", memory_mb=4096)
-    Params = SamplingParams
+    tiling = "multidiffusion"
+    Params = DenoiseParams
+
+    def run_tiled(self, ctx: Context, tiling: Any, cond: Any, latent: Any, rng: Any = None) -> dict:
+        import torch
+
+        from plugins.sd import multidiffusion
+
+        with torch.no_grad():
+            out = multidiffusion.denoise(ctx, tiling, self.params, cond, latent, rng,
+                                         _setup(ctx, self.params, cond))
+        return {"latent": out.float().cpu()}
 
     def run(self, ctx: Context, cond: Any, latent: Any, rng: Any = None) -> dict:
         import torch
