@@ -38,7 +38,11 @@ def rgb(image: np.ndarray, node: str) -> np.ndarray:
 
 def vae_encode(vae: Any, pixels: Any, gen: Any, mode: str = "sample") -> Any:
     """Pixels in [-1, 1] -> scaled latents (``retrieve_latents`` of the pipelines)."""
-    dist = vae.encode(pixels).latent_dist
+    return scaled_latents(vae, vae.encode(pixels).latent_dist, gen, mode)
+
+
+def scaled_latents(vae: Any, dist: Any, gen: Any, mode: str = "sample") -> Any:
+    """The posterior ``dist`` sampled (or its mean), scaled as the UNet wants latents."""
     latents = dist.sample(gen) if mode == "sample" else dist.mode()
     cfg = vae.config
     mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
@@ -52,20 +56,28 @@ def vae_encode(vae: Any, pixels: Any, gen: Any, mode: str = "sample") -> Any:
 
 def vae_decode(vae: Any, latents: Any) -> Any:
     """Scaled latents -> pixels in [-1, 1] (the pipelines' decode step)."""
+    return vae.decode(unscale(vae, latents), return_dict=False)[0]
+
+
+def unscale(vae: Any, latents: Any) -> Any:
+    """Scaled latents (the UNet's) -> the VAE's own latents."""
     cfg = vae.config
     mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
     if mean is not None and std is not None:
         c = latents.shape[1]
-        latents = latents * _channel(std, c, latents) / cfg.scaling_factor + _channel(mean, c, latents)
-    else:
-        latents = latents / cfg.scaling_factor
-    return vae.decode(latents, return_dict=False)[0]
+        return latents * _channel(std, c, latents) / cfg.scaling_factor + _channel(mean, c, latents)
+    return latents / cfg.scaling_factor
 
 
 def _channel(values: Any, c: int, like: Any) -> Any:
     import torch
 
     return torch.tensor(values).view(1, c, 1, 1).to(like.device, like.dtype)
+
+
+def vae_scale(pixels: Any, latent: Any) -> int:
+    """Pixels per latent cell, from a decode's input and output."""
+    return max(1, pixels.shape[-2] // latent.shape[-2])
 
 
 def to_image(pixels: Any) -> np.ndarray:
@@ -81,17 +93,38 @@ class VaeEncode(Block):
     outputs the random state after that draw: wire ``rng`` into ``sd.denoise`` to continue
     the same random stream (what makes a graph equal the pipeline's image). ``mode='mean'``
     takes the posterior mean and needs no randomness.
+
+    Tiles by ``vae``: with a ``tile`` annotation the image is encoded in overlapping tiles
+    spread over every worker, as ``AutoencoderKL`` with tiling enabled does (see
+    :mod:`plugins.sd.tiled_vae`).
     """
 
     inputs = {"image": In("IMAGE", "image [B, H, W, C] in 0..1, sides multiples of 8")}
     outputs = {"latent": Out("LATENT", "scaled latent"),
                "rng": Out("RNG", "random state after the posterior sample")}
     resources = Resources(device="gpu", memory_mb=1024)
+    tiling = "vae"
 
     class Params(Params):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
         mode: Literal["sample", "mean"] = Field("sample", description="posterior sample or its mean")
         seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed; null: derived from the node")
+
+    def run_tiled(self, ctx: Context, tiling: Any, image: np.ndarray) -> dict:
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        from plugins.sd import tiled_vae
+
+        p = self.params
+        ref = model_ref(p.model)
+        info = ctx.models.load(ref, "info")
+        vae = ctx.models.load(ref, "vae", device=device_of(ctx))
+        pixels = image_processor(info.vae_scale_factor).preprocess(rgb(image, ctx.node))
+        moments = tiled_vae.encode(ctx, tiling, ref, pixels.to(dtype=vae.dtype), info.vae_scale_factor)
+        gen = generator(None, ctx.seed if p.seed is None else p.seed)
+        dist = DiagonalGaussianDistribution(moments.to(device=vae.device))
+        latents = scaled_latents(vae, dist, gen, "sample" if p.mode == "sample" else "mean")
+        return {"latent": latents.float().cpu(), "rng": gen.get_state()}
 
     def run(self, ctx: Context, image: np.ndarray) -> dict:
         import torch
@@ -111,14 +144,26 @@ class VaeEncode(Block):
 
 @block("sd.vae_decode", version="1.0.0")
 class VaeDecode(Block):
-    """Decode a latent into an image with the model's VAE."""
+    """Decode a latent into an image with the model's VAE.
+
+    ``wrap`` decodes a 360-degree panorama seamlessly: that many latent columns of each edge
+    are put beyond the other edge before decoding and cut off after (the panorama
+    pipeline's circular decode uses 8).
+
+    Tiles by ``vae``: with a ``tile`` annotation the latent is decoded in overlapping tiles
+    spread over every worker, blended at the seams as ``AutoencoderKL`` with tiling enabled
+    does (see :mod:`plugins.sd.tiled_vae`); a worker's memory then follows the tile size.
+    """
 
     inputs = {"latent": "LATENT"}
     outputs = {"image": Out("IMAGE", "[B, H, W, 3] in 0..1")}
     resources = Resources(device="gpu", memory_mb=1024)
+    tiling = "vae"
 
     class Params(Params):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
+        wrap: int = Field(0, ge=0, le=256, description="latent columns wrapped around each side "
+                                                       "(360-degree panoramas; 0: none)")
 
     def run(self, ctx: Context, latent: Any) -> dict:
         import torch
@@ -126,8 +171,26 @@ class VaeDecode(Block):
         device = device_of(ctx)
         vae = ctx.models.load(model_ref(self.params.model), "vae", device=device)
         with torch.no_grad():
-            pixels = vae_decode(vae, latent.to(device=device, dtype=vae.dtype))
-        return {"image": to_image(pixels)}
+            pixels = vae_decode(vae, self._wrapped(latent).to(device=device, dtype=vae.dtype))
+        return {"image": self._unwrapped(to_image(pixels), vae_scale(pixels, latent))}
+
+    def run_tiled(self, ctx: Context, tiling: Any, latent: Any) -> dict:
+        from plugins.sd import tiled_vae
+
+        ref = model_ref(self.params.model)
+        f = ctx.models.load(ref, "info").vae_scale_factor
+        pixels = tiled_vae.decode(ctx, tiling, ref, self._wrapped(latent), f)
+        return {"image": self._unwrapped(to_image(pixels), f)}
+
+    def _wrapped(self, latent: Any) -> Any:
+        import torch
+
+        k = self.params.wrap
+        return latent if not k else torch.cat((latent[..., -k:], latent, latent[..., :k]), dim=-1)
+
+    def _unwrapped(self, image: np.ndarray, f: int) -> np.ndarray:
+        k = self.params.wrap * f
+        return image if not k else np.ascontiguousarray(image[:, :, k:-k])
 
 
 BLOCKS = [VaeEncode, VaeDecode]
