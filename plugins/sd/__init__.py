@@ -1,8 +1,9 @@
 """Stable Diffusion blocks (SD 1.x/2.x and SDXL) on diffusers.
 
 ``sd.encode_prompt`` -> ``sd.empty_latent`` / ``sd.vae_encode`` -> ``sd.denoise`` / ``sd.inpaint``
--> ``sd.vae_decode``, plus ``sd.latent_upscale``. Conditioning blocks add to a prompt's
-conditioning what the sampling loop applies with it: ``sd.controlnet``,
+-> ``sd.vae_decode``, plus ``sd.latent_upscale`` and ``sd.img2img`` (encode, denoise and
+decode in one). Conditioning blocks add to a prompt's conditioning what the sampling loop
+applies with it: ``sd.controlnet``,
 ``sd.regional_prompt``, ``sd.ip_adapter``, and ``sd.cond_combine`` to merge them (see
 :mod:`plugins.sd.conditioning`). Models are named in a ``model`` param (a
 registry name, or a reference with LoRAs and embeddings) and come from ``ctx.models``.
@@ -11,10 +12,20 @@ registry name, or a reference with LoRAs and embeddings) and come from ``ctx.mod
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from plugins.sd import conditioning, controlnet, denoise, ip_adapter, latent, prompt, regional, vae
+from plugins.sd import (
+    conditioning,
+    controlnet,
+    denoise,
+    img2img,
+    ip_adapter,
+    latent,
+    prompt,
+    regional,
+    vae,
+)
 
 BLOCKS = [*prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS, *conditioning.BLOCKS,
-          *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS]
+          *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS]
 
 
 @hookimpl
