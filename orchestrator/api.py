@@ -42,7 +42,7 @@ from orchestrator.protocol import (
 )
 from orchestrator.security import Guard
 from orchestrator.service import JobService
-from orchestrator.store import IdempotencyConflict
+from orchestrator.store import IdempotencyConflict, QueueFull
 
 EVENT_POLL_S = 0.1
 HEARTBEAT_S = 10.0
@@ -156,9 +156,12 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
             job, created = await asyncio.to_thread(
                 store.create, kind="graph" if graph_doc is not None else "prompt",
                 request=request_doc, priority=body.priority, name=body.name, prompt=body.prompt,
-                graph=graph_doc, idempotency_key=key, body_hash=body_hash)
+                graph=graph_doc, idempotency_key=key, body_hash=body_hash,
+                max_queued=settings.limits.queued)
         except IdempotencyConflict as exc:
             return _errors(409, exc.to_dict())
+        except QueueFull as exc:  # the check above is a fast path; this one is atomic
+            return _errors(429, exc.to_dict(), headers={"Retry-After": "2"})
         service.notify()
         return JSONResponse(_job_info(job, []), status_code=201 if created else 200)
 

@@ -71,6 +71,12 @@ class IdempotencyConflict(JobError):
     type = "idempotency_conflict"
 
 
+class QueueFull(JobError):
+    """``max_queued`` jobs are waiting already."""
+
+    type = "queue_full"
+
+
 class JobStore:
     """Thread-safe access to the SQLite job database at ``path``."""
 
@@ -114,8 +120,13 @@ class JobStore:
         graph: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         body_hash: str | None = None,
+        max_queued: int | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Write a new queued job; ``(job, True)``, or ``(existing, False)`` for a repeated key."""
+        """Write a new queued job; ``(job, True)``, or ``(existing, False)`` for a repeated key.
+
+        With ``max_queued``, refuse (:class:`QueueFull`) when that many jobs wait already: the
+        count and the insert are one transaction, so a burst cannot overshoot the bound.
+        """
         with self._tx() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idem_key = ?", (idempotency_key,)).fetchone()
@@ -127,6 +138,11 @@ class JobStore:
                             field="Idempotency-Key", value=idempotency_key, job=row["id"],
                         )
                     return _job(row), False
+            if max_queued is not None:
+                waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?",
+                                     (JobState.QUEUED.value,)).fetchone()[0]
+                if waiting >= max_queued:
+                    raise QueueFull(f"{max_queued} jobs are waiting; try again later")
             job_id = uuid.uuid4().hex[:16]
             db.execute(
                 "INSERT INTO jobs (id, state, priority, kind, name, prompt, request, graph, "
