@@ -6,7 +6,8 @@ block's ``run``:
 
 - ``split`` is generic and lives here (:func:`run_split`): the block's one IMAGE input is
   cut into overlapping tiles, the block's own ``run`` runs on each tile (with a seed of its
-  own, derived from the node's seed and the tile's index), and the IMAGE and MASK outputs
+  own, derived from the node's seed and the tile's index; a ``seed`` param that is set is
+  varied per tile the same way), and the IMAGE and MASK outputs
   are merged with linear ramps over the overlaps (exact where the tiles were left as they
   were; tiles scaled by a common factor, as an upscaler does, are placed scaled).
 - any other strategy is the block's own: it defines ``run_tiled(ctx, tiling, **inputs)``
@@ -284,7 +285,9 @@ def run_split(block: Block, ctx: Context, tiling: Tiling, inputs: dict[str, Any]
                          f"to be split, got shape {tuple(image.shape)}", type="input", node=ctx.node,
                          field=f"inputs.{name}")
     tiles, positions = split_image(image, tiling.size, tiling.stride)
-    items = [{"seed": tile_seed(ctx.seed, i), "image": t} for i, t in enumerate(tiles)]
+    seed = getattr(block.params, "seed", None)  # a seed param, when set, is varied per tile too
+    items = [{"seed": tile_seed(ctx.seed, i), "image": t,
+              "params": None if seed is None else {"seed": tile_seed(seed, i)}} for i, t in enumerate(tiles)]
     shared = {"block": block.id, "version": block.version, "params": block.params, "input": name,
               "inputs": {k: v for k, v in inputs.items() if k != name}}
     results = ctx.tiles.map(run_block_tile, items, shared=shared)
@@ -311,7 +314,10 @@ def run_block_tile(tctx: Context, item: dict[str, Any], shared: dict[str, Any]) 
     else:  # pragma: no cover - contexts from the executors always carry one
         raise BlockError(f"node {tctx.node!r}: no block catalog to run tiles with", type="plugin")
     ctx = replace(tctx, seed=item["seed"])
-    out = cls(shared["params"]).run(ctx, **{shared["input"]: item["image"]}, **shared["inputs"])
+    params = shared["params"]
+    if item.get("params"):
+        params = params.model_copy(update=item["params"])
+    out = cls(params).run(ctx, **{shared["input"]: item["image"]}, **shared["inputs"])
     return {port: out[port] for port in cls.outputs}
 
 
