@@ -26,8 +26,9 @@ worker as on ten.
 
 Progress: ``tile`` events (``step`` of ``total`` tiles; ``sampler_step`` of
 ``sampler_total`` when the block says which sampler step they belong to), at most one per
-``PROGRESS_EVERY_S`` plus the last. Cancelling the job stops every tile: the runner checks
-between items and the Ray runner tells every worker.
+``PROGRESS_EVERY_S`` plus the last, which says how many tiles each worker ran
+(``workers``). Cancelling the job stops every tile: the runner checks between items and
+the Ray runner tells every worker.
 
 >>> import numpy as np
 >>> from orchestrator.context import Context
@@ -140,12 +141,14 @@ class Progress:
         self.detail = detail or {}
         self.last = 0.0
 
-    def report(self, done: int) -> None:
+    def report(self, done: int, **final: Any) -> None:
+        """``done`` tiles of ``total`` are done; ``final`` goes into the last event only."""
         now = time.monotonic()
-        if self.ctx.on_event is not None and (done >= self.total or now - self.last >= PROGRESS_EVERY_S):
+        last = done >= self.total
+        if self.ctx.on_event is not None and (last or now - self.last >= PROGRESS_EVERY_S):
             self.last = now
             self.ctx.on_event({"event": "tile", "node": self.ctx.node, "block": self.ctx.block,
-                               "step": done, "total": self.total, **self.detail})
+                               "step": done, "total": self.total, **self.detail, **(final if last else {})})
         self.ctx.check_cancelled()
 
 
@@ -165,7 +168,7 @@ class LocalTileRunner:
         for i, item in enumerate(items):
             self.ctx.check_cancelled()
             out.append(fn(self.tctx, item, shared))
-            progress.report(i + 1)
+            progress.report(i + 1, workers={"local": len(items)})
         return out
 
 

@@ -61,7 +61,6 @@ class RayTileRunner:
         self.handles = list(handles)
         self._shared: tuple[Any, Any] | None = None  # (object, its ref)
         self.calls = 0
-        self.items_by_worker: dict[str, int] = {}
 
     @property
     def workers(self) -> int:
@@ -86,6 +85,7 @@ class RayTileRunner:
         results: list[Any] = [None] * len(items)
         pending: dict[Any, tuple[range, Any, int]] = {}
         local: list[range] = []
+        by_worker: dict[str, int] = {}  # tiles each worker ran in this map
 
         def send(part: range, handle: Any, lost: int) -> None:
             call = {"fn": name, "items": [items[i] for i in part], "job": self.ctx.job,
@@ -121,9 +121,9 @@ class RayTileRunner:
                     for i, value in zip(part, reply["results"], strict=True):
                         results[i] = value
                     worker = reply.get("worker", "?")
-                    self.items_by_worker[worker] = self.items_by_worker.get(worker, 0) + len(part)
+                    by_worker[worker] = by_worker.get(worker, 0) + len(part)
                     done += len(part)
-                    progress.report(done)
+                    progress.report(done, workers=dict(by_worker))
         except BaseException as exc:
             self._stop(pending, cancelled=isinstance(exc, (JobCancelled, KeyboardInterrupt)))
             raise
