@@ -117,7 +117,21 @@ class Noop(Block):
         return {"value": self.params.value}
 
 
-BLOCKS = [Source, Consume, Work, Gather, Noop]
+@block("bench.alloc", version="1.0.0")
+class Alloc(Block):
+    """Allocates ``nbytes`` and touches them: a huge size fails at once with ``MemoryError``."""
+
+    outputs = {"value": "INT"}
+
+    class Params(Params):
+        nbytes: int = Field(1 << 20, ge=1, description="bytes to allocate")
+
+    def run(self, ctx: Context) -> dict:
+        a = np.ones(self.params.nbytes, dtype=np.uint8)
+        return {"value": int(a[::4096].sum())}
+
+
+BLOCKS = [Source, Consume, Work, Gather, Noop, Alloc]
 
 
 @hookimpl
