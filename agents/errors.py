@@ -17,10 +17,10 @@ The ``type`` values:
 
 from __future__ import annotations
 
-from typing import Any
+from graphs.errors import StructuredError
 
 
-class AgentError(Exception):
+class AgentError(StructuredError):
     """One problem the agent met.
 
     >>> AgentError("no graph", type="bad_answer").to_dict()
@@ -28,34 +28,3 @@ class AgentError(Exception):
     """
 
     type: str = "agent"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        type: str | None = None,
-        node: str | None = None,
-        field: str | None = None,
-        **details: Any,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        if type is not None:
-            self.type = type
-        self.node = node
-        self.field = field
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        """The error as the dict the API, the CLI and the repair loop all read."""
-        out: dict[str, Any] = {
-            "type": self.type,
-            "message": self.message,
-            "node": self.node,
-            "field": self.field,
-        }
-        out.update(self.details)
-        return out
-
-    def __repr__(self) -> str:
-        return f"AgentError({self.type}, node={self.node!r}, field={self.field!r}: {self.message})"

@@ -26,14 +26,15 @@ from __future__ import annotations
 from typing import Any
 
 
-class GraphError(Exception):
-    """One problem in a workflow graph.
+class StructuredError(Exception):
+    """An error that is also a plain dict: ``type``, ``message``, ``node``, ``field`` and details.
 
-    >>> GraphError("no such block", type="unknown_block", node="n1", field="block").to_dict()
-    {'type': 'unknown_block', 'message': 'no such block', 'node': 'n1', 'field': 'block'}
+    The base of every package's error family (``GraphError`` here, ``BlockError`` and
+    ``JobError`` in the runtime, ``AgentError`` in the agent), so the API, the CLI and the
+    agent's repair loop read them all the same way.
     """
 
-    type: str = "graph"
+    type: str = "error"
 
     def __init__(
         self,
@@ -64,7 +65,18 @@ class GraphError(Exception):
         return out
 
     def __repr__(self) -> str:
-        return f"GraphError({self.type}, node={self.node!r}, field={self.field!r}: {self.message})"
+        return (f"{type(self).__name__}({self.type}, node={self.node!r}, field={self.field!r}: "
+                f"{self.message})")
+
+
+class GraphError(StructuredError):
+    """One problem in a workflow graph.
+
+    >>> GraphError("no such block", type="unknown_block", node="n1", field="block").to_dict()
+    {'type': 'unknown_block', 'message': 'no such block', 'node': 'n1', 'field': 'block'}
+    """
+
+    type: str = "graph"
 
 
 class GraphValidationError(GraphError):

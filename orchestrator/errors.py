@@ -15,33 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphs.errors import StructuredError
 
-class _ErrorDict(Exception):
-    type: str = "error"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        type: str | None = None,
-        node: str | None = None,
-        field: str | None = None,
-        **details: Any,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        if type is not None:
-            self.type = type
-        self.node = node
-        self.field = field
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type, "message": self.message, "node": self.node, "field": self.field,
-        }
-        out.update(self.details)
-        return out
+class _ErrorDict(StructuredError):
+    """The runtime's errors share the structured-error base of ``graphs``."""
 
 
 class BlockError(_ErrorDict):
