@@ -13,6 +13,7 @@ import networkx as nx
 from graphs.catalog import BlockSpec, Catalog
 from graphs.errors import GraphError, GraphValidationError
 from graphs.model import Graph, Node, split_reference
+from graphs.tiling import tile_problems
 from graphs.types import is_compatible
 
 
@@ -169,7 +170,7 @@ def _check_tile(node_id: str, node: Node, spec: BlockSpec) -> list[GraphError]:
             f"node {node_id!r}: block {spec.id!r} tiles by {spec.tiling!r}, not {tile.strategy!r}",
             type="invalid_tile", node=node_id, field="tile.strategy", value=tile.strategy,
         ))
-    return errors
+    return errors or tile_problems(node_id, tile, spec)  # what the strategy cannot run
 
 
 def _check_cycles(graph: Graph) -> list[GraphError]:

@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from pydantic import Field
 
-from graphs import BlockSpec, Graph, GraphBuilder, GraphValidationError, PortSpec, TileSpec, content_keys
+from graphs import (
+    BlockSpec,
+    Graph,
+    GraphBuilder,
+    GraphValidationError,
+    PortSpec,
+    TileSpec,
+    check,
+    content_keys,
+)
 from graphs.tiling import resolve, tile, tile_starts, tiled_nodes, view_count
 from orchestrator import Block, Context, In, Out, Params, block, hookimpl
 from orchestrator.compile import compile_graph
@@ -149,6 +158,8 @@ def test_tile_refuses_what_a_strategy_cannot_run_all_at_once(catalog):
     assert all(e.type == "invalid_tile" for e in err.value.errors)
     assert "multiple of 8" in err.value.errors[0].message
     assert "one IMAGE input" in err.value.errors[3].message and "score" in err.value.errors[4].message
+    # validation reports them too, so the CLI, the API and the agent's repair loop see them
+    assert [(e.node, e.field) for e in check(g, catalog) if e.type == "invalid_tile"] == got
 
 
 def test_compile_runs_the_transform_after_validation(catalog):
