@@ -50,18 +50,17 @@ def run(ctx: Context) -> list[Row]:
         t0 = time.time()
         return ray.get(started.remote()) - t0
 
-    base_per_task = median([ray_throughput() for _ in range(3)])
-    base_latency = median([ray_latency() for _ in range(lat_n)])
     rows: list[Row] = []
     engines = [("local", None), ("ray", 1)]
     for engine, workers in engines:
         with tempfile.TemporaryDirectory(prefix=f"bench-daemon-{engine}-") as tmp:
-            rows += _engine_rows(ctx, Path(tmp), engine, workers, n, lat_n, base_per_task, base_latency)
+            rows += _engine_rows(ctx, Path(tmp), engine, workers, n, lat_n, ray_throughput, ray_latency)
     return rows
 
 
 def _engine_rows(ctx: Context, state: Path, engine: str, workers: int | None, n: int, lat_n: int,
-                 base_per_task: float, base_latency: float) -> list[Row]:
+                 ray_throughput: Any, ray_latency: Any) -> list[Row]:
+    """The daemon's figures for one engine, each alternated with its Ray baseline."""
     import httpx
 
     from bench.daemons import daemon, noop_graph, submit_all, wait_final
@@ -81,25 +80,36 @@ def _engine_rows(ctx: Context, state: Path, engine: str, workers: int | None, n:
 
             for _ in range(3):  # warm-up: the first job of a Ray engine starts its task workers
                 one()
-            lat = [one() for _ in range(lat_n)]
-        bodies = [{"graph": noop_graph(next(value))} for _ in range(n)]
-        t0 = time.time()
-        answers = asyncio.run(submit_all(d.url, bodies))
-        infos = wait_final(d.url, [a["id"] for a in answers], timeout=600)
-        wall = max(i["finished_at"] for i in infos.values()) - t0
+            lat, base_lat = [], []
+            for _ in range(lat_n):
+                lat.append(one())
+                base_lat.append(ray_latency())
+        walls: list[float] = []
+        base_walls: list[float] = []
+        failed: list[str] = []
+        for _ in range(ctx.n(1, 3)):  # bursts of n jobs, each after a burst of n Ray tasks
+            base_walls.append(ray_throughput())
+            bodies = [{"graph": noop_graph(next(value))} for _ in range(n)]
+            t0 = time.time()
+            answers = asyncio.run(submit_all(d.url, bodies))
+            infos = wait_final(d.url, [a["id"] for a in answers], timeout=600)
+            walls.append(max(i["finished_at"] for i in infos.values()) - t0)
+            failed += [i["state"] for i in infos.values() if i["state"] != "succeeded"]
+        wall = median(walls)
     finally:
         d.terminate()
-    bad = [i["state"] for i in infos.values() if i["state"] != "succeeded"]
-    bad += [x["state"] for x in lat if x["state"] != "succeeded"]
+    bad = failed + [x["state"] for x in lat if x["state"] != "succeeded"]
     label = f"{engine} engine" + (f", {workers} worker" if workers else "")
     per_job = wall / n
+    base_per_task = median(base_walls)
     lat_m = median([x["latency"] for x in lat])
+    base_latency = median(base_lat)
     return [
         Row(NAME, f"{n} no-op jobs submitted at once, time per job ({label})", per_job, base_per_task,
             ours_label="daemon", base_label="no-op Ray task",
             note=f"{1 / per_job:.0f} jobs/s vs {1 / base_per_task:.0f} tasks/s"
                  + (f"; NOT SUCCEEDED: {len(bad)}" if bad else "; all succeeded"),
-            extra={"jobs": n, "wall_s": wall}),
+            extra={"jobs": n, "wall_s": walls}),
         Row(NAME, f"submit-to-start latency, one job at a time ({label})", lat_m, base_latency,
             ours_label="daemon", base_label="Ray task start",
             note=f"median of {lat_n}; worst {fmt_value(max(x['latency'] for x in lat), 's')}",

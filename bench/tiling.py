@@ -74,7 +74,7 @@ def run(ctx: Context) -> list[Row]:
     rate = calibrate()  # spin iterations per second on one core here
     costs_ms = [1.0, 20.0] if ctx.quick else [0.5, 2.0, 8.0, 32.0, 128.0]
     tiles = 8 if ctx.quick else 16
-    reps = ctx.n(2, 5)
+    reps = ctx.n(2, 9)
     points: list[tuple[float, float]] = []
     with Scheduler(config=bench_config(), gpus=1) as one, Scheduler(config=bench_config(), gpus=2) as two:
         one.wait_ready()
