@@ -269,12 +269,14 @@ def measure(costs: list[float], windows: list[int], reps: int, steps: int,
         two.shutdown()
     points = sorted((r["tile_ms"], r["speedup"]) for r in out["waited"])
     out["break_even_ms"], out["break_even_how"] = break_even(points)
+    points = sorted((r["tile_ms"], r["speedup"]) for r in out["compute"])
+    out["break_even_compute_ms"], out["break_even_compute_how"] = break_even(points)
     return out
 
 
 def suite_rows(quick: bool) -> list[dict[str, Any]]:
     """Rows for the suite's ``tiling`` benchmark (see ``bench/tiling.py``)."""
-    res = measure([0.0, 50.0] if quick else [0.0, 10.0, 25.0, 50.0, 100.0], [] if quick else [64, 128],
+    res = measure([0.0, 50.0] if quick else [0.0, 10.0, 25.0, 50.0, 100.0], [] if quick else [16, 32, 64],
                   reps=1 if quick else 3, steps=2 if quick else STEPS, log=lambda m: None)
     rows = []
     for r in res["waited"] + res["compute"]:
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     costs = [float(c) for c in args.costs.split(",")] if args.costs else (
         [0.0, 50.0] if args.quick else [0.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0])
-    windows = [int(w) for w in args.windows.split(",")] if args.windows else ([] if args.quick else [64, 128])
+    windows = [int(w) for w in args.windows.split(",")] if args.windows else (
+        [] if args.quick else [16, 32, 64, 128])
     reps = args.reps or (1 if args.quick else 3)
     steps = 2 if args.quick else STEPS
     print(f"MultiDiffusion panorama on tiny-sd: {VIEWS} views x {steps} steps, 1 vs 2 workers, "
@@ -310,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     res = measure(costs, windows, reps, steps)
     cost, how = res["break_even_ms"], res["break_even_how"]
     shown = f"{cost:.1f} ms" if cost is not None else "none"
-    print(f"break-even tile cost: {shown} ({how})")
+    print(f"break-even tile cost (GPU-like waits): {shown} ({how})")
+    if res["compute"]:
+        cost, how = res["break_even_compute_ms"], res["break_even_compute_how"]
+        shown = f"{cost:.1f} ms" if cost is not None else "none"
+        print(f"break-even tile cost (compute only, {os.cpu_count()} shared cores): {shown} ({how})")
     big = [r for r in res["waited"] if r["tile_ms"] >= 50]
     if big:
         print("speedup once a tile costs >= 50 ms: " + ", ".join(
