@@ -230,3 +230,54 @@ def test_tiled_upscale_redraws_every_tile_and_feathers_the_seams(run):
     assert [e["total"] for e in events if e["event"] == "tile"][-1] == 9  # 3 x 3 tiles of 64, overlap 16
     again = run(upscale_graph(0.5)).outputs["redraw"]["image"]
     assert np.array_equal(image, again)
+
+
+# -- the templates from the command line --------------------------------------------------------
+
+
+@pytest.fixture()
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(sd_fixtures.tiny_cache_dir()))
+    monkeypatch.delenv("ORCHESTRATOR_CONFIG", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_INPUT_DIR", raising=False)
+
+
+@pytest.mark.parametrize(("name", "sets", "size"), [
+    ("panorama", [], (256, 64)),
+    ("tiled_hires_fix", [], (128, 128)),
+    ("tiled_upscale", ["load.path={inputs}/small.png"], (128, 128)),  # 4x
+    pytest.param("panorama", ["latent.width=2048", "latent.height=512", "denoise.steps=2"], (2048, 512),
+                 marks=pytest.mark.slow),
+    pytest.param("tiled_upscale", ["load.path={inputs}/big.png"], (1024, 1024), marks=pytest.mark.slow),
+])
+def test_tiled_templates_run_from_the_cli(name, sets, size, inputs, cli_env, tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    from graphs.library import LIBRARY_DIR
+    from orchestrator.cli import main
+
+    sd_fixtures.write_png(inputs / "big.png", sd_fixtures.noise_image(256, seed=5))
+    graph = tmp_path / f"{name}.json"
+    shutil.copy(LIBRARY_DIR / f"{name}.json", graph)
+    sets = [s.format(inputs=inputs) for s in sets] + [f"save.name=\"{name}-cli\""]
+    args = [a for s in sets for a in ("--set", s)]
+    code = main(["run", "--graph", str(graph), "-o", str(tmp_path / "out"), "--quiet", *args])
+    assert code == 0, capsys.readouterr().err
+    img = Image.open(tmp_path / "out" / f"{name}-cli.png")
+    assert img.size == size and "orchestrator.graph" in img.text
+
+
+def test_the_agent_picks_the_panorama_for_a_wide_prompt_and_runs_it(cli_env, tmp_path, capsys):
+    import json
+
+    from orchestrator.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "a wide panorama of a mountain lake at dawn", "-o", str(out)]) == 0
+    assert "planned: template 'panorama'" in capsys.readouterr().err
+    graph = json.loads((out / "graph.json").read_text())
+    assert graph["nodes"]["denoise"]["tile"]["size"] == 64
+    assert len(list(out.glob("*.png"))) == 1
