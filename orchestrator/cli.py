@@ -25,6 +25,7 @@ from orchestrator import __version__
 from orchestrator.client import ClientError
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.errors import BlockError, JobError
+from orchestrator.progress import Progress
 
 # modules that add sub-commands: each has register(subparsers)
 COMMAND_MODULES: tuple[str, ...] = (
@@ -182,15 +183,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         device=settings.resolved_device(),
     )
 
+    progress = Progress()
+
     def on_event(event: dict[str, Any]) -> None:
-        if args.quiet:
-            return
-        kind = event["event"]
-        if kind == "node_started":
-            print(f"  {event['node']} ({event['block']}) ...", file=sys.stderr, flush=True)
-        elif kind == "node_finished":
-            took = "cached" if event.get("cached") else f"{event['seconds']:.2f}s"
-            print(f"  {event['node']} done ({took})", file=sys.stderr, flush=True)
+        if not args.quiet:
+            progress.show(event)
 
     result = executor.run(graph, on_event=on_event)
     if args.json:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings
+from orchestrator.progress import Progress
 
 
 def _client(args: argparse.Namespace, settings: Settings) -> Any:
@@ -73,36 +74,6 @@ def cmd_daemon_status(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(json.dumps(status, indent=2))
     return 0
-
-
-class Progress:
-    """A one-line progress display on stderr fed by job events."""
-
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def show(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind in ("step", "tile"):
-            total = max(1, int(event.get("total") or 1))
-            step = int(event.get("step") or 0)
-            filled = int(20 * step / total)
-            line = f"{event.get('node')} {kind} {step}/{total} [{'#' * filled}{'.' * (20 - filled)}]"
-            if self.tty:
-                self.stream.write(f"\r{line:<70}")
-                self.stream.flush()
-            elif step == total:
-                print(line, file=self.stream)
-            return
-        if self.tty:
-            self.stream.write("\r" + " " * 70 + "\r")
-        if kind == "node_started":
-            print(f"{event['node']} ({event.get('block')}) ...", file=self.stream)
-        elif kind == "done":
-            print(f"job {event['state']}", file=self.stream)
-        elif kind in ("queued", "planning", "running", "planned"):
-            print(kind, file=self.stream)
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
