@@ -400,7 +400,7 @@ def check(s: Soak) -> dict[str, Any]:
     in_store = {j["id"]: j for j in _all(s.url)}
     s.d.terminate()
     store = JobStore(s.d.state / "jobs.db")
-    wrong, duplicated = [], []
+    wrong, duplicated, stray = [], [], []
     try:
         integrity = store.integrity_check()
         for job_id, exp in s.jobs.items():
@@ -411,6 +411,8 @@ def check(s: Soak) -> dict[str, Any]:
             outs = store.outputs(job_id)
             folder = s.d.state / "outputs" / job_id
             files = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+            stray += [f"{job_id}/{f}" for f in files if f.endswith(".tmp")]
+            files = [f for f in files if not f.endswith(".tmp")]
             if events.count("done") != 1 or len(files) > (1 if exp.output else 0):
                 duplicated.append(job_id)
             first = (info["errors"] or [{}])[0]
@@ -425,7 +427,8 @@ def check(s: Soak) -> dict[str, Any]:
     extra = sorted(set(in_store) - set(s.jobs))
     return {"submitted": len(s.jobs), "completed": len(final), "expected_outcome": len(final) - len(wrong),
             "lost": len(s.jobs) - len(final), "duplicated": len(duplicated) + len(extra),
-            "wrong": wrong[:10], "integrity": integrity, "extra_jobs": extra[:10]}
+            "wrong": wrong[:10], "integrity": integrity, "extra_jobs": extra[:10],
+            "duplicated_ids": duplicated[:10], "half_written": len(stray), "half_written_files": stray[:10]}
 
 
 # -- main ----------------------------------------------------------------------------------------------
@@ -483,6 +486,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ("  of which as expected", [str(r["expected_outcome"]) for r in results]),
         ("lost", [str(r["lost"]) for r in results]),
         ("duplicated", [str(r["duplicated"]) for r in results]),
+        ("half-written output files left", [str(r["half_written"]) for r in results]),
         ("faults injected / survived", [f"{sum(f['count'] for f in r['faults'])} / "
                                         f"{sum(f['count'] for f in r['faults'] if f['survived'])}"
                                         for r in results]),
@@ -535,10 +539,27 @@ def main(argv: list[str] | None = None) -> int:
                                                    default=str), encoding="utf-8")
     print(md)
     print(f"wrote {args.out / 'soak.md'} and {args.out / 'soak.json'}")
-    ok = all(r["lost"] == 0 and r["duplicated"] == 0 and not r["wrong"] and r["integrity"] == "ok"
-             and all(f["survived"] for f in r["faults"]) and all(h["refused"] for h in r["hostile"])
-             for r in results)
-    return 0 if ok else 1
+    problems = verdict(results)
+    print("verdict: " + ("nothing lost, duplicated or wrong; every fault survived, every hostile input "
+                         "refused" if not problems else "; ".join(problems)))
+    return 0 if not problems else 1
+
+
+def verdict(results: list[dict[str, Any]]) -> list[str]:
+    """What went wrong, one line each (empty: nothing)."""
+    out = []
+    for r in results:
+        e = r["engine"]
+        out += [f"{e}: {r[k]} {k}" for k in ("lost", "duplicated", "half_written") if r[k]]
+        out += [f"{e}: job {w['id']} ({w['kind']}) ended {w['got']}, wanted {w['want']}: {w['errors']}"
+                for w in r["wrong"]]
+        out += [f"{e}: integrity_check {r['integrity']}"] if r["integrity"] != "ok" else []
+        out += [f"{e}: fault {f['fault']} not survived: {f['detail']}" for f in r["faults"]
+                if not f["survived"]]
+        out += [f"{e}: hostile input {h['input']} not refused ({h['status']})" for h in r["hostile"]
+                if not h["refused"]]
+        out += [f"{e}: {n}" for n in r["notes"]]
+    return out
 
 
 if __name__ == "__main__":

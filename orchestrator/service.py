@@ -73,6 +73,9 @@ class JobService:
         requeued, failed = self.store.recover(self.max_attempts)
         if requeued or failed:
             log.warning("recovered after restart: %d re-queued, %d failed", len(requeued), len(failed))
+        for job_id in requeued + failed:  # a kill inside an atomic write leaves its temp file
+            for tmp in (self.outputs_root / job_id).glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
         self._dispatcher.start()
 

@@ -50,3 +50,15 @@ def test_gpu_benchmarks_skip_cleanly_without_cuda(monkeypatch):
     cfg = gpu.shrink(gpu.SDXL_UNET)  # the dry run's configs keep the published layout
     assert cfg["down_block_types"] == gpu.SDXL_UNET["down_block_types"]
     assert len(cfg["block_out_channels"]) == len(gpu.SDXL_UNET["block_out_channels"])
+
+
+def test_the_bench_modules_doctests_pass():
+    import doctest
+
+    import bench.blocks
+    import bench.core
+    import bench.tiling
+
+    for module in (bench.core, bench.blocks, bench.tiling):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -56,3 +56,22 @@ def test_sigkill_in_a_loop_then_restart_completes_every_job_exactly_once(tmp_pat
             assert files == [f"{names[job_id]}.png"]  # one output, no half-written temp files
     finally:
         store.close()
+
+
+def test_a_temp_file_left_by_a_kill_mid_write_is_removed_when_the_job_is_recovered(tmp_path):
+    d = make_daemon(tmp_path / "state").start()
+    job = httpx.post(f"{d.url}/jobs", json={"graph": slow_graph(steps=50, step_s=0.1, name="img")}).json()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{d.url}/jobs/{job['id']}").json()["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    folder = d.state / "outputs" / job["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".img.png.k2j4x9.tmp").write_bytes(b"\x89PNG half")  # what a kill inside write_png leaves
+    d.kill()
+    d.start()
+    try:
+        assert wait_final(d.url, [job["id"]], timeout=60)[job["id"]]["state"] == "succeeded"
+        assert sorted(p.name for p in folder.iterdir()) == ["img.png"]
+    finally:
+        d.terminate()

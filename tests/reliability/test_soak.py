@@ -19,7 +19,7 @@ def test_the_soak_prints_its_table_and_nothing_is_lost(tmp_path):
         [sys.executable, "-m", "bench", "soak", "--engine", "local", "--jobs", "100", "--burst", "60",
          "--kills", "2", "-o", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.returncode == 0, out.stdout.splitlines()[-1] + "\n" + out.stderr[-3000:]
     for line in ("| jobs submitted |", "| lost | 0 |", "| duplicated | 0 |", "| faults injected / survived |",
                  "| hostile inputs tried / refused |", "| daemon RSS growth per 100 jobs |"):
         assert line in out.stdout, line
