@@ -19,7 +19,8 @@ Figures, each side by side in the same run:
 
 Skipped without CUDA. ``BENCH_GPU_DRY_RUN=1`` runs the same code on the CPU with the
 configs shrunk (fp32, no compile), to check it where there is no GPU; ``BENCH_GPU_COMPILE=0``
-leaves ``torch.compile`` out (it takes minutes per model and dtype).
+leaves ``torch.compile`` out (it takes minutes per model and dtype); ``BENCH_GPU_FAMILIES=sd15,sdxl``
+picks the models.
 """
 
 from __future__ import annotations
@@ -236,6 +237,8 @@ def run(ctx: Context) -> list[Row]:
     device = "cpu" if dry else "cuda"
     cache = Path(os.environ.get("BENCH_GPU_CACHE") or Path(tempfile.gettempdir()) / "orchestrator-bench-gpu")
     families = ["sd15"] if (ctx.quick or dry) else ["sd15", "sdxl"]
+    if os.environ.get("BENCH_GPU_FAMILIES"):
+        families = os.environ["BENCH_GPU_FAMILIES"].split(",")
     peak, peak_note = peak_flops(device)
     rows: list[Row] = []
     for fam in families:

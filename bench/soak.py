@@ -192,26 +192,23 @@ def model_loads(s: Soak) -> Any:
 
 
 def load_phase(s: Soak, n: int, burst: int) -> dict[str, Any]:
-    """``n`` jobs: ``burst`` of them at once, the rest in waves of 50; RSS after each 100 done."""
+    """``n`` jobs: ``burst`` of them at once, the rest in waves of 50. RSS is sampled once the
+    burst is done (the warm baseline), then after every 100 more finished jobs, and at the end."""
     kinds = [MIX[i % len(MIX)] for i in range(n)]
     t0 = time.time()
     ids = submit(s, kinds[:burst])
-    done_before = 0
     loads_after_first: Any = None
     rest = kinds[burst:]
     while True:
-        final = wait_final(s.url, ids, timeout=900)
+        done = len(wait_final(s.url, ids, timeout=900))
         if loads_after_first is None:
             loads_after_first = model_loads(s)
-        while done_before + 100 <= len(final):
-            done_before += 100
-            s.rss.append({"jobs": done_before, **rss(s)})
+        if not s.rss or done - s.rss[-1]["jobs"] >= 100 or not rest:
+            s.rss.append({"jobs": done, **rss(s)})
         if not rest:
             break
         ids += submit(s, rest[:50])
         rest = rest[50:]
-    if len(ids) % 100:
-        s.rss.append({"jobs": len(ids), **rss(s)})
     return {"seconds": time.time() - t0, "jobs": len(ids), "loads_first": loads_after_first,
             "loads_end": model_loads(s)}
 
