@@ -59,6 +59,8 @@ class Limits(BaseModel):
     batch: int = Field(64, ge=1, description="largest batch")
     queued: int = Field(1000, ge=1, description="most jobs waiting; then 429")
     attempts: int = Field(3, ge=1, description="runs a job gets before it fails after crashes")
+    node_timeout_s: float | None = Field(None, gt=0, description="Ray engine: a node running longer "
+                                                                "fails its job (its worker is replaced)")
 
 
 class AgentSettings(BaseModel):

@@ -21,6 +21,7 @@ class RayEngine(Scheduler):
         opts: dict[str, Any] = {
             "ray_address": settings.ray_address, "cpu_workers": settings.workers or None,
             "input_root": settings.input_dir, "confine_inputs": settings.input_dir is not None,
+            "node_timeout": settings.limits.node_timeout_s,
         }
         opts.update(kwargs)
         opts.setdefault("config", worker_config_from_settings(settings))

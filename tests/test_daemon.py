@@ -295,13 +295,16 @@ def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
 
 
 def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
-    d = Daemon(state, "--engine", "ray", "--workers", "2").start(timeout=180)
+    d = Daemon(state, "--engine", "ray", "--workers", "2",
+               env={"ORCHESTRATOR_LIMITS__NODE_TIMEOUT_S": "8"}).start(timeout=180)
     try:
         with d.client() as c:
             jobs = [c.submit(graph=slow_graph(steps=3, value=v / 4, name=f"r{v}")) for v in range(3)]
             jobs.append(c.submit(prompt="a red fox", agent={"template": "txt2img"}))
             infos = [j.wait(timeout=180) for j in jobs]
             engine = c.metrics()["engine"]
+            hung = c.submit(graph=slow_graph(steps=2, step_s=10.0)).wait(timeout=180)
+        assert hung["state"] == "failed" and hung["errors"][0]["type"] == "timeout", hung["errors"]
         assert [i["state"] for i in infos] == ["succeeded"] * 4, [i["errors"] for i in infos]
         assert engine["engine"] == "ray" and len(engine["workers"]) == 2
         # the model blocks ran on a worker actor that now holds tiny-sd
