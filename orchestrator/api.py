@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphs import Graph, GraphValidationError, check
@@ -231,6 +231,14 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
         if root not in path.parents or not path.is_file():
             return _errors(404, _error("not_found", f"output {name!r} is gone", field="name"))
         return FileResponse(path, media_type="image/png", filename=path.name)
+
+    @app.get("/jobs/{id}/preview.png")
+    async def job_preview(id: str) -> Any:
+        """The latest preview of a running job (a small PNG), 404 when there is none."""
+        png = service.preview(id)
+        if png is None:
+            return _errors(404, _error("not_found", f"job {id!r} has no preview now", field="id"))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get(BLOCKS)
     async def blocks() -> list[dict[str, Any]]:

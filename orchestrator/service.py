@@ -34,6 +34,31 @@ SCORE_ROLE = "score"  # a node whose meta.role is this scores the job (its "scor
 STEP_EVENT_INTERVAL = 0.1  # at most ~10 step events a second per node reach the store
 
 
+PREVIEW_MAX_SIDE = 256
+
+
+def preview_png(image: Any) -> bytes | None:
+    """A small PNG of a preview image (``[H, W, C]`` or ``[B, H, W, C]`` floats in 0..1)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        arr = np.asarray(image, dtype=np.float32)
+        if arr.ndim == 4:
+            arr = arr[0]
+        if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+            return None
+        img = Image.fromarray((np.clip(arr[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8).squeeze())
+        img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+    except (ValueError, TypeError):
+        return None
+
+
 class _Interrupted(Exception):
     """The service is stopping: the job goes back to the queue."""
 
@@ -61,6 +86,7 @@ class JobService:
         self._stopping = threading.Event()
         self._cancelled: set[str] = set()
         self._running: dict[str, float] = {}
+        self._previews: dict[str, bytes] = {}  # job id -> latest preview PNG (memory only)
         self._pool = ThreadPoolExecutor(max_workers=max(1, engine.capacity),
                                         thread_name_prefix="job")
         self._dispatcher: threading.Thread | None = None
@@ -105,6 +131,10 @@ class JobService:
     def running(self) -> dict[str, float]:
         return dict(self._running)
 
+    def preview(self, job_id: str) -> bytes | None:
+        """The latest preview PNG of a running job (kept in memory while it runs)."""
+        return self._previews.get(job_id)
+
     # -- dispatch --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -134,6 +164,7 @@ class JobService:
                 "field": None}])
         finally:
             self._running.pop(job["id"], None)
+            self._previews.pop(job["id"], None)
             self._cancelled.discard(job["id"])
             self._slots.release()
 
@@ -221,6 +252,7 @@ class JobService:
         last_step: dict[str, float] = {}
 
         def sink(event: dict[str, Any]) -> None:
+            preview = event.get("preview")
             event = {k: v for k, v in event.items() if k != "preview"}
             if event.get("event") in ("step", "tile"):
                 key = f"{event.get('node')}:{event['event']}"
@@ -229,6 +261,11 @@ class JobService:
                 if not final and now - last_step.get(key, 0.0) < STEP_EVENT_INTERVAL:
                     return
                 last_step[key] = now
+                if preview is not None:
+                    png = preview_png(preview)
+                    if png is not None:
+                        self._previews[job_id] = png
+                        event["preview"] = True
             self.store.add_event(job_id, event)
 
         return sink

@@ -27,7 +27,9 @@ class Slow(Block):
     def run(self, ctx, image=None):
         for i in range(self.params.steps):
             time.sleep(self.params.step_s)
-            ctx.progress(i + 1, self.params.steps)
+            shade = (i + 1) / self.params.steps
+            ctx.progress(i + 1, self.params.steps,
+                         preview=np.full((8, 8, 3), shade * self.params.value, dtype=np.float32))
         return {"image": np.full((1, 8, 8, 3), self.params.value, dtype=np.float32)}
 
 

@@ -262,8 +262,11 @@ def test_openapi_document_lists_the_routes(daemon):
 def test_prompt_jobs_are_planned_by_the_agent(daemon, tmp_path):
     with daemon.client() as c:
         job = c.submit(prompt="a wide panorama of a mountain lake at dawn", agent={"seed": 5})
-        kinds = [e["event"] for e in job.events()]
+        events = list(job.events())
+        kinds = [e["event"] for e in events]
         info = job.status()
+    # the sampler's progress carries a latent preview (served while the job runs)
+    assert any(e.get("preview") for e in events if e["event"] in ("step", "tile"))
     assert info["state"] == "succeeded", info["errors"]
     assert kinds[:3] == ["queued", "planning", "planned"] and kinds[-1] == "done"
     assert info["trace"] and info["trace"][0]["actor"].startswith("planner")
@@ -357,3 +360,21 @@ def test_scored_jobs_update_the_agents_score_table(tmp_path):
     with ScoreTable(state / "agent" / "scores.sqlite") as table:
         rows = table.rows()
     assert {r["template"] for r in rows} == {"txt2img"} and sum(r["count"] for r in rows) >= 2
+
+
+def test_previews_are_served_while_a_job_runs(daemon):
+    from PIL import Image
+
+    with daemon.client() as c:
+        job = c.submit(graph=slow_graph(steps=40, step_s=0.05, value=1.0))
+        png = None
+        deadline = time.monotonic() + 30
+        while png is None and time.monotonic() < deadline:
+            r = httpx.get(f"{daemon.url}/jobs/{job.id}/preview.png")
+            png = r.content if r.status_code == 200 else None
+            time.sleep(0.05)
+        assert png is not None
+        img = Image.open(__import__("io").BytesIO(png))
+        assert img.size == (8, 8) and img.getpixel((0, 0))[0] > 0
+        job.wait(timeout=30)
+    assert httpx.get(f"{daemon.url}/jobs/{job.id}/preview.png").status_code == 404

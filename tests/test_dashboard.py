@@ -51,6 +51,8 @@ def test_queue_progress_gallery_and_job_page(daemon, tmp_path):
                 if len(seen) >= 2:
                     break
             assert len(seen) >= 2, seen
+            preview = page.wait_for_selector(f"tr.job[data-id='{job.id}'] img.preview", timeout=15000)
+            assert "/preview.png" in preview.get_attribute("src")
             job.wait(timeout=60)
         img = page.wait_for_selector("#gallery figure.output img[alt='shown']", timeout=15000)
         page.wait_for_function("img => img.complete && img.naturalWidth === 8", arg=img)

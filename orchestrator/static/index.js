@@ -21,6 +21,7 @@ function row(j) {
   if (j.state === 'running' && p) {
     const pct = Math.round(100 * (p.step || 0) / (p.total || 1));
     prog = `<span class="bar"><span style="width:${pct}%"></span></span> <span class="progress-text">${esc(p.node)} ${esc(p.event)} ${p.step}/${p.total}</span>`;
+    if (p.preview) prog += ` <img class="preview" alt="preview" src="${authed('/jobs/' + j.id + '/preview.png?s=' + p.id)}">`;
   }
   const what = j.prompt || j.name || ('graph, ' + Object.keys((j.graph || {}).nodes || {}).length + ' nodes');
   return `<tr class="job" data-id="${j.id}" data-state="${j.state}"><td><a href="/ui/jobs/${j.id}">${j.id}</a></td>` +

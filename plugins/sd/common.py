@@ -370,8 +370,29 @@ def sample(
             if i < total - 1:
                 proper = scheduler.add_noise(proper, inpaint["noise"], torch.tensor([timesteps[i + 1]]))
             latents = (1 - inpaint["mask"]) * proper + inpaint["mask"] * latents
-        ctx.progress(i + 1, total)
+        ctx.progress(i + 1, total, preview=latent_preview(latents))
     return latents
+
+
+# SD 1.x/2.x latent channels -> RGB, the linear approximation preview UIs use; other channel
+# counts (SDXL's 4 are similar enough) fall back to the first three channels.
+LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264),
+              (-0.184, -0.271, -0.473))
+
+
+def latent_preview(latents: Any) -> Any:
+    """A cheap RGB preview of the first latent of a batch: float32 ``[h, w, 3]`` in 0..1.
+
+    At latent resolution (1/8 of the image): the dashboard scales it up.
+    """
+    import numpy as np
+
+    lat = latents[0].detach().float().cpu().numpy()  # [C, h, w]
+    if lat.shape[0] == 4:
+        rgb = np.einsum("chw,cr->hwr", lat, np.asarray(LATENT_RGB, dtype=np.float32))
+    else:
+        rgb = np.moveaxis(lat[:3], 0, -1)
+    return np.clip((rgb + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
 def torch_unet(unet: Any) -> UNetFn:

@@ -42,6 +42,7 @@ from plugins.sd.common import (
     device_of,
     generator,
     guidance_embedding,
+    latent_preview,
     randn,
     rescale_noise_cfg,
     schedule,
@@ -204,7 +205,7 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
             for d, v in zip(denoised.chunk(len(b)), b, strict=True):
                 add_view(value, count, d, v, tiling.circular)
         latents = torch.where(count > 0, value / count, value)
-        ctx.progress(i + 1, total)
+        ctx.progress(i + 1, total, preview=latent_preview(latents))
     return latents
 
 
