@@ -46,6 +46,18 @@ def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None)
         raise
 
 
+def check_output(node: str, name: str, image: np.ndarray) -> None:
+    """Refuse an output name that could leave the output folder, or an image not [B, H, W, C]."""
+    if not SAFE_NAME.match(name):
+        raise BlockError(
+            f"node {node!r}: output name {name!r} must be 1-100 letters, digits, '_' or '-'",
+            type="input", node=node, field="params.name", value=name,
+        )
+    if image.ndim != 4:
+        raise BlockError(f"node {node!r}: save_image wants [B, H, W, C], got {image.shape}",
+                         type="input", node=node, field="inputs.image")
+
+
 class DirectorySink:
     """Saves output images as ``<dir>/<name>.png`` (``<name>_<i>.png`` for a batch)."""
 
@@ -56,14 +68,7 @@ class DirectorySink:
         self.images: dict[str, np.ndarray] = {}
 
     def save_image(self, node: str, name: str, image: np.ndarray) -> list[str]:
-        if not SAFE_NAME.match(name):
-            raise BlockError(
-                f"node {node!r}: output name {name!r} must be 1-100 letters, digits, '_' or '-'",
-                type="input", node=node, field="params.name", value=name,
-            )
-        if image.ndim != 4:
-            raise BlockError(f"node {node!r}: save_image wants [B, H, W, C], got {image.shape}",
-                             type="input", node=node, field="inputs.image")
+        check_output(node, name, image)
         self.images[name] = image
         if self.directory is None:
             names = [name] if image.shape[0] == 1 else [f"{name}_{i}" for i in range(image.shape[0])]

@@ -48,7 +48,7 @@ from orchestrator.blocks import Block
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.executor import execute_block
-from orchestrator.outputs import SAFE_NAME
+from orchestrator.outputs import check_output
 from orchestrator.plugins import PluginHost, load_plugins
 from orchestrator.tiling import node_extra, run_tiled, serve_tiles
 
@@ -248,14 +248,7 @@ class RecordingSink:
         self.records: list[tuple[str, str, np.ndarray]] = []
 
     def save_image(self, node: str, name: str, image: np.ndarray) -> list[str]:
-        if not SAFE_NAME.match(name):
-            raise BlockError(
-                f"node {node!r}: output name {name!r} must be 1-100 letters, digits, '_' or '-'",
-                type="input", node=node, field="params.name", value=name,
-            )
-        if image.ndim != 4:
-            raise BlockError(f"node {node!r}: save_image wants [B, H, W, C], got {image.shape}",
-                             type="input", node=node, field="inputs.image")
+        check_output(node, name, image)
         self.records.append((node, name, image))
         names = [name] if image.shape[0] == 1 else [f"{name}_{i}" for i in range(image.shape[0])]
         if self.directory is None:
