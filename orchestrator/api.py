@@ -40,6 +40,7 @@ from orchestrator.protocol import (
     JobState,
     SubmitRequest,
 )
+from orchestrator.redact import redact
 from orchestrator.security import Guard
 from orchestrator.service import JobService
 from orchestrator.store import IdempotencyConflict, QueueFull
@@ -85,7 +86,7 @@ def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, A
         id=job["id"], state=job["state"], priority=job["priority"], kind=job["kind"],
         name=job["name"], prompt=job["prompt"], attempts=job["attempts"],
         created_at=job["created_at"], started_at=job["started_at"],
-        finished_at=job["finished_at"], errors=job["errors"], graph=job["graph"],
+        finished_at=job["finished_at"], errors=redact(job["errors"]), graph=job["graph"],
         trace=job["trace"], timings=job["timings"], score=job.get("score"),
         outputs=[{"name": o["name"], "node": o["node"],
                   "url": JOB_OUTPUT.format(id=job["id"], name=o["name"])} for o in outputs],
@@ -128,7 +129,10 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
         if (body.graph is None) == (body.prompt is None):
             return _errors(422, _error("request", "send exactly one of 'graph' and 'prompt'",
                                        field="graph"))
-        if store.counts()[JobState.QUEUED.value] >= settings.limits.queued:
+        # fast path only: a retry with a known Idempotency-Key gets its job even when the queue
+        # is full (store.create looks the key up before counting the queue)
+        if request.headers.get(IDEMPOTENCY_HEADER) is None and \
+                store.counts()[JobState.QUEUED.value] >= settings.limits.queued:
             return _errors(429, _error("queue_full", f"{settings.limits.queued} jobs are waiting; "
                                        "try again later"), headers={"Retry-After": "2"})
         graph_doc = None
@@ -250,10 +254,15 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
 
         return [{**t.summary(), "graph": t.graph.to_dict()} for t in builtin_templates()]
 
+    def _authenticated(request: Request) -> bool:
+        """Whether the request carried the token (never, when none is configured)."""
+        return bool(request.scope.get("state", {}).get("authenticated"))
+
     @app.get(MODELS)
-    async def list_models() -> list[dict[str, Any]]:
+    async def list_models(request: Request) -> list[dict[str, Any]]:
         describe = getattr(models, "describe", None)
-        return describe() if callable(describe) else []
+        rows = describe() if callable(describe) else []
+        return rows if _authenticated(request) else redact(rows)
 
     @app.get(HEALTH)
     async def health() -> dict[str, Any]:
@@ -261,12 +270,14 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
                 "pid": os.getpid(), "uptime_s": round(time.time() - service.started_at, 1)}
 
     @app.get(METRICS)
-    async def metrics() -> dict[str, Any]:
+    async def metrics(request: Request) -> dict[str, Any]:
         counts = store.counts()
-        return {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
-                "jobs": counts, "engine": service.engine.stats()}
+        out = {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
+               "jobs": counts, "engine": service.engine.stats()}
+        return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
     mount_dashboard(app, service)
-    return Guard(app, bind_host=settings.host, token=settings.token,  # type: ignore[arg-type]
-                 allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes)
+    return Guard(app, bind_host=settings.host, token=settings.effective_token(),  # type: ignore[arg-type]
+                 allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes,
+                 allowed_origins=settings.allowed_origins)

@@ -53,6 +53,8 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
+    upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="largest file POST /inputs "
+                                                                     "accepts (that route's body limit)")
     nodes: int = Field(500, ge=1, description="most nodes in a graph")
     pixels: int = Field(8192 * 8192, ge=64 * 64, description="largest width * height")
     steps: int = Field(500, ge=1, description="most sampler steps")
@@ -61,6 +63,23 @@ class Limits(BaseModel):
     attempts: int = Field(3, ge=1, description="runs a job gets before it fails after crashes")
     node_timeout_s: float | None = Field(None, gt=0, description="Ray engine: a node running longer "
                                                                 "fails its job (its worker is replaced)")
+
+
+class ModelFileSettings(BaseModel):
+    """Where model files live and how requests may name them (``[model_files]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    roots: list[Path] = Field(default_factory=list,
+                              description="model folders in ComfyUI's layout (checkpoints/, loras/, ...) "
+                                          "or A1111's (models/Stable-diffusion, models/Lora, ...)")
+    extra_model_paths: list[Path] = Field(default_factory=list,
+                                          description="ComfyUI extra_model_paths.yaml files, read as is")
+    allow_paths: bool | None = Field(None, description="accept raw file paths as model names; None: yes "
+                                                       "for the in-process CLI, never in the daemon")
+    legacy: str = Field("weights_only", pattern="^(weights_only|refuse)$",
+                        description="legacy .pt/.pth/.ckpt files: 'weights_only' (torch's restricted "
+                                    "loader, never a full unpickle) or 'refuse'")
 
 
 class AgentSettings(BaseModel):
@@ -87,6 +106,53 @@ class AgentSettings(BaseModel):
                                                  "updates the score table")
 
 
+class CacheSettings(BaseModel):
+    """The result cache of both engines (``[cache]`` in the TOML file): LRU, bounded twice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_entries: int = Field(256, ge=0, le=1_000_000, description="node results kept at most; 0: no cache")
+    max_bytes: int | None = Field(None, ge=0, description="bytes of node results kept at most (arrays, "
+                                                          "tensors, images measured); None: 1/8 of the "
+                                                          "machine's memory, at most 4 GiB")
+
+
+class ServerSettings(BaseModel):
+    """Connection limits of the HTTP server (``[server]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header_timeout_s: float = Field(10.0, gt=0, le=3600, description="a request's headers must arrive "
+                                                                      "this soon after it starts")
+    body_timeout_s: float = Field(60.0, gt=0, le=3600, description="a request's body must arrive this "
+                                                                    "soon after its headers")
+    max_connections: int = Field(256, ge=4, le=65536, description="open connections at most; beyond, "
+                                                                   "the longest-idle one is closed, or "
+                                                                   "the new one gets 503")
+    max_streams: int = Field(64, ge=1, le=65536, description="event streams open at once; beyond: 429")
+
+
+class RetentionSettings(BaseModel):
+    """What finished jobs the daemon keeps (``[retention]`` in the TOML file).
+
+    Queued and running jobs are never pruned, nor the ``keep_latest`` newest finished ones.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_days: float | None = Field(30.0, gt=0, le=100_000, description="finished jobs older than "
+                                                                           "this are pruned; None: any age")
+    max_jobs: int | None = Field(10_000, ge=1, description="finished jobs kept at most; None: no count limit")
+    max_output_bytes: int | None = Field(20 << 30, ge=0, description="bytes of job output folders kept "
+                                                                     "at most; None: no disk budget")
+    keep_latest: int = Field(10, ge=0, description="the newest finished jobs, never pruned automatically")
+    interval_s: float = Field(600.0, gt=0, le=86_400, description="automatic pruning runs this often, "
+                                                                  "and after jobs finish")
+    auto: bool = Field(True, description="prune automatically in the daemon")
+    max_progress_events: int = Field(1000, ge=10, description="step/tile events kept per job (the "
+                                                              "newest); other events are all kept")
+
+
 class Settings(BaseModel):
     """The effective settings of the CLI and the daemon."""
 
@@ -97,23 +163,40 @@ class Settings(BaseModel):
         description="SQLite store, outputs, logs",
     )
     cache_dir: Path | None = Field(None, description="model cache; default <state_dir>/cache")
-    input_dir: Path | None = Field(None, description="where graphs read input files; default cwd")
+    input_dir: Path | None = Field(None, description="the only folder the daemon's graphs read input "
+                                                     "files from (uploads go there); default "
+                                                     "<state_dir>/inputs. `orchestrator run` reads "
+                                                     "relative to the graph file unless it is set")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     models: list[dict[str, Any]] = Field(default_factory=list, description="model entries")
+    model_files: ModelFileSettings = Field(default_factory=lambda: ModelFileSettings())
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(8188, ge=0, le=65535, description="HTTP port")
-    token: str | None = Field(None, description="bearer token required by the HTTP API")
+    token: str | None = Field(None, description="bearer token required by the HTTP API (from the "
+                                                "config file or ORCHESTRATOR_TOKEN, never a flag)")
+    token_file: Path | None = Field(None, description="file holding the token (mode 0600, yours)")
     ray_address: str | None = Field(None, description="join this Ray cluster; default: local")
     workers: int = Field(0, ge=0, description="CPU workers when there is no GPU; 0: auto")
     engine: str = Field("ray", pattern="^(ray|local)$", description="'ray' or 'local' (in-process)")
     allowed_hosts: list[str] = Field(default_factory=list, description="extra Host header names")
+    allowed_origins: list[str] = Field(default_factory=list,
+                                       description="extra browser origins (scheme://host:port) allowed "
+                                                   "to call the API, e.g. a reverse proxy's")
     limits: Limits = Field(default_factory=lambda: Limits())
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    cache: CacheSettings = Field(default_factory=lambda: CacheSettings())
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
 
     @property
     def effective_cache_dir(self) -> Path:
         return self.cache_dir or self.state_dir / "cache"
+
+    @property
+    def effective_input_dir(self) -> Path:
+        """The daemon's input folder: ``input_dir``, else ``<state_dir>/inputs``."""
+        return self.input_dir or self.state_dir / "inputs"
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -125,6 +208,15 @@ class Settings(BaseModel):
         except ImportError:  # pragma: no cover - torch is a dependency
             return "cpu"
 
+    def effective_token(self) -> str | None:
+        """The token: ``token`` or the first line of ``token_file`` (which only its owner may read).
+
+        Raises :class:`ConfigError` for a token file that others can read or that is missing.
+        """
+        if self.token or self.token_file is None:
+            return self.token
+        return read_token_file(self.token_file)
+
     def show(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
         out["cache_dir"] = str(self.effective_cache_dir)
@@ -133,9 +225,30 @@ class Settings(BaseModel):
         return out
 
 
+def read_token_file(path: Path) -> str:
+    """The token in ``path``: refused when the file is readable by the group or others."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"token_file {str(path)!r} cannot be read: {exc.strerror}") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"token_file {str(path)!r} is readable by other users "
+                          f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600 it")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise ConfigError(f"token_file {str(path)!r} belongs to another user")
+    token = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not token:
+        raise ConfigError(f"token_file {str(path)!r} is empty")
+    return token
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    list_fields = {("plugins", "allow"), ("plugins", "extra")}
+    list_fields = {("plugins", "allow"), ("plugins", "extra"), ("allowed_hosts",), ("allowed_origins",),
+                   ("model_files", "roots"), ("model_files", "extra_model_paths")}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
             continue

@@ -57,11 +57,29 @@ def pid_alive(pid: int) -> bool:
 
 def check_exposure(settings: Settings) -> None:
     """Refuse to listen beyond loopback without a token."""
-    if not is_loopback(settings.host) and not settings.token:
+    if not is_loopback(settings.host) and not settings.effective_token():
         raise ConfigError(
-            f"refusing to listen on {settings.host!r} without a token: set token in the config, "
-            "ORCHESTRATOR_TOKEN or --token (or bind 127.0.0.1)"
+            f"refusing to listen on {settings.host!r} without a token: set ORCHESTRATOR_TOKEN, "
+            "token_file (a 0600 file) or token in the config file (or bind 127.0.0.1)"
         )
+
+
+def make_private(state: Path) -> None:
+    """Keep the state directory to its owner: new files 0600, folders 0700, the store too.
+
+    Jobs, prompts, outputs and the store are the operator's; other local users get nothing
+    from the disk (the HTTP API has its own rules).
+    """
+    os.umask(0o077)
+    state.mkdir(parents=True, exist_ok=True)
+    for path in [state, *(state / d for d in ("outputs", "logs", "cache", "inputs", "agent"))]:
+        with contextlib.suppress(OSError):  # not ours, or not there: leave it
+            if path.is_dir() and path.stat().st_uid == os.getuid():
+                path.chmod(0o700)
+    for path in state.glob("jobs.db*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_uid == os.getuid():
+                path.chmod(0o600)
 
 
 def make_engine(settings: Settings, host: Any) -> Engine:
@@ -147,8 +165,10 @@ def serve(settings: Settings) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
     from orchestrator.api import create_app
 
+    settings = settings.model_copy(update={"token": settings.effective_token()})
     check_exposure(settings)
     state = settings.state_dir
+    make_private(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     existing = read_info(settings)
     if existing and existing.get("pid") != os.getpid() and pid_alive(int(existing["pid"])):

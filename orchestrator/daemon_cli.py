@@ -15,12 +15,20 @@ from orchestrator.progress import Progress
 def _client(args: argparse.Namespace, settings: Settings) -> Any:
     from orchestrator.client import Client
 
-    return Client(getattr(args, "url", None), token=settings.token, state_dir=settings.state_dir)
+    return Client(getattr(args, "url", None), token=settings.effective_token(), state_dir=settings.state_dir)
+
+
+FLAGS = ("host", "port", "token_file", "ray_address", "engine", "workers")
 
 
 def _apply_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    from orchestrator.cli import CliError
+
+    if getattr(args, "token", None) is not None:
+        raise CliError("the token is never given on the command line (every local user can read "
+                       "it there): set ORCHESTRATOR_TOKEN, or --token-file FILE (mode 0600)", code=2)
     updates: dict[str, Any] = {}
-    for flag in ("host", "port", "token", "ray_address", "engine", "workers"):
+    for flag in FLAGS:
         value = getattr(args, flag, None)
         if value is not None:
             updates[flag] = value
@@ -37,7 +45,7 @@ def cmd_daemon_start(args: argparse.Namespace, settings: Settings) -> int:
         if args.config:
             argv += ["--config", args.config]
         argv += ["daemon", "start"]
-        for flag in ("host", "port", "token", "ray_address", "engine", "workers"):
+        for flag in FLAGS:  # never the token: the child reads the environment or the file
             value = getattr(args, flag, None)
             if value is not None:
                 argv += [f"--{flag.replace('_', '-')}", str(value)]
@@ -136,7 +144,9 @@ def register(sub: Any) -> None:
     s.add_argument("--detach", action="store_true", help="run in the background, log to the state dir")
     s.add_argument("--host", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (0: any free port)")
-    s.add_argument("--token", help="require this bearer token")
+    s.add_argument("--token", help=argparse.SUPPRESS)  # refused: a token on a command line leaks
+    s.add_argument("--token-file", dest="token_file", metavar="FILE",
+                   help="require the bearer token in FILE (mode 0600); or set ORCHESTRATOR_TOKEN")
     s.add_argument("--ray-address", dest="ray_address", help="join this Ray cluster")
     s.add_argument("--engine", choices=["ray", "local"], help="run jobs on Ray or in-process")
     s.add_argument("--workers", type=int, help="CPU workers where there is no GPU")

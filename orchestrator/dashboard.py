@@ -4,7 +4,7 @@
 and the workers; ``/ui/jobs/{id}`` shows one job: its graph picture, params, the agent's
 trace round by round, errors and outputs. ``/jobs/{id}/graph.svg`` is the picture alone.
 Everything the pages show comes from the same JSON API, under the same auth rules; with a
-token, open ``/?token=...`` once and the page keeps it for the session.
+token, open ``/?token=...`` once: the daemon sets a session cookie and drops the token from the address.
 """
 
 from __future__ import annotations

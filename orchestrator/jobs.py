@@ -8,13 +8,13 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ray
 
+from orchestrator.cache import BoundedLRU
 from orchestrator.compile import CompiledGraph
 from orchestrator.errors import BlockError, JobError
 from orchestrator.executor import RunResult
@@ -29,10 +29,11 @@ if TYPE_CHECKING:
 EventFn = Callable[[dict[str, Any]], None]
 
 
-class ObjectCache:
+class ObjectCache(BoundedLRU):
     """Node outputs by content key, as Ray object references; LRU, bounded in entries and bytes.
 
-    Holding a reference keeps the object alive in Ray's object store; evicting drops it.
+    Holding a reference keeps the object alive in Ray's object store; evicting drops it. The
+    size of an entry is what the worker measured (``measure_bytes``) when the node ran.
 
     >>> c = ObjectCache(max_entries=2, max_bytes=100)
     >>> c.put("a", "ref-a", 60); c.put("b", "ref-b", 60)
@@ -40,52 +41,11 @@ class ObjectCache:
     (False, 'ref-b', 60)
     """
 
-    def __init__(self, max_entries: int = 1024, max_bytes: int = 2 << 30) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._data: OrderedDict[str, tuple[Any, int]] = OrderedDict()
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
+    def __init__(self, max_entries: int = 1024, max_bytes: int | None = None) -> None:
+        super().__init__(max_entries=max_entries, max_bytes=max_bytes)
 
-    def get(self, key: str) -> Any | None:
-        entry = self._data.get(key)
-        if entry is None:
-            self.misses += 1
-            return None
-        self._data.move_to_end(key)
-        self.hits += 1
-        return entry[0]
-
-    def put(self, key: str, ref: Any, nbytes: int = 0) -> None:
-        if nbytes > self.max_bytes:
-            return
-        old = self._data.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        self._data[key] = (ref, nbytes)
-        self.bytes += nbytes
-        while self._data and (len(self._data) > self.max_entries or self.bytes > self.max_bytes):
-            _k, (_r, n) = self._data.popitem(last=False)
-            self.bytes -= n
-
-    def discard(self, key: str) -> None:
-        old = self._data.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-
-    def clear(self) -> None:
-        self._data.clear()
-        self.bytes = 0
-
-    def stats(self) -> dict[str, int]:
-        return {"entries": len(self._data), "bytes": self.bytes, "hits": self.hits, "misses": self.misses}
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
+    def put(self, key: str, ref: Any, nbytes: int = 0) -> None:  # type: ignore[override]
+        super().put(key, ref, int(nbytes))
 
 
 @dataclass(eq=False)

@@ -22,9 +22,9 @@ class Daemon:
     def __init__(self, state: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.state = state
         self.extra = list(extra)
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+        inherited = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_TOKEN"}
+        self.env = {**inherited, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
                     "ORCHESTRATOR_PLUGINS__EXTRA": "daemon_blocks", **(env or {})}
-        self.env.pop("ORCHESTRATOR_TOKEN", None)
         self.proc: subprocess.Popen | None = None
         self.url = ""
 

@@ -154,7 +154,7 @@ def test_host_origin_and_size_guards(daemon):
 
 
 def test_token_rules(state):
-    d = Daemon(state, "--token", "s3cret-token").start()
+    d = Daemon(state, env={"ORCHESTRATOR_TOKEN": "s3cret-token"}).start()
     try:
         assert httpx.get(f"{d.url}/jobs").status_code == 401
         assert httpx.get(f"{d.url}/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -298,21 +298,34 @@ def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
 
 
 def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
-    d = Daemon(state, "--engine", "ray", "--workers", "2",
-               env={"ORCHESTRATOR_LIMITS__NODE_TIMEOUT_S": "8"}).start(timeout=180)
+    # no node timeout here: on a loaded 2-core machine a text encoder can take many seconds
+    d = Daemon(state, "--engine", "ray", "--workers", "2").start(timeout=180)
     try:
         with d.client() as c:
             jobs = [c.submit(graph=slow_graph(steps=3, value=v / 4, name=f"r{v}")) for v in range(3)]
             jobs.append(c.submit(prompt="a red fox", agent={"template": "txt2img"}))
-            infos = [j.wait(timeout=180) for j in jobs]
+            infos = [j.wait(timeout=300) for j in jobs]
             engine = c.metrics()["engine"]
-            hung = c.submit(graph=slow_graph(steps=2, step_s=10.0)).wait(timeout=180)
-        assert hung["state"] == "failed" and hung["errors"][0]["type"] == "timeout", hung["errors"]
         assert [i["state"] for i in infos] == ["succeeded"] * 4, [i["errors"] for i in infos]
         assert engine["engine"] == "ray" and len(engine["workers"]) == 2
         # the model blocks ran on a worker actor that now holds tiny-sd
         assert any("tiny-sd" in w["models"] for w in engine["workers"])
         assert sum(w["nodes_run"] for w in engine["workers"]) >= 3
+    finally:
+        assert d.terminate() == 0
+
+
+def test_a_hung_node_times_out_on_the_ray_engine(state):
+    # Only the hung job runs, so the timeout cannot catch a node that is merely slow because the
+    # machine is busy; the hung block sleeps far longer than the timeout, whatever the load.
+    d = Daemon(state, "--engine", "ray", "--workers", "1",
+               env={"ORCHESTRATOR_LIMITS__NODE_TIMEOUT_S": "15"}).start(timeout=180)
+    try:
+        with d.client() as c:
+            hung = c.submit(graph=slow_graph(steps=2, step_s=600.0)).wait(timeout=300)
+            after = c.submit(graph=slow_graph(steps=1, name="after")).wait(timeout=300)
+        assert hung["state"] == "failed" and hung["errors"][0]["type"] == "timeout", hung["errors"]
+        assert after["state"] == "succeeded", after["errors"]  # the pool healed
     finally:
         assert d.terminate() == 0
 

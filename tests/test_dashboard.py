@@ -73,7 +73,7 @@ def test_queue_progress_gallery_and_job_page(daemon, tmp_path):
 def test_dashboard_follows_the_token_rules(state):
     from daemon_process import Daemon
 
-    d = Daemon(state, "--token", "tok-123").start()
+    d = Daemon(state, env={"ORCHESTRATOR_TOKEN": "tok-123"}).start()
     try:
         assert httpx.get(f"{d.url}/").status_code == 401
         assert httpx.get(f"{d.url}/ui/api/overview").status_code == 401

@@ -41,9 +41,9 @@ async def submit_many(url: str, bodies: list[dict]) -> list[httpx.Response]:
         return list(await asyncio.gather(*(client.post("/jobs", json=b) for b in bodies)))
 
 
-def all_jobs(url: str) -> list[dict]:
+def all_jobs(url: str, headers: dict[str, str] | None = None) -> list[dict]:
     out: list[dict] = []
-    with httpx.Client(base_url=url, timeout=60) as c:
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as c:
         while True:
             page = c.get("/jobs", params={"limit": 500, "offset": len(out)}).json()["jobs"]
             out += page
@@ -51,12 +51,13 @@ def all_jobs(url: str) -> list[dict]:
                 return out
 
 
-def wait_final(url: str, ids: list[str], timeout: float = 180.0) -> dict[str, dict]:
+def wait_final(url: str, ids: list[str], timeout: float = 180.0,
+               headers: dict[str, str] | None = None) -> dict[str, dict]:
     """Every job of ``ids`` once final, by id (``TimeoutError`` naming the stragglers)."""
     want = set(ids)
     deadline = time.monotonic() + timeout
     while True:
-        final = {j["id"]: j for j in all_jobs(url) if j["id"] in want and j["state"] in FINAL}
+        final = {j["id"]: j for j in all_jobs(url, headers) if j["id"] in want and j["state"] in FINAL}
         if len(final) == len(want):
             return final
         if time.monotonic() > deadline:

@@ -33,7 +33,7 @@ def daemon(tmp_path_factory):
 def saved_job(daemon):
     with daemon.client() as c:
         job = c.submit(graph=SAVE_GRAPH)
-        job.wait(timeout=30)
+        job.wait(timeout=120)
     return job
 
 
@@ -106,7 +106,7 @@ def test_output_name_attacks(daemon, saved_job, name):
 def test_a_planted_symlink_is_not_followed(daemon):
     with daemon.client() as c:
         job = c.submit(graph=SAVE_GRAPH)
-        job.wait(timeout=30)
+        job.wait(timeout=120)
     assert httpx.get(f"{daemon.url}/jobs/{job.id}/outputs/out").status_code == 200
     path = daemon.state / "outputs" / job.id / "out.png"
     path.unlink()
