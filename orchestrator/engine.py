@@ -64,7 +64,8 @@ class LocalEngine:
         self.catalog = catalog
         self.settings = settings
         self.models = model_provider(settings)
-        self.cache = ResultCache(max_entries=128)
+        self.cache = ResultCache(max_entries=settings.cache.max_entries,
+                                 max_bytes=settings.cache.max_bytes)
         self._lock = threading.Lock()
         self.nodes_run = 0
 
@@ -91,7 +92,7 @@ class LocalEngine:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"engine": "local", "nodes_run": self.nodes_run,
                                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
-                               "cache_entries": len(self.cache)}
+                               "cache_entries": len(self.cache), "cache": self.cache.stats()}
         report = getattr(self.models, "report", None)
         if callable(report):
             out["models"] = report()  # held components, bytes, budget, load counts

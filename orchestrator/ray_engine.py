@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.catalog import Catalog
+from orchestrator.jobs import ObjectCache
 from orchestrator.scheduler import Scheduler, worker_config_from_settings
 
 
@@ -23,6 +24,8 @@ class RayEngine(Scheduler):
             "input_root": settings.input_dir, "confine_inputs": settings.input_dir is not None,
             "node_timeout": settings.limits.node_timeout_s,
         }
+        opts["cache"] = ObjectCache(max_entries=settings.cache.max_entries,
+                                    max_bytes=settings.cache.max_bytes)
         opts.update(kwargs)
         opts.setdefault("config", worker_config_from_settings(settings))
         super().__init__(catalog, **opts)

@@ -45,6 +45,7 @@ import ray
 from ray import exceptions as ray_errors
 
 from orchestrator.blocks import Block
+from orchestrator.cache import measure_bytes
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.executor import execute_block
@@ -216,20 +217,8 @@ def _rss_bytes() -> int:
 
 
 def output_nbytes(value: Any) -> int:
-    """A rough size of a block's outputs (arrays and tensors exactly, the rest roughly)."""
-    if value is None:
-        return 0
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    if hasattr(value, "element_size") and hasattr(value, "nelement"):
-        return int(value.element_size() * value.nelement())
-    if isinstance(value, Mapping):
-        return sum(output_nbytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(output_nbytes(v) for v in value)
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    return 64
+    """The memory a block's outputs hold (:func:`orchestrator.cache.measure_bytes`)."""
+    return measure_bytes(value)
 
 
 # -- saving images: recorded on the worker, written by the scheduler ---------------------------
