@@ -18,9 +18,11 @@ subprocess and
    so its worker is killed; in-process: a long job that is cancelled), the daemon
    SIGKILLed with jobs queued and running and restarted (``--kills`` times), SIGTERM with
    work in flight;
-3. **hostile input**: malformed, huge and deeply nested bodies, bad graphs, out-of-range
-   params, path tricks on output names, forged ``Host``/``Origin``, agent options that try
-   to set an API base;
+3. **hostile input** (:mod:`bench.hostile`, counted by kind): malformed, huge and deeply
+   nested bodies, NaN/Infinity, bad graphs, out-of-range params (floats too), paths and
+   model names leaving their folders, a symlink planted in the input folder, agent options
+   that pick the LLM, huge or non-ASCII numbers in URLs, forged ``Host``/``Origin``, hostile
+   uploads, path tricks on output names;
 
 then checks every accepted job against the store: reached the expected final state,
 exactly once (one ``done`` event, one output file), nothing lost or duplicated, and the
@@ -326,53 +328,21 @@ def f_sigterm(s: Soak) -> tuple[bool, str]:
 
 
 def hostile_phase(s: Soak) -> None:
+    """Every case of :mod:`bench.hostile`; jobs that only a running block can refuse must fail."""
+    from bench.hostile import run_hostile
+
     url = s.url
     before = len(_all(url))
     image_job = next(j for j, e in s.jobs.items() if e.output)
-    posts: list[tuple[str, dict[str, Any]]] = [
-        ("malformed JSON", {"content": b"{bad json", "headers": {"Content-Type": "application/json"}}),
-        ("wrong content type", {"content": b'{"graph": {}}', "headers": {"Content-Type": "text/plain"}}),
-        ("huge body (5 MiB)", {"content": b"x" * (5 * MiB), "headers": {"Content-Type": "application/json"}}),
-        ("deeply nested JSON", {"content": b"[" * 50000 + b"]" * 50000,
-                                "headers": {"Content-Type": "application/json"}}),
-        ("graph with a cycle", {"json": {"graph": {"nodes": {
-            "a": {"block": "image.grayscale", "inputs": {"image": "b.image"}},
-            "b": {"block": "image.grayscale", "inputs": {"image": "a.image"}}}}}}),
-        ("unknown block", {"json": {"graph": {"nodes": {"a": {"block": "nope.nothing"}}}}}),
-        ("type mismatch", {"json": {"graph": {"nodes": {
-            "m": {"block": "image.load_mask", "params": {"path": "x.png"}},
-            "g": {"block": "image.grayscale", "inputs": {"image": "m.mask"}}}}}}),
-        ("width=10**6", {"json": {"graph": {"nodes": {"a": {"block": "image.solid",
-                                                            "params": {"width": 10**6, "height": 10**6}}}}}}),
-        ("steps=10**9", {"json": {"graph": {"nodes": {"a": {"block": "test.slow",
-                                                            "params": {"steps": 10**9}}}}}}),
-        ("10,000 nodes", {"json": {"graph": {"nodes": {f"n{i}": {"block": "image.solid"}
-                                                       for i in range(10_000)}}}}),
-        ("agent options setting an API base", {"json": {"prompt": "a fox", "agent": {
-            "api_base": "http://attacker.example", "headers": {"X": "1"}}}}),
-        ("forged Host", {"json": {"prompt": "a fox"}, "headers": {"Host": "attacker.example"}}),
-        ("Origin: null", {"json": {"prompt": "a fox"}, "headers": {"Origin": "null"}}),
-        ("cross-site Origin", {"json": {"prompt": "a fox"}, "headers": {"Origin": "https://attacker.example"}}),
-    ]
-    for name, kw in posts:
-        t0 = time.monotonic()
-        try:
-            r = httpx.post(f"{url}/jobs", timeout=60, **kw)
-            status = r.status_code
-        except httpx.HTTPError as exc:  # a connection cut short is a refusal too
-            status = f"closed ({type(exc).__name__})"
-        refused = isinstance(status, str) or 400 <= status < 500
-        s.hostile.append({"input": name, "status": status, "refused": refused,
-                          "seconds": round(time.monotonic() - t0, 3)})
-    for name in ["../jobs.db", "..%2Fjobs.db", "%2e%2e%2fjobs.db", "/etc/passwd", "..\\jobs.db", "out%00.png",
-                 "%2E%2E"]:
-        r = httpx.get(f"{url}/jobs/{image_job}/outputs/{name}", timeout=60)
-        leaked = b"root:" in r.content or b"SQLite" in r.content
-        s.hostile.append({"input": f"output name {name!r}", "status": r.status_code,
-                          "refused": r.status_code in (400, 404) and not leaked, "seconds": 0.0})
+    any_job = next(iter(s.jobs))
+    rows, created = run_hostile(url, s.d.state, any_job, image_job,
+                                lambda ids: wait_final(url, ids, timeout=300))
+    s.hostile.extend(rows)
+    for job_id in created:
+        s.jobs[job_id] = Expect("failed", "hostile")
     after = len(_all(url))
-    if after != before:
-        s.notes.append(f"hostile input created {after - before} jobs")
+    if after - before != len(created):
+        s.notes.append(f"hostile input created {after - before - len(created)} unexpected jobs")
         for h in s.hostile:
             h["refused"] = False
 
@@ -501,6 +471,16 @@ def table(results: list[dict[str, Any]]) -> str:
     lines += ["", "| engine | fault | survived | detail |", "|---|---|---|---|"]
     lines += [f"| {r['engine']} | {f['fault']} | {'yes' if f['survived'] else 'NO'} | {f['detail']} |"
               for r in results for f in r["faults"]]
+    kinds = sorted({h.get("kind", "other") for r in results for h in r["hostile"]})
+    if kinds:
+        lines += ["", "| hostile kind | " + " | ".join(f"{c}: tried / refused" for c in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        for kind in kinds:
+            cells = []
+            for r in results:
+                mine = [h for h in r["hostile"] if h.get("kind", "other") == kind]
+                cells.append(f"{len(mine)} / {sum(bool(h['refused']) for h in mine)}")
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     failed = [(r["engine"], h) for r in results for h in r["hostile"] if not h["refused"]]
     if failed:
         lines += ["", "Hostile inputs NOT refused: " + "; ".join(f"{e}: {h['input']} ({h['status']})"
