@@ -77,12 +77,22 @@ def test_dashboard_follows_the_token_rules(state):
     try:
         assert httpx.get(f"{d.url}/").status_code == 401
         assert httpx.get(f"{d.url}/ui/api/overview").status_code == 401
+        with d.client(token="tok-123") as c:
+            job = c.submit(graph=_graph(2, "behind-token"))
+            job.wait(timeout=120)
         with sync_api.sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page()
             page.goto(f"{d.url}/?token=tok-123")
             page.wait_for_selector("#counts:not(:empty)")
-            assert "queued: 0" in page.inner_text("#counts")
+            assert "succeeded: 1" in page.inner_text("#counts")
+            assert "token" not in page.url  # the token left the address bar (and the history)
+            # the gallery's image and the job page load with the session cookie alone
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')]"
+                                   ".some(i => i.complete && i.naturalWidth > 0)")
+            page.click(f"a[href='/ui/jobs/{job.id}']")
+            page.wait_for_selector("#graph svg")
+            assert page.inner_text("#job-state") == "succeeded"
             browser.close()
     finally:
         d.kill()
