@@ -15,11 +15,15 @@ holds the last ``errors`` and the ``trace``.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from agents.factory import build_planner, open_scores
+from agents.llm import LLMConfig
 from agents.planner import Planner
+
+MAX_PLANNERS = 16  # planners kept (one per allowed LLM and round count in use), least recent out
 
 PlanFn = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
 
@@ -35,22 +39,34 @@ def _model_entries(settings: Any, host: Any) -> list[dict[str, Any]]:
 
 
 def make_planner(settings: Any, host: Any) -> PlanFn:
-    """A thread-safe ``planner(prompt, options) -> (graph dict, trace rounds)`` for the daemon."""
+    """A thread-safe ``planner(prompt, options) -> (graph dict, trace rounds)`` for the daemon.
+
+    ``options["llm"]`` picks an LLM only from the operator's allow-list (see
+    :meth:`orchestrator.config.AgentSettings.pick_llm`); anything else fails the job with an
+    :class:`~agents.errors.AgentError` naming ``agent.llm``. At most :data:`MAX_PLANNERS`
+    planners are kept.
+    """
     agent = settings.agent
     scores = open_scores(agent, settings.state_dir)
     models = _model_entries(settings, host)
-    planners: dict[tuple[str | None, int], Planner] = {}
+    planners: OrderedDict[tuple[str | None, int], Planner] = OrderedDict()
     lock = threading.Lock()
 
     def planner_for(llm: str | None, rounds: int) -> Planner:
-        key = (llm, rounds)
+        config = LLMConfig.for_request(agent, llm)  # AgentError unless the operator allows it
+        key = (llm, rounds)  # llm: None or a name the allow-list has, so the keys are bounded
         with lock:
-            if key not in planners:
-                p = build_planner(agent, host.catalog, host.templates, models=models, scores=scores,
-                                  llm=llm)
-                p.rounds = rounds
-                planners[key] = p
-            return planners[key]
+            if key in planners:
+                planners.move_to_end(key)
+                return planners[key]
+        p = build_planner(agent, host.catalog, host.templates, models=models, scores=scores,
+                          llm=config if config is not None else "offline")
+        p.rounds = rounds
+        with lock:
+            planners[key] = p
+            while len(planners) > MAX_PLANNERS:
+                planners.popitem(last=False)
+        return p
 
     def plan(prompt: str, options: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rounds = options.get("rounds")

@@ -41,14 +41,17 @@ def build_planner(
     *,
     models: Mapping[str, ModelInfo] | Iterable[Mapping[str, Any]] | None = None,
     scores: ScoreTable | None = None,
-    llm: str | None = None,
+    llm: str | LLMConfig | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Planner:
     """A :class:`Planner` for these agent settings; ``llm`` overrides the configured model
-    (``"offline"`` forces the offline planner)."""
+    (``"offline"`` forces the offline planner; an :class:`LLMConfig` is used as it is)."""
     ctx = PlanningContext.build(catalog, templates, models=models, scores=scores,
                                 default_model=getattr(settings, "default_model", None))
-    config = None if llm == "offline" else LLMConfig.from_settings(settings, model=llm, env=env)
+    if isinstance(llm, LLMConfig):
+        config: LLMConfig | None = llm
+    else:
+        config = None if llm == "offline" else LLMConfig.from_settings(settings, model=llm, env=env)
     return Planner(
         ctx,
         llm=LLMClient(config) if config is not None else None,

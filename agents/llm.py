@@ -62,6 +62,7 @@ class LLMConfig:
     temperature: float = 0.0
     max_tokens: int | None = 4096
     json_mode: bool = True
+    env_keys: bool = True  # False: litellm may not fall back to provider keys in the environment
 
     @classmethod
     def from_settings(
@@ -81,6 +82,35 @@ class LLMConfig:
             timeout_s=float(getattr(settings, "timeout_s", 60.0)),
             retries=int(getattr(settings, "retries", 2)),
             temperature=float(getattr(settings, "temperature", 0.0)),
+        )
+
+    @classmethod
+    def for_request(
+        cls, settings: Any, name: str | None, *, env: Mapping[str, str] | None = None
+    ) -> LLMConfig | None:
+        """The config of the LLM a daemon request picks by ``name`` (``agent.llm``): only
+        what ``settings.pick_llm`` allows (``AgentError`` naming ``agent.llm`` otherwise),
+        sent where the operator configured that model, with that model's own key and no
+        other: an entry with a ``base_url`` but no ``api_key_env`` gets no key, not even
+        one litellm would take from the environment. ``None``: the offline planner.
+        """
+        env = os.environ if env is None else env
+        try:
+            entry = settings.pick_llm(name)
+        except LookupError:
+            raise AgentError("agent.llm is not one of the LLMs this daemon allows; allowed: "
+                             + ", ".join(settings.llm_names()), type="config", field="agent.llm") from None
+        if entry is None:
+            return None
+        key_env = entry.api_key_env
+        return cls(
+            model=entry.model or entry.name,
+            base_url=entry.base_url or None,
+            api_key=(env.get(key_env) or None) if key_env else None,
+            timeout_s=float(getattr(settings, "timeout_s", 60.0)),
+            retries=int(getattr(settings, "retries", 2)),
+            temperature=float(getattr(settings, "temperature", 0.0)),
+            env_keys=bool(key_env) or not entry.base_url,
         )
 
 
@@ -201,6 +231,10 @@ class LLMClient:
             options["api_base"] = cfg.base_url
         if cfg.api_key:
             options["api_key"] = cfg.api_key
+        elif cfg.base_url and not cfg.env_keys:
+            # a server the operator named without a key: litellm must not send it a provider
+            # key it finds in the environment (OPENAI_API_KEY, ...), so give it a dummy one
+            options["api_key"] = "no-key"
         elif cfg.base_url and cfg.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
             # an OpenAI-compatible server of one's own (llama.cpp, vLLM, LM Studio) often wants
             # no key, but the OpenAI SDK refuses to send a request without one

@@ -59,6 +59,12 @@ class Limits(BaseModel):
     pixels: int = Field(8192 * 8192, ge=64 * 64, description="largest width * height")
     steps: int = Field(500, ge=1, description="most sampler steps")
     batch: int = Field(64, ge=1, description="largest batch")
+    batch_pixels: int = Field(2 * 8192 * 8192, ge=64 * 64,
+                              description="largest batch x width x height of one node's output")
+    scale: float = Field(16.0, ge=1.0, le=1024.0, description="largest resize/upscale factor (checked "
+                                                              "before the input's size is known)")
+    tiles: int = Field(16384, ge=1, description="most tiles (or MultiDiffusion views) of one node")
+    json_depth: int = Field(64, ge=8, le=1000, description="deepest nesting of a JSON request body")
     queued: int = Field(1000, ge=1, description="most jobs waiting; then 429")
     attempts: int = Field(3, ge=1, description="runs a job gets before it fails after crashes")
     node_timeout_s: float | None = Field(None, gt=0, description="Ray engine: a node running longer "
@@ -82,6 +88,23 @@ class ModelFileSettings(BaseModel):
                                     "loader, never a full unpickle) or 'refuse'")
 
 
+class AllowedLLM(BaseModel):
+    """One LLM a request may pick by ``name`` (``[[agent.allowed_llms]]``, or just its name).
+
+    It goes to ``base_url`` (None: the provider's own) with the key in ``api_key_env``
+    (None: no key of ours): the operator's main key (``agent.api_key_env``) is sent only to
+    ``agent.llm`` at ``agent.base_url``, never to an entry that does not name it itself.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=200, description="what a request sends as agent.llm")
+    model: str | None = Field(None, description="litellm model string; None: the name")
+    base_url: str | None = Field(None, description="the LLM server of this model; None: the provider's")
+    api_key_env: str | None = Field(None, description="environment variable with this model's key; "
+                                                      "None: send no key of ours")
+
+
 class AgentSettings(BaseModel):
     """The agent that plans graphs for prompts (``[agent]`` in the TOML file)."""
 
@@ -92,6 +115,9 @@ class AgentSettings(BaseModel):
     base_url: str | None = Field(None, description="the LLM server's base URL; None: the provider's")
     api_key_env: str = Field("ORCHESTRATOR_LLM_API_KEY",
                              description="environment variable that holds the LLM API key")
+    allowed_llms: list[str | AllowedLLM] = Field(
+        default_factory=list, description="LLMs a request may pick (agent.llm) besides 'llm' and "
+        "'offline': names, or tables with name, model, base_url, api_key_env")
     rounds: int = Field(3, ge=0, le=10, description="critic and repair rounds at most")
     timeout_s: float = Field(60.0, gt=0, le=600, description="timeout of one LLM request")
     retries: int = Field(2, ge=0, le=10, description="retries of a failed LLM request")
@@ -104,6 +130,35 @@ class AgentSettings(BaseModel):
     scorer: str | None = Field(None, description="an ONNX image-scoring model (file or registered name): "
                                                  "planned graphs score their image, and each score "
                                                  "updates the score table")
+
+    def llm_names(self) -> list[str]:
+        """What a request may send as ``agent.llm`` (besides leaving it out)."""
+        names = ["offline"] + ([self.llm] if self.llm else [])
+        names += [e if isinstance(e, str) else e.name for e in self.allowed_llms]
+        return list(dict.fromkeys(names))
+
+    def pick_llm(self, name: str | None) -> AllowedLLM | None:
+        """The LLM a request's ``agent.llm`` picks: ``None`` for the offline planner; the
+        configured ``llm`` (with ``base_url`` and ``api_key_env``) when ``name`` is None or
+        it; else the allow-list entry of that exact name. ``LookupError`` for anything else.
+
+        >>> a = AgentSettings(llm="ollama/llama3.1", allowed_llms=["ollama/qwen2.5"])
+        >>> a.pick_llm(None).api_key_env, a.pick_llm("ollama/qwen2.5").api_key_env
+        ('ORCHESTRATOR_LLM_API_KEY', None)
+        >>> a.pick_llm("openai/gpt-4o")
+        Traceback (most recent call last):
+        LookupError: not an allowed LLM
+        """
+        if name == "offline" or (name is None and not self.llm):
+            return None
+        if name is None or name == self.llm:
+            return AllowedLLM(name=self.llm, model=self.llm, base_url=self.base_url,  # type: ignore[arg-type]
+                              api_key_env=self.api_key_env)
+        for entry in self.allowed_llms:
+            entry = AllowedLLM(name=entry) if isinstance(entry, str) else entry
+            if entry.name == name:
+                return entry
+        raise LookupError("not an allowed LLM")
 
 
 class CacheSettings(BaseModel):

@@ -67,6 +67,7 @@ class Context:
     on_event: ProgressFn | None = None
     is_cancelled: Callable[[], bool] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: Any = None  # size limits checked around run (orchestrator.limits); None: unchecked
 
     def __post_init__(self) -> None:
         if self.models is None:

@@ -82,7 +82,7 @@ class LocalEngine:
         executor = LocalExecutor(
             self.catalog, models=self.models, outputs_dir=outputs_dir,
             input_root=self.settings.input_dir, confine_inputs=self.settings.input_dir is not None,
-            cache=self.cache, device=self.settings.resolved_device(),
+            cache=self.cache, device=self.settings.resolved_device(), limits=self.settings.limits,
         )
         with self._lock:
             result = executor.run(compiled, job=job, on_event=on_event, is_cancelled=is_cancelled)

@@ -40,6 +40,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.compile import CompiledGraph, compile_graph
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobError
+from orchestrator.limits import check_before_run, check_outputs
 from orchestrator.outputs import DirectorySink
 from orchestrator.tiling import node_extra, run_tiled
 
@@ -85,6 +86,8 @@ def execute_block(
     """
     try:
         block = cls(params)
+        if ctx.limits is not None:  # the run-time size gate of both engines
+            check_before_run(ctx.node, cls.spec(), block.params, inputs, ctx.limits, ctx.extra.get("tile"))
         out = runner(block, ctx, inputs) if runner is not None else block.run(ctx, **inputs)
     except (BlockError, JobError) as exc:
         if exc.node is None:
@@ -110,6 +113,8 @@ def execute_block(
             f"declared {sorted(declared)}",
             type="bad_output", node=ctx.node, field="outputs", missing=missing, extra=extra,
         )
+    if ctx.limits is not None:
+        check_outputs(ctx.node, cls.spec(), out, ctx.limits)
     return out
 
 
@@ -126,8 +131,10 @@ class LocalExecutor:
         confine_inputs: bool = False,
         cache: ResultCache | None = None,
         device: str = "cpu",
+        limits: Any = None,
     ) -> None:
         self.catalog = catalog
+        self.limits = limits  # orchestrator.limits.SizeLimits (or config Limits); None: unchecked
         self.models = models
         self.outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
         self.input_root = Path(input_root) if input_root is not None else None
@@ -169,7 +176,7 @@ class LocalExecutor:
                 node=node_id, block=spec.id, seed=compiled.seed(node_id), device=self.device,
                 job=job, models=self.models, outputs=sink, input_root=self.input_root,
                 confine_inputs=self.confine_inputs, on_event=emit, is_cancelled=is_cancelled,
-                extra=node_extra(tile, self._block_class),
+                extra=node_extra(tile, self._block_class), limits=self.limits,
             )
             t0 = time.perf_counter()
             out = execute_block(

@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.catalog import Catalog
 from orchestrator.jobs import ObjectCache
+from orchestrator.limits import SizeLimits
 from orchestrator.scheduler import Scheduler, worker_config_from_settings
 
 
@@ -23,6 +24,7 @@ class RayEngine(Scheduler):
             "ray_address": settings.ray_address, "cpu_workers": settings.workers or None,
             "input_root": settings.input_dir, "confine_inputs": settings.input_dir is not None,
             "node_timeout": settings.limits.node_timeout_s,
+            "limits": SizeLimits.of(settings.limits).to_dict(),
         }
         opts["cache"] = ObjectCache(max_entries=settings.cache.max_entries,
                                     max_bytes=settings.cache.max_bytes)

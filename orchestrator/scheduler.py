@@ -135,6 +135,7 @@ class Scheduler:
         confine_inputs: bool = False,
         actor_options: dict[str, Any] | None = None,
         start_timeout: float = 300.0,
+        limits: dict[str, Any] | None = None,
     ) -> None:
         connect_ray(ray_address)
         self.config = config or WorkerConfig()
@@ -145,6 +146,7 @@ class Scheduler:
         self.outputs_dir = outputs_dir
         self.input_root = input_root
         self.confine_inputs = confine_inputs
+        self.limits = limits  # size limits the workers check around each node (orchestrator.limits)
         self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options,
                                start_timeout=start_timeout, queue_depth=max(1, queue_depth))
         if cpu_slots is None:  # (CPU tasks run only next to GPU workers, which take no CPU)
@@ -184,7 +186,8 @@ class Scheduler:
             options={"outputs_dir": str(out_dir) if out_dir is not None else None,
                      # relative input paths resolve where the caller is, as in-process
                      "input_root": str(self.input_root if self.input_root is not None else Path.cwd()),
-                     "confine_inputs": self.confine_inputs, **self._tile_options(compiled)},
+                     "confine_inputs": self.confine_inputs, "limits": self.limits,
+                     **self._tile_options(compiled)},
             node_timeout=node_timeout if node_timeout is not None else self.node_timeout,
             all_on_workers=not self.pool.gpu,
         )

@@ -469,6 +469,7 @@ class WorkerCore:
                 confine_inputs=bool(opts.get("confine_inputs", False)), on_event=self._emit,
                 is_cancelled=(lambda: job in self._cancelled) if job is not None else None,
                 extra=node_extra(tile and tile["spec"], self.block_class, tile and tile["workers"]),
+                limits=opts.get("limits"),
             )
             out = execute_block(cls, params, ctx, dict(inputs), runner=run_tiled if tile else None)
         except Exception as exc:  # noqa: BLE001

@@ -46,8 +46,9 @@ def test_a_per_job_llm_and_a_failure_with_errors(tmp_path, host) -> None:
     broken = txt2img_doc(cond={"prompt": "a red fox"})
     broken["nodes"]["denoise"]["block"] = "sd.nope"
     with ScriptedLLM([{"mode": "compose", "graph": broken}], default={"accept": False}) as llm:
-        plan = make_planner(settings(tmp_path, base_url=llm.base_url, retries=0), host)
+        plan = make_planner(settings(tmp_path, retries=0, allowed_llms=[
+            {"name": "scripted", "model": "openai/scripted", "base_url": llm.base_url}]), host)
         with pytest.raises(AgentError) as info:
-            plan("a red fox", {"llm": "openai/scripted", "rounds": 1})
+            plan("a red fox", {"llm": "scripted", "rounds": 1})
     assert info.value.to_dict()["errors"][0]["type"] == "unknown_block"
     assert len(llm.requests) == 2
