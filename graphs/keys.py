@@ -1,7 +1,9 @@
 """Content keys: a node's identity by what it computes, not by its id.
 
-A node's key hashes its block id and version, its params, its tile annotation and the
-keys of the outputs it reads. Two graphs that compute the same thing give their nodes
+A node's key hashes its block id and version, its params, its tile annotation, the
+keys of the outputs it reads and, when given, what else it depends on (``extra``: the
+content digests of the input files it reads), so a changed file changes the key of its
+node and of everything downstream. Two graphs that compute the same thing give their nodes
 the same keys whatever the node ids, so results can be reused across jobs.
 """
 
@@ -15,8 +17,10 @@ from typing import Any
 from graphs.model import Graph, split_reference
 
 
-def content_keys(graph: Graph, versions: Mapping[str, str]) -> dict[str, str]:
-    """``{node_id: key}`` for every node; ``versions`` maps block id to block version.
+def content_keys(graph: Graph, versions: Mapping[str, str],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``{node_id: key}`` for every node; ``versions`` maps block id to block version and
+    ``extra`` maps a node id to more JSON content its key covers (absent: nothing more).
 
     >>> from graphs import GraphBuilder
     >>> b = GraphBuilder(); a = b.add("x.src", id="a", v=1); _ = b.add("x.sink", id="b", i=a.out)
@@ -43,6 +47,8 @@ def content_keys(graph: Graph, versions: Mapping[str, str]) -> dict[str, str]:
             "tile": node.tile.model_dump() if node.tile else None,
             "inputs": inputs,
         }
+        if extra and node_id in extra:
+            doc["extra"] = extra[node_id]
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=repr)
         keys[node_id] = hashlib.sha256(blob.encode()).hexdigest()
     return keys

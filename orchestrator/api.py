@@ -23,6 +23,8 @@ from orchestrator import __version__
 from orchestrator.comfy_api import add_comfy_routes
 from orchestrator.config import Settings
 from orchestrator.dashboard import mount_dashboard
+from orchestrator.input_paths import input_name_errors
+from orchestrator.inputs import add_input_routes
 from orchestrator.outputs import SAFE_NAME
 from orchestrator.protocol import (
     BLOCKS,
@@ -147,6 +149,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
             except GraphValidationError as exc:
                 return _errors(422, *[e.to_dict() for e in exc.errors])
             problems = check_limits(graph, settings) + [e.to_dict() for e in check(graph, catalog)]
+            problems += input_name_errors(graph, catalog)  # paths that can never be in the input folder
             if problems:
                 return _errors(422, *problems)
             graph_doc = graph.to_dict()
@@ -277,6 +280,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
         return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
+    add_input_routes(app, settings)
     mount_dashboard(app, service)
     return Guard(app, bind_host=settings.host, token=settings.effective_token(),  # type: ignore[arg-type]
                  allowed_hosts=settings.allowed_hosts, max_body=settings.limits.request_bytes,

@@ -4,7 +4,8 @@ A block reaches the outside world only through its context: ``ctx.models`` (load
 by reference), ``ctx.progress`` (report step i of n, with an optional preview), ``ctx.tiles`` (run tile
 functions wherever the tiles of a tiled node go, see :mod:`orchestrator.tiling`),
 ``ctx.cancelled()`` / ``ctx.check_cancelled()``, a seeded ``ctx.rng`` and
-``ctx.generator()``, ``ctx.device``, ``ctx.resolve_input(path)`` for files it reads and
+``ctx.generator()``, ``ctx.device``, ``ctx.open_input(path)`` for files it reads (confined
+to the input folder in the daemon) and
 ``ctx.save_image(name, image)`` for what it writes.
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
 from orchestrator.errors import BlockError, JobCancelled
+from orchestrator.input_paths import InputPathError, confined_path, open_confined, shown
 
 if TYPE_CHECKING:
     import torch
@@ -122,25 +124,49 @@ class Context:
     # -- files --------------------------------------------------------------------------
 
     def resolve_input(self, path: str | Path, field: str = "params.path") -> Path:
-        """The file a block reads: relative paths resolve under the input root.
+        """The path of a file a block reads (prefer :meth:`open_input`, which cannot race).
 
-        With ``confine_inputs`` (the daemon's setting) a path outside the input root is
-        refused, so a graph cannot read arbitrary files of the host.
+        With ``confine_inputs`` (always, in the daemon) ``path`` must name a regular file
+        inside the input root: see :mod:`orchestrator.input_paths`. Without it (the
+        in-process CLI, running the user's own graph) a relative path resolves under the
+        input root and an absolute one is read as it is.
         """
+        if self.confine_inputs:
+            root = self._confined_root(path, field)
+            try:
+                return confined_path(root, str(path))
+            except InputPathError as exc:
+                raise self._input_error(path, field, str(exc)) from None
         p = Path(path).expanduser()
         root = (self.input_root or Path.cwd()).resolve()
         full = (p if p.is_absolute() else root / p).resolve()
-        if self.confine_inputs and root != full and root not in full.parents:
-            raise BlockError(
-                f"node {self.node!r}: {field} {str(path)!r} is outside the input folder {root}",
-                type="input", node=self.node, field=field, value=str(path),
-            )
         if not full.is_file():
-            raise BlockError(
-                f"node {self.node!r}: {field} {str(path)!r}: no such file ({full})",
-                type="input", node=self.node, field=field, value=str(path),
-            )
+            raise self._input_error(path, field, f"{str(path)!r}: no such file ({full})")
         return full
+
+    def open_input(self, path: str | Path, field: str = "params.path") -> BinaryIO:
+        """The file a block reads, open for reading in binary (close it, or use ``with``).
+
+        In the daemon (``confine_inputs``) the name is resolved and opened in one step from
+        the input folder, so nothing outside it can be read; errors name the node, the
+        field and the name given, never a path of the host.
+        """
+        if self.confine_inputs:
+            root = self._confined_root(path, field)
+            try:
+                return open_confined(root, str(path))
+            except InputPathError as exc:
+                raise self._input_error(path, field, str(exc)) from None
+        return open(self.resolve_input(path, field), "rb")
+
+    def _confined_root(self, path: str | Path, field: str) -> Path:
+        if self.input_root is None:
+            raise self._input_error(path, field, "this run has no input folder to read from")
+        return self.input_root
+
+    def _input_error(self, path: str | Path, field: str, message: str) -> BlockError:
+        return BlockError(f"node {self.node!r}: {field} {message}", type="input", node=self.node,
+                          field=field, value=shown(path))
 
     def save_image(self, name: str, image: np.ndarray) -> list[str]:
         """Store an output image ([B, H, W, C] float in 0..1); returns where each went."""

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 from orchestrator.cache import ResultCache
 from orchestrator.catalog import Catalog
-from orchestrator.compile import CompiledGraph
+from orchestrator.compile import CompiledGraph, key_input_files
 from orchestrator.config import Settings
 from orchestrator.context import ModelProvider
 from orchestrator.executor import LocalExecutor, RunResult
+from orchestrator.input_paths import ensure_input_dir
 
 EventFn = Callable[[dict[str, Any]], None]
 
@@ -64,6 +65,7 @@ class LocalEngine:
         self.catalog = catalog
         self.settings = settings
         self.models = model_provider(settings)
+        self.input_root = ensure_input_dir(settings.effective_input_dir)
         self.cache = ResultCache(max_entries=settings.cache.max_entries,
                                  max_bytes=settings.cache.max_bytes)
         self._lock = threading.Lock()
@@ -79,9 +81,10 @@ class LocalEngine:
         on_event: EventFn,
         is_cancelled: Callable[[], bool],
     ) -> RunResult:
+        compiled = key_input_files(compiled, self.input_root)  # a changed file re-runs its node
         executor = LocalExecutor(
             self.catalog, models=self.models, outputs_dir=outputs_dir,
-            input_root=self.settings.input_dir, confine_inputs=self.settings.input_dir is not None,
+            input_root=self.input_root, confine_inputs=True,  # the daemon reads only from there
             cache=self.cache, device=self.settings.resolved_device(), limits=self.settings.limits,
         )
         with self._lock:

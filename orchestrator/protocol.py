@@ -86,6 +86,7 @@ MODELS = "/models"
 TEMPLATES = "/templates"
 HEALTH = "/health"
 METRICS = "/metrics"
+INPUTS = "/inputs"  # POST: upload an image or mask to the input folder; GET: list them
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 TOKEN_ENV = "ORCHESTRATOR_TOKEN"

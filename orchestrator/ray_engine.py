@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.catalog import Catalog
-from orchestrator.jobs import ObjectCache
+from orchestrator.compile import CompiledGraph, compile_graph, key_input_files
+from orchestrator.input_paths import ensure_input_dir
+from orchestrator.jobs import JobHandle, ObjectCache
 from orchestrator.limits import SizeLimits
 from orchestrator.scheduler import Scheduler, worker_config_from_settings
 
@@ -22,7 +24,8 @@ class RayEngine(Scheduler):
     def __init__(self, catalog: Catalog, settings: Any, **kwargs: Any) -> None:
         opts: dict[str, Any] = {
             "ray_address": settings.ray_address, "cpu_workers": settings.workers or None,
-            "input_root": settings.input_dir, "confine_inputs": settings.input_dir is not None,
+            # the daemon's workers read only from the input folder, whatever else is set
+            "input_root": ensure_input_dir(settings.effective_input_dir), "confine_inputs": True,
             "node_timeout": settings.limits.node_timeout_s,
             "limits": SizeLimits.of(settings.limits).to_dict(),
         }
@@ -33,6 +36,11 @@ class RayEngine(Scheduler):
         super().__init__(catalog, **opts)
         self.settings = settings
         self.models = _registry(settings)  # what the API lists; weights live on the workers
+
+    def submit(self, graph: Any, **kwargs: Any) -> JobHandle:
+        """Queue ``graph`` with keys that cover the content of the input files it reads."""
+        compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.catalog)
+        return super().submit(key_input_files(compiled, self.input_root), **kwargs)
 
 
 def _registry(settings: Any) -> Any:

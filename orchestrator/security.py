@@ -14,8 +14,9 @@ Checked in this order, before a route runs or a body is read:
    ``SameSite=Strict`` session cookie (derived from the token, not the token) for the
    page's own requests. A cookie-authenticated request that changes something must carry
    the daemon's own ``Origin``.
-4. The body may not exceed ``limits.request_bytes``: a ``Content-Length`` over it is
-   refused at once, and a chunked body is cut off the moment it passes the limit.
+4. The body may not exceed ``limits.request_bytes`` (``POST /inputs``: its own larger
+   limit, from ``app.state.body_limits``): a ``Content-Length`` over it is refused at
+   once, and a chunked body is cut off the moment it passes the limit.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ class Guard:
         self.token = token.encode() if token else None
         self.session = session_value(self.token) if self.token else None
         self.max_body = max_body
+        # larger bodies for a few POST routes (``app.state.body_limits``: path -> bytes; uploads)
+        self.body_limits: dict[str, int] = dict(getattr(getattr(app, "state", None), "body_limits",
+                                                        None) or {})
         self.origins = {o for o in (parse_origin(v) for v in allowed_origins or []) if o}
         self.hosts = set(LOOPBACK_NAMES) | {bind_host.lower()} | {h.lower() for h in allowed_hosts}
         if bind_host in ("0.0.0.0", "::"):
@@ -155,16 +159,19 @@ class Guard:
             if how is _DASHBOARD_LOGIN:
                 await self._login_redirect(send, headers)
                 return
+        max_body = self.max_body
+        if scope.get("method") == "POST":
+            max_body = self.body_limits.get(scope["path"], max_body)
         length = headers.get("content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_body
+                too_big = int(length) > max_body
             except ValueError:
                 await _reject(send, 400, "request", "bad Content-Length")
                 return
             if too_big:
                 await _reject(send, 413, "request_too_large",
-                              f"request body of {length} bytes is over the {self.max_body}-byte limit")
+                              f"request body of {length} bytes is over the {max_body}-byte limit")
                 return
         received = 0
         started = False
@@ -177,12 +184,12 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     refused = True
                     if not started:
                         started = True
                         await _reject(send, 413, "request_too_large",
-                                      f"request body is over the {self.max_body}-byte limit")
+                                      f"request body is over the {max_body}-byte limit")
                     return {"type": "http.disconnect"}
             return message
 

@@ -15,14 +15,25 @@ def pil_to_array(img: Image.Image, mode: str = "RGB") -> np.ndarray:
     return arr[None]
 
 
+# what the image blocks (and POST /inputs, orchestrator.inputs.IMAGE_FORMATS) decode: never
+# formats that run external programs (EPS) or that are vector documents (SVG, PDF)
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+INPUT_FILE = {"input_file": True}  # the schema marker of a param that names an input file
+
+
 def _open(ctx: Context, path: str) -> Image.Image:
-    full = ctx.resolve_input(path)
-    try:
-        img = Image.open(full)
-        img.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise BlockError(f"node {ctx.node!r}: params.path {path!r} is not a readable image: {exc}",
-                         type="input", node=ctx.node, field="params.path", value=path) from exc
+    with ctx.open_input(path) as f:
+        try:
+            img = Image.open(f, formats=IMAGE_FORMATS)
+            img.load()
+        except Image.DecompressionBombError as exc:
+            raise BlockError(f"node {ctx.node!r}: params.path {path!r} is too large to decode "
+                             f"({exc})", type="input", node=ctx.node, field="params.path",
+                             value=path) from exc
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise BlockError(f"node {ctx.node!r}: params.path {path!r} is not a readable image "
+                             f"({', '.join(f.lower() for f in IMAGE_FORMATS)})", type="input",
+                             node=ctx.node, field="params.path", value=path) from exc
     return ImageOps.exif_transpose(img)
 
 
@@ -33,7 +44,8 @@ class LoadImage(Block):
     outputs = {"image": Out("IMAGE", "the image, [1, H, W, C] in 0..1")}
 
     class Params(Params):
-        path: str = Field(..., min_length=1, description="file to read; relative to the input folder")
+        path: str = Field(..., min_length=1, json_schema_extra=INPUT_FILE,
+                          description="file to read; relative to the input folder")
         alpha: bool = Field(False, description="keep the alpha channel (RGBA) instead of RGB")
 
     def run(self, ctx: Context) -> dict:
@@ -48,7 +60,8 @@ class LoadMask(Block):
     outputs = {"mask": Out("MASK", "the mask, [1, H, W] in 0..1")}
 
     class Params(Params):
-        path: str = Field(..., min_length=1, description="file to read; relative to the input folder")
+        path: str = Field(..., min_length=1, json_schema_extra=INPUT_FILE,
+                          description="file to read; relative to the input folder")
         channel: str = Field("luminance", pattern="^(luminance|alpha|red|green|blue)$",
                              description="which channel is the mask")
         invert: bool = Field(False, description="1 - mask")
