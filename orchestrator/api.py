@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphs import Graph, GraphValidationError, check
@@ -43,7 +43,10 @@ from orchestrator.protocol import (
     SubmitRequest,
 )
 from orchestrator.redact import redact
+from orchestrator.retention import Policy, Retention
+from orchestrator.retention_api import add_retention_routes
 from orchestrator.security import Guard
+from orchestrator.server import ConnectionGovernor, SlotStreamingResponse
 from orchestrator.service import JobService
 from orchestrator.store import IdempotencyConflict, QueueFull
 
@@ -96,9 +99,17 @@ def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, A
     return info.model_dump(mode="json")
 
 
-def create_app(service: JobService, settings: Settings, *, models: Any = None) -> Guard:
-    """The FastAPI application for ``service``, behind the security guard (``.app``)."""
+def create_app(service: JobService, settings: Settings, *, models: Any = None,
+               governor: ConnectionGovernor | None = None, retention: Retention | None = None) -> Guard:
+    """The FastAPI application for ``service``, behind the security guard (``.app``).
+
+    ``governor`` holds the server's connection and stream limits, ``retention`` the pruning
+    policy (both built from ``settings`` when not given).
+    """
     store = service.store
+    governor = governor or ConnectionGovernor.from_settings(settings.server)
+    retention = retention or Retention(store, service.outputs_root,
+                                       Policy.from_settings(settings.retention))
     catalog = service.engine.catalog
     app = FastAPI(title="orchestrator", version=__version__,
                   description="Local orchestration daemon for generative-image workflows.")
@@ -202,6 +213,11 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
             after = max(after, int(last))
         if format == "json":
             return {"events": store.events_after(id, after)}
+        if not governor.streams.acquire():
+            governor.counters.streams_refused += 1
+            return _errors(429, _error("too_many_streams", f"{governor.max_streams} event streams "
+                                       "are open; try again later", field="id"),
+                           headers={"Retry-After": "5"})
 
         async def stream() -> Any:
             cursor = after
@@ -216,14 +232,16 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
                 if events:
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > HEARTBEAT_S:
+                    if await asyncio.to_thread(store.get, id) is None:
+                        return  # pruned meanwhile: nothing more will come
                     yield ": keep-alive\n\n"
                     quiet_since = time.monotonic()
                 if await request.is_disconnected():
                     return
                 await asyncio.sleep(EVENT_POLL_S)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return SlotStreamingResponse(stream(), governor.streams, media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get(JOB_OUTPUT)
     async def get_output(id: str, name: str) -> Any:
@@ -276,10 +294,12 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None) -
     async def metrics(request: Request) -> dict[str, Any]:
         counts = store.counts()
         out = {"queue_depth": counts[JobState.QUEUED.value], "running": len(service.running()),
-               "jobs": counts, "engine": service.engine.stats()}
+               "jobs": counts, "engine": service.engine.stats(), "server": governor.stats(),
+               "retention": retention.stats()}
         return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
+    add_retention_routes(app, retention)
     add_input_routes(app, settings)
     mount_dashboard(app, service)
     return Guard(app, bind_host=settings.host, token=settings.effective_token(),  # type: ignore[arg-type]

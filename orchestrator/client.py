@@ -39,6 +39,7 @@ from orchestrator.protocol import (
     JOB_EVENTS,
     JOB_OUTPUT,
     JOBS,
+    JOBS_PRUNE,
     METRICS,
     MODELS,
     TEMPLATES,
@@ -321,6 +322,18 @@ class Client:
 
     def models(self) -> list[dict[str, Any]]:
         return list(self._get(MODELS))
+
+    def prune(self, *, dry_run: bool = False, older_than_s: float | None = None,
+              max_jobs: int | None = None, max_output_bytes: int | None = None,
+              keep_latest: int | None = None, timeout: float = 300.0) -> dict[str, Any]:
+        """Prune finished jobs and their outputs (``POST /jobs/prune``); returns the report.
+
+        With no criterion the daemon's retention policy applies; with any, only those given.
+        """
+        body = {"dry_run": dry_run, "older_than_s": older_than_s, "max_jobs": max_jobs,
+                "max_output_bytes": max_output_bytes, "keep_latest": keep_latest}
+        body = {k: v for k, v in body.items() if v is not None}
+        return dict(self._request("POST", JOBS_PRUNE, json=body, timeout=timeout).json())
 
     def health(self) -> dict[str, Any]:
         return dict(self._get(HEALTH))

@@ -24,7 +24,9 @@ import uvicorn
 
 from orchestrator.config import ConfigError, Settings
 from orchestrator.engine import Engine, LocalEngine
+from orchestrator.retention import AutoPruner, Policy, Retention
 from orchestrator.security import is_loopback
+from orchestrator.server import ConnectionGovernor
 from orchestrator.service import JobService, Planner
 from orchestrator.store import JobStore
 
@@ -178,11 +180,17 @@ def serve(settings: Settings) -> int:
     for p in host.problems:
         log.warning("plugin problem: %s", p.message)
     engine = make_engine(settings, host)
-    store = JobStore(state / "jobs.db")
+    store = JobStore(state / "jobs.db", max_progress_events=settings.retention.max_progress_events)
+    retention = Retention(store, state / "outputs", Policy.from_settings(settings.retention))
+    pruner = AutoPruner(retention, interval_s=settings.retention.interval_s) \
+        if settings.retention.auto else None
     service = JobService(store, engine, outputs_root=state / "outputs",
                          planner=make_planner(settings, host), max_attempts=settings.limits.attempts,
-                         on_scored=make_score_recorder(settings))
-    app = create_app(service, settings, models=_model_registry(settings))
+                         on_scored=make_score_recorder(settings),
+                         on_finished=pruner.poke if pruner is not None else None)
+    governor = ConnectionGovernor.from_settings(settings.server)
+    app = create_app(service, settings, models=_model_registry(settings), governor=governor,
+                     retention=retention)
 
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -194,10 +202,13 @@ def serve(settings: Settings) -> int:
     url = f"http://{url_host}:{port}"
 
     service.start()
+    if pruner is not None:
+        pruner.start()
     # keep-alive longer than clients keep idle connections (httpx: 5 s), so a client never
-    # sends on a connection the server is closing at that moment
+    # sends on a connection the server is closing at that moment; the governor's protocol adds
+    # header/body deadlines and the connection cap (orchestrator/server.py)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
-                            access_log=False, timeout_keep_alive=75)
+                            access_log=False, timeout_keep_alive=75, http=governor.protocol())
     server = _Server(config)
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -213,6 +224,8 @@ def serve(settings: Settings) -> int:
         server.run(sockets=[sock])
     finally:
         log.info("stopping: letting running nodes reach a step boundary")
+        if pruner is not None:
+            pruner.stop()
         service.stop()
         store.close()
         info = read_info(settings)

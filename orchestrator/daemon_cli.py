@@ -130,6 +130,52 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_jobs_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Prune through the running daemon (``POST /jobs/prune``), else directly on the state dir."""
+    from orchestrator import daemon
+    from orchestrator.cli import CliError
+    from orchestrator.retention import parse_duration, parse_size, prune_state_dir
+
+    try:
+        older = parse_duration(args.older_than) if args.older_than is not None else None
+        max_bytes = parse_size(args.max_bytes) if args.max_bytes is not None else None
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
+    for flag, value in (("--max-jobs", args.max_jobs), ("--keep", args.keep)):
+        if value is not None and value < 0:
+            raise CliError(f"{flag} must be 0 or more (got {value})", code=2)
+    criteria = {"older_than_s": older, "max_jobs": args.max_jobs, "max_output_bytes": max_bytes,
+                "keep_latest": args.keep}
+    info = daemon.read_info(settings)
+    if args.url or (info and daemon.pid_alive(int(info["pid"]))):
+        with _client(args, settings) as client:
+            report = client.prune(dry_run=args.dry_run, **criteria)
+        where = "daemon"
+    else:
+        report = prune_state_dir(settings, dry_run=args.dry_run, **criteria).to_dict()
+        where = str(settings.state_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    verb = "would prune" if report["dry_run"] else "pruned"
+    print(f"{verb} {report['pruned']} jobs ({_size(report['freed_bytes'])}) and {report['orphans']} "
+          f"orphan folders ({_size(report['orphan_bytes'])}) [{where}]; kept {report['kept_jobs']} "
+          f"jobs, {_size(report['kept_output_bytes'])} of outputs")
+    if report["dry_run"]:
+        for job_id in report["jobs"]:
+            print(f"  {job_id}")
+    return 0
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
         info = client.job(args.id).cancel()
@@ -177,6 +223,20 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--url")
     p.set_defaults(handler=cmd_jobs)
+    jsub = p.add_subparsers(dest="jobs_command", metavar="ACTION")
+    s = jsub.add_parser("prune", help="remove finished jobs and their outputs by the retention "
+                                      "policy, or by the criteria given")
+    s.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    s.add_argument("--older-than", metavar="AGE", help="finished longer ago than AGE (90s, 30m, 12h, "
+                                                       "7d, 2w; a bare number is days)")
+    s.add_argument("--max-jobs", type=int, metavar="N", help="keep at most N jobs")
+    s.add_argument("--max-bytes", metavar="SIZE", help="keep at most SIZE of outputs (500M, 20G)")
+    s.add_argument("--keep", type=int, metavar="N", help="the N newest finished jobs stay whatever "
+                                                        "the criteria (default: retention.keep_latest)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--url", help="daemon URL (default: the state directory's running daemon)")
+    s.set_defaults(handler=cmd_jobs_prune)
+
 
     p = sub.add_parser("cancel", help="cancel a job")
     p.add_argument("id")

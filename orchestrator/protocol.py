@@ -54,6 +54,21 @@ class SubmitRequest(BaseModel):
     name: str | None = Field(None, max_length=200, description="a label for the job")
 
 
+class PruneRequest(BaseModel):
+    """``POST /jobs/prune``: with no criterion, the configured retention policy applies; with any,
+    only those given. Queued and running jobs and the ``keep_latest`` newest finished ones stay."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    dry_run: bool = Field(False, description="report what would go, remove nothing")
+    older_than_s: float | None = Field(None, ge=0, le=3.2e9, description="finished longer ago than this")
+    max_jobs: int | None = Field(None, ge=0, le=10**9, description="keep at most this many jobs")
+    max_output_bytes: int | None = Field(None, ge=0, le=1 << 60, description="keep at most this many "
+                                                                            "bytes of outputs")
+    keep_latest: int | None = Field(None, ge=0, le=10**9, description="the newest finished jobs kept "
+                                                                      "whatever the criteria")
+
+
 class JobInfo(BaseModel):
     """What ``GET /jobs/{id}`` answers."""
 
@@ -86,6 +101,7 @@ MODELS = "/models"
 TEMPLATES = "/templates"
 HEALTH = "/health"
 METRICS = "/metrics"
+JOBS_PRUNE = "/jobs/prune"  # POST: prune finished jobs and their outputs (PruneRequest)
 INPUTS = "/inputs"  # POST: upload an image or mask to the input folder; GET: list them
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

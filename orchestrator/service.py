@@ -75,6 +75,7 @@ class JobService:
         planner: Planner | None = None,
         max_attempts: int = 3,
         on_scored: ScoreRecorder | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -82,6 +83,7 @@ class JobService:
         self.planner = planner
         self.max_attempts = max_attempts
         self.on_scored = on_scored
+        self.on_finished = on_finished  # called with the job id once a run is over (retention)
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._cancelled: set[str] = set()
@@ -167,6 +169,11 @@ class JobService:
             self._previews.pop(job["id"], None)
             self._cancelled.discard(job["id"])
             self._slots.release()
+            if self.on_finished is not None:
+                try:
+                    self.on_finished(job["id"])
+                except Exception:
+                    log.exception("the on_finished hook failed for job %s", job["id"])
 
     def _is_cancelled(self, job_id: str) -> bool:
         return job_id in self._cancelled or self._stopping.is_set()

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 ACTIVE = (JobState.PLANNING.value, JobState.RUNNING.value)
+PROGRESS_EVENTS = ("step", "tile")  # many per node: capped per job (the newest are kept)
+_PROGRESS_SQL = "json_extract(data, '$.event') IN ('step', 'tile')"
 
 
 class IdempotencyConflict(JobError):
@@ -80,9 +82,11 @@ class QueueFull(JobError):
 class JobStore:
     """Thread-safe access to the SQLite job database at ``path``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_progress_events: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_progress_events = max_progress_events
+        self._progress: dict[str, int] = {}  # job id -> its step/tile events in the table
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=30.0)
@@ -91,6 +95,10 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "output_bytes" not in columns:  # a store from before retention: measured lazily
+            self._db.execute("ALTER TABLE jobs ADD COLUMN output_bytes INTEGER")
+        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)")
 
     def close(self) -> None:
         with self._lock:
@@ -288,7 +296,33 @@ class JobStore:
         seq = int(row[0])
         db.execute("INSERT INTO events (job_id, seq, ts, data) VALUES (?,?,?,?)",
                    (job_id, seq, time.time(), json.dumps(data, default=str)))
+        if data.get("event") in PROGRESS_EVENTS and self.max_progress_events is not None:
+            self._cap_progress(db, job_id)
+        elif data.get("event") == "done":
+            self._progress.pop(job_id, None)
         return seq
+
+    def _cap_progress(self, db: sqlite3.Connection, job_id: str) -> None:
+        """Keep the newest ``max_progress_events`` step/tile events of a job (others all stay).
+
+        Trimmed in batches (a quarter over the cap), so a long job costs one DELETE per
+        quarter-cap events; sequence numbers never go back, so resuming streams are unaffected.
+        """
+        cap = int(self.max_progress_events or 0)
+        count = self._progress.get(job_id)
+        if count is None:
+            count = int(db.execute(
+                f"SELECT COUNT(*) FROM events WHERE job_id = ? AND {_PROGRESS_SQL}", (job_id,)
+            ).fetchone()[0])
+        else:
+            count += 1
+        if count > cap + max(1, cap // 4):
+            db.execute(
+                f"DELETE FROM events WHERE job_id = ? AND seq IN (SELECT seq FROM events WHERE "
+                f"job_id = ? AND {_PROGRESS_SQL} ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+                (job_id, job_id, cap))
+            count = cap
+        self._progress[job_id] = count
 
     def add_event(self, job_id: str, data: dict[str, Any]) -> int:
         with self._tx() as db:
@@ -315,6 +349,67 @@ class JobStore:
                 "SELECT name, node, path FROM outputs WHERE job_id = ? ORDER BY name", (job_id,)
             ).fetchall()
         return [dict(r) for r in rows]
+
+    # -- retention -------------------------------------------------------------------------
+
+    def finished_jobs(self) -> list[dict[str, Any]]:
+        """Every finished job, oldest first: ``id``, ``finished_at``, ``output_bytes`` (None: not
+        measured yet)."""
+        final = tuple(sorted(FINAL_STATES))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, COALESCE(finished_at, created_at) AS finished_at, output_bytes "
+                f"FROM jobs WHERE state IN ({','.join('?' * len(final))}) "
+                "ORDER BY COALESCE(finished_at, created_at), seq", final).fetchall()
+        return [dict(r) for r in rows]
+
+    def count_jobs(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    def set_output_bytes(self, sizes: dict[str, int]) -> None:
+        """Record the measured size of finished jobs' output folders."""
+        with self._tx() as db:
+            db.executemany("UPDATE jobs SET output_bytes = ? WHERE id = ?",
+                           [(n, job_id) for job_id, n in sizes.items()])
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """The ones of ``ids`` that are jobs in the store."""
+        out: set[str] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                rows = self._db.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                out.update(r[0] for r in rows)
+        return out
+
+    def delete_jobs(self, ids: list[str]) -> list[str]:
+        """Delete finished jobs with their events and outputs rows, in one transaction.
+
+        A job that is not finished (any more) is left alone; returns the ids deleted. The
+        idempotency key goes with the job's row, so the key can be used again.
+        """
+        final = tuple(sorted(FINAL_STATES))
+        deleted: list[str] = []
+        with self._tx() as db:
+            for i in range(0, len(ids), 400):
+                chunk = ids[i:i + 400]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND state IN "
+                    f"({','.join('?' * len(final))})", [*chunk, *final]).fetchall()
+                gone = [r[0] for r in rows]
+                if not gone:
+                    continue
+                marks = ",".join("?" * len(gone))
+                db.execute(f"DELETE FROM events WHERE job_id IN ({marks})", gone)
+                db.execute(f"DELETE FROM outputs WHERE job_id IN ({marks})", gone)
+                db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", gone)
+                deleted += gone
+        for job_id in deleted:
+            self._progress.pop(job_id, None)
+        return deleted
 
     def integrity_check(self) -> str:
         with self._lock:
