@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.agent_cli",
     "orchestrator.models.cli",
     "orchestrator.comfy_cli",
+    "orchestrator.inputs_cli",
     "orchestrator.bench_cli",
 )
 
