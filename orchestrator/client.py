@@ -34,6 +34,7 @@ from orchestrator.protocol import (
     FINAL_STATES,
     HEALTH,
     IDEMPOTENCY_HEADER,
+    INPUTS,
     JOB,
     JOB_CANCEL,
     JOB_EVENTS,
@@ -160,6 +161,16 @@ class SSEParser:
         if field == "data":
             self.data.append(value[1:] if value.startswith(" ") else value)
         return None
+
+
+def upload_files(source: str | Path | bytes, filename: str | None = None) -> dict[str, Any]:
+    """The ``files`` of a ``POST /inputs`` request for a file path or the bytes themselves."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), filename or "upload"
+    else:
+        path = Path(source).expanduser()
+        data, name = path.read_bytes(), filename or path.name
+    return {"file": (name, data, "application/octet-stream")}
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -341,6 +352,23 @@ class Client:
     def metrics(self) -> dict[str, Any]:
         return dict(self._get(METRICS))
 
+    def upload(self, source: str | Path | bytes, *, subfolder: str | None = None,
+               filename: str | None = None) -> str:
+        """Put an image or mask (a file path or its bytes) in the daemon's input folder; returns
+        the name a graph's ``path`` param takes (content-derived: the same file, the same name).
+        See :meth:`upload_info` for its size, dimensions and format."""
+        return str(self.upload_info(source, subfolder=subfolder, filename=filename)["name"])
+
+    def upload_info(self, source: str | Path | bytes, *, subfolder: str | None = None,
+                    filename: str | None = None) -> dict[str, Any]:
+        """``{"name", "size", "width", "height", "format"}`` of the uploaded file."""
+        data = {"subfolder": subfolder} if subfolder else None
+        return dict(self._request("POST", INPUTS, files=upload_files(source, filename), data=data).json())
+
+    def inputs(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """The files of the daemon's input folder: name, size, width, height, format."""
+        return list(self._get(INPUTS, limit=limit, offset=offset)["inputs"])
+
 
 class AsyncJob:
     """A handle on one job of an :class:`AsyncClient`."""
@@ -431,3 +459,17 @@ class AsyncClient:
 
     async def health(self) -> dict[str, Any]:
         return dict(await self._get(HEALTH))
+
+    async def upload(self, source: str | Path | bytes, *, subfolder: str | None = None,
+                     filename: str | None = None) -> str:
+        """Like :meth:`Client.upload`: the name of the stored file in the input folder."""
+        return str((await self.upload_info(source, subfolder=subfolder, filename=filename))["name"])
+
+    async def upload_info(self, source: str | Path | bytes, *, subfolder: str | None = None,
+                          filename: str | None = None) -> dict[str, Any]:
+        data = {"subfolder": subfolder} if subfolder else None
+        files = await asyncio.to_thread(upload_files, source, filename)
+        return dict((await self._request("POST", INPUTS, files=files, data=data)).json())
+
+    async def inputs(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return list((await self._get(INPUTS, limit=limit, offset=offset))["inputs"])

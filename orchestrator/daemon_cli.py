@@ -98,6 +98,10 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         graph = Graph.from_json(path.read_text()).to_dict()
     agent = {"llm": args.llm} if args.llm else None
     with _client(args, settings) as client:
+        if graph is not None:  # files the graph names next to it go to the input folder first
+            from orchestrator.inputs_cli import report_uploads, upload_graph_inputs
+
+            report_uploads(upload_graph_inputs(client, graph, Path(args.graph).resolve().parent))
         job = client.submit(prompt=args.prompt, graph=graph, priority=args.priority,
                             idempotency_key=args.idempotency_key, agent=agent)
         print(job.id)
