@@ -80,6 +80,8 @@ def make_planner(settings: Any, host: Any) -> PlanFn:
             doc = add_scorer(doc, agent.scorer)
         return doc, result.trace["rounds"]
 
+    plan.template_names = sorted(host.templates)  # type: ignore[attr-defined]  # what agent.template may name
+    plan.llm_names = agent.llm_names()  # type: ignore[attr-defined]
     return plan
 
 

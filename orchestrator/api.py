@@ -25,6 +25,8 @@ from orchestrator.config import Settings
 from orchestrator.dashboard import mount_dashboard
 from orchestrator.input_paths import input_name_errors
 from orchestrator.inputs import add_input_routes
+from orchestrator.json_body import StrictJSONMiddleware
+from orchestrator.limits import check_limits
 from orchestrator.outputs import SAFE_NAME
 from orchestrator.protocol import (
     BLOCKS,
@@ -43,6 +45,14 @@ from orchestrator.protocol import (
     SubmitRequest,
 )
 from orchestrator.redact import redact
+from orchestrator.request_checks import (
+    MAX_CURSOR,
+    add_error_handlers,
+    agent_option_errors,
+    job_id_error,
+    last_event_id,
+    shown,
+)
 from orchestrator.retention import Policy, Retention
 from orchestrator.retention_api import add_retention_routes
 from orchestrator.security import Guard
@@ -61,29 +71,6 @@ def _errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None
 def _error(type_: str, message: str, node: str | None = None, field: str | None = None,
            **extra: Any) -> dict[str, Any]:
     return {"type": type_, "message": message, "node": node, "field": field, **extra}
-
-
-def check_limits(graph: Graph, settings: Settings) -> list[dict[str, Any]]:
-    """Bounds on node count, image size, steps and batch, each breach naming node and field."""
-    lim = settings.limits
-    problems = []
-    if len(graph.nodes) > lim.nodes:
-        problems.append(_error("limit", f"graph has {len(graph.nodes)} nodes; the limit is {lim.nodes}",
-                               field="nodes", value=len(graph.nodes), bound={"le": lim.nodes}))
-    for node_id, node in graph.nodes.items():
-        p = node.params
-        w, h = p.get("width"), p.get("height")
-        if isinstance(w, int) and isinstance(h, int) and w * h > lim.pixels:
-            problems.append(_error("limit", f"node {node_id!r}: {w}x{h} is over the {lim.pixels}-pixel "
-                                   "limit", node_id, "params.width", value=w * h,
-                                   bound={"le": lim.pixels}))
-        for key, bound in (("steps", lim.steps), ("batch", lim.batch)):
-            v = p.get(key)
-            if isinstance(v, int) and v > bound:
-                problems.append(_error("limit", f"node {node_id!r}: {key} {v} is over the limit "
-                                       f"{bound}", node_id, f"params.{key}", value=v,
-                                       bound={"le": bound}))
-    return problems
 
 
 def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,6 +101,17 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     app = FastAPI(title="orchestrator", version=__version__,
                   description="Local orchestration daemon for generative-image workflows.")
 
+    add_error_handlers(app)
+
+    def template_names() -> list[str]:
+        """The templates a prompt job may force (the planner's, else the built-in ones)."""
+        names = getattr(service.planner, "template_names", None)
+        if names is None:
+            from graphs import builtin_templates
+
+            names = sorted(t.name for t in builtin_templates())
+        return list(names)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         out = []
@@ -124,8 +122,8 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
                 out.append(_error("request", f"the body is not valid JSON: {reason} at position "
                                   f"{where}", field="body"))
                 continue
-            loc = [str(p) for p in e["loc"] if p != "body"]
-            out.append(_error("request", f"{'.'.join(loc) or 'body'}: {e['msg']}",
+            loc = [str(p)[:80] for p in e["loc"] if p != "body"][:20]
+            out.append(_error("request", f"{'.'.join(loc) or 'body'}: {str(e['msg'])[:300]}",
                               field=".".join(loc) or None))
         return _errors(422, *out)
 
@@ -142,6 +140,10 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
         if (body.graph is None) == (body.prompt is None):
             return _errors(422, _error("request", "send exactly one of 'graph' and 'prompt'",
                                        field="graph"))
+        if body.prompt is not None:
+            problems = agent_option_errors(body.agent, settings, template_names())
+            if problems:
+                return _errors(422, *problems)
         # fast path only: a retry with a known Idempotency-Key gets its job even when the queue
         # is full (store.create looks the key up before counting the queue)
         if request.headers.get(IDEMPOTENCY_HEADER) is None and \
@@ -159,7 +161,8 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
                 graph = Graph.from_dict(body.graph)
             except GraphValidationError as exc:
                 return _errors(422, *[e.to_dict() for e in exc.errors])
-            problems = check_limits(graph, settings) + [e.to_dict() for e in check(graph, catalog)]
+            problems = check_limits(graph, settings.limits, catalog)
+            problems += [e.to_dict() for e in check(graph, catalog)]
             problems += input_name_errors(graph, catalog)  # paths that can never be in the input folder
             if problems:
                 return _errors(422, *problems)
@@ -185,12 +188,14 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
 
     @app.get(JOBS)
     async def list_jobs(state: JobState | None = None, limit: int = Query(50, ge=1, le=500),
-                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                        offset: int = Query(0, ge=0, le=MAX_CURSOR)) -> dict[str, Any]:
         jobs = store.list(state.value if state else None, limit, offset)
         return {"jobs": [_job_info(j, []) for j in jobs], "limit": limit, "offset": offset}
 
     @app.get(JOB)
     async def get_job(id: str) -> JSONResponse:
+        if (bad := job_id_error(id)) is not None:
+            return _errors(404, bad)
         job = store.get(id)
         if job is None:
             return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
@@ -198,19 +203,27 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
 
     @app.post(JOB_CANCEL)
     async def cancel_job(id: str) -> JSONResponse:
+        if (bad := job_id_error(id)) is not None:
+            return _errors(404, bad)
         job = service.cancel(id)
         if job is None:
             return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
         return JSONResponse(_job_info(job, store.outputs(id)))
 
     @app.get(JOB_EVENTS)
-    async def job_events(id: str, request: Request, after: int = Query(0, ge=0),
+    async def job_events(id: str, request: Request, after: int = Query(0, ge=0, le=MAX_CURSOR),
                          format: str = Query("sse", pattern="^(sse|json)$")) -> Any:
+        if (bad := job_id_error(id)) is not None:
+            return _errors(404, bad)
         if store.get(id) is None:
             return _errors(404, _error("not_found", f"no job {id!r}", field="id"))
         last = request.headers.get("last-event-id")
-        if last is not None and last.isdigit():
-            after = max(after, int(last))
+        if last is not None:
+            cursor = last_event_id(last)
+            if cursor is None:
+                return _errors(422, _error("request", f"Last-Event-ID {shown(last)} is not an event id "
+                                           f"(ASCII digits, at most {MAX_CURSOR})", field="Last-Event-ID"))
+            after = max(after, cursor)
         if format == "json":
             return {"events": store.events_after(id, after)}
         if not governor.streams.acquire():
@@ -246,7 +259,9 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     @app.get(JOB_OUTPUT)
     async def get_output(id: str, name: str) -> Any:
         if not SAFE_NAME.match(name):
-            return _errors(400, _error("request", f"bad output name {name!r}", field="name"))
+            return _errors(400, _error("request", f"bad output name {shown(name)}", field="name"))
+        if (bad := job_id_error(id)) is not None:
+            return _errors(404, bad)
         match = next((o for o in store.outputs(id) if o["name"] == name), None)
         root = (service.outputs_root / id).resolve()
         if match is None:
@@ -260,6 +275,8 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     @app.get("/jobs/{id}/preview.png")
     async def job_preview(id: str) -> Any:
         """The latest preview of a running job (a small PNG), 404 when there is none."""
+        if (bad := job_id_error(id)) is not None:
+            return _errors(404, bad)
         png = service.preview(id)
         if png is None:
             return _errors(404, _error("not_found", f"job {id!r} has no preview now", field="id"))
@@ -299,6 +316,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
         return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
+    app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth)  # every JSON body
     add_retention_routes(app, retention)
     add_input_routes(app, settings)
     mount_dashboard(app, service)

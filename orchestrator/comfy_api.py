@@ -13,7 +13,6 @@ Added to the app by :func:`add_comfy_routes` (one line in ``create_app``).
 from __future__ import annotations
 
 import asyncio
-import json
 from email.parser import BytesParser
 from email.policy import default as email_policy
 from typing import Any
@@ -25,6 +24,7 @@ from graphs.catalog import Catalog
 from graphs.comfy import import_result, parse_model_map
 from graphs.errors import GraphValidationError
 from orchestrator.config import Settings
+from orchestrator.json_body import DEFAULT_DEPTH, BodyError, loads_strict
 
 IMPORT_COMFY = "/import/comfy"
 
@@ -45,8 +45,9 @@ def _multipart_file(body: bytes, content_type: str) -> bytes | None:
     return None
 
 
-def _source(body: bytes, content_type: str) -> tuple[Any, dict[str, str]]:
-    """``(decoded workflow or PNG bytes, model map from the body)``; ``ValueError`` when unusable.
+def _source(body: bytes, content_type: str, max_depth: int = DEFAULT_DEPTH) -> tuple[Any, dict[str, str]]:
+    """``(decoded workflow or PNG bytes, model map from the body)``; ``ValueError`` when unusable
+    (:class:`~orchestrator.json_body.BodyError` for JSON the strict parser refuses).
 
     Never a plain string: the importer would read a string as a file path.
     """
@@ -59,8 +60,10 @@ def _source(body: bytes, content_type: str) -> tuple[Any, dict[str, str]]:
     if body[:8] == b"\x89PNG\r\n\x1a\n":
         return body, {}
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads_strict(body, max_depth=max_depth)
+    except BodyError as exc:
+        if exc.type != "request" or exc.field != "body" or "not valid JSON" not in str(exc):
+            raise
         raise ValueError(f"the body is neither a PNG nor JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object (a ComfyUI workflow)")
@@ -68,9 +71,10 @@ def _source(body: bytes, content_type: str) -> tuple[Any, dict[str, str]]:
     if isinstance(workflow, (dict, str)) and not (isinstance(workflow, dict) and "class_type" in workflow):
         if isinstance(workflow, str):
             try:
-                workflow = json.loads(workflow)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"'workflow' is not valid JSON: {exc}") from None
+                workflow = loads_strict(workflow, max_depth=max_depth)
+            except BodyError as exc:
+                why = str(exc).removeprefix("body: ").replace("the body is", "'workflow' is")
+                raise BodyError(why, field="workflow", type=exc.type, **exc.extra) from None
             if not isinstance(workflow, dict):
                 raise ValueError("'workflow' must be a JSON object")
         model_map = data.get("model_map") or {}
@@ -96,8 +100,11 @@ def add_comfy_routes(app: FastAPI, catalog: Catalog, settings: Settings) -> None
     async def import_comfy(request: Request,
                            model_map: list[str] = Query(default_factory=list)) -> JSONResponse:
         try:
-            source, body_map = _source(await request.body(), request.headers.get("content-type", ""))
+            source, body_map = _source(await request.body(), request.headers.get("content-type", ""),
+                                       settings.limits.json_depth)
             names = {**body_map, **parse_model_map(model_map)}
+        except BodyError as exc:
+            return JSONResponse({"errors": [exc.to_dict()]}, status_code=422)
         except ValueError as exc:
             return _error(str(exc), field="body")
         try:

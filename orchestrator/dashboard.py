@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from graphs import Graph, GraphValidationError
 from graphs.render import to_svg
+from orchestrator.request_checks import job_id_error, shown
 from orchestrator.service import JobService
+
+log = logging.getLogger("orchestrator.dashboard")
 
 STATIC = Path(__file__).with_name("static")
 STYLE = (STATIC / "dashboard.css").read_text(encoding="utf-8")
@@ -101,9 +105,12 @@ def mount_dashboard(app: FastAPI, service: JobService) -> None:
             return ""
         try:
             graph = Graph.from_dict(job["graph"])
+            return to_svg(graph, catalog, title=job.get("name") or job["id"])
         except GraphValidationError:
             return ""
-        return to_svg(graph, catalog, title=job.get("name") or job["id"])
+        except (ValueError, TypeError, RecursionError, OverflowError):  # a graph the picture cannot draw
+            log.warning("job %s: its graph cannot be drawn", job["id"], exc_info=True)
+            return ""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -121,18 +128,18 @@ def mount_dashboard(app: FastAPI, service: JobService) -> None:
 
     @app.get("/ui/jobs/{id}", response_class=HTMLResponse, include_in_schema=False)
     async def job_page(id: str) -> Response:
-        job = store.get(id)
+        job = store.get(id) if job_id_error(id) is None else None
         if job is None:
-            return JSONResponse({"errors": [{"type": "not_found", "message": f"no job {id!r}",
+            return JSONResponse({"errors": [{"type": "not_found", "message": f"no job {shown(id)}",
                                              "node": None, "field": "id"}]}, status_code=404)
         return HTMLResponse(_job_page(job, store.outputs(id), graph_svg(job)))
 
     @app.get("/jobs/{id}/graph.svg")
     async def job_graph(id: str) -> Response:
         """The picture of the graph a job ran (or is about to run)."""
-        job = store.get(id)
+        job = store.get(id) if job_id_error(id) is None else None
         svg = graph_svg(job) if job else ""
         if not svg:
-            return JSONResponse({"errors": [{"type": "not_found", "message": f"job {id!r} has no graph",
+            return JSONResponse({"errors": [{"type": "not_found", "message": f"job {shown(id)} has no graph",
                                              "node": None, "field": "id"}]}, status_code=404)
         return Response(svg, media_type="image/svg+xml")

@@ -112,7 +112,7 @@ def number(value: Any) -> int | float | None:
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        return int(value) if value.is_integer() else value
+        return int(value) if value.is_integer() and abs(value) < 2**63 else value
     if isinstance(value, str) and len(value) <= 64 and _NUMBER.match(value):
         return number(float(value)) if any(c in value for c in ".eE") else int(value)
     return None
@@ -439,3 +439,21 @@ def check_outputs(node: str, spec: BlockSpec, outputs: Mapping[str, Any], limits
             problems = size_problems(node, size, f"outputs.{port.name}", lim) if size else []
             if problems:
                 _raise(problems)
+
+
+def finite_json(value: Any) -> Any:
+    """A copy of decoded JSON that any JSON encoder takes: non-finite floats become ``None``,
+    ints too long for a 64-bit store become strings (an LLM's answer may hold either).
+
+    >>> finite_json({"a": [float("nan"), 1.5, 10**30]})
+    {'a': [None, 1.5, '1000000000000000000000000000000']}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value.bit_length() <= 64 else (str(value) if value.bit_length() < 14000 else None)
+    if isinstance(value, dict):
+        return {str(k): finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

@@ -34,12 +34,16 @@ class AgentOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    llm: str | None = Field(None, description="litellm model string; None: the offline planner")
+    llm: str | None = Field(None, max_length=200,
+                            description="a name from the daemon's [agent] allowed_llms (or its llm, or "
+                                        "'offline'); None: the daemon's default")
     rounds: int = Field(3, ge=0, le=10, description="critic/repair rounds")
-    width: int | None = Field(None, ge=64, le=16384, description="wanted width in pixels")
+    width: int | None = Field(None, ge=64, le=16384, description="wanted width in pixels (width x "
+                                                                 "height at most limits.pixels)")
     height: int | None = Field(None, ge=64, le=16384, description="wanted height in pixels")
-    seed: int | None = Field(None, ge=0, description="seed for the planned graph")
-    template: str | None = Field(None, description="force this template")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed for the planned graph")
+    template: str | None = Field(None, max_length=200, description="force this template (a name "
+                                                                   "from GET /templates)")
 
 
 class SubmitRequest(BaseModel):

@@ -20,6 +20,7 @@ from graphs import Graph, GraphError, GraphValidationError
 from orchestrator.compile import compile_graph
 from orchestrator.engine import Engine
 from orchestrator.errors import BlockError, JobCancelled, JobError
+from orchestrator.limits import SizeLimits, check_limits, finite_json
 from orchestrator.protocol import JobState
 from orchestrator.store import JobStore
 
@@ -65,6 +66,8 @@ class _Interrupted(Exception):
 
 class JobService:
     """Runs jobs from ``store`` on ``engine``, up to ``engine.capacity`` at once."""
+
+    limits: Any = None  # size limits of planned graphs; None: the engine's settings' (or defaults)
 
     def __init__(
         self,
@@ -182,9 +185,12 @@ class JobService:
         job_id = job["id"]
         try:
             graph_doc = job["graph"]
+            planned = graph_doc is None
             if graph_doc is None:
                 graph_doc = self._plan(job)
             graph = Graph.from_dict(graph_doc)
+            if planned:
+                self._check_planned(graph)
             compiled = compile_graph(graph, self.engine.catalog)
             if job["state"] == JobState.PLANNING.value:
                 self.store.update(job_id, state=JobState.RUNNING)
@@ -232,6 +238,19 @@ class JobService:
             except Exception:
                 log.exception("recording the score of job %s failed", job_id)
 
+    def _check_planned(self, graph: Graph) -> None:
+        """A planned graph meets the same limits as a submitted one, before it runs: else the
+        job fails with every breach (node, field, value, bound) in its errors."""
+        limits = self.limits
+        if limits is None:
+            limits = getattr(getattr(self.engine, "settings", None), "limits", None) or SizeLimits()
+        problems = check_limits(graph, limits, self.engine.catalog)
+        if problems:
+            first, rest = problems[0], problems[1:]
+            raise JobError(f"the planned graph breaks the limits: {first['message']}",
+                           type=first["type"], node=first["node"], field=first["field"],
+                           errors=rest, value=first.get("value"), bound=first.get("bound"))
+
     def _plan(self, job: dict[str, Any]) -> dict[str, Any]:
         if self.planner is None:
             raise JobError("this daemon has no planner for prompt jobs; submit a graph",
@@ -248,10 +267,12 @@ class JobService:
             detail = exc.to_dict()  # type: ignore[attr-defined]
             trace = detail.get("trace") or {}
             rounds = trace.get("rounds", []) if isinstance(trace, dict) else list(trace)
-            self.store.update(job_id, trace=rounds)
+            self.store.update(job_id, trace=finite_json(rounds))
             raise JobError(f"planning failed: {detail.get('message')}", type="planning",
-                           field="prompt", errors=detail.get("errors") or []) from exc
-        self.store.update(job_id, graph=graph_doc, trace=trace)
+                           field="prompt", errors=finite_json(detail.get("errors") or [])) from exc
+        # what an LLM planned may hold NaN or huge ints: stored so listings can show it,
+        # refused by _check_planned before it runs
+        self.store.update(job_id, graph=finite_json(graph_doc), trace=finite_json(trace))
         self.store.add_event(job_id, {"event": "planned", "rounds": len(trace)})
         return graph_doc
 
