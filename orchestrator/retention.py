@@ -112,6 +112,8 @@ class PruneReport:
 
 def folder_bytes(path: Path) -> int:
     """Bytes of the regular files under ``path`` (links are not followed); 0 when it is gone."""
+    if path.is_symlink():
+        return 0
     total = 0
     stack = [path]
     while stack:
@@ -192,7 +194,7 @@ class Retention:
     def _sweep_orphans(self, report: PruneReport, dry_run: bool) -> None:
         try:
             names = [e.name for e in os.scandir(self.outputs_root)
-                     if JOB_DIR.match(e.name) and e.is_dir(follow_symlinks=False)]
+                     if JOB_DIR.match(e.name) and (e.is_dir(follow_symlinks=False) or e.is_symlink())]
         except OSError:
             return
         known = self.store.known_ids(names)

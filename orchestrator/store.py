@@ -399,7 +399,8 @@ class JobStore:
                 rows = db.execute(
                     f"SELECT id FROM jobs WHERE id IN ({marks}) AND state IN "
                     f"({','.join('?' * len(final))})", [*chunk, *final]).fetchall()
-                gone = [r[0] for r in rows]
+                found = {r[0] for r in rows}
+                gone = [job_id for job_id in chunk if job_id in found]  # in the order asked
                 if not gone:
                     continue
                 marks = ",".join("?" * len(gone))
