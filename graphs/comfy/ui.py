@@ -9,6 +9,8 @@ this module follows the same rules:
   then every input in order), through chains of bypassed nodes;
 - virtual nodes are left out: a ``Reroute`` passes its one input through, a
   ``PrimitiveNode`` gives its value to the widgets it is linked to, notes do nothing;
+- subgraphs are flattened first (:mod:`graphs.comfy.subgraphs`): inner nodes get
+  execution ids such as ``"48:33"``;
 - widget values come from ``widgets_values`` in the class's widget order (a list; some
   custom nodes store a dict by name), skipping the UI-only ``control_after_generate``
   value that follows seed widgets; a widget converted to an input takes its link.
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphs.comfy.nodes import CONTROL_VALUES, SEED_WIDGETS, VIRTUAL_NODES
+from graphs.comfy.subgraphs import flatten
 from graphs.errors import GraphError
 
 MUTED, BYPASSED = 2, 4
@@ -65,7 +68,7 @@ def ui_to_api(workflow: dict[str, Any], widget_names: WidgetNames) -> tuple[dict
     the class is unknown (its widgets are then named from its widget inputs, else
     ``widget_0``, ``widget_1``, ...).
     """
-    problems: list[GraphError] = []
+    workflow, problems = flatten(workflow)
     nodes: dict[str, dict[str, Any]] = {}
     for raw in workflow.get("nodes") or []:
         if isinstance(raw, dict) and "id" in raw and isinstance(raw.get("type"), str):
@@ -80,6 +83,9 @@ def ui_to_api(workflow: dict[str, Any], widget_names: WidgetNames) -> tuple[dict
         if node["type"] in VIRTUAL_NODES or node.get("mode", 0) in (MUTED, BYPASSED):
             continue
         inputs = _widget_values(node, widget_names(node["type"]))
+        promoted = node.get("_promoted")
+        if isinstance(promoted, dict):  # widgets a subgraph instance promotes (see graphs.comfy.subgraphs)
+            inputs.update({k: v for k, v in promoted.items() if isinstance(k, str)})
         for entry in node.get("inputs") or []:
             if not isinstance(entry, dict) or entry.get("link") is None:
                 continue
