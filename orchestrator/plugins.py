@@ -25,7 +25,8 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import BlockError, PluginError
 
 ENTRY_POINT_GROUP = "orchestrator.plugins"
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.image", "plugins.sd", "plugins.onnx", "plugins.compose")
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.image", "plugins.sd", "plugins.onnx", "plugins.compose",
+                                     "plugins.upscale")
 
 
 @dataclass

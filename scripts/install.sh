@@ -11,4 +11,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# spandrel (upscale models) without its declared torchvision: PyPI's torchvision does not import
+# beside the pinned CPU torch, and the architectures we load do not need it (plugins/upscale/nets.py)
+.venv/bin/python -m pip install -q --no-deps -c constraints.txt spandrel 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, ray, diffusers, orchestrator; print('installed: orchestrator', orchestrator.__version__, '| torch', torch.__version__, '| ray', ray.__version__, '| diffusers', diffusers.__version__)"

@@ -27,7 +27,8 @@ Mapped only when the catalog has the block (else reported as unsupported):
 ``ConditioningZeroOut`` on a positive -> ``cond.zero_out``, ``ControlNetLoader`` +
 ``ControlNetApply(Advanced)`` -> ``sd.controlnet``, ``LatentComposite`` ->
 ``sd.latent_composite``, ``UpscaleModelLoader`` + ``ImageUpscaleWithModel`` ->
-``onnx.image_model`` or ``onnx.run``, ``ImageScaleToTotalPixels`` -> ``image.resize``
+``image.upscale_model`` (ESRGAN-family files, as ComfyUI loads them; ``onnx.image_model`` or
+``onnx.run`` where a catalog has no such block), ``ImageScaleToTotalPixels`` -> ``image.resize``
 with a ``megapixels`` param. Their ports and params are found in the catalog by type
 and by the usual names, so the blocks may name them as they like.
 
@@ -457,11 +458,14 @@ def image_pad(nc: NodeContext) -> list[Any]:
     return [_out(node, "image", "IMAGE", size=size), _out(node, "mask", "MASK", size=size)]
 
 
+UPSCALE_BLOCKS = ("image.upscale_model", "onnx.image_model", "onnx.run")  # the first the catalog has
+
+
 def image_upscale_with_model(nc: NodeContext) -> list[Any]:
     model = nc.input("upscale_model")
     if not isinstance(model, Resource):
         raise Unresolved("input 'upscale_model' is not an upscale model", field="upscale_model")
-    block = next(b for b in ("onnx.image_model", "onnx.run") if nc.has_block(b))
+    block = next(b for b in UPSCALE_BLOCKS if nc.has_block(b))
     node = nc.add(block, inputs={"image": nc.data("image")},
                   params=nc.importer.params_for(block, {("model", "path", "file"): model.name}))
     return [_out(node, "image", "IMAGE")]
@@ -537,8 +541,8 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("ImageScaleToTotalPixels", image_scale, ("image.resize:megapixels",)),
     _c("ImagePadForOutpaint", image_pad, ("image.pad",)),
     _c("Canny", canny, ("image.canny",)),
-    _c("UpscaleModelLoader", resource("UPSCALE_MODEL", "model_name"), ("onnx.image_model|onnx.run",)),
-    _c("ImageUpscaleWithModel", image_upscale_with_model, ("onnx.image_model|onnx.run",)),
+    _c("UpscaleModelLoader", resource("UPSCALE_MODEL", "model_name"), ("|".join(UPSCALE_BLOCKS),)),
+    _c("ImageUpscaleWithModel", image_upscale_with_model, ("|".join(UPSCALE_BLOCKS),)),
     _simple("ImageCrop", "image.crop", {"image": "image"},
             {"x": "x", "y": "y", "width": "width", "height": "height"}, ["image"], ["IMAGE"]),
     _simple("ImageBlend", "image.blend", {"image1": "a", "image2": "b"},
@@ -561,5 +565,5 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "sd.encode_prompt", "sd.denoise", "sd.inpaint", "sd.empty_latent", "sd.vae_encode", "sd.vae_decode",
     "sd.latent_upscale", "image.load", "image.load_mask", "image.save", "image.resize", "image.pad",
     "image.crop", "image.blend", "image.canny", "image.mask_grow", "image.image_to_mask",
-    "image.mask_to_image", "onnx.run",
+    "image.mask_to_image", "onnx.run", "image.upscale_model",
 })

@@ -1,0 +1,313 @@
+"""``image.upscale_model``: ESRGAN-family files built at test time, loaded by name through spandrel.
+
+The nets are written here from their published definitions (BasicSR's RRDBNet, Real-ESRGAN's
+SRVGGNetCompact), at tiny sizes with random weights, and saved as ``.pth`` state dicts and
+``.safetensors``. The block's output must equal running the same net directly; the tiled
+run must equal the untiled one within the seam tolerance; bad files give one clear error
+that names the file and not its folder.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn import functional as F
+
+from graphs import GraphBuilder
+from orchestrator.errors import BlockError
+from orchestrator.executor import LocalExecutor
+from orchestrator.models import ModelManager, ModelRegistry
+from plugins.upscale import block as upscale_block
+from plugins.upscale.nets import load_upscaler
+
+# -- the nets, as BasicSR / Real-ESRGAN define them ------------------------------------------------
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, gc, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf + gc, gc, 3, 1, 1)
+        self.conv3 = nn.Conv2d(nf + 2 * gc, gc, 3, 1, 1)
+        self.conv4 = nn.Conv2d(nf + 3 * gc, gc, 3, 1, 1)
+        self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = (ResidualDenseBlock(nf, gc) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """BasicSR's ``RRDBNet`` (ESRGAN, Real-ESRGAN x4plus / x2plus); real files have gc 32."""
+
+    def __init__(self, scale: int = 4, nf: int = 8, nb: int = 2, gc: int = 32) -> None:
+        super().__init__()
+        self.scale = scale
+        in_ch = 3 * {4: 1, 2: 4, 1: 16}[scale]
+        self.conv_first = nn.Conv2d(in_ch, nf, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
+        self.conv_body = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = F.pixel_unshuffle(x, {4: 1, 2: 2, 1: 4}[self.scale]) if self.scale < 4 else x
+        feat = self.conv_first(feat)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact net (realesr-general-x4v3, realesr-animevideov3)."""
+
+    def __init__(self, nf: int = 8, num_conv: int = 3, upscale: int = 4) -> None:
+        super().__init__()
+        self.upscale = upscale
+        body: list[nn.Module] = [nn.Conv2d(3, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
+        for _ in range(num_conv):
+            body += [nn.Conv2d(nf, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
+        body.append(nn.Conv2d(nf, 3 * upscale * upscale, 3, 1, 1))
+        self.body = nn.ModuleList(body)
+        self.upsampler = nn.PixelShuffle(upscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+def randomised(net: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+def direct(net: nn.Module, image: np.ndarray) -> np.ndarray:
+    """The net itself on a [B, H, W, 3] image, clamped to 0..1 (what an upscaler's output is)."""
+    with torch.no_grad():
+        x = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
+        return net(x).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+
+
+def make_image(h: int = 24, w: int = 32, batch: int = 1, seed: int = 0, channels: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.random((batch, h // 4, w // 4, channels))
+    return np.clip(np.kron(small, np.ones((1, 4, 4, 1))) * 0.8 + rng.random((batch, h, w, channels)) * 0.2,
+                   0, 1).astype(np.float32)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+NETS = {
+    "esrgan_x4": lambda: randomised(RRDBNet(scale=4), 1),
+    "esrgan_x2": lambda: randomised(RRDBNet(scale=2), 2),
+    "compact_x4": lambda: randomised(SRVGGNetCompact(upscale=4), 3),
+    "compact_x2": lambda: randomised(SRVGGNetCompact(upscale=2), 4),
+}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A ComfyUI-style models folder: each net as ``.pth`` (a torch state dict) and ``.safetensors``."""
+    root = tmp_path_factory.mktemp("models")
+    d = root / "upscale_models"
+    d.mkdir()
+    nets = {}
+    for name, make in NETS.items():
+        net = make()
+        nets[name] = net
+        sd = {k: v.contiguous() for k, v in net.state_dict().items()}
+        torch.save(sd, d / f"{name}.pth")
+        save_file(sd, str(d / f"{name}_st.safetensors"))
+    (d / "truncated.safetensors").write_bytes((d / "esrgan_x4_st.safetensors").read_bytes()[:300])
+    with (d / "evil.pth").open("wb") as fh:  # a pickle that would run code if unpickled
+        pickle.dump(Evil(), fh)
+    torch.save({"conv.weight": torch.zeros(3, 3, 3, 3)}, d / "not_an_upscaler.pth")
+    (d / "empty.safetensors").write_bytes(b"")
+    return root, nets
+
+
+class Evil:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('unpickled!')",))
+
+
+@pytest.fixture(scope="module")
+def models(folder, tmp_path_factory):
+    """A model manager whose registry has the test's models folder configured."""
+    from orchestrator.models.folders import ModelFolders
+
+    root, _nets = folder
+    registry = ModelRegistry(cache_dir=tmp_path_factory.mktemp("cache"), folders=ModelFolders([root]))
+    return ModelManager(registry)
+
+
+@pytest.fixture(scope="module")
+def upscale(models):
+    """Run the block on an array, the model named as a request names it (a file name in the folder)."""
+    from orchestrator.context import Context
+
+    def go(model: str, image: np.ndarray) -> np.ndarray:
+        ctx = Context(node="up", block="image.upscale_model", seed=0, models=models, confine_inputs=True)
+        blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model=model))
+        return blk.run(ctx, image=image)["image"]
+
+    return go
+
+
+@pytest.fixture(scope="module")
+def run_graph(catalog, models, tmp_path_factory):
+    """Run ``image.load`` -> ``image.upscale_model`` on a PNG, optionally tiled; (input, output)."""
+    from PIL import Image
+
+    inputs = tmp_path_factory.mktemp("inputs")
+    ex = LocalExecutor(catalog, models=models, input_root=inputs)
+
+    def go(model: str, image: np.ndarray, tile: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        Image.fromarray((image[0] * 255).round().astype(np.uint8)).save(inputs / "in.png")
+        b = GraphBuilder()
+        load = b.add("image.load", id="load", path="in.png")
+        b.add("image.upscale_model", id="up", image=load.image, model=model, tile=tile)
+        out = ex.run(b.build()).outputs
+        return out["load"]["image"], out["up"]["image"]
+
+    return go
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("suffix", [".pth", "_st.safetensors"])
+def test_output_equals_the_net_itself(upscale, folder, name, suffix):
+    _root, nets = folder
+    image = make_image(batch=2)
+    ours = upscale(name + suffix, image)
+    ref = direct(nets[name], image)
+    scale = int(name[-1])
+    assert ours.shape == (2, 24 * scale, 32 * scale, 3)
+    diff = float(np.abs(ours - ref).max())
+    print(f"{name}{suffix}: max abs diff vs the net {diff:.3g}")
+    assert diff <= 1e-5
+
+
+def test_scale_and_architecture_come_from_the_file(folder):
+    root, _nets = folder
+    d = root / "upscale_models"
+    found = {n: load_upscaler(d / f"{n}.pth") for n in NETS}
+    assert {n: (u.architecture, u.scale) for n, u in found.items()} == {
+        "esrgan_x4": ("ESRGAN", 4), "esrgan_x2": ("ESRGAN", 2),
+        "compact_x4": ("RealESRGAN Compact", 4), "compact_x2": ("RealESRGAN Compact", 2)}
+
+
+def test_by_name_in_a_graph_equals_the_net(run_graph, folder):
+    _root, nets = folder
+    for name in ("esrgan_x4", "compact_x2_st"):  # without the extension, as ComfyUI lists them too
+        loaded, ours = run_graph(name, make_image(seed=8))
+        np.testing.assert_allclose(ours, direct(nets[name.removesuffix("_st")], loaded), atol=1e-5)
+
+
+def test_tiled_equals_untiled_within_the_seams(run_graph):
+    image = make_image(48, 64, seed=5)
+    _, whole = run_graph("compact_x4.pth", image)
+    _, tiled = run_graph("compact_x4.pth", image, tile={"size": 32, "overlap": 16})
+    assert tiled.shape == whole.shape == (1, 192, 256, 3)
+    diff = np.abs(tiled - whole)
+    print(f"tiled vs untiled: max {diff.max():.3g}, mean {diff.mean():.3g}")
+    assert diff.mean() < 2e-3 and diff.max() < 0.05
+
+
+def test_gray_and_alpha_images(upscale, folder):
+    _root, nets = folder
+    gray = make_image(channels=1, seed=6)
+    out = upscale("compact_x2.pth", gray)
+    np.testing.assert_allclose(out, direct(nets["compact_x2"], np.repeat(gray, 3, axis=-1)), atol=1e-5)
+    rgba = make_image(channels=4, seed=7)
+    out = upscale("compact_x2.pth", rgba)
+    assert out.shape == (1, 48, 64, 4)
+    np.testing.assert_allclose(out[..., :3], direct(nets["compact_x2"], rgba[..., :3]), atol=1e-5)
+    assert 0.0 <= out[..., 3].min() and out[..., 3].max() <= 1.0
+
+
+def test_loaded_once_per_process(upscale):
+    image = make_image()
+    upscale("esrgan_x2_st.safetensors", image)
+    key = next(k for k in upscale_block._cache if k[0].endswith("esrgan_x2_st.safetensors"))
+    first = upscale_block._cache[key]
+    upscale("esrgan_x2_st", make_image(seed=9))
+    assert upscale_block._cache[key] is first
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("truncated.safetensors", "not a readable"),
+    ("evil.pth", "weights-only"),
+    ("not_an_upscaler.pth", "no known upscaler architecture"),
+    ("empty.safetensors", "not a .safetensors or .pth"),
+])
+def test_bad_files_give_one_clear_error(upscale, folder, name, words):
+    root, _nets = folder
+    with pytest.raises(BlockError) as info:
+        upscale(name, make_image())
+    err = info.value.to_dict()
+    assert name in err["message"] and words in err["message"]
+    assert err["node"] == "up" and err["field"] == "params.model"
+    assert str(root) not in err["message"]  # the file by name, not where it lives
+
+
+def test_paths_and_unknown_names_are_refused_in_the_daemon(folder, tmp_path):
+    """Where requests may not name paths (the daemon), a path is refused even to a real file."""
+    from orchestrator.context import Context
+    from orchestrator.models.folders import ModelFolders
+
+    root, _nets = folder
+    models = ModelManager(ModelRegistry(cache_dir=tmp_path, folders=ModelFolders([root]), allow_paths=False))
+    ctx = Context(node="up", block="image.upscale_model", seed=0, models=models, confine_inputs=True)
+    for name in (str(root / "upscale_models" / "compact_x2.pth"), "../upscale_models/compact_x2.pth",
+                 "no_such_upscaler"):
+        blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model=name))
+        with pytest.raises(BlockError) as info:
+            blk.run(ctx, image=make_image())
+        assert info.value.to_dict()["field"] == "params.model"
+        assert str(root) not in info.value.to_dict()["message"].replace(name, "")
+
+
+def test_comfy_upscale_nodes_import_to_the_block(catalog):
+    from graphs.comfy import import_workflow
+
+    wf = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x-UltraSharp.pth"}},
+        "3": {"class_type": "ImageUpscaleWithModel",
+              "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "up"}},
+    }
+    graph, problems = import_workflow(wf, catalog=catalog)
+    assert not [p for p in problems if p.to_dict().get("severity") == "error"], problems
+    ups = [n for n in graph.nodes.values() if n.block == "image.upscale_model"]
+    assert len(ups) == 1 and ups[0].params["model"] == "4x-UltraSharp.pth"
