@@ -218,10 +218,10 @@ def derive(spec: BlockSpec | None, params: Mapping[str, Any], base: Size | None
             w += sum(v for k, v in pads.items() if PADS[k] == "w")
     batch = _get(params, BATCHES, numeric)
     if batch is not None:
-        b = batch[1]
+        b, field = batch[1], field or f"params.{batch[0]}"
     repeat = _get(params, REPEATS, numeric)
     if repeat is not None:
-        b = (b or 1) * repeat[1]
+        b, field = (b or 1) * repeat[1], field or f"params.{repeat[0]}"
     if h is None and w is None and b is None:
         return None, None
     return Size(b, h, w), field
@@ -351,7 +351,8 @@ def check_limits(graph: Graph, limits: Any, catalog: Mapping[str, BlockSpec] | N
         base = _base(graph, node_id, spec, sizes) if order is not None else None
         mine = param_problems(node_id, spec, params, lim, base)
         size, field = derive(spec, params, base)
-        mine += size_problems(node_id, size, field, lim) if size is not None else []
+        if size is not None and field is not None:  # a size this node sets (not one it passes on)
+            mine += size_problems(node_id, size, field, lim)
         if node.tile is not None:
             t = node.tile
             around = size if size is not None and size.pixels is not None else base
@@ -418,7 +419,7 @@ def check_before_run(node: str, spec: BlockSpec, params: Any, inputs: Mapping[st
                 break
     problems = param_problems(node, spec, p, lim, base)
     size, field = derive(spec, p, base)
-    if size is not None:
+    if size is not None and field is not None:
         problems += size_problems(node, size, field, lim)
     if tile:
         size_t = int(tile.get("size") or 0)

@@ -67,8 +67,10 @@ def test_anything_else_is_refused_naming_agent_llm_without_secrets(name) -> None
 
 def test_an_entry_with_a_server_but_no_key_never_gets_a_key_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "operator-openai-key")
-    a = AgentSettings(allowed_llms=[{"name": "local", "model": "openai/local", "base_url": "http://127.0.0.1:1"}])
-    options = LLMClient(LLMConfig.for_request(a, "local", env={}))._request([{"role": "user", "content": "hi"}])
+    a = AgentSettings(allowed_llms=[{"name": "local", "model": "openai/local",
+                                     "base_url": "http://127.0.0.1:1"}])
+    client = LLMClient(LLMConfig.for_request(a, "local", env={}))
+    options = client._request([{"role": "user", "content": "hi"}])
     assert options["api_key"] == "no-key" and options["api_base"] == "http://127.0.0.1:1"
     assert "operator-openai-key" not in str(options)
 
