@@ -176,6 +176,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         source = _read_graph_file(args.graph) if args.graph else _graph_from_png(args.from_png)
         graph = Graph.from_json(source)
     _apply_overrides(graph, args.set or [])
+    if settings.model_files.allow_paths is None:  # the user's own graph, in process: model paths are fine
+        files = settings.model_files.model_copy(update={"allow_paths": True})
+        settings = settings.model_copy(update={"model_files": files})
     executor = LocalExecutor(
         host.catalog,
         models=model_provider(settings),

@@ -13,6 +13,9 @@ Components a block may ask for (``load(ref, component, device=...)``):
 ``"tokenizer"``, ``"tokenizer_2"``  tokenizers (no device)
 ``"scheduler"``                     a *fresh* scheduler built from the model's config
 ``"info"``                          :class:`ModelInfo`: family, folder, configs (no weights)
+``"file:<kind>"``                   the path of a model file of ``kind`` (``lora``, ``onnx``,
+                                    ``ip_adapter``, ...), by name: see
+                                    :meth:`~orchestrator.models.registry.ModelRegistry.resolve_file`
 ``"onnx:<part>"``                   an onnxruntime session for an exported part
                                     (``vae_decoder``, ``vae_encoder``, ``text_encoder``, ``unet``)
 ``None``                            a diffusers pipeline assembled from the resident parts
@@ -47,7 +50,7 @@ from typing import Any
 from orchestrator.models.errors import ModelError
 from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
-from orchestrator.models.registry import ModelRegistry, ResolvedModel, family_of
+from orchestrator.models.registry import COMPONENT_KIND, ModelRegistry, ResolvedModel, family_of
 
 DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "controlnet", "image_encoder")
 HOST_COMPONENTS = ("tokenizer", "tokenizer_2")
@@ -148,6 +151,7 @@ class ModelManager:
         self._lock = threading.RLock()
         self._resident: OrderedDict[tuple[str, ...], _Resident] = OrderedDict()
         self._infos: dict[str, ModelInfo] = {}
+        self._issued: dict[str, str] = {}
         self.load_counts: Counter[str] = Counter()
         self.hits = 0
         self.evictions = 0
@@ -165,10 +169,35 @@ class ModelManager:
     # -- the ModelProvider protocol ----------------------------------------------------------
 
     def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
-        """The component ``component`` of the model ``ref`` on ``device`` (see the module doc)."""
+        """The component ``component`` of the model ``ref`` on ``device`` (see the module doc).
+
+        A name nobody knows, or a raw path, is a :class:`ModelError` with ``field``
+        ``params.model`` (the param every model block names its model in) unless it says
+        otherwise (a LoRA's ``params.model.loras[0].path``).
+        """
+        try:
+            return self._load(ref, component, device)
+        except ModelError as exc:
+            if exc.field is None and exc.details.get("reason") in ("path", "unknown", "reference"):
+                exc.field = "params.model"
+            raise
+
+    def check(self, ref: Any, component: str | None = None) -> None:
+        """Resolve ``ref`` (and its LoRAs and embeddings) by name for ``component``, loading nothing."""
+        mref = self._ref(ref)
+        try:
+            self.registry.entry(mref.name, COMPONENT_KIND.get(component or "", "checkpoint"))
+            self.check_files(mref)
+        except ModelError as exc:
+            exc.field = exc.field or "params.model"
+            raise
+
+    def _load(self, ref: Any, component: str | None, device: str) -> Any:
         mref = self._ref(ref)
         if component == "info":
             return self.info(mref)
+        if component.startswith("file:") if component else False:
+            return self.registry.resolve_file(mref.name, component[5:])
         if component is None:
             return self.pipeline(mref, device=device)
         if component == "scheduler":
@@ -185,10 +214,10 @@ class ModelManager:
 
     # -- info --------------------------------------------------------------------------------
 
-    def resolve(self, ref: Any) -> ResolvedModel:
+    def resolve(self, ref: Any, kind: str = "checkpoint") -> ResolvedModel:
         """Where the model lives (building a built-in or converting a checkpoint if needed)."""
         mref = self._ref(ref)
-        resolved = self.registry.resolve(mref.name, build=True)
+        resolved = self.registry.resolve(mref.name, build=True, kind=kind)
         if resolved.format == "single_file":
             self._ensure_converted(resolved)
         elif resolved.format != "diffusers":
@@ -275,7 +304,7 @@ class ModelManager:
     def _load_from_disk(self, mref: ModelRef, component: str, device: str, dtype: str) -> Any:
         import torch
 
-        folder = self.resolve(mref).folder
+        folder = self.resolve(mref, COMPONENT_KIND.get(component, "checkpoint")).folder
         index = json.loads((folder / "model_index.json").read_text())
         spec = index.get(component)
         if not (isinstance(spec, list) and len(spec) == 2 and spec[0] is not None):
@@ -316,31 +345,48 @@ class ModelManager:
         value = copy.deepcopy(base)
         info = self.info(mref)
         if component in ("unet", "text_encoder", "text_encoder_2"):
-            for lr in mref.loras:
-                layers = lora.read_lora(self._file(lr.path), info.family, info.unet or None)
+            for i, lr in enumerate(mref.loras):
+                path = self._file(lr.path, "lora", f"params.model.loras[{i}].path")
+                layers = lora.read_lora(path, info.family, info.unet or None)
                 lora.merge_lora(value, layers, component, lr.weight)
         if not mref.embeddings or component == "unet":
             return value
         if component in HOST_COMPONENTS:
-            for e in mref.embeddings:
-                path = self._file(e.path)
+            for i, e in enumerate(mref.embeddings):
+                path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
                 emb = lora.read_embedding(path)
                 lora.add_embedding_tokens(value, emb, component, e.token or emb.get("token") or path.stem)
             return value
         tokenizer = self._get(mref, "tokenizer_2" if component.endswith("_2") else "tokenizer", device)
-        for e in mref.embeddings:
-            path = self._file(e.path)
+        for i, e in enumerate(mref.embeddings):
+            path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
             emb = lora.read_embedding(path)
             lora.set_embedding_vectors(value, tokenizer, emb, component,
                                        e.token or emb.get("token") or path.stem)
         return value
 
-    def _file(self, name_or_path: str) -> Path:
-        if name_or_path in self.registry:
-            r = self.registry.resolve(name_or_path)
-            return r.path
-        p = Path(os.path.expanduser(name_or_path))
-        return p if p.is_absolute() else self.registry.base_dir / p
+    def resolve_file(self, name: str, kind: str, *, field: str | None = None,
+                     base: str | Path | None = None) -> Path:
+        """A model file of ``kind`` by name (see ``ModelRegistry.resolve_file``); what blocks
+        that read model files themselves (ONNX, IP-Adapters) call. ``base`` anchors relative
+        paths where paths are allowed (the in-process CLI), and is ignored everywhere else.
+        """
+        path = self.registry.resolve_file(name, kind, field=field, base=base)
+        with self._lock:
+            self._issued[str(path)] = kind  # a path this manager handed out may come back as a name
+        return path
+
+    def _file(self, name: str, kind: str, field: str) -> Path:
+        """A LoRA / embedding file by name (see ``ModelRegistry.resolve_file``)."""
+        return self.registry.resolve_file(name, kind, field=field)
+
+    def check_files(self, ref: Any) -> None:
+        """Resolve every LoRA and embedding of ``ref`` now (errors name the param), loading nothing."""
+        mref = self._ref(ref)
+        for i, lr in enumerate(mref.loras):
+            self._file(lr.path, "lora", f"params.model.loras[{i}].path")
+        for i, e in enumerate(mref.embeddings):
+            self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
 
     def _evict(self, keep: tuple[str, ...]) -> None:
         if self.budget_bytes is None:
@@ -409,14 +455,17 @@ class ModelManager:
     def _onnx(self, mref: ModelRef, component: str, device: str) -> Any:
 
         if component == "onnx":
-            if mref.name not in self.registry and mref.name.endswith(".onnx") and Path(mref.name).is_file():
-                p = Path(mref.name).resolve()  # a file the block already resolved (and confined)
-                return self._onnx_session(p, device, str(p), "onnx")
-            r = self.registry.resolve(mref.name)
-            if r.format != "onnx":
-                raise ModelError(f"model {mref.name!r} is not an ONNX file ({r.path})", reason="format",
-                                 model=mref.name, path=str(r.path))
-            return self._onnx_session(r.path, device, mref.name, component)
+            if self._issued.get(mref.name) == "onnx":
+                path = Path(mref.name)
+            else:
+                path = self.registry.resolve_file(mref.name, "onnx", field="params.model")
+            from orchestrator.models.safety import sniff
+
+            if sniff(path) == "pickle":
+                from orchestrator.models.safety import pickle_refusal
+
+                raise pickle_refusal(mref.name, "ONNX model")
+            return self._onnx_session(path, device, mref.name, component)
         part = component.split(":", 1)[1]
         if part not in ONNX_PARTS:
             raise ModelError(f"no ONNX part {part!r}; parts: {', '.join(ONNX_PARTS)}",

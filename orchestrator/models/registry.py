@@ -41,6 +41,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.models.errors import ModelError
+from orchestrator.models.folders import ModelFile, ModelFolders
+from orchestrator.models.names import FORM_TEXT, KINDS, raw_path_form, shown
 from orchestrator.models.safety import PICKLE_SUFFIXES, pickle_refusal, sniff
 from orchestrator.models.tiny import TINY_MODELS, tiny_path
 
@@ -60,6 +62,8 @@ class ModelEntry(BaseModel):
     config: str | None = Field(None, description="single-file checkpoints: a diffusers folder or "
                                                  "hf:org/repo with the matching component configs")
     revision: str | None = Field(None, description="hf: sources: branch, tag or commit (default main)")
+    vae: str | None = Field(None, description="a VAE to use instead of the model's own: a file in the "
+                                              "model folders' vae/ (by name) or a configured entry")
     description: str = Field("", description="what the model is, for people and the agent")
 
     @property
@@ -96,12 +100,25 @@ def builtin_entries() -> list[ModelEntry]:
     return [ModelEntry(name=n, source=f"builtin:{n}", description=d) for n, d in TINY_MODELS.items()]
 
 
+KIND_TEXT = {"checkpoint": "model", "vae": "VAE", "lora": "LoRA", "embedding": "embedding",
+             "controlnet": "ControlNet", "upscaler": "upscale model", "clip_vision": "CLIP vision model",
+             "ip_adapter": "IP-Adapter", "onnx": "ONNX model"}
+# which kind of file each manager component is looked up as
+COMPONENT_KIND = {"controlnet": "controlnet", "image_encoder": "clip_vision"}
+
+
 class ModelRegistry:
     """Named model entries plus the cache directory built-ins and conversions live in.
 
     ``entries`` are dicts or :class:`ModelEntry`; a later entry replaces an earlier one of
     the same name, and configured entries replace built-ins. ``base_dir`` anchors relative
     paths; ``hf_cache_dir`` is the Hugging Face hub cache (default: its usual place).
+
+    ``folders`` are the user's model folders (:class:`~orchestrator.models.folders.ModelFolders`):
+    their files are addressable by name. ``allow_paths`` says whether a name may also be a
+    raw file path (the in-process CLI on the user's own graph: yes; the daemon: never).
+    ``trusted`` lists strings from the operator's own config (e.g. ``agent.scorer``) that
+    may be paths even then.
     """
 
     def __init__(
@@ -112,7 +129,13 @@ class ModelRegistry:
         base_dir: str | Path | None = None,
         hf_cache_dir: str | Path | None = None,
         builtins: bool = True,
+        folders: ModelFolders | None = None,
+        allow_paths: bool = True,
+        trusted: Iterable[str] = (),
     ) -> None:
+        self.folders = folders if folders is not None else ModelFolders()
+        self.allow_paths = allow_paths
+        self.trusted = frozenset(t for t in trusted if t)
         self.cache_dir = Path(cache_dir).expanduser()
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self.hf_cache_dir = Path(hf_cache_dir) if hf_cache_dir is not None else None
@@ -143,15 +166,95 @@ class ModelRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def entry(self, name: str) -> ModelEntry:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise ModelError(
-                f"model {name!r} is not configured; configured models: {', '.join(self._entries) or 'none'} "
-                f"(add a [[models]] entry with name and source to the config file)",
-                reason="unknown", model=name,
-            ) from None
+    def entry(self, name: str, kind: str = "checkpoint") -> ModelEntry:
+        """The entry named ``name``: configured, built-in, or a file of ``kind`` in the model folders."""
+        e = self._entries.get(name)
+        if e is not None:
+            return e
+        found = self.folders.find(name, kind) if raw_path_form(name) is None else None
+        if found is not None:
+            return folder_entry(found)
+        if self.allow_paths or name in self.trusted:
+            p = self._path(name)
+            if raw_path_form(name) is not None or p.exists():
+                return ModelEntry.model_construct(name=name, source=str(p), family="auto", config=None,
+                                                  revision=None, description="", vae=None)
+        raise self._unknown(name, kind)
+
+    def _unknown(self, name: str, kind: str, field: str | None = None) -> ModelError:
+        what = KIND_TEXT.get(kind, kind)
+        form = raw_path_form(name)
+        if form is not None and not (self.allow_paths or name in self.trusted):
+            return ModelError(
+                f"{what} {shown(name)}: requests name models, never paths ({FORM_TEXT[form]}); use the "
+                f"name of a configured model or of a file in the model folders (`orchestrator models` "
+                f"lists them)",
+                reason="path", model=shown(name, 200)[1:-1], kind=kind, field=field, form=form)
+        known = [n for n in self._entries if kind == "checkpoint" or n.startswith("tiny-")]
+        known += [n for n in self.folders.names(kind) if "." in n.rsplit("/", 1)[-1]]
+        listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+        return ModelError(
+            f"{what} {shown(name)} is not configured and not a file in the model folders; "
+            f"known: {listed or 'none'} (add a [[models]] entry to the config, or put the file in a "
+            f"configured model folder)", reason="unknown", model=shown(name, 200)[1:-1], kind=kind,
+            field=field)
+
+    def file_names(self, kind: str) -> list[str]:
+        """Names of the model-folder files of ``kind`` (each with and without its extension)."""
+        return self.folders.names(kind)
+
+    def resolve_file(self, name: str, kind: str, *, field: str | None = None,
+                     base: str | Path | None = None) -> Path:
+        """The file a request means by ``name``, for a model file of ``kind``.
+
+        ``kind`` is one of ``checkpoint``, ``vae``, ``lora``, ``embedding``, ``controlnet``,
+        ``upscaler``, ``clip_vision``, ``ip_adapter``, ``onnx``. ``name`` is a configured
+        entry (its file; for an IP-Adapter folder, the ``ip_adapter.safetensors`` in it), a
+        file of that kind in the model folders (``sub/name.safetensors``, or without the
+        extension), or, only where paths are allowed (the in-process CLI), a file path
+        (relative ones under ``base``, else ``base_dir``). Anything else is a
+        :class:`ModelError` (``reason`` ``path`` for a raw path, ``unknown`` for a name
+        nobody knows) that names ``name`` and ``field`` and says nothing about what is on
+        disk outside the model folders.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if not isinstance(name, str) or not name:
+            raise ModelError(f"{KIND_TEXT[kind]} name must be a non-empty string", reason="unknown",
+                             kind=kind, field=field)
+        e = self._entries.get(name)
+        if e is not None:
+            return self._entry_file(e, kind, field)
+        if raw_path_form(name) is None:
+            found = self.folders.find(name, kind)
+            if found is not None:
+                if kind == "ip_adapter" and found.is_dir:
+                    return found.path / "ip_adapter.safetensors"
+                return found.path
+        if self.allow_paths or name in self.trusted:
+            p = self._path(name)
+            if base is not None and not Path(os.path.expanduser(name)).is_absolute():
+                in_base = Path(base) / name
+                p = in_base if in_base.exists() else p
+            if kind == "ip_adapter" and p.is_dir():
+                p = p / "ip_adapter.safetensors"
+            if p.is_file():
+                return p
+            raise ModelError(f"{KIND_TEXT[kind]} {shown(name)}: no such file ({p})", reason="missing",
+                             model=name, kind=kind, field=field, path=str(p))
+        raise self._unknown(name, kind, field)
+
+    def _entry_file(self, e: ModelEntry, kind: str, field: str | None) -> Path:
+        r = self.resolve(e.name, build=True)
+        if r.format == "diffusers":
+            if kind == "ip_adapter":
+                return r.path / "ip_adapter.safetensors"
+            raise ModelError(f"{KIND_TEXT[kind]} {e.name!r} is a diffusers model folder, not a "
+                             f"{KIND_TEXT[kind]} file", reason="format", model=e.name, kind=kind, field=field)
+        if kind == "onnx" and r.format != "onnx":
+            raise ModelError(f"model {e.name!r} is not an ONNX file ({r.format})", reason="format",
+                             model=e.name, kind=kind, field=field)
+        return r.path
 
     def _path(self, raw: str) -> Path:
         p = Path(os.path.expanduser(raw))
@@ -159,13 +262,13 @@ class ModelRegistry:
 
     # -- resolving -------------------------------------------------------------------------
 
-    def resolve(self, name: str, *, build: bool = False) -> ResolvedModel:
+    def resolve(self, name: str, *, build: bool = False, kind: str = "checkpoint") -> ResolvedModel:
         """Where ``name`` lives. ``build=True`` builds a missing built-in first.
 
         Raises :class:`ModelError` naming the model and where it was looked for when it is
         not there, and refusing pickles.
         """
-        e = self.entry(name)
+        e = self.entry(name, kind)
         if e.kind == "builtin":
             return self._resolve_builtin(e, build)
         if e.kind == "hf":
@@ -213,19 +316,25 @@ class ModelRegistry:
                 reason="missing", model=e.name, path=where,
             ) from None
 
+    def _display(self, e: ModelEntry, path: Path) -> str:
+        """How errors name a file: its path for an operator's entry, else the name requested."""
+        return str(path) if self._entries.get(e.name) is e else e.name
+
     def _classify(self, e: ModelEntry, path: Path) -> ResolvedModel:
+        shown_path = self._display(e, path)
         if path.is_dir():
             if not (path / "model_index.json").is_file():
                 raise ModelError(
-                    f"model {e.name!r}: folder {str(path)!r} is not a diffusers model (no model_index.json)",
-                    reason="format", model=e.name, path=str(path))
+                    f"model {e.name!r}: folder {shown_path!r} is not a diffusers model (no model_index.json)",
+                    reason="format", model=e.name, path=shown_path)
             return ResolvedModel(e.name, "diffusers", path, e)
         if not path.is_file():
-            raise ModelError(f"model {e.name!r}: nothing at {str(path)!r} (source {e.source!r})",
-                             reason="missing", model=e.name, path=str(path))
+            source = f" (source {e.source!r})" if shown_path != e.name else ""
+            raise ModelError(f"model {e.name!r}: nothing at {shown_path!r}{source}",
+                             reason="missing", model=e.name, path=shown_path)
         kind = sniff(path)
         if kind == "pickle":
-            raise pickle_refusal(path, f"model {e.name!r}:")
+            raise pickle_refusal(shown_path, f"model {e.name!r}:")
         if kind == "safetensors":
             fmt = "single_file" if _is_checkpoint(path) else "file"
             conv = self.converted_path(e.name, path) if fmt == "single_file" else None
@@ -234,8 +343,8 @@ class ModelRegistry:
             return ResolvedModel(e.name, "onnx", path, e)
         hint = " (a pickle by its name?)" if path.suffix in PICKLE_SUFFIXES else ""
         raise ModelError(
-            f"model {e.name!r}: {str(path)!r} is neither a diffusers folder, a .safetensors file nor an "
-            f"ONNX model (content: {kind}){hint}", reason="format", model=e.name, path=str(path))
+            f"model {e.name!r}: {shown_path!r} is neither a diffusers folder, a .safetensors file nor an "
+            f"ONNX model (content: {kind}){hint}", reason="format", model=e.name, path=shown_path)
 
     def resolve_config(self, e: ModelEntry) -> Path:
         """The folder named by an entry's ``config`` (for single-file checkpoints)."""
@@ -297,6 +406,12 @@ def _is_checkpoint(path: Path) -> bool:
             if k.startswith(("model.diffusion_model.", "first_stage_model.", "conditioner.embedders")):
                 return True
     return False
+
+
+def folder_entry(mf: ModelFile) -> ModelEntry:
+    """The entry of a model-folder file, named as the request named it (``sub/x.safetensors``)."""
+    return ModelEntry.model_construct(name=mf.name, source=str(mf.path), family="auto", config=None,
+                                      revision=None, description=f"{mf.kind} in the model folders", vae=None)
 
 
 def family_of(folder: Path) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
 from plugins.sd.common import device_of
+from plugins.sd.model_files import model_file
 
 
 def _layout(shape: list[Any], wanted: str) -> str:
@@ -46,8 +47,9 @@ class OnnxRun(Block):
     resources = Resources(device="gpu", memory_mb=2048)
 
     class Params(Params):
-        model: str = Field(..., min_length=1, description="an ONNX file (relative to the input "
-                                                          "folder) or a registered ONNX model")
+        model: str = Field(..., min_length=1, max_length=512,
+                           description="an ONNX model by name: a registered model or a .onnx file in the "
+                                       "model folders' onnx/ (never a path)")
         output: str | None = Field(None, description="output name; default: the first output")
         layout: Literal["auto", "nchw", "nhwc"] = Field("auto",
                                                         description="input layout; auto: from the model")
@@ -105,12 +107,8 @@ class OnnxRun(Block):
         return {"image": img, "values": values, "score": float(values.mean())}
 
     def _session(self, ctx: Context) -> Any:
-        name = self.params.model
-        device = device_of(ctx)
-        if name.endswith(".onnx"):
-            path = ctx.resolve_input(name, field="params.model")
-            return ctx.models.load(str(path), "onnx", device=device)
-        return ctx.models.load(name, "onnx", device=device)
+        path = model_file(ctx, self.params.model, "onnx", "params.model")
+        return ctx.models.load(str(path), "onnx", device=device_of(ctx))
 
     def _as_image(self, y: Any, layout: str, in_size: tuple[int, int]) -> np.ndarray | None:
         import torch.nn.functional as F

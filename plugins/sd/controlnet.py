@@ -17,6 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import crop
 from plugins.sd.conditioning import check_conditioning, with_extra
+from plugins.sd.model_files import check_model
 from plugins.sd.vae import rgb
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class ControlNet(Block):
     def run(self, ctx: Context, cond: Any, image: np.ndarray) -> dict:
         cond = check_conditioning(cond, ctx.node)
         p = self.params
+        check_model(ctx, p.model, "controlnet")  # an unknown name or a path fails here, not in sampling
         item = {"model": p.model, "image": rgb(np.asarray(image), ctx.node), "scale": p.scale,
                 "start": p.start, "end": p.end, "guess_mode": p.guess_mode}
         return {"cond": with_extra(cond, "controlnets", item)}

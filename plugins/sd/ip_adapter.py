@@ -8,9 +8,11 @@ but carries the adapters' attention processors and image projections (diffusers'
 installs them), so the resident UNet is never changed. Works for SD 1.x/2.x and SDXL
 adapters alike.
 
-An adapter is a registered model folder holding ``ip_adapter.safetensors`` (the built-in
-``tiny-ip-adapter``) or a ``.safetensors`` file in the published layout (``image_proj.*``,
-``ip_adapter.*``), relative to the input folder.
+An adapter is named, never given as a path: a registered model folder holding
+``ip_adapter.safetensors`` (the built-in ``tiny-ip-adapter``), or a ``.safetensors`` file in
+the published layout (``image_proj.*``, ``ip_adapter.*``) in the model folders' ``ipadapter/``
+(``sub/name.safetensors``, as ComfyUI shows it). The in-process CLI also takes a path,
+relative to the graph's folder.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import copy
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.conditioning import check_conditioning, with_extra
+from plugins.sd.model_files import model_file
 
 if TYPE_CHECKING:
     from plugins.sd.common import Sampling, UNetFn
@@ -46,9 +48,9 @@ class IPAdapter(Block):
     outputs = {"cond": Out("CONDITIONING", "the conditioning with this image prompt added")}
 
     class Params(Params):
-        adapter: str = Field("tiny-ip-adapter", min_length=1,
-                             description="a registered IP-Adapter folder, or a .safetensors file "
-                                         "(relative to the input folder)")
+        adapter: str = Field("tiny-ip-adapter", min_length=1, max_length=512,
+                             description="an IP-Adapter by name: a registered model, or a .safetensors "
+                                         "file in the model folders' ipadapter/ (never a path)")
         scale: float = Field(1.0, ge=0.0, le=5.0, description="weight of the image prompt (0: none)")
 
     def run(self, ctx: Context, cond: Any, embedding: Any) -> dict:
@@ -60,10 +62,8 @@ class IPAdapter(Block):
         if embeds.ndim != 2:
             raise BlockError(f"node {ctx.node!r}: the embedding must be [batch, dim], got shape "
                              f"{tuple(embeds.shape)}", type="input", node=ctx.node, field="inputs.embedding")
-        adapter = p.adapter
-        if adapter.endswith(".safetensors"):
-            adapter = str(ctx.resolve_input(adapter, field="params.adapter"))
-        item = {"adapter": adapter, "embeds": embeds, "scale": p.scale}
+        model_file(ctx, p.adapter, "ip_adapter", "params.adapter")  # refused here, before sampling
+        item = {"adapter": p.adapter, "embeds": embeds, "scale": p.scale}
         return {"cond": with_extra(cond, "image_prompts", item)}
 
 
@@ -90,22 +90,25 @@ def read_adapter(ctx: Context, adapter: str) -> dict[str, dict[str, Any]]:
     """An IP-Adapter's weights as ``{"image_proj": {...}, "ip_adapter": {...}}``."""
     from safetensors.torch import load_file
 
-    if adapter.endswith(".safetensors"):
-        path = Path(adapter)
-    else:
-        path = Path(ctx.models.load(adapter, "info").folder) / ADAPTER_FILE
+    path = model_file(ctx, adapter, "ip_adapter", "params.adapter")
     if not path.is_file():
-        raise BlockError(f"node {ctx.node!r}: IP-Adapter {adapter!r} has no {path.name} ({path})",
+        raise BlockError(f"node {ctx.node!r}: IP-Adapter {adapter!r} has no {ADAPTER_FILE}",
                          type="input", node=ctx.node, field="params.adapter", value=adapter)
-    flat = load_file(str(path))
+    try:
+        flat = load_file(str(path))  # safetensors only: never an unpickle
+    except Exception as exc:  # noqa: BLE001 - a truncated file, a pickle by another name, ...
+        raise BlockError(f"node {ctx.node!r}: IP-Adapter {adapter!r} is not a readable safetensors file "
+                         f"({type(exc).__name__})", type="model", reason="format", node=ctx.node,
+                         field="params.adapter", value=adapter) from None
     out: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")
         if head in out:
             out[head][rest] = value
     if not out["image_proj"] or not out["ip_adapter"]:
-        raise BlockError(f"node {ctx.node!r}: {path} is not an IP-Adapter (no image_proj.* / ip_adapter.* "
-                         f"weights)", type="input", node=ctx.node, field="params.adapter", value=adapter)
+        raise BlockError(f"node {ctx.node!r}: {adapter!r} is not an IP-Adapter (no image_proj.* / "
+                         f"ip_adapter.* weights)", type="input", node=ctx.node, field="params.adapter",
+                         value=adapter)
     return out
 
 

@@ -1,0 +1,202 @@
+"""Model folders and names: layouts, extra_model_paths.yaml, the index, names never paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.models import ModelError, ModelFolders, ModelRegistry, allows_paths, registry_from_settings
+from orchestrator.models.names import raw_path_form
+
+
+def st_file(path: Path, tensors: dict[str, list[int]] | None = None) -> Path:
+    """A real safetensors file with zero-filled F32 tensors of the given shapes."""
+    tensors = tensors or {"w": [2]}
+    head, off = {}, 0
+    for k, shape in tensors.items():
+        n = 4
+        for s in shape:
+            n *= s
+        head[k] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + n]}
+        off += n
+    raw = json.dumps(head).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(off))
+    return path
+
+
+@pytest.mark.parametrize(("name", "form"), [
+    ("/etc/passwd", "absolute"), ("~/x", "home"), ("~root/x", "home"), ("../x", "parent"),
+    ("a/../../x", "parent"), ("file:///etc/passwd", "url"), ("http://h/x", "url"), ("hf:org/repo", "url"),
+    ("C:\\x.ckpt", "url"), ("a\\..\\x", "url"), ("./x", "empty_part"), ("a//b", "empty_part"),
+    ("a/", "empty_part"), ("x\x00y", "control_character"), ("x" * 600, "too_long"), ("", "empty"),
+])
+def test_raw_path_forms(name, form):
+    assert raw_path_form(name) == form
+
+
+@pytest.mark.parametrize("name", ["tiny-sd", "sub/dream shaper.safetensors", "a.b-c_d", "ü/ñ.pt"])
+def test_names(name):
+    assert raw_path_form(name) is None
+
+
+def test_comfyui_and_a1111_layouts_and_names_with_and_without_extension(tmp_path):
+    comfy, a1111 = tmp_path / "comfy", tmp_path / "webui"
+    st_file(comfy / "models" / "checkpoints" / "sd15" / "dream.safetensors")
+    st_file(comfy / "models" / "loras" / "ink.safetensors")
+    st_file(a1111 / "models" / "Stable-diffusion" / "real.safetensors")
+    st_file(a1111 / "models" / "Lora" / "ink.safetensors")  # the first root wins
+    st_file(a1111 / "models" / "ESRGAN" / "4x.pth")
+    st_file(a1111 / "embeddings" / "bad-hands.pt")
+    (comfy / "models" / "checkpoints" / "notes.txt").write_text("not a model")
+    mf = ModelFolders([comfy, a1111])
+    assert sorted(mf.names("checkpoint")) == ["real", "real.safetensors", "sd15/dream",
+                                              "sd15/dream.safetensors"]
+    assert mf.find("ink", "lora").path == comfy / "models" / "loras" / "ink.safetensors"
+    assert mf.find("4x", "upscaler").name == "4x.pth"
+    assert mf.find("bad-hands.pt", "embedding") is not None
+    assert mf.find("ink", "checkpoint") is None  # kinds do not mix
+
+
+def test_extra_model_paths_yaml_is_read_as_comfyui_writes_it(tmp_path):
+    base = tmp_path / "webui"
+    st_file(base / "models" / "Lora" / "a.safetensors")
+    st_file(base / "models" / "LyCORIS" / "b.safetensors")
+    st_file(base / "models" / "ESRGAN" / "x4.pth")
+    st_file(tmp_path / "abs" / "c.safetensors")
+    yaml_file = tmp_path / "cfg" / "extra_model_paths.yaml"
+    yaml_file.parent.mkdir()
+    yaml_file.write_text(f"""
+a111:
+    base_path: ../webui/
+
+    checkpoints: models/Stable-diffusion
+    configs: models/Stable-diffusion
+    vae: models/VAE
+    loras: |
+         models/Lora
+         models/LyCORIS
+    upscale_models: |
+                  models/ESRGAN
+                  models/RealESRGAN
+    embeddings: embeddings
+    hypernetworks: models/hypernetworks
+    controlnet: models/ControlNet
+other:
+    base_path: {tmp_path}
+    checkpoints: abs
+""")
+    mf = ModelFolders(extra_model_paths=[yaml_file])
+    assert {"a.safetensors", "b.safetensors"} <= set(mf.names("lora"))
+    assert mf.find("x4", "upscaler") is not None and mf.find("c", "checkpoint") is not None
+
+
+def test_the_index_is_cached_and_refreshed_when_a_folder_changes(tmp_path):
+    st_file(tmp_path / "loras" / "a.safetensors")
+    mf = ModelFolders([tmp_path])
+    assert mf.find("a", "lora") and mf.scans == 1
+    assert mf.find("a", "lora") and mf.scans == 1  # cached
+    time.sleep(0.01)
+    st_file(tmp_path / "loras" / "deep" / "b.safetensors")
+    assert mf.find("deep/b", "lora") and mf.scans == 2
+    (tmp_path / "loras" / "a.safetensors").unlink()
+    assert mf.find("a", "lora") is None
+
+
+def test_symlinks_are_followed_only_inside_the_model_folders(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    st_file(outside / "secret.safetensors")
+    st_file(root / "loras" / "real.safetensors")
+    st_file(root / "checkpoints" / "shared.safetensors")
+    os.symlink(outside / "secret.safetensors", root / "loras" / "leak.safetensors")
+    os.symlink(outside, root / "loras" / "leakdir")
+    os.symlink(root / "checkpoints" / "shared.safetensors", root / "loras" / "inside.safetensors")
+    os.symlink(root / "loras", root / "loras" / "loop")
+    mf = ModelFolders([root])
+    names = mf.names("lora")
+    assert "leak.safetensors" not in names and not any(n.startswith("leakdir") for n in names)
+    assert "inside.safetensors" in names and "real.safetensors" in names
+
+
+@pytest.fixture()
+def folder_world(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    st_file(root / "loras" / "sub" / "ink.safetensors")
+    st_file(root / "onnx" / "net.onnx")
+    st_file(outside / "secret.safetensors", {"secret_tensor_xyz": [4]})
+    return root, outside
+
+
+def test_daemon_registry_resolves_names_and_refuses_every_path(folder_world, tmp_path):
+    root, outside = folder_world
+    reg = ModelRegistry(cache_dir=tmp_path / "c", folders=ModelFolders([root]), allow_paths=False,
+                        base_dir=outside)
+    assert reg.resolve_file("sub/ink", "lora") == root / "loras" / "sub" / "ink.safetensors"
+    assert reg.resolve_file("sub/ink.safetensors", "lora").name == "ink.safetensors"
+    msgs = {}
+    for name in (str(outside / "secret.safetensors"), str(outside / "nope.safetensors"), "secret.safetensors",
+                 "../outside/secret.safetensors", "~/secret.safetensors", "file:///x", "sub/../sub/ink"):
+        with pytest.raises(ModelError) as info:
+            reg.resolve_file(name, "lora", field="params.model.loras[0].path")
+        d = info.value.to_dict()
+        assert d["field"] == "params.model.loras[0].path" and d["type"] == "model"
+        assert "secret_tensor_xyz" not in d["message"]
+        msgs[name] = (d["reason"], d["message"].replace(name, "N"))
+    # an existing file outside reads exactly like a missing one; a bare name is just unknown
+    assert msgs[str(outside / "secret.safetensors")] == msgs[str(outside / "nope.safetensors")]
+    assert msgs["secret.safetensors"][0] == "unknown"  # relative to base_dir: never looked at
+    assert msgs["sub/../sub/ink"][0] == "path"
+    with pytest.raises(ModelError, match="requests name models, never paths"):
+        reg.resolve(str(outside / "secret.safetensors"))
+
+
+def test_cli_registry_still_takes_paths(folder_world, tmp_path):
+    root, outside = folder_world
+    reg = ModelRegistry(cache_dir=tmp_path / "c", folders=ModelFolders([root]), allow_paths=True,
+                        base_dir=tmp_path)
+    assert reg.resolve_file(str(outside / "secret.safetensors"), "lora") == outside / "secret.safetensors"
+    assert reg.resolve_file("outside/secret.safetensors", "lora") == outside / "secret.safetensors"
+    assert reg.resolve_file("secret.safetensors", "lora", base=outside) == outside / "secret.safetensors"
+    with pytest.raises(ModelError, match="no such file"):
+        reg.resolve_file("nope.safetensors", "lora")
+
+
+def test_settings_decide_paths_daemon_never_cli_yes_and_the_scorer_is_trusted(folder_world, tmp_path):
+    from orchestrator.config import load_settings
+
+    root, outside = folder_world
+    scorer = str(outside / "secret.safetensors")
+    env = {"ORCHESTRATOR_MODEL_FILES__ROOTS": str(root), "ORCHESTRATOR_AGENT__SCORER": scorer}
+    s = load_settings(config_file=None, env=env, overrides={"state_dir": tmp_path / "s"})
+    assert not allows_paths(s) and allows_paths(s, trusted=True)
+    reg = registry_from_settings(s, plugins=False)
+    assert reg.resolve_file("sub/ink", "lora").name == "ink.safetensors"
+    assert reg.resolve_file(scorer, "lora") == Path(scorer)  # the operator's own setting
+    with pytest.raises(ModelError):
+        reg.resolve_file(str(outside / "other.safetensors"), "lora")
+    off = load_settings(config_file=None, env={**env, "ORCHESTRATOR_MODEL_FILES__ALLOW_PATHS": "false"},
+                        overrides={"state_dir": tmp_path / "s"})
+    assert not allows_paths(off, trusted=True)
+
+
+def test_manager_check_and_file_components_name_the_field(folder_world, tmp_path):
+    from orchestrator.models import ModelManager
+
+    root, outside = folder_world
+    reg = ModelRegistry(cache_dir=tmp_path / "c", folders=ModelFolders([root]), allow_paths=False)
+    mm = ModelManager(reg)
+    assert mm.load("sub/ink", "file:lora").name == "ink.safetensors"
+    with pytest.raises(ModelError) as info:
+        mm.check({"name": "tiny-sd", "loras": [{"path": "sub/ink"}, {"path": "/etc/passwd"}]})
+    assert info.value.field == "params.model.loras[1].path"
+    with pytest.raises(ModelError) as info:
+        mm.load("/etc/passwd", "unet")
+    assert info.value.field == "params.model" and info.value.details["reason"] == "path"
+    with pytest.raises(ModelError) as info:
+        mm.load(str(outside / "secret.safetensors"), "onnx")
+    assert info.value.details["reason"] == "path"
