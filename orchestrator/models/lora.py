@@ -652,8 +652,8 @@ def _embedding_dict(p: Path) -> dict[str, Any]:
 def read_embedding(path: str | Path) -> dict[str, Any]:
     """``{"default" | "clip_l" | "clip_g": tensor [n, dim]}`` plus ``"token"`` when the file names one.
 
-    ``.safetensors`` files, and A1111 ``.pt`` files (``string_to_param: {'*': tensor}``, the
-    token in ``name``) read with torch's weights-only loader.
+    ``.safetensors`` files, and A1111 ``.pt`` files (``string_to_param: {'*': tensor}``; A1111
+    calls it by the file's name) read with torch's weights-only loader.
     """
     import torch
 
@@ -669,10 +669,7 @@ def read_embedding(path: str | Path) -> dict[str, Any]:
             raise ModelError(f"embedding {p.name!r}: string_to_param holds {len(params)} entries, "
                              f"expected one", reason="format", path=p.name)
         (vec,) = params.values()
-        out = {"default": _2d(vec, p, "string_to_param")}
-        if isinstance(sd.get("name"), str) and sd["name"]:
-            out["token"] = sd["name"]
-        return out
+        return {"default": _2d(vec, p, "string_to_param")}  # the token: the file's stem, as A1111
     tensors = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if len(tensors) == 1 and len(sd) == 1:
         (token, vec), = tensors.items()
