@@ -57,6 +57,7 @@ from graphs.comfy.mapping import (
     Resource,
     Unresolved,
 )
+from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.samplers import map_sampler
 
 if TYPE_CHECKING:
@@ -558,6 +559,7 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("PrimitiveString", primitive("STRING")),
     _c("PrimitiveStringMultiline", primitive("STRING")),
     _c("PrimitiveBoolean", primitive("BOOLEAN")),
+    *PRIMITIVE_MAPPINGS,  # string, math and switch nodes, computed at import
 )
 
 # the blocks these mappings use that this project ships; the catalog to assume when none is given
