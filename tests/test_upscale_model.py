@@ -124,11 +124,26 @@ def make_image(h: int = 24, w: int = 32, batch: int = 1, seed: int = 0, channels
 
 # -- fixtures ------------------------------------------------------------------------------------
 
+def swinir_x2() -> nn.Module:
+    """A tiny SwinIR (lightweight x2 layout), from spandrel's own definition of the architecture:
+    what is under test is reading its hyper-parameters (depths, heads, window, scale) off the file."""
+    import importlib
+
+    from plugins.upscale.nets import registry
+
+    registry()  # makes spandrel's architecture modules importable without torchvision
+    arch = importlib.import_module("spandrel.architectures.SwinIR.__arch.SwinIR")
+    return randomised(arch.SwinIR(img_size=16, embed_dim=12, depths=[2, 2], num_heads=[2, 2], window_size=4,
+                                  mlp_ratio=2, upscale=2, upsampler="pixelshuffledirect",
+                                  resi_connection="1conv"), 5)
+
+
 NETS = {
     "esrgan_x4": lambda: randomised(RRDBNet(scale=4), 1),
     "esrgan_x2": lambda: randomised(RRDBNet(scale=2), 2),
     "compact_x4": lambda: randomised(SRVGGNetCompact(upscale=4), 3),
     "compact_x2": lambda: randomised(SRVGGNetCompact(upscale=2), 4),
+    "swinir_x2": swinir_x2,
 }
 
 
@@ -212,6 +227,9 @@ def test_output_equals_the_net_itself(upscale, folder, name, suffix):
     ref = direct(nets[name], image)
     scale = int(name[-1])
     assert ours.shape == (2, 24 * scale, 32 * scale, 3)
+    # a size off the net's multiple (SwinIR's window, x2 ESRGAN's unshuffle) is padded, then cropped
+    odd = np.ascontiguousarray(image[:1, :21, :29])
+    assert upscale(name + suffix, odd).shape == (1, 21 * scale, 29 * scale, 3)
     diff = float(np.abs(ours - ref).max())
     print(f"{name}{suffix}: max abs diff vs the net {diff:.3g}")
     assert diff <= 1e-5
@@ -223,7 +241,8 @@ def test_scale_and_architecture_come_from_the_file(folder):
     found = {n: load_upscaler(d / f"{n}.pth") for n in NETS}
     assert {n: (u.architecture, u.scale) for n, u in found.items()} == {
         "esrgan_x4": ("ESRGAN", 4), "esrgan_x2": ("ESRGAN", 2),
-        "compact_x4": ("RealESRGAN Compact", 4), "compact_x2": ("RealESRGAN Compact", 2)}
+        "compact_x4": ("RealESRGAN Compact", 4), "compact_x2": ("RealESRGAN Compact", 2),
+        "swinir_x2": ("SwinIR", 2)}
 
 
 def test_by_name_in_a_graph_equals_the_net(run_graph, folder):
