@@ -388,3 +388,13 @@ def test_cli_upload_prints_names_and_submit_uploads_what_the_graph_names(real_da
     assert info["state"] == "succeeded"
     assert info["graph"]["nodes"]["l"]["params"]["path"] == names[0]
     assert info["graph"]["nodes"]["m"]["params"]["path"] == names[1]
+
+
+def test_the_inputs_route_is_in_the_protocol_the_app_and_both_clients(app_client):
+    from orchestrator.client import AsyncClient, Client
+    from orchestrator.protocol import INPUTS
+
+    doc = app_client.get("/openapi.json").json()
+    assert {"get", "post"} <= set(doc["paths"][INPUTS])
+    for cls in (Client, AsyncClient):
+        assert all(callable(getattr(cls, m, None)) for m in ("upload", "upload_info", "inputs"))
