@@ -86,6 +86,16 @@ def _job_info(job: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, A
     return info.model_dump(mode="json")
 
 
+def _loaded_models(engine: Any) -> set[str]:
+    """Model names the engine's workers hold now (for ``GET /models``)."""
+    try:
+        from orchestrator.models.registry import loaded_names
+
+        return loaded_names(engine.stats())
+    except Exception:  # noqa: BLE001 - the listing never fails on the engine's account
+        return set()
+
+
 def create_app(service: JobService, settings: Settings, *, models: Any = None,
                governor: ConnectionGovernor | None = None, retention: Retention | None = None) -> Guard:
     """The FastAPI application for ``service``, behind the security guard (``.app``).
@@ -299,7 +309,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     @app.get(MODELS)
     async def list_models(request: Request) -> list[dict[str, Any]]:
         describe = getattr(models, "describe", None)
-        rows = describe() if callable(describe) else []
+        rows = describe(loaded=_loaded_models(service.engine)) if callable(describe) else []
         return rows if _authenticated(request) else redact(rows)
 
     @app.get(HEALTH)

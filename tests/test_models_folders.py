@@ -200,3 +200,136 @@ def test_manager_check_and_file_components_name_the_field(folder_world, tmp_path
     with pytest.raises(ModelError) as info:
         mm.load(str(outside / "secret.safetensors"), "onnx")
     assert info.value.details["reason"] == "path"
+
+
+# -- detection from headers -------------------------------------------------------------------------
+
+U = "model.diffusion_model."
+CONV_IN = U + "input_blocks.0.0.weight"
+TO_K = U + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
+SD1 = {CONV_IN: [8, 4, 3, 3], TO_K: [8, 768], "first_stage_model.decoder.conv_out.weight": [3, 4, 3, 3]}
+LORA_TO_K = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"
+
+
+def _ckpt(path: Path, changes: dict[str, list[int] | None] | None = None) -> Path:
+    """An SD-1-shaped checkpoint header (tiny shapes), with keys changed (None: removed)."""
+    tensors = dict(SD1)
+    for k, v in (changes or {}).items():
+        if v is None:
+            tensors.pop(k, None)
+        else:
+            tensors[k] = v
+    return st_file(path, tensors)
+
+
+def _with_values(path: Path, key: str, values: list[float], extra: dict[str, list[int]]) -> Path:
+    import numpy as np
+
+    data = np.asarray(values, np.float32).tobytes()
+    head, off, blobs = {}, 0, []
+    for k, shape in extra.items():
+        n = 4 * int(np.prod(shape))
+        head[k] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + n]}
+        blobs.append(bytes(n))
+        off += n
+    head[key] = {"dtype": "F32", "shape": [len(values)], "data_offsets": [off, off + len(data)]}
+    raw = json.dumps(head).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs) + data)
+    return path
+
+
+def test_checkpoint_families_from_headers(tmp_path):
+    from orchestrator.models.detect import XL_BASE, XL_REFINER, detect_file
+
+    fam = {
+        "sd1": _ckpt(tmp_path / "a.safetensors"),
+        "sd1-inpaint": _ckpt(tmp_path / "b.safetensors", {CONV_IN: [8, 9, 3, 3]}),
+        "sd2": _ckpt(tmp_path / "c.safetensors", {TO_K: [8, 1024]}),
+        "sdxl": _ckpt(tmp_path / "d.safetensors", {TO_K: None, XL_BASE: [4]}),
+        "sdxl-refiner": _ckpt(tmp_path / "e.safetensors", {TO_K: None, XL_REFINER: [4]}),
+        "sdxl-inpaint": _ckpt(tmp_path / "f.safetensors", {TO_K: None, XL_BASE: [4], CONV_IN: [8, 9, 3, 3]}),
+        "sd2-inpaint": _ckpt(tmp_path / "g.safetensors", {TO_K: [8, 1024], CONV_IN: [8, 9, 3, 3]}),
+    }
+    for want, path in fam.items():
+        d = detect_file(path)
+        assert (d.kind, d.family) == ("checkpoint", want), path
+    # SD 2 v-prediction: a sidecar yaml says so; without one, the bias-spread heuristic decides
+    v = _ckpt(tmp_path / "v.safetensors", {TO_K: [8, 1024]})
+    (tmp_path / "v.yaml").write_text("model:\n  params:\n    parameterization: \"v\"\n")
+    assert detect_file(v).family == "sd2-v"
+    probe = U + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+    import numpy as np
+
+    spread = np.random.default_rng(0).normal(0, 0.5, 64).tolist()
+    wide = _with_values(tmp_path / "w.safetensors", probe, spread, {TO_K: [8, 1024]})
+    assert detect_file(wide).family == "sd2-v"
+    flat = _with_values(tmp_path / "x.safetensors", probe, [0.01] * 64, {TO_K: [8, 1024]})
+    assert detect_file(flat).family == "sd2"
+
+
+def test_other_kinds_from_headers(tmp_path):
+    from orchestrator.models.detect import detect_file
+
+    cases = {
+        ("lora", "sd1"): {LORA_TO_K: [4, 768]},
+        ("lora", "sdxl"): {"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": [4, 1280]},
+        ("embedding", "sd1"): {"emb_params": [2, 768]},
+        ("embedding", "sd2"): {"emb_params": [2, 1024]},
+        ("embedding", "sdxl"): {"clip_l": [2, 768], "clip_g": [2, 1280]},
+        ("controlnet", "sd1"): {"control_model.input_hint_block.0.weight": [16, 3, 3, 3],
+                                "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+                                    [8, 768]},
+        ("vae", None): {"encoder.conv_in.weight": [8, 3, 3, 3], "decoder.conv_out.weight": [3, 8, 3, 3]},
+        ("upscaler", None): {"conv_first.weight": [8, 3, 3, 3], "body.0.rdb1.conv1.weight": [8, 8, 3, 3]},
+        ("ip_adapter", None): {"image_proj.proj.weight": [8, 8], "ip_adapter.1.to_k_ip.weight": [8, 8]},
+        ("clip_vision", None): {"vision_model.embeddings.patch_embedding.weight": [8, 3, 2, 2]},
+    }
+    for i, ((kind, family), tensors) in enumerate(cases.items()):
+        d = detect_file(st_file(tmp_path / f"{i}.safetensors", tensors))
+        assert (d.kind, d.family) == (kind, family), tensors
+
+
+def test_truncated_and_disguised_files_are_named_by_name(tmp_path):
+    import pickle
+
+    from orchestrator.models.detect import detect_file
+
+    good = _ckpt(tmp_path / "whole.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(ModelError) as info:
+        detect_file(cut, display="checkpoints/cut.safetensors")
+    assert "truncated" in info.value.message and "checkpoints/cut.safetensors" in info.value.message
+    assert str(tmp_path) not in info.value.message
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(pickle.dumps({"w": [1.0] * 100}))
+    with pytest.raises(ModelError, match="not a safetensors file"):
+        detect_file(fake, display="fake.safetensors")
+
+
+def test_listing_has_kind_family_size_and_errors(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    root = tmp_path / "models"
+    _ckpt(root / "checkpoints" / "sd15.safetensors")
+    st_file(root / "loras" / "style.safetensors", {LORA_TO_K: [4, 768]})
+    st_file(root / "embeddings" / "bad.safetensors", {"emb_params": [2, 768]})
+    (root / "upscale_models").mkdir()
+    (root / "upscale_models" / "4x.pth").write_bytes(b"PK\x03\x04not really")
+    cut = root / "checkpoints" / "broken.safetensors"
+    cut.write_bytes((root / "checkpoints" / "sd15.safetensors").read_bytes()[:50])
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "config.toml").write_text(f'[model_files]\nroots = ["{root}"]\n')
+    assert main(["--state-dir", str(tmp_path / "state"), "models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (rows["sd15.safetensors"]["kind"], rows["sd15.safetensors"]["family"]) == ("checkpoint", "sd1")
+    assert rows["sd15.safetensors"]["size"] == (root / "checkpoints" / "sd15.safetensors").stat().st_size
+    assert (rows["style.safetensors"]["kind"], rows["style.safetensors"]["family"]) == ("lora", "sd1")
+    assert rows["bad.safetensors"]["kind"] == "embedding"
+    assert rows["4x.pth"]["kind"] == "upscaler" and rows["4x.pth"]["format"] == "legacy"
+    broken = rows["broken.safetensors"]
+    assert broken["status"] == "error" and "broken.safetensors" in broken["error"]
+    assert rows["tiny-sd"]["family"] == "sd1" and rows["tiny-sd"]["loaded"] is None
+    assert main(["--state-dir", str(tmp_path / "state"), "models"]) == 0
+    out = capsys.readouterr().out
+    assert "sd15.safetensors" in out and "checkpoint" in out and "sd1" in out

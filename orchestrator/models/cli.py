@@ -12,20 +12,55 @@ from orchestrator.models import ModelManager, registry_from_settings
 from orchestrator.models.manager import ONNX_PARTS as PARTS
 
 
+def _daemon_loaded(settings: Any) -> set[str] | None:
+    """Names the running daemon holds (from its ``GET /models``), or None when none answers."""
+    try:
+        from orchestrator.client import Client
+        from orchestrator.daemon import read_info
+
+        if not read_info(settings):
+            return None
+        with Client(None, token=settings.effective_token(), state_dir=settings.state_dir, timeout=5) as c:
+            return {r["name"] for r in c.models() if r.get("loaded")}
+    except Exception:  # noqa: BLE001 - the listing works without a daemon
+        return None
+
+
+def size_text(n: int | None) -> str:
+    """``1.9 GiB``, ``320 MiB``, ``12 KiB``, ``-``."""
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def cmd_models(args: argparse.Namespace, settings: Any) -> int:
-    rows = registry_from_settings(settings).describe()
+    loaded = _daemon_loaded(settings)
+    rows = registry_from_settings(settings).describe(loaded=loaded or ())
+    for r in rows:
+        if loaded is None:
+            r["loaded"] = None  # no daemon answered: nothing is loaded anywhere we can see
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max((len(r["name"]) for r in rows), default=4)
+    width = min(max((len(r["name"]) for r in rows), default=4), 48)
+    print(f"{'name':<{width}}  {'kind':<11}  {'family':<13}  {'size':>9}  {'loaded':<6}  "
+          f"{'format':<11}  {'status':<22}  where")
     for r in rows:
         where = r.get("path") or "?"
         status = r["status"] if r["status"] != "error" else f"error: {r.get('error')}"
-        print(f"{r['name']:<{width}}  {r.get('format') or '-':<11}  {status:<22}  {where}")
+        loaded_text = "-" if r.get("loaded") is None else ("yes" if r["loaded"] else "no")
+        print(f"{r['name']:<{width}}  {r.get('kind') or '-':<11}  {r.get('family') or '-':<13}  "
+              f"{size_text(r.get('size')):>9}  {loaded_text:<6}  {r.get('format') or '-':<11}  "
+              f"{status:<22}  {where}")
         if r.get("converted"):
-            print(f"{'':<{width}}  {'':<11}  {'converted copy':<22}  {r['converted']}")
+            print(f"{'':<{width}}  {'':<11}  {'':<13}  {'':>9}  {'':<6}  {'':<11}  {'converted copy':<22}  "
+                  f"{r['converted']}")
         if r.get("onnx"):
-            print(f"{'':<{width}}  {'':<11}  {'onnx export':<22}  {r['onnx']}")
+            print(f"{'':<{width}}  {'':<11}  {'':<13}  {'':>9}  {'':<6}  {'':<11}  {'onnx export':<22}  "
+                  f"{r['onnx']}")
     return 0
 
 
@@ -50,7 +85,8 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Any) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("models", help="list the configured models and where each lives")
+    p = sub.add_parser("models", help="list the configured models and the model-folder files: kind, family, "
+                                      "size, whether the daemon holds it, where each lives")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_models)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")

@@ -241,3 +241,47 @@ def classify(header: Header, path: str | Path | None = None, *, hint: str | None
         (_d, shape, _o), = header.tensors.values()
         return Detected("embedding", WIDTH_FAMILY.get(shape[-1] if shape else 0), dtype)
     return Detected(hint, None, dtype)
+
+
+def folder_family(folder: str | Path) -> str | None:
+    """The family of a diffusers folder, from its UNet and scheduler configs (no weights read)."""
+    f = Path(folder)
+    try:
+        unet = json.loads((f / "unet" / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    width = unet.get("cross_attention_dim")
+    width = width[0] if isinstance(width, list) and width else width
+    fam = WIDTH_FAMILY.get(width if isinstance(width, int) else 0)
+    if fam is None:  # an unusual width (the tiny built-ins): the pipeline's shape decides
+        index = f / "model_index.json"
+        if not index.is_file():
+            return None
+        fam = "sdxl" if "text_encoder_2" in index.read_text() else "sd1"
+    if fam == "sd2":
+        try:
+            sched = json.loads((f / "scheduler" / "scheduler_config.json").read_text())
+        except (OSError, ValueError):
+            sched = {}
+        if sched.get("prediction_type") == "v_prediction":
+            fam = "sd2-v"
+    return fam + "-inpaint" if unet.get("in_channels") == 9 else fam
+
+
+def detect_file(path: str | Path, hint: str | None = None, display: str | None = None) -> Detected:
+    """Kind and family of a model file or diffusers folder; ``hint`` is its folder's kind.
+
+    Legacy pickles (``.ckpt``, ``.pt``, ...) are not opened here: their kind is the folder's.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model_index.json").is_file():
+            return Detected("checkpoint", folder_family(p), None, {"format": "diffusers"})
+        return Detected(hint, None, None, {"format": "diffusers"})
+    if p.suffix.lower() == ".onnx":
+        return Detected(hint or "onnx", None, None, {"format": "onnx"})
+    if p.suffix.lower() not in (".safetensors", ".sft"):
+        return Detected(hint, None, None, {"format": "legacy"})
+    header = read_header(p, display)
+    d = classify(header, p, hint=hint)
+    return Detected(d.kind, d.family, d.dtype, {**d.details, "format": "safetensors"})

@@ -144,6 +144,7 @@ class ModelFolders:
         self._lock = threading.Lock()
         self._index: dict[str, dict[str, ModelFile]] | None = None
         self._stamp: dict[str, int | None] = {}
+        self._detected: dict[tuple[str, int, int], Any] = {}
         self.scans = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -261,6 +262,25 @@ class ModelFolders:
         if not self:
             return None
         return self.index().get(kind, {}).get(name)
+
+    def detect(self, mf: ModelFile) -> Any:
+        """What ``mf`` is (:class:`~orchestrator.models.detect.Detected`), cached on its size and
+        mtime; a broken file gives ``Detected(kind, None, details={"error": ...})``."""
+        from orchestrator.models.detect import Detected, detect_file
+
+        key = (str(mf.path), mf.size, mf.mtime_ns)
+        hit = self._detected.get(key)
+        if hit is None:
+            try:
+                hit = detect_file(mf.path, mf.kind, mf.name)
+            except ModelError as exc:
+                hit = Detected(mf.kind, None, None, {"error": exc.message})
+            except OSError as exc:
+                hit = Detected(mf.kind, None, None, {"error": f"cannot read {mf.name!r}: {exc.strerror}"})
+            if len(self._detected) > 4 * MAX_FILES:
+                self._detected.clear()
+            self._detected[key] = hit
+        return hit
 
     def names(self, kind: str) -> list[str]:
         return list(self.index().get(kind, {})) if self else []

@@ -370,12 +370,17 @@ class ModelRegistry:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def describe(self) -> list[dict[str, Any]]:
-        """One dict per entry: name, source, format, where it lives and whether it is there."""
+    def describe(self, loaded: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """One dict per entry and per model-folder file: name, kind, family, size, whether it is
+        ``loaded`` (names a worker holds; see :func:`loaded_names`), format, where it lives and
+        whether it is there. Kinds and families are read from file headers only.
+        """
+        held = set(loaded)
         out = []
         for e in self._entries.values():
-            row: dict[str, Any] = {"name": e.name, "source": e.source, "family": e.family,
-                                   "description": e.description}
+            row: dict[str, Any] = {"name": e.name, "source": e.source, "origin": e.kind, "kind": "checkpoint",
+                                   "family": None if e.family == "auto" else e.family,
+                                   "description": e.description, "size": None, "loaded": e.name in held}
             try:
                 r = self.resolve(e.name)
             except ModelError as exc:
@@ -390,11 +395,76 @@ class ModelRegistry:
                     row["status"] = "converted on first use"
                 else:
                     row["status"] = "ready"
+                self._describe_file(row, r.path, e.family)
+            if e.kind == "builtin":
+                which = e.source.split(":", 1)[1]
+                row["kind"] = {"tiny-controlnet": "controlnet", "tiny-clip-vision": "clip_vision",
+                               "tiny-ip-adapter": "ip_adapter"}.get(which, "checkpoint")
+                row["family"] = row["family"] or {"tiny-sd": "sd1", "tiny-sd-inpaint": "sd1-inpaint",
+                                                  "tiny-sdxl": "sdxl"}.get(which)
             onnx = self.onnx_dir(e.name)
             if onnx.is_dir():
                 row["onnx"] = str(onnx)
             out.append(row)
+        for mf in self.folders.files():
+            d = self.folders.detect(mf)
+            row = {"name": mf.name, "source": "folder", "origin": "folder", "kind": d.kind or mf.kind,
+                   "folder_kind": mf.kind, "family": d.family, "size": mf.size if not mf.is_dir else
+                   _tree_size(mf.path), "dtype": d.dtype,
+                   "loaded": bool({mf.name, mf.stem_name, str(mf.path)} & held),
+                   "format": d.details.get("format"), "path": str(mf.path), "description": "",
+                   "status": "error" if "error" in d.details else "ready"}
+            if "error" in d.details:
+                row["error"] = d.details["error"]
+            if d.kind not in (None, mf.kind) and mf.kind not in ("onnx", "upscaler"):
+                row["warning"] = f"in the {mf.kind} folder but looks like a {d.kind}"
+            out.append(row)
         return out
+
+    def _describe_file(self, row: dict[str, Any], path: Path, family: str) -> None:
+        from orchestrator.models.detect import detect_file, folder_family
+
+        try:
+            if path.is_dir():
+                row["size"] = _tree_size(path)
+                row["family"] = row["family"] or folder_family(path)
+                if (path / "controlnet").is_dir():
+                    row["kind"] = "controlnet"
+                elif (path / "image_encoder").is_dir() and not (path / "unet").is_dir():
+                    row["kind"] = "clip_vision"
+            else:
+                row["size"] = path.stat().st_size
+                d = detect_file(path, None, row["name"])
+                row.update(kind=d.kind or "file", dtype=d.dtype)
+                row["family"] = row["family"] or d.family
+        except (ModelError, OSError):
+            pass
+
+
+def _tree_size(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def loaded_names(stats: Mapping[str, Any] | None) -> set[str]:
+    """Model names an engine's ``stats()`` says are resident (local engine or Ray workers)."""
+    out: set[str] = set()
+    if not isinstance(stats, Mapping):
+        return out
+    held = (stats.get("models") or {}).get("held") if isinstance(stats.get("models"), Mapping) else None
+    for h in held or []:
+        if isinstance(h, Mapping) and isinstance(h.get("model"), str):
+            out.add(h["model"].split("+")[0])
+    for w in stats.get("workers") or []:
+        if isinstance(w, Mapping):
+            out.update(str(m).split("+")[0] for m in w.get("models") or [])
+    return out
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -202,6 +202,10 @@ def test_model_folder_files_work_by_name_and_nothing_accepted_was_lost(world, ac
     ids.append(_submit(url, graph))
     final = wait_final(url, ids, timeout=300)
     assert [final[i]["state"] for i in ids] == ["succeeded"] * 3, [final[i].get("errors") for i in ids]
+    rows = {r["name"]: r for r in httpx.get(f"{url}/models", timeout=60).json()}
+    assert (rows["nets/double.onnx"]["kind"], rows["nets/double.onnx"]["loaded"]) == ("onnx", True)
+    assert rows["sub/mine.safetensors"]["kind"] == "ip_adapter" and rows["tiny-sd"]["loaded"] is True
+    assert "link.safetensors" not in rows and not any("secret" in n for n in rows)
     job = httpx.get(f"{url}/jobs/{accepted['id']}", timeout=30).json()
     assert job["state"] == "succeeded" and job["id"] == accepted["id"]
     assert httpx.get(f"{url}/health", timeout=30).status_code == 200
