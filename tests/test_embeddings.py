@@ -23,6 +23,7 @@ from orchestrator.models import ModelError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
+from model_builders import a1111_pt
 
 models = sd_fixtures.models
 one_torch_thread = sd_fixtures.one_torch_thread
@@ -49,14 +50,6 @@ def fresh_pipeline(models, name: str):
     parts = {k: copy.deepcopy(v) if k.startswith(("tokenizer", "text_encoder")) else v
              for k, v in base.components.items()}
     return getattr(diffusers, type(base).__name__)(**parts)
-
-
-def a1111_pt(path: Path, vecs: torch.Tensor) -> Path:
-    """What A1111's textual-inversion training saves (``torch.save`` of plain containers)."""
-    torch.save({"string_to_token": {"*": 265}, "string_to_param": {"*": torch.nn.Parameter(vecs.clone())},
-                "name": "something-else", "step": 3000, "sd_checkpoint": "a1b2c3d4",
-                "sd_checkpoint_name": "v1-5-pruned-emaonly"}, path)
-    return path
 
 
 def test_a1111_pt_embedding_equals_diffusers(encode, models, tmp_path):

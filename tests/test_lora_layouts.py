@@ -29,76 +29,13 @@ from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
+from model_builders import kohya_sd1, kohya_sdxl, pair
 
 models = sd_fixtures.models
 one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
 TOL = 1 / 255
 PROMPT = "a red fox in the snow"
-
-
-def pair(name: str, down: tuple[int, ...], up: tuple[int, ...], alpha: float | None,
-         g: torch.Generator) -> dict:
-    """One kohya layer: ``name.lora_down.weight``, ``name.lora_up.weight`` and ``name.alpha``."""
-    out = {f"{name}.lora_down.weight": torch.randn(*down, generator=g) * 0.2,
-           f"{name}.lora_up.weight": torch.randn(*up, generator=g) * 0.2}
-    if alpha is not None:
-        out[f"{name}.alpha"] = torch.tensor(float(alpha))
-    return out
-
-
-def kohya_sd1(path: Path, seed: int = 0) -> Path:
-    """A kohya SD 1.x LoRA for tiny-sd: attention, 1x1-conv proj_in, 3x3 LoCon, time embedding, CLIP."""
-    g = torch.Generator().manual_seed(seed)
-    a = "lora_unet_down_blocks_1_attentions_0"
-    sd = {}
-    for name, down, up in [
-        (f"{a}_transformer_blocks_0_attn1_to_q", (4, 64), (64, 4)),
-        (f"{a}_transformer_blocks_0_attn2_to_k", (4, 32), (64, 4)),
-        (f"{a}_transformer_blocks_0_attn2_to_out_0", (4, 64), (64, 4)),
-        (f"{a}_transformer_blocks_0_ff_net_0_proj", (4, 64), (512, 4)),
-        (f"{a}_proj_in", (4, 64, 1, 1), (64, 4, 1, 1)),             # SD 1.x proj_in is a 1x1 conv
-        ("lora_unet_down_blocks_0_resnets_0_conv1", (4, 32, 3, 3), (32, 4, 1, 1)),
-        ("lora_unet_up_blocks_1_resnets_1_conv_shortcut", (4, 64, 1, 1), (32, 4, 1, 1)),
-        ("lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_v", (4, 64), (64, 4)),
-        ("lora_unet_down_blocks_1_resnets_0_time_emb_proj", (4, 128), (64, 4)),
-        ("lora_te_text_model_encoder_layers_1_mlp_fc1", (4, 32), (64, 4)),
-        ("lora_te_text_model_encoder_layers_2_mlp_fc2", (4, 64), (32, 4)),
-    ]:
-        sd |= pair(name, down, up, 2.0, g)
-    save_file(sd, str(path))
-    return path
-
-
-def kohya_sdxl(path: Path, seed: int = 1) -> Path:
-    """A kohya SDXL LoRA for tiny-sdxl in the SGM names kohya trains SDXL with.
-
-    tiny-sdxl has one layer per block: ``input_blocks.1`` is down_blocks.0's resnet, ``2.0.op``
-    its downsampler, ``3.0``/``3.1`` down_blocks.1's resnet and attention; ``output_blocks.0-1``
-    are up_blocks.0 (``1.2.conv`` its upsampler), ``2-3`` up_blocks.1.
-    """
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for name, down, up in [
-        ("lora_unet_input_blocks_3_1_transformer_blocks_0_attn2_to_k", (4, 64), (64, 4)),
-        ("lora_unet_input_blocks_3_1_transformer_blocks_0_attn1_to_out_0", (4, 64), (64, 4)),
-        ("lora_unet_input_blocks_3_1_proj_in", (4, 64), (64, 4)),   # SDXL proj_in is linear
-        ("lora_unet_middle_block_1_transformer_blocks_0_attn1_to_q", (4, 64), (64, 4)),
-        ("lora_unet_output_blocks_1_1_transformer_blocks_0_ff_net_2", (4, 256), (64, 4)),
-        ("lora_unet_input_blocks_1_0_in_layers_2", (4, 32, 3, 3), (32, 4, 1, 1)),
-        ("lora_unet_output_blocks_3_0_skip_connection", (4, 64, 1, 1), (32, 4, 1, 1)),
-        ("lora_unet_input_blocks_3_0_emb_layers_1", (4, 128), (64, 4)),
-        ("lora_unet_output_blocks_1_2_conv", (4, 64, 3, 3), (64, 4, 1, 1)),
-        ("lora_unet_input_blocks_2_0_op", (4, 32, 3, 3), (32, 4, 1, 1)),
-        ("lora_unet_time_embed_0", (4, 32), (128, 4)),
-        ("lora_unet_label_emb_0_0", (4, 80), (128, 4)),
-        ("lora_te1_text_model_encoder_layers_1_mlp_fc1", (4, 32), (64, 4)),
-        ("lora_te2_text_model_encoder_layers_2_self_attn_out_proj", (4, 32), (32, 4)),
-        ("lora_te2_text_model_encoder_layers_0_mlp_fc2", (4, 64), (32, 4)),
-    ]:
-        sd |= pair(name, down, up, 8.0, g)
-    save_file(sd, str(path))
-    return path
 
 
 def diffusers_fused(models, model: str, path: Path, weight: float):

@@ -1,7 +1,7 @@
 """``image.upscale_model``: ESRGAN-family files built at test time, loaded by name through spandrel.
 
-The nets are written here from their published definitions (BasicSR's RRDBNet, Real-ESRGAN's
-SRVGGNetCompact), at tiny sizes with random weights, and saved as ``.pth`` state dicts and
+The nets are written in ``model_builders.py`` from their published definitions (BasicSR's
+The nets are written in ``model_builders.py`` from their published definitions (BasicSR's
 ``.safetensors``. The block's output must equal running the same net directly; the tiled
 run must equal the untiled one within the seam tolerance; bad files give one clear error
 that names the file and not its folder.
@@ -10,13 +10,14 @@ that names the file and not its folder.
 from __future__ import annotations
 
 import pickle
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from torch.nn import functional as F
 
 from graphs import GraphBuilder
 from orchestrator.errors import BlockError
@@ -25,94 +26,10 @@ from orchestrator.models import ModelManager, ModelRegistry
 from plugins.upscale import block as upscale_block
 from plugins.upscale.nets import load_upscaler
 
+sys.path.insert(0, str(Path(__file__).parent))
+from model_builders import RRDBNet, SRVGGNetCompact, direct, randomised
+
 # -- the nets, as BasicSR / Real-ESRGAN define them ------------------------------------------------
-
-
-class ResidualDenseBlock(nn.Module):
-    def __init__(self, nf: int, gc: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(nf, gc, 3, 1, 1)
-        self.conv2 = nn.Conv2d(nf + gc, gc, 3, 1, 1)
-        self.conv3 = nn.Conv2d(nf + 2 * gc, gc, 3, 1, 1)
-        self.conv4 = nn.Conv2d(nf + 3 * gc, gc, 3, 1, 1)
-        self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
-
-
-class RRDB(nn.Module):
-    def __init__(self, nf: int, gc: int) -> None:
-        super().__init__()
-        self.rdb1, self.rdb2, self.rdb3 = (ResidualDenseBlock(nf, gc) for _ in range(3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
-
-
-class RRDBNet(nn.Module):
-    """BasicSR's ``RRDBNet`` (ESRGAN, Real-ESRGAN x4plus / x2plus); real files have gc 32."""
-
-    def __init__(self, scale: int = 4, nf: int = 8, nb: int = 2, gc: int = 32) -> None:
-        super().__init__()
-        self.scale = scale
-        in_ch = 3 * {4: 1, 2: 4, 1: 16}[scale]
-        self.conv_first = nn.Conv2d(in_ch, nf, 3, 1, 1)
-        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
-        self.conv_body = nn.Conv2d(nf, nf, 3, 1, 1)
-        self.conv_up1 = nn.Conv2d(nf, nf, 3, 1, 1)
-        self.conv_up2 = nn.Conv2d(nf, nf, 3, 1, 1)
-        self.conv_hr = nn.Conv2d(nf, nf, 3, 1, 1)
-        self.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = F.pixel_unshuffle(x, {4: 1, 2: 2, 1: 4}[self.scale]) if self.scale < 4 else x
-        feat = self.conv_first(feat)
-        feat = feat + self.conv_body(self.body(feat))
-        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
-        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
-        return self.conv_last(self.lrelu(self.conv_hr(feat)))
-
-
-class SRVGGNetCompact(nn.Module):
-    """Real-ESRGAN's compact net (realesr-general-x4v3, realesr-animevideov3)."""
-
-    def __init__(self, nf: int = 8, num_conv: int = 3, upscale: int = 4) -> None:
-        super().__init__()
-        self.upscale = upscale
-        body: list[nn.Module] = [nn.Conv2d(3, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
-        for _ in range(num_conv):
-            body += [nn.Conv2d(nf, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
-        body.append(nn.Conv2d(nf, 3 * upscale * upscale, 3, 1, 1))
-        self.body = nn.ModuleList(body)
-        self.upsampler = nn.PixelShuffle(upscale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        for layer in self.body:
-            out = layer(out)
-        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
-
-
-def randomised(net: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return net.eval()
-
-
-def direct(net: nn.Module, image: np.ndarray) -> np.ndarray:
-    """The net itself on a [B, H, W, 3] image, clamped to 0..1 (what an upscaler's output is)."""
-    with torch.no_grad():
-        x = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
-        return net(x).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
 
 
 def make_image(h: int = 24, w: int = 32, batch: int = 1, seed: int = 0, channels: int = 3) -> np.ndarray:

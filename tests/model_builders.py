@@ -1,0 +1,187 @@
+"""Model files in the layouts people have, built at test time: kohya LoRAs, A1111 embeddings,
+ESRGAN-family upscalers (nets written here from BasicSR's and Real-ESRGAN's definitions).
+
+Import from a test module (the tests folder is not a package)::
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from model_builders import kohya_sd1, a1111_pt, RRDBNet
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn import functional as F
+
+# -- LoRAs ---------------------------------------------------------------------------------------
+
+
+def pair(name: str, down: tuple[int, ...], up: tuple[int, ...], alpha: float | None,
+         g: torch.Generator) -> dict:
+    """One kohya layer: ``name.lora_down.weight``, ``name.lora_up.weight`` and ``name.alpha``."""
+    out = {f"{name}.lora_down.weight": torch.randn(*down, generator=g) * 0.2,
+           f"{name}.lora_up.weight": torch.randn(*up, generator=g) * 0.2}
+    if alpha is not None:
+        out[f"{name}.alpha"] = torch.tensor(float(alpha))
+    return out
+
+
+def kohya_sd1(path: Path, seed: int = 0) -> Path:
+    """A kohya SD 1.x LoRA for tiny-sd: attention, 1x1-conv proj_in, 3x3 LoCon, time embedding, CLIP."""
+    g = torch.Generator().manual_seed(seed)
+    a = "lora_unet_down_blocks_1_attentions_0"
+    sd = {}
+    for name, down, up in [
+        (f"{a}_transformer_blocks_0_attn1_to_q", (4, 64), (64, 4)),
+        (f"{a}_transformer_blocks_0_attn2_to_k", (4, 32), (64, 4)),
+        (f"{a}_transformer_blocks_0_attn2_to_out_0", (4, 64), (64, 4)),
+        (f"{a}_transformer_blocks_0_ff_net_0_proj", (4, 64), (512, 4)),
+        (f"{a}_proj_in", (4, 64, 1, 1), (64, 4, 1, 1)),             # SD 1.x proj_in is a 1x1 conv
+        ("lora_unet_down_blocks_0_resnets_0_conv1", (4, 32, 3, 3), (32, 4, 1, 1)),
+        ("lora_unet_up_blocks_1_resnets_1_conv_shortcut", (4, 64, 1, 1), (32, 4, 1, 1)),
+        ("lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_v", (4, 64), (64, 4)),
+        ("lora_unet_down_blocks_1_resnets_0_time_emb_proj", (4, 128), (64, 4)),
+        ("lora_te_text_model_encoder_layers_1_mlp_fc1", (4, 32), (64, 4)),
+        ("lora_te_text_model_encoder_layers_2_mlp_fc2", (4, 64), (32, 4)),
+    ]:
+        sd |= pair(name, down, up, 2.0, g)
+    save_file(sd, str(path))
+    return path
+
+
+def kohya_sdxl(path: Path, seed: int = 1) -> Path:
+    """A kohya SDXL LoRA for tiny-sdxl in the SGM names kohya trains SDXL with.
+
+    tiny-sdxl has one layer per block: ``input_blocks.1`` is down_blocks.0's resnet, ``2.0.op``
+    its downsampler, ``3.0``/``3.1`` down_blocks.1's resnet and attention; ``output_blocks.0-1``
+    are up_blocks.0 (``1.2.conv`` its upsampler), ``2-3`` up_blocks.1.
+    """
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for name, down, up in [
+        ("lora_unet_input_blocks_3_1_transformer_blocks_0_attn2_to_k", (4, 64), (64, 4)),
+        ("lora_unet_input_blocks_3_1_transformer_blocks_0_attn1_to_out_0", (4, 64), (64, 4)),
+        ("lora_unet_input_blocks_3_1_proj_in", (4, 64), (64, 4)),   # SDXL proj_in is linear
+        ("lora_unet_middle_block_1_transformer_blocks_0_attn1_to_q", (4, 64), (64, 4)),
+        ("lora_unet_output_blocks_1_1_transformer_blocks_0_ff_net_2", (4, 256), (64, 4)),
+        ("lora_unet_input_blocks_1_0_in_layers_2", (4, 32, 3, 3), (32, 4, 1, 1)),
+        ("lora_unet_output_blocks_3_0_skip_connection", (4, 64, 1, 1), (32, 4, 1, 1)),
+        ("lora_unet_input_blocks_3_0_emb_layers_1", (4, 128), (64, 4)),
+        ("lora_unet_output_blocks_1_2_conv", (4, 64, 3, 3), (64, 4, 1, 1)),
+        ("lora_unet_input_blocks_2_0_op", (4, 32, 3, 3), (32, 4, 1, 1)),
+        ("lora_unet_time_embed_0", (4, 32), (128, 4)),
+        ("lora_unet_label_emb_0_0", (4, 80), (128, 4)),
+        ("lora_te1_text_model_encoder_layers_1_mlp_fc1", (4, 32), (64, 4)),
+        ("lora_te2_text_model_encoder_layers_2_self_attn_out_proj", (4, 32), (32, 4)),
+        ("lora_te2_text_model_encoder_layers_0_mlp_fc2", (4, 64), (32, 4)),
+    ]:
+        sd |= pair(name, down, up, 8.0, g)
+    save_file(sd, str(path))
+    return path
+
+
+# -- embeddings ----------------------------------------------------------------------------------
+
+
+def a1111_pt(path: Path, vecs: torch.Tensor) -> Path:
+    """What A1111's textual-inversion training saves (``torch.save`` of plain containers)."""
+    torch.save({"string_to_token": {"*": 265}, "string_to_param": {"*": torch.nn.Parameter(vecs.clone())},
+                "name": "something-else", "step": 3000, "sd_checkpoint": "a1b2c3d4",
+                "sd_checkpoint_name": "v1-5-pruned-emaonly"}, path)
+    return path
+
+
+# -- upscalers: the nets, as BasicSR / Real-ESRGAN define them -------------------------------------
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, gc, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf + gc, gc, 3, 1, 1)
+        self.conv3 = nn.Conv2d(nf + 2 * gc, gc, 3, 1, 1)
+        self.conv4 = nn.Conv2d(nf + 3 * gc, gc, 3, 1, 1)
+        self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = (ResidualDenseBlock(nf, gc) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """BasicSR's ``RRDBNet`` (ESRGAN, Real-ESRGAN x4plus / x2plus); real files have gc 32."""
+
+    def __init__(self, scale: int = 4, nf: int = 8, nb: int = 2, gc: int = 32) -> None:
+        super().__init__()
+        self.scale = scale
+        in_ch = 3 * {4: 1, 2: 4, 1: 16}[scale]
+        self.conv_first = nn.Conv2d(in_ch, nf, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
+        self.conv_body = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = F.pixel_unshuffle(x, {4: 1, 2: 2, 1: 4}[self.scale]) if self.scale < 4 else x
+        feat = self.conv_first(feat)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact net (realesr-general-x4v3, realesr-animevideov3)."""
+
+    def __init__(self, nf: int = 8, num_conv: int = 3, upscale: int = 4) -> None:
+        super().__init__()
+        self.upscale = upscale
+        body: list[nn.Module] = [nn.Conv2d(3, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
+        for _ in range(num_conv):
+            body += [nn.Conv2d(nf, nf, 3, 1, 1), nn.PReLU(num_parameters=nf)]
+        body.append(nn.Conv2d(nf, 3 * upscale * upscale, 3, 1, 1))
+        self.body = nn.ModuleList(body)
+        self.upsampler = nn.PixelShuffle(upscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+def randomised(net: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+def direct(net: nn.Module, image: np.ndarray) -> np.ndarray:
+    """The net itself on a [B, H, W, 3] image, clamped to 0..1 (what an upscaler's output is)."""
+    with torch.no_grad():
+        x = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
+        return net(x).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+
+
