@@ -1,10 +1,10 @@
 """``image.upscale_model``: ESRGAN-family files built at test time, loaded by name through spandrel.
 
 The nets are written in ``model_builders.py`` from their published definitions (BasicSR's
-The nets are written in ``model_builders.py`` from their published definitions (BasicSR's
-``.safetensors``. The block's output must equal running the same net directly; the tiled
-run must equal the untiled one within the seam tolerance; bad files give one clear error
-that names the file and not its folder.
+RRDBNet, Real-ESRGAN's SRVGGNetCompact), at tiny sizes with random weights, and saved as
+``.pth`` state dicts and ``.safetensors``. The block's output must equal running the same
+net directly; the tiled run must equal the untiled one within the seam tolerance; bad files
+give one clear error that names the file and not its folder.
 """
 
 from __future__ import annotations
