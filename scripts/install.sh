@@ -11,6 +11,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# k-diffusion, the reference the ComfyUI-native samplers are tested against: its own package only
+# (its requirements pull torchvision, wandb and more; the tests load only its sampling module)
+.venv/bin/python -m pip install -q --no-deps "k-diffusion==0.1.1.post1" 2>&1 | grep -v "^WARNING: Location" || true
 # spandrel (upscale models) without its declared torchvision: PyPI's torchvision does not import
 # beside the pinned CPU torch, and the architectures we load do not need it (plugins/upscale/nets.py)
 .venv/bin/python -m pip install -q --no-deps -c constraints.txt spandrel 2>&1 | grep -v "^WARNING: Location" || true
