@@ -185,3 +185,12 @@ def direct(net: nn.Module, image: np.ndarray) -> np.ndarray:
         return net(x).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
 
 
+
+
+def folder_model_manager(cache_dir: str, models_root: str, budget_bytes: int | None = None) -> object:
+    """A worker's provider: the real ``ModelManager`` over a models folder, names only (no paths)."""
+    from orchestrator.models import ModelManager, ModelRegistry
+    from orchestrator.models.folders import ModelFolders
+
+    registry = ModelRegistry(cache_dir=cache_dir, folders=ModelFolders([models_root]), allow_paths=False)
+    return ModelManager(registry, budget_bytes=budget_bytes)

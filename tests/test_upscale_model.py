@@ -247,3 +247,36 @@ def test_comfy_upscale_nodes_import_to_the_block(catalog):
     assert not [p for p in problems if p.to_dict().get("severity") == "error"], problems
     ups = [n for n in graph.nodes.values() if n.block == "image.upscale_model"]
     assert len(ups) == 1 and ups[0].params["model"] == "4x-UltraSharp.pth"
+
+
+@pytest.mark.slow
+def test_tiles_spread_over_two_ray_workers_and_equal_the_in_process_run(ray_session, folder, run_graph,
+                                                                        tmp_path):
+    """On a Ray scheduler with two workers, each resolving the name in its own model folders."""
+    from PIL import Image
+
+    from orchestrator.scheduler import Scheduler
+    from orchestrator.worker import WorkerConfig
+
+    root, _nets = folder
+    tests = Path(__file__).parent
+    image = make_image(64, 96, seed=12)
+    local_in, local_out = run_graph("esrgan_x2", image, tile={"size": 32, "overlap": 8})
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    Image.fromarray((image[0] * 255).round().astype(np.uint8)).save(inputs / "in.png")
+    b = GraphBuilder()
+    load = b.add("image.load", id="load", path="in.png")
+    b.add("image.upscale_model", id="up", image=load.image, model="esrgan_x2",
+          tile={"size": 32, "overlap": 8})
+    config = WorkerConfig(entry_points=False, provider="model_builders:folder_model_manager",
+                          provider_kwargs={"cache_dir": str(tmp_path / "cache"), "models_root": str(root)},
+                          sys_path=(str(tests),), cpu_threads=1)
+    events: list[dict] = []
+    with Scheduler(config=config, gpus=2, input_root=inputs, cancel_grace=20.0) as sched:
+        sched.wait_ready()
+        out = sched.run(b.build(), on_event=events.append).outputs
+    assert np.array_equal(out["load"]["image"], local_in)
+    assert np.array_equal(out["up"]["image"], local_out)  # the same tiles, merged the same way
+    workers = {w for e in events if e["event"] == "tile" and e["node"] == "up" for w in e.get("workers", {})}
+    assert len(workers) == 2
