@@ -313,3 +313,18 @@ def test_ldm_names_follow_the_unet_config():
     assert lora_mod.ldm_unet_name("up_blocks.1.upsamplers.0.conv", xl) == "output_blocks.5.2.conv"
     assert lora_mod.ldm_unet_name("down_blocks.2.attentions.1.transformer_blocks.9.attn2.to_k", xl) \
         == "input_blocks.8.1.transformer_blocks.9.attn2.to_k"
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_peft_dora_equals_diffusers_fuse_lora(models, tmp_path, weight):
+    """peft's DoRA (``lora_magnitude_vector``, one magnitude per output row), weight scaling the LoRA."""
+    g = torch.Generator().manual_seed(10)
+    w0 = models.load("tiny-sd", "unet").get_submodule(ATTN).weight.detach().clone()
+    a, b = torch.randn(4, 64, generator=g) * 0.2, torch.randn(64, 4, generator=g) * 0.2
+    magnitude = (w0 + b @ a).norm(dim=1) * (1 + 0.3 * torch.rand(64, generator=g))
+    path = tmp_path / f"peft_dora_{weight}.safetensors"
+    save_file({f"unet.{ATTN}.lora_A.weight": a, f"unet.{ATTN}.lora_B.weight": b,
+               f"unet.{ATTN}.lora_magnitude_vector": magnitude}, str(path))
+    ref = {"name": "tiny-sd", "loras": [{"path": str(path), "weight": weight}]}
+    pipe = diffusers_fused(models, "tiny-sd", path, weight)
+    assert assert_same_weights(models, ref, pipe, ("unet",)) == 1

@@ -13,7 +13,8 @@ time. Layouts read (:func:`read_lora`):
   ``...processor.to_q_lora.down.weight``);
 - LyCORIS: LoCon (a ``lora_mid`` Tucker core), LoHa (``hada_w1_a``...), LoKr (``lokr_w1``...),
   DoRA (``dora_scale``), full differences (``diff``, ``diff_b``), merged as ComfyUI merges
-  them; OFT/BOFT/GLoRA and norm layers are refused with a clear error.
+  them (peft's DoRA, ``lora_magnitude_vector``, as peft merges it); OFT/BOFT/GLoRA and norm
+  layers are refused with a clear error.
 
 Shapes are compared exactly: the only reshape allowed is between a Linear weight
 ``[out, in]`` and a 1x1 convolution's ``[out, in, 1, 1]``. Every error names the file (by
@@ -76,6 +77,7 @@ class LoraLayer:
     alpha: float | None = None
     mid: Any = None
     dora_scale: Any = None
+    peft_dora: bool = False  # a peft ``lora_magnitude_vector``: the weight scales the LoRA, not the result
 
     @property
     def scale(self) -> float:
@@ -299,15 +301,17 @@ def read_lora(path: str | Path, family: str | None = None, unet_config: Any = No
 
 def _make_layer(parts: dict[str, Any], comp_alpha: float | None, module_alpha: float | None, file: str,
                 layer: str) -> Layer | None:
+    if "peft_dora" in parts:
+        parts = {**parts, "dora_scale": parts["peft_dora"]}
     raw_alpha = parts.get("alpha")
     alpha = float(raw_alpha) if raw_alpha is not None else (module_alpha if module_alpha is not None
                                                             else comp_alpha)
     dora = parts.get("dora_scale")
-    names = set(parts) - {"alpha", "dora_scale"}
+    names = set(parts) - {"alpha", "dora_scale", "peft_dora"}
     if not names:
         return None  # an alpha on its own (some trainers save alphas of untrained layers)
     if {"down", "up"} <= names and names <= {"down", "up", "mid"}:
-        return LoraLayer(parts["down"], parts["up"], alpha, parts.get("mid"), dora)
+        return LoraLayer(parts["down"], parts["up"], alpha, parts.get("mid"), dora, "peft_dora" in parts)
     if any(n.startswith("hada_") for n in names):
         need = {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"}
         if not need <= names or ("hada_t1" in names) != ("hada_t2" in names):
@@ -363,7 +367,7 @@ def _split_key(key: str) -> tuple[str | None, str, str]:
     if m:
         return comp, m.group("m"), m.group("p")
     if body.endswith(".lora_magnitude_vector") or body.endswith(".lora_magnitude_vector.weight"):
-        return comp, body.split(".lora_magnitude_vector")[0], "dora_scale"
+        return comp, body.split(".lora_magnitude_vector")[0], "peft_dora"
     if body.endswith(".alpha"):
         return comp, body[: -len(".alpha")], "alpha"
     return None, key, ""
@@ -568,7 +572,10 @@ def merge_lora(module: Any, layers: dict[str, dict[str, Layer]], component: str,
             where = f"{component}.{key}"
             delta = layer.delta(tuple(w.shape), file, where)
             if delta is not None:
-                if layer.dora_scale is not None:
+                if layer.dora_scale is not None and getattr(layer, "peft_dora", False):
+                    new = _dora(layer.dora_scale, w.float(), weight * delta, 1.0, file, where)  # as peft
+                    updates.append((w, new, None))
+                elif layer.dora_scale is not None:
                     new = _dora(layer.dora_scale, w.float(), delta, weight, file, where)
                     updates.append((w, new, None))
                 else:
