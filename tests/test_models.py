@@ -154,13 +154,21 @@ def test_safetensors_named_ckpt_is_accepted(tmp_path):
     assert require_safetensors(path) == path
 
 
-def test_registry_refuses_a_pickle_checkpoint(tmp_path):
+def test_registry_refuses_a_pickle_checkpoint_when_legacy_is_refuse(tmp_path):
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
-    reg = ModelRegistry([{"name": "old", "source": str(path)}], cache_dir=tmp_path)
+    reg = ModelRegistry([{"name": "old", "source": str(path)}], cache_dir=tmp_path, legacy="refuse")
     with pytest.raises(ModelError) as info:
         reg.resolve("old")
     assert info.value.to_dict()["reason"] == "pickle" and "model.ckpt" in str(info.value)
+    # by default a .ckpt is a legacy checkpoint, read later with torch's weights-only loader
+    resolved = ModelRegistry([{"name": "old", "source": str(path)}], cache_dir=tmp_path).resolve("old")
+    assert resolved.format == "single_file" and resolved.legacy
+    # a pickle under any other name is refused either way
+    disguised = tmp_path / "model.safetensors"
+    disguised.write_bytes(path.read_bytes())
+    with pytest.raises(ModelError, match="pickle"):
+        ModelRegistry([{"name": "d", "source": str(disguised)}], cache_dir=tmp_path).resolve("d")
 
 
 def test_folder_with_only_pickled_weights_is_refused(tmp_path, models):
@@ -206,8 +214,10 @@ def test_single_file_without_configs_says_what_to_set(tmp_path, models):
     mm = ModelManager(ModelRegistry([{"name": "sf", "source": str(ckpt)}], cache_dir=tmp_path / "c"))
     with pytest.raises(ModelError) as info:
         mm.load("sf", "unet")
-    assert "Set `config` on the model entry" in str(info.value)
+    assert "set `config` on the model entry" in str(info.value)  # the shipped sd1 configs do not fit
     assert info.value.to_dict()["model"] == "sf"
+    converted = tmp_path / "c" / "converted"
+    assert not converted.exists() or list(converted.iterdir()) == []  # nothing half-made is kept
 
 
 # -- tiny models ----------------------------------------------------------------------------

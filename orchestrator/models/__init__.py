@@ -87,7 +87,8 @@ def registry_from_settings(settings: Any, extra_entries: list[dict[str, Any]] | 
     return ModelRegistry(entries, cache_dir=settings.effective_cache_dir,
                          folders=folders_from_settings(settings),
                          allow_paths=allows_paths(settings, trusted=trusted),
-                         trusted=[f for f in operator_files if isinstance(f, str)])
+                         trusted=[f for f in operator_files if isinstance(f, str)],
+                         legacy=getattr(getattr(settings, "model_files", None), "legacy", "weights_only"))
 
 
 def provider_from_settings(settings: Any, *, budget_bytes: int | None = None, trusted: bool = False

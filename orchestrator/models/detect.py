@@ -167,10 +167,12 @@ def checkpoint_family(header: Header, path: str | Path | None = None) -> tuple[s
     attn = header.shape(V2_ATTN)
     if attn is not None and attn[-1] == 1024:
         base = "sd2"
-    elif XL_BASE in keys:
+    elif XL_BASE in keys or any(k.startswith("conditioner.embedders.1.") for k in keys):
         base = "sdxl"
-    elif XL_REFINER in keys:
+    elif XL_REFINER in keys or any(k.startswith("conditioner.embedders.0.model.") for k in keys):
         base = "sdxl-refiner"
+    elif any(k.startswith("cond_stage_model.model.") for k in keys):
+        base = "sd2"  # OpenCLIP text encoder at an unusual width
     else:
         base = "sd1"
     how: dict[str, Any] = {}

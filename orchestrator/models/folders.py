@@ -68,6 +68,7 @@ COMFY_KEYS = {"checkpoints": "checkpoint", "loras": "lora", "embeddings": "embed
 SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".onnx")
 LEGACY_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 MAX_FILES = 100_000
+CONFIG_SIDECAR = ".config"  # <stem>.config/: the diffusers configs of the checkpoint <stem>.safetensors
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class ModelFolders:
                 rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
                 keep = []
                 for d in sorted(dirnames):
-                    if d.startswith("."):
+                    if d.startswith(".") or d.endswith(CONFIG_SIDECAR):
                         continue
                     full = Path(dirpath) / d
                     if _is_model_dir(full, kind):

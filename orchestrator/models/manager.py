@@ -18,6 +18,8 @@ Components a block may ask for (``load(ref, component, device=...)``):
                                     :meth:`~orchestrator.models.registry.ModelRegistry.resolve_file`
 ``"onnx:<part>"``                   an onnxruntime session for an exported part
                                     (``vae_decoder``, ``vae_encoder``, ``text_encoder``, ``unet``)
+``"upscaler"``                      an upscale model file by name (ESRGAN, SwinIR, ...: an
+                                    :class:`~orchestrator.models.upscalers.Upscaler`)
 ``None``                            a diffusers pipeline assembled from the resident parts
 ==================================  ======================================================
 
@@ -38,10 +40,7 @@ import copy
 import importlib
 import inspect
 import json
-import os
-import shutil
 import threading
-import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,10 +203,12 @@ class ModelManager:
             return self._scheduler(mref)
         if component.startswith("onnx:") or component == "onnx":
             return self._onnx(mref, component, device)
+        if component == "upscaler":
+            return self._upscaler(mref, device)
         if component not in DEVICE_COMPONENTS + HOST_COMPONENTS:
             raise ModelError(
                 f"model {mref.name!r} has no component {component!r}; components: "
-                f"{', '.join(DEVICE_COMPONENTS + HOST_COMPONENTS)}, scheduler, info, onnx:<part>",
+                f"{', '.join(DEVICE_COMPONENTS + HOST_COMPONENTS)}, scheduler, info, onnx:<part>, upscaler",
                 reason="component", model=mref.name)
         with self._lock:
             return self._get(mref, component, device)
@@ -497,6 +498,28 @@ class ModelManager:
             self._evict(keep=key)
             return session
 
+    def _upscaler(self, mref: ModelRef, device: str) -> Any:
+        """An upscale model file by name (:mod:`orchestrator.models.upscalers`), resident like the rest."""
+        from orchestrator.models.upscalers import load_upscaler
+
+        path = self.registry.resolve_file(mref.name, "upscaler", field="params.model")
+        dev = resolve_device(device)
+        st = path.stat()
+        key = (str(path), "upscaler", dev, f"file@{st.st_mtime_ns}:{st.st_size}")  # one copy per file
+        with self._lock:
+            hit = self._resident.get(key)
+            if hit is not None:
+                self._resident.move_to_end(key)
+                self.hits += 1
+                return hit.value
+            up = load_upscaler(path, display=mref.name, legacy=self.registry.legacy)
+            up.net.to(dev)
+            self.load_counts[mref.name] += 1
+            size = module_bytes(up.module)
+            self._resident[key] = _Resident(up, size, mref.name, "upscaler", dev, "float32")
+            self._evict(keep=key)
+            return up
+
     # -- single-file checkpoints ---------------------------------------------------------------
 
     def _ensure_converted(self, resolved: ResolvedModel) -> Path:
@@ -504,25 +527,28 @@ class ModelManager:
         assert dest is not None
         if (dest / "model_index.json").is_file():
             return dest
-        from orchestrator.models.single_file import convert_checkpoint
+        from orchestrator.models.single_file import ensure_converted, legacy_to_safetensors
 
-        config = None
-        if resolved.entry.config:
-            config = self.registry.resolve_config(resolved.entry)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        source = resolved.path
+        display = self.registry._display(resolved.entry, resolved.path)
+        if resolved.legacy:  # a pickle: its tensors, read weights-only, as a safetensors file first
+            source = dest.with_name(dest.name + ".safetensors")
+            if not source.is_file():
+                legacy_to_safetensors(resolved.path, source, display, self.registry.legacy)
+        config = self.registry.resolve_config(resolved.entry) if resolved.entry.config else None
         try:
-            convert_checkpoint(resolved.path, tmp, name=resolved.name, config=config,
-                               family=resolved.entry.family)
-            try:
-                os.rename(tmp, dest)
-            except OSError:
-                if not (dest / "model_index.json").is_file():
-                    raise
+            return ensure_converted(source, dest, name=resolved.name, config=config,
+                                    family=resolved.entry.family, cache_dir=self.registry.cache_dir)
+        except ModelError as exc:
+            if config is None and exc.details.get("reason") == "load":
+                exc.message += (" The shipped configs fit the published architectures; for a model of "
+                                "another shape, set `config` on the model entry to a diffusers folder "
+                                "(or hf:org/repo in the local cache) of the same architecture.")
+                exc.args = (exc.message,)
+            raise
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return dest
+            if resolved.legacy and source != resolved.path:
+                source.unlink(missing_ok=True)
 
     # -- reporting -----------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ missing True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -41,12 +40,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.models.errors import ModelError
-from orchestrator.models.folders import ModelFile, ModelFolders
+from orchestrator.models.folders import CONFIG_SIDECAR, ModelFile, ModelFolders
 from orchestrator.models.names import FORM_TEXT, KINDS, raw_path_form, shown
 from orchestrator.models.safety import PICKLE_SUFFIXES, pickle_refusal, sniff
 from orchestrator.models.tiny import TINY_MODELS, tiny_path
 
-Family = Literal["auto", "sd1", "sd2", "sdxl"]
+Family = Literal["auto", "sd1", "sd1-inpaint", "sd2", "sd2-v", "sd2-inpaint", "sdxl", "sdxl-refiner",
+                 "sdxl-inpaint"]
 
 
 class ModelEntry(BaseModel):
@@ -58,7 +58,8 @@ class ModelEntry(BaseModel):
                       description="the name blocks use in their model param")
     source: str = Field(..., min_length=1,
                         description="builtin:NAME, a folder, a .safetensors/.onnx file, hf:org/repo[/file]")
-    family: Family = Field("auto", description="sd1, sd2 or sdxl; auto: read from the model")
+    family: Family = Field("auto", description="sd1, sd2, sd2-v, sdxl, sdxl-refiner or an -inpaint variant; "
+                                               "auto: read from the model")
     config: str | None = Field(None, description="single-file checkpoints: a diffusers folder or "
                                                  "hf:org/repo with the matching component configs")
     revision: str | None = Field(None, description="hf: sources: branch, tag or commit (default main)")
@@ -89,6 +90,7 @@ class ResolvedModel:
     path: Path
     entry: ModelEntry
     converted: Path | None = None
+    legacy: bool = False  # a .ckpt/.pt pickle, read with torch's weights-only loader
 
     @property
     def folder(self) -> Path:
@@ -132,7 +134,11 @@ class ModelRegistry:
         folders: ModelFolders | None = None,
         allow_paths: bool = True,
         trusted: Iterable[str] = (),
+        legacy: str = "weights_only",
     ) -> None:
+        if legacy not in ("weights_only", "refuse"):
+            raise ValueError(f"legacy must be 'weights_only' or 'refuse', got {legacy!r}")
+        self.legacy = legacy
         self.folders = folders if folders is not None else ModelFolders()
         self.allow_paths = allow_paths
         self.trusted = frozenset(t for t in trusted if t)
@@ -334,10 +340,13 @@ class ModelRegistry:
                              reason="missing", model=e.name, path=shown_path)
         kind = sniff(path)
         if kind == "pickle":
-            raise pickle_refusal(shown_path, f"model {e.name!r}:")
+            if self.legacy == "refuse" or path.suffix.lower() not in (".ckpt", ".pt", ".pth"):
+                raise pickle_refusal(shown_path, f"model {e.name!r}:")
+            return ResolvedModel(e.name, "single_file", path, e, converted=self.converted_path(e, path, True),
+                                 legacy=True)
         if kind == "safetensors":
             fmt = "single_file" if _is_checkpoint(path) else "file"
-            conv = self.converted_path(e.name, path) if fmt == "single_file" else None
+            conv = self.converted_path(e, path) if fmt == "single_file" else None
             return ResolvedModel(e.name, fmt, path, e, converted=conv)
         if kind == "onnx" or path.suffix == ".onnx":
             return ResolvedModel(e.name, "onnx", path, e)
@@ -357,12 +366,14 @@ class ModelRegistry:
                              reason="missing", model=e.name, path=str(p))
         return p
 
-    def converted_path(self, name: str, checkpoint: Path) -> Path:
-        """Where the diffusers conversion of a single-file checkpoint is kept."""
-        st = checkpoint.stat()
-        stamp = f"{checkpoint.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        tag = hashlib.sha256(stamp.encode()).hexdigest()[:12]
-        return self.cache_dir / "converted" / f"{name}-{tag}"
+    def converted_path(self, e: ModelEntry, checkpoint: Path, legacy: bool = False) -> Path:
+        """Where the diffusers conversion of a single-file checkpoint is kept: keyed on the file's
+        identity, the config and the dtype, so every name of one file shares one copy."""
+        from orchestrator.models.single_file import conversion_key, dtype_of
+
+        config = self.resolve_config(e) if e.config else None
+        dtype = "legacy" if legacy else dtype_of(checkpoint)
+        return self.cache_dir / "converted" / conversion_key(checkpoint, config, e.family, dtype)
 
     def onnx_dir(self, name: str) -> Path:
         """Where ``orchestrator export-onnx NAME`` writes the model's ONNX files."""
@@ -479,8 +490,15 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def folder_entry(mf: ModelFile) -> ModelEntry:
-    """The entry of a model-folder file, named as the request named it (``sub/x.safetensors``)."""
-    return ModelEntry.model_construct(name=mf.name, source=str(mf.path), family="auto", config=None,
+    """The entry of a model-folder file, named as the request named it (``sub/x.safetensors``).
+
+    A checkpoint of an architecture other than the published ones may carry its diffusers
+    configs in a sidecar folder ``<stem>.config/`` next to it (``model_index.json`` and the
+    component configs, as ``config`` on a model entry).
+    """
+    sidecar = mf.path.with_name(mf.path.name.rsplit(".", 1)[0] + CONFIG_SIDECAR) if not mf.is_dir else None
+    config = str(sidecar) if sidecar is not None and (sidecar / "model_index.json").is_file() else None
+    return ModelEntry.model_construct(name=mf.name, source=str(mf.path), family="auto", config=config,
                                       revision=None, description=f"{mf.kind} in the model folders", vae=None)
 
 
