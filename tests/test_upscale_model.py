@@ -23,8 +23,8 @@ from graphs import GraphBuilder
 from orchestrator.errors import BlockError
 from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelManager, ModelRegistry
+from orchestrator.models.upscalers import load_upscaler
 from plugins.upscale import block as upscale_block
-from plugins.upscale.nets import load_upscaler
 
 sys.path.insert(0, str(Path(__file__).parent))
 from model_builders import RRDBNet, SRVGGNetCompact, direct, randomised
@@ -46,7 +46,7 @@ def swinir_x2() -> nn.Module:
     what is under test is reading its hyper-parameters (depths, heads, window, scale) off the file."""
     import importlib
 
-    from plugins.upscale.nets import registry
+    from orchestrator.models.upscalers import registry
 
     registry()  # makes spandrel's architecture modules importable without torchvision
     arch = importlib.import_module("spandrel.architectures.SwinIR.__arch.SwinIR")
@@ -191,13 +191,14 @@ def test_gray_and_alpha_images(upscale, folder):
     assert 0.0 <= out[..., 3].min() and out[..., 3].max() <= 1.0
 
 
-def test_loaded_once_per_process(upscale):
-    image = make_image()
-    upscale("esrgan_x2_st.safetensors", image)
-    key = next(k for k in upscale_block._cache if k[0].endswith("esrgan_x2_st.safetensors"))
-    first = upscale_block._cache[key]
-    upscale("esrgan_x2_st", make_image(seed=9))
-    assert upscale_block._cache[key] is first
+def test_loaded_once_per_worker_by_its_model_manager(models, upscale):
+    upscale("esrgan_x2_st.safetensors", make_image())
+    upscale("esrgan_x2_st", make_image(seed=9))  # another name of the same file
+    report = models.report()
+    assert report["load_counts"]["esrgan_x2_st.safetensors"] == 1
+    held = [h for h in report["held"]
+            if h["component"] == "upscaler" and h["model"].startswith("esrgan_x2_st")]
+    assert len(held) == 1 and held[0]["bytes"] > 0  # counted against the manager's budget
 
 
 @pytest.mark.parametrize(("name", "words"), [

@@ -1,6 +1,10 @@
 """Upscale model files through spandrel: ESRGAN, Real-ESRGAN (RRDB and the compact SRVGG),
 SwinIR / Swin2SR / HAT and the other single-image architectures spandrel detects.
 
+The model manager loads them (``ctx.models.load(name, "upscaler", device=...)``), keeps them
+resident under its budget and hands out an :class:`Upscaler`; the ``image.upscale_model``
+block (``plugins/upscale``) runs them.
+
 `spandrel <https://github.com/chaiNNer-org/spandrel>`_ is what ComfyUI loads upscalers with:
 it detects the architecture and its hyper-parameters (the scale among them) from the state
 dict alone. Files are read here, never unpickled: ``.safetensors`` with safetensors, and
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.models.errors import ModelError
+
 # spandrel's MAIN_REGISTRY order (detection is first match), less LaMa and RestoreFormer
 ARCHES = ("Compact", "SwiftSRGAN", "HAT", "GRL", "Swin2SR", "SwinIR", "GFPGAN", "OmniSR", "SCUNet", "FBCNN",
           "Uformer", "RGT", "DAT", "CRAFT", "KBNet", "DITN", "MMRealSR", "SPAN", "RealCUGAN", "SAFMN",
@@ -36,8 +42,9 @@ _lock = threading.Lock()
 _registry: Any = None
 
 
-class UpscalerFileError(ValueError):
+def _error(message: str, reason: str = "format") -> ModelError:
     """A file that is not an upscale model we can load; the message names the file, not its folder."""
+    return ModelError(message, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,13 @@ def _load_registry() -> Any:
     return reg
 
 
-def read_state_dict(path: Path) -> dict[str, Any]:
-    """The tensors of an upscaler file: safetensors, or a torch file through the weights-only loader."""
+def read_state_dict(path: Path, display: str | None = None, legacy: str = "weights_only") -> dict[str, Any]:
+    """The tensors of an upscaler file: safetensors, or a torch file through the weights-only loader
+    (``legacy="refuse"``, the ``model_files.legacy`` setting, refuses torch files)."""
     import torch
 
-    kind = _sniff(path)
+    name = display or path.name
+    kind = _sniff(path, name)
     if kind == "safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -103,24 +112,24 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise UpscalerFileError(f"upscale model {path.name!r}: not a readable .safetensors file "
-                                    f"({exc})") from None
+            raise _error(f"upscale model {name!r}: not a readable .safetensors file ({exc})") from None
     if kind in ("pickle", "zip"):
+        if legacy == "refuse":
+            raise _error(f"upscale model {name!r} is a legacy pickle (.pth/.pt); model_files.legacy is "
+                         f"'refuse': convert it to .safetensors once", reason="pickle")
         try:
             data = torch.load(str(path), map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UpscalerFileError(f"upscale model {path.name!r}: cannot be read with torch's weights-only "
-                                    f"loader ({first[:200]}); only plain state dicts load") from None
+            raise _error(f"upscale model {name!r}: cannot be read with torch's weights-only loader "
+                         f"({first[:200]}); only plain state dicts load", reason="pickle") from None
         if not isinstance(data, dict):
-            raise UpscalerFileError(f"upscale model {path.name!r}: holds a {type(data).__name__}, "
-                                    f"not a state dict")
+            raise _error(f"upscale model {name!r}: holds a {type(data).__name__}, not a state dict")
         return data
-    raise UpscalerFileError(f"upscale model {path.name!r}: not a .safetensors or .pth file (its content "
-                            f"looks like {kind})")
+    raise _error(f"upscale model {name!r}: not a .safetensors or .pth file (its content looks like {kind})")
 
 
-def _sniff(path: Path) -> str:
+def _sniff(path: Path, name: str) -> str:
     """``safetensors``, ``zip`` (``torch.save``), ``pickle`` (older torch files), ``unknown`` or ``empty``."""
     import struct
 
@@ -128,7 +137,7 @@ def _sniff(path: Path) -> str:
         with path.open("rb") as fh:
             head = fh.read(9)
     except OSError as exc:
-        raise UpscalerFileError(f"upscale model {path.name!r}: cannot be read ({exc.strerror})") from None
+        raise _error(f"upscale model {name!r}: cannot be read ({exc.strerror})", reason="missing") from None
     if head[:2] == b"PK":
         return "zip"
     if head[:1] == b"\x80":
@@ -138,29 +147,32 @@ def _sniff(path: Path) -> str:
     return "unknown" if head else "empty"
 
 
-def load_upscaler(path: str | Path) -> Upscaler:
-    """The network in ``path``, on the CPU in float32 and in eval mode."""
+def load_upscaler(path: str | Path, display: str | None = None, legacy: str = "weights_only") -> Upscaler:
+    """The network in ``path``, on the CPU in float32 and in eval mode; errors call the file ``display``
+    (default: its name), never by where it lives."""
     import torch
 
     p = Path(path)
-    state = read_state_dict(p)
+    name = display or p.name
+    state = read_state_dict(p, name, legacy)
     reg = registry()
     canonical = importlib.import_module("spandrel.__helpers.canonicalize").canonicalize_state_dict
     state = canonical(state)
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        bad = next(k for k, v in state.items() if not isinstance(v, torch.Tensor))
-        raise UpscalerFileError(f"upscale model {p.name!r}: entry {bad!r} is not a tensor")
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+        what = f"entry {bad!r} is not a tensor" if bad else "holds no tensors"
+        raise _error(f"upscale model {name!r}: {what}")
     try:
         desc = reg.load(state)
     except Exception as exc:  # noqa: BLE001 - spandrel raises many kinds for a file it cannot place
-        name = type(exc).__name__
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
-        if name == "UnsupportedModelError":
+        kind = type(exc).__name__
+        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else kind
+        if kind == "UnsupportedModelError":
             msg = "no known upscaler architecture matches its weights"
-        raise UpscalerFileError(f"upscale model {p.name!r}: {msg}") from None
+        raise _error(f"upscale model {name!r}: {msg}") from None
     if type(desc).__name__ != "ImageModelDescriptor":
-        raise UpscalerFileError(f"upscale model {p.name!r}: a {desc.architecture.name} model "
-                                f"({desc.purpose}) is not an image-to-image upscaler")
+        raise _error(f"upscale model {name!r}: a {desc.architecture.name} model ({desc.purpose}) is not "
+                     f"an image-to-image upscaler")
     desc.eval()
     desc.model.requires_grad_(False)
     return Upscaler(net=desc, architecture=str(desc.architecture.name), scale=int(desc.scale),

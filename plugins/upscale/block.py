@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,51 +9,21 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
 from plugins.sd.common import device_of
-from plugins.upscale.nets import Upscaler, UpscalerFileError, load_upscaler
-
-KEEP = 2  # upscalers kept loaded per process (per worker), least recently used out
-_cache: OrderedDict[tuple[Any, ...], Upscaler] = OrderedDict()
-_cache_lock = threading.Lock()
 
 
-def model_path(ctx: Context, name: str) -> Path:
-    """The upscaler file ``name`` means: a configured model or a file in ``upscale_models/``
-    (ComfyUI) or ``models/ESRGAN`` (A1111), through the model provider (never a raw path in
-    the daemon). The one place this plugin resolves names."""
-    from plugins.sd.model_files import model_file
-
-    return model_file(ctx, name, "upscaler", "params.model")
-
-
-def upscaler(ctx: Context, name: str, device: str) -> Upscaler:
-    """The loaded upscaler for ``name`` on ``device``, loaded once per process and file version."""
-    path = model_path(ctx, name)
+def upscaler(ctx: Context, name: str, device: str) -> Any:
+    """The upscaler ``name`` means (a file in ``upscale_models/`` or ``models/ESRGAN``, or a
+    configured model; never a path in the daemon), loaded once per worker by its model
+    manager and kept under its memory budget. Errors name this node and ``params.model``."""
     try:
-        st = path.stat()
-    except OSError:
-        raise BlockError(f"node {ctx.node!r}: upscale model {name!r} cannot be read", type="model",
-                         node=ctx.node, field="params.model", value=name) from None
-    key = (str(path), st.st_mtime_ns, st.st_size, device)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
-        try:
-            up = load_upscaler(path)
-        except UpscalerFileError as exc:
-            raise BlockError(f"node {ctx.node!r}: {exc}", type="model", node=ctx.node, field="params.model",
-                             value=name) from None
-        up.net.to(device)
-        _cache[key] = up
-        while len(_cache) > KEEP:
-            _cache.popitem(last=False)
-        return up
-
-
-def loads() -> int:
-    """How many upscalers this process holds (for tests and reports)."""
-    return len(_cache)
+        return ctx.models.load(name, "upscaler", device=device)
+    except BlockError as exc:
+        exc.node = exc.node or ctx.node
+        exc.field = exc.field or "params.model"
+        if not exc.message.startswith("node "):
+            exc.message = f"node {ctx.node!r}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
 
 
 @block("image.upscale_model", version="1.0.0")
