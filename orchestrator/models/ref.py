@@ -5,11 +5,14 @@ personalisation on top of the base model: LoRAs (several, each with its weight) 
 textual-inversion embeddings, all loaded from ``.safetensors`` files::
 
     {"name": "tiny-sd",
-     "loras": [{"path": "loras/my_dog.safetensors", "weight": 0.8}],
-     "embeddings": [{"path": "embeddings/style.safetensors", "token": "<my-style>"}]}
+     "loras": [{"path": "my_dog.safetensors", "weight": 0.8}],
+     "embeddings": [{"path": "style", "token": "<my-style>"}]}
 
-A LoRA or embedding ``path`` is a file path or the name of a registry entry. Two references
-with the same contents have the same :meth:`ModelRef.key`, which is what a worker caches by.
+A LoRA or embedding ``path`` is a name: a file in the model folders' ``loras/`` or
+``embeddings/`` (``sub/name.safetensors``, with or without the extension) or a configured
+entry; only the in-process CLI also takes a file path (see ``ModelRegistry.resolve_file``).
+Two references with the same contents have the same :meth:`ModelRef.key`, which is what a
+worker caches by.
 
 >>> ModelRef.parse("tiny-sd").key()
 'tiny-sd'
@@ -32,7 +35,8 @@ class LoraRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(..., min_length=1, description="a LoRA .safetensors file, or a registry entry's name")
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="a LoRA by name (model folders' loras/, or a configured entry)")
     weight: float = Field(1.0, ge=-10.0, le=10.0, description="strength of the LoRA (0 disables it)")
 
 
@@ -41,8 +45,8 @@ class EmbeddingRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(..., min_length=1,
-                      description="an embedding .safetensors file, or a registry entry's name")
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="an embedding by name (model folders' embeddings/, or a configured entry)")
     token: str | None = Field(None, min_length=1, description="the prompt word; default: the file's stem")
 
 

@@ -23,12 +23,18 @@ RNG = register_port_type(
 
 
 class Lora(Params):
-    path: str = Field(..., min_length=1, description="LoRA .safetensors file or registered name")
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="a LoRA by name: a file in the model folders' loras/ "
+                                  "('sub/name.safetensors', with or without the extension) or a configured "
+                                  "model; never a path (only the in-process CLI takes paths)")
     weight: float = Field(1.0, ge=-10.0, le=10.0, description="LoRA strength")
 
 
 class Embedding(Params):
-    path: str = Field(..., min_length=1, description="textual-inversion .safetensors file or registered name")
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="an embedding by name: a file in the model folders' embeddings/ (with or "
+                                  "without the extension) or a configured model; never a path (only the "
+                                  "in-process CLI takes paths)")
     token: str | None = Field(None, description="the word that calls it in prompts; default: file stem")
 
 
