@@ -126,3 +126,15 @@ def test_bad_pt_embeddings_are_refused_by_name(encode, tmp_path, make, words):
     message = str(info.value)
     assert "bad-embedding.pt" in message and words in message
     assert str(tmp_path) not in message
+
+
+def test_pt_embeddings_refused_when_legacy_files_are(tmp_path):
+    """``model_files.legacy = "refuse"``: no torch file is read at all, not even weights-only."""
+    from orchestrator.models import ModelManager, ModelRegistry
+
+    path = a1111_pt(tmp_path / "style.pt", torch.zeros(1, 32))
+    models = ModelManager(ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir(), legacy="refuse"))
+    with pytest.raises(ModelError) as info:
+        models.load({"name": "tiny-sd", "embeddings": [{"path": str(path)}]}, "tokenizer")
+    assert info.value.to_dict()["reason"] == "pickle" and "'style.pt'" in str(info.value)
+    assert "refuse" in str(info.value)

@@ -281,3 +281,18 @@ def test_tiles_spread_over_two_ray_workers_and_equal_the_in_process_run(ray_sess
     assert np.array_equal(out["up"]["image"], local_out)  # the same tiles, merged the same way
     workers = {w for e in events if e["event"] == "tile" and e["node"] == "up" for w in e.get("workers", {})}
     assert len(workers) == 2
+
+
+def test_pth_upscalers_refused_when_legacy_files_are(folder, tmp_path):
+    from orchestrator.context import Context
+    from orchestrator.models.folders import ModelFolders
+
+    root, _nets = folder
+    registry = ModelRegistry(cache_dir=tmp_path, folders=ModelFolders([root]), legacy="refuse")
+    ctx = Context(node="up", block="image.upscale_model", seed=0, models=ModelManager(registry))
+    blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model="compact_x2.pth"))
+    with pytest.raises(BlockError) as info:
+        blk.run(ctx, image=make_image())
+    assert "legacy" in str(info.value) and info.value.to_dict()["field"] == "params.model"
+    blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model="compact_x2_st"))
+    assert blk.run(ctx, image=make_image())["image"].shape == (1, 48, 64, 3)  # safetensors still load

@@ -630,12 +630,17 @@ def _dora(scale: Any, w: Any, delta: Any, strength: float, file: str, layer: str
 # -- textual inversion -------------------------------------------------------------------------
 
 
-def load_weights_only(path: Path, what: str) -> dict[str, Any]:
+def load_weights_only(path: Path, what: str, legacy: str = "weights_only") -> dict[str, Any]:
     """A ``.pt``/``.pth``/``.ckpt`` file through ``torch.load(weights_only=True)`` (never a full
-    unpickle: only tensors, containers and plain values load), as a flat-ish dict."""
+    unpickle: only tensors, containers and plain values load), as a dict. ``legacy="refuse"``
+    (the ``model_files.legacy`` setting) refuses such files."""
     import pickle
 
     import torch
+
+    if legacy == "refuse":
+        raise ModelError(f"{what} {path.name!r} is a legacy pickle (.pt); model_files.legacy is 'refuse': "
+                         f"convert it to .safetensors once", reason="pickle", path=path.name)
 
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -649,14 +654,14 @@ def load_weights_only(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _embedding_dict(p: Path) -> dict[str, Any]:
+def _embedding_dict(p: Path, legacy: str) -> dict[str, Any]:
     kind = sniff(p)
     if kind in ("pickle", "zip") and p.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt"):
-        return load_weights_only(p, "embedding")
+        return load_weights_only(p, "embedding", legacy)
     return _load(p, "embedding")[0]
 
 
-def read_embedding(path: str | Path) -> dict[str, Any]:
+def read_embedding(path: str | Path, legacy: str = "weights_only") -> dict[str, Any]:
     """``{"default" | "clip_l" | "clip_g": tensor [n, dim]}`` plus ``"token"`` when the file names one.
 
     ``.safetensors`` files, and A1111 ``.pt`` files (``string_to_param: {'*': tensor}``; A1111
@@ -665,7 +670,7 @@ def read_embedding(path: str | Path) -> dict[str, Any]:
     import torch
 
     p = Path(path)
-    sd = _embedding_dict(p)
+    sd = _embedding_dict(p, legacy)
     if "clip_l" in sd or "clip_g" in sd:
         return {k: _2d(v, p, k) for k, v in sd.items() if k in ("clip_l", "clip_g")}
     if "emb_params" in sd:

@@ -355,13 +355,13 @@ class ModelManager:
         if component in HOST_COMPONENTS:
             for i, e in enumerate(mref.embeddings):
                 path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
-                emb = lora.read_embedding(path)
+                emb = lora.read_embedding(path, self.registry.legacy)
                 lora.add_embedding_tokens(value, emb, component, e.token or emb.get("token") or path.stem)
             return value
         tokenizer = self._get(mref, "tokenizer_2" if component.endswith("_2") else "tokenizer", device)
         for i, e in enumerate(mref.embeddings):
             path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
-            emb = lora.read_embedding(path)
+            emb = lora.read_embedding(path, self.registry.legacy)
             lora.set_embedding_vectors(value, tokenizer, emb, component,
                                        e.token or emb.get("token") or path.stem)
         return value
