@@ -13,6 +13,7 @@ Runtime values of the built-in types:
 ``CONDITIONING``        a dict of tensors produced by an encode block
 ``TILES``               a :class:`dict` with the tile images and their layout
 ``PALETTE``             ``numpy.float32`` array ``[colours, 3]``, 0..1
+``SIGMAS``              ``torch.Tensor`` ``[steps + 1]`` float32: a noise schedule, descending
 ``TEXT`` / ``INT`` / ``FLOAT`` / ``BOOL``   plain Python values
 ======================  =============================================================
 """
@@ -109,3 +110,5 @@ TEXT = register_port_type("TEXT", description="a string")
 INT = register_port_type("INT", description="an integer")
 FLOAT = register_port_type("FLOAT", description="a float")
 BOOL = register_port_type("BOOL", description="a boolean")
+SIGMAS = register_port_type(
+    "SIGMAS", description="a noise schedule: float32 tensor [steps + 1] of descending sigmas (ComfyUI's)")

@@ -2,8 +2,9 @@
 
 ``sd.encode_prompt`` -> ``sd.empty_latent`` / ``sd.vae_encode`` -> ``sd.denoise`` / ``sd.inpaint``
 -> ``sd.vae_decode``, plus ``sd.latent_upscale`` and ``sd.img2img`` (encode, denoise and
-decode in one). Conditioning blocks add to a prompt's conditioning what the sampling loop
-applies with it: ``sd.controlnet``,
+decode in one), ``sd.ksampler`` and the custom-sampling family (ComfyUI's samplers,
+natively: :mod:`plugins.sd.ksampling`). Conditioning blocks add to a prompt's conditioning
+what the sampling loop applies with it: ``sd.controlnet``,
 ``sd.regional_prompt``, ``sd.ip_adapter``, and ``sd.cond_combine`` to merge them (see
 :mod:`plugins.sd.conditioning`). Models are named in a ``model`` param (a
 registry name, or a reference with LoRAs and embeddings) and come from ``ctx.models``.
@@ -15,9 +16,11 @@ from orchestrator import hookimpl
 from plugins.sd import (
     conditioning,
     controlnet,
+    custom_sampling,
     denoise,
     img2img,
     ip_adapter,
+    ksampler,
     latent,
     prompt,
     regional,
@@ -25,7 +28,8 @@ from plugins.sd import (
 )
 
 BLOCKS = [*prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS, *conditioning.BLOCKS,
-          *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS]
+          *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS, *ksampler.BLOCKS,
+          *custom_sampling.BLOCKS]
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 NoiseSampler = Callable[[Any, Any], Any]
+MAX_SEED = 2 ** 64 - 1  # ComfyUI's seeds are unsigned 64-bit
 
 
 def prepare_noise(shape: Sequence[int], seed: int, batch_index: Sequence[int] | None = None,
@@ -55,7 +56,7 @@ def default_noise_sampler(x: Any, seed: int | None = None) -> NoiseSampler:
     generator = None
     if seed is not None:
         if x.device == torch.device("cpu"):
-            seed += 1
+            seed = (seed + 1) & MAX_SEED  # ComfyUI's seed + 1; the largest seed wraps to 0
         generator = torch.Generator(device=x.device)
         generator.manual_seed(int(seed))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from plugins.sd.ksampling.catalog import SAMPLERS
 from plugins.sd.ksampling.model_sampling import ModelSampling
+from plugins.sd.ksampling.noise import MAX_SEED
 
 
 class MaskedDenoiser:
@@ -68,7 +69,7 @@ def run_sampler(name: str, denoiser: Any, ms: ModelSampling, sigmas: Any, noise:
     if mask is not None:
         inpaint_noise = noise
         if info.random_inpaint_noise:
-            gen = torch.Generator("cpu").manual_seed(int(41 if seed is None else seed) + 1)
+            gen = torch.Generator("cpu").manual_seed((int(41 if seed is None else seed) + 1) & MAX_SEED)
             inpaint_noise = torch.randn(noise.shape, generator=gen).to(noise.dtype).to(noise.device)
         model = MaskedDenoiser(denoiser, ms, latent, inpaint_noise, mask)
     x = ms.noise_scaling(sigmas[0], noise, latent, ms.is_max_denoise(sigmas))
