@@ -42,6 +42,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from orchestrator.config import Settings
 from orchestrator.input_paths import ensure_input_dir, shown
@@ -57,6 +58,7 @@ SUBFOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]{0,63}$")
 MAX_SUBFOLDER_DEPTH = 4
 NAME_HEX = 32  # hex digits of the sha256 in a stored name (128 bits)
 MAX_LISTED = 100_000  # entries a listing walks at most
+MAX_PARTS = 16  # parts of a multipart upload (a file and a subfolder are all it needs)
 
 
 class UploadError(Exception):
@@ -326,9 +328,11 @@ def _boundary(content_type: str) -> bytes:
 def parse_multipart(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     """``(file bytes, subfolder)`` from a ``multipart/form-data`` body (RFC 7578)."""
     delimiter = b"--" + _boundary(content_type)
-    chunks = body.split(delimiter)
+    chunks = body.split(delimiter, MAX_PARTS + 2)
     if len(chunks) < 3:
         raise UploadError(400, "request", "the multipart body has no parts")
+    if len(chunks) > MAX_PARTS + 2:
+        raise UploadError(400, "request", f"the multipart body has more than {MAX_PARTS} parts")
     data: bytes | None = None
     fallback: bytes | None = None
     subfolder: str | None = None
@@ -379,6 +383,16 @@ def parse_upload(body: bytes, content_type: str, subfolder: str | None) -> tuple
                       "with an image/* content type", field="content-type")
 
 
+def receive_upload(root: str | Path, body: bytes, content_type: str, subfolder: str | None, *,
+                   limit_bytes: int, max_pixels: int) -> tuple[StoredInput, bool]:
+    """Parse, check and store one ``POST /inputs`` body; ``(what, created)``."""
+    data, folder = parse_upload(body, content_type, subfolder)
+    if len(data) > limit_bytes:
+        raise UploadError(413, "limit", f"the file is {len(data)} bytes, over the {limit_bytes}-byte "
+                          "upload limit", field="file", value=len(data), bound={"le": limit_bytes})
+    return store_input(root, data, subfolder=folder, max_pixels=max_pixels)
+
+
 # -- routes ----------------------------------------------------------------------------------------
 
 
@@ -399,13 +413,12 @@ def add_input_routes(app: FastAPI, settings: Settings) -> None:
                            ) -> JSONResponse:
         try:
             body = await request.body()
-            data, folder = parse_upload(body, request.headers.get("content-type", ""), subfolder)
-            if len(data) > limit_bytes:
-                raise UploadError(413, "limit", f"the file is {len(data)} bytes, over the "
-                                  f"{limit_bytes}-byte upload limit", field="file",
-                                  value=len(data), bound={"le": limit_bytes})
+        except ClientDisconnect:  # the Guard cut the body off (its 413 went out) or the client left
+            return _errors(UploadError(400, "request", "the body did not arrive in full"))
+        try:
             info, created = await asyncio.to_thread(
-                store_input, root, data, subfolder=folder, max_pixels=settings.limits.pixels)
+                receive_upload, root, body, request.headers.get("content-type", ""), subfolder,
+                limit_bytes=limit_bytes, max_pixels=settings.limits.pixels)
         except UploadError as exc:
             return _errors(exc)
         return JSONResponse(info.to_dict(), status_code=201 if created else 200)

@@ -398,3 +398,10 @@ def test_the_inputs_route_is_in_the_protocol_the_app_and_both_clients(app_client
     assert {"get", "post"} <= set(doc["paths"][INPUTS])
     for cls in (Client, AsyncClient):
         assert all(callable(getattr(cls, m, None)) for m in ("upload", "upload_info", "inputs"))
+
+
+def test_a_multipart_body_of_many_parts_is_refused_before_parsing_them():
+    body, ctype = _multipart({f"f{i}": "x" for i in range(5000)})
+    with pytest.raises(UploadError, match="more than 16 parts") as err:
+        parse_upload(body, ctype, None)
+    assert err.value.status == 400
