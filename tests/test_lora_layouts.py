@@ -256,6 +256,7 @@ def refused(models, tmp_path, sd: dict, model: str = "tiny-sd", component: str =
     assert all(torch.equal(before[k], after[k]) for k in before)  # the base model is untouched
     err = info.value.to_dict()
     assert err["type"] == "model" and name in err["message"]
+    assert err["field"] == "params.model.loras[0]"  # the param the LoRA came from
     assert str(tmp_path) not in err["message"]  # the file by name, never where it lives
     return err
 

@@ -42,6 +42,8 @@ import inspect
 import json
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,22 +350,25 @@ class ModelManager:
         if component in ("unet", "text_encoder", "text_encoder_2"):
             for i, lr in enumerate(mref.loras):
                 path = self._file(lr.path, "lora", f"params.model.loras[{i}].path")
-                layers = lora.read_lora(path, info.family, info.unet or None)
-                lora.merge_lora(value, layers, component, lr.weight)
+                with _field(f"params.model.loras[{i}]"):
+                    layers = lora.read_lora(path, info.family, info.unet or None)
+                    lora.merge_lora(value, layers, component, lr.weight)
         if not mref.embeddings or component == "unet":
             return value
         if component in HOST_COMPONENTS:
             for i, e in enumerate(mref.embeddings):
                 path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
-                emb = lora.read_embedding(path, self.registry.legacy)
-                lora.add_embedding_tokens(value, emb, component, e.token or emb.get("token") or path.stem)
+                with _field(f"params.model.embeddings[{i}]"):
+                    emb = lora.read_embedding(path, self.registry.legacy)
+                    lora.add_embedding_tokens(value, emb, component, e.token or emb.get("token") or path.stem)
             return value
         tokenizer = self._get(mref, "tokenizer_2" if component.endswith("_2") else "tokenizer", device)
         for i, e in enumerate(mref.embeddings):
             path = self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
-            emb = lora.read_embedding(path, self.registry.legacy)
-            lora.set_embedding_vectors(value, tokenizer, emb, component,
-                                       e.token or emb.get("token") or path.stem)
+            with _field(f"params.model.embeddings[{i}]"):
+                emb = lora.read_embedding(path, self.registry.legacy)
+                lora.set_embedding_vectors(value, tokenizer, emb, component,
+                                           e.token or emb.get("token") or path.stem)
         return value
 
     def resolve_file(self, name: str, kind: str, *, field: str | None = None,
@@ -579,6 +584,16 @@ class ModelManager:
             return ModelRef.parse(ref)
         except Exception as exc:  # noqa: BLE001 - any bad reference becomes one clear error
             raise ModelError(f"bad model reference {ref!r}: {exc}", reason="reference") from None
+
+
+@contextmanager
+def _field(field: str) -> Iterator[None]:
+    """Errors from reading or applying a LoRA / embedding name the param it came from."""
+    try:
+        yield
+    except ModelError as exc:
+        exc.field = exc.field or field
+        raise
 
 
 def _transformers_dtype_kw() -> str:
