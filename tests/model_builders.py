@@ -170,6 +170,22 @@ class SRVGGNetCompact(nn.Module):
         return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
 
 
+def esrgan_old_layout(state: dict[str, torch.Tensor], nb: int) -> dict[str, torch.Tensor]:
+    """A x4 RRDBNet's weights in the original ESRGAN key layout (``model.0``, ``model.1.sub.N.RDBk``...),
+    the layout of most community ESRGAN files (4x-UltraSharp and the like)."""
+    names = {"conv_first": "model.0", "conv_body": f"model.1.sub.{nb}", "conv_up1": "model.3",
+             "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"}
+    out = {}
+    for key, value in state.items():
+        module, _, param = key.rpartition(".")
+        if module.startswith("body."):
+            _, i, rdb, conv = module.split(".")
+            out[f"model.1.sub.{i}.RDB{rdb[3:]}.{conv}.0.{param}"] = value
+        else:
+            out[f"{names[module]}.{param}"] = value
+    return out
+
+
 def randomised(net: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -27,7 +27,7 @@ from orchestrator.models.upscalers import load_upscaler
 from plugins.upscale import block as upscale_block
 
 sys.path.insert(0, str(Path(__file__).parent))
-from model_builders import RRDBNet, SRVGGNetCompact, direct, randomised
+from model_builders import RRDBNet, SRVGGNetCompact, direct, esrgan_old_layout, randomised
 
 # -- the nets, as BasicSR / Real-ESRGAN define them ------------------------------------------------
 
@@ -77,6 +77,8 @@ def folder(tmp_path_factory):
         sd = {k: v.contiguous() for k, v in net.state_dict().items()}
         torch.save(sd, d / f"{name}.pth")
         save_file(sd, str(d / f"{name}_st.safetensors"))
+        if name == "esrgan_x4":  # the original ESRGAN key layout, as a .pth
+            torch.save(esrgan_old_layout(sd, nb=2), d / "esrgan_x4_old.pth")
     (d / "truncated.safetensors").write_bytes((d / "esrgan_x4_st.safetensors").read_bytes()[:300])
     with (d / "evil.pth").open("wb") as fh:  # a pickle that would run code if unpickled
         pickle.dump(Evil(), fh)
@@ -150,6 +152,12 @@ def test_output_equals_the_net_itself(upscale, folder, name, suffix):
     diff = float(np.abs(ours - ref).max())
     print(f"{name}{suffix}: max abs diff vs the net {diff:.3g}")
     assert diff <= 1e-5
+
+
+def test_original_esrgan_key_layout(upscale, folder):
+    _root, nets = folder
+    image = make_image(seed=13)
+    np.testing.assert_allclose(upscale("esrgan_x4_old", image), direct(nets["esrgan_x4"], image), atol=1e-5)
 
 
 def test_scale_and_architecture_come_from_the_file(folder):
