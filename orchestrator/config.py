@@ -55,6 +55,8 @@ class Limits(BaseModel):
     request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
     upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="largest file POST /inputs "
                                                                      "accepts (that route's body limit)")
+    inputs_bytes: int = Field(10 * 1024**3, ge=1024, description="most bytes the input folder may "
+                                                                "hold; an upload past it is refused")
     nodes: int = Field(500, ge=1, description="most nodes in a graph")
     pixels: int = Field(8192 * 8192, ge=64 * 64, description="largest width * height")
     steps: int = Field(500, ge=1, description="most sampler steps")

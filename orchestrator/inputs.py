@@ -10,6 +10,7 @@ there with ``POST /inputs``:
 - the content must be an image Pillow decodes (PNG, JPEG, WebP, BMP, TIFF, GIF), at most
   ``limits.upload_bytes`` long and ``limits.pixels`` pixels, and no decompression bomb;
   SVG, PDF, EPS and anything else are refused;
+- the folder holds at most ``limits.inputs_bytes`` (an upload past it is a 413);
 - it is stored atomically under a name derived from its content (sha256 prefix plus the
   extension of the decoded format; the client's filename is ignored), so the same content
   uploaded twice gets the same name and is not written again (200 instead of 201).
@@ -32,8 +33,10 @@ import os
 import re
 import secrets
 import stat
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from email.parser import BytesParser
 from email.policy import default as email_policy
@@ -169,11 +172,40 @@ def _same_content(dir_fd: int, name: str, digest: str, size: int) -> bool:
     return h.hexdigest() == digest
 
 
+def _write(dir_fd: int, filename: str, data: bytes, digest: str) -> bool:
+    """Write ``data`` as ``filename`` in ``dir_fd`` atomically; False when it was already there."""
+    tmp = f".{filename}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                 dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            return True
+        except FileExistsError:
+            if _same_content(dir_fd, filename, digest, len(data)):
+                return False
+            os.replace(tmp, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return True
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+_QUOTA_LOCK = threading.Lock()
+
+
 def store_input(root: str | Path, data: bytes, *, subfolder: str | None = None,
-                max_pixels: int = 8192 * 8192) -> tuple[StoredInput, bool]:
+                max_pixels: int = 8192 * 8192, max_total: int | None = None) -> tuple[StoredInput, bool]:
     """Check ``data`` and store it in the input folder ``root``; ``(what, created)``.
 
-    The name is ``<sha256 prefix><extension>`` (under ``subfolder``). Writing is atomic (a
+    The name is ``<sha256 prefix><extension>`` (under ``subfolder``); with ``max_total``, an
+    upload that would take the folder past that many bytes is refused. Writing is atomic (a
     0600 temporary file, fsync, then a hard link that cannot replace anything), so two
     uploads of the same content at once store it once and both answer the same name; a
     file under that name with other content (replaced by hand) is replaced atomically.
@@ -193,26 +225,14 @@ def store_input(root: str | Path, data: bytes, *, subfolder: str | None = None,
         info = StoredInput(name=name, size=len(data), width=width, height=height, format=fmt)
         if _same_content(dir_fd, filename, digest, len(data)):
             return info, False
-        tmp = f".{filename}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dir_fd)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-                created = True
-            except FileExistsError:
-                created = not _same_content(dir_fd, filename, digest, len(data))
-                if created:
-                    os.replace(tmp, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        finally:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
+        with _QUOTA_LOCK if max_total is not None else nullcontext():  # check and write as one
+            if max_total is not None:
+                held = folder_bytes(root)
+                if held + len(data) > max_total:
+                    raise UploadError(413, "limit", f"the input folder holds {held} bytes; this "
+                                      f"upload would pass its {max_total}-byte limit", field="file",
+                                      value=held + len(data), bound={"le": max_total})
+            created = _write(dir_fd, filename, data, digest)
         os.fsync(dir_fd)
         return info, created
     finally:
@@ -290,6 +310,18 @@ def _walk(dir_fd: int, rel: str = "", depth: int = 0
                 os.close(sub)
         elif stat.S_ISREG(st.st_mode):
             yield name, dir_fd, filename, st
+
+
+def folder_bytes(root: str | Path) -> int:
+    """Bytes of the regular files in the input folder (what ``limits.inputs_bytes`` bounds)."""
+    try:
+        root_fd = os.open(os.path.realpath(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return sum(st.st_size for _n, _fd, _f, st in _walk(root_fd))
+    finally:
+        os.close(root_fd)
 
 
 def list_inputs(root: str | Path, *, limit: int = 100, offset: int = 0) -> tuple[list[StoredInput], int]:
@@ -384,13 +416,14 @@ def parse_upload(body: bytes, content_type: str, subfolder: str | None) -> tuple
 
 
 def receive_upload(root: str | Path, body: bytes, content_type: str, subfolder: str | None, *,
-                   limit_bytes: int, max_pixels: int) -> tuple[StoredInput, bool]:
+                   limit_bytes: int, max_pixels: int, max_total: int | None = None
+                   ) -> tuple[StoredInput, bool]:
     """Parse, check and store one ``POST /inputs`` body; ``(what, created)``."""
     data, folder = parse_upload(body, content_type, subfolder)
     if len(data) > limit_bytes:
         raise UploadError(413, "limit", f"the file is {len(data)} bytes, over the {limit_bytes}-byte "
                           "upload limit", field="file", value=len(data), bound={"le": limit_bytes})
-    return store_input(root, data, subfolder=folder, max_pixels=max_pixels)
+    return store_input(root, data, subfolder=folder, max_pixels=max_pixels, max_total=max_total)
 
 
 # -- routes ----------------------------------------------------------------------------------------
@@ -418,7 +451,8 @@ def add_input_routes(app: FastAPI, settings: Settings) -> None:
         try:
             info, created = await asyncio.to_thread(
                 receive_upload, root, body, request.headers.get("content-type", ""), subfolder,
-                limit_bytes=limit_bytes, max_pixels=settings.limits.pixels)
+                limit_bytes=limit_bytes, max_pixels=settings.limits.pixels,
+                max_total=settings.limits.inputs_bytes)
         except UploadError as exc:
             return _errors(exc)
         return JSONResponse(info.to_dict(), status_code=201 if created else 200)

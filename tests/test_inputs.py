@@ -405,3 +405,37 @@ def test_a_multipart_body_of_many_parts_is_refused_before_parsing_them():
     with pytest.raises(UploadError, match="more than 16 parts") as err:
         parse_upload(body, ctype, None)
     assert err.value.status == 400
+
+
+def test_the_input_folder_is_bounded_in_bytes(tmp_path):
+    first = image_bytes(color=(1, 1, 1))
+    assert store_input(tmp_path, first, max_total=2 * len(first) + 10)[1]
+    assert store_input(tmp_path, first, max_total=len(first))[1] is False  # already there: no new bytes
+    store_input(tmp_path, image_bytes(color=(2, 2, 2)), max_total=2 * len(first) + 10)
+    with pytest.raises(UploadError) as err:
+        store_input(tmp_path, image_bytes(color=(3, 3, 3)), max_total=2 * len(first) + 10)
+    assert err.value.status == 413 and err.value.error["type"] == "limit"
+    assert err.value.error["bound"] == {"le": 2 * len(first) + 10}
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_the_daemon_applies_the_input_folder_budget(tmp_path):
+    from orchestrator.api import create_app
+    from orchestrator.cli import plugin_host
+    from orchestrator.config import load_settings
+    from orchestrator.engine import LocalEngine
+    from orchestrator.service import JobService
+    from orchestrator.store import JobStore
+
+    settings = load_settings(config_file=False, env={"ORCHESTRATOR_LIMITS__INPUTS_BYTES": "2000"},
+                             overrides={"state_dir": str(tmp_path / "state")})
+    store = JobStore(tmp_path / "jobs.db")
+    service = JobService(store, LocalEngine(plugin_host(settings).catalog, settings),
+                         outputs_root=tmp_path / "outputs")
+    with TestClient(create_app(service, settings), base_url="http://127.0.0.1") as c:
+        codes = [c.post("/inputs", content=image_bytes(color=(i, 0, 0)),
+                        headers={"Content-Type": "image/png"}).status_code for i in range(40)]
+    store.close()
+    assert codes[0] == 201 and codes[-1] == 413 and set(codes) == {201, 413}
+    held = sum(p.stat().st_size for p in settings.effective_input_dir.iterdir())
+    assert held <= 2000
