@@ -453,11 +453,14 @@ def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
     prompt["9"]["inputs"]["images"] = ["21", 0]
     result = import_result(prompt, catalog=catalog, model_map=MODELS)
     found = [(p.type, p.node, p.details["severity"]) for p in result.problems]
-    assert found == [("unsupported_node", "20", "error"), ("unsupported_node", "21", "error"),
-                     ("approximated", "3", "warning")]
+    assert found == [("unsupported_node", "20", "error"), ("unsupported_node", "21", "error")]
     assert "needs block 'image.resize' with a 'megapixels' param" in result.problems[1].message
     nodes = result.graph.nodes
-    assert nodes["clip_text_encode_6"].params["negative_prompt"] is None  # zeros: an empty negative
+    assert nodes["clip_text_encode_6"].params["negative_prompt"] is None
+    zero = nodes["conditioning_zero_out_7"]  # the negative is zeros, as ComfyUI's
+    assert (zero.block, zero.params, zero.inputs) == ("cond.zero_out", {"side": "negative"},
+                                                      {"cond": "clip_text_encode_6.cond"})
+    assert nodes["ksampler_3"].inputs["cond"] == "conditioning_zero_out_7.cond"
     assert nodes["ksampler_3"].inputs["latent"] == "empty_latent_image_5.latent"  # composite passed through
     assert nodes["vae_decode_tiled_8"].block == "sd.vae_decode"
     assert nodes["save_image_9"].inputs == {"image": "vae_decode_tiled_8.image"}

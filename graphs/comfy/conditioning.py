@@ -11,8 +11,9 @@ in one node whose conditioning ``sd.denoise`` takes. So conditioning is kept sym
   leaf by leaf, each text leaf paired with the negative, then the nodes on top;
 - a ``ControlNetApplyAdvanced`` that takes both the positive and the negative is applied
   once, to the pair;
-- ``ConditioningZeroOut`` on the negative becomes an empty negative prompt (reported as
-  an approximation); other nodes on the negative side are reported and left out.
+- ``ConditioningZeroOut`` on the negative becomes ``cond.zero_out`` of the negative side
+  (zeros, as ComfyUI's; an empty negative prompt, reported as an approximation, when the
+  catalog lacks it); other nodes on the negative side are reported and left out.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def _negative(sampler: NodeContext, neg: Any) -> tuple[Cond | None, str | None]:
     if isinstance(neg, Cond) and neg.kind == "text":
         return neg, None
     if isinstance(neg, Cond) and neg.kind == "zero":
+        if _zero_negative(sampler.importer, neg):
+            return None, None
         sampler.warn(f"the negative is zeroed (ConditioningZeroOut, node {neg.node}); ours uses an empty "
                      "negative prompt (zeros for SDXL models that ask for them)", field="negative")
         return None, None
@@ -135,7 +138,8 @@ def _encode(importer: Importer, sampler: NodeContext, pos: Cond, neg: Any) -> Da
     params: dict[str, Any] = {"model": pos.clip.ref(embs), "prompt": prompt, "negative_prompt": negative}
     if pos.clip.clip_skip:
         params["clip_skip"] = pos.clip.clip_skip
-    key = json.dumps([pos.node, params], sort_keys=True)
+    zero = _zero_negative(importer, neg)
+    key = json.dumps([pos.node, params, zero], sort_keys=True)
     if key in importer.encode_memo:
         return importer.encode_memo[key]
     meta = {"negative_id": leaf.node} if leaf is not None else {}
@@ -145,5 +149,17 @@ def _encode(importer: Importer, sampler: NodeContext, pos: Cond, neg: Any) -> Da
     node_id = importer.add_node(importer.nodes[pos.node], "sd.encode_prompt", {}, params, suffix=suffix,
                                 meta=meta)
     out = Data(f"{node_id}.cond", "CONDITIONING")
+    if zero:  # ComfyUI's zeroed negative: zeros, not the encoding of an empty prompt
+        port = importer.port("cond.zero_out", "CONDITIONING", "input")
+        again = neg.node in importer.encoded
+        zero_id = importer.add_node(importer.nodes[neg.node], "cond.zero_out", {port: out},
+                                    {"side": "negative"}, suffix=f"_{pos.node}" if again else "")
+        importer.encoded.add(neg.node)
+        out = Data(f"{zero_id}.{importer.port('cond.zero_out', 'CONDITIONING', 'output')}", "CONDITIONING")
     importer.encode_memo[key] = out
     return out
+
+
+def _zero_negative(importer: Importer, neg: Any) -> bool:
+    """Whether the negative is a ``ConditioningZeroOut`` that ``cond.zero_out`` (with ``side``) can make."""
+    return isinstance(neg, Cond) and neg.kind == "zero" and importer._has("cond.zero_out:side")

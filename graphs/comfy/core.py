@@ -44,6 +44,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from graphs.comfy import conditioning
+from graphs.comfy.cond_nodes import COND_MAPPINGS
 from graphs.comfy.mapping import (
     ComfyMapping,
     Cond,
@@ -59,6 +60,7 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.samplers import map_sampler
+from graphs.model import TileSpec
 
 if TYPE_CHECKING:
     from graphs.comfy.importer import Importer
@@ -137,39 +139,6 @@ def _cond_arg(nc: NodeContext, name: str) -> Any:
     if not isinstance(value, (Cond, Data)) or value.type != "CONDITIONING":
         raise Unresolved(f"input {name!r} is not conditioning", field=name)
     return value
-
-
-def conditioning_combine(nc: NodeContext) -> list[Any]:
-    block = "sd.cond_combine"
-
-    def build(imp: Importer, refs: list[Data]) -> Data:
-        port = imp.port(block, "CONDITIONING", "input")
-        spec = imp.spec(block)
-        multiple = spec is not None and bool(getattr(spec.input(port), "multiple", False))
-        inputs = {port: refs} if multiple or spec is None else dict(
-            zip(imp.ports(block, "CONDITIONING", "input"), refs, strict=False))
-        node = nc.add(block, inputs=inputs, suffix=_again(imp, nc))
-        return _out(node, imp.port(block, "CONDITIONING", "output"), "CONDITIONING")
-
-    return [Cond(nc.id, "op", args=(_cond_arg(nc, "conditioning_1"), _cond_arg(nc, "conditioning_2")),
-                 build=build)]
-
-
-def conditioning_set_area(nc: NodeContext) -> list[Any]:
-    block = "cond.set_area"
-    values = {("width",): nc.widget("width"), ("height",): nc.widget("height"), ("x",): nc.widget("x"),
-              ("y",): nc.widget("y"), ("strength", "weight", "scale"): nc.widget("strength", 1.0)}
-
-    def build(imp: Importer, refs: list[Data]) -> Data:
-        node = nc.add(block, inputs={imp.port(block, "CONDITIONING", "input"): refs[0]},
-                      params=imp.params_for(block, values), suffix=_again(imp, nc))
-        return _out(node, imp.port(block, "CONDITIONING", "output"), "CONDITIONING")
-
-    return [Cond(nc.id, "op", args=(_cond_arg(nc, "conditioning"),), build=build)]
-
-
-def conditioning_zero_out(nc: NodeContext) -> list[Any]:
-    return [Cond(nc.id, "zero", args=(_cond_arg(nc, "conditioning"),))]
 
 
 def _controlnet_values(nc: NodeContext) -> dict[tuple[str, ...], Any]:
@@ -460,6 +429,7 @@ def image_pad(nc: NodeContext) -> list[Any]:
 
 
 UPSCALE_BLOCKS = ("image.upscale_model", "onnx.image_model", "onnx.run")  # the first the catalog has
+UPSCALE_TILE, UPSCALE_OVERLAP = 512, 32  # ImageUpscaleWithModel's tiles (memory-bounded, spread over workers)
 
 
 def image_upscale_with_model(nc: NodeContext) -> list[Any]:
@@ -469,6 +439,8 @@ def image_upscale_with_model(nc: NodeContext) -> list[Any]:
     block = next(b for b in UPSCALE_BLOCKS if nc.has_block(b))
     node = nc.add(block, inputs={"image": nc.data("image")},
                   params=nc.importer.params_for(block, {("model", "path", "file"): model.name}))
+    if block == "image.upscale_model":  # ComfyUI upscales in 512 px tiles overlapping by 32: so do we
+        nc.importer.graph_nodes[node].tile = TileSpec(size=UPSCALE_TILE, overlap=UPSCALE_OVERLAP)
     return [_out(node, "image", "IMAGE")]
 
 
@@ -515,9 +487,7 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("LoraLoaderModelOnly", lora_loader),
     _c("CLIPSetLastLayer", clip_set_last_layer),
     _c("CLIPTextEncode", clip_text_encode, ("sd.encode_prompt",)),
-    _c("ConditioningCombine", conditioning_combine, ("sd.cond_combine",)),
-    _c("ConditioningSetArea", conditioning_set_area, ("cond.set_area",)),
-    _c("ConditioningZeroOut", conditioning_zero_out),
+    *COND_MAPPINGS,  # ConditioningCombine, SetArea(Percentage/Strength), SetMask, ZeroOut, ...
     _c("ControlNetLoader", resource("CONTROL_NET", "control_net_name"), ("sd.controlnet",)),
     _c("ControlNetApply", controlnet_apply, ("sd.controlnet",)),
     _c("ControlNetApplyAdvanced", controlnet_apply_advanced, ("sd.controlnet",)),
@@ -568,4 +538,6 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "sd.latent_upscale", "image.load", "image.load_mask", "image.save", "image.resize", "image.pad",
     "image.crop", "image.blend", "image.canny", "image.mask_grow", "image.image_to_mask",
     "image.mask_to_image", "onnx.run", "image.upscale_model",
+    "sd.cond_combine", "cond.set_area", "cond.set_strength", "cond.set_mask", "cond.timestep_range",
+    "cond.average", "cond.concat", "cond.zero_out",
 })

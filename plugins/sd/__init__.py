@@ -5,7 +5,8 @@
 decode in one), ``sd.ksampler`` and the custom-sampling family (ComfyUI's samplers,
 natively: :mod:`plugins.sd.ksampling`). Conditioning blocks add to a prompt's conditioning
 what the sampling loop applies with it: ``sd.controlnet``,
-``sd.regional_prompt``, ``sd.ip_adapter``, and ``sd.cond_combine`` to merge them (see
+``sd.regional_prompt``, ``sd.ip_adapter``, the ``cond.*`` area/mask/strength/timestep blocks
+(ComfyUI's, :mod:`plugins.sd.area`), and ``sd.cond_combine`` to merge them (see
 :mod:`plugins.sd.conditioning`). Models are named in a ``model`` param (a
 registry name, or a reference with LoRAs and embeddings) and come from ``ctx.models``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from orchestrator import hookimpl
 from plugins.sd import (
+    area,
     conditioning,
     controlnet,
     custom_sampling,
@@ -27,7 +29,7 @@ from plugins.sd import (
     vae,
 )
 
-BLOCKS = [*prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS, *conditioning.BLOCKS,
+BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS, *conditioning.BLOCKS,
           *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS, *ksampler.BLOCKS,
           *custom_sampling.BLOCKS]
 

@@ -17,6 +17,12 @@ key                added by               applied in the loop
 ``sd.cond_combine`` merges several conditionings into one (the first one's prompt, every
 one's extras). A conditioning with none of these keys samples exactly as before: the
 extras below then change nothing.
+
+A conditioning may also carry ``entries``: ComfyUI's list of prompts, each with an area, a
+mask, a strength or a timestep range (``cond.set_area`` and the other blocks of
+:mod:`plugins.sd.area`, ``sd.cond_combine`` with ``prompts='list'``); the loop then
+composes their predictions as ComfyUI does (:class:`plugins.sd.area.Areas`), through
+the UNet it calls (:meth:`StepConditioning.unet`).
 """
 
 from __future__ import annotations
@@ -64,28 +70,36 @@ class StepConditioning:
     from the loop's ``predict`` (regional prompts call it once per region).
     """
 
-    def __init__(self, controls: Any = None, regions: Any = None, images: Any = None) -> None:
+    def __init__(self, controls: Any = None, regions: Any = None, images: Any = None,
+                 areas: Any = None) -> None:
         self.controls = controls
         self.regions = regions
         self.images = images
+        self.areas = areas
 
     @classmethod
     def build(cls, cond: dict[str, Any], run: Sampling) -> StepConditioning:
-        if not any(cond.get(k) for k in EXTRA_KEYS):
+        if not any(cond.get(k) for k in (*EXTRA_KEYS, "entries")):
             return cls()
-        from plugins.sd import controlnet, ip_adapter, regional
+        from plugins.sd import area, controlnet, ip_adapter, regional
 
+        if cond.get("entries") and cond.get("regions"):
+            raise BlockError(f"node {run.ctx.node!r}: a conditioning has both ComfyUI-style entries (areas, "
+                             "masks) and sd.regional_prompt regions; use one of the two", type="input",
+                             node=run.ctx.node, field="inputs.cond")
         return cls(
             controls=controlnet.Controls(cond["controlnets"], run) if cond.get("controlnets") else None,
             regions=regional.Regions(cond["regions"], run) if cond.get("regions") else None,
             images=ip_adapter.ImagePrompts(cond["image_prompts"], run) if cond.get("image_prompts") else None,
+            areas=area.Areas(cond, run) if cond.get("entries") else None,
         )
 
     def unet(self, unet: UNetFn, node: str = "") -> UNetFn:
         if self.controls is not None and getattr(unet, "module", None) is None:
             raise BlockError(f"node {node!r}: ControlNets need the torch UNet (sd.denoise, sd.inpaint), not "
                              f"this one", type="input", node=node, field="inputs.cond")
-        return self.images.wrap(unet) if self.images is not None else unet
+        unet = self.images.wrap(unet) if self.images is not None else unet
+        return self.areas.wrap(unet) if self.areas is not None else unet
 
     def unet_kwargs(self, model_in: Any, t: Any, i: int, prompt: UNetPrompt, window: Window | None) -> dict:
         if self.controls is None:
@@ -105,16 +119,19 @@ class CondCombine(Block):
 
     The text prompt is the first conditioning's (``prompts='first'``), or every
     conditioning's averaged (``prompts='average'``: the others become full-frame regional
-    prompts sharing the weight equally, as ComfyUI's Conditioning Combine does). The
-    conditionings must be for models of one family.
+    prompts sharing the weight equally), or every conditioning's prompts as one list
+    (``prompts='list'``, ComfyUI's Conditioning Combine: each keeps its area, mask, strength
+    and timestep range, see :mod:`plugins.sd.area`). The conditionings must be for models
+    of one family.
     """
 
     inputs = {"conds": In("CONDITIONING", "conditionings to combine, the first is the base", multiple=True)}
     outputs = {"cond": Out("CONDITIONING", "the combined conditioning")}
 
     class Params(Params):
-        prompts: Literal["first", "average"] = Field(
-            "first", description="first: the first conditioning's prompt; average: all prompts, equally")
+        prompts: Literal["first", "average", "list"] = Field(
+            "first", description="first: the first conditioning's prompt; average: all prompts, equally; "
+                                 "list: all prompts with their areas and masks, composed as ComfyUI does")
 
     def run(self, ctx: Context, conds: list[Any]) -> dict:
         if not conds:
@@ -132,7 +149,11 @@ class CondCombine(Block):
             items = [item for c in conds for item in c.get(key, [])]
             if items:
                 out[key] = items
-        if self.params.prompts == "average" and len(conds) > 1:
+        if self.params.prompts == "list":
+            from plugins.sd.area import entries_of
+
+            out["entries"] = [e for c in conds for e in entries_of(c)]
+        elif self.params.prompts == "average" and len(conds) > 1:
             share = 1.0 / len(conds)
             whole = [{"prompt_embeds": c["prompt_embeds"], "family": c.get("family"),
                       "pooled_prompt_embeds": c.get("pooled_prompt_embeds"), "mask": None, "area": None,
