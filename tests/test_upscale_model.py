@@ -256,6 +256,7 @@ def test_comfy_upscale_nodes_import_to_the_block(catalog):
     assert not [p for p in problems if p.to_dict().get("severity") == "error"], problems
     ups = [n for n in graph.nodes.values() if n.block == "image.upscale_model"]
     assert len(ups) == 1 and ups[0].params["model"] == "4x-UltraSharp.pth"
+    assert (ups[0].tile.size, ups[0].tile.overlap) == (512, 32)  # as ComfyUI tiles it
 
 
 @pytest.mark.slow
