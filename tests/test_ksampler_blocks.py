@@ -1,0 +1,215 @@
+"""sd.ksampler and the custom-sampling blocks: wiring, step windows, the base + refiner handoff, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphs import GraphBuilder
+from orchestrator.errors import BlockError
+from orchestrator.executor import LocalExecutor
+from plugins.sd.common import torch_unet, unet_prompt
+from plugins.sd.ksampling import schedules
+from plugins.sd.ksampling.denoiser import Denoiser
+from plugins.sd.ksampling.model_sampling import ModelSampling
+from plugins.sd.ksampling.noise import prepare_noise
+from plugins.sd.ksampling.run import run_sampler
+
+sys.path.insert(0, str(Path(__file__).parent))
+import sd_fixtures
+
+models = sd_fixtures.models
+one_torch_thread = sd_fixtures.one_torch_thread
+model_registry = sd_fixtures.model_registry
+PROMPT = "a lighthouse on a cliff at sunset"
+
+
+@pytest.fixture(scope="module")
+def ex(catalog, models):
+    return LocalExecutor(catalog, models=models)
+
+
+def base(b: GraphBuilder, model: str = "tiny-sd", size: int = 64, batch: int = 1):
+    c = b.add("sd.encode_prompt", id="cond", model=model, prompt=PROMPT, negative_prompt="blurry")
+    lat = b.add("sd.empty_latent", id="empty", model=model, width=size, height=size, batch=batch)
+    return c, lat
+
+
+def test_ksampler_is_the_native_run_seeded_as_comfyui(ex, models):
+    b = GraphBuilder()
+    c, lat = base(b)
+    b.add(
+        "sd.ksampler",
+        id="k",
+        cond=c.cond,
+        latent=lat.latent,
+        model="tiny-sd",
+        seed=42,
+        steps=4,
+        cfg=6.0,
+        sampler="dpmpp_2m",
+        scheduler="karras",
+    )
+    res = ex.run(b.build())
+    out, cond = res.outputs["k"]["latent"], res.outputs["cond"]["cond"]
+    info, unet = models.load("tiny-sd", "info"), models.load("tiny-sd", "unet")
+    ms = ModelSampling.from_config(dict(info.scheduler))
+    sigmas = schedules.calculate_sigmas(ms, "karras", 4)
+    prompt = unet_prompt(
+        cond, batch=1, do_cfg=True, pixel_size=(64, 64), device="cpu", dtype=unet.dtype, node="k"
+    )
+    den = Denoiser(torch_unet(unet), ms, prompt, 6.0, dtype=unet.dtype, do_uncond=True)
+    with torch.no_grad():
+        ref = run_sampler(
+            "dpmpp_2m",
+            den,
+            ms,
+            sigmas,
+            prepare_noise((1, 4, 8, 8), 42),
+            torch.zeros(1, 4, 8, 8),
+            seed=42,
+        )
+    assert out.shape == (1, 4, 8, 8)
+    assert float((out - ref).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl"])
+def test_base_then_refiner_handoff_equals_one_run(ex, model):
+    """KSamplerAdvanced 0..20 of 25 with leftover noise, then 20..25 without new noise, is the one
+    25-step run (a sampler without history: the handoff carries everything)."""
+    b = GraphBuilder()
+    c, lat = base(b, model)
+    common = dict(model=model, seed=3, steps=25, cfg=5.0, sampler="euler", scheduler="normal")
+    b.add("sd.ksampler", id="whole", cond=c.cond, latent=lat.latent, **common)
+    first = b.add(
+        "sd.ksampler",
+        id="first",
+        cond=c.cond,
+        latent=lat.latent,
+        end_step=20,
+        return_with_leftover_noise=True,
+        **common,
+    )
+    b.add(
+        "sd.ksampler",
+        id="second",
+        cond=c.cond,
+        latent=first.latent,
+        start_step=20,
+        add_noise=False,
+        **common,
+    )
+    b.add("sd.ksampler", id="stopped", cond=c.cond, latent=lat.latent, end_step=20, **common)
+    out = ex.run(b.build()).outputs
+    whole, handed, first_part = out["whole"]["latent"], out["second"]["latent"], out["first"]["latent"]
+    assert float((whole - handed).abs().max()) <= 1e-4
+    # without return_with_leftover_noise the window's last step goes to sigma 0 instead
+    assert float((first_part - out["stopped"]["latent"]).abs().max()) > 1e-3
+
+
+def test_denoise_below_one_runs_the_tail_of_a_longer_schedule(ex):
+    b = GraphBuilder()
+    c, lat = base(b)
+    k = b.add("sd.ksampler", id="full", cond=c.cond, latent=lat.latent, seed=5, steps=4)
+    b.add("sd.ksampler", id="half", cond=c.cond, latent=k.latent, seed=5, steps=4, denoise=0.5)
+    b.add("sd.ksampler", id="none", cond=c.cond, latent=k.latent, seed=5, steps=4, start_step=4)
+    out = ex.run(b.build()).outputs
+    assert torch.equal(out["none"]["latent"], out["full"]["latent"])  # no step left: the latent as it is
+    diff = float((out["half"]["latent"] - out["full"]["latent"]).abs().max())
+    assert 0 < diff < float(out["full"]["latent"].abs().max()) * 10
+
+
+def test_custom_sampling_graph_equals_ksampler(ex):
+    """BasicScheduler + KSamplerSelect + RandomNoise + CFGGuider + SamplerCustomAdvanced is KSampler."""
+    b = GraphBuilder()
+    c, lat = base(b)
+    b.add(
+        "sd.ksampler",
+        id="k",
+        cond=c.cond,
+        latent=lat.latent,
+        seed=11,
+        steps=5,
+        cfg=4.0,
+        sampler="dpmpp_2m_sde",
+        scheduler="exponential",
+    )
+    sig = b.add("sd.sigmas", model="tiny-sd", scheduler="exponential", steps=5)
+    smp = b.add("sd.sampler_select", sampler="dpmpp_2m_sde")
+    noise = b.add("sd.noise", seed=11)
+    guider = b.add("sd.guider", cond=c.cond, model="tiny-sd", cfg=4.0)
+    b.add(
+        "sd.sample_custom",
+        id="custom",
+        noise=noise.noise,
+        guider=guider.guider,
+        sampler=smp.sampler,
+        sigmas=sig.sigmas,
+        latent=lat.latent,
+    )
+    high_low = b.add("sd.split_sigmas", id="split", sigmas=sig.sigmas, step=2)
+    out = ex.run(b.build()).outputs
+    assert torch.equal(out["custom"]["latent"], out["k"]["latent"])
+    assert out["custom"]["denoised"].shape == out["k"]["latent"].shape
+    high, low = out["split"]["high"], out["split"]["low"]
+    assert len(high) == 3 and len(low) == 4 and float(high[-1]) == float(low[0])
+    assert high_low is not None
+
+
+def test_sd_turbo_schedule_and_one_step_sampling(ex, models):
+    b = GraphBuilder()
+    c, lat = base(b)
+    sig = b.add("sd.sigmas_turbo", id="turbo", model="tiny-sd", steps=2)
+    guider = b.add("sd.guider", cond=c.cond, model="tiny-sd", cfg=1.0)
+    b.add(
+        "sd.sample_custom",
+        id="s",
+        noise=b.add("sd.noise", seed=0).noise,
+        guider=guider.guider,
+        sampler=b.add("sd.sampler_select", sampler="euler_ancestral").sampler,
+        sigmas=sig.sigmas,
+        latent=lat.latent,
+    )
+    out = ex.run(b.build()).outputs
+    ms = ModelSampling.from_config(dict(models.load("tiny-sd", "info").scheduler))
+    sigmas = out["turbo"]["sigmas"]
+    assert [int(t) for t in ms.timestep(sigmas[:-1])] == [999, 899] and float(sigmas[-1]) == 0.0
+    assert torch.isfinite(out["s"]["latent"]).all()
+
+
+def test_sampler_options_are_checked(ex):
+    b = GraphBuilder()
+    b.add("sd.sampler_select", id="s", sampler="euler", eta=0.5)
+    with pytest.raises(BlockError) as err:
+        ex.run(b.build())
+    d = err.value.to_dict()
+    assert d["node"] == "s" and d["field"] == "params.eta" and "euler" in d["message"]
+
+
+def test_wrong_inputs_give_structured_errors(ex):
+    b = GraphBuilder()
+    c, lat = base(b)
+    sig = b.add("sd.sigmas_karras", id="bad", steps=4, sigma_max=1.0, sigma_min=2.0)
+    with pytest.raises(BlockError) as err:
+        ex.run(b.build())
+    assert err.value.to_dict()["field"] == "params.sigma_min" and sig is not None
+    b = GraphBuilder()
+    c, lat = base(b, batch=2)
+    b.add("sd.ksampler", id="k", cond=c.cond, latent=lat.latent, steps=2, batch_index=[0])
+    with pytest.raises(BlockError) as err:
+        ex.run(b.build())
+    assert err.value.to_dict()["field"] == "params.batch_index"
+
+
+def test_batch_index_draws_the_noise_of_a_larger_batch(ex):
+    b = GraphBuilder()
+    c, lat = base(b, batch=3)
+    b.add("sd.ksampler", id="all", cond=c.cond, latent=lat.latent, seed=8, steps=2)
+    lat1 = b.add("sd.empty_latent", id="one", model="tiny-sd", width=64, height=64, batch=1)
+    b.add("sd.ksampler", id="third", cond=c.cond, latent=lat1.latent, seed=8, steps=2, batch_index=[2])
+    out = ex.run(b.build()).outputs
+    third = out["third"]["latent"]  # batched UNet calls differ in the last float bits only
+    assert float((out["all"]["latent"][2:] - third).abs().max()) <= 1e-5 * float(third.abs().max())
