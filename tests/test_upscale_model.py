@@ -305,3 +305,20 @@ def test_pth_upscalers_refused_when_legacy_files_are(folder, tmp_path):
     assert "legacy" in str(info.value) and info.value.to_dict()["field"] == "params.model"
     blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model="compact_x2_st"))
     assert blk.run(ctx, image=make_image())["image"].shape == (1, 48, 64, 3)  # safetensors still load
+
+
+def test_an_output_over_the_pixel_limit_is_refused_before_it_is_made(models):
+    """The scale comes from the file, so the submit-time size gate cannot see it: the block checks."""
+    from orchestrator.context import Context
+    from orchestrator.limits import SizeLimits
+
+    ctx = Context(node="up", block="image.upscale_model", seed=0, models=models,
+                  limits=SizeLimits(pixels=100 * 100))
+    blk = upscale_block.UpscaleModel(upscale_block.UpscaleModel.Params(model="esrgan_x4"))
+    with pytest.raises(BlockError) as info:
+        blk.run(ctx, image=make_image())  # 32x24 -> 128x96 = 12288 pixels
+    err = info.value.to_dict()
+    assert (err["type"], err["field"], err["value"], err["bound"]) == ("limit", "params.model", 12288,
+                                                                       {"le": 10000})
+    small = make_image(16, 16)
+    assert blk.run(ctx, image=small)["image"].shape == (1, 64, 64, 3)

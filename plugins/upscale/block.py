@@ -26,6 +26,21 @@ def upscaler(ctx: Context, name: str, device: str) -> Any:
         raise
 
 
+def check_output_size(ctx: Context, image: np.ndarray, scale: int, name: str) -> None:
+    """Refuse, before allocating it, an output larger than the run's ``limits.pixels`` (the
+    scale is known only once the file is read, so the submit-time gate cannot see it)."""
+    lim = ctx.limits
+    if lim is None:
+        return
+    bound = lim.get("pixels") if isinstance(lim, dict) else getattr(lim, "pixels", None)
+    pixels = int(image.shape[1]) * scale * int(image.shape[2]) * scale
+    if isinstance(bound, int) and pixels > bound:
+        raise BlockError(f"node {ctx.node!r}: upscale model {name!r} (x{scale}) would make "
+                         f"{image.shape[2] * scale}x{image.shape[1] * scale} = {pixels} pixels, over "
+                         f"limits.pixels {bound}; tile the node (a tile annotation) or upscale less",
+                         type="limit", node=ctx.node, field="params.model", value=pixels, bound={"le": bound})
+
+
 @block("image.upscale_model", version="1.0.0")
 class UpscaleModel(Block):
     """Upscale an image with a super-resolution model file (ESRGAN, Real-ESRGAN and its compact
@@ -58,6 +73,7 @@ class UpscaleModel(Block):
                              f"{tuple(img.shape)}", type="input", node=ctx.node, field="inputs.image")
         device = device_of(ctx)
         up = upscaler(ctx, self.params.model, device)
+        check_output_size(ctx, img, up.scale, self.params.model)
         c = img.shape[-1]
         color = np.repeat(img, 3, axis=-1) if c == 1 else img[..., :3]
         if up.input_channels not in (1, 3):
