@@ -86,6 +86,7 @@ class Size:
     batch: int | None
     height: int | None
     width: int | None
+    batch_field: str | None = None  # the param that set the batch, if one did
 
     @property
     def pixels(self) -> int | None:
@@ -216,15 +217,16 @@ def derive(spec: BlockSpec | None, params: Mapping[str, Any], base: Size | None
             h += sum(v for k, v in pads.items() if PADS[k] == "h")
         if w is not None:
             w += sum(v for k, v in pads.items() if PADS[k] == "w")
+    batch_field = None
     batch = _get(params, BATCHES, numeric)
     if batch is not None:
-        b, field = batch[1], field or f"params.{batch[0]}"
+        b, batch_field = batch[1], f"params.{batch[0]}"
     repeat = _get(params, REPEATS, numeric)
     if repeat is not None:
-        b, field = (b or 1) * repeat[1], field or f"params.{repeat[0]}"
+        b, batch_field = (b or 1) * repeat[1], f"params.{repeat[0]}"
     if h is None and w is None and b is None:
         return None, None
-    return Size(b, h, w), field
+    return Size(b, h, w, batch_field), field or batch_field
 
 
 def size_problems(node: str, size: Size, field: str | None, lim: SizeLimits,
@@ -243,11 +245,12 @@ def size_problems(node: str, size: Size, field: str | None, lim: SizeLimits,
                                     f"{px} pixels; the limit is {lim.pixels}", node, field, px, lim.pixels))
     if size.batch is not None and size.batch > lim.batch:
         problems.append(limit_error(f"node {node!r}: batch {size.batch} is over the limit {lim.batch}",
-                                    node, field, size.batch, lim.batch))
+                                    node, size.batch_field or field, size.batch, lim.batch))
     elif px is not None and size.batch is not None and size.batch * px > lim.batch_pixels:
         problems.append(limit_error(
             f"node {node!r}: batch {size.batch} x {px} pixels = {size.batch * px} is over the "
-            f"batch x pixels limit {lim.batch_pixels}", node, field, size.batch * px, lim.batch_pixels))
+            f"batch x pixels limit {lim.batch_pixels}", node, size.batch_field or field, size.batch * px,
+            lim.batch_pixels))
     return problems
 
 

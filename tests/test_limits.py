@@ -119,7 +119,7 @@ def test_steps_and_batch_whatever_their_type(catalog):
 
 def test_batch_times_pixels(catalog):
     assert problems(catalog, {"a": solid(512, 512, batch=4)}) == []
-    assert problems(catalog, {"a": solid(512, 512, batch=5)}) == [("a", "params.width", "limit")]
+    assert problems(catalog, {"a": solid(512, 512, batch=5)}) == [("a", "params.batch", "limit")]
 
 
 # -- sizes followed along the graph ---------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_third_party_params_are_read_by_name_and_schema(catalog):
     nodes["c"]["params"] = {"factor": 3, "repeat": 2}  # 384 px x 2 = 294,912 px: fine; x 3 is not
     assert problems(catalog, nodes) == []
     nodes["c"]["params"] = {"factor": 3, "repeat": 8}  # 384 px x 8 = 1,179,648 px in the batch
-    assert problems(catalog, nodes) == [("c", "params.factor", "limit")]
+    assert problems(catalog, nodes) == [("c", "params.repeat", "limit")]
 
 
 def test_non_finite_and_huge_values_in_params_are_named(catalog):
