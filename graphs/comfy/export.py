@@ -333,6 +333,15 @@ class _Exporter:
                         _comfy(node).get("id"))
         self.ports[f"{node_id}.image"] = [new, 0]
 
+    def _image_upscale_model(self, node_id: str, node: Node) -> None:
+        name = self._comfy_name(str(node.params.get("model", "")))
+        key = ("upscaler", name)
+        if key not in self.cache:
+            self.cache[key] = self._new("UpscaleModelLoader", {"model_name": name})
+        inputs = {"upscale_model": [self.cache[key], 0], "image": self._link(node, "image")}
+        new = self._new("ImageUpscaleWithModel", inputs, _comfy(node).get("id"))
+        self.ports[f"{node_id}.image"] = [new, 0]
+
     def _image_canny(self, node_id: str, node: Node) -> None:
         p = node.params
         new = self._new("Canny", {"low_threshold": round(float(p.get("low", 100.0)) / 255, 4),
