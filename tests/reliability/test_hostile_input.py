@@ -54,7 +54,7 @@ def _errors(resp: httpx.Response) -> list[dict]:
     [
         (b"{bad json", "application/json", 422),
         (b'{"graph": {}}', "text/plain", 422),
-        (b"[" * 50000 + b"]" * 50000, "application/json", 400),
+        (b"[" * 50000 + b"]" * 50000, "application/json", 422),  # depth capped before parsing
         (b'{"prompt": ""}', "application/json", 422),
         (b'{"prompt": "x", "priority": 1000}', "application/json", 422),
         (b'{"prompt": "x", "surprise": 1}', "application/json", 422),
