@@ -329,3 +329,36 @@ def test_peft_dora_equals_diffusers_fuse_lora(models, tmp_path, weight):
     ref = {"name": "tiny-sd", "loras": [{"path": str(path), "weight": weight}]}
     pipe = diffusers_fused(models, "tiny-sd", path, weight)
     assert assert_same_weights(models, ref, pipe, ("unet",)) == 1
+
+
+def test_two_kohya_loras_at_once_equal_diffusers_adapters(models, tmp_path):
+    import diffusers
+
+    a, b = kohya_sd1(tmp_path / "a.safetensors", seed=20), kohya_sd1(tmp_path / "b.safetensors", seed=21)
+    ref = {"name": "tiny-sd", "loras": [{"path": str(a), "weight": 0.7}, {"path": str(b), "weight": -0.4}]}
+    base = models.load("tiny-sd")
+    parts = {k: copy.deepcopy(v) if isinstance(v, torch.nn.Module) else v for k, v in base.components.items()}
+    pipe = diffusers.StableDiffusionPipeline(**parts)
+    pipe.load_lora_weights(str(a), adapter_name="a")
+    pipe.load_lora_weights(str(b), adapter_name="b")
+    pipe.set_adapters(["a", "b"], [0.7, -0.4])
+    pipe.fuse_lora(adapter_names=["a", "b"])
+    pipe.unload_lora_weights()
+    assert assert_same_weights(models, ref, pipe, ("unet", "text_encoder")) == 11
+
+
+def test_sgm_and_diffusers_block_names_reach_the_same_module(models, tmp_path):
+    """Older SD 1.x LoRAs name blocks the SGM way too (``input_blocks_3_1`` is tiny-sd's
+    ``down_blocks_1_attentions_0``): both merge into the same weight."""
+    g = torch.Generator().manual_seed(22)
+    to_k = "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k"
+    layer = pair("x", (4, 32), (64, 4), 2.0, g)
+    merged = []
+    for i, name in enumerate(("lora_unet_input_blocks_3_1_transformer_blocks_0_attn2_to_k",
+                              "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k")):
+        path = tmp_path / f"names{i}.safetensors"
+        save_file({k.replace("x", name, 1): v for k, v in layer.items()}, str(path))
+        unet = models.load({"name": "tiny-sd", "loras": [{"path": str(path)}]}, "unet")
+        merged.append(unet.get_submodule(to_k).weight)
+    torch.testing.assert_close(merged[0], merged[1], rtol=0, atol=0)
+    assert not torch.equal(merged[0], models.load("tiny-sd", "unet").get_submodule(to_k).weight)
