@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -400,3 +401,44 @@ def test_the_result_cache_stays_within_its_byte_budget(manual):
     assert cache["max_bytes"] == 1 << 20 and 0 < cache["bytes"] <= cache["max_bytes"]
     assert cache["refused"] >= 2  # a 3 MiB image never fits: not cached, still correct
     assert cache["evictions"] >= 1
+
+
+@pytest.mark.slow
+def test_the_ray_engine_has_the_same_bounds(tmp_path):
+    """Cache bytes, automatic pruning and the stream cap with jobs on Ray worker actors."""
+    d = make_daemon(tmp_path / "state", "--engine", "ray", "--workers", "1", env={
+        "ORCHESTRATOR_CACHE__MAX_BYTES": str(1 << 20), "ORCHESTRATOR_RETENTION__MAX_JOBS": "3",
+        "ORCHESTRATOR_RETENTION__KEEP_LATEST": "1", "ORCHESTRATOR_SERVER__MAX_STREAMS": "2"})
+    d.start(timeout=300)
+    try:
+        url, port = d.url, port_of(d.url)
+
+        def graph(size: int, value: float) -> dict:
+            return {"nodes": {
+                "solid": {"block": "image.solid", "params": {"width": size, "height": size,
+                                                              "color": [value, 0.5, 0.5]}},
+                "gray": {"block": "image.grayscale", "inputs": {"image": "solid.image"}},
+                "save": {"block": "image.save", "inputs": {"image": "gray.image"},
+                         "params": {"name": f"g{size}"}}}}
+
+        ids = [httpx.post(f"{url}/jobs", json={"graph": graph(size, v)}, timeout=WAIT).json()["id"]
+               for size, v in ((256, 0.1), (512, 0.2), (256, 0.3), (512, 0.2), (256, 0.1))]
+        states = final_or_pruned(url, ids)
+        assert set(states.values()) <= {"succeeded", "pruned"}, states
+        cache = metrics(url)["engine"]["cache"]
+        assert cache["max_bytes"] == 1 << 20 and cache["bytes"] <= cache["max_bytes"]
+        assert cache["refused"] >= 2  # the 3 MiB images never fit
+        wait_for(lambda: len(httpx.get(f"{url}/jobs", timeout=WAIT).json()["jobs"]) <= 3)
+        job = submit_long(url)
+        held = [open_stream(port, job) for _ in range(2)]
+        assert all(head.startswith(b"HTTP/1.1 200 ") for _s, head in held)
+        assert httpx.get(f"{url}/jobs/{job}/events", timeout=WAIT).status_code == 429
+        assert httpx.get(f"{url}/health", timeout=WAIT).status_code == 200
+        for s, _head in held:
+            s.close()
+        wait_for(lambda: metrics(url)["server"]["streams"] == 0)
+    finally:
+        try:
+            d.terminate()  # a clean stop shuts its Ray down too
+        except subprocess.TimeoutExpired:
+            d.kill()
