@@ -93,3 +93,16 @@ def key_input_files(compiled: CompiledGraph, input_root: str | Path, *,
     versions = {spec.id: spec.version for spec in compiled.specs.values()}
     keys = content_keys(compiled.graph, versions, digests)
     return replace(compiled, keys=keys, seed_keys=compiled.seed_keys or compiled.keys)
+
+
+def stale_keys(compiled: CompiledGraph, input_root: str | Path, *,
+               confine_inputs: bool = True) -> set[str]:
+    """The keys of ``compiled`` (keyed by :func:`key_input_files`) whose input files no longer
+    hold what they held when it was keyed, and of every node after them. An engine drops them
+    from its cache after a run: a file replaced while its job ran cannot leave its new content
+    cached under the old content's key."""
+    if compiled.seed_keys is None:
+        return set()
+    plain = replace(compiled, keys=compiled.seed_keys, seed_keys=None)
+    now = key_input_files(plain, input_root, confine_inputs=confine_inputs).keys
+    return {key for node, key in compiled.keys.items() if now.get(node) != key}

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from orchestrator.cache import ResultCache
 from orchestrator.catalog import Catalog
-from orchestrator.compile import CompiledGraph, key_input_files
+from orchestrator.compile import CompiledGraph, key_input_files, stale_keys
 from orchestrator.config import Settings
 from orchestrator.context import ModelProvider
 from orchestrator.executor import LocalExecutor, RunResult
@@ -88,7 +88,11 @@ class LocalEngine:
             cache=self.cache, device=self.settings.resolved_device(), limits=self.settings.limits,
         )
         with self._lock:
-            result = executor.run(compiled, job=job, on_event=on_event, is_cancelled=is_cancelled)
+            try:
+                result = executor.run(compiled, job=job, on_event=on_event, is_cancelled=is_cancelled)
+            finally:  # a file replaced while the job ran: its result is not kept under the old key
+                for key in stale_keys(compiled, self.input_root):
+                    self.cache.discard(key)
             self.nodes_run += len(result.timings)
         return result
 

@@ -35,6 +35,7 @@ import os
 import re
 import stat
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ from typing import Any, BinaryIO
 
 MAX_NAME = 1024  # characters in a name a request gives
 MAX_LINKS = 8  # symlinks followed inside the folder for one name
+RACY_NS = 2_000_000_000  # stat of a file changed more recently than this is not trusted
 INPUT_FILE_KEY = "input_file"  # the schema marker of a param that names an input file
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _ENCODED = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
@@ -252,7 +254,11 @@ def input_name_errors(graph: Any, catalog: Mapping[str, Any]) -> list[dict[str, 
 
 
 class _Digests:
-    """sha256 of files by (device, inode, size, mtime_ns, ctime_ns): read each version once."""
+    """sha256 of files by (device, inode, size, mtime_ns, ctime_ns): read each version once.
+
+    A file changed in the last two seconds is hashed again every time (git's "racy" rule):
+    file times tick coarsely, so a same-size rewrite in the same tick keeps every stat field.
+    """
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
@@ -271,6 +277,8 @@ class _Digests:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
         value = h.hexdigest()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+            return value  # changed just now: another write in the same clock tick keeps its stat
         with self._lock:
             self._data[key] = value
             while len(self._data) > self.max_entries:

@@ -8,10 +8,13 @@ plugins as the daemon and a ``ModelManager`` over the configured models.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from orchestrator.catalog import Catalog
-from orchestrator.compile import CompiledGraph, compile_graph, key_input_files
+from orchestrator.compile import CompiledGraph, compile_graph, key_input_files, stale_keys
+from orchestrator.errors import JobError
+from orchestrator.executor import RunResult
 from orchestrator.input_paths import ensure_input_dir
 from orchestrator.jobs import JobHandle, ObjectCache
 from orchestrator.limits import SizeLimits
@@ -39,8 +42,25 @@ class RayEngine(Scheduler):
 
     def submit(self, graph: Any, **kwargs: Any) -> JobHandle:
         """Queue ``graph`` with keys that cover the content of the input files it reads."""
+        return super().submit(self._keyed(graph), **kwargs)
+
+    def run(self, graph: Any, **kwargs: Any) -> RunResult:
+        """Run ``graph`` (keyed as :meth:`submit` keys it) and wait; afterwards drop from the
+        cache what a file replaced while the job ran would leave under its old content's key."""
+        compiled = self._keyed(graph)
+        try:
+            return super().run(compiled, **kwargs)
+        finally:
+            stale = stale_keys(compiled, self.input_root)
+            if stale:
+                with suppress(JobError):  # shut down meanwhile: no cache left to correct
+                    self._call(lambda: [self.cache.discard(key) for key in stale])
+
+    def _keyed(self, graph: Any) -> CompiledGraph:
         compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.catalog)
-        return super().submit(key_input_files(compiled, self.input_root), **kwargs)
+        if compiled.seed_keys is not None:
+            return compiled  # keyed already (run -> submit)
+        return key_input_files(compiled, self.input_root)
 
 
 def _registry(settings: Any) -> Any:

@@ -263,3 +263,46 @@ def test_digests_of_names_that_cannot_be_read(tmp_path):
     Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(data, "PNG")
     (tmp_path / "z.png").write_bytes(data.getvalue())
     assert len(input_digest(tmp_path, "z.png")) == 64
+
+
+def test_a_file_replaced_while_its_job_runs_is_not_cached_under_the_old_content(catalog, tmp_path):
+    """Keyed with content A, read as B (replaced between keying and reading): the result must
+    not stay cached under A's key, or a later job with A would get B's result."""
+    from orchestrator.config import Settings
+    from orchestrator.engine import LocalEngine
+
+    settings = Settings(state_dir=tmp_path / "state")
+    engine = LocalEngine(catalog, settings)
+    target = settings.effective_input_dir / "a.png"
+
+    def run(on_event=lambda e: None):
+        res = engine.run(compile_graph(_load_graph(), catalog), job="j", priority=0,
+                         outputs_dir=tmp_path / "out", on_event=on_event, is_cancelled=lambda: False)
+        return res.outputs["g"]["image"][0, 0, 0, 0], res.cached
+
+    def swap_to_black(event):
+        if event["event"] == "node_started" and event["node"] == "l":
+            png(target, (0, 0, 0))
+
+    png(target, (255, 255, 255))
+    value, _ = run(on_event=swap_to_black)  # keyed as white, reads black
+    assert value == pytest.approx(0.0)
+    png(target, (255, 255, 255))
+    value, cached = run()
+    assert value == pytest.approx(1.0) and cached == set()
+    assert run() == (pytest.approx(1.0), {"l", "g"})  # and the cache works as before
+
+
+def test_a_same_size_rewrite_in_the_same_clock_tick_changes_the_digest(tmp_path):
+    """Every stat field can stay the same (coarse file times): recent files are hashed again."""
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"A" * 64)
+    first = input_digest(tmp_path, "a.bin", confine=True)
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.write(b"B" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same mtime, as in one tick
+    assert input_digest(tmp_path, "a.bin") != first
+    from orchestrator.input_paths import DIGESTS
+
+    assert not [k for k in DIGESTS._data if k[1] == path.stat().st_ino]  # a recent file: not kept
