@@ -322,3 +322,45 @@ def test_an_output_over_the_pixel_limit_is_refused_before_it_is_made(models):
                                                                        {"le": 10000})
     small = make_image(16, 16)
     assert blk.run(ctx, image=small)["image"].shape == (1, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_through_the_daemon_by_name_and_hostile_names_refused(folder, tmp_path):
+    """A real daemon with the models folder configured: the upscaler runs by file name; a path,
+    a way out of the folder or a pickle that runs code fails the job with one structured error
+    that names the node and the param and says nothing about the disk."""
+    import io
+
+    from daemon_process import Daemon
+    from PIL import Image
+
+    root, _nets = folder
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "config.toml").write_text(f'[model_files]\nroots = ["{root}"]\n')
+    d = Daemon(state).start()
+    try:
+        c = d.client()
+        buf = io.BytesIO()
+        Image.fromarray((make_image()[0] * 255).round().astype(np.uint8)).save(buf, format="PNG")
+        name = c.upload(buf.getvalue(), filename="in.png")
+
+        def graph(model: str) -> dict:
+            return {"nodes": {"load": {"block": "image.load", "params": {"path": name}},
+                              "up": {"block": "image.upscale_model", "inputs": {"image": "load.image"},
+                                     "params": {"model": model}},
+                              "save": {"block": "image.save", "inputs": {"image": "up.image"},
+                                       "params": {"name": "big"}}}}
+
+        done = c.submit(graph=graph("compact_x2")).result(timeout=240)
+        assert done.state == "succeeded", done.info
+        assert done.images["big"].size == (64, 48)
+        for hostile in (str(root / "upscale_models" / "compact_x2.pth"), "../upscale_models/compact_x2.pth",
+                        "/etc/passwd", "evil.pth", "no_such_model"):
+            info = c.submit(graph=graph(hostile)).wait(timeout=240)
+            assert info["state"] == "failed", (hostile, info)
+            [err] = info["errors"]
+            assert (err["node"], err["field"]) == ("up", "params.model"), err
+            assert str(root) not in err["message"] and str(tmp_path) not in err["message"], err
+    finally:
+        d.terminate()
