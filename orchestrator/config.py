@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "ORCHESTRATOR_"
 
@@ -186,7 +186,20 @@ class ServerSettings(BaseModel):
     max_connections: int = Field(256, ge=4, le=65536, description="open connections at most; beyond, "
                                                                    "the longest-idle one is closed, or "
                                                                    "the new one gets 503")
-    max_streams: int = Field(64, ge=1, le=65536, description="event streams open at once; beyond: 429")
+    max_streams: int | None = Field(None, ge=1, le=65536, description="event streams open at once; "
+                                                                       "beyond: 429; None: a quarter "
+                                                                       "of max_connections")
+
+    @property
+    def effective_max_streams(self) -> int:
+        return self.max_streams if self.max_streams is not None else max(1, self.max_connections // 4)
+
+    @model_validator(mode="after")
+    def _streams_leave_room(self) -> ServerSettings:
+        if self.max_streams is not None and self.max_streams >= self.max_connections:
+            raise ValueError(f"max_streams ({self.max_streams}) must be below max_connections "
+                             f"({self.max_connections}): streams must leave room for the API")
+        return self
 
 
 class RetentionSettings(BaseModel):

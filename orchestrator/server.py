@@ -119,7 +119,7 @@ class ConnectionGovernor:
     def from_settings(cls, server: Any) -> ConnectionGovernor:
         """From ``settings.server`` (:class:`~orchestrator.config.ServerSettings`)."""
         return cls(header_timeout_s=server.header_timeout_s, body_timeout_s=server.body_timeout_s,
-                   max_connections=server.max_connections, max_streams=server.max_streams)
+                   max_connections=server.max_connections, max_streams=server.effective_max_streams)
 
     def protocol(self) -> type[LimitedH11Protocol]:
         """A protocol class bound to this governor, for ``uvicorn.Config(http=...)``."""

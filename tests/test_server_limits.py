@@ -231,3 +231,19 @@ def test_stream_slots_are_bounded_and_thread_safe():
     for _ in range(7):
         slots.release()
     assert slots.open == 0 and slots.acquire()
+
+
+def test_settings_keep_streams_below_connections():
+    from orchestrator.config import ConfigError, load_settings
+
+    s = load_settings(config_file=None, env={"ORCHESTRATOR_SERVER__MAX_CONNECTIONS": "32",
+                                             "ORCHESTRATOR_SERVER__HEADER_TIMEOUT_S": "2.5"})
+    gov = ConnectionGovernor.from_settings(s.server)
+    assert (gov.max_connections, gov.max_streams, gov.header_timeout_s) == (32, 8, 2.5)
+    assert ConnectionGovernor.from_settings(load_settings(config_file=None, env={}).server).max_streams == 64
+    with pytest.raises(ConfigError, match="max_streams"):
+        load_settings(config_file=None, env={"ORCHESTRATOR_SERVER__MAX_STREAMS": "300"})
+    for bad in ({"header_timeout_s": 0}, {"header_timeout_s": float("nan")}, {"max_connections": 1},
+                {"body_timeout_s": -1}):
+        with pytest.raises(ConfigError):
+            load_settings(config_file=None, env={}, overrides={"server": bad})
