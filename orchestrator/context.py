@@ -102,6 +102,16 @@ class Context:
             self.on_event(event)
         self.check_cancelled()
 
+    def check_size(self, width: int, height: int, batch: int = 1, field: str = "params") -> None:
+        """Refuse (a ``limit`` :class:`~orchestrator.errors.BlockError` naming ``field``) an output
+        of ``batch`` x ``width`` x ``height`` pixels over the job's limits. Blocks whose output
+        size is known only once they run (an upscale model's factor) call it before allocating;
+        sizes set by params are checked for them already (:mod:`orchestrator.limits`)."""
+        if self.limits is not None:
+            from orchestrator.limits import check_size
+
+            check_size(self.node, width, height, batch, field, self.limits)
+
     def cancelled(self) -> bool:
         """Whether the job was cancelled; long blocks check it between steps."""
         return bool(self.is_cancelled and self.is_cancelled())

@@ -461,3 +461,11 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value
+
+
+def check_size(node: str, width: int, height: int, batch: int, field: str, limits: Any) -> None:
+    """Raise a ``limit`` :class:`~orchestrator.errors.BlockError` when an output of ``batch`` x
+    ``width`` x ``height`` pixels would break ``limits`` (see :meth:`Context.check_size`)."""
+    problems = size_problems(node, Size(int(batch), int(height), int(width)), field, SizeLimits.of(limits))
+    if problems:
+        _raise(problems)

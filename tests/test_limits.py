@@ -275,3 +275,14 @@ def test_the_worker_applies_the_job_limits(host, monkeypatch):
     out, meta = core.run_node("image.resize", {"scale": 1.25}, {"image": image}, seed=0, node="r",
                               options={"limits": LIM.to_dict()})
     assert meta["error"] is None and out["image"].shape == (1, 375, 500, 3)
+
+
+def test_a_block_can_check_a_size_it_learns_only_when_it_runs():
+    from orchestrator.context import Context
+
+    ctx = Context(node="up", block="x.upscale", seed=0, limits=LIM)
+    ctx.check_size(512, 512)
+    with pytest.raises(BlockError) as info:
+        ctx.check_size(2048, 2048, field="params.model")
+    assert (info.value.type, info.value.node, info.value.field) == ("limit", "up", "params.model")
+    Context(node="up", block="x.upscale", seed=0).check_size(10**6, 10**6)  # no limits: no check
