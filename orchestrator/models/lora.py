@@ -273,6 +273,8 @@ def read_lora(path: str | Path, family: str | None = None, unet_config: Any = No
     pending: dict[tuple[str, str], dict[str, Any]] = {}
     unknown: list[str] = []
     for key, tensor in sd.items():
+        if key.startswith("bundle_emb."):
+            continue  # textual inversions bundled with the LoRA (kohya/A1111): not applied, the layers are
         comp, module, part = _split_key(key)
         if comp is None:
             unknown.append(key)
