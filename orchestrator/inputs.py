@@ -52,7 +52,7 @@ from orchestrator.input_paths import ensure_input_dir, shown
 from orchestrator.protocol import INPUTS
 
 # what POST /inputs accepts; the same list as plugins/image/io.py IMAGE_FORMATS (the blocks
-# that read these files), checked equal by tests/test_inputs.py
+# that read these files), checked equal by tests/test_input_paths.py
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp",
               "TIFF": ".tiff", "GIF": ".gif"}
