@@ -364,9 +364,10 @@ def test_sgm_and_diffusers_block_names_reach_the_same_module(models, tmp_path):
     assert not torch.equal(merged[0], models.load("tiny-sd", "unet").get_submodule(to_k).weight)
 
 
-def test_embeddings_bundled_in_a_lora_file_do_not_stop_it(models, tmp_path):
+def test_embeddings_bundled_in_a_lora_file_do_not_stop_it(tmp_path):
     g = torch.Generator().manual_seed(23)
-    sd = pair("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k", (4, 32), (64, 4), 2.0, g)
+    key = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"
+    sd = pair(key, (4, 32), (64, 4), 2.0, g)
     sd["bundle_emb.my_style.string_to_param.*"] = torch.randn(2, 32, generator=g)
     path = tmp_path / "bundle.safetensors"
     save_file(sd, str(path))
