@@ -57,8 +57,9 @@ def test_problems_are_printed_the_graph_written_and_the_status_is_1(tmp_path, ca
     assert report["valid"] is False and report["format"] == "api" and report["nodes"] == 8
     assert [(e["type"], e["node"]) for e in report["errors"]] == [
         ("unsupported_node", n) for n in ("21", "23", "25", "26")]
-    # the ControlNet's model is not in the model map: a warning, the name is kept
-    assert [w["type"] for w in report["warnings"]] == ["unmapped_model", "approximated"]
+    # the ControlNet's model is not in the model map: a warning, the name is kept (dpmpp_2m_sde with
+    # karras is ComfyUI's own sampler now, no longer approximated)
+    assert [w["type"] for w in report["warnings"]] == ["unmapped_model"]
     assert set(Graph.load(out).nodes) == {"clip_text_encode_6", "empty_latent_image_5", "ksampler_3",
                                           "vae_decode_8", "save_image_24", "load_image_11", "canny_12",
                                           "control_net_apply_advanced_20"}

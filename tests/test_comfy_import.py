@@ -75,10 +75,10 @@ def test_default_workflow_maps_to_readable_nodes(catalog):
         "model": "tiny-sd", "negative_prompt": "text, watermark",
         "prompt": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,"}
     assert encode.meta["comfy"] == {"id": "6", "class_type": "CLIPTextEncode", "negative_id": "7"}
-    assert sampler.block == "sd.denoise"
+    assert sampler.block == "sd.ksampler"  # ComfyUI's own sampling, natively
     assert sampler.inputs == {"cond": "clip_text_encode_6.cond", "latent": "empty_latent_image_5.latent"}
     assert sampler.params == {"model": "tiny-sd", "steps": 20, "cfg": 8.0, "sampler": "euler",
-                              "seed": 156680208700286}
+                              "scheduler": "normal", "denoise": 1.0, "seed": 156680208700286}
     assert graph.nodes["empty_latent_image_5"].params == {"model": "tiny-sd", "width": 512, "height": 512,
                                                           "batch": 1}
     assert graph.nodes["save_image_9"].params == {"name": "ComfyUI"}
@@ -126,7 +126,7 @@ def test_bypassed_lora_is_skipped_and_muted_branch_left_out(catalog):
     assert encode.params["model"]["embeddings"] == [{"path": "EasyNegative", "token": "EasyNegative"}]
     assert encode.params["negative_prompt"] == "EasyNegative, lowres, blurry"
     assert graph.nodes["save_image_9"].params["name"] == "lora_test"
-    assert sampler.params["sampler"] == "dpmpp_2m_karras"
+    assert (sampler.params["sampler"], sampler.params["scheduler"]) == ("dpmpp_2m", "karras")
     unmapped = sorted(p.details["value"] for p in result.problems if p.type == "unmapped_model")
     assert unmapped == ["EasyNegative", "epi_noiseoffset2.safetensors",
                         "styles/ghibli_style_offset.safetensors"]
@@ -158,11 +158,9 @@ def test_hires_fix_shares_one_prompt_encoding_and_scales_the_latent(catalog):
     assert nodes["latent_upscale_10"].params == {"scale": 1.5, "mode": "nearest-exact"}  # 768 -> 1152
     second = nodes["ksampler_11"]
     assert second.inputs == {"cond": "clip_text_encode_6.cond", "latent": "latent_upscale_10.latent"}
-    assert second.params["strength"] == 0.5 and second.params["sampler"] == "dpmpp_2m"
+    assert second.params["denoise"] == 0.5 and second.params["sampler"] == "dpmpp_2m"
     assert [nodes[k].params["name"] for k in ("save_image_9", "save_image_12")] == ["ComfyUI", "ComfyUI_2"]
-    [warning] = result.problems
-    assert (warning.type, warning.node, warning.details["value"], warning.details["used"]) == (
-        "approximated", "3", "dpmpp_sde", "dpmpp_2m")
+    assert result.problems == []  # dpmpp_sde (node 3) runs as ComfyUI's, no longer approximated
 
 
 # -- models and samplers -------------------------------------------------------------------------
@@ -208,7 +206,7 @@ def test_sampler_and_scheduler_names_map_to_ours(sampler, scheduler, ours, exact
     assert got == ours and (why is None) == exact
 
 
-def test_ksampler_advanced_start_step_becomes_strength():
+def test_ksampler_advanced_maps_its_step_window_and_noise_control():
     prompt = load("txt2img_api")
     prompt["3"] = {"class_type": "KSamplerAdvanced", "inputs": {
         "add_noise": "enable", "noise_seed": 5, "steps": 30, "cfg": 7, "sampler_name": "euler",
@@ -217,12 +215,14 @@ def test_ksampler_advanced_start_step_becomes_strength():
         "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}}
     graph, problems = import_workflow(prompt, model_map=MODELS)
     params = graph.nodes["ksampler_advanced_3"].params
-    assert params["seed"] == 5 and params["steps"] == 30
-    assert int(params["steps"] * params["strength"]) == 10  # ours runs the last 10 of 30 steps
+    assert graph.nodes["ksampler_advanced_3"].block == "sd.ksampler"
+    assert params["seed"] == 5 and params["steps"] == 30 and params["start_step"] == 20
     assert problems == []
     prompt["3"]["inputs"].update(end_at_step=25, return_with_leftover_noise="enable", add_noise="disable")
-    _, problems = import_workflow(prompt, model_map=MODELS)
-    assert sorted(p.field for p in problems) == ["add_noise", "end_at_step", "return_with_leftover_noise"]
+    graph, problems = import_workflow(prompt, model_map=MODELS)
+    params = graph.nodes["ksampler_advanced_3"].params
+    assert (params["end_step"], params["return_with_leftover_noise"], params["add_noise"]) == (25, True, False)
+    assert problems == []
 
 
 # -- problems ----------------------------------------------------------------------------------
