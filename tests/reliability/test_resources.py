@@ -138,9 +138,9 @@ def pruning(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def manual(tmp_path_factory):
-    """A daemon that prunes only when asked, with a 1 MiB result cache."""
+    """A daemon that prunes only when asked, with a 1 MiB result cache and 10 step events a job."""
     d = make_daemon(tmp_path_factory.mktemp("manual") / "state", env={
-        "ORCHESTRATOR_RETENTION__AUTO": "false",
+        "ORCHESTRATOR_RETENTION__AUTO": "false", "ORCHESTRATOR_RETENTION__MAX_PROGRESS_EVENTS": "10",
         "ORCHESTRATOR_CACHE__MAX_BYTES": str(1 << 20)}).start()
     yield d
     d.kill()
@@ -346,6 +346,30 @@ def test_the_prune_route_and_the_cli_with_the_daemon_running(manual, monkeypatch
     assert (state / "outputs" / ids[2]).is_dir() and not (state / "outputs" / ids[0]).exists()
     httpx.post(f"{url}/jobs/{running}/cancel", timeout=WAIT)
     assert wait_final(url, [running])[running]["state"] == "cancelled"
+
+
+def test_a_long_job_keeps_a_bounded_number_of_step_events(manual):
+    url = manual.url
+    job = httpx.post(f"{url}/jobs", json={"graph": slow_graph(steps=120, step_s=0.05)},
+                     timeout=WAIT).json()["id"]
+    assert wait_final(url, [job])[job]["state"] == "succeeded"
+    events = httpx.get(f"{url}/jobs/{job}/events", params={"format": "json"},
+                       timeout=WAIT).json()["events"]
+    steps = [e for e in events if e["event"] == "step"]
+    assert 1 <= len(steps) <= 12 and steps[-1]["step"] == 120  # the newest, the last step included
+    kinds = [e["event"] for e in events if e["event"] != "step"]
+    assert kinds[0] == "queued" and kinds[-1] == "done" and "node_started" in kinds
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids)
+    s, head = open_stream(port_of(url), job)  # a stream of the finished job replays and ends
+    assert head.startswith(b"HTTP/1.1 200 ")
+    rest = b""
+    s.settimeout(WAIT)
+    while b"event: done" not in rest:
+        chunk = s.recv(65536)
+        assert chunk, rest
+        rest += chunk
+    s.close()
 
 
 HOSTILE_PRUNE_BODIES = [
