@@ -155,7 +155,8 @@ def test_hires_fix_shares_one_prompt_encoding_and_scales_the_latent(catalog):
     result = imported("hires_fix_api", catalog)
     nodes = result.graph.nodes
     assert [n.block for n in nodes.values()].count("sd.encode_prompt") == 1
-    assert nodes["latent_upscale_10"].params == {"scale": 1.5, "mode": "nearest-exact"}  # 768 -> 1152
+    assert nodes["latent_upscale_10"].params == {"method": "nearest-exact", "width": 1152, "height": 1152,
+                                                 "crop": "disabled"}  # the exact size, as ComfyUI
     second = nodes["ksampler_11"]
     assert second.inputs == {"cond": "clip_text_encode_6.cond", "latent": "latent_upscale_10.latent"}
     assert second.params["denoise"] == 0.5 and second.params["sampler"] == "dpmpp_2m"
@@ -408,7 +409,7 @@ def test_import_export_import_gives_the_same_graph(name, catalog):
 
 def _structure(prompt: dict) -> list[tuple]:
     """Each node as (class, its linked inputs as (name, source class, slot)), sorted: ids ignored."""
-    rename = {"LatentUpscale": "LatentUpscaleBy"}
+    rename: dict[str, str] = {}
     return sorted((rename.get(n["class_type"], n["class_type"]),
                    tuple(sorted((k, rename.get(prompt[v[0]]["class_type"], prompt[v[0]]["class_type"]), v[1])
                                 for k, v in n["inputs"].items() if isinstance(v, list))))

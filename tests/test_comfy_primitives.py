@@ -90,7 +90,7 @@ def test_math_expression(expression, values, expected, catalog):
     wf["40"] = {"class_type": "ComfyMathExpression", "inputs": inputs}
     wf["3"]["inputs"]["cfg"] = ["40", 0]
     result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
-    sampler = next(n for n in result.graph.nodes.values() if n.block == "sd.denoise")
+    sampler = next(n for n in result.graph.nodes.values() if n.meta["comfy"]["class_type"] == "KSampler")
     assert sampler.params["cfg"] == pytest.approx(expected)
 
 

@@ -41,11 +41,13 @@ def inputs(tmp_path_factory):
 
 
 def small(graph):
-    """64x64 images and 2 sampler steps, so a run takes a moment."""
+    """64x64 images and 2 sampler steps, so a run takes a moment (latent resizes keep their factor)."""
+    base = next((n.params["width"] for n in graph.nodes.values() if n.block == "sd.empty_latent"), 512)
     for node in graph.nodes.values():
         for key in ("width", "height"):
             if key in node.params:
-                node.params[key] = 64
+                resize = node.block == "sd.latent_resize" and node.params[key]
+                node.params[key] = round(node.params[key] * 64 / base) if resize else 64
         if "steps" in node.params:
             node.params["steps"] = 2
     return graph

@@ -7,9 +7,7 @@ CheckpointLoader(Simple), VAELoader,    model references in the ``model`` params
 CLIPLoader, LoraLoader(ModelOnly),      blocks that use them (names through the model map;
 CLIPSetLastLayer                        LoRAs with their weights; ``clip_skip``)
 CLIPTextEncode (positive + negative)    ``sd.encode_prompt`` (see :mod:`.conditioning`)
-KSampler, KSamplerAdvanced              ``sd.ksampler`` (ComfyUI's samplers natively, see
-                                        :mod:`.sampling`); without it ``sd.denoise``;
-                                        ``sd.inpaint`` on VAEEncodeForInpaint's latent
+KSampler, KSamplerAdvanced              ``sd.denoise``; ``sd.inpaint`` on a masked latent
 EmptyLatentImage                        ``sd.empty_latent``
 VAE{Encode,Decode}(Tiled)               ``sd.vae_encode`` / ``sd.vae_decode``
 VAEEncodeForInpaint, SetLatentNoiseMask a masked latent: its sampler becomes ``sd.inpaint``
@@ -62,7 +60,6 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.samplers import map_sampler
-from graphs.comfy.sampling import SAMPLING_BLOCKS, SAMPLING_MAPPINGS
 from graphs.model import TileSpec
 
 if TYPE_CHECKING:
@@ -303,6 +300,8 @@ def set_latent_noise_mask(nc: NodeContext) -> list[Any]:
 def latent_upscale(nc: NodeContext) -> list[Any]:
     samples = nc.data("samples")
     assert samples is not None
+    if nc.has_block("sd.latent_resize"):
+        return _latent_resize(nc, samples)
     method = str(nc.widget("upscale_method", "nearest-exact"))
     mode = LATENT_METHODS.get(method, "bicubic")
     if method not in LATENT_METHODS:
@@ -313,6 +312,30 @@ def latent_upscale(nc: NodeContext) -> list[Any]:
     else:
         scale, size = _scale_to(nc, samples)
     node = nc.add("sd.latent_upscale", inputs={"latent": samples}, params={"scale": scale, "mode": mode})
+    return [_out(node, "latent", "LATENT", size=size)]
+
+
+def _latent_resize(nc: NodeContext, samples: Data) -> list[Any]:
+    """LatentUpscale (an exact size, crop) and LatentUpscaleBy on ``sd.latent_resize``, every method."""
+    method = str(nc.widget("upscale_method", "nearest-exact"))
+    if method not in ("nearest-exact", "bilinear", "area", "bicubic", "bislerp"):
+        raise Unresolved(f"upscale_method {method!r} is not one of ComfyUI's latent methods",
+                         field="upscale_method")
+    params: dict[str, Any] = {"method": method}
+    size = None
+    if nc.node.class_type == "LatentUpscaleBy":
+        params["scale"] = float(nc.widget("scale_by", 1.5))
+        if samples.size:
+            scale = params["scale"]
+            size = (round(samples.size[0] / 8 * scale) * 8, round(samples.size[1] / 8 * scale) * 8)
+    else:
+        w, h = int(nc.widget("width", 512)), int(nc.widget("height", 512))
+        params.update(width=w, height=h, crop=str(nc.widget("crop", "disabled")))
+        if w and h:
+            size = (max(64, w) // 8 * 8, max(64, h) // 8 * 8)
+        elif not w and not h:
+            size = samples.size
+    node = nc.add("sd.latent_resize", inputs={"latent": samples}, params=params)
     return [_out(node, "latent", "LATENT", size=size)]
 
 
@@ -420,6 +443,14 @@ def image_scale(nc: NodeContext) -> list[Any]:
 def image_pad(nc: NodeContext) -> list[Any]:
     image = nc.data("image")
     sides = {k: int(nc.widget(k, 0)) for k in ("left", "top", "right", "bottom")}
+    if nc.has_block("sd.outpaint_pad"):  # ComfyUI's feathered mask, exactly
+        node = nc.add("sd.outpaint_pad", inputs={"image": image},
+                      params={**sides, "feathering": int(nc.widget("feathering", 40))})
+        size = None
+        if image is not None and image.size:
+            size = (image.size[0] + sides["left"] + sides["right"],
+                    image.size[1] + sides["top"] + sides["bottom"])
+        return [_out(node, "image", "IMAGE", size=size), _out(node, "mask", "MASK", size=size)]
     if int(nc.widget("feathering", 40)) > 0:
         nc.warn(f"feathering {nc.widget('feathering', 40)} is not supported: the mask has a hard edge",
                 field="feathering")
@@ -494,7 +525,8 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("ControlNetLoader", resource("CONTROL_NET", "control_net_name"), ("sd.controlnet",)),
     _c("ControlNetApply", controlnet_apply, ("sd.controlnet",)),
     _c("ControlNetApplyAdvanced", controlnet_apply_advanced, ("sd.controlnet",)),
-    *SAMPLING_MAPPINGS,  # KSampler(Advanced) and the custom-sampling nodes: graphs/comfy/sampling.py
+    _c("KSampler", ksampler, ("sd.denoise", "sd.inpaint")),
+    _c("KSamplerAdvanced", ksampler, ("sd.denoise", "sd.inpaint")),
     _c("EmptyLatentImage", empty_latent, ("sd.empty_latent",)),
     _c("VAEEncode", vae_encode, ("sd.vae_encode",)),
     _c("VAEDecode", vae_decode, ("sd.vae_decode",)),
@@ -502,8 +534,8 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("VAEDecodeTiled", vae_decode, ("sd.vae_decode",)),
     _c("VAEEncodeForInpaint", vae_encode_for_inpaint, ("sd.inpaint", "image.mask_grow")),
     _c("SetLatentNoiseMask", set_latent_noise_mask, ("sd.inpaint",)),
-    _c("LatentUpscale", latent_upscale, ("sd.latent_upscale",)),
-    _c("LatentUpscaleBy", latent_upscale, ("sd.latent_upscale",)),
+    _c("LatentUpscale", latent_upscale, ("sd.latent_resize|sd.latent_upscale",)),
+    _c("LatentUpscaleBy", latent_upscale, ("sd.latent_resize|sd.latent_upscale",)),
     _c("LatentComposite", latent_composite, ("sd.latent_composite",)),
     _c("LoadImage", load_image, ("image.load", "image.load_mask")),
     _c("LoadImageMask", load_image_mask, ("image.load_mask",)),
@@ -512,7 +544,7 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("ImageScale", image_scale, ("image.resize",)),
     _c("ImageScaleBy", image_scale, ("image.resize",)),
     _c("ImageScaleToTotalPixels", image_scale, ("image.resize:megapixels",)),
-    _c("ImagePadForOutpaint", image_pad, ("image.pad",)),
+    _c("ImagePadForOutpaint", image_pad, ("sd.outpaint_pad|image.pad",)),
     _c("Canny", canny, ("image.canny",)),
     _c("UpscaleModelLoader", resource("UPSCALE_MODEL", "model_name"), ("|".join(UPSCALE_BLOCKS),)),
     _c("ImageUpscaleWithModel", image_upscale_with_model, ("|".join(UPSCALE_BLOCKS),)),
@@ -541,5 +573,5 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "image.crop", "image.blend", "image.canny", "image.mask_grow", "image.image_to_mask",
     "image.mask_to_image", "onnx.run", "image.upscale_model",
     "sd.cond_combine", "cond.set_area", "cond.set_strength", "cond.set_mask", "cond.timestep_range",
-    "cond.average", "cond.concat", "cond.zero_out",
-}) | SAMPLING_BLOCKS
+    "cond.average", "cond.concat", "cond.zero_out", "sd.latent_resize", "sd.outpaint_pad",
+})

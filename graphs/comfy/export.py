@@ -162,8 +162,11 @@ class _Exporter:
         pos_text = self._with_embeddings(p.get("prompt", ""), embs)
         neg_text = self._with_embeddings(p.get("negative_prompt") or "", embs)
         pos = self._new("CLIPTextEncode", {"text": pos_text, "clip": clip}, meta.get("id"))
-        neg = self._new("CLIPTextEncode", {"text": neg_text, "clip": clip}, meta.get("negative_id"))
-        self.ports[f"{node_id}.cond"] = ([pos, 0], [neg, 0])
+        key = ("negative", tuple(clip), neg_text, meta.get("negative_id"))  # one node for a shared negative
+        if key not in self.cache:
+            self.cache[key] = self._new("CLIPTextEncode", {"text": neg_text, "clip": clip},
+                                        meta.get("negative_id"))
+        self.ports[f"{node_id}.cond"] = ([pos, 0], [self.cache[key], 0])
 
     def _with_embeddings(self, text: str, embeddings: list[dict[str, Any]]) -> str:
         for e in embeddings:
@@ -213,36 +216,6 @@ class _Exporter:
                                                        "vae": self._vae(model), "mask": mask}, latent_id)
         sampler = self._new("KSampler", self._sampler_inputs(node, [latent, 0]), _comfy(node).get("id"))
         self.ports[f"{node_id}.latent"] = [sampler, 0]
-
-    def _sd_ksampler(self, node_id: str, node: Node) -> None:
-        """``sd.ksampler``: KSampler, or KSamplerAdvanced when it sets a step window or noise control."""
-        p = node.params
-        pos, neg = self._cond(node)
-        latent = self._link(node, "latent")
-        if node.inputs.get("mask"):
-            masked = {"samples": latent, "mask": self._link(node, "mask")}
-            latent = [self._new("SetLatentNoiseMask", masked), 0]
-        inputs: dict[str, Any] = {
-            "steps": int(p.get("steps", 20)), "cfg": float(p.get("cfg", 8.0)),
-            "sampler_name": p.get("sampler", "euler"), "scheduler": p.get("scheduler", "normal"),
-            "model": self._loras(p.get("model", "tiny-sd"), 0), "positive": pos, "negative": neg,
-            "latent_image": latent}
-        seed = int(p.get("seed") or 0)
-        leftover = "enable" if p.get("return_with_leftover_noise") else "disable"
-        window = {"start_at_step": int(p.get("start_step", 0)), "end_at_step": int(p.get("end_step", 10000)),
-                  "add_noise": "enable" if p.get("add_noise", True) else "disable",
-                  "return_with_leftover_noise": leftover}
-        if window == {"start_at_step": 0, "end_at_step": 10000, "add_noise": "enable",
-                      "return_with_leftover_noise": "disable"}:
-            new = self._new("KSampler", {"seed": seed, **inputs, "denoise": float(p.get("denoise", 1.0))},
-                            _comfy(node).get("id"))
-        else:
-            if float(p.get("denoise", 1.0)) != 1.0:
-                raise _Skip("KSamplerAdvanced has no denoise; a step window with denoise below 1 has no "
-                            "ComfyUI equivalent", "params.denoise")
-            new = self._new("KSamplerAdvanced", {"noise_seed": seed, **inputs, **window},
-                            _comfy(node).get("id"))
-        self.ports[f"{node_id}.latent"] = [new, 0]
 
     def _sd_empty_latent(self, node_id: str, node: Node) -> None:
         p = node.params
@@ -403,6 +376,106 @@ class _Exporter:
     def _image_mask_to_image(self, node_id: str, node: Node) -> None:
         new = self._new("MaskToImage", {"mask": self._link(node, "mask")}, _comfy(node).get("id"))
         self.ports[f"{node_id}.image"] = [new, 0]
+
+    # -- ComfyUI's own nodes as blocks: latent resize, outpaint pad, conditioning ------------------
+
+    def _sd_latent_resize(self, node_id: str, node: Node) -> None:
+        p, samples = node.params, self._link(node, "latent")
+        method = p.get("method", "nearest-exact")
+        if p.get("scale") is not None:
+            inputs = {"upscale_method": method, "scale_by": float(p["scale"]), "samples": samples}
+            new = self._new("LatentUpscaleBy", inputs, _comfy(node).get("id"))
+        else:
+            inputs = {"upscale_method": method, "width": int(p.get("width", 0)),
+                      "height": int(p.get("height", 0)), "crop": p.get("crop", "disabled"),
+                      "samples": samples}
+            new = self._new("LatentUpscale", inputs, _comfy(node).get("id"))
+        self.ports[f"{node_id}.latent"] = [new, 0]
+
+    def _sd_outpaint_pad(self, node_id: str, node: Node) -> None:
+        p = node.params
+        sides = {k: int(p.get(k, 0)) for k in ("left", "top", "right", "bottom")}
+        new = self._new("ImagePadForOutpaint", {**sides, "feathering": int(p.get("feathering", 40)),
+                                                "image": self._link(node, "image")}, _comfy(node).get("id"))
+        self.ports[f"{node_id}.image"], self.ports[f"{node_id}.mask"] = [new, 0], [new, 1]
+
+    def _cond_pair(self, node: Node, name: str = "cond") -> tuple[Link, Link]:
+        value = self._input(node, name)
+        if not isinstance(value, tuple):
+            raise _Skip(f"input {name!r} is not a positive/negative conditioning pair", f"inputs.{name}")
+        return value
+
+    def _on_positive(self, node_id: str, node: Node, class_type: str, widgets: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> None:
+        pos, neg = self._cond_pair(node)
+        new = self._new(class_type, {**widgets, "conditioning": pos, **(extra or {})}, _comfy(node).get("id"))
+        self.ports[f"{node_id}.cond"] = ([new, 0], neg)
+
+    def _cond_set_area(self, node_id: str, node: Node) -> None:
+        p = node.params
+        fraction = p.get("unit", "pixels") == "fraction"
+        number = float if fraction else int
+        widgets = {k: number(p.get(k, 1.0 if fraction else 64)) for k in ("width", "height")}
+        widgets |= {k: number(p.get(k, 0)) for k in ("x", "y")} | {"strength": float(p.get("strength", 1.0))}
+        kind = "ConditioningSetAreaPercentage" if fraction else "ConditioningSetArea"
+        self._on_positive(node_id, node, kind, widgets)
+
+    def _cond_set_strength(self, node_id: str, node: Node) -> None:
+        self._on_positive(node_id, node, "ConditioningSetAreaStrength",
+                          {"strength": float(node.params.get("strength", 1.0))})
+
+    def _cond_set_mask(self, node_id: str, node: Node) -> None:
+        p = node.params
+        bounds = "mask bounds" if p.get("bounds") == "mask" else "default"
+        self._on_positive(node_id, node, "ConditioningSetMask",
+                          {"strength": float(p.get("strength", 1.0)), "set_cond_area": bounds},
+                          {"mask": self._link(node, "mask")})
+
+    def _cond_timestep_range(self, node_id: str, node: Node) -> None:
+        self._on_positive(node_id, node, "ConditioningSetTimestepRange",
+                          {"start": float(node.params.get("start", 0.0)),
+                           "end": float(node.params.get("end", 1.0))})
+
+    def _cond_zero_out(self, node_id: str, node: Node) -> None:
+        pos, neg = self._cond_pair(node)
+        if node.params.get("side", "prompt") == "negative":
+            new = self._new("ConditioningZeroOut", {"conditioning": neg}, _comfy(node).get("id"))
+            self.ports[f"{node_id}.cond"] = (pos, [new, 0])
+        else:
+            new = self._new("ConditioningZeroOut", {"conditioning": pos}, _comfy(node).get("id"))
+            self.ports[f"{node_id}.cond"] = ([new, 0], neg)
+
+    def _two_conds(self, node_id: str, node: Node, class_type: str, widgets: dict[str, Any]) -> None:
+        (to, neg), (source, _) = self._cond_pair(node, "to"), self._cond_pair(node, "source")
+        new = self._new(class_type, {**widgets, "conditioning_to": to, "conditioning_from": source},
+                        _comfy(node).get("id"))
+        self.ports[f"{node_id}.cond"] = ([new, 0], neg)
+
+    def _cond_average(self, node_id: str, node: Node) -> None:
+        self._two_conds(node_id, node, "ConditioningAverage",
+                        {"conditioning_to_strength": float(node.params.get("weight", 1.0))})
+
+    def _cond_concat(self, node_id: str, node: Node) -> None:
+        self._two_conds(node_id, node, "ConditioningConcat", {})
+
+    def _sd_cond_combine(self, node_id: str, node: Node) -> None:
+        refs = node.inputs.get("conds")
+        refs = refs if isinstance(refs, list) else [refs]
+        prompts = node.params.get("prompts", "first")
+        if prompts == "first" and len(refs) > 1:
+            raise _Skip("prompts 'first' keeps one prompt of several, which no ComfyUI node does",
+                        "params.prompts")
+        pairs = []
+        for k, ref in enumerate(refs):
+            if not isinstance(ref, str) or not isinstance(self.ports.get(ref), tuple):
+                raise _Skip(f"conds[{k}] is not a positive/negative conditioning pair", "inputs.conds")
+            pairs.append(self.ports[ref])
+        pos, neg = pairs[0]
+        for k, (other, _) in enumerate(pairs[1:]):  # ComfyUI's Combine takes two: a chain, the last one ours
+            want = _comfy(node).get("id") if k == len(pairs) - 2 else None
+            inputs = {"conditioning_1": pos, "conditioning_2": other}
+            pos = [self._new("ConditioningCombine", inputs, want), 0]
+        self.ports[f"{node_id}.cond"] = (pos, neg)
 
 
 class _Skip(Exception):
