@@ -322,7 +322,7 @@ def test_a_hung_node_times_out_on_the_ray_engine(state):
                env={"ORCHESTRATOR_LIMITS__NODE_TIMEOUT_S": "15"}).start(timeout=180)
     try:
         with d.client() as c:
-            hung = c.submit(graph=slow_graph(steps=2, step_s=600.0)).wait(timeout=300)
+            hung = c.submit(graph=slow_graph(steps=100, step_s=10.0)).wait(timeout=300)
             after = c.submit(graph=slow_graph(steps=1, name="after")).wait(timeout=300)
         assert hung["state"] == "failed" and hung["errors"][0]["type"] == "timeout", hung["errors"]
         assert after["state"] == "succeeded", after["errors"]  # the pool healed
