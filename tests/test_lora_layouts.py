@@ -373,3 +373,22 @@ def test_embeddings_bundled_in_a_lora_file_do_not_stop_it(tmp_path):
     save_file(sd, str(path))
     lf = lora_mod.read_lora(path, "sd")
     assert list(lf) == ["unet"] and len(lf["unet"]) == 1
+
+
+def test_older_diffusers_layouts_equal_diffusers(models, tmp_path):
+    """Attention-processor keys (``...attn1.processor.to_q_lora.down.weight``) and
+    ``lora_linear_layer`` keys, as diffusers saved LoRAs before peft."""
+    g = torch.Generator().manual_seed(24)
+    a = "down_blocks.1.attentions.0.transformer_blocks.0"
+    fc1 = "text_encoder.text_model.encoder.layers.0.mlp.fc1.lora_linear_layer"
+    sd = {f"unet.{a}.attn1.processor.to_q_lora.down.weight": torch.randn(4, 64, generator=g) * 0.2,
+          f"unet.{a}.attn1.processor.to_q_lora.up.weight": torch.randn(64, 4, generator=g) * 0.2,
+          f"unet.{a}.attn2.processor.to_out_lora.down.weight": torch.randn(4, 64, generator=g) * 0.2,
+          f"unet.{a}.attn2.processor.to_out_lora.up.weight": torch.randn(64, 4, generator=g) * 0.2,
+          f"{fc1}.down.weight": torch.randn(4, 32, generator=g) * 0.2,
+          f"{fc1}.up.weight": torch.randn(64, 4, generator=g) * 0.2}
+    path = tmp_path / "old_diffusers.safetensors"
+    save_file(sd, str(path))
+    ref = {"name": "tiny-sd", "loras": [{"path": str(path), "weight": 0.6}]}
+    pipe = diffusers_fused(models, "tiny-sd", path, 0.6)
+    assert assert_same_weights(models, ref, pipe, ("unet", "text_encoder")) == 3
