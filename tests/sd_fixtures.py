@@ -79,7 +79,7 @@ def rect_mask(size: int = 64, box: tuple[int, int, int, int] = (8, 16, 40, 48)) 
 
 
 def to_ldm_checkpoint(folder: Path) -> dict:
-    """A diffusers SD 1.x folder as an original (LDM) single-file state dict (for single-file tests).
+    """A diffusers SD 1.x or SDXL folder as an original (LDM) single-file state dict (single-file tests).
 
     The inverse of diffusers' single-file conversion, for any ``layers_per_block`` and number of
     levels (what the tiny model needs; SD 1.5 is the 4-level, 2-layer case).
@@ -104,6 +104,8 @@ def to_ldm_checkpoint(folder: Path) -> dict:
             new = f"out.0.{p[1]}"
         elif p[0] == "conv_out":
             new = f"out.2.{p[1]}"
+        elif p[0] == "add_embedding":  # SDXL's micro-conditioning embedding
+            new = f"label_emb.0.{0 if p[1] == 'linear_1' else 2}.{p[2]}"
         elif p[0] == "down_blocks":
             i, kind, j, rest = int(p[1]), p[2], int(p[3]), p[4:]
             if kind == "downsamplers":
@@ -163,7 +165,49 @@ def to_ldm_checkpoint(folder: Path) -> dict:
                     new = f"{side}.{level}.{i}.{sample}.conv.{rest[-1]}"
         out[f"first_stage_model.{new}"] = value
 
+    if (folder / "text_encoder_2").is_dir():  # SDXL: CLIP-L as embedder 0, OpenCLIP bigG as embedder 1
+        second = load_file(str(folder / "text_encoder_2" / "model.safetensors"))
+        if not (folder / "text_encoder").is_dir():  # the refiner: OpenCLIP bigG alone, as embedder 0
+            out.update(_to_open_clip(second, "conditioner.embedders.0.model."))
+            return out
+        for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
+            name = key if key.startswith("text_model.") else f"text_model.{key}"
+            out[f"conditioner.embedders.0.transformer.{name}"] = value
+        out.update(_to_open_clip(second, "conditioner.embedders.1.model."))
+        return out
     for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
         name = key if key.startswith("text_model.") else f"text_model.{key}"
         out[f"cond_stage_model.transformer.{name}"] = value
+    return out
+
+
+def _to_open_clip(sd: dict, prefix: str) -> dict:
+    """A transformers CLIP text model (with projection) in OpenCLIP's layout (SDXL's second encoder)."""
+    import torch
+
+    out: dict = {}
+    fixed = {"text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+             "text_model.embeddings.position_embedding.weight": "positional_embedding",
+             "text_model.final_layer_norm.weight": "ln_final.weight",
+             "text_model.final_layer_norm.bias": "ln_final.bias"}
+    qkv: dict = {}
+    for key, value in sd.items():
+        if key in fixed:
+            out[prefix + fixed[key]] = value
+        elif key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+        elif key.startswith("text_model.encoder.layers."):
+            rest = key[len("text_model.encoder.layers."):]
+            i, sub = rest.split(".", 1)
+            head = f"{prefix}transformer.resblocks.{i}."
+            if sub.startswith("self_attn.") and sub.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
+                proj, kind = sub.split(".")[1], sub.split(".")[2]
+                qkv.setdefault((head, kind), {})[proj] = value
+                continue
+            for ours, theirs in (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"),
+                                 ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
+                sub = sub.replace(ours, theirs)
+            out[head + sub] = value
+    for (head, kind), parts in qkv.items():
+        out[f"{head}attn.in_proj_{kind}"] = torch.cat([parts["q_proj"], parts["k_proj"], parts["v_proj"]])
     return out

@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from orchestrator.models import ModelManager, registry_from_settings
+from orchestrator.models import ModelError, ModelManager, registry_from_settings
 from orchestrator.models.manager import ONNX_PARTS as PARTS
 
 
@@ -73,6 +73,26 @@ def cmd_models_path(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
+def cmd_models_convert(args: argparse.Namespace, settings: Any) -> int:
+    """A legacy .ckpt/.pt/.pth file's tensors as .safetensors, read with torch's weights-only loader."""
+    from pathlib import Path
+
+    from orchestrator.models.safety import sniff
+    from orchestrator.models.single_file import legacy_to_safetensors
+
+    src = Path(args.file).expanduser()
+    out = Path(args.output).expanduser() if args.output else src.with_suffix(".safetensors")
+    if not src.is_file():
+        raise ModelError(f"{str(src)!r} does not exist", reason="missing", path=str(src))
+    if out.exists() and not args.force:
+        raise ModelError(f"{str(out)!r} exists; pass --force to replace it", reason="exists", path=str(out))
+    if sniff(src) == "safetensors":
+        raise ModelError(f"{str(src)!r} is already a safetensors file", reason="format", path=str(src))
+    legacy_to_safetensors(src, out, src.name, "weights_only")
+    print(out)
+    return 0
+
+
 def cmd_export_onnx(args: argparse.Namespace, settings: Any) -> int:
     from orchestrator.models.onnx import export_onnx
 
@@ -94,6 +114,12 @@ def register(sub: Any) -> None:
     s.add_argument("name", help="model name, e.g. tiny-sd")
     s.add_argument("--no-build", action="store_true", help="do not build or convert it, just say where")
     s.set_defaults(handler=cmd_models_path)
+    s = msub.add_parser("convert", help="write a .ckpt/.pt/.pth checkpoint's tensors as .safetensors, read "
+                                         "with torch's weights-only loader (never a full unpickle)")
+    s.add_argument("file", help="the legacy checkpoint (weights under state_dict are found)")
+    s.add_argument("-o", "--output", help="where to write it (default: FILE with .safetensors)")
+    s.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    s.set_defaults(handler=cmd_models_convert)
 
     p = sub.add_parser("export-onnx", help="export a model's text encoder, UNet and VAE to ONNX in the cache")
     p.add_argument("name", help="model name, e.g. tiny-sd")

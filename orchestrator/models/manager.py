@@ -224,9 +224,12 @@ class ModelManager:
         if resolved.format == "single_file":
             self._ensure_converted(resolved)
         elif resolved.format != "diffusers":
-            raise ModelError(f"model {mref.name!r} is a {resolved.format} file ({resolved.path}), "
-                             f"not a diffusion model", reason="format", model=mref.name,
-                             path=str(resolved.path))
+            shown = self.registry._display(resolved.entry, resolved.path)
+            what = {"file": "a LoRA, embedding or other weights file", "onnx": "an ONNX file"}.get(
+                resolved.format, f"a {resolved.format} file")
+            raise ModelError(f"model {mref.name!r} ({shown}) is {what}, not a Stable Diffusion checkpoint "
+                             f"(no model.diffusion_model.* tensors)", reason="format", model=mref.name,
+                             path=shown)
         return resolved
 
     def info(self, ref: Any) -> ModelInfo:
@@ -340,7 +343,7 @@ class ModelManager:
                              reason="load", model=mref.name, path=str(sub)) from exc
         value.requires_grad_(False)
         value.eval()
-        return value.to(device=device)
+        return _aligned(value.to(device=device))
 
     def _personalise(self, mref: ModelRef, component: str, base: Any, device: str) -> Any:
         from orchestrator.models import lora
@@ -454,6 +457,10 @@ class ModelManager:
             kwargs["add_watermarker"] = False
         if "force_zeros_for_empty_prompt" in params:
             kwargs["force_zeros_for_empty_prompt"] = info.force_zeros_for_empty_prompt
+        index = json.loads((info.folder / "model_index.json").read_text())
+        for name in ("requires_aesthetics_score",):  # the refiner's micro-conditioning
+            if name in params and isinstance(index.get(name), bool):
+                kwargs[name] = index[name]
         pipe = cls(**kwargs)
         pipe.set_progress_bar_config(disable=True)
         return pipe
@@ -594,6 +601,20 @@ def _field(field: str) -> Iterator[None]:
     except ModelError as exc:
         exc.field = exc.field or field
         raise
+
+
+def _aligned(module: Any, alignment: int = 64) -> Any:
+    """``module`` with every CPU tensor on an ``alignment``-byte boundary.
+
+    Weights read from a safetensors file can sit at any offset of the mapped file; BLAS takes
+    another code path for unaligned operands, so the same weights would give results that
+    differ in the last bit from a freshly allocated copy (what diffusers' own loaders hold).
+    Copying the few unaligned tensors makes a model loaded here compute exactly as theirs.
+    """
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.device.type == "cpu" and t.numel() and t.data_ptr() % alignment:
+            t.data = t.data.clone()
+    return module
 
 
 def _transformers_dtype_kw() -> str:

@@ -345,7 +345,7 @@ class ModelRegistry:
             return ResolvedModel(e.name, "single_file", path, e, converted=self.converted_path(e, path, True),
                                  legacy=True)
         if kind == "safetensors":
-            fmt = "single_file" if _is_checkpoint(path) else "file"
+            fmt = "single_file" if _is_checkpoint(path, shown_path) else "file"
             conv = self.converted_path(e, path) if fmt == "single_file" else None
             return ResolvedModel(e.name, fmt, path, e, converted=conv)
         if kind == "onnx" or path.suffix == ".onnx":
@@ -478,15 +478,13 @@ def loaded_names(stats: Mapping[str, Any] | None) -> set[str]:
     return out
 
 
-def _is_checkpoint(path: Path) -> bool:
-    """Whether a safetensors file is a whole SD checkpoint (not a LoRA or an embedding)."""
-    from safetensors import safe_open
+def _is_checkpoint(path: Path, display: str) -> bool:
+    """Whether a safetensors file is a whole SD checkpoint (not a LoRA or an embedding); a
+    truncated or malformed file is a :class:`ModelError` naming it as ``display``."""
+    from orchestrator.models.detect import read_header
 
-    with safe_open(str(path), framework="pt") as st:
-        for k in st.keys():
-            if k.startswith(("model.diffusion_model.", "first_stage_model.", "conditioner.embedders")):
-                return True
-    return False
+    return any(k.startswith(("model.diffusion_model.", "first_stage_model.", "conditioner.embedders"))
+               for k in read_header(path, display).keys)
 
 
 def folder_entry(mf: ModelFile) -> ModelEntry:

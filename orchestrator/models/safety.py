@@ -30,9 +30,8 @@ from orchestrator.models.errors import ModelError
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 CONVERT_HINT = (
-    "convert it once, on a machine you trust, with e.g. "
-    "`python -c \"import torch, safetensors.torch as st; "
-    "st.save_file(torch.load('IN', weights_only=True), 'OUT.safetensors')\"`"
+    "convert it once with `orchestrator models convert FILE` (torch's weights-only loader, "
+    "weights under state_dict included), which writes FILE.safetensors"
 )
 
 

@@ -222,6 +222,7 @@ def legacy_to_safetensors(path: str | Path, out: str | Path, display: str,
 
     tensors = legacy_state_dict(path, display, legacy)
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file({k: v.contiguous().clone() for k, v in tensors.items()}, str(tmp))
