@@ -41,6 +41,39 @@ class SamplingParams(Params):
 class DenoiseParams(SamplingParams):
     view_batch: int = Field(1, ge=1, le=64, description="with a tile annotation (MultiDiffusion): views "
                                                        "per UNet call; the pipeline's view_batch_size")
+    denoising_start: float | None = Field(
+        None, gt=0.0, lt=1.0, description="continue a latent handed over with its noise at this fraction "
+                                          "of the schedule (no new noise; strength is not used): a "
+                                          "refiner's half of an SDXL base + refiner pair, as diffusers' "
+                                          "denoising_start")
+    denoising_end: float | None = Field(
+        None, gt=0.0, lt=1.0, description="stop at this fraction of the schedule and return the latent with "
+                                          "its leftover noise, as diffusers' denoising_end")
+
+
+def window(scheduler: Any, steps: int, device: str, start: float | None, end: float | None) -> Any:
+    """The timesteps of diffusers' SDXL pipelines between ``denoising_start`` and ``denoising_end``.
+
+    # Copied from diffusers' StableDiffusionXLImg2ImgPipeline.get_timesteps (denoising_start) and
+    # StableDiffusionXLPipeline.__call__ (denoising_end): cut-offs at round(N - fraction * N) of the
+    # N training timesteps; a second-order scheduler keeps an odd count.
+    """
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    n_train = int(scheduler.config.num_train_timesteps)
+    if start is not None:
+        cutoff = round(n_train - start * n_train)
+        n = int((timesteps < cutoff).sum().item())
+        if scheduler.order == 2 and n % 2 == 0:
+            n += 1
+        t_start = len(timesteps) - n
+        timesteps = timesteps[t_start:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(t_start)
+    if end is not None:
+        cutoff = round(n_train - end * n_train)
+        timesteps = timesteps[:len([t for t in timesteps if t >= cutoff])]
+    return timesteps
 
 
 def _setup(ctx: Context, p: SamplingParams, cond: Any) -> dict[str, Any]:
@@ -95,12 +128,30 @@ class Denoise(Block):
         s = _setup(ctx, p, cond)
         device, unet, scheduler = s["device"], s["unet"], s["scheduler"]
         dtype = unet.dtype
-        timesteps, _n = schedule(scheduler, p.steps, p.strength, device, ctx.node)
+        if p.denoising_start is not None and p.denoising_end is not None and \
+                p.denoising_start >= p.denoising_end:
+            raise BlockError(f"node {ctx.node!r}: denoising_start {p.denoising_start} must be below "
+                             f"denoising_end {p.denoising_end}", type="input", node=ctx.node,
+                             field="params.denoising_start", value=p.denoising_start, bound=p.denoising_end)
+        if p.denoising_start is None and p.denoising_end is None:
+            timesteps, _n = schedule(scheduler, p.steps, p.strength, device, ctx.node)
+        elif p.denoising_start is None and p.strength < 1.0:
+            timesteps, _n = schedule(scheduler, p.steps, p.strength, device, ctx.node)
+            n_train = int(scheduler.config.num_train_timesteps)
+            cutoff = round(n_train - p.denoising_end * n_train)
+            timesteps = timesteps[:len([t for t in timesteps if t >= cutoff])]
+        else:
+            timesteps = window(scheduler, p.steps, device, p.denoising_start, p.denoising_end)
+        if len(timesteps) == 0:
+            raise BlockError(f"node {ctx.node!r}: the denoising window leaves no step of {p.steps}",
+                             type="input", node=ctx.node, field="params.steps", value=p.steps)
         gen = generator(rng, ctx.seed if p.seed is None else p.seed)
         init = latent.to(device=device, dtype=dtype)
         with torch.no_grad():
             noise = randn(tuple(init.shape), gen, device, dtype)
-            if p.strength >= 1.0 and not bool(torch.any(init)):
+            if p.denoising_start is not None:  # a latent handed over with its noise: taken as it is
+                latents = init
+            elif p.strength >= 1.0 and not bool(torch.any(init)):
                 latents = noise * scheduler.init_noise_sigma
             else:
                 latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(init.shape[0]))
