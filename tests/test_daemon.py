@@ -279,12 +279,13 @@ def test_prompt_jobs_are_planned_by_the_agent(daemon, tmp_path):
     assert len(info["outputs"]) == 1
 
 
-def test_a_prompt_the_agent_cannot_plan_fails_with_its_errors(daemon):
+def test_a_prompt_naming_an_unknown_template_is_refused_at_submit(daemon):
     with daemon.client() as c:
-        job = c.submit(prompt="a cat", agent={"template": "no_such_template"})
-        info = job.wait(timeout=60)
-    assert info["state"] == "failed"
-    assert info["errors"][0]["type"] == "planning"
+        before = len(c.jobs(limit=500))
+        with pytest.raises(BadRequest) as info:
+            c.submit(prompt="a cat", agent={"template": "no_such_template"})
+        assert len(c.jobs(limit=500)) == before
+    assert info.value.errors[0]["field"] == "agent.template"
 
 
 def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
