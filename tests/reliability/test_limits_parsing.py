@@ -372,3 +372,27 @@ def test_fuzzed_prompt_jobs_never_500_and_never_break_listings(daemon, body):
     listing = httpx.get(f"{daemon.url}/jobs", params={"limit": 500}, timeout=60)
     assert listing.status_code == 200
     assert httpx.get(f"{daemon.url}/ui/api/overview", timeout=60).status_code == 200
+
+
+@pytest.mark.slow
+def test_the_ray_engine_applies_the_same_limits(tmp_path):
+    """Submit-time refusals, the run-time gate on a worker actor, and planned graphs, on Ray."""
+    (tmp_path / "config.toml").write_text(f"[limits]\npixels = {PIXELS}\n")
+    d = make_daemon(tmp_path, "--engine", "ray", "--workers", "1").start(timeout=300)
+    try:
+        _refused(httpx.post(f"{d.url}/jobs", json=_graph({"width": 2048.0, "height": 2048}), timeout=60))
+        buf = io.BytesIO()
+        Image.fromarray(np.full((600, 600, 3), 90, np.uint8)).save(buf, format="PNG")
+        with d.client() as c:
+            name = c.upload(buf.getvalue())
+            ok = c.submit(graph=SMALL)
+            big = c.submit(graph={"nodes": {
+                "l": {"block": "image.load", "params": {"path": name}},
+                "r": {"block": "image.resize", "inputs": {"image": "l.image"}, "params": {"scale": 2}}}})
+            final = wait_final(d.url, [ok.id, big.id], timeout=300)
+        assert final[ok.id]["state"] == "succeeded"
+        e = final[big.id]["errors"][0]
+        assert final[big.id]["state"] == "failed" and (e["type"], e["node"], e["field"]) == (
+            "limit", "r", "params.scale")
+    finally:
+        d.kill()
