@@ -392,3 +392,23 @@ def test_older_diffusers_layouts_equal_diffusers(models, tmp_path):
     ref = {"name": "tiny-sd", "loras": [{"path": str(path), "weight": 0.6}]}
     pipe = diffusers_fused(models, "tiny-sd", path, 0.6)
     assert assert_same_weights(models, ref, pipe, ("unet", "text_encoder")) == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_merging_into_half_precision_weights(tmp_path, dtype):
+    """As on a CUDA worker (float16 / bfloat16 weights): the delta is computed in float32, then cast."""
+    g = torch.Generator().manual_seed(25)
+    net = torch.nn.Sequential()
+    net.add_module("proj", torch.nn.Linear(16, 8))
+    net = net.to(dtype)
+    w0 = net.proj.weight.detach().float().clone()
+    sd = pair("lora_unet_proj", (2, 16), (8, 2), 1.0, g)
+    sd["lora_unet_proj.dora_scale"] = torch.rand(1, 16, generator=g) + 0.5
+    path = tmp_path / "half.safetensors"
+    save_file(sd, str(path))
+    layers = lora_mod.read_lora(path)
+    assert lora_mod.merge_lora(net, layers, "unet", 1.0) == 1
+    calc = w0 + 0.5 * sd["lora_unet_proj.lora_up.weight"] @ sd["lora_unet_proj.lora_down.weight"]
+    expected = sd["lora_unet_proj.dora_scale"] * calc / calc.norm(dim=0, keepdim=True)
+    assert net.proj.weight.dtype == dtype
+    torch.testing.assert_close(net.proj.weight.float(), expected, atol=2e-2, rtol=2e-2)

@@ -581,6 +581,7 @@ def merge_lora(module: Any, layers: dict[str, dict[str, Layer]], component: str,
             where = f"{component}.{key}"
             delta = layer.delta(tuple(w.shape), file, where)
             if delta is not None:
+                delta = delta.to(w.device)  # float32, beside the weight (a CUDA model's on the GPU)
                 if layer.dora_scale is not None and getattr(layer, "peft_dora", False):
                     new = _dora(layer.dora_scale, w.float(), weight * delta, 1.0, file, where)  # as peft
                     updates.append((w, new, None))
@@ -619,7 +620,7 @@ def _dora(scale: Any, w: Any, delta: Any, strength: float, file: str, layer: str
     ``W + strength * (that - W)``. The norm runs over the axis ``dora_scale`` does not span:
     ``[1, in, ...]`` (LyCORIS/kohya: one magnitude per input) or ``[out]``/``[out, 1, ...]`` (peft)."""
     calc = w + delta
-    s = scale.float()
+    s = scale.float().to(calc.device)
     out_dim, in_dim = calc.shape[0], calc.shape[1]
     if s.ndim == 1 and s.shape[0] == out_dim:
         s = s.reshape(out_dim, *[1] * (calc.ndim - 1))
