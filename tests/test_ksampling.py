@@ -364,3 +364,37 @@ def test_lcm_and_heunpp2_follow_their_update_rules(setup):
             w2, w3 = sigmas[i + 1] / (3 * sigmas[0]), sigmas[i + 2] / (3 * sigmas[0])
             ref = ref + ((1 - w2 - w3) * d + w2 * d2 + w3 * d3) * dt
         assert_close(ours(setup, "heunpp2", sigmas), ref, "heunpp2 vs its update rule")
+
+
+@pytest.mark.parametrize(("name", "variant"), [("uni_pc", "bh1"), ("uni_pc_bh2", "bh2")])
+def test_uni_pc_equals_diffusers_unipc_on_the_same_sigmas(setup, name, variant):
+    """diffusers' UniPCMultistepScheduler (the same authors' predictor-corrector, data prediction, order 3
+    with lower orders at the ends) run on ComfyUI's sigmas (the last one 0.001, as ComfyUI ends) with the
+    same model: its VP-space result, divided by alpha at 0.001, is ours."""
+    import diffusers
+
+    sigmas = schedules.sampler_sigmas(setup.ms, "karras", name, 6)
+    _, x = setup.start(sigmas)
+    den = setup.denoiser()
+    sched = diffusers.UniPCMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
+                                              beta_end=0.012, solver_order=3, solver_type=variant,
+                                              lower_order_final=True, predict_x0=True)
+    steps = len(sigmas) - 1
+    sched.set_timesteps(steps)
+    ends = sigmas.clone()
+    ends[-1] = 0.001
+    sched.sigmas = ends.clone()
+    sched.timesteps = torch.arange(steps, 0, -1) * 10
+    sample = x / (1 + ends[0] ** 2) ** 0.5
+    with torch.no_grad():
+        for t, s in zip(sched.timesteps, ends[:-1], strict=True):
+            x_ve = sample * (1 + s**2) ** 0.5
+            eps = (x_ve - den(x_ve, s.reshape(1).expand(x_ve.shape[0]))) / s
+            sample = sched.step(eps, t, sample).prev_sample
+        ref = sample * (1 + 0.001**2) ** 0.5
+    # the two order their float32 operations differently (diffusers solves in VP form throughout):
+    # the bound is 1e-4 relative to the latent's scale here (|x| reaches ~20 on these random models)
+    mine = ours(setup, name, sigmas)
+    scale = max(1.0, float(ref.abs().max()))
+    print(f"{name}: |ref| max {scale:.3g}")
+    assert_close(mine / scale, ref / scale, f"{name} vs diffusers UniPC {variant} (relative)")
