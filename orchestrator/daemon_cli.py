@@ -213,7 +213,8 @@ def register(sub: Any) -> None:
     p.add_argument("--graph", metavar="FILE", help="a graph JSON file instead of a prompt")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--idempotency-key", dest="idempotency_key")
-    p.add_argument("--llm", help="litellm model string for the agent")
+    p.add_argument("--llm", help="the LLM that plans a prompt: a name the daemon allows ('offline', its "
+                                 "[agent] llm, or one of [agent] allowed_llms)")
     p.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     p.add_argument("-o", "--output", metavar="DIR", help="wait, then save the outputs here")
     p.add_argument("-q", "--quiet", action="store_true")
