@@ -1,7 +1,9 @@
 """Writing output images: PNG files with the graph embedded, written atomically.
 
 Each saved PNG carries the graph that made it in a text chunk (``orchestrator.graph``),
-so ``Graph.from_json(Image.open(path).text["orchestrator.graph"])`` gives it back.
+so ``Graph.from_json(Image.open(path).text["orchestrator.graph"])`` gives it back; when the
+graph maps back to ComfyUI it also carries ComfyUI's ``prompt`` and ``workflow`` chunks
+(:mod:`graphs.comfy.chunks`), so ComfyUI and PNG-info tools open it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from graphs.errors import GraphError
+from graphs.model import Graph
 from orchestrator.errors import BlockError
 
 GRAPH_CHUNK = "orchestrator.graph"
@@ -32,7 +36,10 @@ def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None)
         arr = arr[:, :, 0]
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
-        info.add_itxt(k, v)
+        if v.isascii():  # tEXt, which every PNG reader (ComfyUI's editor too) takes
+            info.add_text(k, v)
+        else:
+            info.add_itxt(k, v)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -44,6 +51,17 @@ def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def png_chunks(graph_json: str) -> dict[str, str]:
+    """ComfyUI's chunks for the graph (none when it does not map back), then ``orchestrator.graph``."""
+    from graphs.comfy.chunks import comfy_chunks
+
+    try:
+        chunks = comfy_chunks(Graph.from_json(graph_json))
+    except GraphError:
+        chunks = {}
+    return {**chunks, GRAPH_CHUNK: graph_json}
 
 
 def check_output(node: str, name: str, image: np.ndarray) -> None:
@@ -66,6 +84,13 @@ class DirectorySink:
         self.graph_json = graph_json
         self.saved: list[dict[str, str]] = []
         self.images: dict[str, np.ndarray] = {}
+        self._text: dict[str, str] | None = None
+
+    def text_chunks(self) -> dict[str, str]:
+        """The PNG text chunks: ComfyUI's ``prompt`` and ``workflow`` when the graph maps back, then ours."""
+        if self._text is None:
+            self._text = png_chunks(self.graph_json) if self.graph_json else {}
+        return self._text
 
     def save_image(self, node: str, name: str, image: np.ndarray) -> list[str]:
         check_output(node, name, image)
@@ -78,7 +103,7 @@ class DirectorySink:
         for i in range(image.shape[0]):
             fname = f"{name}.png" if image.shape[0] == 1 else f"{name}_{i}.png"
             path = self.directory / fname
-            write_png(path, image[i], {GRAPH_CHUNK: self.graph_json} if self.graph_json else None)
+            write_png(path, image[i], self.text_chunks() or None)
             paths.append(str(path))
             self.saved.append({"node": node, "name": path.stem, "path": str(path)})
         return paths

@@ -320,9 +320,13 @@ def test_png_with_utf8_itxt_and_compressed_text():
     assert graph.nodes["clip_text_encode_6"].params["prompt"] == "a fox in the snow, 雪の中の狐"
 
 
-def test_an_orchestrator_png_is_not_taken_for_a_comfy_one():
-    with pytest.raises(GraphValidationError, match="orchestrator run --from-png"):
-        import_workflow(png_with(**{"orchestrator.graph": "{}"}))
+def test_an_orchestrator_png_gives_its_own_graph():
+    graph_json = '{"format": "orchestrator.graph/1", "nodes": {"s": {"block": "image.solid"}}}'
+    result = import_result(png_with(prompt="{}", **{"orchestrator.graph": graph_json}))
+    assert (result.origin, result.format) == ("png:orchestrator", "orchestrator")
+    assert list(result.graph.nodes) == ["s"]
+    with pytest.raises(GraphValidationError, match="not valid JSON"):
+        import_workflow(png_with(**{"orchestrator.graph": "{nope"}))
 
 
 # -- mappings the catalog or a plugin adds ------------------------------------------------------

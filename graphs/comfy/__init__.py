@@ -52,7 +52,7 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.nodes import CORE_NODES
 from graphs.comfy.png import png_text
-from graphs.comfy.source import read_source, to_api
+from graphs.comfy.source import our_graph, read_source, to_api
 from graphs.comfy.ui import ui_to_api
 from graphs.errors import GraphError
 from graphs.model import Graph
@@ -71,8 +71,8 @@ class ComfyImport:
 
     graph: Graph
     problems: list[GraphError] = field(default_factory=list)
-    format: str = "api"  # "api" or "ui"
-    origin: str = "json"  # "json", "png:prompt" or "png:workflow"
+    format: str = "api"  # "api", "ui", or "orchestrator" (a PNG of ours: its own graph)
+    origin: str = "json"  # "json", "png:prompt", "png:workflow" or "png:orchestrator"
     prompt: dict[str, ComfyNode] = field(default_factory=dict)  # the API-format nodes
 
     @property
@@ -112,6 +112,13 @@ def read_workflow(source: Any, extra_mappings: Iterable[Any] = ()) -> tuple[dict
 def import_result(source: Any, catalog: Catalog | None = None, model_map: Mapping[str, str] | None = None,
                   extra_mappings: Iterable[Any] | None = None) -> ComfyImport:
     """Import a workflow; see :func:`import_workflow`. Gives the format and origin too."""
+    ours = our_graph(source)
+    if ours is not None:  # a PNG of ours: its own graph, exactly (the ComfyUI chunks are for ComfyUI)
+        graph = Graph.from_json(ours)
+        found = [*graph.load_errors, *(check(graph, catalog) if catalog is not None else [])]
+        for err in found:
+            err.details.setdefault("severity", "error")
+        return ComfyImport(graph, found, "orchestrator", "png:orchestrator", {})
     table, problems = mapping_table(extra_mappings or ())
     data, origin = read_source(source)
     nodes, fmt, more = to_api(data, _widget_names(table))

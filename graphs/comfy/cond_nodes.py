@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graphs.comfy.mapping import ComfyMapping, Cond, Data, NodeContext, Unresolved
+from graphs.comfy.nodes import NodeInfo
 
 if TYPE_CHECKING:
     from graphs.comfy.importer import Importer
@@ -127,6 +128,26 @@ def zero_out(nc: NodeContext) -> list[Any]:
 def _m(class_type: str, fn: Any, block: str, widgets: tuple[str, ...] = (), **defaults: Any) -> ComfyMapping:
     return ComfyMapping(class_type, convert=fn, requires=(block,), widgets=widgets, defaults=defaults)
 
+
+_COND = {"conditioning": "CONDITIONING"}
+_TWO = {"conditioning_to": "CONDITIONING", "conditioning_from": "CONDITIONING"}
+
+# ComfyUI's declarations of the classes mapped here that graphs.comfy.nodes does not list
+COND_NODES: dict[str, NodeInfo] = {
+    "ConditioningSetAreaPercentage": NodeInfo(
+        inputs=_COND, widgets=(("width", 1.0), ("height", 1.0), ("x", 0.0), ("y", 0.0), ("strength", 1.0)),
+        outputs=("CONDITIONING",)),
+    "ConditioningSetAreaStrength": NodeInfo(inputs=_COND, widgets=(("strength", 1.0),),
+                                            outputs=("CONDITIONING",)),
+    "ConditioningSetMask": NodeInfo(inputs={**_COND, "mask": "MASK"},
+                                    widgets=(("strength", 1.0), ("set_cond_area", "default")),
+                                    outputs=("CONDITIONING",)),
+    "ConditioningSetTimestepRange": NodeInfo(inputs=_COND, widgets=(("start", 0.0), ("end", 1.0)),
+                                             outputs=("CONDITIONING",)),
+    "ConditioningAverage": NodeInfo(inputs=_TWO, widgets=(("conditioning_to_strength", 1.0),),
+                                    outputs=("CONDITIONING",)),
+    "ConditioningConcat": NodeInfo(inputs=_TWO, outputs=("CONDITIONING",)),
+}
 
 COND_MAPPINGS: tuple[ComfyMapping, ...] = (
     _m("ConditioningCombine", combine, "sd.cond_combine"),

@@ -73,6 +73,23 @@ def _from_png(data: bytes) -> tuple[Any, str]:
     raise _fail("the PNG carries no ComfyUI workflow (no 'prompt' or 'workflow' text chunk)")
 
 
+def our_graph(source: Any) -> str | None:
+    """The ``orchestrator.graph`` chunk of a PNG this project wrote (``source`` as for
+    :func:`read_source`), or ``None`` when ``source`` is not such a PNG."""
+    data = source
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
+        try:
+            data = Path(source).read_bytes()
+        except OSError:
+            return None
+    if not isinstance(data, (bytes, bytearray)) or not is_png(bytes(data)):
+        return None
+    try:
+        return png_text(bytes(data)).get(OUR_GRAPH_CHUNK)
+    except PngTextError:
+        return None
+
+
 def workflow_format(data: Any) -> str | None:
     """``"api"``, ``"ui"`` or ``None`` for decoded JSON."""
     if is_ui_workflow(data):
