@@ -137,7 +137,7 @@ def cases(job_id: str, output_job: str) -> list[Case]:
         Case("numbers", "Last-Event-ID 10**25", "GET", f"/jobs/{job_id}/events",
              {"headers": {"Last-Event-ID": str(10**25)}, "params": {"format": "json"}}),
         Case("numbers", "Last-Event-ID in fullwidth digits", "GET", f"/jobs/{job_id}/events",
-             {"headers": {"Last-Event-ID": "\uff11\uff12"}, "params": {"format": "json"}}),
+             {"headers": {"Last-Event-ID": "\uff11\uff12".encode()}, "params": {"format": "json"}}),
         Case("numbers", "after=-1", "GET", f"/jobs/{job_id}/events", {"params": {"after": "-1"}}),
         Case("numbers", "job id of 100,000 characters", "GET", "/jobs/" + "a" * 100_000),
         Case("numbers", "job id with a NUL", "GET", "/jobs/ab%00cd"),
