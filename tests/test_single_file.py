@@ -405,3 +405,33 @@ def test_full_size_sd15_single_file_offline_load_times_cache_and_memory(tmp_path
           f"peak RSS {peak / 1024:.2f} GiB")
     assert used < 1.2 * size  # one fp16 copy
     assert offline == []
+
+
+# -- a VAE per model --------------------------------------------------------------------------------------
+
+
+def test_a_model_entry_can_name_its_vae_from_the_vae_folder(models, tmp_path):
+    folder = models.resolve("tiny-sd").folder
+    root = tmp_path / "models"
+    (root / "vae").mkdir(parents=True)
+    ldm = sd_fixtures.to_ldm_checkpoint(folder)
+    prefix = "first_stage_model."
+    vae_ldm = {k[len(prefix):]: v.clone() for k, v in ldm.items() if k.startswith(prefix)}
+    vae_ldm["decoder.conv_out.bias"] += 0.25  # a different VAE of the same architecture
+    save_file({k: v.contiguous() for k, v in vae_ldm.items()}, str(root / "vae" / "alt.safetensors"))
+    base = models.load("tiny-sd", "vae")
+    shutil.copytree(folder / "vae", root / "vae" / "same-as-diffusers")
+    entries = [{"name": "with-alt", "source": str(folder), "vae": "alt.safetensors"},
+               {"name": "with-dir", "source": str(folder), "vae": "same-as-diffusers"},
+               {"name": "with-path", "source": str(folder), "vae": str(root / "vae" / "alt.safetensors")}]
+    mm = _manager(root, tmp_path / "cache", entries)
+    alt = mm.load("with-alt", "vae")
+    assert torch.equal(alt.decoder.conv_out.bias, base.decoder.conv_out.bias + 0.25)
+    assert torch.equal(alt.encoder.conv_in.weight, base.encoder.conv_in.weight)
+    same = mm.load("with-dir", "vae").state_dict()
+    assert all(torch.equal(same[k], v) for k, v in base.state_dict().items())
+    unet = mm.load("with-alt", "unet")
+    assert torch.equal(unet.conv_in.weight, models.load("tiny-sd", "unet").conv_in.weight)
+    with pytest.raises(ModelError) as info:  # the daemon's registry takes names, never paths, here too
+        mm.load("with-path", "vae")
+    assert info.value.details["reason"] == "path" and info.value.field == "vae"

@@ -310,7 +310,13 @@ class ModelManager:
     def _load_from_disk(self, mref: ModelRef, component: str, device: str, dtype: str) -> Any:
         import torch
 
-        folder = self.resolve(mref, COMPONENT_KIND.get(component, "checkpoint")).folder
+        resolved = self.resolve(mref, COMPONENT_KIND.get(component, "checkpoint"))
+        folder = resolved.folder
+        if component == "vae" and resolved.entry.vae:
+            value = self._vae_override(mref.name, resolved.entry.vae, folder, dtype)
+            value.requires_grad_(False)
+            value.eval()
+            return _aligned(value.to(device=device))
         index = json.loads((folder / "model_index.json").read_text())
         spec = index.get(component)
         if not (isinstance(spec, list) and len(spec) == 2 and spec[0] is not None):
@@ -344,6 +350,36 @@ class ModelManager:
         value.requires_grad_(False)
         value.eval()
         return _aligned(value.to(device=device))
+
+    def _vae_override(self, model: str, vae: str, folder: Path, dtype: str) -> Any:
+        """The VAE named by a model entry's ``vae`` (a file in the model folders' vae/, or a configured
+        entry): a diffusers VAE folder, or a single file (original or diffusers layout) read with the
+        model's own VAE config."""
+        import diffusers
+        import torch
+
+        from orchestrator.models.safety import require_safetensors
+        from orchestrator.models.single_file import hub_offline
+
+        path = self.registry.resolve_file(vae, "vae", field="vae")
+        try:
+            with quiet_progress():
+                if path.is_dir():
+                    return diffusers.AutoencoderKL.from_pretrained(str(path), local_files_only=True,
+                                                                   use_safetensors=True,
+                                                                   torch_dtype=getattr(torch, dtype))
+                require_safetensors(path, f"VAE {vae!r} of model {model!r}:")
+                with hub_offline():
+                    return diffusers.AutoencoderKL.from_single_file(
+                        str(path), config=str(folder), subfolder="vae", local_files_only=True,
+                        torch_dtype=getattr(torch, dtype))
+        except ModelError:
+            raise
+        except Exception as exc:  # diffusers raises many kinds; all mean "cannot load this VAE"
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {model!r}: cannot load its VAE {vae!r} ({type(exc).__name__}: {first}); "
+                             f"it must fit the model's VAE architecture", reason="load", model=model,
+                             field="vae") from exc
 
     def _personalise(self, mref: ModelRef, component: str, base: Any, device: str) -> Any:
         from orchestrator.models import lora
