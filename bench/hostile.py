@@ -139,7 +139,7 @@ def cases(job_id: str, output_job: str) -> list[Case]:
         Case("numbers", "Last-Event-ID in fullwidth digits", "GET", f"/jobs/{job_id}/events",
              {"headers": {"Last-Event-ID": "\uff11\uff12".encode()}, "params": {"format": "json"}}),
         Case("numbers", "after=-1", "GET", f"/jobs/{job_id}/events", {"params": {"after": "-1"}}),
-        Case("numbers", "job id of 100,000 characters", "GET", "/jobs/" + "a" * 100_000),
+        Case("numbers", "job id of 60,000 characters", "GET", "/jobs/" + "a" * 60_000),  # httpx: < 64 KiB
         Case("numbers", "job id with a NUL", "GET", "/jobs/ab%00cd"),
         # -- HTTP
         Case("http", "forged Host", kw={"json": {"prompt": "a fox"},
