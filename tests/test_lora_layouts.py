@@ -412,3 +412,18 @@ def test_merging_into_half_precision_weights(tmp_path, dtype):
     expected = sd["lora_unet_proj.dora_scale"] * calc / calc.norm(dim=0, keepdim=True)
     assert net.proj.weight.dtype == dtype
     torch.testing.assert_close(net.proj.weight.float(), expected, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize(("width", "model_family", "words"), [
+    (2048, "sd", "SDXL LoRA"), (768, "sdxl", "SD 1.x LoRA"), (1024, "sdxl", "SD 2.x LoRA")])
+def test_family_from_the_cross_attention_width(tmp_path, width, model_family, words):
+    """Full-size LoRAs without a second text encoder are told apart by their cross-attention width."""
+    g = torch.Generator().manual_seed(26)
+    key = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"
+    path = tmp_path / f"w{width}.safetensors"
+    save_file(pair(key, (4, width), (640, 4), 4.0, g), str(path))
+    with pytest.raises(ModelError) as info:
+        lora_mod.read_lora(path, model_family)
+    assert words in str(info.value) and info.value.to_dict()["reason"] == "family"
+    assert path.name in str(info.value) and str(tmp_path) not in str(info.value)
+    lora_mod.read_lora(path, "sdxl" if model_family == "sd" else "sd")  # the right family reads it
