@@ -67,7 +67,7 @@ def load_k_diffusion() -> types.ModuleType:
             "torchvision.transforms.functional"
         ]
     try:
-        for sub in ("utils", "sampling"):
+        for sub in ("utils", "sampling", "external"):
             s = importlib.util.spec_from_file_location(f"{name}.{sub}", root / f"{sub}.py")
             module = importlib.util.module_from_spec(s)
             sys.modules[f"{name}.{sub}"] = module
@@ -398,3 +398,94 @@ def test_uni_pc_equals_diffusers_unipc_on_the_same_sigmas(setup, name, variant):
     scale = max(1.0, float(ref.abs().max()))
     print(f"{name}: |ref| max {scale:.3g}")
     assert_close(mine / scale, ref / scale, f"{name} vs diffusers UniPC {variant} (relative)")
+
+
+# -- schedules and the model wrapper -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kd_external(kd):
+    return sys.modules["_kdiffusion_reference.external"]
+
+
+@pytest.mark.parametrize("steps", [1, 4, 7, 20])
+def test_schedules_equal_k_diffusion(setup, kd, kd_external, steps):
+    ms = setup.ms
+    lo, hi = float(ms.sigma_min), float(ms.sigma_max)
+    assert torch.equal(schedules.calculate_sigmas(ms, "karras", steps), kd.get_sigmas_karras(steps, lo, hi))
+    assert torch.equal(schedules.calculate_sigmas(ms, "exponential", steps),
+                       kd.get_sigmas_exponential(steps, lo, hi))
+    assert torch.allclose(schedules.polyexponential(steps, lo, hi, 2.0),
+                          kd.get_sigmas_polyexponential(steps, lo, hi, 2.0))
+    # "normal": k-diffusion's DiscreteSchedule.get_sigmas (timesteps evenly spaced, log-sigma interpolated)
+    ref = kd_external.DiscreteSchedule(ms.sigmas, quantize=True).get_sigmas(steps)
+    assert torch.allclose(schedules.calculate_sigmas(ms, "normal", steps), ref, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("steps", [4, 5, 10])
+def test_simple_and_ddim_uniform_equal_diffusers_spacings(setup, steps):
+    """``simple`` is diffusers' "trailing" timestep spacing, ``ddim_uniform`` DDIM's "leading" one with
+    steps_offset 1, each at the training sigmas (for step counts that divide 1000)."""
+    import diffusers
+
+    ms = setup.ms
+    kw = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    trailing = diffusers.EulerDiscreteScheduler(**kw, timestep_spacing="trailing")
+    trailing.set_timesteps(steps)
+    simple = schedules.calculate_sigmas(ms, "simple", steps)
+    assert torch.allclose(simple[:-1], ms.sigmas[trailing.timesteps.long()]) and float(simple[-1]) == 0.0
+    leading = diffusers.DDIMScheduler(**kw, timestep_spacing="leading", steps_offset=1)
+    leading.set_timesteps(steps)
+    got = schedules.calculate_sigmas(ms, "ddim_uniform", steps)
+    assert torch.equal(got[:-1], ms.sigmas[leading.timesteps.long()]) and float(got[-1]) == 0.0
+
+
+@pytest.mark.parametrize("steps", [2, 6, 13])
+def test_other_schedules_keep_their_defining_properties(setup, steps):
+    ms = setup.ms
+    hi = float(ms.sigma_max)
+    kl = schedules.calculate_sigmas(ms, "kl_optimal", steps)  # evenly spaced in atan(sigma)
+    gaps = torch.diff(torch.atan(kl[:-1].double()))
+    assert len(kl) == steps + 1 and float(kl[-1]) == 0.0 and math.isclose(float(kl[0]), hi, rel_tol=1e-5)
+    assert steps == 1 or float((gaps - gaps.mean()).abs().max()) < 1e-5
+    beta = schedules.calculate_sigmas(ms, "beta", steps)  # training sigmas at Beta(0.6, 0.6) quantiles
+    assert float(beta[0]) == hi and float(beta[-1]) == 0.0 and bool((torch.diff(beta) < 0).all())
+    assert all(bool((ms.sigmas == s).any()) for s in beta[:-1])
+    lq = schedules.calculate_sigmas(ms, "linear_quadratic", steps) / hi  # linear to 0.025 by half-way
+    half = steps // 2
+    assert math.isclose(float(lq[0]), 1.0) and float(lq[-1]) == 0.0
+    assert math.isclose(1 - float(lq[half]), 0.025, rel_tol=1e-4, abs_tol=1e-6)
+    sgm = schedules.calculate_sigmas(ms, "sgm_uniform", steps)  # the end timestep left out
+    ts = torch.linspace(999, 0, steps + 1)[:-1]
+    assert torch.allclose(sgm[:-1], ms.sigma(ts))
+
+
+def test_model_wrapper_equals_k_diffusion_discrete_eps_denoiser(setup, kd_external):
+    """Our denoiser without guidance is k-diffusion's DiscreteEpsDDPMDenoiser (quantized timesteps) on the
+    same UNet and prompt; v-prediction is its DiscreteVDDPMDenoiser."""
+    den = setup.denoiser(cfg=1.0)
+    prompt = den.prompt
+
+    class Inner(torch.nn.Module):
+        def forward(self, x, t):
+            return den.unet(x, t.float(), encoder_hidden_states=prompt.embeds, timestep_cond=None,
+                            added_cond_kwargs=prompt.added)
+
+        def apply_model(self, x, t):
+            return self.forward(x, t)
+
+    acp = 1 / (setup.ms.sigmas.double() ** 2 + 1)
+    ref_eps = kd_external.DiscreteEpsDDPMDenoiser(Inner(), acp, quantize=True)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(setup.shape, generator=gen) * 5
+    for sigma in (14.6, 3.0, 0.5, 0.03):
+        s = torch.full((setup.shape[0],), sigma)
+        with torch.no_grad():
+            assert torch.equal(setup.ms.timestep(s), ref_eps.sigma_to_t(s).long())
+            assert_close(den(x, s), ref_eps(x, s), f"eps denoiser at sigma {sigma}")
+    v_ms = ModelSampling.from_config({"prediction_type": "v_prediction"})
+    v_den = Denoiser(den.unet, v_ms, prompt, 1.0, dtype=den.dtype, do_uncond=False)
+    ref_v = kd_external.DiscreteVDDPMDenoiser(Inner(), acp, quantize=True)
+    with torch.no_grad():
+        s = torch.full((setup.shape[0],), 2.0)
+        assert_close(v_den(x, s), ref_v(x, s), "v-prediction denoiser")
