@@ -50,6 +50,7 @@ REPEATS = ("repeat", "repeats", "count", "copies", "num_images", "n_images")  # 
 BATCH_LIKE = (*BATCHES, *REPEATS, "view_batch")
 STEPS = ("steps", "num_steps", "num_inference_steps")
 SIDES = ("size", "tile_size")  # a square side (a crop's or a tile's)
+COVER = ("fill", "crop")  # an ``aspect`` that scales the image to cover a width x height box
 OVERLAPS, STRIDES = ("overlap",), ("stride",)
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
 
@@ -205,6 +206,9 @@ def derive(spec: BlockSpec | None, params: Mapping[str, Any], base: Size | None
             nh = math.ceil(h * nw / w)
         elif nh is not None and nw is None and w is not None and h:
             nw = math.ceil(w * nh / h)
+        elif nw is not None and nh is not None and h and w and params.get("aspect") in COVER:
+            s = max(nh / h, nw / w)  # keeping the aspect ratio, the image covers the box first
+            nh, nw = max(nh, math.ceil(h * s)), max(nw, math.ceil(w * s))
         h, w = nh, nw
     elif side is not None and not tiles_out:
         field, h, w = f"params.{side[0]}", side[1], side[1]

@@ -286,3 +286,14 @@ def test_a_block_can_check_a_size_it_learns_only_when_it_runs():
         ctx.check_size(2048, 2048, field="params.model")
     assert (info.value.type, info.value.node, info.value.field) == ("limit", "up", "params.model")
     Context(node="up", block="x.upscale", seed=0).check_size(10**6, 10**6)  # no limits: no check
+
+
+def test_a_resize_that_covers_a_box_is_measured_by_what_it_allocates(catalog):
+    """A 4000x16 strip filled into 256x256 keeps its aspect: 64,000 x 256 pixels before a crop."""
+    nodes = {"a": solid(4000, 16), "r": {"block": "image.resize", "inputs": {"image": "a.image"},
+                                         "params": {"width": 256, "height": 256, "aspect": "fill"}}}
+    assert problems(catalog, nodes) == [("r", "params.width", "limit")]
+    nodes["r"]["params"]["aspect"] = "crop"
+    assert problems(catalog, nodes) == [("r", "params.width", "limit")]
+    nodes["r"]["params"]["aspect"] = "fit"
+    assert problems(catalog, nodes) == []
