@@ -151,3 +151,26 @@ def test_unknown_sampler_and_scheduler_names_are_reported_approximations(catalog
     assert sorted((p.type, p.field, p.details["value"]) for p in problems) == [
         ("approximated", "sampler_name", "res_multistep"), ("approximated", "scheduler", "AYS SDXL")]
     assert graph.nodes["ksampler_advanced_10"].params["sampler"] == "euler"
+
+
+@pytest.mark.parametrize("workflow", ["turbo", "refiner"])
+def test_custom_sampling_exports_back_and_reimports_to_the_same_blocks(catalog, workflow):
+    from graphs.comfy import export_api
+
+    prompt = SDXL_TURBO if workflow == "turbo" else sdxl_refiner()
+    graph, problems = import_workflow(prompt, catalog, model_map=SDXL)
+    assert problems == []
+    api, problems = export_api(graph, model_map=SDXL)
+    assert problems == []
+    classes = sorted(n["class_type"] for n in api.values())
+    if workflow == "turbo":  # SamplerCustom comes back as its three parts
+        assert {"SDTurboScheduler", "KSamplerSelect", "RandomNoise", "BasicGuider",
+                "SamplerCustomAdvanced"} <= set(classes)
+    else:
+        assert classes.count("KSamplerAdvanced") == 2
+    again, problems = import_workflow(api, catalog, model_map=SDXL)
+    assert problems == []
+    assert sorted(n.block for n in again.nodes.values()) == sorted(n.block for n in graph.nodes.values())
+    params = sorted(str(sorted(n.params.items())) for n in again.nodes.values() if n.block.startswith("sd.s"))
+    assert params == sorted(str(sorted(n.params.items())) for n in graph.nodes.values()
+                            if n.block.startswith("sd.s"))

@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from graphs.comfy.export_sampling import SamplingExport
 from graphs.comfy.samplers import EXPORT_SAMPLERS
 from graphs.errors import GraphError
 from graphs.model import Graph, Node
@@ -40,7 +41,7 @@ def export_api(graph: Graph, model_map: Mapping[str, str] | None = None) -> tupl
     return _Exporter(graph, model_map or {}).run()
 
 
-class _Exporter:
+class _Exporter(SamplingExport):
     def __init__(self, graph: Graph, model_map: Mapping[str, str]) -> None:
         self.graph = graph
         reverse: dict[str, str] = {}
