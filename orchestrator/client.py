@@ -220,6 +220,10 @@ class Job:
                     "GET", JOB_EVENTS.format(id=self.id), timeout=httpx.Timeout(30, read=None),
                     headers={"Last-Event-ID": str(parser.last_id)},
                 ) as resp:
+                    if resp.status_code == 429:  # the daemon's streams are all taken: poll instead
+                        resp.read()
+                        yield from self._poll_events(parser.last_id)
+                        return
                     if resp.status_code >= 400:
                         resp.read()
                         _raise_for(resp)
@@ -235,6 +239,18 @@ class Job:
                 if failures > reconnects:
                     raise
                 time.sleep(min(2.0, 0.2 * failures))
+
+    def _poll_events(self, after: int, every: float = 0.5) -> Iterator[dict[str, Any]]:
+        """Events from the JSON form of the events route, until ``done`` (no stream needed)."""
+        while True:
+            events = self.client._get(JOB_EVENTS.format(id=self.id), format="json", after=after)["events"]
+            for event in events:
+                after = event["id"]
+                yield event
+                if event["event"] == "done":
+                    return
+            if not events:
+                time.sleep(every)
 
     def wait(self, timeout: float | None = None, poll: float = 0.25) -> dict[str, Any]:
         """Block until the job is final (or ``TimeoutError``); returns its info."""
@@ -393,6 +409,19 @@ class AsyncJob:
             "GET", JOB_EVENTS.format(id=self.id), timeout=httpx.Timeout(30, read=None),
             headers={"Last-Event-ID": str(after)},
         ) as resp:
+            if resp.status_code == 429:  # the daemon's streams are all taken: poll instead
+                await resp.aread()
+                cursor = after
+                while True:
+                    events = (await self.client._get(JOB_EVENTS.format(id=self.id), format="json",
+                                                     after=cursor))["events"]
+                    for event in events:
+                        cursor = event["id"]
+                        yield event
+                        if event["event"] == "done":
+                            return
+                    if not events:
+                        await asyncio.sleep(0.5)
             if resp.status_code >= 400:
                 await resp.aread()
                 _raise_for(resp)

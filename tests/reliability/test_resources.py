@@ -240,6 +240,33 @@ def test_many_stream_attempts_never_exceed_the_cap(limited):
     wait_final(url, [job])
 
 
+def test_the_client_follows_a_job_by_polling_when_every_stream_is_taken(limited):
+    from orchestrator.client import Client
+
+    url, port = limited.url, port_of(limited.url)
+    running = submit_long(url)
+    queued = submit_long(url)  # waits behind it: its streams stay open
+    held = [open_stream(port, queued) for _ in range(MAX_STREAMS)]
+    assert all(head.startswith(b"HTTP/1.1 200 ") for _s, head in held)
+    seen: list[dict] = []
+    refused = metrics(url)["server"]["streams_refused"]
+
+    def follow() -> None:
+        with Client(url) as client:
+            seen.extend(client.job(running).events())
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    wait_for(lambda: metrics(url)["server"]["streams_refused"] > refused)  # refused a stream ...
+    httpx.post(f"{url}/jobs/{running}/cancel", timeout=WAIT)
+    follower.join(WAIT)
+    assert not follower.is_alive()
+    assert seen[-1]["event"] == "done" and seen[-1]["state"] == "cancelled"  # ... and polled instead
+    assert [e["id"] for e in seen] == sorted({e["id"] for e in seen})
+    for s, _head in held:
+        s.close()
+
+
 def test_a_slowloris_socket_is_closed_and_the_daemon_keeps_answering(pruning):
     port = port_of(pruning.url)
     s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
