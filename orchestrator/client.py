@@ -489,6 +489,15 @@ class AsyncClient:
     async def health(self) -> dict[str, Any]:
         return dict(await self._get(HEALTH))
 
+    async def prune(self, *, dry_run: bool = False, older_than_s: float | None = None,
+                    max_jobs: int | None = None, max_output_bytes: int | None = None,
+                    keep_latest: int | None = None, timeout: float = 300.0) -> dict[str, Any]:
+        """Like :meth:`Client.prune`: prune finished jobs and their outputs; the report."""
+        body = {"dry_run": dry_run, "older_than_s": older_than_s, "max_jobs": max_jobs,
+                "max_output_bytes": max_output_bytes, "keep_latest": keep_latest}
+        body = {k: v for k, v in body.items() if v is not None}
+        return dict((await self._request("POST", JOBS_PRUNE, json=body, timeout=timeout)).json())
+
     async def upload(self, source: str | Path | bytes, *, subfolder: str | None = None,
                      filename: str | None = None) -> str:
         """Like :meth:`Client.upload`: the name of the stored file in the input folder."""
