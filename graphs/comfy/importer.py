@@ -32,6 +32,7 @@ from graphs.comfy.mapping import (
     value_type,
 )
 from graphs.comfy.nodes import CORE_NODES
+from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
 from graphs.errors import GraphError
 from graphs.model import Graph, Node
@@ -146,6 +147,13 @@ class Importer:
 
     def _report_unsupported(self, node: ComfyNode) -> None:
         known = self.mappings.get(node.class_type)
+        reason = refusal(node.class_type) if known is None else None
+        if reason is not None:
+            self.report("unsupported_node", f"ComfyUI node {node.id} ({node.class_type}) is refused: "
+                        f"{reason}; it is left out (its outputs take its inputs of the same type, where it "
+                        "has one)",
+                        node=node.id, field="class_type", value=node.class_type, reason=reason)
+            return
         if known is not None:
             missing = [r for r in known.requires or () if not self._available(r)]
             why = f"needs {_requirement(missing[0])}, which the catalog does not have" if missing else \

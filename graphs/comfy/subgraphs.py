@@ -329,6 +329,8 @@ def _promoted(instance: dict[str, Any], definition: dict[str, Any],
             if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and isinstance(entry[1], str)):
                 continue
             target, name = str(entry[0]), entry[1]
+            if name == "control_after_generate":  # a seed's UI-only companion: never sent to the server
+                continue
             value = outer((instance_id, name))
             if value is None and i < len(values):
                 value = values[i]
