@@ -197,8 +197,8 @@ class LimitedH11Protocol(H11Protocol):
             else:
                 self._disarm()
                 self.phase, self.since = IDLE, self.loop.time()
-        else:  # a pipelined request was taken up at once
-            self.phase = HEAD if self.phase == IDLE else self.phase
+        else:  # a pipelined request was taken up at once: its head is in, its body may not be
+            self.phase = HEAD
             self._follow_request()
 
     # -- internals -------------------------------------------------------------------------

@@ -251,3 +251,27 @@ def test_settings_keep_streams_below_connections():
                 {"body_timeout_s": -1}):
         with pytest.raises(ConfigError):
             load_settings(config_file=None, env={}, overrides={"server": bad})
+
+
+def test_pipelined_requests_are_answered_in_order_and_leave_no_deadline_behind():
+    gov = ConnectionGovernor(header_timeout_s=1.0, body_timeout_s=1.0, max_connections=16)
+    with serving(gov) as (port, _app):
+        s = connect(port)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                  b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(WAIT)
+        got = b""
+        while got.count(b"HTTP/1.1 200 ") < 3 or not got.endswith(b"ok"):
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        assert got.split(b"\r\n\r\n")[2].startswith(b"3")  # the echo of 3 bytes, in order
+        deadline = time.monotonic() + WAIT
+        while gov.stats()["by_phase"]["idle"] != 1:
+            assert time.monotonic() < deadline, gov.stats()
+            time.sleep(0.01)
+        time.sleep(1.5)  # past both deadlines: an idle connection is not timed out by them
+        assert gov.counters.header_timeouts == gov.counters.body_timeouts == 0
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
