@@ -243,10 +243,24 @@ class _Server(uvicorn.Server):
         yield
 
 
+LOG_KEEP_BYTES = 16 << 20  # a detached daemon's log is rotated at start once over this
+
+
+def rotate_log(path: Path, max_bytes: int = LOG_KEEP_BYTES) -> None:
+    """Move ``path`` to ``path.1`` (replacing an older one) when it is over ``max_bytes``, so the
+    logs of daemons started again and again take at most about twice that on disk."""
+    try:
+        if path.stat().st_size > max_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except OSError:  # no log yet, or not ours to move: append to it as before
+        pass
+
+
 def start_detached(settings: Settings, argv: list[str], timeout: float = 180.0) -> dict[str, Any]:
     """Start ``orchestrator daemon start`` (without ``--detach``) in the background; wait for it."""
     log_path = settings.state_dir / "logs" / "daemon.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    rotate_log(log_path)
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator", *argv], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

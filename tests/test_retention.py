@@ -255,3 +255,19 @@ def test_cli_prunes_the_state_dir_when_no_daemon_runs(tmp_path, monkeypatch, cap
     assert main(["jobs", "prune", "--older-than", "soon"]) == 2
     assert "not a duration" in capsys.readouterr().err
     assert main(["jobs", "prune", "--max-jobs", "-3"]) == 2
+
+
+def test_a_detached_daemons_log_is_rotated_at_start_once_it_is_big(tmp_path):
+    from orchestrator.daemon import rotate_log
+
+    log = tmp_path / "daemon.log"
+    rotate_log(log, max_bytes=100)  # none yet: nothing to do
+    log.write_bytes(b"a" * 100)
+    rotate_log(log, max_bytes=100)
+    assert log.read_bytes() == b"a" * 100  # not over the limit: kept
+    log.write_bytes(b"b" * 101)
+    rotate_log(log, max_bytes=100)
+    assert not log.exists() and (tmp_path / "daemon.log.1").read_bytes() == b"b" * 101
+    log.write_bytes(b"c" * 200)
+    rotate_log(log, max_bytes=100)
+    assert (tmp_path / "daemon.log.1").read_bytes() == b"c" * 200  # one old log is kept, at most
