@@ -427,3 +427,11 @@ def test_family_from_the_cross_attention_width(tmp_path, width, model_family, wo
     assert words in str(info.value) and info.value.to_dict()["reason"] == "family"
     assert path.name in str(info.value) and str(tmp_path) not in str(info.value)
     lora_mod.read_lora(path, "sdxl" if model_family == "sd" else "sd")  # the right family reads it
+
+
+def test_one_component_is_read_at_a_time_and_the_family_from_the_whole_file(tmp_path):
+    path = kohya_sdxl(tmp_path / "xl.safetensors")
+    te2 = lora_mod.read_lora(path, "sdxl", component="text_encoder_2")
+    assert list(te2) == ["text_encoder_2"] and len(te2["text_encoder_2"]) == 2
+    with pytest.raises(ModelError, match="SDXL LoRA"):  # the unet's tensors alone would not tell
+        lora_mod.read_lora(path, "sd", component="unet")

@@ -537,6 +537,9 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("LatentUpscale", latent_upscale, ("sd.latent_resize|sd.latent_upscale",)),
     _c("LatentUpscaleBy", latent_upscale, ("sd.latent_resize|sd.latent_upscale",)),
     _c("LatentComposite", latent_composite, ("sd.latent_composite",)),
+    _simple("LatentBlend", "sd.latent_blend", {"samples1": "latent", "samples2": "source"},
+            {"factor": "blend_factor"}, ["latent"], ["LATENT"], widgets=("blend_factor",),
+            defaults={"blend_factor": 0.5}),
     _c("LoadImage", load_image, ("image.load", "image.load_mask")),
     _c("LoadImageMask", load_image_mask, ("image.load_mask",)),
     _c("SaveImage", save_image, ("image.save",), output_node=True),
@@ -574,4 +577,5 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "image.mask_to_image", "onnx.run", "image.upscale_model",
     "sd.cond_combine", "cond.set_area", "cond.set_strength", "cond.set_mask", "cond.timestep_range",
     "cond.average", "cond.concat", "cond.zero_out", "sd.latent_resize", "sd.outpaint_pad",
+    "sd.latent_composite", "sd.latent_blend",
 })

@@ -393,6 +393,17 @@ class _Exporter(SamplingExport):
             new = self._new("LatentUpscale", inputs, _comfy(node).get("id"))
         self.ports[f"{node_id}.latent"] = [new, 0]
 
+    def _sd_latent_composite(self, node_id: str, node: Node) -> None:
+        p = node.params
+        inputs = {"x": int(p.get("x", 0)), "y": int(p.get("y", 0)), "feather": int(p.get("feather", 0)),
+                  "samples_to": self._link(node, "latent"), "samples_from": self._link(node, "source")}
+        self.ports[f"{node_id}.latent"] = [self._new("LatentComposite", inputs, _comfy(node).get("id")), 0]
+
+    def _sd_latent_blend(self, node_id: str, node: Node) -> None:
+        inputs = {"blend_factor": float(node.params.get("factor", 0.5)),
+                  "samples1": self._link(node, "latent"), "samples2": self._link(node, "source")}
+        self.ports[f"{node_id}.latent"] = [self._new("LatentBlend", inputs, _comfy(node).get("id")), 0]
+
     def _sd_outpaint_pad(self, node_id: str, node: Node) -> None:
         p = node.params
         sides = {k: int(p.get(k, 0)) for k in ("left", "top", "right", "bottom")}

@@ -236,76 +236,99 @@ class LoraFile(dict):
     paths (diffusers or SGM block names); :func:`merge_lora` matches them to the real modules.
     """
 
-    def __init__(self, name: str, layers: dict[str, dict[str, Layer]]) -> None:
+    def __init__(self, name: str, layers: dict[str, dict[str, Layer]], family: str | None = None) -> None:
         super().__init__(layers)
         self.name = name
+        self.family = family
 
     def guess_family(self) -> str | None:
-        """``sdxl``, ``sd2`` or ``sd1`` from the layers' shapes and names (``None``: cannot tell)."""
-        if self.get("text_encoder_2"):
-            return "sdxl"
-        for key, layer in self.get("unet", {}).items():
-            if key.startswith(("label_emb", "add_embedding")):
-                return "sdxl"
-            if isinstance(layer, LoraLayer) and re.search(r"attn2[._]to[._][kv]$", key):
-                width = int(layer.down.shape[1])
-                return {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width)
-        return None
+        """``sdxl``, ``sd2`` or ``sd1``, as the whole file's names and shapes tell (``None``: cannot)."""
+        return self.family
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _load(path: Path, what: str) -> tuple[dict[str, Any], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    require_safetensors(path, what)
-    try:
-        with safe_open(str(path), framework="pt") as st:
-            return {k: st.get_tensor(k) for k in st.keys()}, dict(st.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{what} {path.name!r}: not a readable .safetensors file ({exc})",
-                         reason="format", path=path.name) from None
-
-
-def read_lora(path: str | Path, family: str | None = None, unet_config: Any = None) -> LoraFile:
+def read_lora(path: str | Path, family: str | None = None, unet_config: Any = None,
+              component: str | None = None) -> LoraFile:
     """The layers of a LoRA file, by component (see the module doc for the layouts).
 
     ``family`` (``sd`` or ``sdxl``, the model's) refuses a LoRA that is clearly for the other
-    family; ``unet_config`` is accepted for compatibility (block names are mapped on merging).
+    family; ``component`` reads only that component's tensors (the whole file's names are
+    still checked); ``unet_config`` is accepted for compatibility (block names are mapped on
+    merging).
     """
+    from safetensors import SafetensorError, safe_open
+
     p = Path(path)
-    sd, meta = _load(p, "LoRA")
+    require_safetensors(p, "LoRA")
+    try:
+        with safe_open(str(p), framework="pt") as st:
+            keys = list(st.keys())
+            meta = dict(st.metadata() or {})
+            names, unknown, refused = _parse_names(keys)
+            if not (refused or unknown) and names:
+                guess = _guess_family(names, lambda k: tuple(st.get_slice(k).get_shape()))
+                tensors = {key: st.get_tensor(key) for (comp, _m), parts in names.items()
+                           if component is None or comp == component for key in parts.values()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _loading_error(p.name, f"not a readable .safetensors file ({exc})") from None
+    if refused:
+        key, module, what = refused
+        raise _loading_error(p.name, f"LyCORIS {what} layers are not supported (key {key!r}); supported: "
+                                     f"LoRA, LoCon, LoHa, LoKr, DoRA, full diff", module)
+    if not names:
+        raise _loading_error(p.name, f"no LoRA layers found (keys like: {', '.join(sorted(keys)[:3])})")
+    if unknown:
+        raise _loading_error(p.name, f"{len(unknown)} keys in an unsupported layout (e.g. {unknown[0]!r}); "
+                                     f"supported: kohya, peft/diffusers, LyCORIS")
     alphas = _peft_alphas(meta)
-    pending: dict[tuple[str, str], dict[str, Any]] = {}
+    out: dict[str, dict[str, Layer]] = {}
+    for (comp, module), parts in names.items():
+        if component is not None and comp != component:
+            continue
+        values = {part: tensors[key] for part, key in parts.items()}
+        layer = _make_layer(values, alphas.get(comp), alphas.get((comp, module)), p.name, f"{comp}.{module}")
+        if layer is not None:
+            out.setdefault(comp, {})[module] = layer
+    lf = LoraFile(p.name, out, family=guess)
+    _check_family(lf, family)
+    return lf
+
+
+def _parse_names(keys: list[str]) -> tuple[dict[tuple[str, str], dict[str, str]], list[str],
+                                           tuple[str, str, str] | None]:
+    """``({(component, module): {part: key}}, unknown keys, (key, module, what) of a refused layer)``."""
+    names: dict[tuple[str, str], dict[str, str]] = {}
     unknown: list[str] = []
-    for key, tensor in sd.items():
+    for key in keys:
         if key.startswith("bundle_emb."):
             continue  # textual inversions bundled with the LoRA (kohya/A1111): not applied, the layers are
         comp, module, part = _split_key(key)
         if comp is None:
             unknown.append(key)
+        elif part in _REFUSED_PARTS:
+            return names, unknown, (key, module, _REFUSED_PARTS[part])
+        else:
+            names.setdefault((comp, module), {})[part] = key
+    return names, unknown, None
+
+
+def _guess_family(names: dict[tuple[str, str], dict[str, str]], shape: Any) -> str | None:
+    """``sdxl``, ``sd2`` or ``sd1`` from a file's layer names and, for cross-attention, the width
+    its LoRA reads (``shape(key)`` gives a tensor's shape without loading it); ``None``: cannot tell."""
+    if any(comp == "text_encoder_2" for comp, _m in names):
+        return "sdxl"
+    width = None
+    for (comp, module), parts in names.items():
+        if comp != "unet":
             continue
-        if part in _REFUSED_PARTS:
-            raise _loading_error(p.name, f"LyCORIS {_REFUSED_PARTS[part]} layers are not supported "
-                                         f"(key {key!r}); supported: LoRA, LoCon, LoHa, LoKr, DoRA, "
-                                         f"full diff",
-                                 module)
-        pending.setdefault((comp, module), {})[part] = tensor
-    out: dict[str, dict[str, Layer]] = {}
-    for (comp, module), parts in pending.items():
-        layer = _make_layer(parts, alphas.get(comp), alphas.get((comp, module)), p.name, f"{comp}.{module}")
-        if layer is not None:
-            out.setdefault(comp, {})[module] = layer
-    if not out:
-        sample = ", ".join(sorted(sd)[:3])
-        raise _loading_error(p.name, f"no LoRA layers found (keys like: {sample})")
-    if unknown:
-        raise _loading_error(p.name, f"{len(unknown)} keys in an unsupported layout (e.g. {unknown[0]!r}); "
-                                     f"supported: kohya, peft/diffusers, LyCORIS")
-    lf = LoraFile(p.name, out)
-    _check_family(lf, family)
-    return lf
+        if module.startswith(("label_emb", "add_embedding")):
+            return "sdxl"
+        if width is None and "down" in parts and re.search(r"attn2[._]to[._][kv]$", module):
+            dims = shape(parts["down"])
+            width = int(dims[1]) if len(dims) >= 2 else None
+    return {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width) if width is not None else None
 
 
 def _make_layer(parts: dict[str, Any], comp_alpha: float | None, module_alpha: float | None, file: str,
@@ -435,17 +458,13 @@ def _check_family(lf: LoraFile, family: str | None) -> None:
         return
     guess = lf.guess_family()
     if family == "sd" and guess == "sdxl":
-        raise ModelError(f"LoRA {lf.name!r} is an SDXL LoRA (it has SDXL layers, e.g. "
-                         f"{_first_layer(lf, 'text_encoder_2') or _first_layer(lf, 'unet')!r}); "
-                         f"the model is SD 1.x/2.x", reason="family", path=lf.name)
+        raise ModelError(f"LoRA {lf.name!r} is an SDXL LoRA (layers for SDXL's second text encoder or "
+                         f"added embeddings, or 2048-wide cross-attention); the model is SD 1.x/2.x",
+                         reason="family", path=lf.name)
     if family == "sdxl" and guess in ("sd1", "sd2"):
         raise ModelError(f"LoRA {lf.name!r} is an SD {guess[-1]}.x LoRA (its cross-attention is "
                          f"{ {'sd1': 768, 'sd2': 1024}[guess]} wide); the model is SDXL",
                          reason="family", path=lf.name)
-
-
-def _first_layer(lf: LoraFile, comp: str) -> str | None:
-    return next(iter(lf.get(comp, {})), None)
 
 
 # -- SGM (original Stable Diffusion) UNet names ----------------------------------------------------

@@ -390,7 +390,7 @@ class ModelManager:
             for i, lr in enumerate(mref.loras):
                 path = self._file(lr.path, "lora", f"params.model.loras[{i}].path")
                 with _field(f"params.model.loras[{i}]"):
-                    layers = lora.read_lora(path, info.family, info.unet or None)
+                    layers = lora.read_lora(path, info.family, info.unet or None, component=component)
                     lora.merge_lora(value, layers, component, lr.weight)
         if not mref.embeddings or component == "unet":
             return value

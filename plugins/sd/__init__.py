@@ -24,13 +24,15 @@ from plugins.sd import (
     ip_adapter,
     ksampler,
     latent,
+    latent_ops,
     latent_resize,
     prompt,
     regional,
     vae,
 )
 
-BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *vae.BLOCKS, *denoise.BLOCKS,
+BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *latent_ops.BLOCKS,
+          *vae.BLOCKS, *denoise.BLOCKS,
           *conditioning.BLOCKS, *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS,
           *ksampler.BLOCKS, *custom_sampling.BLOCKS]
 
