@@ -10,6 +10,12 @@ Later sources win. The TOML file is ``--config FILE``, else ``$ORCHESTRATOR_CONF
     [[models]]
     name = "dreamshaper"
     source = "/models/dreamshaper.safetensors"
+    [cache]
+    max_bytes = 2147483648     # node results kept in memory (default: 1/8 of RAM, at most 4 GiB)
+    [server]
+    header_timeout_s = 10      # a request head must arrive this soon; max_connections, max_streams
+    [retention]
+    max_age_days = 30          # finished jobs pruned by age, count (max_jobs) and disk (max_output_bytes)
 
 Environment variables name a top-level key (``ORCHESTRATOR_STATE_DIR``) or a nested one
 with a double underscore (``ORCHESTRATOR_PLUGINS__STRICT=true``); lists are comma-separated.
