@@ -114,7 +114,14 @@ class AllowedLLM(BaseModel):
 
 
 class AgentSettings(BaseModel):
-    """The agent that plans graphs for prompts (``[agent]`` in the TOML file)."""
+    """The agent that plans graphs for prompts (``[agent]`` in the TOML file)::
+
+        [agent]
+        llm = "ollama/llama3.1"              # prompt jobs' default (with base_url, api_key_env)
+        base_url = "http://127.0.0.1:11434"
+        allowed_llms = ["ollama/qwen2.5",    # what a request's agent.llm may name, nothing else
+                        {name = "gpt", model = "openai/gpt-4o-mini", api_key_env = "OPENAI_API_KEY"}]
+    """
 
     model_config = ConfigDict(extra="forbid")
 
