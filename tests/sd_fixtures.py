@@ -78,8 +78,10 @@ def rect_mask(size: int = 64, box: tuple[int, int, int, int] = (8, 16, 40, 48)) 
     return m
 
 
-def to_ldm_checkpoint(folder: Path) -> dict:
-    """A diffusers SD 1.x or SDXL folder as an original (LDM) single-file state dict (single-file tests).
+def to_ldm_checkpoint(folder: Path, open_clip: bool = False) -> dict:
+    """A diffusers SD 1.x/2.x or SDXL folder as an original (LDM) single-file state dict (single-file tests).
+
+    ``open_clip``: write the (SD 1.x-shaped) text encoder in OpenCLIP's layout, as SD 2.x files have it.
 
     The inverse of diffusers' single-file conversion, for any ``layers_per_block`` and number of
     levels (what the tiny model needs; SD 1.5 is the 4-level, 2-layer case).
@@ -175,7 +177,11 @@ def to_ldm_checkpoint(folder: Path) -> dict:
             out[f"conditioner.embedders.0.transformer.{name}"] = value
         out.update(_to_open_clip(second, "conditioner.embedders.1.model."))
         return out
-    for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
+    first = load_file(str(folder / "text_encoder" / "model.safetensors"))
+    if open_clip:  # SD 2.x: the OpenCLIP text encoder's layout
+        out.update(_to_open_clip(first, "cond_stage_model.model."))
+        return out
+    for key, value in first.items():
         name = key if key.startswith("text_model.") else f"text_model.{key}"
         out[f"cond_stage_model.transformer.{name}"] = value
     return out
@@ -192,6 +198,8 @@ def _to_open_clip(sd: dict, prefix: str) -> dict:
              "text_model.final_layer_norm.bias": "ln_final.bias"}
     qkv: dict = {}
     for key, value in sd.items():
+        if not key.startswith(("text_model.", "text_projection.")):
+            key = f"text_model.{key}"  # transformers >= 5.6 saves CLIPTextModel without the prefix
         if key in fixed:
             out[prefix + fixed[key]] = value
         elif key == "text_projection.weight":

@@ -119,10 +119,11 @@ def tiny_xl_folder(dest: Path, refiner: bool = False) -> Path:
     return dest
 
 
-def write_checkpoint(folder: Path, dest: Path, dtype: torch.dtype = torch.float16) -> Path:
+def write_checkpoint(folder: Path, dest: Path, dtype: torch.dtype = torch.float16,
+                     open_clip: bool = False) -> Path:
     """``folder`` (a diffusers pipeline) as one LDM-layout safetensors file at ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    state = sd_fixtures.to_ldm_checkpoint(folder)
+    state = sd_fixtures.to_ldm_checkpoint(folder, open_clip=open_clip)
     save_file({k: v.to(dtype).contiguous() for k, v in state.items()}, str(dest))
     return dest
 
@@ -195,6 +196,32 @@ def test_sd1_inpainting_checkpoint_is_told_apart_and_converts(models, tmp_path, 
     assert ours.keys() == ref.keys()
     assert all(torch.equal(ours[k], ref[k].half().float()) for k in ref)
     assert mm.info("inpaint").is_inpaint
+
+
+def test_sd2_v_prediction_checkpoint_equals_diffusers_pixel_for_pixel(models, tmp_path, offline):
+    """SD 2.x layout (OpenCLIP text encoder), v-prediction said by an A1111-style sidecar yaml."""
+    import diffusers
+
+    folder = tmp_path / "sd2v"
+    shutil.copytree(models.resolve("tiny-sd").folder, folder)
+    sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    sched["prediction_type"] = "v_prediction"
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(sched))
+    root = tmp_path / "models"
+    ckpt = write_checkpoint(folder, root / "checkpoints" / "v2.safetensors", open_clip=True)
+    assert detect_file(ckpt).family == "sd2"
+    ckpt.with_suffix(".yaml").write_text("model:\n  params:\n    parameterization: \"v\"\n")
+    assert detect_file(ckpt).family == "sd2-v"
+    sidecar(folder, ckpt)
+    mm = _manager(root, tmp_path / "cache")
+    assert mm.info("v2").scheduler["prediction_type"] == "v_prediction"
+    ref = diffusers.StableDiffusionPipeline.from_single_file(
+        str(ckpt), config=str(folder), local_files_only=True, safety_checker=None,
+        requires_safety_checker=False, torch_dtype=torch.float32)
+    ref.set_progress_bar_config(disable=True)
+    kw = {"prompt": "a snowy peak", "height": 64, "width": 64}
+    assert np.array_equal(_pipe_image(mm.pipeline("v2"), **kw), _pipe_image(ref, **kw))
+    assert offline == []
 
 
 @pytest.mark.parametrize("refiner", [False, True], ids=["sdxl", "sdxl-refiner"])
