@@ -136,7 +136,7 @@ def test_a_bounded_cache_keeps_results_correct(catalog, tmp_path):
     reference = {i: LocalExecutor(catalog).run(graph(i)).outputs for i in range(6)}
     cache = ResultCache(max_entries=100, max_bytes=2 * MB)
     ex = LocalExecutor(catalog, cache=cache)
-    for round_ in range(3):
+    for _round in range(3):
         for i in range(6):
             result = ex.run(graph(i))
             assert cache.bytes <= 2 * MB
