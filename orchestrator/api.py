@@ -326,6 +326,8 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
         return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
+    app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth,  # every JSON body
+                       max_bytes=settings.limits.request_bytes)
     app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth)  # every JSON body
     add_retention_routes(app, retention)
     add_input_routes(app, settings)

@@ -154,9 +154,12 @@ def is_json(content_type: str | None) -> bool:
 class StrictJSONMiddleware:
     """ASGI middleware: every JSON request body goes through :func:`loads_strict` first."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_depth: int = DEFAULT_DEPTH) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], max_depth: int = DEFAULT_DEPTH,
+                 max_bytes: int | None = None) -> None:
         self.app = app
         self.max_depth = max_depth
+        self.max_bytes = max_bytes  # JSON bodies longer than this are refused unparsed (a route
+        # with a larger body limit, like an upload, takes no JSON that long)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
@@ -176,6 +179,11 @@ class StrictJSONMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if self.max_bytes is not None and len(body) > self.max_bytes:
+            await _send_json(send, 413, {"errors": [BodyError(
+                f"a JSON body is at most {self.max_bytes} bytes; this one is {len(body)}", type="limit",
+                value=len(body), bound={"le": self.max_bytes}).to_dict()]})
+            return
         if body.strip():
             try:
                 loads_strict(body, max_depth=self.max_depth)

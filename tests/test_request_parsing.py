@@ -137,3 +137,18 @@ def test_agent_options_against_the_operator_settings():
     assert [e["field"] for e in agent_option_errors(one_side, settings, None)] == ["agent.width"]
     assert agent_option_errors(SimpleNamespace(llm=None, template=None, width=None, height=None),
                                settings, []) == []
+
+
+def test_a_json_body_over_the_request_limit_is_not_parsed():
+    app = FastAPI()
+
+    @app.post("/upload")
+    async def upload(request: Request) -> dict:
+        return {"n": len(await request.body())}
+
+    app.add_middleware(StrictJSONMiddleware, max_depth=16, max_bytes=1000)
+    client = TestClient(app)
+    r = client.post("/upload", content=b"[" * 5000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["errors"][0]["bound"] == {"le": 1000}
+    assert client.post("/upload", content=b"\x89PNG" + b"[" * 5000,
+                       headers={"Content-Type": "image/png"}).json() == {"n": 5004}
