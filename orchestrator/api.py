@@ -328,7 +328,6 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     add_comfy_routes(app, catalog, settings)
     app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth,  # every JSON body
                        max_bytes=settings.limits.request_bytes)
-    app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth)  # every JSON body
     add_retention_routes(app, retention)
     add_input_routes(app, settings)
     mount_dashboard(app, service)
