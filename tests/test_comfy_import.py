@@ -450,8 +450,8 @@ def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
     prompt["7"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["6", 0]}}
     prompt["8"]["class_type"] = "VAEDecodeTiled"
     prompt["8"]["inputs"].update(tile_size=512, overlap=64)
-    prompt["20"] = {"class_type": "LatentComposite", "inputs": {
-        "x": 0, "y": 0, "feather": 0, "samples_to": ["5", 0], "samples_from": ["5", 0]}}
+    prompt["20"] = {"class_type": "LatentFlip", "inputs": {"flip_method": "x-axis: vertically",
+                                                           "samples": ["5", 0]}}
     prompt["3"]["inputs"]["latent_image"] = ["20", 0]
     prompt["21"] = {"class_type": "ImageScaleToTotalPixels", "inputs": {
         "upscale_method": "lanczos", "megapixels": 1.0, "image": ["8", 0]}}
@@ -466,7 +466,7 @@ def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
     assert (zero.block, zero.params, zero.inputs) == ("cond.zero_out", {"side": "negative"},
                                                       {"cond": "clip_text_encode_6.cond"})
     assert nodes["ksampler_3"].inputs["cond"] == "conditioning_zero_out_7.cond"
-    assert nodes["ksampler_3"].inputs["latent"] == "empty_latent_image_5.latent"  # composite passed through
+    assert nodes["ksampler_3"].inputs["latent"] == "empty_latent_image_5.latent"  # the flip passed through
     assert nodes["vae_decode_tiled_8"].block == "sd.vae_decode"
     assert nodes["save_image_9"].inputs == {"image": "vae_decode_tiled_8.image"}
     assert check(result.graph, catalog) == []

@@ -140,3 +140,56 @@ def test_outpaint_pad_imports_with_its_feathering(catalog):
                                                            "feathering": 24})
     prompt_back, problems = export_api(result.graph)
     assert problems == [] and prompt_back["21"]["inputs"]["feathering"] == 24
+
+
+def comfy_composite(to, src, x, y, feather):
+    """LatentComposite's arithmetic as its loop does it (nodes.py), in cells."""
+    s = to.clone()
+    src = src[:, :, :to.shape[2] - y, :to.shape[3] - x]
+    if feather == 0:
+        s[:, :, y:y + src.shape[2], x:x + src.shape[3]] = src
+        return s
+    mask = torch.ones_like(src)
+    for t in range(feather):
+        if y != 0:
+            mask[:, :, t:1 + t, :] *= (1.0 / feather) * (t + 1)
+        if y + src.shape[2] < to.shape[2]:
+            mask[:, :, mask.shape[2] - 1 - t:mask.shape[2] - t, :] *= (1.0 / feather) * (t + 1)
+        if x != 0:
+            mask[:, :, :, t:1 + t] *= (1.0 / feather) * (t + 1)
+        if x + src.shape[3] < to.shape[3]:
+            mask[:, :, :, mask.shape[3] - 1 - t:mask.shape[3] - t] *= (1.0 / feather) * (t + 1)
+    region = s[:, :, y:y + src.shape[2], x:x + src.shape[3]]
+    s[:, :, y:y + src.shape[2], x:x + src.shape[3]] = src * mask + region * (1 - mask)
+    return s
+
+
+@pytest.mark.parametrize(("x", "y", "feather"),
+                         [(0, 0, 0), (64, 32, 0), (32, 16, 16), (0, 48, 24), (120, 0, 8)])
+def test_latent_composite_equals_comfyui(x, y, feather):
+    from plugins.sd.latent_ops import LatentComposite
+
+    g = torch.Generator().manual_seed(1)
+    to, src = torch.randn(1, 4, 12, 16, generator=g), torch.randn(1, 4, 8, 10, generator=g)
+    got = LatentComposite({"x": x, "y": y, "feather": feather}).run(CTX, latent=to, source=src)["latent"]
+    assert torch.allclose(got, comfy_composite(to, src, x // 8, y // 8, feather // 8))
+    assert torch.equal(to, to.clone())  # the input is left alone
+
+
+def test_latent_blend_and_composite_import_and_export(catalog):
+    prompt = _hires("bislerp", width=512, height=512, crop="disabled")
+    prompt["30"] = {"class_type": "EmptyLatentImage",
+                    "inputs": {"width": 256, "height": 256, "batch_size": 1}}
+    prompt["31"] = {"class_type": "LatentComposite", "inputs": {
+        "x": 128, "y": 64, "feather": 16, "samples_to": ["10", 0], "samples_from": ["30", 0]}}
+    prompt["32"] = {"class_type": "LatentBlend", "inputs": {
+        "blend_factor": 0.3, "samples1": ["31", 0], "samples2": ["10", 0]}}
+    prompt["3"]["inputs"]["latent_image"] = ["32", 0]
+    result = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    assert [p.to_dict() for p in result.problems] == []
+    nodes = result.graph.nodes
+    assert nodes["latent_composite_31"].params == {"x": 128, "y": 64, "feather": 16}
+    assert nodes["latent_blend_32"].params == {"factor": 0.3}
+    back, problems = export_api(result.graph)
+    assert problems == []
+    assert import_result(back, catalog=catalog, model_map={"sd15": "tiny-sd"}).graph == result.graph

@@ -28,7 +28,11 @@ from graphs.comfy.api import is_link
 from graphs.comfy.cond_nodes import COND_NODES
 from graphs.comfy.nodes import CORE_NODES, SEED_WIDGETS, NodeInfo
 
-KNOWN: Mapping[str, NodeInfo] = {**CORE_NODES, **COND_NODES}
+KNOWN: Mapping[str, NodeInfo] = {
+    **CORE_NODES, **COND_NODES,
+    "LatentBlend": NodeInfo(inputs={"samples1": "LATENT", "samples2": "LATENT"},
+                            widgets=(("blend_factor", 0.5),), outputs=("LATENT",)),
+}
 
 
 def api_to_ui(prompt: Mapping[str, Mapping[str, Any]],
