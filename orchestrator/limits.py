@@ -26,6 +26,7 @@ accept them: ``4096.0``, ``1e9``, ``true`` and ``"4096"`` are numbers here too.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -139,16 +140,21 @@ def bad_values(value: Any, path: str) -> Iterable[tuple[str, str]]:
 # -- the rules: what a node produces ------------------------------------------------------------
 
 
-def _numeric_params(spec: BlockSpec | None) -> set[str] | None:
+def _numeric_params(spec: BlockSpec | None) -> frozenset[str] | None:
     """The names of ``spec``'s number-typed params (``None``: no schema, take every name)."""
     if spec is None or spec.params_model is None:
         return None
+    return _numeric_fields(spec.params_model)
+
+
+@functools.lru_cache(maxsize=1024)
+def _numeric_fields(model: type) -> frozenset[str]:
     out = set()
-    for name, prop in spec.params_schema().get("properties", {}).items():
+    for name, prop in model.model_json_schema().get("properties", {}).items():  # type: ignore[attr-defined]
         kinds = {prop.get("type")} | {a.get("type") for a in prop.get("anyOf", [])}
         if kinds & {"integer", "number"}:
             out.add(name)
-    return out
+    return frozenset(out)
 
 
 def effective_params(spec: BlockSpec | None, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +170,8 @@ def effective_params(spec: BlockSpec | None, params: Mapping[str, Any]) -> dict[
         return out
 
 
-def _get(p: Mapping[str, Any], names: Iterable[str], numeric: set[str] | None) -> tuple[str, Any] | None:
+def _get(p: Mapping[str, Any], names: Iterable[str], numeric: frozenset[str] | None
+         ) -> tuple[str, Any] | None:
     for name in names:
         if name in p and (numeric is None or name in numeric):
             v = number(p[name])
