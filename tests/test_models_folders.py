@@ -123,6 +123,19 @@ def test_symlinks_are_followed_only_inside_the_model_folders(tmp_path):
     assert "inside.safetensors" in names and "real.safetensors" in names
 
 
+def test_a_file_swapped_for_a_link_out_after_the_scan_is_not_served(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    st_file(outside / "secret.safetensors")
+    victim = st_file(root / "loras" / "ok.safetensors")
+    mf = ModelFolders([root])
+    assert mf.find("ok", "lora") is not None
+    stamp = os.stat(victim.parent).st_mtime_ns
+    victim.unlink()
+    os.symlink(outside / "secret.safetensors", victim)
+    os.utime(victim.parent, ns=(stamp, stamp))  # the folder looks unchanged: the index is not rebuilt
+    assert mf.find("ok", "lora") is None
+
+
 @pytest.fixture()
 def folder_world(tmp_path):
     root, outside = tmp_path / "root", tmp_path / "outside"
@@ -176,9 +189,10 @@ def test_settings_decide_paths_daemon_never_cli_yes_and_the_scorer_is_trusted(fo
     assert not allows_paths(s) and allows_paths(s, trusted=True)
     reg = registry_from_settings(s, plugins=False)
     assert reg.resolve_file("sub/ink", "lora").name == "ink.safetensors"
-    assert reg.resolve_file(scorer, "lora") == Path(scorer)  # the operator's own setting
-    with pytest.raises(ModelError):
-        reg.resolve_file(str(outside / "other.safetensors"), "lora")
+    assert reg.resolve_file(scorer, "onnx") == Path(scorer)  # the operator's own scorer setting
+    for name, kind in ((scorer, "lora"), (scorer, "checkpoint"), (str(outside / "other.onnx"), "onnx")):
+        with pytest.raises(ModelError):  # trusted for that one kind only, and nothing else is
+            reg.resolve_file(name, kind)
     off = load_settings(config_file=None, env={**env, "ORCHESTRATOR_MODEL_FILES__ALLOW_PATHS": "false"},
                         overrides={"state_dir": tmp_path / "s"})
     assert not allows_paths(off, trusted=True)

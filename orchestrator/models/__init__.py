@@ -83,11 +83,11 @@ def registry_from_settings(settings: Any, extra_entries: list[dict[str, Any]] | 
     entries = plugin_model_entries(settings) if plugins else []
     entries += list(extra_entries or []) + list(getattr(settings, "models", []) or [])
     agent = getattr(settings, "agent", None)
-    operator_files = [getattr(agent, "scorer", None)]  # the operator's own config may name a file
+    operator_files = [getattr(agent, "scorer", None)]  # the operator's own ONNX scorer may be a file
     return ModelRegistry(entries, cache_dir=settings.effective_cache_dir,
                          folders=folders_from_settings(settings),
                          allow_paths=allows_paths(settings, trusted=trusted),
-                         trusted=[f for f in operator_files if isinstance(f, str)],
+                         trusted={f: "onnx" for f in operator_files if isinstance(f, str)},
                          legacy=getattr(getattr(settings, "model_files", None), "legacy", "weights_only"))
 
 

@@ -146,6 +146,7 @@ class ModelFolders:
         self._index: dict[str, dict[str, ModelFile]] | None = None
         self._stamp: dict[str, int | None] = {}
         self._detected: dict[tuple[str, int, int], Any] = {}
+        self._allowed: list[Path] = []
         self.scans = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -185,11 +186,11 @@ class ModelFolders:
         """``{kind: {name: ModelFile}}``, rescanned when a folder changed."""
         with self._lock:
             if self._stale():
-                self._index, self._stamp = self._scan()
+                self._index, self._stamp, self._allowed = self._scan()
                 self.scans += 1
             return self._index  # type: ignore[return-value]
 
-    def _scan(self) -> tuple[dict[str, dict[str, ModelFile]], dict[str, int | None]]:
+    def _scan(self) -> tuple[dict[str, dict[str, ModelFile]], dict[str, int | None], list[Path]]:
         folders = self.folders()
         allowed = []
         stamp: dict[str, int | None] = {}
@@ -238,7 +239,7 @@ class ModelFolders:
                         raise ModelError(f"the model folders hold more than {MAX_FILES} files; "
                                          f"configure narrower folders", reason="config")
                     self._add(index[kind], kind, rel_dir + fn, Path(dirpath) / fn, allowed)
-        return index, stamp
+        return index, stamp, allowed
 
     @staticmethod
     def _add(bucket: dict[str, ModelFile], kind: str, name: str, path: Path, allowed: list[Path],
@@ -262,7 +263,10 @@ class ModelFolders:
         """The file of ``kind`` named ``name`` (with or without its extension), or None."""
         if not self:
             return None
-        return self.index().get(kind, {}).get(name)
+        mf = self.index().get(kind, {}).get(name)
+        if mf is not None and not _inside(os.path.realpath(mf.path), self._allowed):
+            return None  # replaced by a link out of the folders since the scan
+        return mf
 
     def detect(self, mf: ModelFile) -> Any:
         """What ``mf`` is (:class:`~orchestrator.models.detect.Detected`), cached on its size and

@@ -133,7 +133,7 @@ class ModelRegistry:
         builtins: bool = True,
         folders: ModelFolders | None = None,
         allow_paths: bool = True,
-        trusted: Iterable[str] = (),
+        trusted: Mapping[str, str] | Iterable[str] = (),
         legacy: str = "weights_only",
     ) -> None:
         if legacy not in ("weights_only", "refuse"):
@@ -141,7 +141,9 @@ class ModelRegistry:
         self.legacy = legacy
         self.folders = folders if folders is not None else ModelFolders()
         self.allow_paths = allow_paths
-        self.trusted = frozenset(t for t in trusted if t)
+        # strings from the operator's config that may be paths, each for one kind of file only
+        self.trusted: dict[str, str] = dict(trusted) if isinstance(trusted, Mapping) else \
+            {t: "onnx" for t in trusted if t}
         self.cache_dir = Path(cache_dir).expanduser()
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self.hf_cache_dir = Path(hf_cache_dir) if hf_cache_dir is not None else None
@@ -180,17 +182,21 @@ class ModelRegistry:
         found = self.folders.find(name, kind) if raw_path_form(name) is None else None
         if found is not None:
             return folder_entry(found)
-        if self.allow_paths or name in self.trusted:
+        if self._may_be_path(name, kind):
             p = self._path(name)
             if raw_path_form(name) is not None or p.exists():
                 return ModelEntry.model_construct(name=name, source=str(p), family="auto", config=None,
                                                   revision=None, description="", vae=None)
         raise self._unknown(name, kind)
 
+    def _may_be_path(self, name: str, kind: str) -> bool:
+        """Whether ``name`` may be taken as a file path: paths allowed, or the operator's own string."""
+        return self.allow_paths or self.trusted.get(name) == kind
+
     def _unknown(self, name: str, kind: str, field: str | None = None) -> ModelError:
         what = KIND_TEXT.get(kind, kind)
         form = raw_path_form(name)
-        if form is not None and not (self.allow_paths or name in self.trusted):
+        if form is not None and not self._may_be_path(name, kind):
             return ModelError(
                 f"{what} {shown(name)}: requests name models, never paths ({FORM_TEXT[form]}); use the "
                 f"name of a configured model or of a file in the model folders (`orchestrator models` "
@@ -237,7 +243,7 @@ class ModelRegistry:
                 if kind == "ip_adapter" and found.is_dir:
                     return found.path / "ip_adapter.safetensors"
                 return found.path
-        if self.allow_paths or name in self.trusted:
+        if self._may_be_path(name, kind):
             p = self._path(name)
             if base is not None and not Path(os.path.expanduser(name)).is_absolute():
                 in_base = Path(base) / name
