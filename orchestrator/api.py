@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from graphs import Graph, GraphValidationError, check
 from orchestrator import __version__
 from orchestrator.comfy_api import add_comfy_routes
+from orchestrator.comfy_protocol import add_comfy_protocol
 from orchestrator.config import Settings
 from orchestrator.dashboard import mount_dashboard
 from orchestrator.input_paths import input_name_errors
@@ -326,6 +327,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
         return out if _authenticated(request) else redact(out)
 
     add_comfy_routes(app, catalog, settings)
+    add_comfy_protocol(app, service, settings, models, governor)  # ComfyUI's API, /ws and the editor
     app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth,  # every JSON body
                        max_bytes=settings.limits.request_bytes)
     add_retention_routes(app, retention)

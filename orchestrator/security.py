@@ -14,7 +14,15 @@ Checked in this order, before a route runs or a body is read:
    ``SameSite=Strict`` session cookie (derived from the token, not the token) for the
    page's own requests. A cookie-authenticated request that changes something must carry
    the daemon's own ``Origin``.
-4. The body may not exceed ``limits.request_bytes`` (``POST /inputs``: its own larger
+4. WebSocket handshakes (ComfyUI's ``/ws``, ``/api/ws``, ``/comfy/ws``) get the same Host,
+   Origin and token checks: a browser's socket cannot set a header, so it authenticates with
+   the session cookie (which then requires the daemon's own ``Origin``, against cross-site
+   socket hijacking) or ``?token=`` (accepted on these paths as on the event stream); other
+   clients send the ``Authorization`` header. A refused handshake gets the HTTP error answer
+   where the server supports ASGI's denial response (uvicorn does), else a close (1008).
+   ``/comfy/?token=`` (the ComfyUI editor's first load) trades the token for the cookie as
+   ``/?token=`` does.
+5. The body may not exceed ``limits.request_bytes`` (``POST /inputs``: its own larger
    limit, from ``app.state.body_limits``): a ``Content-Length`` over it is refused at
    once, and a chunked body is cut off the moment it passes the limit.
 """
@@ -39,7 +47,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 OPEN_PATHS = {"/health"}  # answered without a token (no job data)
 DASHBOARD_PATH = "/"
+LOGIN_PATHS = {DASHBOARD_PATH, "/comfy/"}  # first loads that trade ?token= for the session cookie
 QUERY_TOKEN_PATHS = re.compile(r"^/jobs/[^/]+/events$")  # EventSource cannot set a header
+WEBSOCKET_PATHS = {"/ws", "/api/ws", "/comfy/ws"}  # a browser's WebSocket cannot set a header either
+WS_SCHEMES = {"ws": "http", "wss": "https"}
 SESSION_COOKIE = "orchestrator_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -131,6 +142,9 @@ class Guard:
             self.hosts.discard(bind_host)  # a wildcard bind is not a name: use allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -157,7 +171,7 @@ class Guard:
                 return
             scope["state"]["authenticated"] = True
             if how is _DASHBOARD_LOGIN:
-                await self._login_redirect(send, headers)
+                await self._login_redirect(send, headers, scope["path"])
                 return
         max_body = self.max_body
         if scope.get("method") == "POST":
@@ -213,6 +227,7 @@ class Guard:
         if parsed in self.origins:
             return None
         scheme = str(scope.get("scheme") or "http")
+        scheme = WS_SCHEMES.get(scheme, scheme)
         if parsed != _origin_tuple(scheme, _split_host(host_header), _port_of(host_header)):
             return f"cross-origin request from {origin[:200]!r} refused"
         return None
@@ -229,26 +244,52 @@ class Guard:
         if "token" in query:
             path, method = scope["path"], scope.get("method", "GET")
             if method not in ("GET", "HEAD") or not (
-                    path == DASHBOARD_PATH or QUERY_TOKEN_PATHS.match(path)):
-                return ("a token in the URL is accepted only by the event stream and the dashboard's "
-                        "first load; send the header 'Authorization: Bearer <token>'")
+                    path in LOGIN_PATHS or path in WEBSOCKET_PATHS or QUERY_TOKEN_PATHS.match(path)):
+                return ("a token in the URL is accepted only by the event stream, the WebSocket and the "
+                        "first load of the dashboard or the editor; send the header "
+                        "'Authorization: Bearer <token>'")
             if not hmac.compare_digest(query["token"][0].encode(), self.token):
                 return None
-            return _DASHBOARD_LOGIN if path == DASHBOARD_PATH else True
+            return _DASHBOARD_LOGIN if path in LOGIN_PATHS and scope["type"] == "http" else True
         cookie = _cookies(headers.get("cookie", "")).get(cookie_name(headers.get("host", "")))
         if cookie is not None and hmac.compare_digest(cookie.encode(), self.session.encode()):
             if scope.get("method", "GET") not in SAFE_METHODS and "origin" not in headers:
                 return "a request that changes something must carry its Origin"
+            if scope["type"] == "websocket" and "origin" not in headers:
+                return "a WebSocket authenticated by the session cookie must carry its Origin"
             return True
         return None
 
-    async def _login_redirect(self, send: Send, headers: dict[str, str]) -> None:
-        """The dashboard's first load: set the session cookie and drop the token from the URL."""
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: Host, Origin and token checked as for HTTP requests."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _split_host(headers.get("host", ""))
+        problem: tuple[int, str, str] | None = None
+        if host not in self.hosts:
+            problem = (421, "host", f"Host {headers.get('host', '')[:200]!r} is not this daemon")
+        elif headers.get("origin") is not None and \
+                (why := self._origin_problem(headers["origin"], scope, headers.get("host", ""))):
+            problem = (403, "origin", why)
+        scope.setdefault("state", {})["authenticated"] = False
+        if problem is None and self.token is not None:
+            how = self._authorised(headers, scope)
+            if how is None or isinstance(how, str):
+                problem = (401, "auth", how if isinstance(how, str) else "missing or wrong token")
+            else:
+                scope["state"]["authenticated"] = True
+        if problem is not None:
+            await _reject_websocket(scope, receive, send, *problem)
+            return
+        await self.app(scope, receive, send)
+
+    async def _login_redirect(self, send: Send, headers: dict[str, str], path: str = DASHBOARD_PATH) -> None:
+        """A first load of the dashboard or the editor: set the session cookie and drop the token
+        from the URL."""
         assert self.session is not None
         name = cookie_name(headers.get("host", ""))
         cookie = f"{name}={self.session}; Path=/; HttpOnly; SameSite=Strict"
         await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", DASHBOARD_PATH.encode()),
+                    "headers": [(b"location", (path if path in LOGIN_PATHS else DASHBOARD_PATH).encode()),
                                 (b"set-cookie", cookie.encode()),
                                 (b"cache-control", b"no-store"),
                                 (b"referrer-policy", b"no-referrer"),
@@ -268,3 +309,21 @@ async def _reject(send: Send, status: int, type_: str, message: str,
                             (b"content-length", str(len(body)).encode()),
                             *(extra_headers or [])]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _reject_websocket(scope: Scope, receive: Receive, send: Send, status: int, type_: str,
+                            message: str) -> None:
+    """Refuse a WebSocket handshake: an HTTP answer with the error body (ASGI's denial response),
+    or a policy-violation close where the server cannot send one."""
+    first = await receive()
+    if first.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = json.dumps({"errors": [{"type": type_, "message": message, "node": None,
+                                   "field": None}]}).encode()
+    await send({"type": "websocket.http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})

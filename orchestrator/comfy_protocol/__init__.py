@@ -1,0 +1,101 @@
+"""ComfyUI's HTTP and WebSocket API, and its editor, on this daemon's queue.
+
+:func:`add_comfy_protocol` (one line in ``create_app``) adds, on the same port:
+
+- ComfyUI's routes (:mod:`.routes`, :mod:`.routes_misc`) at their ComfyUI paths, under
+  ``/api/`` (the current frontend's prefix) and under ``/comfy/api/`` (the editor served at
+  ``/comfy/`` calls that). At the root, ``GET /models`` stays ours (the model library);
+  ComfyUI's model folders are ``/api/models`` and ``/api/models/{folder}``;
+- the WebSocket at ``/ws``, ``/api/ws`` and ``/comfy/ws`` (:mod:`.ws`);
+- the editor at ``/comfy/`` when ``comfyui-frontend-package`` is installed (:mod:`.editor`).
+
+A prompt becomes a job in our store (durable, listed by our API, CLI and dashboard,
+cancellable from either side); the prompt id <-> job id map is ``<state_dir>/comfy/prompts.sqlite``
+(:mod:`.index`). Security is the Guard's, as for every route: Host, Origin, token (on the
+socket too), body limits (``/upload/*`` have the upload limit), confined paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.websockets import WebSocket
+
+from orchestrator.comfy_protocol.editor import EDITOR_PATH, mount_editor
+from orchestrator.comfy_protocol.index import PromptIndex
+from orchestrator.comfy_protocol.misc import UserStore, model_names
+from orchestrator.comfy_protocol.object_info import ObjectInfo
+from orchestrator.comfy_protocol.routes import ComfyRoutes
+from orchestrator.comfy_protocol.routes_misc import MiscRoutes
+from orchestrator.comfy_protocol.ws import Hub, websocket_endpoint
+
+PREFIXES = ("", "/api", EDITOR_PATH + "/api")
+WS_PATHS = ("/ws", "/api/ws", EDITOR_PATH + "/ws")
+UPLOAD_PATHS = tuple(p + r for p in PREFIXES for r in ("/upload/image", "/upload/mask"))
+
+__all__ = ["PREFIXES", "UPLOAD_PATHS", "WS_PATHS", "add_comfy_protocol"]
+
+
+def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = None,
+                       governor: Any = None) -> Hub:
+    """Add ComfyUI's API, socket and editor to ``app``; returns the message hub."""
+    from orchestrator.inputs import MULTIPART_OVERHEAD, list_inputs
+
+    state = settings.state_dir / "comfy"
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    index = PromptIndex(state / "prompts.sqlite")
+    hub = Hub(service, index)
+    cache: dict[str, list[Any]] = {}
+
+    def mappings() -> list[Any]:
+        if "mappings" not in cache:
+            from orchestrator.cli import plugin_host
+            from orchestrator.comfy_cli import comfy_mappings
+
+            cache["mappings"] = comfy_mappings(plugin_host(settings))
+        return cache["mappings"]
+
+    def input_names() -> list[str]:
+        page, _ = list_inputs(settings.effective_input_dir, limit=1000)
+        return [p.name for p in page]
+
+    info = ObjectInfo(service.engine.catalog, (), lambda kind: model_names(models, kind), input_names)
+    info.classes = info.classes | _plugin_classes(service.engine.catalog, mappings)
+    routes = ComfyRoutes(service, settings, models, index, hub, mappings)
+    misc = MiscRoutes(settings, models, info, UserStore(state))
+    for prefix in PREFIXES:
+        app.include_router(routes.router(), prefix=prefix)
+        app.include_router(misc.router(with_models=bool(prefix)), prefix=prefix)
+    limits = dict(getattr(app.state, "body_limits", None) or {})
+    for path in UPLOAD_PATHS:
+        limits[path] = max(settings.limits.request_bytes,
+                           settings.limits.upload_bytes * 2 + MULTIPART_OVERHEAD)
+    app.state.body_limits = limits
+    slots = governor.streams if governor is not None else None
+
+    async def socket(ws: WebSocket) -> None:
+        await websocket_endpoint(ws, hub, slots if slots is not None else _Unbounded())
+
+    for path in WS_PATHS:
+        app.add_api_websocket_route(path, socket)
+    mount_editor(app)
+    return hub
+
+
+def _plugin_classes(catalog: Any, mappings: Any) -> dict[str, Any]:
+    """Classes plugins map (read lazily: loading plugins' mappings needs the plugin host)."""
+    try:
+        from orchestrator.comfy_protocol.object_info import runnable_classes
+
+        return runnable_classes(catalog, mappings())
+    except Exception:  # noqa: BLE001 - a plugin whose mappings fail: core classes only
+        return {}
+
+
+class _Unbounded:
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass

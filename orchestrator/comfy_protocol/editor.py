@@ -1,0 +1,48 @@
+"""The ComfyUI editor: the ``comfyui-frontend-package`` files served at ``/comfy/``.
+
+The frontend computes its API base from its own address (``/comfy/`` -> ``/comfy``) and calls
+``/comfy/api/...`` and the socket ``/comfy/ws``: both are this daemon's ComfyUI routes. The
+package is an optional extra (``pip install 'orchestrator[editor]'``); without it ``/comfy/``
+answers 404 saying so. Static files are served by Starlette's ``StaticFiles`` from the
+package's ``static`` folder only (no path outside it, no directory listings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.staticfiles import StaticFiles
+
+EDITOR_PATH = "/comfy"
+
+
+def frontend_root() -> Path | None:
+    """The installed frontend's ``static`` folder, or None when the package is not installed."""
+    try:
+        import comfyui_frontend_package
+    except ImportError:
+        return None
+    root = Path(comfyui_frontend_package.__file__).parent / "static"
+    return root if (root / "index.html").is_file() else None
+
+
+def mount_editor(app: FastAPI) -> bool:
+    """Serve the editor at ``/comfy/``; False (and a 404 that says why) when it is not installed."""
+    root = frontend_root()
+
+    @app.get(EDITOR_PATH, include_in_schema=False)
+    async def editor_slash() -> RedirectResponse:
+        return RedirectResponse(EDITOR_PATH + "/", status_code=307)
+
+    if root is None:
+        @app.get(EDITOR_PATH + "/{rest:path}", include_in_schema=False)
+        async def editor_missing(rest: str) -> JSONResponse:
+            return JSONResponse({"errors": [{"type": "not_found", "message": "the ComfyUI editor is not "
+                                             "installed: pip install 'orchestrator[editor]' (the "
+                                             "comfyui-frontend-package)", "node": None, "field": None}]},
+                                status_code=404)
+        return False
+    app.mount(EDITOR_PATH, StaticFiles(directory=root, html=True), name="comfy-editor")
+    return True
