@@ -493,3 +493,35 @@ def test_the_ray_engine_has_the_same_bounds(tmp_path):
             d.terminate()  # a clean stop shuts its Ray down too
         except subprocess.TimeoutExpired:
             d.kill()
+
+
+@pytest.mark.slow
+def test_a_prune_cut_short_by_a_crash_is_finished_by_the_next_daemon(tmp_path):
+    """Rows deleted, folders left behind (a kill -9 between the two): the restarted daemon's
+    first automatic prune removes those folders; nothing listed ever points at a missing file."""
+    import sqlite3
+
+    d = make_daemon(tmp_path / "state").start()
+    ids = [httpx.post(f"{d.url}/jobs", json={"graph": slow_graph(value=0.1 * i, name=f"c{i}")},
+                      timeout=WAIT).json()["id"] for i in range(4)]
+    wait_final(d.url, ids)
+    d.kill()
+    outputs = d.state / "outputs"
+    assert all((outputs / i / f"c{n}.png").is_file() for n, i in enumerate(ids))
+    db = sqlite3.connect(d.state / "jobs.db")  # what the prune's committed transaction does
+    with db:
+        for table, col in (("events", "job_id"), ("outputs", "job_id"), ("jobs", "id")):
+            db.execute(f"DELETE FROM {table} WHERE {col} IN (?, ?)", ids[:2])
+    db.close()
+    (outputs / ids[2] / "c2.png").unlink()  # and a file gone behind the daemon's back
+    d.start()
+    try:
+        wait_for(lambda: not (outputs / ids[0]).exists() and not (outputs / ids[1]).exists())
+        assert metrics(d.url)["retention"]["runs"] >= 1
+        listed = {j["id"] for j in httpx.get(f"{d.url}/jobs", timeout=WAIT).json()["jobs"]}
+        assert listed == set(ids[2:])
+        assert httpx.get(f"{d.url}/jobs/{ids[2]}/outputs/c2", timeout=WAIT).status_code == 404
+        assert httpx.get(f"{d.url}/jobs/{ids[3]}/outputs/c3", timeout=WAIT).status_code == 200
+        assert httpx.get(f"{d.url}/jobs/{ids[0]}/outputs/c0", timeout=WAIT).status_code == 404
+    finally:
+        d.kill()
