@@ -213,3 +213,18 @@ def test_batch_index_draws_the_noise_of_a_larger_batch(ex):
     out = ex.run(b.build()).outputs
     third = out["third"]["latent"]  # batched UNet calls differ in the last float bits only
     assert float((out["all"]["latent"][2:] - third).abs().max()) <= 1e-5 * float(third.abs().max())
+
+
+def test_controlnet_conditioning_drives_the_native_sampler(ex):
+    """A ControlNet in the conditioning changes sd.ksampler's result, and not at scale 0."""
+    b = GraphBuilder()
+    c, lat = base(b)
+    img = b.add("image.solid", width=64, height=64, color=[0.9, 0.1, 0.1])
+    for scale in (0.0, 1.0):
+        cn = b.add("sd.controlnet", id=f"cn{int(scale)}", cond=c.cond, image=img.image, scale=scale, end=0.5)
+        b.add("sd.ksampler", id=f"k{int(scale)}", cond=cn.cond, latent=lat.latent, seed=4, steps=4,
+              sampler="heun")
+    b.add("sd.ksampler", id="plain", cond=c.cond, latent=lat.latent, seed=4, steps=4, sampler="heun")
+    out = ex.run(b.build()).outputs
+    assert float((out["k0"]["latent"] - out["plain"]["latent"]).abs().max()) <= 1e-4
+    assert float((out["k1"]["latent"] - out["plain"]["latent"]).abs().max()) > 1e-3
