@@ -164,3 +164,53 @@ def test_ui_primitive_nodes_feed_string_nodes(catalog):
     result = import_result(ui, catalog=catalog, model_map={"sd15": "tiny-sd"})
     assert result.errors == []
     assert prompt_of(result) == "a fox"
+
+
+def test_hostile_growth_and_regex_time_are_bounded(catalog):
+    """A chain of string doublings stops at MAX_STRING; regular expressions share one time budget."""
+    from graphs.comfy.primitives import MAX_STRING, REGEX_BUDGET_S
+
+    wf = text_workflow(["99", 0])
+    wf["100"] = {"class_type": "PrimitiveString", "inputs": {"value": "ab" * 32}}
+    previous = "100"
+    for k in range(101, 140):  # 64 * 2**39 characters if nothing stopped it
+        wf[str(k)] = {"class_type": "StringConcatenate",
+                      "inputs": {"string_a": [previous, 0], "string_b": [previous, 0], "delimiter": ""}}
+        previous = str(k)
+    wf["99"] = {"class_type": "StringReplace",
+                "inputs": {"string": [previous, 0], "find": "a", "replace": "b"}}
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    stopped = [p.to_dict() for p in result.errors if "over the" in p.message]
+    assert len(stopped) == 1 and str(MAX_STRING) in stopped[0]["message"]
+    wf = text_workflow(["99", 0])
+    wf["99"] = {"class_type": "StringReplace",
+                "inputs": {"string": "x" * 1000, "find": "", "replace": "y" * 2000}}
+    assert any("over the" in p.message for p in import_result(wf, catalog=catalog).errors)
+
+    wf = text_workflow(["200", 0])  # three samplers, each with a catastrophic pattern in its prompt
+    for k, save in enumerate(("3", "13", "23")):
+        regex_node = str(200 + k)
+        wf[regex_node] = {"class_type": "RegexReplace", "inputs": {
+            "string": "a" * 60 + "b", "regex_pattern": "(a|aa)+$", "replace": ""}}
+        if save != "3":
+            n = int(save)
+            wf[str(n + 3)] = {"class_type": "CLIPTextEncode",
+                              "inputs": {"text": [regex_node, 0], "clip": ["4", 1]}}
+            wf[save] = {"class_type": "KSampler",
+                        "inputs": {**wf["3"]["inputs"], "positive": [str(n + 3), 0]}}
+            wf[str(n + 5)] = {"class_type": "VAEDecode", "inputs": {"samples": [save, 0], "vae": ["4", 2]}}
+            wf[str(n + 6)] = {"class_type": "SaveImage", "inputs": {"images": [str(n + 5), 0]}}
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    messages = sorted(p.message for p in result.errors if p.node in ("200", "201", "202"))
+    assert len(messages) == 3, messages  # the third (at least) was not run at all: the budget was spent
+    assert sum(f"over {REGEX_BUDGET_S:g} s in all" in m for m in messages) >= 1
+
+
+def test_math_results_past_int64_become_floats(catalog):
+    wf = text_workflow("a fox")
+    wf["40"] = {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * a * a", "values.a": 2**40}}
+    wf["41"] = {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * 0", "values.a": ["40", 0]}}
+    wf["3"]["inputs"]["cfg"] = ["41", 0]
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    sampler = next(n for n in result.graph.nodes.values() if n.meta["comfy"]["class_type"] == "KSampler")
+    assert sampler.params["cfg"] == 0.0

@@ -86,6 +86,7 @@ class Importer:
         self.encode_memo: dict[str, Data] = {}
         self.encoded: set[str] = set()
         self.built: dict[str, int] = {}
+        self.regex_seconds = 0.0  # time the string nodes' regular expressions took (graphs.comfy.primitives)
         self._values: dict[str, Any] = {}
         self._active: list[str] = []
         self._reported: set[tuple[str, str | None, str | None]] = set()

@@ -47,7 +47,9 @@ from typing import Any
 
 from graphs.comfy.mapping import ComfyMapping, Const, NodeContext, Unresolved, value_type
 
-REGEX_TIMEOUT_S = 1.0
+REGEX_TIMEOUT_S = 1.0  # one regular expression
+REGEX_BUDGET_S = 2.0  # every regular expression of one import together
+MAX_STRING = 1_000_000  # characters of a string a node computes (a chain of doublings stops here)
 MAX_EXPRESSION = 2000  # characters of a math expression
 _MISSING = object()
 
@@ -87,11 +89,32 @@ def _b(nc: NodeContext, name: str, default: bool) -> bool:
 
 
 def _string(fn: Callable[[NodeContext], Any], kind: str = "STRING") -> Callable[[NodeContext], list[Any]]:
-    return lambda nc: [Const(kind, fn(nc))]
+    def convert(nc: NodeContext) -> list[Any]:
+        out = fn(nc)
+        if isinstance(out, str):
+            _fits(len(out))
+        return [Const(kind, out)]
+
+    return convert
+
+
+def _fits(length: int) -> None:
+    if length > MAX_STRING:
+        raise Unresolved(f"its result would be {length} characters, over the {MAX_STRING} an imported "
+                         "string may have", field="string")
+
+
+def replace(nc: NodeContext) -> str:
+    text, find, repl = _s(nc, "string"), _s(nc, "find"), _s(nc, "replace")
+    count = text.count(find) if find else len(text) + 1
+    _fits(len(text) + count * (len(repl) - len(find)))  # before building it
+    return text.replace(find, repl)
 
 
 def concatenate(nc: NodeContext) -> str:
-    return _s(nc, "delimiter", "").join((_s(nc, "string_a"), _s(nc, "string_b")))
+    a, b, delimiter = _s(nc, "string_a"), _s(nc, "string_b"), _s(nc, "delimiter", "")
+    _fits(len(a) + len(b) + len(delimiter))
+    return delimiter.join((a, b))
 
 
 def substring(nc: NodeContext) -> str:
@@ -145,43 +168,54 @@ def _flags(nc: NodeContext) -> int:
     return flags
 
 
-def _regex(nc: NodeContext, run: Callable[[Any], Any], on_error: Any) -> Any:
-    """Run ``run(regex module)``; a bad pattern gives ``on_error`` (as ComfyUI does), a slow one an error."""
+def _regex(nc: NodeContext, run: Callable[[Any, float], Any], on_error: Any) -> Any:
+    """``run(regex module, time limit)``: a bad pattern gives ``on_error`` (as ComfyUI does), a slow one an
+    error; all of one import's regular expressions share :data:`REGEX_BUDGET_S`."""
+    import time
+
     import regex
 
+    spent = getattr(nc.importer, "regex_seconds", 0.0)
+    left = REGEX_BUDGET_S - spent
+    if left <= 0:
+        raise Unresolved(f"the regular expressions of this workflow took over {REGEX_BUDGET_S:g} s in all; "
+                         "this one is not evaluated", field="regex_pattern")
+    start = time.monotonic()
     try:
-        return run(regex)
+        return run(regex, min(REGEX_TIMEOUT_S, left))
     except TimeoutError:
-        raise Unresolved(f"the regular expression took over {REGEX_TIMEOUT_S:g} s on this text; it is not "
-                         "evaluated", field="regex_pattern") from None
+        raise Unresolved(f"the regular expression took over {min(REGEX_TIMEOUT_S, left):g} s on this text; "
+                         "it is not evaluated", field="regex_pattern") from None
     except (regex.error, IndexError) as exc:
         if on_error is _MISSING:
             raise Unresolved(f"regex_pattern is not a valid regular expression: {exc}",
                              field="regex_pattern") from None
         return on_error
+    finally:
+        nc.importer.regex_seconds = spent + (time.monotonic() - start)
 
 
 def regex_match(nc: NodeContext) -> bool:
     text, pattern, flags = _s(nc, "string"), _s(nc, "regex_pattern"), _flags(nc)
-    return _regex(nc, lambda rx: rx.search(pattern, text, flags, timeout=REGEX_TIMEOUT_S) is not None, False)
+    return _regex(nc, lambda rx, limit: rx.search(pattern, text, flags, timeout=limit) is not None, False)
 
 
 def regex_extract(nc: NodeContext) -> str:
     text, pattern, flags = _s(nc, "string"), _s(nc, "regex_pattern"), _flags(nc)
     mode, group = _s(nc, "mode", "First Match"), value(nc, "group_index", int, 1)
 
-    def run(rx: Any) -> str:
+    def run(rx: Any, limit: float) -> str:
         if mode == "First Match":
-            m = rx.search(pattern, text, flags, timeout=REGEX_TIMEOUT_S)
+            m = rx.search(pattern, text, flags, timeout=limit)
             return m.group(0) if m else ""
         if mode == "All Matches":
-            found = rx.findall(pattern, text, flags, timeout=REGEX_TIMEOUT_S)
+            found = rx.findall(pattern, text, flags, timeout=limit)
             return "\n".join(f[0] if isinstance(f, tuple) else f for f in found)
         if mode == "First Group":
-            m = rx.search(pattern, text, flags, timeout=REGEX_TIMEOUT_S)
+            m = rx.search(pattern, text, flags, timeout=limit)
             return m.group(group) if m and len(m.groups()) >= group else ""
         if mode == "All Groups":
-            found = rx.finditer(pattern, text, flags, timeout=REGEX_TIMEOUT_S)
+            found = rx.finditer(pattern, text, flags, timeout=limit)
             return "\n".join(m.group(group) for m in found if m.groups() and len(m.groups()) >= group)
         return ""
 
@@ -191,8 +225,11 @@ def regex_extract(nc: NodeContext) -> str:
 def regex_replace(nc: NodeContext) -> str:
     text, pattern, repl, flags = _s(nc, "string"), _s(nc, "regex_pattern"), _s(nc, "replace"), _flags(nc)
     count = value(nc, "count", int, 0)
-    return _regex(nc, lambda rx: rx.sub(pattern, repl, text, count=count, flags=flags,
-                                        timeout=REGEX_TIMEOUT_S), _MISSING)
+    if (len(text) + 1) * (len(repl) + 1) > 50 * MAX_STRING:  # each match's replacement may repeat the text
+        raise Unresolved(f"a {len(repl)}-character replacement over {len(text)} characters could exceed "
+                         f"{MAX_STRING} characters; it is not evaluated", field="replace")
+    return _regex(nc, lambda rx, limit: rx.sub(pattern, repl, text, count=count, flags=flags, timeout=limit),
+                  _MISSING)
 
 
 # -- switch (comfy_extras/nodes_logic.py) ----------------------------------------------------------
@@ -225,7 +262,7 @@ def math_expression(nc: NodeContext) -> list[Any]:
     except ExpressionError as exc:
         raise Unresolved(f"expression {expression[:200]!r}: {exc}", field="expression") from None
     integral = all(isinstance(v, int) for v in names.values())
-    if integral and float(result).is_integer():
+    if integral and float(result).is_integer() and abs(result) <= 2**63 - 1:  # bigger: a float, as JSONata
         return [Const("INT", int(result))]
     return [Const("FLOAT", float(result))]
 
@@ -424,8 +461,7 @@ PRIMITIVE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _m("StringLength", _string(lambda nc: len(_s(nc, "string")), "INT"), ("string",)),
     _m("CaseConverter", _string(case), ("string", "mode")),
     _m("StringTrim", _string(trim), ("string", "mode")),
-    _m("StringReplace", _string(lambda nc: _s(nc, "string").replace(_s(nc, "find"), _s(nc, "replace"))),
-       ("string", "find", "replace")),
+    _m("StringReplace", _string(replace), ("string", "find", "replace")),
     _m("StringContains", _string(contains, "BOOLEAN"), ("string", "substring", "case_sensitive")),
     _m("StringCompare", _string(compare, "BOOLEAN"), ("string_a", "string_b", "mode", "case_sensitive")),
     _m("RegexMatch", _string(regex_match, "BOOLEAN"),
