@@ -196,6 +196,8 @@ class ServerSettings(BaseModel):
                                                                       "this soon after it starts")
     body_timeout_s: float = Field(60.0, gt=0, le=3600, description="a request's body must arrive this "
                                                                     "soon after its headers")
+    send_timeout_s: float = Field(60.0, gt=0, le=3600, description="a client that reads nothing of an "
+                                                                    "answer for this long is cut off")
     max_connections: int = Field(256, ge=4, le=65536, description="open connections at most; beyond, "
                                                                    "the longest-idle one is closed, or "
                                                                    "the new one gets 503")

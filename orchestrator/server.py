@@ -11,8 +11,11 @@ the API. :class:`LimitedH11Protocol` adds, per connection:
   connection that stays silent is closed as well) and for the body (``body_timeout_s``);
 - a cap on open connections (``max_connections``): when it is reached, the connection that
   has waited longest for a request head, else the longest-idle kept-alive one, is closed to
-  make room, as nginx drains reusable connections; a request in progress is never cut, and
-  only when every connection is busy does the new one get ``503`` with ``Retry-After``.
+  make room, as nginx drains reusable connections; a request in progress is never cut for
+  room, and
+  only when every connection is busy does the new one get ``503`` with ``Retry-After``;
+- a deadline for a client that stops reading an answer (``send_timeout_s`` while the
+  transport's buffer stays full): a slow reader cannot hold a connection for ever either.
 
 :class:`StreamSlots` caps concurrent event streams (``max_streams``; the API answers 429
 beyond). Together they keep ``/health`` and the rest of the API answering while sockets
@@ -42,6 +45,7 @@ class ServerCounters:
 
     header_timeouts: int = 0
     body_timeouts: int = 0
+    send_timeouts: int = 0  # clients that stopped reading an answer
     evicted: int = 0  # closed to make room: waiting for a head, or idle
     refused: int = 0  # 503: every connection was busy
     streams_refused: int = 0  # 429: max_streams event streams were open
@@ -107,6 +111,7 @@ class ConnectionGovernor:
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
+    send_timeout_s: float = 60.0
     max_connections: int = 256
     max_streams: int = 64
     counters: ServerCounters = field(default_factory=ServerCounters)
@@ -119,6 +124,7 @@ class ConnectionGovernor:
     def from_settings(cls, server: Any) -> ConnectionGovernor:
         """From ``settings.server`` (:class:`~orchestrator.config.ServerSettings`)."""
         return cls(header_timeout_s=server.header_timeout_s, body_timeout_s=server.body_timeout_s,
+                   send_timeout_s=server.send_timeout_s,
                    max_connections=server.max_connections, max_streams=server.effective_max_streams)
 
     def protocol(self) -> type[LimitedH11Protocol]:
@@ -132,7 +138,8 @@ class ConnectionGovernor:
         return {"connections": len(self.connections), "by_phase": phases,
                 "max_connections": self.max_connections, "streams": self.streams.open,
                 "max_streams": self.max_streams, "header_timeout_s": self.header_timeout_s,
-                "body_timeout_s": self.body_timeout_s, **self.counters.__dict__}
+                "body_timeout_s": self.body_timeout_s, "send_timeout_s": self.send_timeout_s,
+                **self.counters.__dict__}
 
     def make_room(self, newcomer: LimitedH11Protocol) -> bool:
         """Close one reusable connection for ``newcomer`` when the cap is reached; False if none."""
@@ -157,6 +164,7 @@ class LimitedH11Protocol(H11Protocol):
     phase = HEAD
     since = 0.0
     _deadline: asyncio.TimerHandle | None = None
+    _stall: asyncio.TimerHandle | None = None  # armed while the client does not read our answer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -171,6 +179,7 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unstall()
         self.governor.connections.discard(self)
         super().connection_lost(exc)
 
@@ -179,6 +188,27 @@ class LimitedH11Protocol(H11Protocol):
             self._enter(HEAD, self.governor.header_timeout_s)
         super().data_received(data)
         self._follow_request()
+
+    def pause_writing(self) -> None:
+        """The client's receive window is full: it must read within ``send_timeout_s``."""
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.governor.send_timeout_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        self._unstall()
+        super().resume_writing()
+
+    def _unstall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        self._stall = None
+        if not self.transport.is_closing():
+            self.governor.counters.send_timeouts += 1
+            self.transport.abort()  # what is buffered for a reader that is not there is dropped
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._disarm()  # the WebSocket protocol takes the connection over

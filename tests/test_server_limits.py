@@ -39,6 +39,14 @@ class App:
             self.slow_started += 1
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
+        elif scope["path"] == "/big":  # 64 MiB, more than any socket buffer holds
+            chunk = b"z" * (1 << 20)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(64 * len(chunk)).encode())]})
+            for _ in range(64):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
         elif scope["path"] == "/echo":
             size = 0
             while True:
@@ -275,3 +283,20 @@ def test_pipelined_requests_are_answered_in_order_and_leave_no_deadline_behind()
         assert gov.counters.header_timeouts == gov.counters.body_timeouts == 0
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_client_that_stops_reading_is_cut_off():
+    gov = ConnectionGovernor(send_timeout_s=1.0, max_connections=16)
+    with serving(gov) as (port, _app):
+        s = connect(port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+        deadline = time.monotonic() + WAIT
+        while gov.counters.send_timeouts < 1:
+            assert time.monotonic() < deadline, gov.stats()
+            time.sleep(0.05)
+        while gov.connections:  # it is gone from the count
+            assert time.monotonic() < deadline, gov.stats()
+            time.sleep(0.05)
+        s.close()
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=WAIT).status_code == 200
