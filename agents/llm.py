@@ -184,6 +184,8 @@ def parse_json_object(text: str) -> tuple[dict[str, Any] | None, AgentError | No
         except json.JSONDecodeError as exc:
             last = exc
             continue
+        except RecursionError:
+            return None, AgentError("the answer's JSON is nested too deep", type="bad_answer")
         if isinstance(data, dict):
             return data, None
         return None, AgentError(

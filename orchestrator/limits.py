@@ -459,19 +459,28 @@ def check_outputs(node: str, spec: BlockSpec, outputs: Mapping[str, Any], limits
 def finite_json(value: Any) -> Any:
     """A copy of decoded JSON that any JSON encoder takes: non-finite floats become ``None``,
     ints too long for a 64-bit store become strings (an LLM's answer may hold either).
+    Iterative, so no nesting depth makes it recurse.
 
     >>> finite_json({"a": [float("nan"), 1.5, 10**30]})
     {'a': [None, 1.5, '1000000000000000000000000000000']}
     """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value.bit_length() <= 64 else (str(value) if value.bit_length() < 14000 else None)
-    if isinstance(value, dict):
-        return {str(k): finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
+    out: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, out, 0)]
+    while stack:
+        v, parent, key = stack.pop()
+        if isinstance(v, dict):
+            parent[key] = {str(k): None for k in v}
+            stack.extend((x, parent[key], str(k)) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            parent[key] = [None] * len(v)
+            stack.extend((x, parent[key], i) for i, x in enumerate(v))
+        elif isinstance(v, float):
+            parent[key] = v if math.isfinite(v) else None
+        elif isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+            parent[key] = str(v) if v.bit_length() < 14000 else None
+        else:
+            parent[key] = v
+    return out[0]
 
 
 def check_size(node: str, width: int, height: int, batch: int, field: str, limits: Any) -> None:

@@ -128,3 +128,10 @@ def test_the_planner_cache_is_bounded(tmp_path, host, monkeypatch) -> None:
 def test_a_bad_allow_list_entry_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError):
         settings(tmp_path, allowed_llms=[{"name": "x", "headers": {"X": "y"}}])
+
+
+def test_an_answer_nested_too_deep_is_a_bad_answer() -> None:
+    from agents.llm import parse_json_object
+
+    data, error = parse_json_object("[" * 100_000 + "]" * 100_000)
+    assert data is None and error.type == "bad_answer"

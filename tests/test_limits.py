@@ -297,3 +297,13 @@ def test_a_resize_that_covers_a_box_is_measured_by_what_it_allocates(catalog):
     assert problems(catalog, nodes) == [("r", "params.width", "limit")]
     nodes["r"]["params"]["aspect"] = "fit"
     assert problems(catalog, nodes) == []
+
+
+def test_finite_json_of_any_depth():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    copy = finite_json({"x": deep, "n": float("-inf")})
+    assert copy["n"] is None
+    assert finite_json({"b": 1, "a": [1, 2, {"c": 3}]}) == {"b": 1, "a": [1, 2, {"c": 3}]}
+    assert list(finite_json({"b": 1, "a": 2})) == ["b", "a"]
