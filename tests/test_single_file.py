@@ -462,3 +462,48 @@ def test_a_model_entry_can_name_its_vae_from_the_vae_folder(models, tmp_path):
     with pytest.raises(ModelError) as info:  # the daemon's registry takes names, never paths, here too
         mm.load("with-path", "vae")
     assert info.value.details["reason"] == "path" and info.value.field == "vae"
+
+
+# -- ControlNets and CLIP vision encoders kept alone in their folders ---------------------------------------
+
+
+def _same(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sb)
+
+
+def test_controlnets_and_clip_vision_from_their_folders_by_name(models, tmp_path):
+    import diffusers
+
+    from orchestrator.models.single_file import controlnet_config_folder
+
+    cn, vit = models.resolve("tiny-controlnet").folder, models.resolve("tiny-clip-vision").folder
+    root = tmp_path / "models"
+    shutil.copytree(cn / "controlnet", root / "controlnet" / "as-folder")
+    (root / "controlnet" / "sub").mkdir(parents=True)
+    shutil.copyfile(cn / "controlnet" / "diffusion_pytorch_model.safetensors",
+                    root / "controlnet" / "sub" / "as-file.safetensors")
+    (root / "controlnet" / "sub" / "as-file.config").mkdir()
+    shutil.copyfile(cn / "controlnet" / "config.json",
+                    root / "controlnet" / "sub" / "as-file.config" / "config.json")
+    shutil.copyfile(cn / "controlnet" / "diffusion_pytorch_model.safetensors",
+                    root / "controlnet" / "no-config.safetensors")
+    save_file({"lora_unet_x.lora_down.weight": torch.zeros(2, 2)},
+              str(root / "controlnet" / "a-lora.safetensors"))
+    shutil.copytree(vit / "image_encoder", root / "controlnet" / "wrong-class")
+    shutil.copytree(vit / "image_encoder", root / "clip_vision" / "vit")
+    mm = _manager(root, tmp_path / "cache")
+    ref = models.load("tiny-controlnet", "controlnet")
+    assert _same(mm.load("as-folder", "controlnet"), ref)
+    assert _same(mm.load("sub/as-file.safetensors", "controlnet"), ref)
+    assert _same(mm.load("vit", "image_encoder"), models.load("tiny-clip-vision", "image_encoder"))
+    for name, words in (("no-config", "not a ControlNet of a known family"), ("a-lora", "not a ControlNet"),
+                        ("wrong-class", "not a ControlNetModel")):
+        with pytest.raises(ModelError, match=words) as info:
+            mm.load(name, "controlnet")
+        assert str(root) not in info.value.message
+    # a full-size SD-1 ControlNet gets the config its base UNet implies (as lllyasviel's are made)
+    cfg = diffusers.ControlNetModel.load_config(str(controlnet_config_folder("sd1", tmp_path / "c")))
+    assert (cfg["cross_attention_dim"], cfg["attention_head_dim"], cfg["in_channels"]) == (768, 8, 4)
+    assert cfg["block_out_channels"] == [320, 640, 1280, 1280]
+    assert cfg["conditioning_embedding_out_channels"] == [16, 32, 96, 256]

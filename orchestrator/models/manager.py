@@ -223,6 +223,8 @@ class ModelManager:
         resolved = self.registry.resolve(mref.name, build=True, kind=kind)
         if resolved.format == "single_file":
             self._ensure_converted(resolved)
+        elif kind in ("controlnet", "clip_vision") and resolved.format in ("file", "component"):
+            return resolved  # one model in one file or folder: loaded by _load_component
         elif resolved.format != "diffusers":
             shown = self.registry._display(resolved.entry, resolved.path)
             what = {"file": "a LoRA, embedding or other weights file", "onnx": "an ONNX file"}.get(
@@ -312,6 +314,8 @@ class ModelManager:
 
         resolved = self.resolve(mref, COMPONENT_KIND.get(component, "checkpoint"))
         folder = resolved.folder
+        if resolved.format in ("file", "component"):
+            return _aligned(self._load_component(mref.name, resolved, component, dtype).to(device=device))
         if component == "vae" and resolved.entry.vae:
             value = self._vae_override(mref.name, resolved.entry.vae, folder, dtype)
             value.requires_grad_(False)
@@ -350,6 +354,59 @@ class ModelManager:
         value.requires_grad_(False)
         value.eval()
         return _aligned(value.to(device=device))
+
+    def _load_component(self, name: str, resolved: ResolvedModel, component: str, dtype: str) -> Any:
+        """A ControlNet or CLIP vision encoder kept alone: a diffusers/transformers folder (its
+        ``config.json``), or one safetensors file (a ControlNet in either layout, with its sidecar or
+        family config; a CLIP vision encoder with its sidecar config)."""
+        import torch
+
+        from orchestrator.models.safety import check_weights_folder
+        from orchestrator.models.single_file import load_controlnet
+
+        shown = self.registry._display(resolved.entry, resolved.path)
+        config = self.registry.resolve_config(resolved.entry) if resolved.entry.config else None
+        if component == "controlnet" and resolved.format == "file":
+            value = load_controlnet(resolved.path, name=name, config=config,
+                                    cache_dir=self.registry.cache_dir, dtype=dtype)
+        else:
+            folder = resolved.path if resolved.format == "component" else config
+            if folder is None:
+                raise ModelError(f"model {name!r} ({shown}): a single-file {component} needs its config: put "
+                                 f"its config.json in '{Path(shown).stem}.config/' next to it",
+                                 reason="config", model=name)
+            cfg = json.loads((Path(folder) / "config.json").read_text())
+            cls_name = cfg.get("_class_name") or (cfg.get("architectures") or [None])[0]
+            library = "diffusers" if "_class_name" in cfg else "transformers"
+            cls = getattr(importlib.import_module(library), str(cls_name), None)
+            wanted = {"controlnet": "ControlNetModel", "image_encoder": "CLIPVisionModelWithProjection"}
+            if cls is None or cls_name != wanted.get(component, cls_name):
+                raise ModelError(f"model {name!r} ({shown}) is a {cls_name or 'model of unknown class'}, "
+                                 f"not a {wanted.get(component, component)}", reason="format", model=name)
+            dtype_kw = "torch_dtype" if library == "diffusers" else _transformers_dtype_kw()
+            try:
+                with quiet_progress():
+                    if resolved.format == "component":
+                        check_weights_folder(resolved.path, f"model {name!r}")
+                        value = cls.from_pretrained(str(resolved.path), local_files_only=True,
+                                                    use_safetensors=True, **{dtype_kw: getattr(torch, dtype)})
+                    else:
+                        from safetensors.torch import load_file
+
+                        from orchestrator.models.safety import require_safetensors
+
+                        require_safetensors(resolved.path, f"model {name!r}:")
+                        value = cls(cls.config_class.from_pretrained(str(folder), local_files_only=True))
+                        value.load_state_dict(load_file(str(resolved.path)), strict=True)
+                        value.to(dtype=getattr(torch, dtype))
+            except ModelError:
+                raise
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ModelError(f"model {name!r} ({shown}): cannot load it as a {cls_name}: "
+                                 f"{type(exc).__name__}", reason="load", model=name) from exc
+        value.requires_grad_(False)
+        value.eval()
+        return value
 
     def _vae_override(self, model: str, vae: str, folder: Path, dtype: str) -> Any:
         """The VAE named by a model entry's ``vae`` (a file in the model folders' vae/, or a configured

@@ -335,6 +335,8 @@ class ModelRegistry:
     def _classify(self, e: ModelEntry, path: Path) -> ResolvedModel:
         shown_path = self._display(e, path)
         if path.is_dir():
+            if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+                return ResolvedModel(e.name, "component", path, e)  # one model (a ControlNet, a VAE, ...)
             if not (path / "model_index.json").is_file():
                 raise ModelError(
                     f"model {e.name!r}: folder {shown_path!r} is not a diffusers model (no model_index.json)",
@@ -498,10 +500,11 @@ def folder_entry(mf: ModelFile) -> ModelEntry:
 
     A checkpoint of an architecture other than the published ones may carry its diffusers
     configs in a sidecar folder ``<stem>.config/`` next to it (``model_index.json`` and the
-    component configs, as ``config`` on a model entry).
+    component configs, as ``config`` on a model entry; a ControlNet's: its ``config.json``).
     """
     sidecar = mf.path.with_name(mf.path.name.rsplit(".", 1)[0] + CONFIG_SIDECAR) if not mf.is_dir else None
-    config = str(sidecar) if sidecar is not None and (sidecar / "model_index.json").is_file() else None
+    config = str(sidecar) if sidecar is not None and ((sidecar / "model_index.json").is_file() or (
+        sidecar / "config.json").is_file()) else None
     return ModelEntry.model_construct(name=mf.name, source=str(mf.path), family="auto", config=config,
                                       revision=None, description=f"{mf.kind} in the model folders", vae=None)
 

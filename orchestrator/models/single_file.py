@@ -314,3 +314,62 @@ def ensure_converted(path: str | Path, dest: str | Path, *, name: str, config: s
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+# -- ControlNets -------------------------------------------------------------------------------------------
+
+
+def controlnet_config_folder(family: str, cache_dir: str | Path) -> Path:
+    """A ``config.json`` folder for a ControlNet of ``family``: its base UNet's config, as diffusers'
+    ``ControlNetModel.from_unet`` derives it (the published ControlNets are made that way)."""
+    import inspect
+
+    from diffusers import ControlNetModel
+
+    base = config_folder(family.replace("-inpaint", ""), cache_dir)
+    unet = json.loads((base / "unet" / "config.json").read_text())
+    params = set(inspect.signature(ControlNetModel.__init__).parameters)
+    cfg = {k: v for k, v in unet.items() if k in params}
+    cfg.update(_class_name="ControlNetModel", in_channels=4, conditioning_channels=3,
+               conditioning_embedding_out_channels=[16, 32, 96, 256],
+               controlnet_conditioning_channel_order="rgb", global_pool_conditions=False)
+    text = json.dumps(dict(sorted(cfg.items())), indent=2)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    dest = Path(cache_dir) / "configs" / f"controlnet-{family}-{digest}"
+    if not (dest / "config.json").is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = dest / f".config.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, dest / "config.json")
+    return dest
+
+
+def load_controlnet(path: str | Path, *, name: str, config: str | Path | None, cache_dir: str | Path,
+                    dtype: str) -> Any:
+    """A ControlNet from one safetensors file (original ``control_model.*`` or diffusers layout), with
+    ``config`` (a folder with ``config.json``) or the config its family's UNet implies."""
+    import diffusers
+    import torch
+
+    from orchestrator.models.detect import detect_file
+    from orchestrator.models.quiet import quiet_progress
+    from orchestrator.models.safety import require_safetensors
+
+    require_safetensors(path, f"ControlNet {name!r}:")
+    if config is None:
+        found = detect_file(path, "controlnet", name)
+        if found.kind != "controlnet" or found.family is None:
+            raise ModelError(f"ControlNet {name!r}: the file is not a ControlNet of a known family "
+                             f"({found.kind or 'unknown'}); give it a config folder "
+                             f"('{Path(path).stem}.config/' with config.json next to it)", reason="format",
+                             model=name)
+        config = controlnet_config_folder(found.family, cache_dir)
+    try:
+        with hub_offline(), quiet_progress():
+            return diffusers.ControlNetModel.from_single_file(str(path), config=str(config),
+                                                              local_files_only=True,
+                                                              torch_dtype=getattr(torch, dtype))
+    except Exception as exc:  # diffusers raises many kinds; all mean "cannot load this file"
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"ControlNet {name!r}: cannot load it ({type(exc).__name__}: {first})",
+                         reason="load", model=name) from exc
