@@ -228,3 +228,29 @@ def test_controlnet_conditioning_drives_the_native_sampler(ex):
     out = ex.run(b.build()).outputs
     assert float((out["k0"]["latent"] - out["plain"]["latent"]).abs().max()) <= 1e-4
     assert float((out["k1"]["latent"] - out["plain"]["latent"]).abs().max()) > 1e-3
+
+
+def test_hostile_params_are_refused_before_any_work(catalog, ex):
+    """Out-of-range sampler params are validation errors naming node, field and value; a denoise that
+    would lengthen the schedule past 10000 steps is a limit error, not a long computation."""
+    from graphs import check
+
+    bad = [("batch_index", [-1]), ("batch_index", [10**9]), ("seed", 2**64), ("sampler", "../../etc"),
+           ("scheduler", "AYS"), ("cfg", float("nan")), ("steps", 100000), ("end_step", -1)]
+    for field, value in bad:
+        b = GraphBuilder()
+        c, lat = base(b)
+        b.add("sd.ksampler", id="k", cond=c.cond, latent=lat.latent, **{field: value})
+        errors = [e.to_dict() for e in check(b.build(), catalog)]
+        assert errors and all(e["node"] == "k" for e in errors), (field, value, errors)
+        assert any(field in str(e["field"]) for e in errors), (field, errors)
+    b = GraphBuilder()
+    c, lat = base(b)
+    b.add("sd.ksampler", id="k", cond=c.cond, latent=lat.latent, steps=1000, denoise=0.01)
+    with pytest.raises(BlockError) as err:
+        ex.run(b.build())
+    d = err.value.to_dict()
+    assert (d["type"], d["node"], d["field"], d["value"]) == ("limit", "k", "params.denoise", 0.01)
+    b = GraphBuilder()
+    b.add("sd.sigmas_karras", id="s", steps=5, rho=0.0)
+    assert [e.to_dict()["field"] for e in check(b.build(), catalog)] == ["params.rho"]

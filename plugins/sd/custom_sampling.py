@@ -29,7 +29,14 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block, register_port_type
 from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam
-from plugins.sd.ksampler import ComfySampler, ComfyScheduler, model_sampling, native_sample
+from plugins.sd.ksampler import (
+    BatchIndex,
+    ComfySampler,
+    ComfyScheduler,
+    check_schedule_length,
+    model_sampling,
+    native_sample,
+)
 from plugins.sd.ksampling import schedules
 from plugins.sd.ksampling.catalog import SAMPLERS
 from plugins.sd.ksampling.noise import MAX_SEED
@@ -99,6 +106,7 @@ class BasicScheduler(Block):
 
     def run(self, ctx: Context) -> dict:
         p = self.params
+        check_schedule_length(ctx, p.steps, p.denoise)
         ms = model_sampling(ctx, p.model)
         return _sigmas_out(schedules.basic_scheduler(ms, p.scheduler, p.steps, p.denoise))
 
@@ -306,7 +314,7 @@ class SampleCustom(Block):
     resources = Resources(device="gpu", memory_mb=4096)
 
     class Params(Params):
-        batch_index: list[int] | None = Field(None, max_length=4096,
+        batch_index: BatchIndex = Field(None, max_length=4096,
                                               description="each latent's index in the batch its noise is "
                                                           "drawn for; null: 0, 1, 2, ...")
 

@@ -14,7 +14,7 @@ latent (ComfyUI's noise mask, ``SetLatentNoiseMask``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -38,6 +38,16 @@ from plugins.sd.ksampling.schedules import SCHEDULERS, sampler_sigmas, step_rang
 
 ComfySampler = Literal[SAMPLER_NAMES]  # type: ignore[valid-type]
 ComfyScheduler = Literal[SCHEDULERS]  # type: ignore[valid-type]
+BatchIndex = list[Annotated[int, Field(ge=0, le=4095)]] | None  # a latent's place in a batch of <= 4096
+MAX_SCHEDULE = 10000  # steps / denoise: the longest schedule a denoise below 1 may ask for
+
+
+def check_schedule_length(ctx: Context, steps: int, denoise: float) -> None:
+    """A denoise so small that ``int(steps / denoise)`` passes :data:`MAX_SCHEDULE` is refused."""
+    if 0.0 < denoise < 1.0 and steps / denoise > MAX_SCHEDULE:
+        raise BlockError(f"node {ctx.node!r}: denoise {denoise} with {steps} steps asks for a schedule of "
+                         f"{int(steps / denoise)} steps (at most {MAX_SCHEDULE})", type="limit",
+                         node=ctx.node, field="params.denoise", value=denoise, bound=steps / MAX_SCHEDULE)
 
 
 def model_sampling(ctx: Context, model: ModelParam, field: str = "params.model") -> ModelSampling:
@@ -60,7 +70,7 @@ def _latent(latent: Any, node: str) -> Any:
 
 
 def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sampler: str, sigmas: Any,
-                  latent: Any, seed: int, add_noise: bool = True, batch_index: list[int] | None = None,
+                  latent: Any, seed: int, add_noise: bool = True, batch_index: BatchIndex = None,
                   mask: Any = None, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """``(latent, denoised)``: ComfyUI's sampler run on ``latent`` down ``sigmas``; ``denoised`` is the
     last step's prediction of the clean latent (SamplerCustom's ``denoised_output``)."""
@@ -159,7 +169,7 @@ class KSamplerParams(Params):
                             description="noise the latent from the seed first (off: it is already noisy)")
     return_with_leftover_noise: bool = Field(False, description="stopping before the last step, return the "
                                                                 "latent still noisy instead of denoised")
-    batch_index: list[int] | None = Field(None, max_length=4096,
+    batch_index: BatchIndex = Field(None, max_length=4096,
                                           description="each latent's index in the batch its noise is drawn "
                                                       "for (ComfyUI's batch_index); null: 0, 1, 2, ...")
 
@@ -186,6 +196,7 @@ class KSampler(Block):
 
     def run(self, ctx: Context, cond: Any, latent: Any, mask: Any = None) -> dict:
         p = self.params
+        check_schedule_length(ctx, p.steps, p.denoise)
         ms = model_sampling(ctx, p.model)
         sigmas = sampler_sigmas(ms, p.scheduler, p.sampler, p.steps, p.denoise)
         window = step_range(sigmas, p.start_step, p.end_step,
