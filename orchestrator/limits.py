@@ -68,6 +68,7 @@ class SizeLimits:
     nodes: int = 500
     scale: float = 16.0
     tiles: int = 16384
+    json_depth: int = 64
 
     @classmethod
     def of(cls, limits: Any) -> SizeLimits:
@@ -456,24 +457,46 @@ def check_outputs(node: str, spec: BlockSpec, outputs: Mapping[str, Any], limits
                 _raise(problems)
 
 
-def finite_json(value: Any) -> Any:
+def json_depth(value: Any) -> int:
+    """How deep lists and dicts nest in ``value`` (iterative).
+
+    >>> json_depth({"a": [1, {"b": []}]}), json_depth(3)
+    (4, 0)
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            deepest = max(deepest, depth)
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, (list, tuple)):
+            deepest = max(deepest, depth)
+            stack.extend((x, depth + 1) for x in v)
+    return deepest
+
+
+def finite_json(value: Any, max_depth: int | None = None) -> Any:
     """A copy of decoded JSON that any JSON encoder takes: non-finite floats become ``None``,
-    ints too long for a 64-bit store become strings (an LLM's answer may hold either).
-    Iterative, so no nesting depth makes it recurse.
+    ints too long for a 64-bit store become strings (an LLM's answer may hold either), and
+    containers deeper than ``max_depth`` a note saying so. Iterative: no depth makes it recurse.
 
     >>> finite_json({"a": [float("nan"), 1.5, 10**30]})
     {'a': [None, 1.5, '1000000000000000000000000000000']}
+    >>> finite_json({"a": {"b": {"c": 1}}}, max_depth=2)
+    {'a': {'b': '(nested deeper than 2 levels)'}}
     """
     out: list[Any] = [None]
-    stack: list[tuple[Any, Any, Any]] = [(value, out, 0)]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, out, 0, 1)]
     while stack:
-        v, parent, key = stack.pop()
-        if isinstance(v, dict):
+        v, parent, key, depth = stack.pop()
+        if isinstance(v, (dict, list, tuple)) and max_depth is not None and depth > max_depth:
+            parent[key] = f"(nested deeper than {max_depth} levels)"
+        elif isinstance(v, dict):
             parent[key] = {str(k): None for k in v}
-            stack.extend((x, parent[key], str(k)) for k, x in v.items())
+            stack.extend((x, parent[key], str(k), depth + 1) for k, x in v.items())
         elif isinstance(v, (list, tuple)):
             parent[key] = [None] * len(v)
-            stack.extend((x, parent[key], i) for i, x in enumerate(v))
+            stack.extend((x, parent[key], i, depth + 1) for i, x in enumerate(v))
         elif isinstance(v, float):
             parent[key] = v if math.isfinite(v) else None
         elif isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:

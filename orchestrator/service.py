@@ -20,7 +20,7 @@ from graphs import Graph, GraphError, GraphValidationError
 from orchestrator.compile import compile_graph
 from orchestrator.engine import Engine
 from orchestrator.errors import BlockError, JobCancelled, JobError
-from orchestrator.limits import SizeLimits, check_limits, finite_json
+from orchestrator.limits import SizeLimits, check_limits, finite_json, json_depth
 from orchestrator.protocol import JobState
 from orchestrator.store import JobStore
 
@@ -238,13 +238,16 @@ class JobService:
             except Exception:
                 log.exception("recording the score of job %s failed", job_id)
 
+    def _limits(self) -> SizeLimits:
+        limits = self.limits
+        if limits is None:
+            limits = getattr(getattr(self.engine, "settings", None), "limits", None)
+        return SizeLimits.of(limits) if limits is not None else SizeLimits()
+
     def _check_planned(self, graph: Graph) -> None:
         """A planned graph meets the same limits as a submitted one, before it runs: else the
         job fails with every breach (node, field, value, bound) in its errors."""
-        limits = self.limits
-        if limits is None:
-            limits = getattr(getattr(self.engine, "settings", None), "limits", None) or SizeLimits()
-        problems = check_limits(graph, limits, self.engine.catalog)
+        problems = check_limits(graph, self._limits(), self.engine.catalog)
         if problems:
             first, rest = problems[0], problems[1:]
             raise JobError(f"the planned graph breaks the limits: {first['message']}",
@@ -267,13 +270,18 @@ class JobService:
             detail = exc.to_dict()  # type: ignore[attr-defined]
             trace = detail.get("trace") or {}
             rounds = trace.get("rounds", []) if isinstance(trace, dict) else list(trace)
-            self.store.update(job_id, trace=finite_json(rounds))
-            raise JobError(f"planning failed: {detail.get('message')}", type="planning",
-                           field="prompt", errors=finite_json(detail.get("errors") or [])) from exc
-        # what an LLM planned may hold NaN or huge ints: stored so listings can show it,
-        # refused by _check_planned before it runs
-        self.store.update(job_id, graph=finite_json(graph_doc), trace=finite_json(trace))
+            depth = self._limits().json_depth
+            self.store.update(job_id, trace=finite_json(rounds, depth))
+            raise JobError(f"planning failed: {detail.get('message')}", type="planning", field="prompt",
+                           errors=finite_json(detail.get("errors") or [], depth)) from exc
+        # what an LLM planned may hold NaN, huge ints or deep nesting: stored so that listings
+        # can show it (and encode it), refused by _check_planned before it runs
+        depth = self._limits().json_depth
+        self.store.update(job_id, graph=finite_json(graph_doc, depth), trace=finite_json(trace, depth))
         self.store.add_event(job_id, {"event": "planned", "rounds": len(trace)})
+        if json_depth(graph_doc) > depth:
+            raise JobError(f"the planned graph is nested {json_depth(graph_doc)} deep; the limit is {depth}",
+                           type="limit", field="graph", value=json_depth(graph_doc), bound={"le": depth})
         return graph_doc
 
     def _event_sink(self, job_id: str) -> Callable[[dict[str, Any]], None]:

@@ -507,3 +507,15 @@ def test_controlnets_and_clip_vision_from_their_folders_by_name(models, tmp_path
     assert (cfg["cross_attention_dim"], cfg["attention_head_dim"], cfg["in_channels"]) == (768, 8, 4)
     assert cfg["block_out_channels"] == [320, 640, 1280, 1280]
     assert cfg["conditioning_embedding_out_channels"] == [16, 32, 96, 256]
+
+
+def test_the_memory_budget_counts_the_real_dtype_sizes(models):
+    import copy as copy_module
+
+    from orchestrator.models.manager import module_bytes
+
+    unet = models.load("tiny-sd", "unet")
+    params = sum(p.numel() for p in unet.parameters()) + sum(b.numel() for b in unet.buffers())
+    assert module_bytes(unet) == 4 * params
+    half = copy_module.deepcopy(unet).half()
+    assert module_bytes(half) == 2 * params and module_bytes(half.to(torch.bfloat16)) == 2 * params

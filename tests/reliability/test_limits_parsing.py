@@ -51,6 +51,8 @@ def _answer(body: dict) -> str | dict:
     elif "NAN" in prompt:  # what json.loads accepts from a model and no store may keep raw
         return '{"mode": "compose", "graph": ' + json.dumps(graph).replace('"width": 64', '"width": NaN') \
             + "}"
+    elif "DEEP" in prompt:  # within Python's recursion limit, far past limits.json_depth
+        graph["meta"] = {"notes": _nested(400)}
     elif "BIGINT" in prompt:
         return '{"mode": "compose", "graph": ' \
             + json.dumps(graph).replace('"width": 64', '"width": ' + "7" * 60) + "}"
@@ -275,10 +277,12 @@ def test_a_planned_graph_meets_the_limits_before_it_runs(daemon, accepted, promp
     _still_there(daemon, accepted)
 
 
-@pytest.mark.parametrize("marker", ["NAN", "BIGINT"])
+@pytest.mark.parametrize("marker", ["NAN", "BIGINT", "DEEP"])
 def test_what_an_llm_plans_never_breaks_a_listing(daemon, accepted, marker):
     job = _prompt_job(daemon, f"{marker} a fox")
     assert job["state"] == "failed"
+    if marker == "DEEP":
+        assert (job["errors"][0]["type"], job["errors"][0]["field"]) == ("limit", "graph"), job["errors"]
     json.dumps(job, allow_nan=False)
     assert httpx.get(f"{daemon.url}/jobs/{job['id']}", timeout=60).status_code == 200
     assert httpx.get(f"{daemon.url}/ui/jobs/{job['id']}", timeout=60).status_code == 200
