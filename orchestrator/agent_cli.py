@@ -120,14 +120,56 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval_models(args: argparse.Namespace, settings: Settings
+                 ) -> tuple[list[dict[str, Any]], str | None] | None:
+    """The model library to evaluate against: ``--models FILE``, else a ``models.json`` beside
+    the prompt set, else ``None`` (the configured models)."""
+    path = Path(args.models) if args.models else Path(args.prompts).with_name("models.json")
+    if not args.models and not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path}: cannot read a model library: {exc}") from None
+    models = data.get("models") if isinstance(data, dict) else data
+    if not isinstance(models, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                               for m in models):
+        raise CliError(f"{path}: expected {{\"models\": [{{\"name\": ..., \"family\": ...}}, ...]}}")
+    default = data.get("default_model") if isinstance(data, dict) else None
+    return [dict(m) for m in models], default if isinstance(default, str) else None
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     try:
         records = load_prompts(args.prompts)
     except OSError as exc:
         raise CliError(f"{args.prompts}: cannot read: {exc}") from None
-    report = evaluate(_planner(args, settings, learn=False), records)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.split:
+        records = [r for r in records if r.get("split") == args.split]
+    if args.category:
+        records = [r for r in records if r.get("category") in args.category]
+    library = _eval_models(args, settings)
+    if library is not None:
+        models, default = library
+        agent = settings.agent.model_copy(update={"default_model": default or settings.agent.default_model})
+        settings = settings.model_copy(update={"models": models, "agent": agent})
+    planner = _planner(args, settings, learn=False)
+    if library is not None:  # only the library's models (and the built-ins when it names none)
+        planner.ctx.models = {k: v for k, v in planner.ctx.models.items()
+                              if k in {m["name"] for m in library[0]}} or planner.ctx.models
+    catalog = planner.ctx.catalog
+
+    def limits_check(graph: Any) -> list[dict[str, Any]]:
+        from orchestrator.limits import check_limits
+
+        return check_limits(graph, settings.limits, catalog)
+
+    report = evaluate(planner, records, limits_check=limits_check)
     if args.json:
-        _print_json({"summary": report.summary(), "results": report.results})
+        _print_json({"summary": report.summary(), "groups": report.breakdown(),
+                     "results": report.results})
     else:
         print(report.format())
     return 0
@@ -162,5 +204,10 @@ def register(sub: Any) -> None:
     a.add_argument("prompts", metavar="PROMPTS.jsonl")
     a.add_argument("--llm", metavar="MODEL", help="litellm model string; 'offline': no LLM")
     a.add_argument("--rounds", type=int, help="critic and repair rounds at most")
+    a.add_argument("--models", metavar="FILE", help="model library to plan against (JSON: "
+                   "{\"default_model\": ..., \"models\": [...]}); default: models.json beside the "
+                   "prompt set, else the configured models")
+    a.add_argument("--split", choices=("dev", "heldout"), help="only the records of this split")
+    a.add_argument("--category", action="append", help="only this category (repeatable)")
     a.add_argument("--json", action="store_true", help="figures and per-prompt results as JSON")
     a.set_defaults(handler=cmd_eval)
