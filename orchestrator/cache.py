@@ -102,6 +102,8 @@ def _buffer_bytes(value: Any, seen: set[Any]) -> int | None:
             seen.add(id(base))
         return int(base.nbytes) + 112
     torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):
+        return sys.getsizeof(value)  # a model: its weights belong to the model manager, not the cache
     if torch is not None and isinstance(value, torch.Tensor):
         try:
             storage = value.untyped_storage()

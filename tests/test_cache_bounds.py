@@ -43,6 +43,13 @@ def test_measure_bytes_counts_the_buffers_that_outputs_hold():
     assert measure_bytes({"cond": cond}) >= cond.embeds.nbytes + cond.pooled.nbytes
 
 
+def test_a_model_an_output_refers_to_is_not_counted_as_the_outputs_memory():
+    model = torch.nn.Linear(512, 512)  # 1 MiB of weights, held by the model manager
+    latent = torch.zeros(1, 4, 8, 8)
+    size = measure_bytes({"latent": latent, "guider": {"model": model, "cfg": 7.0}})
+    assert latent.nbytes <= size < 64 * 1024
+
+
 def test_measure_bytes_counts_a_shared_buffer_once_and_survives_cycles():
     arr = np.ones((256, 256), dtype=np.float64)
     once = measure_bytes(arr)
