@@ -105,13 +105,17 @@ _RULES: dict[str, str] = {
         r"fill in|clean up)\b"
     ),
     "wide": (
-        r"\b(?:wide|panoramas?|panoramic|widescreen|banner|ultra-?wide|horizontal|"
-        r"landscape (?:format|orientation)|header image|360[- ]degree)\b|"
-        r"\b(?:16|21|32)\s*:\s*9\b|\b(?:2|3|4)\s*:\s*1\b"
+        r"\b(?:panoramas?|panoramic|widescreen|banner|ultra-?wide|"
+        r"wide[- ](?:format|aspect(?: ratio)?|image|picture|crop|banner|wallpaper|screen|frame|poster)|"
+        r"(?:landscape|horizontal) (?:format|orientation|mode|image|poster)|header image|360[- ]degree|"
+        r"cinematic (?:aspect|ratio|format))\b|"
+        r"\b(?:16|21|32)\s*:\s*9\b|\b(?:2|3|4)\s*:\s*1\b|\b16\s*:\s*10\b"
     ),
     "tall": (
-        r"\b(?:vertical|portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner)|"
-        r"phone wallpaper|mobile wallpaper|story format)\b|\b9\s*:\s*(?:16|21)\b|\b1\s*:\s*(?:2|3)\b"
+        r"\b(?:vertical (?:format|orientation|image|poster|banner|wallpaper|picture|shot)|vertical$|"
+        r"portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner|picture|frame)|"
+        r"phone wallpaper|mobile wallpaper|story format|instagram story)\b|"
+        r"\b9\s*:\s*(?:16|21)\b|\b1\s*:\s*(?:2|3)\b|\b(?:2\s*:\s*3|3\s*:\s*4|4\s*:\s*5)\b"
     ),
     "large": (
         r"\b(?:4k|8k|uhd|high[- ]res(?:olution)?|hi-?res|large (?:image|format|print|poster|size)|"

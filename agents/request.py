@@ -17,16 +17,39 @@ from typing import Any
 
 from agents.labels import Labels, classify
 
-_SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})\b")  # 1024x512 (or a multiplication sign)
-_RATIO = re.compile(r"\b(\d{1,2})\s*:\s*(\d{1,2})\b")
-_SEED = re.compile(r"\bseed\s*[:=#]?\s*(\d{1,10})\b", re.IGNORECASE)
-_STEPS = re.compile(r"\b(\d{1,3})\s*(?:sampling\s+)?steps\b", re.IGNORECASE)
-_AVOID = re.compile(r"\b(?:without|avoid(?:ing)?|no visible)\s+([a-z][a-z \-]{1,40}?)(?=[,.;!]|$| and )",
+_SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})(?:\s*(?:px|pixels))?\b")  # 1024x512
+# an aspect ratio: a common one, or any "a:b" after "aspect"/"ratio"; never a time of day
+_RATIO = re.compile(r"(?<![\d:.])(\d{1,2})\s*:\s*(\d{1,2})(?![\d:])(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b))",
                     re.IGNORECASE)
+_COMMON_RATIOS = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4),
+                  (4, 5), (2, 1), (1, 2), (3, 1), (4, 1), (16, 10), (10, 16), (32, 9), (7, 5), (5, 7)}
+_TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to)\s*$", re.IGNORECASE)
+_RATIO_CONTEXT = re.compile(r"\b(?:aspect|ratio|format|ar)\b\s*[:=]?\s*$", re.IGNORECASE)
+_SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
+# steps only as an instruction: its own clause ("..., 30 steps", "steps: 30", "use 30 steps")
+_STEPS = re.compile(
+    r"(?:(?:^|[,;(])\s*|\b(?:use|using|at|in|run|sample[ds]?)\s+)(\d{1,3})\s*(?:sampling\s+|"
+    r"denoising\s+|inference\s+|diffusion\s+)?steps\s*(?=$|[,;.)])|\bsteps\s*[:=]\s*(\d{1,3})\b",
+    re.IGNORECASE)
+_WITHOUT = r"(?:without|avoid(?:ing)?|no visible|exclude|excluding)"
+_NO = r"(?:(?<=^)|(?<=[,;.(])|(?<=\bwith)|(?<=\band)|(?<=\bbut))\s*(?:no|not any)"
+_AVOID = re.compile(r"(?:\b" + _WITHOUT + r"|" + _NO + r")\s+([a-z][a-z' \-]{0,58}?)"
+                    r"(?=\s*(?:[,.;!)]|$)|\s+(?:and|but|or|in|on|at|with)\s)", re.IGNORECASE)
+_NEGATIVE = re.compile(r"\bnegative(?:\s+prompt)?\s*:\s*([^;|\n]{1,300})$", re.IGNORECASE)
+_LORA = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::(-?\d+(?:\.\d+)?))?(?::[^<>]*)?>", re.IGNORECASE)
 _FAST = re.compile(r"\b(?:quick|draft|fast|preview|rough)\b", re.IGNORECASE)
 _QUALITY = re.compile(r"\b(?:highly detailed|best quality|masterpiece|ultra[- ]detailed|intricate|"
                       r"high quality)\b", re.IGNORECASE)
 _PANORAMA = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|ultra-?wide|banner)\b", re.IGNORECASE)
+# regions: "X on the left", "on the right: Y", "left: X", "in the masked area X"
+_REGION = re.compile(r"\b(?:(?:on|at|to|in) the\s+)?(left|right|top|bottom|upper|lower)(?:\s+(?:side|half|part))?"
+                     r"(?:\s+(?:of the (?:image|picture|frame)))?\s*:?|"
+                     r"\b(?:in|inside) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
+                     re.IGNORECASE)
+_REGION_NAMES = {"upper": "top", "lower": "bottom"}
+# estimate of CLIP tokens: words and punctuation, long words count twice
+_TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
+CLIP_TOKENS = 75  # per window, without the start and end tokens
 
 # default aspect (width / height) for the shape labels
 WIDE_ASPECT = 2.0
@@ -49,7 +72,9 @@ class Request:
     quality: str | None = None  # "fast" or "quality"
     seed: int | None = None
     avoid: list[str] = field(default_factory=list)  # things the negative prompt should name
-    images: dict[str, str] = field(default_factory=dict)  # input files: "image", "mask"
+    images: dict[str, str] = field(default_factory=dict)  # input files by role: "image", "mask", "style"
+    loras: list[tuple[str, float]] = field(default_factory=list)  # <lora:name:weight> tags
+    regions: dict[str, str] = field(default_factory=dict)  # region -> its own prompt ("left", "right")
 
     @property
     def people(self) -> bool:
@@ -65,24 +90,101 @@ class Request:
         return {"prompt": self.prompt, "labels": self.labels.to_dict(), "width": self.width,
                 "text": self.text, "height": self.height, "aspect": self.aspect, "large": self.large,
                 "steps": self.steps, "quality": self.quality, "seed": self.seed,
-                "avoid": list(self.avoid), "images": dict(self.images)}
+                "avoid": list(self.avoid), "images": dict(self.images),
+                "loras": [list(x) for x in self.loras], "regions": dict(self.regions)}
+
+
+def _ratio(prompt: str) -> float | None:
+    for m in _RATIO.finditer(prompt):
+        a, b = int(m.group(1)), int(m.group(2))
+        before = prompt[:m.start()]
+        if not a or not b or _TIME_BEFORE.search(before):
+            continue
+        if (a, b) in _COMMON_RATIOS or (_RATIO_CONTEXT.search(before) and 0.1 <= a / b <= 10):
+            return a / b
+    return None
+
+
+def _ratio_spans(prompt: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _RATIO.finditer(prompt):
+        a, b = int(m.group(1)), int(m.group(2))
+        before = prompt[:m.start()]
+        if a and b and not _TIME_BEFORE.search(before) and (
+                (a, b) in _COMMON_RATIOS or (_RATIO_CONTEXT.search(before) and 0.1 <= a / b <= 10)):
+            ctx = _RATIO_CONTEXT.search(before)
+            out.append((ctx.start() if ctx else m.start(), m.end()))
+    return out
+
+
+def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
+    for m in _SIZE.finditer(prompt):
+        w, h = int(m.group(1)), int(m.group(2))
+        if 64 <= w <= 16384 and 64 <= h <= 16384:  # "3x4 grid", "2x zoom" are no sizes
+            return w, h, m.span()
+    return None
+
+
+def without_negations(prompt: str) -> str:
+    """``prompt`` without its "no X" / "without X" / "negative: ..." parts (what labels are read from).
+
+    >>> without_negations("a quiet street, no people, without cars")
+    'a quiet street'
+    """
+    text = _NEGATIVE.sub(" ", prompt)
+    return _tidy(_AVOID.sub(" ", text)) or prompt.strip()
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count of CLIP tokens in ``text`` (words, digits and punctuation; long words twice)."""
+    return sum(2 if len(t) > 9 else 1 for t in _TOKEN.findall(text))
+
+
+def split_regions(text: str) -> tuple[str, dict[str, str]]:
+    """The base prompt and one prompt per region named in ``text`` (``left``, ``right``, ``top``,
+    ``bottom``, ``mask``), split at commas, semicolons and "and".
+
+    >>> split_regions("a fox on the left and an owl on the right, in a meadow at dusk")
+    ('in a meadow at dusk', {'left': 'a fox', 'right': 'an owl'})
+    """
+    clauses = [c.strip() for c in re.split(r"\s*[;,]\s*|\s+and\s+|\.\s+", text) if c.strip()]
+    regions: dict[str, str] = {}
+    base: list[str] = []
+    pending: str | None = None
+    for clause in clauses:
+        m = _REGION.search(clause)
+        rest = clause
+        region = None
+        if m:
+            word = (m.group(1) or "mask").lower()
+            region = _REGION_NAMES.get(word, word)
+            rest = _tidy(clause[:m.start()] + " " + clause[m.end():])
+            rest = re.sub(r"^(?:is|are|there is|there are|sits|stands)\s+", "", rest)
+        if region is not None and not rest:
+            pending = region
+            continue
+        if region is None and pending is not None:
+            region, pending = pending, None
+        if region is not None and region not in regions:
+            regions[region] = rest
+        else:
+            base.append(clause)
+    return ", ".join(base), regions
 
 
 def parse_request(prompt: str, labels: Labels | None = None) -> Request:
-    """Read size, aspect, steps, seed and things to avoid out of ``prompt``."""
-    labels = labels if labels is not None else classify(prompt)
+    """Read size, aspect, steps, seed, LoRA tags and things to avoid out of ``prompt``; only
+    unambiguous phrases count ("1024x768", "16:9", "portrait orientation", "seed 42", "30 steps"),
+    so a time of day, a count of objects or "a wide river" stay in the prompt."""
+    labels = labels if labels is not None else classify(without_negations(_LORA.sub(" ", prompt)))
     req = Request(prompt=prompt.strip(), labels=labels)
-    size = _SIZE.search(prompt)
+    req.loras = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0) for m in _LORA.finditer(prompt)]
+    size = _size(prompt)
     if size:
-        w, h = int(size.group(1)), int(size.group(2))
-        if 8 <= w <= 16384 and 8 <= h <= 16384:
-            req.width, req.height = w, h
-            req.aspect = w / h
-    ratio = _RATIO.search(prompt)
-    if req.aspect is None and ratio:
-        a, b = int(ratio.group(1)), int(ratio.group(2))
-        if a and b and 0.1 <= a / b <= 10:
-            req.aspect = a / b
+        req.width, req.height = size[0], size[1]
+        req.aspect = size[0] / size[1]
+    if req.aspect is None:
+        req.aspect = _ratio(prompt)
     if req.aspect is None:
         if "wide" in labels.formats:
             req.aspect = PANORAMA_ASPECT if _PANORAMA.search(prompt) else WIDE_ASPECT
@@ -93,26 +195,48 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if seed:
         req.seed = int(seed.group(1)) % 2**32
     steps = _STEPS.search(prompt)
-    if steps and 1 <= int(steps.group(1)) <= 500:
-        req.steps = int(steps.group(1))
+    if steps:
+        value = int(steps.group(1) or steps.group(2))
+        if 1 <= value <= 500:
+            req.steps = value
     if _FAST.search(prompt):
         req.quality = "fast"
     elif _QUALITY.search(prompt):
         req.quality = "quality"
     req.avoid = [m.group(1).strip() for m in _AVOID.finditer(prompt)]
+    negative = _NEGATIVE.search(prompt)
+    if negative:
+        req.avoid += [t.strip() for t in negative.group(1).split(",") if t.strip()]
     req.text = clean_prompt(prompt)
     return req
 
 
+def _tidy(text: str) -> str:
+    text = re.sub(r"\(\s*\)", " ", text)
+    text = re.sub(r"\s*,(\s*,)+", ",", re.sub(r"\s+", " ", text))
+    text = re.sub(r"\s+([,.;])", r"\1", text)
+    text = re.sub(r"([,;])\s*[.;,]+", r"\1", text)
+    return text.strip(" ,;.")
+
+
 def clean_prompt(prompt: str) -> str:
-    """The prompt for the text encoder: without size, ratio, seed, steps and "without ..." parts.
+    """The prompt for the text encoder: without size, ratio, seed, steps, LoRA tags and the
+    negations ("without X", "no X", which go to the negative prompt).
 
     >>> clean_prompt("a red fox, 1024x512, seed 42, 30 steps, without text")
     'a red fox'
+    >>> clean_prompt("a clock tower at 10:30, three ships in the harbour, a wide river")
+    'a clock tower at 10:30, three ships in the harbour, a wide river'
     """
-    text = prompt
-    for rx in (_SIZE, _RATIO, _SEED, _STEPS, _AVOID):
-        text = rx.sub(" ", text)
-    text = re.sub(r"\s*,(\s*,)+", ",", re.sub(r"\s+", " ", text))
-    text = re.sub(r"\s+,", ",", text).strip(" ,;.")
-    return text or prompt.strip()
+    text = _LORA.sub(" ", prompt)
+    size = _size(text)
+    if size:
+        text = text[:size[2][0]] + " " + text[size[2][1]:]
+    for start, end in reversed(_ratio_spans(text)):
+        text = text[:start] + " " + text[end:]
+    text = _NEGATIVE.sub(" ", text)
+    for rx in (_SEED, _STEPS, _AVOID):
+        text = rx.sub(lambda m: "," if m.group(0).lstrip()[:1] in ",;(" else " ", text)
+    text = re.sub(r"\b(?:in\s+)?(?:portrait|landscape)\s+(?:orientation|format|mode)\b", " ", text,
+                  flags=re.IGNORECASE)
+    return _tidy(text) or prompt.strip()
