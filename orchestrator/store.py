@@ -98,7 +98,6 @@ class JobStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "output_bytes" not in columns:  # a store from before retention: measured lazily
             self._db.execute("ALTER TABLE jobs ADD COLUMN output_bytes INTEGER")
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)")
 
     def close(self) -> None:
         with self._lock:
