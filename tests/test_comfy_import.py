@@ -222,7 +222,8 @@ def test_ksampler_advanced_maps_its_step_window_and_noise_control():
     prompt["3"]["inputs"].update(end_at_step=25, return_with_leftover_noise="enable", add_noise="disable")
     graph, problems = import_workflow(prompt, model_map=MODELS)
     params = graph.nodes["ksampler_advanced_3"].params
-    assert (params["end_step"], params["return_with_leftover_noise"], params["add_noise"]) == (25, True, False)
+    assert (params["end_step"], params["return_with_leftover_noise"], params["add_noise"]) == \
+        (25, True, False)
     assert problems == []
 
 
