@@ -4,9 +4,12 @@ Each template gets, for each of the prompt's subject, style and format labels, t
 table's mean score shrunk towards a prior: 0.6 when the template declares the label, 0.5
 when its description names it, 0.4 otherwise (a prior worth ``PRIOR_WEIGHT`` jobs). The
 template's score is the mean over the labels. Only templates for the prompt's task
-(text-to-image, image-to-image, inpaint) compete, when there are any; templates whose
-blocks the catalog lacks come last. Ties go to the smaller graph, then to a template on
-the default model, then the name.
+(text-to-image, image-to-image, inpaint) compete, when there are any. A prompt that asks
+for a composition (its ``intents``: style, palette, regions, pose, ...) gets the templates
+that declare that intent; templates that need an intent compete only when it is asked.
+Templates whose blocks the catalog lacks come last. Ties go to the plain template of the
+task (``meta.plain``; in a library that marks none, its smallest
+graph without a format label), then the name.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from typing import Any
 
 from agents.context import PlanningContext, template_labels, template_task
 from agents.labels import Labels
-from agents.sizes import primary_model
 from graphs import Template
 
 PRIOR_WEIGHT = 2.0
@@ -37,13 +39,36 @@ def _available(template: Template, ctx: PlanningContext) -> bool:
     return all(n.block in ctx.catalog for n in template.graph.nodes.values())
 
 
+def _task(template: Template) -> str:
+    return template.task or template_task(template.graph)
+
+
+def candidates(labels: Labels, ctx: PlanningContext) -> tuple[list[Template], str]:
+    """The templates that compete for ``labels`` and how the pool was drawn (for the trace)."""
+    everything = list(ctx.templates.values())
+    if labels.intents:
+        for intent in labels.intents:
+            asked = [t for t in everything if intent in t.intents]
+            same_task = [t for t in asked if _task(t) == labels.task]
+            if same_task or asked:
+                return same_task or asked, f"intent {intent!r}"
+    plain = [t for t in everything if not t.requires_intent]
+    pool = [t for t in plain if _task(t) == labels.task]
+    if pool:
+        return pool, f"task {labels.task!r}"
+    return plain or everything, "every template (none for the task)"
+
+
 def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]:
     """Every competing template with its score and per-label values, best first."""
     cells = ctx.scores.cells() if ctx.scores is not None else {}
     wanted = [*labels.content(), *labels.formats]
-    pool = [t for t in ctx.templates.values() if template_task(t.graph) == labels.task]
-    pool = pool or list(ctx.templates.values())
-    default_model = ctx.fallback_model()
+    pool, _why = candidates(labels, ctx)
+    # a library that marks no plain template (a plugin's, an older one): the smallest graph of
+    # the task is its plain one
+    legacy_plain = None if any(t.plain for t in pool) else \
+        min(pool, key=lambda t: (bool(t.labels.get("formats")), len(t.graph.nodes), t.name)).name \
+        if pool else None
     ranked = []
     for t in pool:
         declared = template_labels(t)
@@ -56,10 +81,9 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
         score = sum(values.values()) / len(values)
         ranked.append({"template": t.name, "score": round(score, 4),
                        "labels": {k: round(v, 4) for k, v in values.items()},
-                       "available": _available(t, ctx), "nodes": len(t.graph.nodes),
-                       "default_model": primary_model(t.graph, ctx.catalog) == default_model})
-    ranked.sort(key=lambda r: (not r["available"], -r["score"], r["nodes"], not r["default_model"],
-                               r["template"]))
+                       "available": _available(t, ctx), "plain": t.plain or t.name == legacy_plain,
+                       "nodes": len(t.graph.nodes)})
+    ranked.sort(key=lambda r: (not r["available"], -r["score"], not r["plain"], r["template"]))
     return ranked
 
 

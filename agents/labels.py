@@ -6,6 +6,8 @@ Labels come in four groups, the vocabulary the template library and the score ta
 - ``styles``: photo-realistic, painting, illustration, anime, detailed, edit
 - ``formats``: wide, tall, large (the image's shape and size, not its content)
 - ``task``: text-to-image, image-to-image or inpaint (exactly one)
+- ``intents``: a composition the prompt asks for (style of a reference image, a palette,
+  regions, pose/depth/edge control, upscale, face/hand detail, inpaint with a reference)
 
 >>> labels = classify("a wide panorama of a mountain lake at dawn, photorealistic")
 >>> labels.subjects, labels.styles, labels.formats, labels.task
@@ -25,7 +27,18 @@ SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "o
 STYLES = ("photo-realistic", "painting", "illustration", "anime", "detailed", "edit")
 FORMATS = ("wide", "tall", "large")
 TASKS = ("text-to-image", "image-to-image", "inpaint")
-VOCABULARY = SUBJECTS + STYLES + FORMATS + TASKS
+# what a composition template does, asked for in words (each names the templates' ``intents``)
+INTENTS = ("style", "palette", "regions", "mask-region", "pose", "control", "depth", "edges",
+           "upscale", "detail", "reference", "hires")
+VOCABULARY = SUBJECTS + STYLES + FORMATS + TASKS + INTENTS
+# the input role each intent implies (a prompt asking for it needs that input)
+INTENT_INPUTS: dict[str, tuple[str, ...]] = {
+    "style": ("image", "style"), "palette": ("image", "palette"), "mask-region": ("mask",),
+    "pose": ("control",), "control": ("control",), "depth": ("image",), "edges": ("image",),
+    "upscale": ("image",), "reference": ("image", "mask", "reference"),
+}
+# an intent some given input implies when the words do not name one
+ROLE_INTENTS = {"style": "style", "palette": "palette", "reference": "reference", "control": "control"}
 
 
 def _words(*words: str) -> str:
@@ -134,6 +147,62 @@ _RULES: dict[str, str] = {
 }
 _COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _RULES.items()}
 
+_IMG = r"(?:image|picture|photo|photograph|pic|painting|reference|ref|example|file|one)"
+_GIVEN = r"(?:this|the|my|that|our|attached|given|uploaded|provided|second|other|reference|input)"
+_INTENT_RULES: dict[str, str] = {
+    "style": (
+        r"\bstyle transfer\b|\b(?:in|with|using|after) the style of (?:the |this |my |that )?"
+        r"(?:attached |given |uploaded |provided |second |other |reference )" + _IMG + r"\b|"
+        r"\bstyle (?:image|reference|ref)\b|"
+        r"\b(?:match(?:ing)?|copy(?:ing)?|use|take|apply|borrow|transfer|keep) (?:the |its |that )?style\b|"
+        r"\bstyled? like (?:the |this |my )?(?:reference|attached|given|second|other)\b|"
+        r"\b(?:style|look|aesthetic) of (?:the |this |my )?"
+        r"(?:reference|attached|given|uploaded|second|other) " + _IMG
+    ),
+    "palette": (
+        r"\bpalettes?\b|\bcolou?ri[sz](?:e|ed|ing|ation)\b|\brecolou?r(?:ed|ing)?\b|"
+        r"\bcolou?r scheme (?:of|from)\b|\bcolou?rs (?:of|from) " + _GIVEN + r"\b"
+    ),
+    "regions": (
+        r"\b(?:on|at|to) the (?:left|right)\b|\b(?:left|right) (?:side|half)\b|\b(?:left|right)\s*:|"
+        r"\bside[- ]by[- ]side\b|\b(?:top|bottom|upper|lower) half\b|\b(?:in|at) the (?:top|bottom) "
+        r"(?:half|part)\b|\bregional prompt|\barea composition\b|\bcomposed of two regions\b"
+    ),
+    "mask-region": r"\b(?:in|inside|within) the (?:mask(?:ed)?|marked|white) (?:area|region|part)\b",
+    "pose": r"\b(?:pose|openpose|posed like|same pose|body pose|stick figure|skeleton)\b",
+    "control": (
+        r"\bcontrol ?net\b|\bcontrol (?:image|map)\b|\b(?:follow|keep|use|match) the (?:layout|composition) "
+        r"(?:of|from)\b|\blayout (?:of|from) " + _GIVEN
+    ),
+    "depth": r"\bdepth(?: map| maps| estimation| control|-guided| guided)?\b|\b3d layout\b|\bsame depth\b",
+    "edges": (
+        r"\b(?:canny|edge map|edges|outlines?|line ?art|lineart|contours?|scribble)\b|"
+        r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b"
+    ),
+    "upscale": (
+        r"\bup-?scal(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
+        r"\bincrease (?:the )?resolution\b|\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
+        r"\bmake (?:it|this|the (?:image|photo)) (?:bigger|larger|higher resolution|sharper)\b|"
+        r"\bhigher resolution version\b"
+    ),
+    "detail": (
+        r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo)(?:e?s|ed|ing)? "
+        r"(?:the |her |his |their |all )?(?:faces?|hands?|eyes|fingers|facial features)\b|"
+        r"\b(?:face|hand|facial) (?:detail(?:er|ing)?|fix|restoration|refine(?:ment)?)\b|"
+        r"\badetailer\b|\bdetail pass\b"
+    ),
+    "reference": (
+        r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
+        r"(?: image| photo| picture)?\b|\breference (?:image|photo|picture)\b|"
+        r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b"
+    ),
+    "hires": (
+        r"\bhi-?res\.? ?fix\b|\bhigh[- ]res(?:olution)? fix\b|\btwo[- ]pass\b|\bupscaled? and refined?\b|"
+        r"\brefined? at (?:a )?higher resolution\b"
+    ),
+}
+_INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTENT_RULES.items()}
+
 # what each label means, for an embedding model to compare prompts with
 DESCRIPTIONS: dict[str, str] = {
     "people": "a person, a portrait, people, a human face or figure",
@@ -159,10 +228,11 @@ class Labels:
     styles: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
     task: str = "text-to-image"
+    intents: list[str] = field(default_factory=list)
 
     def all(self) -> list[str]:
         """Every label, flat and sorted (what the score table is keyed by)."""
-        return sorted({*self.subjects, *self.styles, *self.formats, self.task})
+        return sorted({*self.subjects, *self.styles, *self.formats, *self.intents, self.task})
 
     def content(self) -> list[str]:
         """Subjects and styles only: what a template's quality depends on."""
@@ -170,7 +240,7 @@ class Labels:
 
     def to_dict(self) -> dict[str, Any]:
         return {"subjects": list(self.subjects), "styles": list(self.styles),
-                "formats": list(self.formats), "task": self.task}
+                "formats": list(self.formats), "task": self.task, "intents": list(self.intents)}
 
     @classmethod
     def from_list(cls, labels: Iterable[str]) -> Labels:
@@ -187,6 +257,8 @@ class Labels:
                 _add(out.styles, name)
             elif name in FORMATS:
                 _add(out.formats, name)
+            elif name in INTENTS:
+                _add(out.intents, name)
             else:
                 _add(out.subjects, name)
         if tasks:
@@ -221,11 +293,21 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     )
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall")
+    labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
+    if "pose" in labels.intents and "control" in labels.intents:
+        labels.intents.remove("control")
+    if "mask-region" in labels.intents:
+        found.discard("inpaint")  # a prompt for the masked area of a new picture, not an edit
+    if "upscale" in labels.intents and "hires" in labels.intents:
+        labels.intents.remove("upscale")
     if "inpaint" in found:
         labels.task = "inpaint"
         _add(labels.styles, "edit")
-    elif "image-to-image" in found:
+    elif "image-to-image" in found or any(i in labels.intents for i in
+                                          ("style", "palette", "depth", "edges", "upscale")):
         labels.task = "image-to-image"
+    if "reference" in labels.intents and labels.task != "inpaint":
+        labels.intents.remove("reference")  # a reference image means something only for an edit
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels

@@ -42,8 +42,8 @@ _QUALITY = re.compile(r"\b(?:highly detailed|best quality|masterpiece|ultra[- ]d
                       r"high quality)\b", re.IGNORECASE)
 _PANORAMA = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|ultra-?wide|banner)\b", re.IGNORECASE)
 # regions: "X on the left", "on the right: Y", "left: X", "in the masked area X"
-_REGION = re.compile(r"\b(?:(?:on|at|to|in) the\s+)?(left|right|top|bottom|upper|lower)(?:\s+(?:side|half|part))?"
-                     r"(?:\s+(?:of the (?:image|picture|frame)))?\s*:?|"
+_REGION = re.compile(r"\b(?:(?:on|at|to|in) the\s+)?(left|right|top|bottom|upper|lower)"
+                     r"(?:\s+(?:side|half|part))?(?:\s+(?:of the (?:image|picture|frame)))?\s*:?|"
                      r"\b(?:in|inside) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
                      re.IGNORECASE)
 _REGION_NAMES = {"upper": "top", "lower": "bottom"}
@@ -178,7 +178,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     so a time of day, a count of objects or "a wide river" stay in the prompt."""
     labels = labels if labels is not None else classify(without_negations(_LORA.sub(" ", prompt)))
     req = Request(prompt=prompt.strip(), labels=labels)
-    req.loras = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0) for m in _LORA.finditer(prompt)]
+    req.loras = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0)
+                 for m in _LORA.finditer(prompt)]
     size = _size(prompt)
     if size:
         req.width, req.height = size[0], size[1]

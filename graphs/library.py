@@ -1,13 +1,28 @@
 """The template library: graph JSON files with a description and labels the agent reads.
 
 Each template is a graph whose ``meta`` holds ``name``, ``description`` and ``labels``
-(``subjects`` and ``styles``). Built-in templates live in ``graphs/library/``; plugins add
-more through the ``register_templates`` hook.
+(``subjects`` and ``styles``), and the contract the agent plans by:
+
+- ``task``: ``text-to-image``, ``image-to-image`` or ``inpaint`` (what the user gives);
+- ``plain``: the plain template of its task (where ties between templates go);
+- ``intents``: what the user must ask for to get it (``style``, ``palette``, ``regions``,
+  ``pose``, ``depth``, ``edges``, ``upscale``, ``detail``, ``reference``, ...); with
+  ``requires_intent: false`` it also competes on labels alone;
+- ``inputs``: the named inputs, each ``{"role", "node", "description"}``: the role (``image``,
+  ``mask``, ``style``, ``palette``, ``reference``, ``control``) and the loading node whose
+  ``path`` it sets;
+- ``model``: model-slot preferences (``{"family": "sdxl"}``); templates name built-in models,
+  which the planner replaces with the user's.
+
+Built-in templates live in ``graphs/library/``; plugins add more through the
+``register_templates`` hook.
 
 >>> "txt2img" in template_names()
 True
 >>> load_template("txt2img").meta["labels"]["styles"][0]
 'photo-realistic'
+>>> [(i.role, i.node) for i in template("style_transfer").inputs]
+[('image', 'content'), ('style', 'style')]
 """
 
 from __future__ import annotations
@@ -21,6 +36,21 @@ from graphs.model import Graph
 LIBRARY_DIR = Path(__file__).with_name("library")
 
 
+ROLES = ("image", "mask", "style", "palette", "reference", "control")
+
+
+@dataclass(frozen=True)
+class TemplateInput:
+    """One named input of a template: its role and the node that loads it."""
+
+    role: str
+    node: str
+    description: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "node": self.node, "description": self.description}
+
+
 @dataclass(frozen=True)
 class Template:
     """A named graph with what the agent reads about it."""
@@ -31,8 +61,35 @@ class Template:
     graph: Graph
     source: str = ""
 
+    @property
+    def task(self) -> str | None:
+        task = self.graph.meta.get("task")
+        return str(task) if task else None
+
+    @property
+    def plain(self) -> bool:
+        return bool(self.graph.meta.get("plain"))
+
+    @property
+    def intents(self) -> list[str]:
+        return [str(i) for i in self.graph.meta.get("intents") or []]
+
+    @property
+    def requires_intent(self) -> bool:
+        return bool(self.intents) and self.graph.meta.get("requires_intent", True) is not False
+
+    @property
+    def inputs(self) -> list[TemplateInput]:
+        out = []
+        for item in self.graph.meta.get("inputs") or []:
+            if isinstance(item, dict) and isinstance(item.get("role"), str) \
+                    and isinstance(item.get("node"), str):
+                out.append(TemplateInput(item["role"], item["node"], str(item.get("description") or "")))
+        return out
+
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "labels": self.labels}
+        return {"name": self.name, "description": self.description, "labels": self.labels,
+                "task": self.task, "intents": self.intents, "inputs": [i.to_dict() for i in self.inputs]}
 
 
 def _from_file(path: Path) -> Template:
@@ -59,6 +116,14 @@ def templates_from_dir(path: str | Path) -> list[Template]:
 
 def template_names() -> list[str]:
     return [t.name for t in builtin_templates()]
+
+
+def template(name: str) -> Template:
+    """The built-in template ``name``; ``KeyError`` naming the known ones."""
+    for t in builtin_templates():
+        if t.name == name:
+            return t
+    raise KeyError(f"no template {name!r}; templates: {', '.join(template_names())}")
 
 
 def load_template(name: str) -> Graph:

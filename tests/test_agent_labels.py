@@ -38,7 +38,7 @@ def test_words_inside_other_words_do_not_count() -> None:
 def test_labels_round_trip_through_a_flat_list() -> None:
     labels = Labels.from_list(["Wildlife", "painting", "wide", "inpaint", "dragons"])
     assert labels.to_dict() == {"subjects": ["wildlife", "dragons"], "styles": ["painting"],
-                                "formats": ["wide"], "task": "inpaint"}
+                                "formats": ["wide"], "task": "inpaint", "intents": []}
     assert labels.all() == ["dragons", "inpaint", "painting", "wide", "wildlife"]
 
 
