@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.errors import AgentError
+from agents.tokens import CONTEXT_TOKENS, estimate_tokens
 
 DEFAULT_KEY_ENV = "ORCHESTRATOR_LLM_API_KEY"
 
@@ -62,6 +63,7 @@ class LLMConfig:
     temperature: float = 0.0
     max_tokens: int | None = 4096
     json_mode: bool = True
+    context_tokens: int | None = CONTEXT_TOKENS  # messages + answer at most (estimated); None: no bound
     env_keys: bool = True  # False: litellm may not fall back to provider keys in the environment
 
     @classmethod
@@ -82,6 +84,7 @@ class LLMConfig:
             timeout_s=float(getattr(settings, "timeout_s", 60.0)),
             retries=int(getattr(settings, "retries", 2)),
             temperature=float(getattr(settings, "temperature", 0.0)),
+            context_tokens=_context(settings),
         )
 
     @classmethod
@@ -110,8 +113,15 @@ class LLMConfig:
             timeout_s=float(getattr(settings, "timeout_s", 60.0)),
             retries=int(getattr(settings, "retries", 2)),
             temperature=float(getattr(settings, "temperature", 0.0)),
+            context_tokens=_context(settings),
             env_keys=bool(key_env) or not entry.base_url,
         )
+
+
+def _context(settings: Any) -> int | None:
+    """``settings.context_tokens`` where the settings have it (0: no bound), else 4096."""
+    value = getattr(settings, "context_tokens", CONTEXT_TOKENS)
+    return int(value) if value else None
 
 
 @dataclass
@@ -195,6 +205,25 @@ def parse_json_object(text: str) -> tuple[dict[str, Any] | None, AgentError | No
                             answer=text[:200])
 
 
+MIN_ANSWER_TOKENS = 256  # an answer smaller than this is no use: the messages do not fit
+
+
+def answer_tokens(cfg: LLMConfig, messages: list[dict[str, str]]) -> int | None:
+    """The ``max_tokens`` of a request: ``cfg.max_tokens``, lowered so that the messages (by
+    :func:`agents.tokens.estimate_tokens`) and the answer fit in ``cfg.context_tokens``.
+    An :class:`AgentError` (``type="llm"``, ``field="context_tokens"``) when the messages
+    leave less than :data:`MIN_ANSWER_TOKENS`."""
+    if not cfg.context_tokens:
+        return cfg.max_tokens
+    prompt = estimate_tokens(messages)
+    room = cfg.context_tokens - prompt
+    if room < MIN_ANSWER_TOKENS:
+        raise AgentError(f"the messages (~{prompt} tokens) leave no room for an answer in the "
+                         f"model's context of {cfg.context_tokens} tokens", type="llm",
+                         field="context_tokens", value=prompt, bound=cfg.context_tokens)
+    return min(cfg.max_tokens, room) if cfg.max_tokens else room
+
+
 class LLMClient:
     """Chat completions through litellm with JSON answers and bounded retries.
 
@@ -225,8 +254,9 @@ class LLMClient:
             "drop_params": True,
             "max_retries": 0,  # the OpenAI SDK's own retries: ours are below, bounded and counted
         }
-        if cfg.max_tokens:
-            options["max_tokens"] = cfg.max_tokens
+        max_tokens = answer_tokens(cfg, messages)
+        if max_tokens:
+            options["max_tokens"] = max_tokens
         if cfg.json_mode:
             options["response_format"] = {"type": "json_object"}
         if cfg.base_url:
@@ -254,6 +284,7 @@ class LLMClient:
         """Send ``messages``; the answer's JSON object (or the reason there is none)."""
         litellm = _prepare_litellm()
         cfg = self._config
+        answer_tokens(cfg, messages)  # AgentError now when the messages cannot fit the context
         usage = Usage(calls=1)
         attempt = 0
         while True:

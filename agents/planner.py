@@ -216,7 +216,7 @@ class Planner:
                 return proposal, info
             settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
             graph, _changes = adapt(self.ctx.templates[name].graph, request, self.ctx, settings=settings)
-            proposal.doc = graph.to_dict()
+            proposal.doc, proposal.select = graph.to_dict(), True
             info["template"] = name
             return proposal, info
         if isinstance(data.get("graph"), dict):

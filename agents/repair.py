@@ -5,7 +5,9 @@ the mechanical rule fixes (:func:`agents.rules.fix_rules`) and checked against t
 The critic then reads the prompt, the graph and every remaining problem (as the
 structured error dicts) and answers with problems and a corrected graph. The loop stops
 at the first graph without problems that the critic accepts (an offline critic accepts
-every such graph), or after ``max_rounds`` critic rounds.
+every such graph), or after ``max_rounds`` critic rounds. A proposal that selected a library
+template (``Proposal.select``) and passes every check is accepted without a critic call: the
+template was reviewed when it was written, and the checks held its adaptation.
 
 Each round is one entry of the trace, plain JSON data::
 
@@ -42,6 +44,7 @@ class Proposal:
     answer: Any = None
     usage: Usage | None = None
     raw: str | None = None  # the answer text, when it held no graph
+    select: bool = False  # a template selected and adapted: accepted without a critic when valid
 
 
 @dataclass
@@ -105,7 +108,7 @@ def repair_loop(
     entry = _entry(0, proposal.actor, proposal.prompt_sent, proposal.answer, graph, fixes, errors,
                    warnings, proposal.usage)
     rounds = [entry]
-    if not errors and not critic.reviews_valid:
+    if not errors and (not critic.reviews_valid or proposal.select):
         entry["decision"] = "accept"
         return LoopResult(graph, True, rounds, [])
     for k in range(1, max_rounds + 1):
