@@ -254,3 +254,26 @@ def test_hostile_params_are_refused_before_any_work(catalog, ex):
     b = GraphBuilder()
     b.add("sd.sigmas_karras", id="s", steps=5, rho=0.0)
     assert [e.to_dict()["field"] for e in check(b.build(), catalog)] == ["params.rho"]
+
+
+def test_noise_mask_keeps_the_latent_outside_it(catalog, models, tmp_path):
+    """ComfyUI's noise mask (SetLatentNoiseMask): where the mask is 0 the result is the input latent
+    (an Euler run ends exactly on it), where it is 1 it is sampled; an all-ones mask is no mask."""
+    sd_fixtures.write_png(tmp_path / "img.png", sd_fixtures.noise_image(64, seed=2))
+    sd_fixtures.write_png(tmp_path / "mask.png", sd_fixtures.rect_mask(64, (0, 0, 32, 64)))  # left half
+    sd_fixtures.write_png(tmp_path / "ones.png", sd_fixtures.rect_mask(64, (0, 0, 64, 64)))
+    b = GraphBuilder()
+    c = b.add("sd.encode_prompt", id="cond", model="tiny-sd", prompt=PROMPT, negative_prompt="blurry")
+    img = b.add("image.load", path="img.png")
+    enc = b.add("sd.vae_encode", id="enc", image=img.image, model="tiny-sd", mode="mean")
+    half = b.add("image.load_mask", path="mask.png", channel="red")
+    ones = b.add("image.load_mask", path="ones.png", channel="red")
+    common = dict(cond=c.cond, latent=enc.latent, seed=6, steps=4, sampler="euler", denoise=0.8)
+    b.add("sd.ksampler", id="half", mask=half.mask, **common)
+    b.add("sd.ksampler", id="ones", mask=ones.mask, **common)
+    b.add("sd.ksampler", id="none", **common)
+    out = LocalExecutor(catalog, models=models, input_root=tmp_path).run(b.build()).outputs
+    latent, masked = out["enc"]["latent"], out["half"]["latent"]
+    assert float((masked[..., 4:] - latent[..., 4:]).abs().max()) <= 1e-5  # right half: untouched
+    assert float((masked[..., :3] - latent[..., :3]).abs().max()) > 1e-2  # left half: sampled
+    assert float((out["ones"]["latent"] - out["none"]["latent"]).abs().max()) <= 1e-5
