@@ -277,3 +277,31 @@ def test_noise_mask_keeps_the_latent_outside_it(catalog, models, tmp_path):
     assert float((masked[..., 4:] - latent[..., 4:]).abs().max()) <= 1e-5  # right half: untouched
     assert float((masked[..., :3] - latent[..., :3]).abs().max()) > 1e-2  # left half: sampled
     assert float((out["ones"]["latent"] - out["none"]["latent"]).abs().max()) <= 1e-5
+
+
+def test_controlnet_step_range_follows_comfyui_sigmas(ex, models):
+    """On the native samplers a ControlNet acts while
+    percent_to_sigma(end) <= sigma <= percent_to_sigma(start) (ComfyUI's timestep range, checked at
+    every model call), not by step index."""
+    from plugins.sd.ksampler import control_active
+
+    ms = ModelSampling.from_config(dict(models.load("tiny-sd", "info").scheduler))
+    assert control_active(ms, 0.0, 1.0, 14.6) and control_active(ms, 0.0, 1.0, 0.0)
+    assert not control_active(ms, 0.5, 1.0, 14.6) and control_active(ms, 0.5, 1.0, 0.5)
+    assert not control_active(ms, 0.0, 0.5, 0.5) and control_active(ms, 0.0, 0.5, 3.0)
+    # karras, 4 steps: sigmas 14.6, 1.27, 0.03 (+0): a range that only the middle step's sigma is in
+    sigmas = schedules.calculate_sigmas(ms, "karras", 3)
+    start, end = 0.3, 0.9  # percent_to_sigma: about 2.2 and 0.09
+    assert [control_active(ms, start, end, float(s)) for s in sigmas[:-1]] == [False, True, False]
+    b = GraphBuilder()
+    c, lat = base(b)
+    img = b.add("image.solid", width=64, height=64, color=[0.9, 0.1, 0.1])
+    mid = b.add("sd.controlnet", cond=c.cond, image=img.image, start=start, end=end)
+    never = b.add("sd.controlnet", cond=c.cond, image=img.image, start=0.0, end=0.0)  # above any sigma
+    common = dict(latent=lat.latent, seed=4, steps=3, sampler="euler", scheduler="karras")
+    b.add("sd.ksampler", id="mid", cond=mid.cond, **common)
+    b.add("sd.ksampler", id="never", cond=never.cond, **common)
+    b.add("sd.ksampler", id="plain", cond=c.cond, **common)
+    out = ex.run(b.build()).outputs
+    assert float((out["never"]["latent"] - out["plain"]["latent"]).abs().max()) <= 1e-5
+    assert float((out["mid"]["latent"] - out["plain"]["latent"]).abs().max()) > 1e-3

@@ -69,6 +69,12 @@ def _latent(latent: Any, node: str) -> Any:
     return latent.detach().float().cpu()
 
 
+def control_active(ms: ModelSampling, start: float, end: float, sigma: float) -> bool:
+    """Whether a ControlNet with ComfyUI's ``start_percent``/``end_percent`` acts at ``sigma``: the
+    sigma lies between the two percents' sigmas (``ControlBase.get_control``'s timestep range)."""
+    return ms.percent_to_sigma(end) <= sigma <= ms.percent_to_sigma(start)
+
+
 def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sampler: str, sigmas: Any,
                   latent: Any, seed: int, add_noise: bool = True, batch_index: BatchIndex = None,
                   mask: Any = None, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
@@ -128,8 +134,13 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
         pixel_size=pixel_size, latent_size=tuple(latent.shape[-2:]), unet_config=dict(unet.config),
         scheduler=None, step_kwargs={}, base=prompt, make_prompt=make_prompt))
     last_step = len(sigmas) - 2
+    controls = getattr(extras, "controls", None)
 
     def unet_kwargs(model_in: Any, t: Any, i: int, p: Any) -> dict:
+        if controls is not None:  # ComfyUI's step range: by the sigma of each model call
+            for k, item in enumerate(controls.items):
+                on = control_active(ms, item["start"], item["end"], denoiser.sigma_now)
+                controls.keeps[k] = [1.0 if on else 0.0] * len(controls.keeps[k])
         return extras.unet_kwargs(model_in, t, min(i, last_step), p, None)
 
     denoiser = Denoiser(extras.unet(torch_unet(unet), node), ms, prompt, cfg, dtype=dtype,

@@ -10,7 +10,7 @@ negative pass is skipped unless a CFG++ sampler needs the unguided prediction
 
 What a conditioning carries beyond its prompt comes in through
 :class:`plugins.sd.conditioning.StepConditioning`: an IP-Adapter's UNet and ControlNet
-residuals for each call (with the step's index, so their step ranges hold).
+residuals for each call (the caller reads :attr:`Denoiser.sigma_now` for their step ranges).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class Denoiser:
         self.timestep_cond = timestep_cond
         self.unet_kwargs = unet_kwargs
         self.before_call = before_call
-        self.step = 0  # the sampler step being run (ControlNet step ranges follow it)
+        self.step = 0  # the sampler step being run
+        self.sigma_now = 0.0  # the sigma of the current call (ControlNet step ranges follow it)
         self.uncond_denoised: Any = None
         self.calls = 0
 
@@ -58,6 +59,7 @@ class Denoiser:
         sigma = sigma.to(device=x.device, dtype=torch.float32).reshape(-1)
         if sigma.shape[0] != x.shape[0]:
             sigma = sigma.expand(x.shape[0])
+        self.sigma_now = float(sigma[0])
         xc = self.ms.calculate_input(sigma, x)
         t = self.ms.timestep(sigma).float()
         model_in = torch.cat([xc, xc]) if self.do_uncond else xc
