@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -266,3 +267,48 @@ def test_core_class_coverage(catalog, capsys):
     with capsys.disabled():  # the figures for the issue note
         print(f"\nComfyUI core classes: {len(CORE_CLASSES)}; mapped {len(mapped)}; refused {len(refused)} "
               f"({', '.join(refused)}); not mapped {len(missing)} ({', '.join(missing)})")
+
+
+def sdxl_turbo_ui() -> dict:
+    """ComfyUI's SDXL-Turbo example in the UI format: custom sampling (SDTurboScheduler, KSamplerSelect,
+    SamplerCustom), so the widget values must be named by those classes' declarations."""
+    g = UIGraph()
+    g.node(20, "CheckpointLoaderSimple", ["sd_xl_turbo_1.0_fp16.safetensors"],
+           outputs=["MODEL", "CLIP", "VAE"])
+    g.node(6, "CLIPTextEncode", ["a cinematic shot of a baby racoon wearing an italian priest robe"],
+           [("clip", "CLIP")], ["CONDITIONING"])
+    g.node(7, "CLIPTextEncode", ["text, watermark"], [("clip", "CLIP")], ["CONDITIONING"])
+    g.node(5, "EmptyLatentImage", [512, 512, 1], outputs=["LATENT"])
+    g.node(22, "SDTurboScheduler", [1, 1.0], [("model", "MODEL")], ["SIGMAS"])
+    g.node(14, "KSamplerSelect", ["euler_ancestral"], outputs=["SAMPLER"])
+    g.node(13, "SamplerCustom", [True, 1234, "randomize", 1.0],
+           [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+            ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"), ("latent_image", "LATENT")], ["LATENT", "LATENT"])
+    g.node(8, "VAEDecode", [], [("samples", "LATENT"), ("vae", "VAE")], ["IMAGE"])
+    g.node(27, "SaveImage", ["turbo"], [("images", "IMAGE")])
+    for src, slot, dst, name in ((20, 1, 6, "clip"), (20, 1, 7, "clip"), (20, 0, 22, "model"),
+                                 (20, 0, 13, "model"), (6, 0, 13, "positive"), (7, 0, 13, "negative"),
+                                 (14, 0, 13, "sampler"), (22, 0, 13, "sigmas"), (5, 0, 13, "latent_image"),
+                                 (13, 0, 8, "samples"), (20, 2, 8, "vae"), (8, 0, 27, "images")):
+        g.link(src, slot, dst, name)
+    return g.workflow()
+
+
+def test_sdxl_turbo_ui_workflow_imports_runs_and_saves_a_comfyui_workflow(catalog, models, tmp_path):
+    if "sd.sample_custom" not in catalog:
+        pytest.skip("custom sampling blocks are not in the catalog")
+    result = import_result(sdxl_turbo_ui(), catalog=catalog, model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+    assert [p.to_dict() for p in result.errors] == []
+    assert {k: v for k, v in result.prompt["13"].inputs.items() if not isinstance(v, list)} == \
+        {"add_noise": True, "noise_seed": 1234, "cfg": 1.0}
+    assert result.prompt["22"].inputs["steps"] == 1 and result.prompt["14"].inputs == {"sampler_name":
+                                                                                       "euler_ancestral"}
+    run_small(result.graph, catalog, models, tmp_path)
+    [png] = list(tmp_path.glob("*.png"))
+    chunks = Image.open(png).text
+    assert {"prompt", "workflow"} <= set(chunks)
+    from_ui = import_result(json.loads(chunks["workflow"]), catalog=catalog,
+                            model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+    from_api = import_result(json.loads(chunks["prompt"]), catalog=catalog,
+                             model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+    assert from_ui.errors == [] and from_ui.graph == from_api.graph  # the workflow is the prompt, laid out

@@ -39,6 +39,7 @@ from graphs.catalog import Catalog
 from graphs.comfy.api import ComfyNode, read_api
 from graphs.comfy.export import export_api
 from graphs.comfy.importer import Importer, mapping_table
+from graphs.comfy.known import KNOWN
 from graphs.comfy.mapping import (
     ComfyMapping,
     Cond,
@@ -50,7 +51,6 @@ from graphs.comfy.mapping import (
     Resource,
     Unresolved,
 )
-from graphs.comfy.nodes import CORE_NODES
 from graphs.comfy.png import png_text
 from graphs.comfy.source import our_graph, read_source, to_api
 from graphs.comfy.ui import ui_to_api
@@ -94,7 +94,7 @@ def _widget_names(table: Mapping[str, ComfyMapping]) -> Any:
         m = table.get(class_type)
         if m is not None and m.widgets:
             return m.widgets
-        info = CORE_NODES.get(class_type)
+        info = KNOWN.get(class_type)
         return info.widget_names() if info is not None else None
 
     return names

@@ -20,6 +20,7 @@ from typing import Any
 from graphs.catalog import Catalog
 from graphs.comfy.api import ComfyNode
 from graphs.comfy.core import BUILTIN_BLOCKS, CORE_MAPPINGS, file_name
+from graphs.comfy.known import KNOWN
 from graphs.comfy.mapping import (
     ComfyMapping,
     Cond,
@@ -31,7 +32,6 @@ from graphs.comfy.mapping import (
     snake,
     value_type,
 )
-from graphs.comfy.nodes import CORE_NODES
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
 from graphs.errors import GraphError
@@ -284,14 +284,14 @@ class Importer:
         m = self.mappings.get(class_type)
         if m is not None and name in m.input_types:
             return m.input_types[name]
-        info = CORE_NODES.get(class_type)
+        info = KNOWN.get(class_type)
         return info.inputs.get(name) if info else None
 
     def widget_default(self, class_type: str, name: str, default: Any) -> Any:
         m = self.mappings.get(class_type)
         if m is not None and name in m.defaults:
             return m.defaults[name]
-        info = CORE_NODES.get(class_type)
+        info = KNOWN.get(class_type)
         found = info.default(name) if info else None
         return default if found is None else found
 

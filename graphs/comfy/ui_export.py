@@ -1,7 +1,7 @@
 """An API-format prompt as a UI-format (litegraph) workflow, the ``workflow`` ComfyUI saves.
 
 The reverse of :func:`graphs.comfy.ui.ui_to_api` for the core classes whose declaration
-is known (:data:`graphs.comfy.nodes.CORE_NODES` and the conditioning classes): every
+is known (:data:`graphs.comfy.known.KNOWN`: core, conditioning and custom sampling): every
 input slot the class declares (unlinked ones with ``link: null``), an input marked
 ``widget`` for a widget fed by a link, each output with the links leaving it, widget
 values in declaration order (a seed followed by its ``control_after_generate`` value,
@@ -25,14 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphs.comfy.api import is_link
-from graphs.comfy.cond_nodes import COND_NODES
-from graphs.comfy.nodes import CORE_NODES, SEED_WIDGETS, NodeInfo
-
-KNOWN: Mapping[str, NodeInfo] = {
-    **CORE_NODES, **COND_NODES,
-    "LatentBlend": NodeInfo(inputs={"samples1": "LATENT", "samples2": "LATENT"},
-                            widgets=(("blend_factor", 0.5),), outputs=("LATENT",)),
-}
+from graphs.comfy.known import KNOWN
+from graphs.comfy.nodes import SEED_WIDGETS, NodeInfo
 
 
 def api_to_ui(prompt: Mapping[str, Mapping[str, Any]],

@@ -1,0 +1,20 @@
+"""Every ComfyUI class whose declaration the import knows: inputs, widget order, outputs.
+
+The core classes (:mod:`graphs.comfy.nodes`), the conditioning classes
+(:mod:`graphs.comfy.cond_nodes`) and the custom-sampling ones
+(:mod:`graphs.comfy.sampling_nodes`), in one table for the UI <-> API conversions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from graphs.comfy.cond_nodes import COND_NODES
+from graphs.comfy.nodes import CORE_NODES, NodeInfo
+from graphs.comfy.sampling_nodes import SAMPLING_NODES
+
+KNOWN: Mapping[str, NodeInfo] = {
+    **CORE_NODES, **COND_NODES, **SAMPLING_NODES,
+    "LatentBlend": NodeInfo(inputs={"samples1": "LATENT", "samples2": "LATENT"},
+                            widgets=(("blend_factor", 0.5),), outputs=("LATENT",)),
+}
