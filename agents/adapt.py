@@ -13,10 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.context import PlanningContext
-from agents.request import Request
+from agents.request import Request, split_regions
 from agents.rules import fix_rules, target_size
 from agents.sizes import output_size, primary_model, round8, set_output_size
-from graphs import Graph
+from agents.slots import fill_slots
+from graphs import Graph, Template
+
+# where a region prompt applies: [x, y, width, height] as fractions of the image
+AREAS = {"left": [0.0, 0.0, 0.5, 1.0], "right": [0.5, 0.0, 0.5, 1.0], "top": [0.0, 0.0, 1.0, 0.5],
+         "bottom": [0.0, 0.5, 1.0, 0.5]}
 
 # what a select answer may set (see agents.prompts)
 SETTINGS = ("width", "height", "steps", "seed", "negative_prompt")
@@ -42,6 +47,55 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def input_paths(graph: Graph, request: Request) -> dict[str, str]:
+    """``{node: file}``: each given input on the node of its role (the graph's ``meta.inputs``;
+    a graph that declares none: the mask on its ``load_mask`` node, the image on its loads)."""
+    from agents.context import template_inputs
+
+    declared = template_inputs(Template(name="", description="", labels={}, graph=graph))
+    return {i.node: request.images[i.role] for i in declared
+            if i.role in request.images and i.node in graph.nodes}
+
+
+def _prompts(graph: Graph, text: str) -> dict[str, str]:
+    """The prompt of each prompting node: region nodes (``meta.region``) get their region's part
+    of the text, the others the whole text; a detail node (``meta.role: detail``) keeps its own."""
+    nodes = {n: node for n, node in graph.nodes.items() if isinstance(node.params.get("prompt"), str)
+             and node.meta.get("role") != "detail"}
+    slots = [n for n, node in nodes.items() if node.meta.get("region")]
+    if not slots:
+        return {n: text for n in nodes}
+    base, regions = split_regions(text)
+    out = {n: (base or text) if regions else text for n in nodes if n not in slots}
+    for node_id, region in zip(slots, _assign(graph, slots, regions), strict=True):
+        out[node_id] = regions.get(region or "", text) or text
+    return out
+
+
+def _assign(graph: Graph, slots: list[str], regions: dict[str, str]) -> list[str | None]:
+    """The asked region for each region slot: its own when asked, else the next one not taken."""
+    own = [graph.nodes[n].meta.get("region") for n in slots]
+    left = [r for r in regions if r not in own]
+    return [r if r in regions else (left.pop(0) if left else None) for r in own]
+
+
+def _areas(graph: Graph, request: Request) -> dict[str, list[float]]:
+    """New ``area`` params of the regional nodes whose slot took another region than its own."""
+    slots = [n for n, node in graph.nodes.items() if node.meta.get("region")
+             and isinstance(node.params.get("prompt"), str)]
+    if not slots:
+        return {}
+    _base, regions = split_regions(request.text or request.prompt)
+    out = {}
+    for slot, region in zip(slots, _assign(graph, slots, regions), strict=True):
+        if region is None or region == graph.nodes[slot].meta.get("region") or region not in AREAS:
+            continue
+        for node_id, node in graph.nodes.items():
+            if "area" in node.params and any(ref == f"{slot}.cond" for ref in node.inputs.values()):
+                out[node_id] = list(AREAS[region])
+    return out
+
+
 def adapt(
     graph: Graph,
     request: Request,
@@ -52,21 +106,25 @@ def adapt(
     """A copy of ``graph`` adapted to ``request``; ``settings`` (width, height, steps, seed,
     negative_prompt) override what the request implies. Returns the graph and the changes."""
     settings = dict(settings or {})
-    out = graph.model_copy(deep=True)
     changes: list[dict[str, Any]] = []
 
     def note(node: str | None, field: str, value: Any) -> None:
         changes.append({"node": node, "field": field, "value": value})
 
+    out, choice = fill_slots(graph, request, ctx)
+    note(None, "models", choice.to_dict())
     text = request.text or request.prompt
     negative = settings.get("negative_prompt")
-    for node_id, node in out.nodes.items():
-        if isinstance(node.params.get("prompt"), str):
-            node.params["prompt"] = text
-            note(node_id, "params.prompt", text)
-            if isinstance(negative, str):
-                node.params["negative_prompt"] = negative
-                note(node_id, "params.negative_prompt", negative)
+    for node_id, prompt in _prompts(out, text).items():
+        node = out.nodes[node_id]
+        node.params["prompt"] = prompt
+        note(node_id, "params.prompt", prompt)
+        if isinstance(negative, str):
+            node.params["negative_prompt"] = negative
+            note(node_id, "params.negative_prompt", negative)
+    for node_id, area in _areas(out, request).items():
+        out.nodes[node_id].params["area"] = area
+        note(node_id, "params.area", area)
 
     native = ctx.native_size(primary_model(out, ctx.catalog))
     width, height = _int(settings.get("width")), _int(settings.get("height"))
@@ -98,12 +156,9 @@ def adapt(
         if node.block.endswith(".save") and "name" in p:
             p["name"] = slug(text)
             note(node_id, "params.name", p["name"])
-        if node.block.endswith(".load_mask") and "mask" in request.images:
-            p["path"] = request.images["mask"]
-            note(node_id, "params.path", p["path"])
-        elif node.block.endswith(".load") and "image" in request.images:
-            p["path"] = request.images["image"]
-            note(node_id, "params.path", p["path"])
+    for node_id, path in input_paths(out, request).items():
+        out.nodes[node_id].params["path"] = path
+        note(node_id, "params.path", path)
     out, fixes = fix_rules(out, request, ctx)
     changes.extend({"node": f["node"], "field": f["field"], "value": f["message"], "rule": f["rule"]}
                    for f in fixes)

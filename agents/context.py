@@ -13,11 +13,12 @@ reads nothing else of the runtime.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphs import BlockSpec, Graph, Template
+from graphs.library import TemplateInput
 
 if TYPE_CHECKING:
     from agents.scores import ScoreTable
@@ -25,37 +26,79 @@ if TYPE_CHECKING:
 FAMILY_NATIVE = {"tiny": 64, "sd1": 512, "sd15": 512, "sd2": 768, "sdxl": 1024, "sd3": 1024,
                  "flux": 1024}
 DEFAULT_NATIVE = 512
+KINDS = ("checkpoint", "lora", "embedding", "controlnet", "vae", "upscaler", "clip_vision",
+         "ip_adapter", "onnx")
+
+
+def base_family(family: str | None) -> str:
+    """The architecture class of a family name: ``sd1``, ``sd2``, ``sdxl``, ... (variants such as
+    ``-inpaint``, ``-v`` or ``-refiner`` dropped).
+
+    >>> base_family("sd2-v-inpaint"), base_family("SDXL"), base_family(None)
+    ('sd2', 'sdxl', '')
+    """
+    return str(family or "").lower().split("-")[0]
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model the planner may reference: its name and native (training) size in pixels."""
+    """A model the planner may reference: its name, native (training) size in pixels, family
+    (``sd1``, ``sd2-v``, ``sdxl``, ``sd1-inpaint``, ...), kind (``checkpoint``, ``lora``,
+    ``controlnet``, ...) and whether it is a built-in random-weight test model."""
 
     name: str
     native: int = DEFAULT_NATIVE
     family: str = ""
+    kind: str = "checkpoint"
+    builtin: bool = False
+
+    @property
+    def base(self) -> str:
+        return base_family(self.family)
+
+    @property
+    def variant(self) -> str:
+        """``inpaint``, ``refiner`` or ``""``."""
+        fam = self.family.lower()
+        return "inpaint" if fam.endswith("-inpaint") else "refiner" if fam.endswith("-refiner") else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "native": self.native, "family": self.family}
+        return {"name": self.name, "native": self.native, "family": self.family, "kind": self.kind,
+                "builtin": self.builtin}
 
 
 BUILTIN_MODELS: dict[str, ModelInfo] = {
-    "tiny-sd": ModelInfo("tiny-sd", 64, "tiny"),
-    "tiny-sdxl": ModelInfo("tiny-sdxl", 64, "tiny"),
+    "tiny-sd": ModelInfo("tiny-sd", 64, "sd1", builtin=True),
+    "tiny-sd-inpaint": ModelInfo("tiny-sd-inpaint", 64, "sd1-inpaint", builtin=True),
+    "tiny-sdxl": ModelInfo("tiny-sdxl", 64, "sdxl", builtin=True),
+    "tiny-controlnet": ModelInfo("tiny-controlnet", 64, "sd1", "controlnet", builtin=True),
+    "tiny-clip-vision": ModelInfo("tiny-clip-vision", 64, "", "clip_vision", builtin=True),
+    "tiny-ip-adapter": ModelInfo("tiny-ip-adapter", 64, "sd1", "ip_adapter", builtin=True),
 }
 
 
 def models_from_entries(entries: Iterable[Mapping[str, Any]], *, builtins: bool = True
                         ) -> dict[str, ModelInfo]:
-    """Known models from config entries (``name``, optional ``native_size`` or ``family``)."""
+    """Known models from model descriptions: config entries (``name``, optional ``family``,
+    ``native_size``) or the rows of the model library (``orchestrator models --json``: ``name``,
+    ``kind``, ``family``, ``origin``, ``status``). Rows with ``status: "error"`` are left out;
+    built-in names keep their built-in description."""
     out = dict(BUILTIN_MODELS) if builtins else {}
     for entry in entries:
         name = entry.get("name")
-        if not name:
+        if not name or not isinstance(name, str) or entry.get("status") == "error":
+            continue
+        if name in BUILTIN_MODELS or entry.get("origin") == "builtin":
+            if name not in out and name in BUILTIN_MODELS:
+                out[name] = BUILTIN_MODELS[name]
             continue
         family = str(entry.get("family") or "").lower()
-        native = entry.get("native_size") or FAMILY_NATIVE.get(family) or DEFAULT_NATIVE
-        out[str(name)] = ModelInfo(str(name), int(native), family)
+        if family == "auto":
+            family = ""
+        kind = str(entry.get("kind") or "checkpoint").lower()
+        kind = kind if kind in KINDS else "checkpoint" if kind == "file" and not family else kind
+        native = entry.get("native_size") or FAMILY_NATIVE.get(base_family(family)) or DEFAULT_NATIVE
+        out[name] = ModelInfo(name, int(native), family, kind)
     return out
 
 
@@ -73,6 +116,27 @@ def template_task(graph: Graph) -> str:
     return "text-to-image"
 
 
+def template_inputs(template: Template) -> list[TemplateInput]:
+    """The named inputs of a template: those it declares (``meta.inputs``), else one per loading
+    node of a template that declares none (``load_mask`` -> ``mask``, the first ``load`` ->
+    ``image``, others by node id)."""
+    declared = template.inputs
+    if declared or "inputs" in template.graph.meta:
+        return declared
+    out: list[TemplateInput] = []
+    roles: set[str] = set()
+    for node_id, node in template.graph.nodes.items():
+        if node.block.endswith(".load_mask"):
+            role = "mask"
+        elif node.block.endswith(".load"):
+            role = "image" if "image" not in roles else node_id
+        else:
+            continue
+        roles.add(role)
+        out.append(TemplateInput(role, node_id))
+    return out
+
+
 def template_labels(template: Template) -> set[str]:
     """Every label a template declares (subjects, styles, formats such as ``wide``)."""
     return {str(v).lower() for values in template.labels.values() for v in values}
@@ -87,6 +151,11 @@ class PlanningContext:
     models: Mapping[str, ModelInfo] = field(default_factory=lambda: dict(BUILTIN_MODELS))
     scores: ScoreTable | None = None
     default_model: str | None = None
+    # learned preference of a model for a prompt's labels (higher is better); None: names decide
+    model_score: Callable[[list[str], str], float] | None = None
+    # the daemon's limits check: graph -> problems ({"type", "message", "node", "field", "value",
+    # "bound"}); None: no limits known here
+    limits: Callable[[Graph], list[dict[str, Any]]] | None = None
 
     @classmethod
     def build(
@@ -124,3 +193,11 @@ class PlanningContext:
             if name and name in self.models:
                 return name
         return next(iter(self.models), None)
+
+    def checkpoints(self) -> list[ModelInfo]:
+        """The models a checkpoint slot may take (no refiners), the user's before the built-ins."""
+        found = [m for m in self.models.values() if m.kind == "checkpoint" and m.variant != "refiner"]
+        return sorted(found, key=lambda m: m.builtin)
+
+    def of_kind(self, kind: str) -> list[ModelInfo]:
+        return [m for m in self.models.values() if m.kind == kind]

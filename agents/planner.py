@@ -19,19 +19,23 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agents.adapt import adapt
-from agents.choose import rank_templates
+from agents.choose import candidates, rank_templates
 from agents.compose import apply_ops
 from agents.context import PlanningContext
 from agents.critic import LLMCritic, OfflineCritic
 from agents.errors import AgentError
+from agents.inputs import apply_inputs, note_unused_inputs, pick_with_inputs, require_inputs
 from agents.labels import Embedder, Labels, classify
+from agents.limits import hold_limits
 from agents.llm import LLMClient, LLMConfig, Usage
 from agents.prompts import planner_messages, str_list
 from agents.repair import Proposal, repair_loop
-from agents.request import Request, parse_request
+from agents.request import Request, labels_text, parse_request, text_notes
+from agents.slots import named_checkpoint
 from graphs import Graph
 
 DEFAULT_ROUNDS = 3
@@ -84,15 +88,22 @@ class Planner:
         return f"llm:{self.llm.model}" if self.llm is not None else "offline"
 
     def request(self, prompt: str, *, seed: int | None = None, width: int | None = None,
-                height: int | None = None, images: Mapping[str, str] | None = None) -> Request:
+                height: int | None = None, images: Mapping[str, str] | None = None,
+                notes: list[str] | None = None) -> Request:
         """What ``prompt`` asks for, with the keyword (and embedding) labels; ``seed``,
-        ``width`` and ``height`` given here win over what the prompt says."""
-        request = parse_request(prompt, classify(prompt, embedder=self.embedder))
+        ``width`` and ``height`` given here win over what the prompt says. ``images`` (input
+        files by role) can set the task: an image makes a plain prompt image-to-image, an image
+        and a mask an inpainting, a style/palette/reference/control input its composition."""
+        notes = notes if notes is not None else []
+        request = parse_request(prompt, classify(labels_text(prompt), embedder=self.embedder))
+        named, request.text = named_checkpoint(request.text, self.ctx)
+        request.model = named.name if named is not None else None
         if seed is not None:
             request.seed = seed
         if width and height:
             request.width, request.height, request.aspect = width, height, width / height
-        request.images = dict(images or {})
+        request.images = {str(k): str(v) for k, v in (images or {}).items()}
+        apply_inputs(request, notes)
         return request
 
     def plan(self, prompt: str, *, seed: int | None = None, width: int | None = None,
@@ -110,11 +121,12 @@ class Planner:
             raise AgentError(f"no template {template!r}; templates: {', '.join(sorted(self.ctx.templates))}",
                              type="config", field="template", value=template)
         started = time.monotonic()
-        request = self.request(prompt, seed=seed, width=width, height=height, images=images)
         notes: list[str] = []
+        request = self.request(prompt, seed=seed, width=width, height=height, images=images, notes=notes)
+        text_notes(request, notes)
         failed: list[dict[str, Any]] = []  # LLM calls that failed before a round was made
         if template is not None:
-            proposal, info = self._propose_offline(request, forced=template)
+            proposal, info = self._propose_offline(request, notes, forced=template)
             if self.llm is not None:
                 info["planner"] = f"llm:{self.llm.model}"
         else:
@@ -125,6 +137,9 @@ class Planner:
             else offline_critic
         result = repair_loop(request, self.ctx, proposal, critic, max_rounds=self.rounds,
                              fallback=offline_critic if self.fallback_offline else None)
+        limit_errors: list[dict[str, Any]] = []
+        if result.valid and result.graph is not None:
+            result.graph, limit_errors = hold_limits(result.graph, self.ctx, notes)
         usage = Usage()
         for entry in [*failed, *result.rounds]:
             if entry.get("usage"):
@@ -132,11 +147,19 @@ class Planner:
         trace = {
             "prompt": request.prompt, "planner": info["planner"], "request": request.to_dict(),
             "labels": request.labels.all(), "mode": info["mode"], "template": info["template"],
-            "ranking": info["ranking"], "notes": notes, "rounds": result.rounds,
+            "ranking": info["ranking"], "pool": info.get("pool"), "models": info.get("models"),
+            "inputs": {r: Path(v).name for r, v in request.images.items()}, "notes": notes,
+            "rounds": result.rounds,
             "outcome": "accepted" if result.accepted else "valid_at_bound" if result.valid else "failed",
             "errors": result.errors, "usage": usage.to_dict(),
             "seconds": round(time.monotonic() - started, 3),
         }
+        if limit_errors:
+            first = limit_errors[0]
+            raise AgentError("the planned graph breaks the limits even after clamping: "
+                             f"{first.get('message')}",
+                             type="limit", node=first.get("node"), field=first.get("field"),
+                             errors=limit_errors, trace=trace)
         if not result.valid or result.graph is None:
             count = len(result.errors)
             head = "; ".join(str(e.get("message")) for e in result.errors[:3])
@@ -164,19 +187,28 @@ class Planner:
                     raise
                 notes.append(f"the planner model failed, planned offline: {exc.message}")
                 failed.append({"usage": exc.details.get("usage")})
-        return self._propose_offline(request)
+        return self._propose_offline(request, notes)
 
-    def _propose_offline(self, request: Request, forced: str | None = None
+    def _propose_offline(self, request: Request, notes: list[str], forced: str | None = None
                          ) -> tuple[Proposal, dict[str, Any]]:
         ranking = rank_templates(request.labels, self.ctx)
         if not ranking:
             raise AgentError("the template library is empty: nothing to plan from", type="config")
-        name = forced or ranking[0]["template"]
+        _pool, why = candidates(request.labels, self.ctx)
+        if forced is not None:
+            name = forced
+            require_inputs(self.ctx.templates[name], request)
+        else:
+            name, request = pick_with_inputs(ranking, request, self.ctx, notes)
+        note_unused_inputs(self.ctx.templates[name], request, notes)
         graph, changes = adapt(self.ctx.templates[name].graph, request, self.ctx)
+        models = next((c["value"] for c in changes if c.get("field") == "models"), None)
+        for note in (models or {}).get("notes", []):
+            notes.append(note)
         answer = {"template": name, "ranking": ranking[:3], "changes": changes}
         proposal = Proposal("planner:offline", graph.to_dict(), answer=answer)
-        return proposal, {"planner": "offline", "mode": "select", "template": name,
-                          "ranking": ranking[:5], "request": request}
+        return proposal, {"planner": "offline", "mode": "select", "template": name, "pool": why,
+                          "ranking": ranking[:5], "request": request, "models": models}
 
     def _propose_llm(self, request: Request) -> tuple[Proposal, dict[str, Any]]:
         assert self.llm is not None
@@ -201,6 +233,7 @@ class Planner:
                 chosen.subjects.append("people")  # the people rules hold whatever the model says
             relabelled = parse_request(request.prompt, chosen)
             relabelled.seed, relabelled.images = request.seed, request.images
+            relabelled.model, relabelled.text = request.model, request.text
             request = info["request"] = relabelled
         mode = data.get("mode")
         if mode not in ("select", "compose"):
@@ -215,6 +248,7 @@ class Planner:
                 proposal.raw = answer.text
                 return proposal, info
             settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+            require_inputs(self.ctx.templates[name], request)
             graph, _changes = adapt(self.ctx.templates[name].graph, request, self.ctx, settings=settings)
             proposal.doc, proposal.select = graph.to_dict(), True
             info["template"] = name

@@ -75,6 +75,7 @@ class Request:
     images: dict[str, str] = field(default_factory=dict)  # input files by role: "image", "mask", "style"
     loras: list[tuple[str, float]] = field(default_factory=list)  # <lora:name:weight> tags
     regions: dict[str, str] = field(default_factory=dict)  # region -> its own prompt ("left", "right")
+    model: str | None = None  # a checkpoint the prompt names (removed from ``text``)
 
     @property
     def people(self) -> bool:
@@ -91,7 +92,7 @@ class Request:
                 "text": self.text, "height": self.height, "aspect": self.aspect, "large": self.large,
                 "steps": self.steps, "quality": self.quality, "seed": self.seed,
                 "avoid": list(self.avoid), "images": dict(self.images),
-                "loras": [list(x) for x in self.loras], "regions": dict(self.regions)}
+                "loras": [list(x) for x in self.loras], "regions": dict(self.regions), "model": self.model}
 
 
 def _ratio(prompt: str) -> float | None:
@@ -133,6 +134,24 @@ def without_negations(prompt: str) -> str:
     """
     text = _NEGATIVE.sub(" ", prompt)
     return _tidy(_AVOID.sub(" ", text)) or prompt.strip()
+
+
+def labels_text(prompt: str) -> str:
+    """What labels are read from: the prompt without LoRA tags and negations."""
+    return without_negations(_LORA.sub(" ", prompt))
+
+
+def text_notes(request: Request, notes: list[str]) -> None:
+    """Trace notes on the text: no label recognised; a prompt longer than one CLIP window."""
+    labels = request.labels
+    if not (labels.subjects or labels.styles or labels.formats or labels.intents):
+        notes.append(f"no label recognised in the prompt: planned with the plain template of the task "
+                     f"({labels.task})")
+    tokens = estimate_tokens(request.text)
+    if tokens > CLIP_TOKENS:
+        notes.append(f"the prompt is about {tokens} CLIP tokens: the text encoder reads {CLIP_TOKENS} at "
+                     f"a time, so words past the first window may be cut; shorten it or put the key "
+                     f"words first")
 
 
 def estimate_tokens(text: str) -> int:

@@ -76,6 +76,13 @@ def _carries(param: Any, prompt: str) -> bool:
     return not want or len(want & _words(param)) >= max(1, len(want) // 2)
 
 
+def _carried(graph: Graph, prompts: list[str], text: str) -> bool:
+    """Whether the prompting nodes carry the user's prompt: one node, or all of them together
+    (a regional graph spreads it over its regions)."""
+    params = [graph.nodes[n].params["prompt"] for n in prompts]
+    return any(_carries(p, text) for p in params) or _carries(" ".join(params), text)
+
+
 def _prompt_nodes(graph: Graph) -> list[str]:
     return [n for n, node in graph.nodes.items() if isinstance(node.params.get("prompt"), str)]
 
@@ -129,8 +136,7 @@ def check_rules(graph: Graph, request: Request, ctx: PlanningContext
                     "model", f"node {node_id!r}: unknown model {name!r}; known models: "
                     f"{', '.join(sorted(ctx.models))}", node_id, "params.model", value=name))
     prompts = _prompt_nodes(graph)
-    if prompts and not any(_carries(graph.nodes[n].params["prompt"], request.text or request.prompt)
-                           for n in prompts):
+    if prompts and not _carried(graph, prompts, request.text or request.prompt):
         errors.append(_rule("prompt", "no node's prompt carries the user's prompt "
                             f"{request.text or request.prompt!r}", prompts[0], "params.prompt"))
     for node_id in prompts:
@@ -187,7 +193,7 @@ def fix_rules(graph: Graph, request: Request, ctx: PlanningContext
             note("model", node_id, "params.model", f"unknown model {name!r} -> {replacement!r}")
     text = request.text or request.prompt
     prompts = _prompt_nodes(out)
-    if prompts and not any(_carries(out.nodes[n].params["prompt"], text) for n in prompts):
+    if prompts and not _carried(out, prompts, text):
         out.nodes[prompts[0]].params["prompt"] = text
         note("prompt", prompts[0], "params.prompt", f"prompt set to {text!r}")
     for node_id in prompts:

@@ -102,7 +102,7 @@ PROMPTS = [
      "template": "panorama"},
     {"prompt": "portrait of an old fisherman, oil painting", "labels": ["people", "painting"]},
     {"prompt": "remove the bench from this photo", "labels": ["objects", "inpaint"],
-     "template": "inpaint"},
+     "template": "inpaint", "inputs": ["image", "mask"]},
 ]
 
 

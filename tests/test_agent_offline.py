@@ -41,7 +41,8 @@ EXPECTED = [
 
 @pytest.mark.parametrize(("prompt", "template", "labels"), EXPECTED)
 def test_offline_planner_picks_the_expected_template(ctx, prompt, template, labels) -> None:
-    plan = Planner(ctx).plan(prompt)
+    images = {"image-to-image": {"image": "in.png"}, "inpaint": {"image": "in.png", "mask": "m.png"}}
+    plan = Planner(ctx).plan(prompt, images=next((v for k, v in images.items() if k in labels), None))
     assert plan.template == template
     assert labels <= set(plan.labels)
     assert plan.planner == "offline" and plan.mode == "select" and plan.accepted

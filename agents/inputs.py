@@ -1,0 +1,109 @@
+"""The input contract: each template's named inputs by role, the files a request gives.
+
+A template declares its inputs (``meta.inputs``: ``image``, ``mask``, ``style``, ``palette``,
+``reference``, ``control``, each on the node that loads it). The files a user gives, by role
+(``--input style=FILE`` on the CLI, ``agent.inputs`` over the API), can set the task; a
+template whose inputs are not all given is not planned: a text-to-image composition (pose,
+mask region, ...) falls back to a text-only template with a note in the trace, any other
+fails with an :class:`~agents.errors.AgentError` (``type="input"``) naming each missing role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.choose import rank_templates
+from agents.context import PlanningContext, template_inputs, template_task
+from agents.errors import AgentError
+from agents.labels import INTENT_INPUTS, ROLE_INTENTS
+from agents.request import Request
+from graphs import Template
+
+TEXT_INTENTS = ("regions", "mask-region", "pose", "control", "detail", "hires")  # over a new picture
+HOW = "give it with --input ROLE=FILE (CLI) or agent.inputs {ROLE: uploaded name} (API)"
+
+
+def apply_inputs(request: Request, notes: list[str]) -> None:
+    """Let the given inputs set the task and intents of ``request`` where the words do not."""
+    labels = request.labels
+    roles = set(request.images)
+    for role, intent in ROLE_INTENTS.items():
+        if role in roles and intent not in labels.intents \
+                and not (role == "control" and "pose" in labels.intents):
+            labels.intents.append(intent)
+            notes.append(f"a {role!r} input was given: planned as intent {intent!r}")
+    if "mask" in roles and "image" in roles and labels.task != "inpaint" \
+            and "mask-region" not in labels.intents:
+        notes.append(f"an image and a mask were given: the task is inpaint (the words said {labels.task})")
+        labels.task = "inpaint"
+    elif "image" in roles and labels.task == "text-to-image" \
+            and not any(i in TEXT_INTENTS for i in labels.intents):
+        notes.append("an image was given: the task is image-to-image")
+        labels.task = "image-to-image"
+    if "reference" in labels.intents and labels.task != "inpaint":
+        labels.intents.remove("reference")
+
+
+def missing_roles(template: Template, request: Request) -> list[dict[str, str]]:
+    """The inputs ``template`` needs that ``request`` does not give: ``{"role", "description"}``."""
+    return [{"role": i.role, "description": i.description} for i in template_inputs(template)
+            if i.role not in request.images]
+
+
+def input_error(template: Template, missing: list[dict[str, str]]) -> AgentError:
+    roles = [m["role"] for m in missing]
+    what = "; ".join(f"{m['role']!r}" + (f" ({m['description']})" if m["description"] else "")
+                     for m in missing)
+    return AgentError(
+        f"the prompt asks for {template.name} ({template.task or template_task(template.graph)}), "
+        f"which needs "
+        f"input {what}; none was given: {HOW.replace('ROLE', roles[0])}",
+        type="input", field=f"inputs.{roles[0]}", value=None, roles=roles, template=template.name)
+
+
+def require_inputs(template: Template, request: Request) -> None:
+    """Raise the input error of ``template`` when ``request`` lacks one of its inputs."""
+    missing = missing_roles(template, request)
+    if missing:
+        raise input_error(template, missing)
+
+
+def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: PlanningContext,
+                     notes: list[str]) -> tuple[str, Request]:
+    """The best ranked template whose inputs are all given, and the request it is planned for.
+
+    When the best one lacks an input: a text-to-image composition falls back to the best
+    template of the task without that intent (noted); anything else is the input error.
+    """
+    best = ctx.templates[ranking[0]["template"]]
+    missing = missing_roles(best, request)
+    if not missing:
+        return best.name, request
+    for entry in ranking[1:]:
+        other = ctx.templates[entry["template"]]
+        if not missing_roles(other, request):
+            notes.append(f"{best.name} needs input {', '.join(m['role'] for m in missing)}, which was "
+                         f"not given: planned with {other.name}")
+            return other.name, request
+    task = best.task or request.labels.task
+    if task == "text-to-image" and request.labels.task == "text-to-image":
+        implied = {r for i in request.labels.intents for r in INTENT_INPUTS.get(i, ())}
+        dropped = [i for i in request.labels.intents if set(INTENT_INPUTS.get(i, ())) & implied]
+        request.labels.intents = [i for i in request.labels.intents if i not in dropped]
+        for entry in rank_templates(request.labels, ctx):
+            other = ctx.templates[entry["template"]]
+            if not missing_roles(other, request):
+                notes.append(f"the prompt asks for {best.name} ({', '.join(dropped)}), which needs input "
+                             f"{', '.join(m['role'] for m in missing)}; none was given, so it fell back "
+                             f"to the text-only {other.name}")
+                return other.name, request
+    raise input_error(best, missing)
+
+
+def note_unused_inputs(template: Template, request: Request, notes: list[str]) -> None:
+    """Say in the trace which given inputs the chosen template has no place for."""
+    used = {i.role for i in template_inputs(template)}
+    unused = sorted(set(request.images) - used)
+    if unused:
+        notes.append(f"input {', '.join(unused)} given, but {template.name} takes only "
+                     f"{', '.join(sorted(used)) or 'no inputs'}: not used")

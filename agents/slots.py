@@ -1,0 +1,197 @@
+"""Model slots: templates name built-in models; a plan runs on the user's.
+
+Templates are model-agnostic: a node whose ``model`` param names a built-in checkpoint
+(``tiny-sd``, ``tiny-sdxl``, ``tiny-sd-inpaint``) is a *checkpoint slot*, one naming a
+built-in ControlNet or IP-Adapter an *auxiliary slot*. :func:`fill_slots` puts the best
+configured checkpoint for the request into every checkpoint slot, in this order:
+
+1. a model the prompt names (``<model:NAME>``, ``model: NAME``, or a configured
+   checkpoint's exact name) — removed from the text;
+2. the user's ``agent.default_model``;
+3. the user's checkpoints, the template's family first (``meta.model.family``; an
+   ``-inpaint`` variant for inpainting templates, plain ones elsewhere), then by learned
+   score (``PlanningContext.model_score``), then by name.
+
+The built-ins stay only when nothing else is configured. An auxiliary slot takes a
+configured model of its kind and the checkpoint's family; where there is none, the whole
+graph stays on the built-ins and the trace says why. ``<lora:NAME:WEIGHT>`` tags resolve
+through the model library into the checkpoint slots' references.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.context import BUILTIN_MODELS, ModelInfo, PlanningContext, base_family
+from agents.errors import AgentError
+from agents.request import Request
+from agents.sizes import model_name
+from graphs import Graph
+
+AUX_KINDS = ("controlnet", "ip_adapter", "clip_vision")
+_MODEL_TAG = re.compile(r"<model:([^<>:]{1,200})>|\bmodel\s*[:=]\s*([A-Za-z0-9_./\-]{2,200})", re.IGNORECASE)
+
+
+@dataclass
+class SlotChoice:
+    """What :func:`fill_slots` decided: the checkpoint, the LoRAs, and notes for the trace."""
+
+    checkpoint: str | None = None
+    why: str = ""
+    loras: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    text: str = ""  # the prompt text with model names removed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "why": self.why, "loras": list(self.loras),
+                "notes": list(self.notes)}
+
+
+def _strip(text: str, span: tuple[int, int]) -> str:
+    out = text[:span[0]] + " " + text[span[1]:]
+    out = re.sub(r"\s+", " ", out)
+    return re.sub(r"\s+([,.;])", r"\1", out).strip(" ,;")
+
+
+def _lookup(ctx: PlanningContext, name: str, kind: str) -> ModelInfo | None:
+    """A model of ``kind`` by name, with or without ``.safetensors`` (as the model folders list it)."""
+    for candidate in (name, f"{name}.safetensors", name.removesuffix(".safetensors")):
+        info = ctx.models.get(candidate)
+        if info is not None and info.kind == kind:
+            return info
+    return None
+
+
+def named_checkpoint(text: str, ctx: PlanningContext) -> tuple[ModelInfo | None, str]:
+    """A checkpoint the prompt names, and the text without it. An explicit ``<model:X>`` or
+    ``model: X`` that names no checkpoint is an :class:`AgentError` naming the value."""
+    m = _MODEL_TAG.search(text)
+    if m:
+        name = (m.group(1) or m.group(2)).strip()
+        info = _lookup(ctx, name, "checkpoint")
+        if info is None:
+            known = ", ".join(sorted(c.name for c in ctx.checkpoints())) or "none"
+            raise AgentError(f"the prompt names model {name!r}, which is no configured checkpoint; "
+                             f"checkpoints: {known}", type="model", field="prompt", value=name)
+        return info, _strip(text, m.span())
+    for info in ctx.checkpoints():
+        if info.builtin or len(info.name) < 4:
+            continue
+        stem = info.name.removesuffix(".safetensors")
+        hit = re.search(r"(?<![\w/.-])" + re.escape(stem) + r"(?:\.safetensors)?(?![\w/-])", text,
+                        re.IGNORECASE)
+        if hit:
+            return info, _strip(text, hit.span())
+    return None, text
+
+
+def resolve_loras(request: Request, ctx: PlanningContext, checkpoint: ModelInfo | None
+                  ) -> list[dict[str, Any]]:
+    """The request's ``<lora:NAME:WEIGHT>`` tags as LoRA references (``path``, ``weight``); a name
+    the model library lacks, or a LoRA of another family than the checkpoint, is an error."""
+    out = []
+    for name, weight in request.loras:
+        info = _lookup(ctx, name, "lora")
+        if info is None:
+            known = ", ".join(sorted(m.name for m in ctx.of_kind("lora"))) or "none in the model folders"
+            raise AgentError(f"the prompt's LoRA tag names {name!r}, which the model library does not "
+                             f"have; LoRAs: {known}", type="model", field="prompt", value=name)
+        if checkpoint is not None and info.base and checkpoint.base and info.base != checkpoint.base \
+                and not checkpoint.builtin:
+            raise AgentError(f"LoRA {name!r} is for {info.base}, the checkpoint {checkpoint.name!r} is "
+                             f"{checkpoint.base}", type="model", field="prompt", value=name)
+        out.append({"path": info.name, "weight": weight})
+    return out
+
+
+def _slots(graph: Graph) -> tuple[dict[str, ModelInfo], dict[str, ModelInfo]]:
+    checkpoints: dict[str, ModelInfo] = {}
+    aux: dict[str, ModelInfo] = {}
+    for node_id, node in graph.nodes.items():
+        name = model_name(node.params.get("model"))
+        info = BUILTIN_MODELS.get(name or "")
+        if info is None:
+            continue
+        if info.kind == "checkpoint":
+            checkpoints[node_id] = info
+        elif info.kind in AUX_KINDS:
+            aux[node_id] = info
+    return checkpoints, aux
+
+
+def _rank(candidates: list[ModelInfo], prefer: str, inpaint: bool, ctx: PlanningContext,
+          labels: list[str]) -> list[ModelInfo]:
+    def key(m: ModelInfo) -> tuple[Any, ...]:
+        score = ctx.model_score(labels, m.name) if ctx.model_score is not None else 0.0
+        return (m.builtin, bool(prefer) and m.base != prefer, (m.variant == "inpaint") != inpaint,
+                not m.base, -score, m.name)
+
+    return sorted(candidates, key=key)
+
+
+def choose_checkpoint(ctx: PlanningContext, request: Request, template_meta: dict[str, Any],
+                      inpaint: bool, named: ModelInfo | None) -> tuple[ModelInfo | None, str]:
+    """The checkpoint for the slots and why it was chosen (see the module docstring)."""
+    if named is not None:
+        return named, "named in the prompt"
+    default = ctx.models.get(ctx.default_model or "")
+    if default is not None and default.kind == "checkpoint":
+        return default, "agent.default_model"
+    prefer = str((template_meta.get("model") or {}).get("family") or "") \
+        if isinstance(template_meta.get("model"), dict) else ""
+    users = [m for m in ctx.checkpoints() if not m.builtin]
+    if not users:
+        return None, "no checkpoint configured: the template's built-in models"
+    best = _rank(users, base_family(prefer), inpaint, ctx, request.labels.all())[0]
+    return best, "the best configured checkpoint" + (f" (template prefers {prefer})" if prefer else "")
+
+
+def fill_slots(graph: Graph, request: Request, ctx: PlanningContext,
+               template_meta: dict[str, Any] | None = None) -> tuple[Graph, SlotChoice]:
+    """A copy of ``graph`` with its model slots filled for ``request`` (see the module docstring)."""
+    out = graph.model_copy(deep=True)
+    choice = SlotChoice(text=request.text or request.prompt)
+    meta = template_meta if template_meta is not None else dict(graph.meta)
+    named, choice.text = named_checkpoint(choice.text, ctx)
+    slots, aux = _slots(out)
+    inpaint = any(n.block.endswith(".inpaint") for n in out.nodes.values())
+    chosen, choice.why = choose_checkpoint(ctx, request, meta, inpaint, named)
+    if chosen is not None and aux:
+        replacements: dict[str, ModelInfo] = {}
+        for node_id, info in aux.items():
+            found = [m for m in ctx.of_kind(info.kind) if not m.builtin and m.base == chosen.base]
+            if not found and chosen.builtin and info.base in ("", chosen.base):
+                continue  # the built-in auxiliary model fits the built-in checkpoint
+            if not found:
+                choice.notes.append(
+                    f"no {info.kind} for {chosen.base or chosen.name} in the model library, so this "
+                    f"template runs on its built-in models instead of {chosen.name!r}")
+                chosen, choice.why, replacements = None, f"no {info.kind} for its family", {}
+                break
+            replacements[node_id] = sorted(found, key=lambda m: m.name)[0]
+        for node_id, info in replacements.items():
+            _set_model(out, node_id, info.name)
+    if chosen is not None:
+        for node_id in slots:
+            _set_model(out, node_id, chosen.name)
+        choice.checkpoint = chosen.name
+    else:
+        first = next(iter(slots.values()), None)
+        choice.checkpoint = first.name if first is not None else None
+    checkpoint = ctx.models.get(choice.checkpoint or "")
+    choice.loras = resolve_loras(request, ctx, checkpoint)
+    if choice.loras:
+        for node_id in slots:
+            ref = out.nodes[node_id].params.get("model")
+            name = model_name(ref)
+            out.nodes[node_id].params["model"] = {**(ref if isinstance(ref, dict) else {}), "name": name,
+                                                  "loras": list(choice.loras)}
+    return out, choice
+
+
+def _set_model(graph: Graph, node_id: str, name: str) -> None:
+    params = graph.nodes[node_id].params
+    ref = params.get("model")
+    params["model"] = {**ref, "name": name} if isinstance(ref, dict) else name
