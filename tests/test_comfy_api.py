@@ -102,3 +102,31 @@ def test_what_is_not_a_workflow_is_refused(client, kwargs, match):
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert match in error["message"]
+
+
+def test_hostile_subgraph_and_string_workflows_get_structured_answers(client):
+    """A self-nesting subgraph, a 10**5-node subgraph bomb and a string-doubling chain: 200 with the
+    problems as errors, never a 500, never a hang."""
+    from test_comfy_subgraphs import _nest
+
+    loop_id = "11111111-1111-4111-8111-111111111111"
+    loop = {"id": loop_id, "name": "loop", "inputNode": {"id": -10}, "outputNode": {"id": -20}, "inputs": [],
+            "outputs": [{"name": "LATENT", "type": "LATENT"}],
+            "nodes": [{"id": 1, "type": loop_id, "outputs": [{"name": "LATENT", "type": "LATENT"}]}],
+            "links": [{"id": 1, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0,
+                       "type": "LATENT"}]}
+    self_nesting = {"nodes": [{"id": 7, "type": loop_id}], "links": [], "definitions": {"subgraphs": [loop]}}
+    doubling = {"1": {"class_type": "PrimitiveString", "inputs": {"value": "ab" * 32}}}
+    for k in range(2, 45):
+        doubling[str(k)] = {"class_type": "StringConcatenate",
+                            "inputs": {"string_a": [str(k - 1), 0], "string_b": [str(k - 1), 0]}}
+    doubling["50"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}}
+    doubling["51"] = {"class_type": "CLIPTextEncode", "inputs": {"text": ["44", 0], "clip": ["50", 1]}}
+    doubling["52"] = {"class_type": "PreviewImage", "inputs": {"images": ["51", 0]}}
+    cases = ((self_nesting, "subgraph"), (_nest(6, width=10), "subgraph"), (doubling, "dropped_node"))
+    for body, kind in cases:
+        response = client.post(ROUTE, json=body)
+        assert response.status_code == 200, response.text
+        errors = response.json()["errors"]
+        assert any(e["type"] == kind for e in errors), errors
+        assert all({"type", "message", "node", "field"} <= set(e) for e in errors)
