@@ -347,3 +347,30 @@ def test_listing_has_kind_family_size_and_errors(tmp_path, capsys):
     assert main(["--state-dir", str(tmp_path / "state"), "models"]) == 0
     out = capsys.readouterr().out
     assert "sd15.safetensors" in out and "checkpoint" in out and "sd1" in out
+
+
+def test_the_in_process_cli_takes_model_paths_next_to_the_graph_unless_told_not_to(tmp_path, monkeypatch,
+                                                                                   capsys):
+    import sys as _sys
+
+    from orchestrator.cli import main
+
+    _sys.path.insert(0, str(Path(__file__).parent / "reliability"))
+    from test_model_names import onnx_double
+
+    work = tmp_path / "work"
+    onnx_double(work / "nets" / "double.onnx")
+    solid = {"width": 8, "height": 8, "color": [0.25, 0.25, 0.25]}
+    graph = {"nodes": {"img": {"block": "image.solid", "params": solid},
+                       "net": {"block": "onnx.run", "inputs": {"image": "img.image"},
+                               "params": {"model": "nets/double.onnx"}},
+                       "save": {"block": "image.save", "inputs": {"image": "net.image"},
+                                "params": {"name": "x"}}}}
+    (work / "g.json").write_text(json.dumps(graph))
+    monkeypatch.chdir(tmp_path)  # the path is relative to the graph, not to the working folder
+    args = ["--state-dir", str(tmp_path / "s"), "run", "--graph", str(work / "g.json"),
+            "-o", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    monkeypatch.setenv("ORCHESTRATOR_MODEL_FILES__ALLOW_PATHS", "false")
+    assert main(args) == 1
+    assert "'nets/double.onnx' is not configured" in capsys.readouterr().err

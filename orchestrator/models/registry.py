@@ -105,6 +105,8 @@ def builtin_entries() -> list[ModelEntry]:
 KIND_TEXT = {"checkpoint": "model", "vae": "VAE", "lora": "LoRA", "embedding": "embedding",
              "controlnet": "ControlNet", "upscaler": "upscale model", "clip_vision": "CLIP vision model",
              "ip_adapter": "IP-Adapter", "onnx": "ONNX model"}
+BUILTIN_KIND = {"tiny-controlnet": "controlnet", "tiny-clip-vision": "clip_vision",
+                "tiny-ip-adapter": "ip_adapter"}
 # which kind of file each manager component is looked up as
 COMPONENT_KIND = {"controlnet": "controlnet", "image_encoder": "clip_vision"}
 
@@ -202,7 +204,9 @@ class ModelRegistry:
                 f"name of a configured model or of a file in the model folders (`orchestrator models` "
                 f"lists them)",
                 reason="path", model=shown(name, 200)[1:-1], kind=kind, field=field, form=form)
-        known = [n for n in self._entries if kind == "checkpoint" or n.startswith("tiny-")]
+        known = [n for n, e in self._entries.items()
+                 if (BUILTIN_KIND.get(e.source.split(":", 1)[-1], "checkpoint") == kind if e.kind == "builtin"
+                     else kind == "checkpoint")]
         known += [n for n in self.folders.names(kind) if "." in n.rsplit("/", 1)[-1]]
         listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
         return ModelError(
