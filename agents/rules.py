@@ -11,6 +11,10 @@ with ``rule`` naming which):
   prompt asks for (wide, tall, 16:9), larger than native when it asks for a large image.
 - ``tiling``: a node that tiles and works beyond its model's native size has a ``tile``
   annotation (a GPU node that cannot tile there is a warning).
+- ``input``: every file a loading node reads is one the user gave (by role); an LLM cannot
+  name other paths (the fix puts the given file of the node's role there, else the error stays).
+- ``outputs``: no more saved images than the library's templates make (the fix drops the extra
+  ``image.save`` nodes).
 
 :func:`fix_rules` returns a fixed copy and what it changed; :func:`check_rules` what is
 still wrong. Neither mutates its input.
@@ -123,6 +127,45 @@ def _size_problem(graph: Graph, request: Request, ctx: PlanningContext) -> dict[
     return None
 
 
+def _loads(graph: Graph) -> list[str]:
+    return [n for n, node in graph.nodes.items()
+            if node.block.endswith((".load", ".load_mask")) and "path" in node.params]
+
+
+def _saves(graph: Graph) -> list[str]:
+    return [n for n, node in graph.nodes.items() if node.block == "image.save"]
+
+
+def max_outputs(ctx: PlanningContext) -> int:
+    """How many ``image.save`` nodes a plan may have: as many as the library's largest template."""
+    return max([len(_saves(t.graph)) for t in ctx.templates.values()] or [1]) or 1
+
+
+def _role_of(graph: Graph, node_id: str) -> str:
+    for item in graph.meta.get("inputs") or []:
+        if isinstance(item, dict) and item.get("node") == node_id and isinstance(item.get("role"), str):
+            return item["role"]
+    return "mask" if graph.nodes[node_id].block.endswith(".load_mask") else "image"
+
+
+def _input_problems(graph: Graph, request: Request, ctx: PlanningContext) -> list[dict[str, Any]]:
+    given = set(request.images.values())
+    out = []
+    for node_id in _loads(graph):
+        path = graph.nodes[node_id].params.get("path")
+        if path not in given:
+            role = _role_of(graph, node_id)
+            out.append(_rule("input", f"node {node_id!r} reads {str(path)[:200]!r}, which is no input the "
+                             f"user gave (role {role!r}); give it as input {role!r}", node_id, "params.path",
+                             value=str(path)[:200], role=role))
+    saves = _saves(graph)
+    limit = max_outputs(ctx)
+    if len(saves) > limit:
+        out.append(_rule("outputs", f"{len(saves)} image.save nodes; a plan saves at most {limit}",
+                         saves[limit], "block", value=len(saves), bound={"le": limit}))
+    return out
+
+
 def check_rules(graph: Graph, request: Request, ctx: PlanningContext
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(errors, warnings)``: what breaks the rules in ``graph`` for ``request``."""
@@ -154,6 +197,7 @@ def check_rules(graph: Graph, request: Request, ctx: PlanningContext
     problem = _size_problem(graph, request, ctx)
     if problem:
         errors.append(problem)
+    errors.extend(_input_problems(graph, request, ctx))
     sizes = node_sizes(graph)
     for node_id, (w, h) in sizes.items():
         node = graph.nodes[node_id]
@@ -209,6 +253,15 @@ def fix_rules(graph: Graph, request: Request, ctx: PlanningContext
         if new != negative:
             params["negative_prompt"] = new
             note("negative_prompt", node_id, "params.negative_prompt", f"negative prompt {new!r}")
+    for node_id in _loads(out):
+        params = out.nodes[node_id].params
+        role = _role_of(out, node_id)
+        if params.get("path") not in request.images.values() and role in request.images:
+            params["path"] = request.images[role]
+            note("input", node_id, "params.path", f"the given {role!r} input")
+    for node_id in _saves(out)[max_outputs(ctx):]:
+        del out.nodes[node_id]
+        note("outputs", node_id, "block", "an extra image.save dropped")
     if _size_problem(out, request, ctx) is not None:
         w, h = target_size(request, ctx.native_size(primary_model(out, ctx.catalog)))
         before = output_size(out)

@@ -69,12 +69,14 @@ def test_tiling_is_required_beyond_native_size_only_where_the_block_tiles() -> N
 def test_a_gpu_block_that_cannot_tile_is_a_warning() -> None:
     g = make_templates()["inpaint"].graph.model_copy(deep=True)
     g.nodes["cond"].params["prompt"] = "a bench"
-    assert check_rules(g, parse_request("a bench"), ctx()) == ([], [])  # input size unknown
+    req = parse_request("a bench")
+    req.images = {"image": "input.png", "mask": "mask.png"}
+    assert check_rules(g, req, ctx()) == ([], [])  # input size unknown
     g.nodes["resize"] = Graph.from_dict({"nodes": {"r": {
         "block": "image.resize", "inputs": {"image": "load.image"},
         "params": {"width": 128, "height": 128}}}}).nodes["r"]
     g.nodes["denoise"].inputs["image"] = "resize.image"
-    errors, warnings = check_rules(g, parse_request("a bench"), ctx())
+    errors, warnings = check_rules(g, req, ctx())
     assert [(e["node"], e["rule"]) for e in errors] == [("decode", "tiling")]  # sd.vae_decode tiles
     assert [(w["node"], w["rule"]) for w in warnings] == [("denoise", "tiling")]  # sd.inpaint does not
 
@@ -121,3 +123,22 @@ def test_models_from_config_entries() -> None:
     known = models_from_entries([{"name": "dream", "family": "sdxl"}, {"name": "x", "native_size": 768},
                                  {"source": "nameless"}])
     assert known["dream"].native == 1024 and known["x"].native == 768 and "tiny-sd" in known
+
+
+def test_an_llm_cannot_read_other_files_or_save_more_images() -> None:
+    g = make_templates()["img2img"].graph.model_copy(deep=True)
+    g.nodes["cond"].params["prompt"] = "a harbour"
+    g.nodes["load"].params["path"] = "/etc/passwd"
+    g.nodes["save2"] = Graph.from_dict({"nodes": {"s": {
+        "block": "image.save", "inputs": {"image": "decode.image"}, "params": {"name": "x"}}}}).nodes["s"]
+    req = parse_request("a harbour")
+    errors, _ = check_rules(g, req, ctx())
+    assert {(e["rule"], e["node"]) for e in errors} >= {("input", "load"), ("outputs", "save2")}
+    assert next(e for e in errors if e["rule"] == "input")["role"] == "image"
+    fixed, _ = fix_rules(g, req, ctx())
+    assert "save2" not in fixed.nodes  # extra outputs dropped
+    assert rules_of(check_rules(fixed, req, ctx())[0]) == {"input"}  # no file given: still an error
+    req.images = {"image": "harbour.png"}
+    fixed, _ = fix_rules(g, req, ctx())
+    assert fixed.nodes["load"].params["path"] == "harbour.png"
+    assert check_rules(fixed, req, ctx())[0] == []
