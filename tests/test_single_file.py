@@ -519,3 +519,15 @@ def test_the_memory_budget_counts_the_real_dtype_sizes(models):
     assert module_bytes(unet) == 4 * params
     half = copy_module.deepcopy(unet).half()
     assert module_bytes(half) == 2 * params and module_bytes(half.to(torch.bfloat16)) == 2 * params
+
+
+def test_the_hub_library_is_held_offline_while_converting_and_restored_after(monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    from orchestrator.models.single_file import hub_offline
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with hub_offline():
+        assert hub_constants.is_offline_mode() and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert not hub_constants.HF_HUB_OFFLINE and "HF_HUB_OFFLINE" not in os.environ

@@ -147,6 +147,7 @@ def hub_offline() -> Iterator[None]:
             os.environ[k] = "1"
         for mod_name, attr in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
                                ("diffusers.utils.constants", "HF_HUB_OFFLINE"),
+                               ("diffusers.utils.hub_utils", "HF_HUB_OFFLINE"),
                                ("transformers.utils.hub", "_is_offline_mode")):
             import importlib
 
