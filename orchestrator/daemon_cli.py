@@ -151,7 +151,11 @@ def cmd_jobs_prune(args: argparse.Namespace, settings: Settings) -> int:
     criteria = {"older_than_s": older, "max_jobs": args.max_jobs, "max_output_bytes": max_bytes,
                 "keep_latest": args.keep}
     info = daemon.read_info(settings)
-    if args.url or (info and daemon.pid_alive(int(info["pid"]))):
+    narrower = any(v is not None for v in criteria.values())
+    # the API accepts a narrower policy only with the token; without one the state directory's
+    # owner (the only user who can write it) prunes it directly, beside the running daemon
+    through_api = args.url or (info and daemon.pid_alive(int(info["pid"])))
+    if through_api and (not narrower or settings.effective_token() or args.url):
         with _client(args, settings) as client:
             report = client.prune(dry_run=args.dry_run, **criteria)
         where = "daemon"
@@ -241,7 +245,6 @@ def register(sub: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.add_argument("--url", help="daemon URL (default: the state directory's running daemon)")
     s.set_defaults(handler=cmd_jobs_prune)
-
 
     p = sub.add_parser("cancel", help="cancel a job")
     p.add_argument("id")

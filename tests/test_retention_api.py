@@ -100,3 +100,33 @@ def test_refusals_name_the_field_and_change_nothing(app):
             assert r.status_code == 422, body
             assert any(field in (e.get("field") or "") for e in r.json()["errors"]), r.json()
     assert app.store.count_jobs() == 3 and all((app.outputs / i).is_dir() for i in ids)
+
+
+def test_without_the_token_only_the_configured_policy_runs(tmp_path):
+    """A local client that cannot prove it is the operator cannot delete accepted work early."""
+    from orchestrator.api import create_app
+    from orchestrator.cli import plugin_host
+    from orchestrator.config import load_settings
+    from orchestrator.engine import LocalEngine
+    from orchestrator.service import JobService
+    from orchestrator.store import JobStore
+
+    settings = load_settings(config_file=False, env={}, overrides={
+        "state_dir": str(tmp_path / "state"), "retention": {"max_jobs": 100, "keep_latest": 0}})
+    store = JobStore(tmp_path / "jobs.db")
+    service = JobService(store, LocalEngine(plugin_host(settings).catalog, settings),
+                         outputs_root=tmp_path / "outputs")
+    app = create_app(service, settings)
+    app.store, app.outputs = store, tmp_path / "outputs"
+    try:
+        ids = finished(app, 3)
+        with TestClient(app, base_url=BASE) as c:
+            for body in ({"older_than_s": 0.0}, {"max_jobs": 0}, {"keep_latest": 0},
+                         {"max_output_bytes": 0}, {"dry_run": True, "max_jobs": 0}):
+                r = c.post(JOBS_PRUNE, json=body)
+                assert r.status_code == 403 and r.json()["errors"][0]["type"] == "auth", body
+            assert store.count_jobs() == 3 and all((app.outputs / i).is_dir() for i in ids)
+            r = c.post(JOBS_PRUNE, json={})  # the configured policy: 3 jobs are within it
+            assert r.status_code == 200 and r.json()["pruned"] == 0
+    finally:
+        store.close()
