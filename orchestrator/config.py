@@ -10,6 +10,12 @@ Later sources win. The TOML file is ``--config FILE``, else ``$ORCHESTRATOR_CONF
     [[models]]
     name = "dreamshaper"
     source = "/models/dreamshaper.safetensors"
+    vae = "sdxl_vae.safetensors"  # optional: a VAE from the model folders' vae/
+    [model_files]
+    roots = ["/srv/ComfyUI/models"]   # ComfyUI or A1111 layout: every file there by its name
+    extra_model_paths = ["/srv/ComfyUI/extra_model_paths.yaml"]
+    allow_paths = false        # default: paths only in the in-process CLI, never from the daemon
+    legacy = "weights_only"    # .ckpt/.pt via torch's weights-only loader; "refuse": not at all
     [cache]
     max_bytes = 2147483648     # node results kept in memory (default: 1/8 of RAM, at most 4 GiB)
     [server]
