@@ -305,3 +305,57 @@ def test_controlnet_step_range_follows_comfyui_sigmas(ex, models):
     out = ex.run(b.build()).outputs
     assert float((out["never"]["latent"] - out["plain"]["latent"]).abs().max()) <= 1e-5
     assert float((out["mid"]["latent"] - out["plain"]["latent"]).abs().max()) > 1e-3
+
+
+def test_vae_encode_for_inpaint_greys_and_grows_as_comfyui(catalog, models, tmp_path):
+    """The pixels under the rounded mask are grey before encoding; the noise mask is the rounded mask
+    grown by a box of grow_mask_by pixels; odd sizes are cropped to the VAE's multiple, centred."""
+    from plugins.sd.inpaint_encode import inpaint_pixels
+
+    image = torch.rand(1, 70, 67, 3, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 35, 34)
+    mask[:, 10:20, 5:9] = 1.0
+    px, grown = inpaint_pixels(image, mask, 8, 6)
+    assert px.shape == (1, 64, 64, 3) and grown.shape == (1, 1, 64, 64)
+    big = torch.nn.functional.interpolate(mask[None], size=(70, 67), mode="bilinear")[0].round()
+    big = big[:, 3:67, 1:65]  # centred crop: (70 % 8) // 2 rows and (67 % 8) // 2 columns off
+    assert torch.equal(px[0][big[0] == 1], torch.full_like(px[0][big[0] == 1], 0.5))
+    assert torch.equal(px[0][big[0] == 0], image[0, 3:67, 1:65][big[0] == 0])
+    rows, cols = torch.nonzero(big[0], as_tuple=True)
+    g_rows, g_cols = torch.nonzero(grown[0, 0], as_tuple=True)
+    # a 6x6 box (padding 3) grows 2 pixels up/left and 3 down/right
+    assert (int(g_rows.min()), int(g_rows.max())) == (int(rows.min()) - 2, int(rows.max()) + 3)
+    assert (int(g_cols.min()), int(g_cols.max())) == (int(cols.min()) - 2, int(cols.max()) + 3)
+
+
+def test_inpainting_model_sees_the_mask_and_masked_latent(catalog, models, tmp_path):
+    """tiny-sd-inpaint (9-channel UNet) through sd.vae_encode_for_inpaint + sd.ksampler: the UNet's
+    extra channels are the rounded latent-size noise mask and the greyed image's latent, and the
+    latent outside the noise mask is kept."""
+    from plugins.sd import ksampler as ks
+
+    sd_fixtures.write_png(tmp_path / "img.png", sd_fixtures.noise_image(64, seed=2))
+    sd_fixtures.write_png(tmp_path / "mask.png", sd_fixtures.rect_mask(64, (8, 8, 24, 40)))
+    b = GraphBuilder()
+    c = b.add("sd.encode_prompt", model="tiny-sd-inpaint", prompt=PROMPT, negative_prompt="blurry")
+    enc = b.add("sd.vae_encode_for_inpaint", id="enc", image=b.add("image.load", path="img.png").image,
+                mask=b.add("image.load_mask", path="mask.png", channel="red").mask, model="tiny-sd-inpaint")
+    b.add("sd.ksampler", id="k", cond=c.cond, latent=enc.latent, mask=enc.mask, model="tiny-sd-inpaint",
+          seed=3, steps=3, sampler="dpmpp_2m")
+    seen: list = []
+    real = ks.inpaint_concat
+    try:
+        ks.inpaint_concat = lambda m, lat: seen.append((m, lat)) or real(m, lat)
+        out = LocalExecutor(catalog, models=models, input_root=tmp_path).run(b.build()).outputs
+    finally:
+        ks.inpaint_concat = real
+    latent, noise_mask = out["enc"]["latent"], out["enc"]["mask"]
+    [(m, lat)] = seen
+    assert torch.equal(lat, latent) and m.shape == (1, 4, 8, 8)
+    concat = real(m, lat)
+    assert concat.shape == (1, 5, 8, 8) and set(concat[:, 0].unique().tolist()) <= {0.0, 1.0}
+    outside = torch.nn.functional.interpolate(torch.from_numpy(noise_mask)[None], size=(8, 8),
+                                              mode="bilinear")[0] == 0
+    result = out["k"]["latent"]
+    assert float((result - latent)[:, :, outside[0]].abs().max()) <= 1e-5
+    assert float((result - latent).abs().max()) > 1e-2

@@ -21,6 +21,7 @@ from plugins.sd import (
     custom_sampling,
     denoise,
     img2img,
+    inpaint_encode,
     ip_adapter,
     ksampler,
     latent,
@@ -34,7 +35,7 @@ from plugins.sd import (
 BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *latent_ops.BLOCKS,
           *vae.BLOCKS, *denoise.BLOCKS,
           *conditioning.BLOCKS, *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS,
-          *ksampler.BLOCKS, *custom_sampling.BLOCKS]
+          *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS]
 
 
 @hookimpl

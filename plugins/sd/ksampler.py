@@ -69,6 +69,19 @@ def _latent(latent: Any, node: str) -> Any:
     return latent.detach().float().cpu()
 
 
+def inpaint_concat(mask: Any, latent: Any) -> Any:
+    """An inpainting UNet's extra input (ComfyUI's ``concat_cond``): the rounded noise mask and the
+    masked image's latent; without a mask, all ones and the latent of a black image."""
+    import torch
+
+    if mask is not None:
+        return torch.cat([mask[:, :1].round(), latent], dim=1)
+    blank = torch.ones_like(latent)
+    for c, v in enumerate((0.8223, -0.6876, 0.6364, 0.1380)[:latent.shape[1]]):
+        blank[:, c] *= v
+    return torch.cat([torch.ones_like(latent)[:, :1], blank], dim=1)
+
+
 def control_active(ms: ModelSampling, start: float, end: float, sigma: float) -> bool:
     """Whether a ControlNet with ComfyUI's ``start_percent``/``end_percent`` acts at ``sigma``: the
     sigma lies between the two percents' sigmas (``ControlBase.get_control``'s timestep range)."""
@@ -113,6 +126,10 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     f = info.vae_scale_factor
     pixel_size = (latent.shape[-2] * f, latent.shape[-1] * f)
     time_cond_dim = dict(unet.config).get("time_cond_proj_dim")
+    in_channels = int(dict(unet.config).get("in_channels", latent.shape[1]))
+    if in_channels not in (latent.shape[1], 2 * latent.shape[1] + 1):
+        raise BlockError(f"node {node!r}: the UNet takes {in_channels} channels; the latent has "
+                         f"{latent.shape[1]}", type="input", node=node, field="params.model")
     do_uncond = needs_uncond(cfg, SAMPLERS[sampler].cfg_pp) and time_cond_dim is None
     if do_uncond and cond.get("negative_prompt_embeds") is None:
         raise BlockError(f"node {node!r}: cfg {cfg} needs a negative prompt in the conditioning",
@@ -156,6 +173,8 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     with torch.no_grad():
         lat = latent.to(device)
         noise_mask = None if mask is None else prepare_mask(mask, tuple(lat.shape), device)
+        if in_channels != lat.shape[1]:  # an inpainting model: the mask and the masked latent beside
+            denoiser.concat = inpaint_concat(noise_mask, lat)
         out = run_sampler(sampler, denoiser, ms, sigmas, noise.to(device), lat, seed=seed, callback=callback,
                           mask=noise_mask, options=options)
     out = out.float().cpu()

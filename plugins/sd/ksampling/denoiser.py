@@ -10,7 +10,9 @@ negative pass is skipped unless a CFG++ sampler needs the unguided prediction
 
 What a conditioning carries beyond its prompt comes in through
 :class:`plugins.sd.conditioning.StepConditioning`: an IP-Adapter's UNet and ControlNet
-residuals for each call (the caller reads :attr:`Denoiser.sigma_now` for their step ranges).
+residuals for each call (the caller reads :attr:`Denoiser.sigma_now` for their step ranges). An
+inpainting UNet (9 input channels) gets ``concat`` (the noise mask and the masked image's latent)
+beside the latent, as ComfyUI's ``concat_cond``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Denoiser:
     def __init__(self, unet: UNetFn, ms: ModelSampling, prompt: UNetPrompt, cfg: float, *, dtype: Any,
                  do_uncond: bool, timestep_cond: Any = None,
                  unet_kwargs: Callable[[Any, Any, int, UNetPrompt], dict] | None = None,
-                 before_call: Callable[[], None] | None = None) -> None:
+                 before_call: Callable[[], None] | None = None, concat: Any = None) -> None:
         self.unet = unet
         self.ms = ms
         self.prompt = prompt
@@ -45,6 +47,7 @@ class Denoiser:
         self.timestep_cond = timestep_cond
         self.unet_kwargs = unet_kwargs
         self.before_call = before_call
+        self.concat = concat  # an inpainting UNet's extra input channels (mask, masked latent)
         self.step = 0  # the sampler step being run
         self.sigma_now = 0.0  # the sigma of the current call (ControlNet step ranges follow it)
         self.uncond_denoised: Any = None
@@ -61,6 +64,8 @@ class Denoiser:
             sigma = sigma.expand(x.shape[0])
         self.sigma_now = float(sigma[0])
         xc = self.ms.calculate_input(sigma, x)
+        if self.concat is not None:
+            xc = torch.cat([xc, self.concat.to(device=xc.device, dtype=xc.dtype)], dim=1)
         t = self.ms.timestep(sigma).float()
         model_in = torch.cat([xc, xc]) if self.do_uncond else xc
         t_in = torch.cat([t, t]) if self.do_uncond else t
