@@ -10,7 +10,7 @@ Later sources win. The TOML file is ``--config FILE``, else ``$ORCHESTRATOR_CONF
     [[models]]
     name = "dreamshaper"
     source = "/models/dreamshaper.safetensors"
-    vae = "sdxl_vae.safetensors"  # optional: a VAE from the model folders' vae/
+    vae = "vae-ft-mse-840000-ema-pruned"  # optional: a VAE from the model folders' vae/
     [model_files]
     roots = ["/srv/ComfyUI/models"]   # ComfyUI or A1111 layout: every file there by its name
     extra_model_paths = ["/srv/ComfyUI/extra_model_paths.yaml"]
