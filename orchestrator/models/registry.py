@@ -16,7 +16,14 @@ Entries come from the config file (``[[models]]`` tables), from plugins
 =======================================  =================================================
 
 Nothing is downloaded: a repo that is not in the local cache is an error that says so.
-Pickle checkpoints (``.ckpt``, ``.pt``, pickled ``.bin``) are refused by content.
+Legacy ``.ckpt``/``.pt``/``.pth`` checkpoints are read only with torch's weights-only loader
+(or refused, ``legacy="refuse"``); a pickle under any other name is refused by its content.
+
+Besides the entries, every file in the model folders (:mod:`orchestrator.models.folders`)
+is a model by its name (``sub/name.safetensors``, with or without the extension). Requests
+name models; they never give paths: :meth:`ModelRegistry.resolve_file` and
+:meth:`ModelRegistry.entry` look names up and refuse raw paths (absolute, ``..``, ``~``,
+URLs) unless ``allow_paths`` (the in-process CLI on the user's own graph).
 
 >>> reg = ModelRegistry([{"name": "mine", "source": "/nowhere/model"}], cache_dir="/tmp/c")
 >>> reg.names()[-1], len(reg.names())
