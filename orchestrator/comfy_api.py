@@ -24,6 +24,7 @@ from graphs.catalog import Catalog
 from graphs.comfy import import_result, parse_model_map
 from graphs.errors import GraphValidationError
 from orchestrator.config import Settings
+from orchestrator.input_paths import input_name_errors
 from orchestrator.json_body import DEFAULT_DEPTH, BodyError, loads_strict
 
 IMPORT_COMFY = "/import/comfy"
@@ -111,7 +112,8 @@ def add_comfy_routes(app: FastAPI, catalog: Catalog, settings: Settings) -> None
             result = await asyncio.to_thread(import_result, source, catalog, names, mappings())
         except GraphValidationError as exc:
             return JSONResponse({"errors": [e.to_dict() for e in exc.errors]}, status_code=422)
-        return JSONResponse({"graph": result.graph.to_dict(), "valid": not result.errors,
-                             "errors": [e.to_dict() for e in result.errors],
+        # names the daemon could never read (absolute, '..', schemes): said now, not at submit
+        errors = [e.to_dict() for e in result.errors] + input_name_errors(result.graph, catalog)
+        return JSONResponse({"graph": result.graph.to_dict(), "valid": not errors, "errors": errors,
                              "warnings": [w.to_dict() for w in result.warnings],
                              "format": result.format, "origin": result.origin})

@@ -197,6 +197,9 @@ def test_a_comfy_workflow_reads_from_the_input_folder_and_its_hostile_paths_are_
         assert imported.status_code == 200, imported.text
         graph = imported.json()["graph"]
         (load,) = [n for n, node in graph["nodes"].items() if node["block"] == "image.load"]
+        if expect == 422:  # the import already says the daemon could never read it
+            assert imported.json()["valid"] is False
+            assert any((e["node"], e["field"]) == (load, "params.path") for e in imported.json()["errors"])
         if expect == 201:  # a ComfyUI input file: uploaded, the graph pointed at its name
             graph["nodes"][load]["params"]["path"] = upload
         r = httpx.post(f"{url}/jobs", json={"graph": graph}, timeout=60)
