@@ -3,8 +3,14 @@
 The daemon (``orchestrator.daemon.make_planner``) imports this module and hands prompt
 jobs to the callable it returns::
 
-    planner = make_planner(settings, host)       # settings: orchestrator Settings; host: PluginHost
+    planner = make_planner(settings, host, models=library, limits=check)
     graph_doc, rounds = planner(prompt, options) # options: the job's AgentOptions as a dict
+
+``settings`` is the orchestrator's Settings, ``host`` its PluginHost; ``models`` the model
+library (a callable returning model descriptions, read on each plan; see
+``orchestrator.agent_context.model_library``) and ``limits`` the limits check (graph ->
+problems) the runtime hands in, so the agent imports neither. ``options["inputs"]`` maps input
+roles (``image``, ``mask``, ``style``, ...) to files in the input folder.
 
 ``rounds`` is the trace's list of rounds (see :mod:`agents.repair`); the rest of the trace
 (labels, template, ranking, outcome, token and cost usage) is in ``graph_doc["meta"]["agent"]``.
@@ -19,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from agents.context import models_from_entries
 from agents.factory import build_planner, open_scores
 from agents.llm import LLMConfig
 from agents.planner import Planner
@@ -38,7 +45,12 @@ def _model_entries(settings: Any, host: Any) -> list[dict[str, Any]]:
     return entries
 
 
-def make_planner(settings: Any, host: Any) -> PlanFn:
+ModelSource = Callable[[], list[dict[str, Any]]] | list[dict[str, Any]]
+LimitsFn = Callable[[Any], list[dict[str, Any]]]
+
+
+def make_planner(settings: Any, host: Any, *, models: ModelSource | None = None,
+                 limits: LimitsFn | None = None) -> PlanFn:
     """A thread-safe ``planner(prompt, options) -> (graph dict, trace rounds)`` for the daemon.
 
     ``options["llm"]`` picks an LLM only from the operator's allow-list (see
@@ -48,7 +60,8 @@ def make_planner(settings: Any, host: Any) -> PlanFn:
     """
     agent = settings.agent
     scores = open_scores(agent, settings.state_dir)
-    models = _model_entries(settings, host)
+    library = models if callable(models) else None
+    entries = _model_entries(settings, host) if models is None else [] if library is not None else models
     planners: OrderedDict[tuple[str | None, int], Planner] = OrderedDict()
     lock = threading.Lock()
 
@@ -59,9 +72,10 @@ def make_planner(settings: Any, host: Any) -> PlanFn:
             if key in planners:
                 planners.move_to_end(key)
                 return planners[key]
-        p = build_planner(agent, host.catalog, host.templates, models=models, scores=scores,
+        p = build_planner(agent, host.catalog, host.templates, models=entries or None, scores=scores,
                           llm=config if config is not None else "offline")
         p.rounds = rounds
+        p.ctx.limits = limits
         with lock:
             planners[key] = p
             while len(planners) > MAX_PLANNERS:
@@ -71,8 +85,12 @@ def make_planner(settings: Any, host: Any) -> PlanFn:
     def plan(prompt: str, options: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rounds = options.get("rounds")
         planner = planner_for(options.get("llm"), int(agent.rounds if rounds is None else rounds))
+        if library is not None:  # the model folders as they are now
+            planner.ctx.models = models_from_entries(library())
+        inputs = options.get("inputs") if isinstance(options.get("inputs"), dict) else None
         result = planner.plan(prompt, seed=options.get("seed"), width=options.get("width"),
-                              height=options.get("height"), template=options.get("template"))
+                              height=options.get("height"), template=options.get("template"),
+                              images=inputs)
         doc = result.graph.to_dict()
         summary = {k: v for k, v in result.trace.items() if k != "rounds"}
         doc.setdefault("meta", {})["agent"] = summary
@@ -113,12 +131,16 @@ def add_scorer(doc: dict[str, Any], model: str) -> dict[str, Any]:
     return {**doc, "nodes": nodes}
 
 
-def make_score_recorder(settings: Any) -> Callable[[dict[str, Any], float, str], None]:
-    """``record(graph dict, score, job id)``: scored planned graphs update the score table."""
+def make_score_recorder(settings: Any) -> Callable[..., bool]:
+    """``record(graph dict, score 0..1, job id, source="scorer")``: scored planned graphs
+    update the score table (``source="rating"`` for a user's rating, replacing the job's
+    earlier rating); whether the graph was a planned one, so something was learned."""
     scores = open_scores(settings.agent, settings.state_dir)
 
-    def record(graph: dict[str, Any], score: float, job: str) -> None:
+    def record(graph: dict[str, Any], score: float, job: str, source: str = "scorer") -> bool:
         if isinstance((graph.get("meta") or {}).get("prompt"), str):
-            scores.record_graph(graph, score, job=job)
+            scores.record_graph(graph, score, job=job, source=source)
+            return True
+        return False
 
     return record

@@ -1,4 +1,4 @@
-"""CLI commands of the agent: ``plan``, ``agent scores``, ``agent export``, ``agent eval``.
+"""CLI commands of the agent: ``plan``, ``rate``, ``agent scores``, ``agent export``, ``agent eval``.
 
 ``orchestrator plan "a wide panorama of a mountain lake at dawn"`` prints the planned graph
 and the trace of how it was made (``-o FILE`` also writes the graph); ``--llm MODEL``
@@ -37,9 +37,12 @@ def _planner(args: argparse.Namespace, settings: Settings, *, learn: bool = True
     for problem in host.problems:
         print(f"warning: {problem.message}", file=sys.stderr)
     scores = open_scores(settings.agent, settings.state_dir) if learn else None
+    from orchestrator.agent_context import limits_check, model_library
+
     planner = build_planner(settings.agent, host.catalog, host.templates,
-                            models=_model_entries(settings, host), scores=scores,
+                            models=model_library(settings, trusted=True)(), scores=scores,
                             llm=getattr(args, "llm", None))
+    planner.ctx.limits = limits_check(settings, host.catalog)
     if getattr(args, "rounds", None) is not None:
         planner.rounds = args.rounds
     return planner
@@ -57,8 +60,13 @@ def _failed(exc: AgentError, as_json: bool) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.agent_context import input_files
+
+    try:
+        images = input_files(args.input, image=args.image, mask=args.mask)
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
     planner = _planner(args, settings)
-    images = {k: v for k, v in (("image", args.image), ("mask", args.mask)) if v}
     try:
         plan = planner.plan(args.prompt, seed=args.seed, width=args.width, height=args.height,
                             template=args.template, images=images)
@@ -86,20 +94,41 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scores(args: argparse.Namespace, settings: Settings) -> int:
     path = scores_path(settings.agent, settings.state_dir)
-    if not path.is_file():
-        rows: list[dict[str, Any]] = []
-    else:
+    rows: list[dict[str, Any]] = []
+    model_rows: list[dict[str, Any]] = []
+    sources: dict[str, int] = {}
+    if path.is_file():
         with open_scores(settings.agent, settings.state_dir) as table:
-            rows = table.rows()
+            rows, model_rows, sources = table.rows(), table.model_rows(), table.sources()
     if args.json:
-        _print_json({"path": str(path), "rows": rows})
+        _print_json({"path": str(path), "rows": rows, "models": model_rows, "sources": sources})
         return 0
     if not rows:
-        print(f"no scored jobs yet ({path})")
+        print(f"no scored jobs yet: rate a job (orchestrator rate JOB 1..5) to teach the planner ({path})")
         return 0
-    print(f"{'label':<18} {'template':<20} {'count':>6} {'mean':>7}")
+    print(f"learned from {sources.get('rating', 0)} rating(s) and {sources.get('scorer', 0)} "
+          f"scorer score(s) ({path})")
+    print(f"{'label':<18} {'template':<22} {'count':>6} {'mean':>7}")
     for r in rows:
-        print(f"{r['label']:<18} {r['template']:<20} {r['count']:>6} {r['mean']:>7.3f}")
+        print(f"{r['label']:<18} {r['template']:<22} {r['count']:>6} {r['mean']:>7.3f}")
+    if model_rows:
+        print(f"\nper model:\n{'label':<18} {'template':<22} {'model':<24} {'count':>6} {'mean':>7}")
+        for r in model_rows:
+            print(f"{r['label']:<18} {r['template']:<22} {r['model']:<24} {r['count']:>6} {r['mean']:>7.3f}")
+    return 0
+
+
+def cmd_rate(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.client import Client
+    from orchestrator.ratings import MAX_STARS, MIN_STARS
+
+    if not MIN_STARS <= args.score <= MAX_STARS:
+        raise CliError(f"SCORE is {MIN_STARS}..{MAX_STARS} stars, got {args.score:g}")
+    with Client(args.url, token=settings.effective_token(), state_dir=settings.state_dir) as client:
+        out = client.job(args.id).rate(args.score)
+    previous = "" if out.get("previous") is None else f" (was {out['previous']:g})"
+    learned = "the agent learned from it" if out.get("learned") else "not a planned job: kept, not learned"
+    print(f"{out['id']} rated {out['rating']:g}{previous}; {learned}")
     return 0
 
 
@@ -187,14 +216,22 @@ def register(sub: Any) -> None:
     p.add_argument("--height", type=int)
     p.add_argument("--template", help="use this template (select-and-adapt)")
     p.add_argument("--image", metavar="FILE", help="input image (image-to-image, inpainting)")
-    p.add_argument("--mask", metavar="FILE", help="inpainting mask")
+    p.add_argument("--mask", metavar="FILE", help="inpainting mask (the same as --input mask=FILE)")
+    p.add_argument("--input", action="append", metavar="ROLE=FILE",
+                   help="an input by role: image, mask, style, palette, reference, control (repeatable)")
     p.add_argument("--brief", action="store_true", help="a summary of the rounds, then the graph")
     p.add_argument("--json", action="store_true", help="errors as JSON (with the trace) on failure")
     p.set_defaults(handler=cmd_plan)
 
+    p = sub.add_parser("rate", help="rate a finished job's outputs 1..5 stars (the agent learns from it)")
+    p.add_argument("id", metavar="JOB")
+    p.add_argument("score", metavar="SCORE", type=float, help="1 (bad) .. 5 (best) stars")
+    p.add_argument("--url", help="the daemon's URL (default: the running daemon's)")
+    p.set_defaults(handler=cmd_rate)
+
     p = sub.add_parser("agent", help="the agent's score table, training data and evaluation")
     asub = p.add_subparsers(dest="agent_command", metavar="ACTION")
-    a = asub.add_parser("scores", help="show the label x template score table")
+    a = asub.add_parser("scores", help="show what was learned: label x template (x model) scores")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=cmd_scores)
     a = asub.add_parser("export", help="write every scored (prompt, labels, graph, score) as JSONL")

@@ -45,6 +45,7 @@ from orchestrator.protocol import (
     JobState,
     SubmitRequest,
 )
+from orchestrator.ratings_api import add_rating_routes
 from orchestrator.redact import redact
 from orchestrator.request_checks import (
     MAX_CURSOR,
@@ -331,6 +332,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
     app.add_middleware(StrictJSONMiddleware, max_depth=settings.limits.json_depth,  # every JSON body
                        max_bytes=settings.limits.request_bytes)
     add_retention_routes(app, retention)
+    add_rating_routes(app, service)  # POST/GET /jobs/{id}/rating
     add_input_routes(app, settings)
     mount_dashboard(app, service)
     return Guard(app, bind_host=settings.host, token=settings.effective_token(),  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from orchestrator.protocol import (
     TOKEN_ENV,
     URL_ENV,
 )
+from orchestrator.ratings import JOB_RATING
 
 
 class ClientError(Exception):
@@ -208,6 +209,15 @@ class Job:
     def cancel(self) -> dict[str, Any]:
         self.info = self.client._post(JOB_CANCEL.format(id=self.id))
         return self.info
+
+    def rate(self, score: float) -> dict[str, Any]:
+        """Rate the job's outputs 1..5 stars (rating again replaces it): ``{"id", "rating",
+        "previous", "score", "learned"}``; ``learned`` when the agent's score table took it."""
+        return self.client._post(JOB_RATING.format(id=self.id), {"score": score})  # type: ignore[no-any-return]
+
+    def rating(self) -> float | None:
+        """The job's rating (1..5 stars), ``None`` when it has none."""
+        return self.client._get(JOB_RATING.format(id=self.id)).get("rating")  # type: ignore[no-any-return]
 
     def events(self, after: int = 0, reconnects: int = 5) -> Iterator[dict[str, Any]]:
         """Stream events until ``done``; reconnects resume from the last event id."""
@@ -402,6 +412,14 @@ class AsyncJob:
         self.info = await self.client._post(JOB_CANCEL.format(id=self.id))
         return self.info
 
+    async def rate(self, score: float) -> dict[str, Any]:
+        """Rate the job's outputs 1..5 stars (see :meth:`Job.rate`)."""
+        return await self.client._post(JOB_RATING.format(id=self.id), {"score": score})  # type: ignore[no-any-return]
+
+    async def rating(self) -> float | None:
+        """The job's rating (1..5 stars), ``None`` when it has none."""
+        return (await self.client._get(JOB_RATING.format(id=self.id))).get("rating")  # type: ignore[no-any-return]
+
     async def events(self, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         parser = SSEParser()
         parser.last_id = after
@@ -482,6 +500,10 @@ class AsyncClient:
         headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
         info = await self._post(JOBS, submit_body(prompt, graph, priority, agent, name), headers)
         return AsyncJob(self, info)
+
+    async def job(self, job_id: str) -> AsyncJob:
+        """A handle on an existing job (its current info fetched)."""
+        return AsyncJob(self, await self._get(JOB.format(id=job_id)))
 
     async def jobs(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         return list((await self._get(JOBS, state=state, limit=limit, offset=offset))["jobs"])

@@ -98,6 +98,9 @@ class JobStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "output_bytes" not in columns:  # a store from before retention: measured lazily
             self._db.execute("ALTER TABLE jobs ADD COLUMN output_bytes INTEGER")
+        if "rating" not in columns:  # a store from before ratings: no job is rated yet
+            self._db.execute("ALTER TABLE jobs ADD COLUMN rating REAL")
+            self._db.execute("ALTER TABLE jobs ADD COLUMN rated_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -217,6 +220,17 @@ class JobStore:
             args.append(value)
         with self._tx() as db:
             db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id = ?", [*args, job_id])
+
+    def rate(self, job_id: str, stars: float) -> tuple[dict[str, Any], float | None] | None:
+        """Set a job's rating (1..5 stars, checked by the caller); ``(job, previous rating)``,
+        or ``None`` when there is no such job. Rating again replaces the rating."""
+        with self._tx() as db:
+            row = db.execute("SELECT rating FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET rating = ?, rated_at = ? WHERE id = ?", (stars, time.time(), job_id))
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(job), row["rating"]
 
     def finish(self, job_id: str, state: JobState, *, errors: list[dict[str, Any]] | None = None,
                timings: dict[str, float] | None = None) -> None:
