@@ -59,7 +59,9 @@ def test_runs_a_node_like_the_reference_executor(core):
     local = LocalExecutor(catalog).run(compiled).outputs["n"]
     out, meta = core.run_node("faults.noise", {"width": 5, "height": 3}, {}, seed=compiled.seed("n"),
                               job="j", node="n", version="1.0.0")
-    assert meta["error"] is None and meta["worker"] == "w0" and meta["nbytes"] == 5 * 3 * 3 * 4
+    assert meta["error"] is None and meta["worker"] == "w0"
+    # the pixels plus the small overhead of the array and dict objects (cache.measure_bytes)
+    assert 5 * 3 * 3 * 4 <= meta["nbytes"] < 5 * 3 * 3 * 4 + 1024
     np.testing.assert_array_equal(out["image"], local["image"])
 
 
