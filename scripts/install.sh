@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-# editor: the ComfyUI frontend served at /comfy/ (29 MB wheel, no deps); CI drives it in Chromium
+# editor: the ComfyUI frontend served at /comfy/ (22 MB wheel, no deps); CI drives it in Chromium
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,editor]" 2>&1 | grep -v "^WARNING: Location" || true
 # k-diffusion, the reference the ComfyUI-native samplers are tested against: its own package only
 # (its requirements pull torchvision, wandb and more; the tests load only its sampling module)

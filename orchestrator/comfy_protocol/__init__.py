@@ -27,6 +27,7 @@ from orchestrator.comfy_protocol.index import PromptIndex
 from orchestrator.comfy_protocol.misc import UserStore, model_names
 from orchestrator.comfy_protocol.object_info import ObjectInfo
 from orchestrator.comfy_protocol.routes import ComfyRoutes
+from orchestrator.comfy_protocol.routes_jobs import JobsRoutes
 from orchestrator.comfy_protocol.routes_misc import MiscRoutes
 from orchestrator.comfy_protocol.ws import Hub, websocket_endpoint
 
@@ -64,9 +65,12 @@ def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = 
     info.classes = info.classes | _plugin_classes(service.engine.catalog, mappings)
     routes = ComfyRoutes(service, settings, models, index, hub, mappings)
     misc = MiscRoutes(settings, models, info, UserStore(state))
+    jobs = JobsRoutes(service, index)
     for prefix in PREFIXES:
         app.include_router(routes.router(), prefix=prefix)
         app.include_router(misc.router(with_models=bool(prefix)), prefix=prefix)
+        if prefix:  # at the root, /jobs is our own API
+            app.include_router(jobs.router(), prefix=prefix)
     limits = dict(getattr(app.state, "body_limits", None) or {})
     for path in UPLOAD_PATHS:
         limits[path] = max(settings.limits.request_bytes,

@@ -44,5 +44,13 @@ def mount_editor(app: FastAPI) -> bool:
                                              "comfyui-frontend-package)", "node": None, "field": None}]},
                                 status_code=404)
         return False
+    @app.get(EDITOR_PATH + "/templates/{name}", include_in_schema=False)
+    async def templates_index(name: str) -> JSONResponse:
+        """The workflow-template index (ComfyUI's comfyui-workflow-templates package): none here."""
+        if name.startswith("index") and name.endswith(".json"):
+            return JSONResponse([])
+        return JSONResponse({"errors": [{"type": "not_found", "message": "no workflow templates are "
+                                         "installed", "node": None, "field": "name"}]}, status_code=404)
+
     app.mount(EDITOR_PATH, StaticFiles(directory=root, html=True), name="comfy-editor")
     return True

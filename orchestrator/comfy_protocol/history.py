@@ -62,7 +62,7 @@ def error_message(job: dict[str, Any]) -> dict[str, Any]:
     classes = comfy_classes(job.get("graph"))
     node = first.get("node")
     cid = ids.get(node, node) if isinstance(node, str) else None
-    return {"node_id": cid, "node_type": classes.get(cid or "", None),
+    return {"node_id": cid or "", "node_type": classes.get(cid or "", ""),
             "executed": [], "exception_message": str(first.get("message") or "the job failed"),
             "exception_type": str(first.get("type") or "error"), "traceback": [],
             "current_inputs": {}, "current_outputs": {}, "errors": errors}

@@ -143,7 +143,7 @@ class UserStore:
         if base is None:
             return None
         if not base.is_dir():
-            return None
+            return []
         out: list[Any] = []
         walker = base.rglob("*") if recurse else base.glob("*")
         for p in sorted(walker):

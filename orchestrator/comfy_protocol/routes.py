@@ -55,8 +55,9 @@ def _flat_errors(node_errors: dict[str, Any], err: dict[str, Any]) -> list[dict[
     for cid, entry in node_errors.items():
         for e in entry["errors"]:
             extra = dict(e.get("extra_info") or {})
+            ours = extra.pop("field", None)
             out.append({"type": extra.pop("type", e["type"]), "message": e["message"], "node": cid,
-                        "field": extra.pop("field", extra.get("input_name")),
+                        "field": extra.get("input_name") or ours,
                         **{k: v for k, v in extra.items()
                            if k not in ("node", "input_name", "received_value")}})
     for e in (err.get("extra_info") or {}).get("errors") or []:

@@ -43,6 +43,15 @@ class MiscRoutes:
         return feature_flags(self.settings.limits.upload_bytes)
 
     async def extensions(self) -> list[str]:
+        """Web extensions of custom nodes: none (the frontend's core ones are built in)."""
+        return []
+
+    async def empty_object(self) -> dict[str, Any]:
+        """``/i18n``, ``/workflow_templates``, ``/global_subgraphs``: no custom nodes, so none."""
+        return {}
+
+    async def empty_list(self) -> list[Any]:
+        """``/experiment/models``: no model downloads offered (nothing downloads here)."""
         return []
 
     async def embeddings(self) -> list[str]:
@@ -148,6 +157,9 @@ class MiscRoutes:
         add("/features", self.features, methods=["GET"], include_in_schema=False)
         add("/extensions", self.extensions, methods=["GET"], include_in_schema=False)
         add("/embeddings", self.embeddings, methods=["GET"], include_in_schema=False)
+        for path in ("/i18n", "/workflow_templates", "/global_subgraphs"):
+            add(path, self.empty_object, methods=["GET"], include_in_schema=False)
+        add("/experiment/models", self.empty_list, methods=["GET"], include_in_schema=False)
         if with_models:  # not at the root: our own GET /models lists the model library
             add("/models", self.model_folders, methods=["GET"], include_in_schema=False)
             add("/models/{folder}", self.model_folder, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,466 @@
+"""ComfyUI's HTTP/WebSocket API on a real daemon (loopback, in-process engine, tiny-sd named as
+ComfyUI's default checkpoint), driven by a client written from ComfyUI's documented protocol
+(tests/comfy_client.py), plus the error shapes and hostile requests."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import struct
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+sys.path.insert(0, str(Path(__file__).parent))
+from comfy_client import ComfyClient
+from daemon_process import Daemon
+
+CKPT = "v1-5-pruned-emaonly-fp16.safetensors"
+TOKEN = "comfy-test-token-1234567890"
+
+
+def sd_prompt(steps: int = 2, seed: int = 7, size: int = 64, ckpt: str = CKPT) -> dict:
+    """ComfyUI's default workflow in API format, small."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": seed, "steps": steps, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}
+
+
+def _start(tmp: Path, *extra: str, token: str | None = None, max_streams: int | None = None) -> Daemon:
+    state = tmp / "state"
+    state.mkdir()
+    cfg = tmp / "config.toml"
+    text = f'[[models]]\nname = "{CKPT}"\nsource = "builtin:tiny-sd"\n'
+    if max_streams is not None:
+        text += f"[server]\nmax_streams = {max_streams}\n"
+    cfg.write_text(text)
+    env = {"ORCHESTRATOR_CONFIG": str(cfg)}
+    if token:
+        env["ORCHESTRATOR_TOKEN"] = token
+    return Daemon(state, *extra, env=env).start()
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    d = _start(tmp_path_factory.mktemp("comfy"), max_streams=6)
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    d = _start(tmp_path_factory.mktemp("comfy-token"), token=TOKEN)
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
+
+
+def _addr(d: Daemon) -> str:
+    return d.url.removeprefix("http://")
+
+
+def _types(messages: list) -> list[str]:
+    return [m["type"] for m in messages if isinstance(m, dict)]
+
+
+def test_websocket_example_flow_queues_follows_and_gets_the_png(comfy):
+    """ComfyUI's websockets_api_example flow, unchanged: queue with our own prompt_id, follow
+    `executing` until node is null, read /history and /view."""
+    client = ComfyClient(_addr(comfy))
+    images, messages = client.get_images(sd_prompt(steps=3))
+    assert list(images) == ["9"]
+    png = images["9"][0]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(png))
+    assert img.size == (64, 64)
+    assert json.loads(img.text["prompt"])["3"]["class_type"] == "KSampler"  # the PNG carries the prompt
+    types = _types(messages)
+    assert types[0] == "status" and messages[0]["data"]["sid"] == client.client_id
+    for t in ("execution_start", "executing", "progress", "executed", "execution_success"):
+        assert t in types, t
+    assert types.index("execution_start") < types.index("executed") < types.index("execution_success")
+    executing = [m["data"]["node"] for m in messages if isinstance(m, dict) and m["type"] == "executing"]
+    assert "3" in executing and "9" in executing and executing[-1] is None  # ComfyUI's node ids
+    progress = [m["data"] for m in messages if isinstance(m, dict) and m["type"] == "progress"]
+    assert progress[-1] == {"value": 3, "max": 3, "prompt_id": progress[-1]["prompt_id"], "node": "3"}
+    previews = [m for m in messages if isinstance(m, bytes)]
+    for frame in previews:  # ComfyUI's framing: event type 1 (preview), format 2 (PNG), the image
+        assert struct.unpack(">II", frame[:8]) == (1, 2) and frame[8:16] == b"\x89PNG\r\n\x1a\n"
+    executed = next(m["data"] for m in messages if isinstance(m, dict) and m["type"] == "executed")
+    assert executed["node"] == "9" and executed["output"]["images"][0]["type"] == "output"
+
+
+def test_a_prompt_is_a_job_in_our_store(comfy):
+    prompt_id = str(uuid.uuid4())
+    r = httpx.post(f"{comfy.url}/api/prompt", json={"prompt": sd_prompt(seed=11), "prompt_id": prompt_id,
+                                                     "client_id": "someone"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["prompt_id"] == prompt_id and body["node_errors"] == {} and isinstance(body["number"], int)
+    with comfy.client() as c:  # our own client sees it: listed, waitable, with its outputs
+        job = c.job(body["job_id"])
+        job.wait(timeout=120)
+        assert any(j["id"] == job.id and j["name"] == f"ComfyUI prompt {prompt_id}" for j in c.jobs())
+        data = job.status()
+    assert data["state"] == "succeeded" and [o["node"] for o in data["outputs"]] == ["save_image_9"]
+    ids = {n["meta"]["comfy"]["id"] for n in data["graph"]["nodes"].values()}
+    assert {"3", "5", "6", "8", "9"} <= ids  # ComfyUI's node ids are kept
+    hist = httpx.get(f"{comfy.url}/history/{prompt_id}").json()[prompt_id]
+    assert hist["status"]["status_str"] == "success" and hist["status"]["completed"] is True
+    assert hist["prompt"][1] == prompt_id and hist["prompt"][2]["3"]["class_type"] == "KSampler"
+    image = hist["outputs"]["9"]["images"][0]
+    view = httpx.get(f"{comfy.url}/api/view", params=image)
+    assert view.status_code == 200 and view.headers["content-type"] == "image/png"
+    assert prompt_id in httpx.get(f"{comfy.url}/history", params={"max_items": 50}).json()
+    jobs = httpx.get(f"{comfy.url}/api/jobs", params={"status": "completed"}).json()
+    assert any(j["id"] == prompt_id and j["preview_output"]["nodeId"] == "9" for j in jobs["jobs"])
+    # POST /history delete hides it from the history, the job stays ours
+    assert httpx.post(f"{comfy.url}/history", json={"delete": [prompt_id]}).status_code == 200
+    assert httpx.get(f"{comfy.url}/history/{prompt_id}").json() == {}
+    assert httpx.get(f"{comfy.url}/jobs/{body['job_id']}").json()["state"] == "succeeded"
+
+
+def _wait_state(d: Daemon, job_id: str, states: set[str], timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{d.url}/jobs/{job_id}").json()["state"]
+        if state in states:
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {states}")
+
+
+def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
+    client_id = str(uuid.uuid4())
+    with connect(f"ws://{_addr(comfy)}/ws?clientId={client_id}", open_timeout=60) as ws:
+        first = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=1),
+                                                         "client_id": client_id}).json()
+        second = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=2),
+                                                          "client_id": client_id}).json()
+        _wait_state(comfy, first["job_id"], {"running"})
+        queue = httpx.get(f"{comfy.url}/queue").json()
+        assert [i[1] for i in queue["queue_running"]] == [first["prompt_id"]]
+        assert [i[1] for i in queue["queue_pending"]] == [second["prompt_id"]]
+        # ComfyUI's queue delete cancels the pending one; /interrupt the running one
+        assert httpx.post(f"{comfy.url}/queue", json={"delete": [second["prompt_id"]]}).status_code == 200
+        assert _wait_state(comfy, second["job_id"], {"cancelled"}) == "cancelled"
+        while True:  # wait for a progress message before interrupting
+            m = ws.recv(timeout=120)
+            if isinstance(m, str) and json.loads(m)["type"] == "progress":
+                break
+        assert httpx.post(f"{comfy.url}/interrupt", json={"prompt_id": first["prompt_id"]}).status_code == 200
+        seen = []
+        while True:
+            m = ws.recv(timeout=120)
+            if isinstance(m, bytes):
+                continue
+            msg = json.loads(m)
+            seen.append(msg["type"])
+            if msg["type"] == "executing" and msg["data"]["node"] is None:
+                assert msg["data"]["prompt_id"] == first["prompt_id"]
+                break
+        assert "execution_interrupted" in seen and "execution_success" not in seen
+        assert _wait_state(comfy, first["job_id"], {"cancelled"}) == "cancelled"
+        # cancelled through OUR API, seen as interrupted through ComfyUI's socket
+        third = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=3),
+                                                         "client_id": client_id}).json()
+        _wait_state(comfy, third["job_id"], {"running"})
+        assert httpx.post(f"{comfy.url}/jobs/{third['job_id']}/cancel").status_code == 200
+        while True:
+            m = ws.recv(timeout=120)
+            if isinstance(m, str) and json.loads(m)["type"] == "execution_interrupted":
+                assert json.loads(m)["data"]["prompt_id"] == third["prompt_id"]
+                break
+    hist = httpx.get(f"{comfy.url}/history/{first['prompt_id']}").json()[first["prompt_id"]]
+    assert hist["status"]["status_str"] == "error" and not hist["status"]["completed"]
+
+
+def test_errors_come_back_in_comfyui_shapes(comfy):
+    url = f"{comfy.url}/prompt"
+    # a value over its bound: node_errors on that node, with type, message, details, extra_info
+    bad = sd_prompt()
+    bad["3"]["inputs"]["steps"] = 100_000
+    r = httpx.post(url, json={"prompt": bad})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    err = body["node_errors"]["3"]
+    assert err["class_type"] == "KSampler" and err["dependent_outputs"] == ["9"]
+    e = err["errors"][0]
+    assert e["type"] == "value_bigger_than_max" and set(e) == {"type", "message", "details", "extra_info"}
+    assert e["extra_info"]["input_name"] == "steps" and e["extra_info"]["received_value"] == 100_000
+    assert any(x["node"] == "3" and x["field"] == "steps" for x in body["errors"])  # ours beside
+    # a checkpoint nobody has: value_not_in_list naming what is
+    r = httpx.post(url, json={"prompt": sd_prompt(ckpt="nope.safetensors")})
+    e = r.json()["node_errors"]["4"]["errors"][0]
+    assert r.status_code == 400 and e["type"] == "value_not_in_list" and CKPT in e["message"]
+    # a class we cannot run: invalid_prompt naming it
+    unknown = sd_prompt()
+    unknown["10"] = {"class_type": "SomeCustomNode", "inputs": {"image": ["8", 0]}}
+    r = httpx.post(url, json={"prompt": unknown})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_prompt"
+    assert "SomeCustomNode" in r.json()["error"]["message"]
+    # no outputs, no prompt, no class_type
+    no_out = {k: v for k, v in sd_prompt().items() if k != "9"}
+    assert httpx.post(url, json={"prompt": no_out}).json()["error"]["type"] == "prompt_no_outputs"
+    assert httpx.post(url, json={"client_id": "x"}).json()["error"]["type"] == "no_prompt"
+    r = httpx.post(url, json={"prompt": {"1": {"inputs": {}}}})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_prompt"
+    # the same prompt_id for another prompt is refused; for the same one it answers the same job
+    pid = str(uuid.uuid4())
+    a = httpx.post(url, json={"prompt": sd_prompt(seed=5), "prompt_id": pid}).json()
+    b = httpx.post(url, json={"prompt": sd_prompt(seed=5), "prompt_id": pid}).json()
+    assert a["job_id"] == b["job_id"]
+    r = httpx.post(url, json={"prompt": sd_prompt(seed=6), "prompt_id": pid})
+    assert r.status_code == 400 and r.json()["errors"]
+    _wait_state(comfy, a["job_id"], {"succeeded"})
+
+
+HOSTILE_BODIES = [
+    (b'{"prompt": {"3": {"class_type": "KSampler", "inputs": {"cfg": NaN}}}}', 400),
+    (b'{"prompt": {"3": {"class_type": "KSampler", "inputs": {"cfg": Infinity}}}}', 400),
+    (b'{"prompt": ' + b"[" * 200 + b"]" * 200 + b"}", 400),
+    (b'{"prompt": {"3": {"class_type": "KSampler", "inputs": {"seed": 1' + b"0" * 40 + b'}}}}', 400),
+    (b'{"prompt": "../../etc/passwd"}', 400),
+    (b'{"prompt": {"1": {"class_type": "LoadImage", "inputs": {"image": "/etc/passwd"}}, '
+     b'"2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}}', 400),
+    (b'{"prompt": {"1": {"class_type": "LoadImage", "inputs": {"image": "../../../etc/passwd"}}, '
+     b'"2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}}', 400),
+    (b'{"prompt": {}, "client_id": "' + b"x" * 500 + b'"}', 400),
+    (b'{"prompt": {}, "prompt_id": 5}', 400),
+    (b'{"prompt": {}, "number": "first"}', 400),
+    (b"[1, 2, 3]", 400),
+    (b"not json at all", 400),
+    (b'{"prompt": {"1": {"class_type": "SaveImage", "inputs": []}}}', 400),
+]
+
+
+@pytest.mark.parametrize("body,status", HOSTILE_BODIES)
+def test_hostile_prompt_bodies_get_a_4xx_never_a_500(comfy, body, status):
+    for path in ("/prompt", "/api/prompt"):
+        r = httpx.post(f"{comfy.url}{path}", content=body, headers={"content-type": "application/json"})
+        assert r.status_code in (status, 422), (path, r.status_code, r.text)
+        doc = r.json()
+        assert doc["errors"] and all({"type", "message", "node", "field"} <= set(e) for e in doc["errors"])
+        assert str(comfy.state) not in r.text  # never learns what is on disk
+
+
+def test_oversized_prompt_is_refused_before_it_is_read(comfy):
+    text = b"a" * (5 << 20)
+    big = b'{"prompt": {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "' + text + b'"}}}}'
+    r = httpx.post(f"{comfy.url}/prompt", content=big)
+    assert r.status_code == 413 and r.json()["errors"][0]["type"] == "request_too_large"
+    many = {str(i): {"class_type": "PrimitiveInt", "inputs": {"value": i}} for i in range(600)}
+    r = httpx.post(f"{comfy.url}/prompt", json={"prompt": many})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "limit"
+
+
+def _png(color=(200, 30, 30, 255), size=(32, 24)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGBA", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_upload_then_load_image_then_view(comfy):
+    r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("mine.png", _png(), "image/png")},
+                   data={"overwrite": "true", "subfolder": "clips", "type": "input"})
+    assert r.status_code == 200, r.text
+    up = r.json()
+    assert up["subfolder"] == "clips" and up["type"] == "input" and up["name"].endswith(".png")
+    spec = httpx.get(f"{comfy.url}/object_info/LoadImage").json()["LoadImage"]
+    choices = spec["input"]["required"]["image"]
+    assert f"clips/{up['name']}" in choices[0] and choices[1]["image_upload"] is True
+    view = httpx.get(f"{comfy.url}/view",
+                     params={"filename": up["name"], "subfolder": "clips", "type": "input"})
+    assert view.status_code == 200 and view.content == _png()
+    # ComfyUI clients put "subfolder/name" in LoadImage: it runs on our workers
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": f"clips/{up['name']}"}},
+              "2": {"class_type": "ImageScaleBy",
+                    "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "scale_by": 2.0}},
+              "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "big"}}}
+    images, _ = ComfyClient(_addr(comfy)).get_images(prompt)
+    assert Image.open(io.BytesIO(images["3"][0])).size == (64, 48)
+    # upload/mask: the original with the mask's alpha
+    mask = _png(color=(0, 0, 0, 77))
+    r = httpx.post(f"{comfy.url}/api/upload/mask", files={"image": ("mask.png", mask, "image/png")},
+                   data={"original_ref": json.dumps({"filename": up["name"], "subfolder": "clips",
+                                                     "type": "input"}), "type": "input"})
+    assert r.status_code == 200, r.text
+    masked = httpx.get(f"{comfy.url}/view", params={"filename": r.json()["name"], "type": "input",
+                                                   "subfolder": r.json()["subfolder"]}).content
+    px = Image.open(io.BytesIO(masked)).getpixel((3, 3))
+    assert px == (200, 30, 30, 77)
+
+
+VIEW_TRAVERSALS = [
+    {"filename": "../../../etc/passwd", "type": "input"},
+    {"filename": "passwd", "subfolder": "../../../../etc", "type": "input"},
+    {"filename": "/etc/passwd", "type": "input"},
+    {"filename": "..%2F..%2Fetc%2Fpasswd", "type": "input"},
+    {"filename": "jobs.db", "subfolder": "..", "type": "output"},
+    {"filename": "../jobs.db", "subfolder": "", "type": "output"},
+    {"filename": "ComfyUI.png", "subfolder": "../../state", "type": "output"},
+    {"filename": "passwd", "subfolder": "/etc", "type": "temp"},
+    {"filename": "x.png", "type": "../../etc"},
+]
+
+
+@pytest.mark.parametrize("params", VIEW_TRAVERSALS)
+def test_view_never_reads_outside_outputs_or_inputs(comfy, params):
+    r = httpx.get(f"{comfy.url}/view", params=params)
+    assert r.status_code in (400, 404, 422), r.text
+    assert "root:" not in r.text and str(comfy.state) not in r.text
+
+
+UPLOAD_TRAVERSALS = ["../../outside", "/abs", "a/../../b", ".hidden/..", "a\\..\\b", "x" * 80]
+
+
+@pytest.mark.parametrize("subfolder", UPLOAD_TRAVERSALS)
+def test_upload_subfolders_cannot_leave_the_input_folder(comfy, subfolder):
+    r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("../../evil.png", _png(), "image/png")},
+                   data={"subfolder": subfolder})
+    assert r.status_code in (400, 422), r.text
+    assert not list(comfy.state.parent.glob("**/evil.png"))
+
+
+def test_upload_refuses_what_is_not_an_image(comfy):
+    r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("x.svg", b"<svg/>", "image/svg+xml")})
+    assert r.status_code == 422 and r.json()["errors"][0]["type"] == "input"
+
+
+USERDATA_TRAVERSALS = ["..%2F..%2Fjobs.db", "%2Fetc%2Fpasswd", "workflows%2F..%2F..%2F..%2Fjobs.db",
+                       "a%00b.json"]
+
+
+@pytest.mark.parametrize("name", USERDATA_TRAVERSALS)
+def test_userdata_is_confined(comfy, name):
+    assert httpx.post(f"{comfy.url}/api/userdata/{name}", content=b"{}").status_code in (400, 404)
+    assert httpx.get(f"{comfy.url}/api/userdata/{name}").status_code in (400, 404)
+
+
+def test_userdata_and_settings_round_trip(comfy):
+    r = httpx.post(f"{comfy.url}/api/userdata/workflows%2Fmine.json?overwrite=true&full_info=true",
+                   content=b'{"nodes": []}')
+    assert r.status_code == 200 and r.json()["path"] == "workflows/mine.json"
+    listing = httpx.get(f"{comfy.url}/api/userdata", params={"dir": "workflows", "recurse": "true"}).json()
+    assert listing == ["mine.json"]
+    assert httpx.get(f"{comfy.url}/api/userdata/workflows%2Fmine.json").json() == {"nodes": []}
+    assert httpx.post(f"{comfy.url}/api/settings/Comfy.Theme", json="dark").status_code == 200
+    assert httpx.get(f"{comfy.url}/api/settings").json()["Comfy.Theme"] == "dark"
+
+
+def test_object_info_models_and_start_up_routes(comfy):
+    info = httpx.get(f"{comfy.url}/object_info").json()
+    for cls in ("KSampler", "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "VAEDecode",
+                "SaveImage", "LoadImage", "LoraLoader", "KSamplerAdvanced"):
+        assert cls in info, cls
+    ks = info["KSampler"]
+    req = ks["input"]["required"]
+    assert req["steps"] == ["INT", {"default": 20, "min": 1, "max": 10000}]
+    assert "dpmpp_2m" in req["sampler_name"][0] and "karras" in req["scheduler"][0]
+    assert req["seed"][1]["control_after_generate"] is True and ks["output"] == ["LATENT"]
+    assert ks["input_order"]["required"][:4] == ["model", "positive", "negative", "latent_image"]
+    ckpts = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    assert CKPT in ckpts and "tiny-sd" in ckpts and "tiny-controlnet" not in ckpts
+    assert info["SaveImage"]["output_node"] is True
+    assert httpx.get(f"{comfy.url}/api/object_info/NoSuchNode").json() == {}
+    assert "checkpoints" in httpx.get(f"{comfy.url}/api/models").json()
+    assert CKPT in httpx.get(f"{comfy.url}/api/models/checkpoints").json()
+    assert httpx.get(f"{comfy.url}/api/models/..%2Fetc").status_code == 404
+    ours = httpx.get(f"{comfy.url}/models").json()  # our own /models keeps its shape
+    assert isinstance(ours, list) and isinstance(ours[0], dict) and "name" in ours[0]
+    stats = httpx.get(f"{comfy.url}/system_stats").json()
+    assert stats["devices"] and "ram_total" in stats["system"]
+    assert httpx.get(f"{comfy.url}/api/features").json()["max_upload_size"] > 0
+    assert httpx.get(f"{comfy.url}/api/extensions").json() == []
+    assert httpx.get(f"{comfy.url}/api/embeddings").json() == []
+    remaining = httpx.get(f"{comfy.url}/api/prompt").json()["exec_info"]["queue_remaining"]
+    assert isinstance(remaining, int) and remaining >= 0
+
+
+def test_websocket_cap_is_shared_with_event_streams(comfy):
+    """max_streams = 6: six sockets open, the seventh handshake gets 429; a slot comes back."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(f"ws://{_addr(comfy)}/ws", open_timeout=60)) for _ in range(6)]
+        for s in sockets:
+            assert json.loads(s.recv(timeout=30))["type"] == "status"
+        assert _ws_status(comfy) == 429
+        job_id = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(seed=31)}).json()["job_id"]
+        r = httpx.get(f"{comfy.url}/jobs/{job_id}/events")  # an event stream is refused too
+        assert r.status_code == 429 and r.json()["errors"][0]["type"] == "too_many_streams"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with connect(f"ws://{_addr(comfy)}/ws", open_timeout=60) as ws:
+                assert json.loads(ws.recv(timeout=30))["type"] == "status"
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def _raw_handshake(d: Daemon, host: str, headers: dict[str, str]) -> int:
+    """The status of a handshake sent by hand (a client library sets its own Host)."""
+    port = int(d.url.rsplit(":", 1)[1])
+    lines = ["GET /ws HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(head.split()[1])
+
+
+def _ws_status(d: Daemon, path: str = "/ws", **kw) -> int:
+    try:
+        with connect(f"ws://{_addr(d)}{path}", open_timeout=60, **kw) as ws:
+            json.loads(ws.recv(timeout=30))
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+def test_websocket_handshake_gets_the_guard(guarded, comfy):
+    own = {"Origin": guarded.url}
+    assert _ws_status(guarded) == 401  # no token
+    assert _ws_status(guarded, additional_headers={"Authorization": "Bearer wrong"}) == 401
+    assert _ws_status(guarded, additional_headers={"Authorization": f"Bearer {TOKEN}"}) == 101
+    assert _ws_status(guarded, f"/api/ws?token={TOKEN}", additional_headers=own) == 101
+    assert _ws_status(guarded, "/ws?token=nope") == 401
+    evil = {"Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"}
+    assert _ws_status(guarded, additional_headers=evil) == 403  # cross-origin
+    assert _ws_status(comfy, additional_headers={"Origin": "http://evil.example"}) == 403
+    assert _ws_status(comfy, additional_headers={"Origin": "null"}) == 403
+    assert _raw_handshake(guarded, "attacker.example", {"Authorization": f"Bearer {TOKEN}"}) == 421
+    assert _raw_handshake(guarded, "127.0.0.1", {"Authorization": f"Bearer {TOKEN}"}) == 101
+    # the browser's way: the session cookie from the editor's first load, with its own Origin
+    r = httpx.get(f"{guarded.url}/comfy/?token={TOKEN}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/comfy/"
+    cookie = r.headers["set-cookie"].split(";")[0]
+    assert _ws_status(guarded, "/comfy/ws", additional_headers={"Cookie": cookie, **own}) == 101
+    assert _ws_status(guarded, "/comfy/ws", additional_headers={"Cookie": cookie}) == 401  # no Origin
+    # and ComfyUI's HTTP routes need the token like ours
+    assert httpx.post(f"{guarded.url}/prompt", json={"prompt": sd_prompt()}).status_code == 401
+    assert httpx.get(f"{guarded.url}/api/object_info").status_code == 401
+    assert httpx.get(f"{guarded.url}/view?filename=x.png&token={TOKEN}").status_code == 401
+    client = ComfyClient(_addr(guarded), headers={"Authorization": f"Bearer {TOKEN}"})
+    images, _ = client.get_images(sd_prompt(seed=21))
+    assert images["9"][0][:4] == b"\x89PNG"
