@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -97,14 +96,21 @@ other:
 
 
 def test_the_index_is_cached_and_refreshed_when_a_folder_changes(tmp_path):
-    st_file(tmp_path / "loras" / "a.safetensors")
+    loras = tmp_path / "loras"
+    st_file(loras / "a.safetensors")
+
+    def age() -> None:  # an old mtime, so the next change differs whatever the clock's tick
+        os.utime(loras, ns=(10**9, 10**9))
+
+    age()
     mf = ModelFolders([tmp_path])
     assert mf.find("a", "lora") and mf.scans == 1
     assert mf.find("a", "lora") and mf.scans == 1  # cached
-    time.sleep(0.01)
-    st_file(tmp_path / "loras" / "deep" / "b.safetensors")
+    st_file(loras / "deep" / "b.safetensors")
     assert mf.find("deep/b", "lora") and mf.scans == 2
-    (tmp_path / "loras" / "a.safetensors").unlink()
+    age()
+    assert mf.find("a", "lora") and mf.scans == 3  # the folder's mtime changed (back): rescanned
+    (loras / "a.safetensors").unlink()
     assert mf.find("a", "lora") is None
 
 
