@@ -68,7 +68,7 @@ def test_problems_are_printed_the_graph_written_and_the_status_is_1(tmp_path, ca
 def test_graph_to_stdout_and_text_problems(tmp_path, capsys):
     assert main(["import-comfy", str(DATA / "inpaint_ui.json"), "-o", "-"]) == 0
     captured = capsys.readouterr()
-    assert Graph.from_json(captured.out).nodes["ksampler_3"].block == "sd.inpaint"
+    assert Graph.from_json(captured.out).nodes["ksampler_3"].block == "sd.ksampler"
     assert "[unmapped_model] ComfyUI model 'anything-v3-fp16-pruned.safetensors'" in captured.err
 
 

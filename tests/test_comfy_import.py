@@ -133,15 +133,16 @@ def test_bypassed_lora_is_skipped_and_muted_branch_left_out(catalog):
     assert all(p.details["severity"] == "warning" for p in result.problems)
 
 
-def test_inpaint_with_vae_encode_for_inpaint_becomes_sd_inpaint(catalog):
+def test_inpaint_with_vae_encode_for_inpaint_becomes_the_native_pair(catalog):
     result = imported("inpaint_ui", catalog)
     nodes = result.graph.nodes
-    sampler = nodes["ksampler_3"]
-    assert sampler.block == "sd.inpaint"
-    assert sampler.inputs == {"cond": "clip_text_encode_6.cond", "image": "load_image_20.image",
-                              "mask": "vae_encode_for_inpaint_26_grow.mask"}
-    assert sampler.params["sampler"] == "unipc"
-    assert nodes["vae_encode_for_inpaint_26_grow"].params == {"grow": 6}
+    sampler, enc = nodes["ksampler_3"], nodes["vae_encode_for_inpaint_26"]
+    assert (sampler.block, enc.block) == ("sd.ksampler", "sd.vae_encode_for_inpaint")
+    assert enc.inputs == {"image": "load_image_20.image", "mask": "load_image_20_mask.mask"}
+    assert enc.params == {"model": "tiny-sd", "grow_mask_by": 6}
+    assert sampler.inputs == {"cond": "clip_text_encode_6.cond", "latent": "vae_encode_for_inpaint_26.latent",
+                              "mask": "vae_encode_for_inpaint_26.mask"}
+    assert (sampler.params["sampler"], sampler.params["scheduler"]) == ("uni_pc_bh2", "normal")
     assert nodes["load_image_20_mask"].params == {"path": "yosemite_inpaint_example.png", "channel": "alpha",
                                                   "invert": True}
     assert nodes["clip_text_encode_6"].params["clip_skip"] == 1  # CLIPSetLastLayer -2

@@ -218,6 +218,33 @@ class _Exporter(SamplingExport):
         sampler = self._new("KSampler", self._sampler_inputs(node, [latent, 0]), _comfy(node).get("id"))
         self.ports[f"{node_id}.latent"] = [sampler, 0]
 
+    def _sd_ksampler(self, node_id: str, node: Node) -> None:
+        """``sd.ksampler``: KSampler, or KSamplerAdvanced when it sets a step window or noise control."""
+        p = node.params
+        pos, neg = self._cond(node)
+        latent = self._noise_masked(node, self._link(node, "latent"))
+        inputs: dict[str, Any] = {
+            "steps": int(p.get("steps", 20)), "cfg": float(p.get("cfg", 8.0)),
+            "sampler_name": p.get("sampler", "euler"), "scheduler": p.get("scheduler", "normal"),
+            "model": self._loras(p.get("model", "tiny-sd"), 0), "positive": pos, "negative": neg,
+            "latent_image": latent}
+        seed = int(p.get("seed") or 0)
+        leftover = "enable" if p.get("return_with_leftover_noise") else "disable"
+        window = {"start_at_step": int(p.get("start_step", 0)), "end_at_step": int(p.get("end_step", 10000)),
+                  "add_noise": "enable" if p.get("add_noise", True) else "disable",
+                  "return_with_leftover_noise": leftover}
+        if window == {"start_at_step": 0, "end_at_step": 10000, "add_noise": "enable",
+                      "return_with_leftover_noise": "disable"}:
+            new = self._new("KSampler", {"seed": seed, **inputs, "denoise": float(p.get("denoise", 1.0))},
+                            _comfy(node).get("id"))
+        else:
+            if float(p.get("denoise", 1.0)) != 1.0:
+                raise _Skip("KSamplerAdvanced has no denoise; a step window with denoise below 1 has no "
+                            "ComfyUI equivalent", "params.denoise")
+            new = self._new("KSamplerAdvanced", {"noise_seed": seed, **inputs, **window},
+                            _comfy(node).get("id"))
+        self.ports[f"{node_id}.latent"] = [new, 0]
+
     def _sd_empty_latent(self, node_id: str, node: Node) -> None:
         p = node.params
         size = {"width": int(p.get("width", 512)), "height": int(p.get("height", 512)),

@@ -37,7 +37,9 @@ class SamplingExport:
     ``ports``, ``_new``, ``_link``, ``_cond`` and ``_loras``)."""
 
     ports: dict[str, Any]
+    graph: Any
     _new: Any
+    _vae: Any
     _link: Any
     _cond: Any
     _loras: Any
@@ -133,11 +135,28 @@ class SamplingExport:
         self.ports[f"{node_id}.guider"] = [new, 0]
 
     def _sd_sample_custom(self, node_id: str, node: Node) -> None:
-        latent = self._link(node, "latent")
-        if node.inputs.get("mask"):
-            masked = {"samples": latent, "mask": self._link(node, "mask")}
-            latent = [self._new("SetLatentNoiseMask", masked), 0]
+        latent = self._noise_masked(node, self._link(node, "latent"))
         inputs = {port: self._link(node, port) for port in ("noise", "guider", "sampler", "sigmas")}
         new = self._new("SamplerCustomAdvanced", {**inputs, "latent_image": latent}, self._id(node))
         self.ports[f"{node_id}.latent"] = [new, 0]
         self.ports[f"{node_id}.denoised"] = [new, 1]
+
+    def _sd_vae_encode_for_inpaint(self, node_id: str, node: Node) -> None:
+        """VAEEncodeForInpaint: one LATENT carrying its noise mask (a sampler reading both takes it as is)."""
+        p = node.params
+        inputs = {"grow_mask_by": int(p.get("grow_mask_by", 6)), "pixels": self._link(node, "image"),
+                  "vae": self._vae(p.get("model", "tiny-sd")), "mask": self._link(node, "mask")}
+        new = self._new("VAEEncodeForInpaint", inputs, self._id(node))
+        self.ports[f"{node_id}.latent"] = [new, 0]
+
+    def _noise_masked(self, node: Node, latent: Any) -> Any:
+        """The latent a sampler reads, under its ``mask`` (SetLatentNoiseMask) unless the mask is the one
+        VAEEncodeForInpaint's latent already carries."""
+        mask = node.inputs.get("mask")
+        if not mask:
+            return latent
+        source = str(mask).split(".")[0]
+        if source == str(node.inputs.get("latent", "")).split(".")[0] and \
+                self.graph.nodes[source].block == "sd.vae_encode_for_inpaint":
+            return latent
+        return [self._new("SetLatentNoiseMask", {"samples": latent, "mask": self._link(node, "mask")}), 0]

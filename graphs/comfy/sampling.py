@@ -6,6 +6,7 @@ ComfyUI                                 ours
 KSampler, KSamplerAdvanced              ``sd.ksampler`` (every sampler, scheduler, denoise,
                                         step window, add_noise, leftover noise); a latent
                                         with a ``SetLatentNoiseMask`` mask: its ``mask``
+VAEEncodeForInpaint (read by a sampler)  ``sd.vae_encode_for_inpaint`` (latent and noise mask)
 BasicScheduler, KarrasScheduler,        ``sd.sigmas``, ``sd.sigmas_karras``,
 ExponentialScheduler,                   ``sd.sigmas_exponential``,
 PolyexponentialScheduler,               ``sd.sigmas_polyexponential``,
@@ -28,10 +29,14 @@ catalog, KSampler falls back to :func:`graphs.comfy.core.ksampler` (``sd.denoise
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from graphs.comfy import conditioning
 from graphs.comfy.mapping import ComfyMapping, Cond, Data, MaskedLatent, NodeContext, Unresolved
+
+if TYPE_CHECKING:
+    from graphs.comfy.importer import Importer
 
 # ComfyUI's names that sd.ksampler runs exactly (plugins/sd/ksampling/catalog.py, schedules.py)
 NATIVE_SAMPLERS = frozenset({
@@ -83,10 +88,35 @@ def _inpaint_encoded(nc: NodeContext, latent: Any) -> bool:
     return source is None or source.class_type != "SetLatentNoiseMask"
 
 
+_INPAINT: WeakKeyDictionary[Importer, dict[str, tuple[Data, Data]]] = WeakKeyDictionary()
+
+
+def _native_inpaint(nc: NodeContext, latent: MaskedLatent) -> tuple[Data, Data] | None:
+    """VAEEncodeForInpaint's latent and noise mask as ``sd.vae_encode_for_inpaint`` makes them (one node
+    per ComfyUI node, whatever reads it); None when the catalog lacks the block."""
+    if not nc.has_block("sd.vae_encode_for_inpaint"):
+        return None
+    built = _INPAINT.setdefault(nc.importer, {})
+    if latent.node not in built:
+        src = nc.importer.nodes[latent.node]
+        src_nc = NodeContext(nc.importer, src, nc.importer.mapping_for(src.class_type))
+        pixels, mask, vae = src_nc.data("pixels"), src_nc.data("mask"), src_nc.model("vae")
+        node = nc.importer.add_node(src, "sd.vae_encode_for_inpaint", {"image": pixels, "mask": mask},
+                                    {"model": vae.ref(loras=False),
+                                     "grow_mask_by": int(src_nc.widget("grow_mask_by", 6))})
+        size = None if latent.size is None else (latent.size[0] // 8 * 8, latent.size[1] // 8 * 8)
+        built[latent.node] = (Data(f"{node}.latent", "LATENT", size=size),
+                              Data(f"{node}.mask", "MASK", size=size))
+    return built[latent.node]
+
+
 def _latent_and_mask(nc: NodeContext, name: str = "latent_image") -> tuple[Data, Data | None]:
-    """The latent a sampler reads, and its noise mask (``SetLatentNoiseMask``) when it has one."""
+    """The latent a sampler reads, and its noise mask (``SetLatentNoiseMask``, ``VAEEncodeForInpaint``)."""
     latent = nc.input(name)
     if isinstance(latent, MaskedLatent):
+        native = _native_inpaint(nc, latent) if _inpaint_encoded(nc, latent) else None
+        if native is not None:
+            return native
         if _inpaint_encoded(nc, latent):
             nc.warn("the inpainting latent of VAEEncodeForInpaint is sampled as its plain latent with the "
                     "mask as noise mask (the masked pixels are not greyed before encoding)", field=name)
@@ -105,7 +135,9 @@ def ksampler(nc: NodeContext) -> list[Any]:
     advanced = nc.node.class_type == "KSamplerAdvanced"
     model = nc.model("model")
     cond = conditioning.build(nc.importer, nc, nc.input("positive"), nc.input("negative"))
-    if _inpaint_encoded(nc, nc.input("latent_image")) and nc.has_block("sd.inpaint"):
+    latent_value = nc.input("latent_image")
+    if _inpaint_encoded(nc, latent_value) and not nc.has_block("sd.vae_encode_for_inpaint") \
+            and nc.has_block("sd.inpaint"):
         from graphs.comfy.core import ksampler as diffusers_ksampler  # VAEEncodeForInpaint: sd.inpaint
 
         return diffusers_ksampler(nc)  # (the conditioning built above is memoized: built once)
@@ -272,7 +304,8 @@ SAMPLING_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("SamplerCustom", sampler_custom, ("sd.sample_custom", "sd.noise", "sd.guider")),
 )
 
-SAMPLING_BLOCKS = frozenset({"sd.ksampler", "sd.sigmas", "sd.sigmas_karras", "sd.sigmas_exponential",
+SAMPLING_BLOCKS = frozenset({"sd.ksampler", "sd.vae_encode_for_inpaint", "sd.sigmas", "sd.sigmas_karras",
+                             "sd.sigmas_exponential",
                              "sd.sigmas_polyexponential", "sd.sigmas_turbo", "sd.sigmas_beta",
                              "sd.split_sigmas",
                              "sd.split_sigmas_denoise", "sd.sampler_select", "sd.noise", "sd.guider",
