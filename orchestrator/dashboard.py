@@ -80,16 +80,24 @@ def _job_page(job: dict[str, Any], outputs: list[dict[str, Any]], svg: str) -> s
         f"<figure class='output'><img alt='{html.escape(o['name'])}' "
         f"src='/jobs/{jid}/outputs/{html.escape(o['name'])}'><figcaption>{html.escape(o['name'])}"
         "</figcaption></figure>" for o in outputs)
+    rating = ""
+    if job["state"] == "succeeded":  # only finished outputs can be rated (POST /jobs/{id}/rating)
+        shown_rating = json.dumps(job.get("rating"))
+        rating = "<div id='rating'>rate these outputs: <span id='stars'></span></div>"
+        rating_script = f"document.getElementById('stars').outerHTML = stars('{jid}', {shown_rating});"
+    else:
+        rating_script = ""
     body = f"""
 <section><h2>Job {jid} <span class="state state-{job['state']}" id="job-state">{job['state']}</span></h2>
 <div>priority {job['priority']} · attempts {job['attempts']}
 {('· prompt: ' + html.escape(job['prompt'])) if job['prompt'] else ''}</div>
 {f"<ul id='errors'>{errors}</ul>" if errors else ''}</section>
 <section><h2>Graph</h2><div class="graph" id="graph">{svg or '<p>no graph yet</p>'}</div></section>
-<section><h2>Outputs</h2><div class="gallery">{figs or 'none'}</div></section>
+<section><h2>Outputs</h2>{rating}<div class="gallery">{figs or 'none'}</div></section>
 <section><h2>Parameters</h2>{params or 'none'}</section>
 <section><h2>Agent trace</h2><div id="trace">{_trace_html(job['trace'])}</div></section>"""
-    script = ("document.querySelectorAll('img').forEach(i => i.src = authed(i.getAttribute('src')));"
+    script = (rating_script
+              + "document.querySelectorAll('img').forEach(i => i.src = authed(i.getAttribute('src')));"
               f"const st='{job['state']}'; if (!['succeeded','failed','cancelled'].includes(st))"
               " setTimeout(() => location.reload(), 1500);")
     return _page(f"job {job['id']}", body, script)

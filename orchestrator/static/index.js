@@ -35,7 +35,7 @@ function render() {
   document.getElementById('recent').innerHTML = recent.map(row).join('');
   const figs = [];
   jobs.filter(j => j.state === 'succeeded').forEach(j => (j.outputs || []).forEach(o => figs.push(
-    `<figure class="output"><a href="/ui/jobs/${j.id}"><img alt="${esc(o.name)}" src="${authed(o.url)}"></a><figcaption>${esc(o.name)} · ${j.id.slice(0, 6)}</figcaption></figure>`)));
+    `<figure class="output"><a href="/ui/jobs/${j.id}"><img alt="${esc(o.name)}" src="${authed(o.url)}"></a><figcaption>${esc(o.name)} · ${j.id.slice(0, 6)}<br>${stars(j.id, j.rating)}</figcaption></figure>`)));
   document.getElementById('gallery').innerHTML = figs.join('') || 'no images yet';
 }
 async function refresh() {
