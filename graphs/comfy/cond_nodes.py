@@ -121,6 +121,16 @@ def concat(nc: NodeContext) -> list[Any]:
     return _op(nc, "cond.concat", ("conditioning_to", "conditioning_from"), {}, ("to", "source"))
 
 
+SIZE_WIDGETS = ("width", "height", "crop_w", "crop_h", "target_width", "target_height")
+
+
+def clip_text_encode_sdxl(nc: NodeContext) -> list[Any]:
+    """text_l for SDXL's first text encoder (CLIP-L), text_g for the second (CLIP-G), and the size."""
+    size = {k: int(nc.widget(k, 0 if k.startswith("crop") else 1024)) for k in SIZE_WIDGETS}
+    params = {"prompt_2": str(nc.widget("text_g", "")), "size": size}
+    return [Cond(nc.id, "text", text=str(nc.widget("text_l", "")), clip=nc.model("clip"), params=params)]
+
+
 def zero_out(nc: NodeContext) -> list[Any]:
     return [Cond(nc.id, "zero", args=(cond_arg(nc, "conditioning"),))]
 
@@ -147,6 +157,10 @@ COND_NODES: dict[str, NodeInfo] = {
     "ConditioningAverage": NodeInfo(inputs=_TWO, widgets=(("conditioning_to_strength", 1.0),),
                                     outputs=("CONDITIONING",)),
     "ConditioningConcat": NodeInfo(inputs=_TWO, outputs=("CONDITIONING",)),
+    "CLIPTextEncodeSDXL": NodeInfo(
+        inputs={"clip": "CLIP"},
+        widgets=(("width", 1024), ("height", 1024), ("crop_w", 0), ("crop_h", 0), ("target_width", 1024),
+                 ("target_height", 1024), ("text_g", ""), ("text_l", "")), outputs=("CONDITIONING",)),
 }
 
 COND_MAPPINGS: tuple[ComfyMapping, ...] = (
@@ -163,5 +177,8 @@ COND_MAPPINGS: tuple[ComfyMapping, ...] = (
     _m("ConditioningAverage", average, "cond.average", ("conditioning_to_strength",),
        conditioning_to_strength=1.0),
     _m("ConditioningConcat", concat, "cond.concat"),
+    ComfyMapping("CLIPTextEncodeSDXL", convert=clip_text_encode_sdxl,
+                 requires=("sd.encode_prompt", "cond.sdxl_size"),
+                 widgets=(*SIZE_WIDGETS, "text_g", "text_l")),
     ComfyMapping("ConditioningZeroOut", convert=zero_out, requires=()),
 )

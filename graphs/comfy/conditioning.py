@@ -136,10 +136,17 @@ def _encode(importer: Importer, sampler: NodeContext, pos: Cond, neg: Any) -> Da
         negative, neg_embs = embeddings(leaf.text, importer, leaf.node)
         embs += [e for e in neg_embs if e not in embs]
     params: dict[str, Any] = {"model": pos.clip.ref(embs), "prompt": prompt, "negative_prompt": negative}
+    if pos.params.get("prompt_2") is not None:  # CLIPTextEncodeSDXL: text_g for the second encoder
+        params["prompt_2"] = embeddings(str(pos.params["prompt_2"]), importer, pos.node)[0]
+    if leaf is not None and leaf.params.get("prompt_2") is not None:
+        params["negative_prompt_2"] = embeddings(str(leaf.params["prompt_2"]), importer, leaf.node)[0]
     if pos.clip.clip_skip:
         params["clip_skip"] = pos.clip.clip_skip
     zero = _zero_negative(importer, neg)
-    key = json.dumps([pos.node, params, zero], sort_keys=True)
+    sizes = [(pos, "prompt"), *([(leaf, "negative")] if leaf is not None else [])]
+    sizes = [(c, side) for c, side in sizes if c.params.get("size")]
+    key = json.dumps([pos.node, params, zero, [(c.node, side, c.params["size"]) for c, side in sizes]],
+                     sort_keys=True)
     if key in importer.encode_memo:
         return importer.encode_memo[key]
     meta = {"negative_id": leaf.node} if leaf is not None else {}
@@ -149,6 +156,11 @@ def _encode(importer: Importer, sampler: NodeContext, pos: Cond, neg: Any) -> Da
     node_id = importer.add_node(importer.nodes[pos.node], "sd.encode_prompt", {}, params, suffix=suffix,
                                 meta=meta)
     out = Data(f"{node_id}.cond", "CONDITIONING")
+    for cond, side in sizes:  # CLIPTextEncodeSDXL's width, height, crop and target
+        port = importer.port("cond.sdxl_size", "CONDITIONING", "input")
+        size_id = importer.add_node(importer.nodes[cond.node], "cond.sdxl_size", {port: out},
+                                    {**cond.params["size"], "side": side}, suffix=f"_size{suffix}")
+        out = Data(f"{size_id}.{importer.port('cond.sdxl_size', 'CONDITIONING', 'output')}", "CONDITIONING")
     if zero:  # ComfyUI's zeroed negative: zeros, not the encoding of an empty prompt
         port = importer.port("cond.zero_out", "CONDITIONING", "input")
         again = neg.node in importer.encoded

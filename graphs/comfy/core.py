@@ -577,5 +577,5 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "image.mask_to_image", "onnx.run", "image.upscale_model",
     "sd.cond_combine", "cond.set_area", "cond.set_strength", "cond.set_mask", "cond.timestep_range",
     "cond.average", "cond.concat", "cond.zero_out", "sd.latent_resize", "sd.outpaint_pad",
-    "sd.latent_composite", "sd.latent_blend",
+    "sd.latent_composite", "sd.latent_blend", "cond.sdxl_size",
 })

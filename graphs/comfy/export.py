@@ -20,6 +20,7 @@ reported as ``unexportable_block``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -53,6 +54,7 @@ class _Exporter(SamplingExport):
         self.problems: list[GraphError] = []
         self.cache: dict[Any, str] = {}
         self.folded: set[str] = set()
+        self.folded_sizes: set[str] = set()  # cond.sdxl_size nodes folded into a CLIPTextEncodeSDXL
         claimed = [_comfy(n).get("id") for n in graph.nodes.values()]
         self.free = max([int(i) for i in claimed if isinstance(i, str) and i.isdigit()] + [0]) + 1
 
@@ -162,12 +164,59 @@ class _Exporter(SamplingExport):
         embs = p["model"].get("embeddings", []) if isinstance(p.get("model"), dict) else []
         pos_text = self._with_embeddings(p.get("prompt", ""), embs)
         neg_text = self._with_embeddings(p.get("negative_prompt") or "", embs)
-        pos = self._new("CLIPTextEncode", {"text": pos_text, "clip": clip}, meta.get("id"))
-        key = ("negative", tuple(clip), neg_text, meta.get("negative_id"))  # one node for a shared negative
-        if key not in self.cache:
+        size = self._sdxl_size(node_id, "prompt")
+        if size is not None or p.get("prompt_2") is not None:  # CLIPTextEncodeSDXL: text_l, text_g, size
+            if size is None:
+                raise _Skip("prompt_2 without its size conditioning (cond.sdxl_size) has no ComfyUI node",
+                            "params.prompt_2")
+            text_g = self._with_embeddings(p.get("prompt_2") or p.get("prompt", ""), embs)
+            widgets = {**size, "text_g": text_g, "text_l": pos_text, "clip": clip}
+            pos = self._new("CLIPTextEncodeSDXL", widgets, meta.get("id"))
+        else:
+            pos = self._new("CLIPTextEncode", {"text": pos_text, "clip": clip}, meta.get("id"))
+        neg_size = self._sdxl_size(node_id, "negative")
+        key = ("negative", tuple(clip), neg_text, meta.get("negative_id"),  # one node for a shared negative
+               json.dumps([neg_size, p.get("negative_prompt_2")], sort_keys=True))
+        if key not in self.cache and (neg_size is not None or p.get("negative_prompt_2") is not None):
+            if neg_size is None:
+                raise _Skip("negative_prompt_2 without its size conditioning (cond.sdxl_size) has no "
+                            "ComfyUI node", "params.negative_prompt_2")
+            text_g = self._with_embeddings(p.get("negative_prompt_2") or neg_text, embs)
+            widgets = {**neg_size, "text_g": text_g, "text_l": neg_text, "clip": clip}
+            self.cache[key] = self._new("CLIPTextEncodeSDXL", widgets, meta.get("negative_id"))
+        elif key not in self.cache:
             self.cache[key] = self._new("CLIPTextEncode", {"text": neg_text, "clip": clip},
                                         meta.get("negative_id"))
         self.ports[f"{node_id}.cond"] = ([pos, 0], [self.cache[key], 0])
+
+    def _sdxl_size(self, node_id: str, side: str) -> dict[str, int] | None:
+        """The widgets of the ``cond.sdxl_size`` on ``side`` right after this encode (a chain of them:
+        one per side), folded into its CLIPTextEncodeSDXL."""
+        refs, found = {f"{node_id}.cond"}, None
+        for _ in range(2):
+            chained = [(k, n) for k, n in self.graph.nodes.items()
+                       if n.block == "cond.sdxl_size" and n.inputs.get("cond") in refs]
+            if len(chained) != 1:
+                break
+            other_id, other = chained[0]
+            refs = {f"{other_id}.cond"}
+            if other.params.get("side", "prompt") == side:
+                found = other_id, other
+        if found is None:
+            return None
+        other_id, other = found
+        self.folded_sizes.add(other_id)
+        p = other.params
+        return {"width": int(p.get("width", 1024)), "height": int(p.get("height", 1024)),
+                "crop_w": int(p.get("crop_w", 0)), "crop_h": int(p.get("crop_h", 0)),
+                "target_width": int(p.get("target_width", 1024)),
+                "target_height": int(p.get("target_height", 1024))}
+
+    def _cond_sdxl_size(self, node_id: str, node: Node) -> None:
+        if node_id not in self.folded_sizes:
+            raise _Skip("size conditioning not straight on an sd.encode_prompt has no ComfyUI node",
+                        "inputs.cond")
+        self.ports[f"{node_id}.cond"] = self._input(node, "cond")
 
     def _with_embeddings(self, text: str, embeddings: list[dict[str, Any]]) -> str:
         for e in embeddings:

@@ -120,7 +120,8 @@ class PairOp:
 class Cond:
     """Conditioning not built yet; a sampler builds it once it knows its negative.
 
-    ``kind`` is ``text`` (a ``CLIPTextEncode``: ``text`` with ``clip``), ``op`` (a node
+    ``kind`` is ``text`` (a ``CLIPTextEncode``: ``text`` with ``clip``, and ``params`` for
+    ``sd.encode_prompt``'s SDXL ones and the size conditioning of a ``CLIPTextEncodeSDXL``), ``op`` (a node
     that transforms the conditionings in ``args`` with ``build``), ``zero``
     (``ConditioningZeroOut`` of ``args[0]``) or ``pair`` (output ``slot`` of ``pair``).
     """
@@ -134,6 +135,7 @@ class Cond:
     pair: PairOp | None = None
     slot: int = 0
     type: str = "CONDITIONING"
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

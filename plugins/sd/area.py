@@ -41,13 +41,14 @@ if TYPE_CHECKING:
 
 FUZZ = 8  # latent cells feathered at an area's inner edges (ComfyUI's get_area_and_mult)
 PROMPT_KEYS = ("prompt_embeds", "pooled_prompt_embeds")
+ENTRY_KEYS = (*PROMPT_KEYS, "time_ids")  # what an entry takes from a conditioning without entries
 
 
 def entries_of(cond: dict[str, Any]) -> list[dict[str, Any]]:
     """The conditioning's list of entries: ``cond['entries']``, or its own prompt as the one entry."""
     if cond.get("entries"):
         return [dict(e) for e in cond["entries"]]
-    return [{k: cond.get(k) for k in PROMPT_KEYS}]
+    return [{k: cond.get(k) for k in ENTRY_KEYS if k in PROMPT_KEYS or cond.get(k) is not None}]
 
 
 def with_entries(cond: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,6 +150,41 @@ class TimestepRange(Block):
 
     def run(self, ctx: Context, cond: Any) -> dict:
         return _set(ctx, cond, start_percent=self.params.start, end_percent=self.params.end)
+
+
+@block("cond.sdxl_size", version="1.0.0")
+class SdxlSize(Block):
+    """SDXL's size conditioning of a prompt (ComfyUI CLIPTextEncodeSDXL's width, height, crop and
+    target): the UNet gets ``[height, width, crop_h, crop_w, target_height, target_width]`` with it
+    instead of the image's own size. ``side`` 'negative' sets the negative prompt's."""
+
+    inputs = {"cond": In("CONDITIONING", "an SDXL conditioning")}
+    outputs = {"cond": Out("CONDITIONING", "the conditioning with its size conditioning set")}
+
+    class Params(Params):
+        width: int = Field(1024, ge=0, le=16384, description="original width the prompt describes")
+        height: int = Field(1024, ge=0, le=16384, description="original height")
+        crop_w: int = Field(0, ge=0, le=16384, description="crop left, pixels")
+        crop_h: int = Field(0, ge=0, le=16384, description="crop top, pixels")
+        target_width: int = Field(1024, ge=0, le=16384, description="target width")
+        target_height: int = Field(1024, ge=0, le=16384, description="target height")
+        side: Literal["prompt", "negative"] = Field("prompt", description="whose size conditioning")
+
+    def run(self, ctx: Context, cond: Any) -> dict:
+        cond = check_conditioning(cond, ctx.node)
+        if cond.get("family") != "sdxl":
+            raise BlockError(f"node {ctx.node!r}: size conditioning is for SDXL models, this conditioning is "
+                             f"for {cond.get('family')}", type="input", node=ctx.node, field="inputs.cond")
+        p = self.params
+        ids = [p.height, p.width, p.crop_h, p.crop_w, p.target_height, p.target_width]
+        out = dict(cond)
+        if p.side == "negative":
+            out["negative_time_ids"] = ids
+            return {"cond": out}
+        out["time_ids"] = ids
+        if out.get("entries"):
+            out["entries"] = [{**e, "time_ids": ids} for e in out["entries"]]
+        return {"cond": out}
 
 
 @block("cond.zero_out", version="1.0.0")
@@ -379,6 +415,7 @@ class _Entry:
                         if start + size < full:
                             mult.narrow(dim + 2, size - 1 - t, 1).mul_(fade)
         self.mult = mult.to(device=run.device, dtype=torch.float32)
+        self.time_ids = entry.get("time_ids")
         self.start = float(entry.get("start_percent", 0.0))
         self.end = float(entry.get("end_percent", 1.0))
 
@@ -409,7 +446,7 @@ class Areas:
 
         def prompt(e: dict[str, Any]) -> UNetPrompt:
             c = {"prompt_embeds": e["prompt_embeds"], "pooled_prompt_embeds": e.get("pooled_prompt_embeds"),
-                 "family": family}
+                 "family": family, "time_ids": e.get("time_ids")}
             return unet_prompt(c, batch=run.batch, do_cfg=False, pixel_size=run.pixel_size, device=run.device,
                                dtype=run.dtype, node=run.ctx.node)
 
@@ -440,8 +477,12 @@ class Areas:
         for e in self.entries:
             if not active(float(t_one), e.start, e.end, self.last):
                 continue
+            # the entry's own size conditioning, else the loop's (the image's size)
+            extra = e.prompt.added
+            if e.time_ids is None:
+                extra = _with_time_ids(extra, added, n, halves)
             pred = unet(crop(x_cond, e.window), t_cond, encoder_hidden_states=e.prompt.embeds,
-                        added_cond_kwargs=_with_time_ids(e.prompt.added, added, n, halves), **kwargs).float()
+                        added_cond_kwargs=extra, **kwargs).float()
             crop(out, e.window).add_(pred * e.mult)
             crop(counts, e.window).add_(e.mult.expand_as(pred))
         cond = (out / counts).to(x.dtype)
@@ -467,4 +508,4 @@ def _with_time_ids(mine: Any, given: Any, n: int, halves: bool) -> Any:
     return {**mine, "time_ids": given["time_ids"][n:] if halves else given["time_ids"]}
 
 
-BLOCKS = [SetArea, SetStrength, SetMask, TimestepRange, ZeroOut, Average, Concat]
+BLOCKS = [SetArea, SetStrength, SetMask, TimestepRange, SdxlSize, ZeroOut, Average, Concat]

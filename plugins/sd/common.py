@@ -214,6 +214,8 @@ def unet_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, pixel_size: t
     """The UNet inputs of a conditioning's prompt, as the diffusers pipelines build them.
 
     ``negative`` takes the negative side from another conditioning (regions share the base's).
+    SDXL's size conditioning is ``[h, w, 0, 0, h, w]`` of the image, or the conditioning's
+    ``time_ids`` / ``negative_time_ids`` (``cond.sdxl_size``, ComfyUI's CLIPTextEncodeSDXL).
     """
     import torch
 
@@ -226,14 +228,15 @@ def unet_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, pixel_size: t
     added = None
     if sdxl:
         h, w = pixel_size
-        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype)
+        time_ids = torch.tensor([cond.get("time_ids") or [h, w, 0, 0, h, w]], dtype=dtype).repeat(batch, 1)
         text = repeat_batch(cond["pooled_prompt_embeds"], batch, "the prompt", node).to(dtype=dtype)
         if do_cfg:
             neg_text = repeat_batch(neg_src["negative_pooled_prompt_embeds"], batch, "the negative prompt",
                                     node).to(dtype=dtype)
             text = torch.cat([neg_text, text])
-            time_ids = torch.cat([time_ids, time_ids])
-        added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device).repeat(batch, 1)}
+            neg_ids = torch.tensor([neg_src.get("negative_time_ids") or [h, w, 0, 0, h, w]], dtype=dtype)
+            time_ids = torch.cat([neg_ids.repeat(batch, 1), time_ids])  # in the order of the embeds
+        added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device)}
     return UNetPrompt(embeds, added)
 
 
