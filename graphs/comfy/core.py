@@ -7,10 +7,12 @@ CheckpointLoader(Simple), VAELoader,    model references in the ``model`` params
 CLIPLoader, LoraLoader(ModelOnly),      blocks that use them (names through the model map;
 CLIPSetLastLayer                        LoRAs with their weights; ``clip_skip``)
 CLIPTextEncode (positive + negative)    ``sd.encode_prompt`` (see :mod:`.conditioning`)
-KSampler, KSamplerAdvanced              ``sd.denoise``; ``sd.inpaint`` on a masked latent
+KSampler, KSamplerAdvanced              ``sd.ksampler`` (ComfyUI's samplers natively, see
+                                        :mod:`.sampling`); without it ``sd.denoise``
 EmptyLatentImage                        ``sd.empty_latent``
 VAE{Encode,Decode}(Tiled)               ``sd.vae_encode`` / ``sd.vae_decode``
-VAEEncodeForInpaint, SetLatentNoiseMask a masked latent: its sampler becomes ``sd.inpaint``
+VAEEncodeForInpaint, SetLatentNoiseMask a masked latent: ``sd.vae_encode_for_inpaint`` / a noise
+                                        mask for ``sd.ksampler`` (``sd.inpaint`` without them)
 LatentUpscale(By)                       ``sd.latent_upscale``
 LoadImage / LoadImageMask               ``image.load`` (+ ``image.load_mask`` of the alpha)
 SaveImage, PreviewImage                 ``image.save``
@@ -60,6 +62,7 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.samplers import map_sampler
+from graphs.comfy.sampling import SAMPLING_BLOCKS, SAMPLING_MAPPINGS
 from graphs.model import TileSpec
 
 if TYPE_CHECKING:
@@ -525,8 +528,7 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("ControlNetLoader", resource("CONTROL_NET", "control_net_name"), ("sd.controlnet",)),
     _c("ControlNetApply", controlnet_apply, ("sd.controlnet",)),
     _c("ControlNetApplyAdvanced", controlnet_apply_advanced, ("sd.controlnet",)),
-    _c("KSampler", ksampler, ("sd.denoise", "sd.inpaint")),
-    _c("KSamplerAdvanced", ksampler, ("sd.denoise", "sd.inpaint")),
+    *SAMPLING_MAPPINGS,  # KSampler(Advanced) and the custom-sampling nodes: graphs/comfy/sampling.py
     _c("EmptyLatentImage", empty_latent, ("sd.empty_latent",)),
     _c("VAEEncode", vae_encode, ("sd.vae_encode",)),
     _c("VAEDecode", vae_decode, ("sd.vae_decode",)),
@@ -578,4 +580,4 @@ BUILTIN_BLOCKS: frozenset[str] = frozenset({
     "sd.cond_combine", "cond.set_area", "cond.set_strength", "cond.set_mask", "cond.timestep_range",
     "cond.average", "cond.concat", "cond.zero_out", "sd.latent_resize", "sd.outpaint_pad",
     "sd.latent_composite", "sd.latent_blend", "cond.sdxl_size",
-})
+}) | SAMPLING_BLOCKS
