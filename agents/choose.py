@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.context import PlanningContext, template_labels, template_task
 from agents.labels import Labels
+from agents.scores import explore
 from graphs import Template
 
 PRIOR_WEIGHT = 2.0
@@ -84,7 +85,7 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
                        "available": _available(t, ctx), "plain": t.plain or t.name == legacy_plain,
                        "nodes": len(t.graph.nodes)})
     ranked.sort(key=lambda r: (not r["available"], -r["score"], not r["plain"], r["template"]))
-    return ranked
+    return explore(ranked, cells, wanted or [labels.task])  # UCB1 among close candidates, once rated
 
 
 def choose_template(labels: Labels, ctx: PlanningContext) -> Template | None:

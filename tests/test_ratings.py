@@ -275,3 +275,24 @@ def test_old_score_files_are_migrated(tmp_path) -> None:
         assert t.model_cells() == {("wildlife", "txt2img", "m"): (1, 1.0)}
         with pytest.raises(ValueError, match="source"):
             t.record("x", ["l"], "t", {}, 0.5, source="guess")
+
+
+def test_the_planner_explores_after_many_good_ratings_of_one_template(tmp_path, host) -> None:
+    """Ten 4-star ratings of the plain template: UCB1 gives an untried close candidate its
+    turn; rated badly, it loses it to the next untried one; a far candidate is never tried."""
+    from agents.factory import build_planner
+    from agents.scores import ScoreTable
+
+    with ScoreTable(tmp_path / "scores.sqlite") as scores:
+        p = build_planner(type("S", (), {})(), host.catalog, host.templates, scores=scores, llm="offline")
+        first = p.plan(PROMPT)
+        for i in range(10):
+            scores.record_plan(first, 0.75, job=f"j{i}")
+        tried = p.plan(PROMPT)
+        assert tried.template != first.template
+        top = tried.trace["ranking"][0]
+        assert top["template"] == tried.template and top["ratings"] == 0 and "ucb" in top
+        for i in range(10):
+            scores.record_plan(tried, 0.25, job=f"t{i}")
+        after = p.plan(PROMPT).template
+        assert after not in (tried.template, "panorama")
