@@ -380,3 +380,15 @@ def test_the_in_process_cli_takes_model_paths_next_to_the_graph_unless_told_not_
     monkeypatch.setenv("ORCHESTRATOR_MODEL_FILES__ALLOW_PATHS", "false")
     assert main(args) == 1
     assert "'nets/double.onnx' is not configured" in capsys.readouterr().err
+
+
+def test_loaded_names_read_both_engines_stats():
+    from orchestrator.models.registry import loaded_names
+
+    local = {"engine": "local", "models": {"held": [{"model": "tiny-sd", "component": "unet"},
+                                                    {"model": "sd15/x.safetensors+lora(ink@0.5)"}]}}
+    ray = {"engine": "ray", "workers": [{"models": ["a.safetensors", "tiny-sdxl+emb(e)"]}, {"models": []},
+                                        "junk"]}
+    assert loaded_names(local) == {"tiny-sd", "sd15/x.safetensors"}
+    assert loaded_names(ray) == {"a.safetensors", "tiny-sdxl"}
+    assert loaded_names(None) == set() and loaded_names({"models": "x", "workers": None}) == set()
