@@ -7,6 +7,8 @@ template's score is the mean over the labels. Only templates for the prompt's ta
 (text-to-image, image-to-image, inpaint) compete, when there are any. A prompt that asks
 for a composition (its ``intents``: style, palette, regions, pose, ...) gets the templates
 that declare that intent; templates that need an intent compete only when it is asked.
+A shape the prompt asks for (``wide``, ``tall``, ``large``) goes first: templates that
+declare it rank above those that do not.
 Templates whose blocks the catalog lacks come last. Ties go to the plain template of the
 task (``meta.plain``; in a library that marks none, its smallest
 graph without a format label), then the name.
@@ -80,11 +82,13 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
             count, mean = cells.get((label, t.name), (0, 0.0))
             values[label] = (PRIOR_WEIGHT * prior + count * mean) / (PRIOR_WEIGHT + count)
         score = sum(values.values()) / len(values)
+        formats = {str(f).lower() for f in t.labels.get("formats", [])}
         ranked.append({"template": t.name, "score": round(score, 4),
+                       "formats": len(formats & set(labels.formats)),
                        "labels": {k: round(v, 4) for k, v in values.items()},
                        "available": _available(t, ctx), "plain": t.plain or t.name == legacy_plain,
                        "nodes": len(t.graph.nodes)})
-    ranked.sort(key=lambda r: (not r["available"], -r["score"], not r["plain"], r["template"]))
+    ranked.sort(key=lambda r: (not r["available"], -r["formats"], -r["score"], not r["plain"], r["template"]))
     return explore(ranked, cells, wanted or [labels.task])  # UCB1 among close candidates, once rated
 
 

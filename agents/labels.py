@@ -128,10 +128,11 @@ _RULES: dict[str, str] = {
         r"\b(?:vertical (?:format|orientation|image|poster|banner|wallpaper|picture|shot)|vertical$|"
         r"portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner|picture|frame)|"
         r"phone wallpaper|mobile wallpaper|story format|instagram story)\b|"
-        r"\b9\s*:\s*(?:16|21)\b|\b1\s*:\s*(?:2|3)\b|\b(?:2\s*:\s*3|3\s*:\s*4|4\s*:\s*5)\b"
+        r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*(?:2|3|4)\b"
     ),
     "large": (
-        r"\b(?:4k|8k|uhd|high[- ]res(?:olution)?|hi-?res|large (?:image|format|print|poster|size)|"
+        r"\b(?:4k|8k|uhd|(?:high[- ]res(?:olution)?|hi-?res)(?!\.?[- ]?fix)|"
+        r"large (?:image|format|print|poster|size)|"
         r"huge (?:image|print)|poster|billboard|print[- ]ready|wallpaper|gigapixel|mural)\b"
     ),
     "inpaint": (
@@ -166,9 +167,11 @@ _INTENT_RULES: dict[str, str] = {
     "regions": (
         r"\b(?:on|at|to) the (?:left|right)\b|\b(?:left|right) (?:side|half)\b|\b(?:left|right)\s*:|"
         r"\bside[- ]by[- ]side\b|\b(?:top|bottom|upper|lower) half\b|\b(?:in|at) the (?:top|bottom) "
-        r"(?:half|part)\b|\bregional prompt|\barea composition\b|\bcomposed of two regions\b"
+        r"(?:half|part)\b|\b(?:at|on|in) the top\b.*\b(?:at|on|in) the bottom\b|"
+        r"\b(?:at|on|in) the bottom\b.*\b(?:at|on|in) the top\b|"
+        r"\bregional prompt|\barea composition\b|\bcomposed of two regions\b"
     ),
-    "mask-region": r"\b(?:in|inside|within) the (?:mask(?:ed)?|marked|white) (?:area|region|part)\b",
+    "mask-region": r"\b(?:in|inside|within) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
     "pose": r"\b(?:pose|openpose|posed like|same pose|body pose|stick figure|skeleton)\b",
     "control": (
         r"\bcontrol ?net\b|\bcontrol (?:image|map)\b|\b(?:follow|keep|use|match) the (?:layout|composition) "
@@ -182,7 +185,8 @@ _INTENT_RULES: dict[str, str] = {
     "upscale": (
         r"\bup-?scal(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
         r"\bincrease (?:the )?resolution\b|\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
-        r"\bmake (?:it|this|the (?:image|photo)) (?:bigger|larger|higher resolution|sharper)\b|"
+        r"\bmake (?:it|this|(?:this|the|my) (?:image|photo|picture)) (?:bigger|larger|higher resolution|"
+        r"sharper)\b|"
         r"\bhigher resolution version\b"
     ),
     "detail": (
@@ -202,6 +206,11 @@ _INTENT_RULES: dict[str, str] = {
     ),
 }
 _INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTENT_RULES.items()}
+# a given map ("following this edge map") is a control input, not an image to derive one from
+_GIVEN_MAP = re.compile(r"\b(?:this|my|given|attached|uploaded|provided) (?:edge|depth|pose|canny|normal|"
+                        r"segmentation|openpose|scribble|line ?art) (?:map|image|drawing)\b(?! of)",
+                        re.IGNORECASE)
+_VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 
 # what each label means, for an embedding model to compare prompts with
 DESCRIPTIONS: dict[str, str] = {
@@ -292,10 +301,17 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         formats=[f for f in FORMATS if f in found],
     )
     if "wide" in found and "tall" in found:
-        labels.formats.remove("tall")
+        labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
+    if _GIVEN_MAP.search(prompt):
+        labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
+        if "pose" not in labels.intents:
+            _add(labels.intents, "control")
     if "pose" in labels.intents and "control" in labels.intents:
         labels.intents.remove("control")
+    if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found):
+        labels.intents.remove("mask-region")  # the masked area of a given image: an edit
+        found.add("inpaint")
     if "mask-region" in labels.intents:
         found.discard("inpaint")  # a prompt for the masked area of a new picture, not an edit
     if "upscale" in labels.intents and "hires" in labels.intents:

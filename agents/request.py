@@ -22,7 +22,8 @@ _SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})(?:\s*(?:px|pixels))?\b"
 _RATIO = re.compile(r"(?<![\d:.])(\d{1,2})\s*:\s*(\d{1,2})(?![\d:])(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b))",
                     re.IGNORECASE)
 _COMMON_RATIOS = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4),
-                  (4, 5), (2, 1), (1, 2), (3, 1), (4, 1), (16, 10), (10, 16), (32, 9), (7, 5), (5, 7)}
+                  (4, 5), (2, 1), (1, 2), (3, 1), (1, 3), (4, 1), (1, 4), (16, 10), (10, 16), (32, 9),
+                  (9, 32), (7, 5), (5, 7)}
 _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to)\s*$", re.IGNORECASE)
 _RATIO_CONTEXT = re.compile(r"\b(?:aspect|ratio|format|ar)\b\s*[:=]?\s*$", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
@@ -50,6 +51,12 @@ _REGION_NAMES = {"upper": "top", "lower": "bottom"}
 # estimate of CLIP tokens: words and punctuation, long words count twice
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 CLIP_TOKENS = 75  # per window, without the start and end tokens
+LARGE_PIXELS = 1536 * 1536  # an explicit size this large asks for a large image
+# a model family the prompt asks for; "with the sdxl model" is an instruction and leaves the text
+_FAMILY = re.compile(r"\b(sd ?xl|sdxl|sd ?1\.?5|sd ?2(?:\.[01])?|stable diffusion (?:xl|1\.5|2(?:\.1)?))\b",
+                     re.IGNORECASE)
+_FAMILY_INSTRUCTION = re.compile(r",?\s*\b(?:with|using|on|in) (?:the |an? )?(?:sd ?xl|sdxl|sd ?1\.?5|"
+                                 r"sd ?2(?:\.[01])?)(?: (?:model|checkpoint|base))?\b", re.IGNORECASE)
 
 # default aspect (width / height) for the shape labels
 WIDE_ASPECT = 2.0
@@ -76,6 +83,7 @@ class Request:
     loras: list[tuple[str, float]] = field(default_factory=list)  # <lora:name:weight> tags
     regions: dict[str, str] = field(default_factory=dict)  # region -> its own prompt ("left", "right")
     model: str | None = None  # a checkpoint the prompt names (removed from ``text``)
+    family: str | None = None  # a model family the prompt asks for: sd1, sd2, sdxl
 
     @property
     def people(self) -> bool:
@@ -203,6 +211,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if size:
         req.width, req.height = size[0], size[1]
         req.aspect = size[0] / size[1]
+        if size[0] * size[1] >= LARGE_PIXELS and "large" not in labels.formats:
+            labels.formats.append("large")  # larger than any model's native size: a large image
     if req.aspect is None:
         req.aspect = _ratio(prompt)
     if req.aspect is None:
@@ -227,6 +237,10 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     negative = _NEGATIVE.search(prompt)
     if negative:
         req.avoid += [t.strip() for t in negative.group(1).split(",") if t.strip()]
+    family = _FAMILY.search(prompt)
+    if family:
+        word = re.sub(r"[\s.]", "", family.group(1).lower()).replace("stablediffusion", "sd")
+        req.family = "sdxl" if "xl" in word else "sd2" if word.startswith("sd2") else "sd1"
     req.text = clean_prompt(prompt)
     return req
 
@@ -255,6 +269,7 @@ def clean_prompt(prompt: str) -> str:
     for start, end in reversed(_ratio_spans(text)):
         text = text[:start] + " " + text[end:]
     text = _NEGATIVE.sub(" ", text)
+    text = _FAMILY_INSTRUCTION.sub(" ", text)
     for rx in (_SEED, _STEPS, _AVOID):
         text = rx.sub(lambda m: "," if m.group(0).lstrip()[:1] in ",;(" else " ", text)
     text = re.sub(r"\b(?:in\s+)?(?:portrait|landscape)\s+(?:orientation|format|mode)\b", " ", text,

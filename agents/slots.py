@@ -7,7 +7,7 @@ configured checkpoint for the request into every checkpoint slot, in this order:
 
 1. a model the prompt names (``<model:NAME>``, ``model: NAME``, or a configured
    checkpoint's exact name) — removed from the text;
-2. the user's ``agent.default_model``;
+2. a family the prompt asks for ("with the sdxl model"), then the user's ``agent.default_model``;
 3. the user's checkpoints, the template's family first (``meta.model.family``; an
    ``-inpaint`` variant for inpainting templates, plain ones elsewhere), then by learned
    score (``PlanningContext.model_score``), then by name.
@@ -87,22 +87,25 @@ def named_checkpoint(text: str, ctx: PlanningContext) -> tuple[ModelInfo | None,
     return None, text
 
 
-def resolve_loras(request: Request, ctx: PlanningContext, checkpoint: ModelInfo | None
-                  ) -> list[dict[str, Any]]:
-    """The request's ``<lora:NAME:WEIGHT>`` tags as LoRA references (``path``, ``weight``); a name
-    the model library lacks, or a LoRA of another family than the checkpoint, is an error."""
+def resolve_loras(request: Request, ctx: PlanningContext, checkpoint: ModelInfo | None,
+                  notes: list[str]) -> list[dict[str, Any]]:
+    """The request's ``<lora:NAME:WEIGHT>`` tags as LoRA references (``path``, ``weight``). A name
+    the model library lacks, or a LoRA of another family than the checkpoint, is left out with
+    a note (the tag is already out of the text); a weight outside -10..10 is clamped."""
     out = []
     for name, weight in request.loras:
         info = _lookup(ctx, name, "lora")
         if info is None:
             known = ", ".join(sorted(m.name for m in ctx.of_kind("lora"))) or "none in the model folders"
-            raise AgentError(f"the prompt's LoRA tag names {name!r}, which the model library does not "
-                             f"have; LoRAs: {known}", type="model", field="prompt", value=name)
+            notes.append(f"the prompt's LoRA tag names {name!r}, which the model library does not have "
+                         f"(LoRAs: {known}): left out")
+            continue
         if checkpoint is not None and info.base and checkpoint.base and info.base != checkpoint.base \
                 and not checkpoint.builtin:
-            raise AgentError(f"LoRA {name!r} is for {info.base}, the checkpoint {checkpoint.name!r} is "
-                             f"{checkpoint.base}", type="model", field="prompt", value=name)
-        out.append({"path": info.name, "weight": weight})
+            notes.append(f"LoRA {name!r} is for {info.base}, the checkpoint {checkpoint.name!r} is "
+                         f"{checkpoint.base}: left out")
+            continue
+        out.append({"path": info.name, "weight": max(-10.0, min(10.0, weight))})
     return out
 
 
@@ -136,11 +139,16 @@ def choose_checkpoint(ctx: PlanningContext, request: Request, template_meta: dic
     """The checkpoint for the slots and why it was chosen (see the module docstring)."""
     if named is not None:
         return named, "named in the prompt"
+    if request.family:
+        asked = [m for m in ctx.checkpoints() if m.base == request.family]
+        if asked:
+            best = _rank(asked, request.family, inpaint, ctx, request.labels.all())[0]
+            return best, f"the prompt asks for {request.family}"
     default = ctx.models.get(ctx.default_model or "")
     if default is not None and default.kind == "checkpoint":
         return default, "agent.default_model"
-    prefer = str((template_meta.get("model") or {}).get("family") or "") \
-        if isinstance(template_meta.get("model"), dict) else ""
+    prefer = request.family or (str((template_meta.get("model") or {}).get("family") or "")
+                                if isinstance(template_meta.get("model"), dict) else "")
     users = [m for m in ctx.checkpoints() if not m.builtin]
     if not users:
         return None, "no checkpoint configured: the template's built-in models"
@@ -154,7 +162,9 @@ def fill_slots(graph: Graph, request: Request, ctx: PlanningContext,
     out = graph.model_copy(deep=True)
     choice = SlotChoice(text=request.text or request.prompt)
     meta = template_meta if template_meta is not None else dict(graph.meta)
-    named, choice.text = named_checkpoint(choice.text, ctx)
+    named = ctx.models.get(request.model) if request.model else None
+    if named is None:
+        named, choice.text = named_checkpoint(choice.text, ctx)
     slots, aux = _slots(out)
     inpaint = any(n.block.endswith(".inpaint") for n in out.nodes.values())
     chosen, choice.why = choose_checkpoint(ctx, request, meta, inpaint, named)
@@ -181,7 +191,7 @@ def fill_slots(graph: Graph, request: Request, ctx: PlanningContext,
         first = next(iter(slots.values()), None)
         choice.checkpoint = first.name if first is not None else None
     checkpoint = ctx.models.get(choice.checkpoint or "")
-    choice.loras = resolve_loras(request, ctx, checkpoint)
+    choice.loras = resolve_loras(request, ctx, checkpoint, choice.notes)
     if choice.loras:
         for node_id in slots:
             ref = out.nodes[node_id].params.get("model")

@@ -145,9 +145,16 @@ def _graph_from_png(path: str) -> str:
 def _plan_prompt(args: argparse.Namespace, settings: Settings, host: Any) -> Graph:
     """Plan a graph for a prompt with the agent (offline unless --llm), reporting on stderr."""
     from agents.daemon import make_planner
+    from orchestrator.agent_context import input_files, limits_check, model_library
 
-    options = {"llm": args.llm, "seed": args.seed, "width": args.width, "height": args.height}
-    planner = make_planner(settings, host)
+    try:
+        inputs = input_files(args.input)
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
+    options = {"llm": args.llm, "seed": args.seed, "width": args.width, "height": args.height,
+               "inputs": inputs or None}
+    planner = make_planner(settings, host, models=model_library(settings, trusted=True),
+                           limits=limits_check(settings, host.catalog))
     doc, rounds = planner(args.prompt, {k: v for k, v in options.items() if v is not None})
     meta = doc.get("meta", {}).get("agent", {})
     if not args.quiet:
@@ -279,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for a planned graph")
     p.add_argument("--width", type=int, help="width for a planned graph")
     p.add_argument("--height", type=int, help="height for a planned graph")
+    p.add_argument("--input", action="append", metavar="ROLE=FILE",
+                   help="a planned graph's input by role: image, mask, style, palette, reference, control")
     p.add_argument("--from-png", dest="from_png", metavar="FILE",
                    help="re-run the graph embedded in a PNG this project wrote")
     p.add_argument("-o", "--output", default="outputs", metavar="DIR", help="output folder")

@@ -6,7 +6,7 @@ Kept small and free of heavy imports so the client can use it without Ray or tor
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,10 @@ class JobState(enum.StrEnum):
 FINAL_STATES = frozenset(s.value for s in JobState if s.final)
 
 
+INPUT_ROLES = ("image", "mask", "style", "palette", "reference", "control")  # as graphs.library.ROLES
+INPUT_ROLE = Literal["image", "mask", "style", "palette", "reference", "control"]
+
+
 class AgentOptions(BaseModel):
     """How the agent plans a prompt job."""
 
@@ -44,6 +48,10 @@ class AgentOptions(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed for the planned graph")
     template: str | None = Field(None, max_length=200, description="force this template (a name "
                                                                    "from GET /templates)")
+    inputs: dict[INPUT_ROLE, str] | None = Field(
+        None, max_length=len(INPUT_ROLES),
+        description="input files by role (image, mask, style, palette, reference, control): names of "
+                    "files in the input folder (as POST /inputs answers), never paths outside it")
 
 
 class SubmitRequest(BaseModel):

@@ -20,6 +20,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from orchestrator.input_paths import name_problem
+
 log = logging.getLogger("orchestrator.api")
 
 MAX_CURSOR = 2**53  # offsets and event ids beyond this are no row anyone has
@@ -66,6 +68,12 @@ def agent_option_errors(agent: Any, settings: Any, templates: list[str] | None) 
     if agent.template is not None and templates is not None and agent.template not in templates:
         errors.append(_error("request", f"agent.template {shown(agent.template)} is no template; "
                              f"templates: {', '.join(templates)}", field="agent.template"))
+    for role, name in (getattr(agent, "inputs", None) or {}).items():
+        problem = name_problem(name)
+        if problem is not None:  # the same confinement as any input path of a graph
+            errors.append(_error("input", f"agent.inputs.{role} {shown(name)} {problem}; name a file in "
+                                 "the input folder (upload it with POST /inputs)",
+                                 field=f"agent.inputs.{role}"))
     pixels = settings.limits.pixels
     w, h = agent.width, agent.height
     sides = [(name, side) for name, side in (("width", w), ("height", h))
