@@ -41,6 +41,7 @@ from typing import Any
 from agents.errors import AgentError
 from agents.planner import Planner
 from agents.sizes import output_size, primary_model
+from agents.tokens import estimate_tokens
 from graphs import Graph
 
 EVAL_FIELDS = ("id", "split", "category", "prompt", "templates", "aspect", "inputs", "family",
@@ -96,7 +97,9 @@ class EvalReport:
     completion_tokens: int = 0
     calls: int = 0
     plan_tokens: list[int] = field(default_factory=list)  # prompt + completion tokens per plan
-    call_tokens_max: int = 0  # the largest single call (prompt + completion)
+    call_tokens_max: int = 0  # the largest single call (prompt + completion), as the server counted
+    est_plan_tokens: list[int] = field(default_factory=list)  # estimated from the messages sent
+    est_call_max: int = 0  # the largest call's messages + answer, estimated (agents.tokens)
     cost_usd: float = 0.0
     seconds: float = 0.0
     groups: dict[str, dict[str, Tally]] = field(default_factory=dict)  # "category:x" -> check -> tally
@@ -143,6 +146,10 @@ class EvalReport:
                 if self.plan_tokens else 0.0,
                 "tokens_per_plan_max": max(self.plan_tokens, default=0),
                 "call_tokens_max": self.call_tokens_max,
+                "est_tokens_per_plan_mean": r(sum(self.est_plan_tokens) / len(self.est_plan_tokens))
+                if self.est_plan_tokens else 0.0,
+                "est_tokens_per_plan_max": max(self.est_plan_tokens, default=0),
+                "est_call_tokens_max": self.est_call_max,
                 "cost_usd": round(self.cost_usd, 6), "seconds": round(self.seconds, 3)}
 
     def breakdown(self) -> dict[str, dict[str, Any]]:
@@ -166,6 +173,8 @@ class EvalReport:
             f"tokens:             {s['prompt_tokens']} prompt + {s['completion_tokens']} completion"
             f" in {s['calls']} call(s); per plan mean {s['tokens_per_plan_mean']:.0f}, "
             f"max {s['tokens_per_plan_max']}; largest call {s['call_tokens_max']}",
+            f"estimated tokens:   per plan mean {s['est_tokens_per_plan_mean']:.0f}, max "
+            f"{s['est_tokens_per_plan_max']}; largest call {s['est_call_tokens_max']} (messages + answer)",
             f"cost:               ${s['cost_usd']:.6f}",
         ]
         if self.groups:
@@ -288,6 +297,22 @@ def _usage_of(trace: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     return dict(trace.get("usage") or {}), largest
 
 
+def _estimates(trace: Mapping[str, Any]) -> tuple[int, int]:
+    """``(tokens of every call, the largest call)`` of a trace, estimated from the messages
+    sent and the answers (no tokenizer): what a local model's context must hold."""
+    total = largest = 0
+    for entry in trace.get("rounds") or []:
+        sent = entry.get("prompt_sent")
+        if not isinstance(sent, list):
+            continue
+        answer = entry.get("answer")
+        answer_text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+        call = estimate_tokens(sent) + estimate_tokens(answer_text)
+        total += call
+        largest = max(largest, call)
+    return total, largest
+
+
 def _plan(planner: Planner, prompt: str, images: Mapping[str, str] | None
           ) -> tuple[Any, AgentError | None]:
     try:
@@ -351,8 +376,11 @@ def _evaluate_one(planner: Planner, rec: dict[str, Any], report: EvalReport,
         report.seconds += float(plan.trace.get("seconds", 0.0))
         traces.append(plan.trace)
     checks["valid"] = plan is not None
-    plan_tokens = 0
+    plan_tokens = est_tokens = 0
     for trace in traces:
+        est, est_largest = _estimates(trace)
+        est_tokens += est
+        report.est_call_max = max(report.est_call_max, est_largest)
         usage, largest = _usage_of(trace)
         report.calls += int(usage.get("calls", 0))
         report.prompt_tokens += int(usage.get("prompt_tokens", 0))
@@ -361,6 +389,7 @@ def _evaluate_one(planner: Planner, rec: dict[str, Any], report: EvalReport,
         report.call_tokens_max = max(report.call_tokens_max, largest)
         plan_tokens += int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
     report.plan_tokens.append(plan_tokens)
+    report.est_plan_tokens.append(est_tokens)
     report.rounds.append(rounds)
     if rec.get("labels"):
         score = _label_score(rec["labels"], result.get("labels") or [])
