@@ -3,6 +3,9 @@
     python scripts/screenshots.py OUT_DIR            # starts a throw-away daemon, runs jobs
     python scripts/screenshots.py OUT_DIR --url URL  # against a running daemon
 
+With the ``[editor]`` extra installed it also captures the ComfyUI editor at ``/comfy/``
+(``editor.png``; the throw-away daemon runs its default workflow on tiny-sd first).
+
 Needs Chromium (Debian's ``chromium`` package) and the ``playwright`` Python package; it
 never downloads a browser.
 """
@@ -49,6 +52,35 @@ def take_screenshots(url: str, out_dir: Path, job_id: str | None = None) -> list
     return shots
 
 
+EDITOR_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"  # what the editor's default workflow names
+
+
+def capture_editor(url: str, out_dir: Path, run: bool = True, timeout_s: float = 600.0) -> Path:
+    """Screenshot the ComfyUI editor at ``/comfy/`` (``editor.png``); with ``run``, after its
+    default workflow ran (Run clicked, the image shown in the SaveImage node)."""
+    from playwright.sync_api import sync_playwright
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shot = out_dir / "editor.png"
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.goto(f"{url}/comfy/")
+        page.wait_for_function("window.app && window.app.graph && window.app.graph._nodes.length > 0",
+                               timeout=120_000)
+        if run:
+            page.locator("[data-testid='queue-button']").first.click()
+            page.wait_for_function("(() => { const n = window.app.graph._nodes.find(n => n.type === "
+                                   "'SaveImage'); return n && n.imgs && n.imgs.length && "
+                                   "n.imgs[0].naturalWidth })()", timeout=timeout_s * 1000)
+        page.evaluate("(() => { const c = window.app.canvas; c.ds.scale = 0.75; c.ds.offset = [40, 40]; "
+                      "c.setDirty(true, true); })()")
+        time.sleep(0.5)
+        page.screenshot(path=str(shot))
+        browser.close()
+    return shot
+
+
 def _demo(out_dir: Path) -> list[Path]:
     root = Path(__file__).resolve().parents[1]
     sys.path[:0] = [str(root / "tests"), str(root)]
@@ -57,7 +89,9 @@ def _demo(out_dir: Path) -> list[Path]:
     from graphs import GraphBuilder
 
     with tempfile.TemporaryDirectory() as tmp:
-        daemon = Daemon(Path(tmp)).start()
+        config = Path(tmp) / "config.toml"  # tiny-sd under the editor default workflow's checkpoint name
+        config.write_text(f'[[models]]\nname = "{EDITOR_CHECKPOINT}"\nsource = "builtin:tiny-sd"\n')
+        daemon = Daemon(Path(tmp), env={"ORCHESTRATOR_CONFIG": str(config)}).start()
         try:
             with daemon.client() as c:
                 done = None
@@ -72,9 +106,22 @@ def _demo(out_dir: Path) -> list[Path]:
                 b.add("test.slow", id="slow", steps=400, step_s=0.05)
                 c.submit(graph=b.build(), name="long job")
                 time.sleep(1.0)
-                return take_screenshots(daemon.url, out_dir, done.id)
+                shots = take_screenshots(daemon.url, out_dir, done.id)
+                for running in c.jobs(state="running"):  # free the worker for the editor's run
+                    c.job(running["id"]).cancel()
+            if _editor_installed():
+                shots.append(capture_editor(daemon.url, out_dir))
+            return shots
         finally:
             daemon.kill()
+
+
+def _editor_installed() -> bool:
+    try:
+        import comfyui_frontend_package  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -83,7 +130,12 @@ def main() -> None:
     parser.add_argument("--url", help="a running daemon")
     parser.add_argument("--job", help="a job id whose page to capture")
     args = parser.parse_args()
-    shots = take_screenshots(args.url, args.out_dir, args.job) if args.url else _demo(args.out_dir)
+    if args.url:
+        shots = take_screenshots(args.url, args.out_dir, args.job)
+        if _editor_installed():
+            shots.append(capture_editor(args.url, args.out_dir, run=False))
+    else:
+        shots = _demo(args.out_dir)
     for s in shots:
         print(s)
 

@@ -27,6 +27,9 @@ FOLDERS = {"checkpoints": "checkpoint", "loras": "lora", "vae": "vae", "embeddin
            "ipadapter": "ip_adapter", "onnx": "onnx"}
 NOT_CHECKPOINTS = {"tiny-controlnet", "tiny-clip-vision", "tiny-ip-adapter"}
 USER_NAME = re.compile(r"^[A-Za-z0-9_\-. ()\[\]]{1,128}(/[A-Za-z0-9_\-. ()\[\]]{1,128}){0,7}$")
+# a new user's editor opens the default workflow, not the template browser: no workflow
+# templates are installed here (ComfyUI's comfyui-workflow-templates package), so it would be empty
+DEFAULT_SETTINGS: dict[str, Any] = {"Comfy.TutorialCompleted": True}
 MAX_USER_FILES = 1000
 MAX_USER_BYTES = 64 << 20
 
@@ -107,11 +110,12 @@ class UserStore:
     # -- settings --------------------------------------------------------------------------
 
     def settings(self) -> dict[str, Any]:
+        """The stored settings over :data:`DEFAULT_SETTINGS`."""
         try:
             data = json.loads((self.root / "settings.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+            data = {}
+        return {**DEFAULT_SETTINGS, **(data if isinstance(data, dict) else {})}
 
     def set_settings(self, values: dict[str, Any]) -> None:
         with self._lock:
