@@ -174,3 +174,60 @@ def test_custom_sampling_exports_back_and_reimports_to_the_same_blocks(catalog, 
     params = sorted(str(sorted(n.params.items())) for n in again.nodes.values() if n.block.startswith("sd.s"))
     assert params == sorted(str(sorted(n.params.items())) for n in graph.nodes.values()
                             if n.block.startswith("sd.s"))
+
+
+def api_to_ui(prompt: dict) -> dict:
+    """The same workflow in ComfyUI's UI format: widget values listed in each class's order (a seed widget
+    followed by its control_after_generate value), links as [id, from, slot, to, input slot, type]."""
+    from graphs.comfy.nodes import CORE_NODES, SEED_WIDGETS
+
+    nodes, links = [], []
+    for node_id, node in prompt.items():
+        info = CORE_NODES[node["class_type"]]
+        inputs, values = [], []
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):
+                links.append([len(links) + 1, int(value[0]), value[1], int(node_id), len(inputs), "*"])
+                inputs.append({"name": name, "type": "*", "link": len(links)})
+        for name, default in info.widgets:
+            values.append(node["inputs"].get(name, default))
+            if name in SEED_WIDGETS:
+                values.append("fixed")
+        nodes.append({"id": int(node_id), "type": node["class_type"], "inputs": inputs, "outputs": [],
+                      "widgets_values": values, "mode": 0})
+    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links), "nodes": nodes,
+            "links": links, "version": 0.4}
+
+
+def test_custom_sampling_in_ui_format_imports_as_in_api_format(catalog):
+    prompt = {
+        **{k: v for k, v in SDXL_TURBO.items() if k not in ("13", "14", "22")},
+        "22": {"class_type": "AlignYourStepsScheduler", "inputs": {"model_type": "SDXL", "steps": 4,
+                                                                  "denoise": 1.0}},
+        "23": {"class_type": "FlipSigmas", "inputs": {"sigmas": ["22", 0]}},
+        "24": {"class_type": "FlipSigmas", "inputs": {"sigmas": ["23", 0]}},
+        "14": {"class_type": "SamplerDPMPP_2M_SDE", "inputs": {"solver_type": "heun", "eta": 0.5,
+                                                              "s_noise": 1.0, "noise_device": "gpu"}},
+        "15": {"class_type": "SamplerLMS", "inputs": {"order": 3}},
+        "16": {"class_type": "RandomNoise", "inputs": {"noise_seed": 77}},
+        "17": {"class_type": "CFGGuider", "inputs": {"cfg": 3.5, "model": ["4", 0], "positive": ["6", 0],
+                                                    "negative": ["7", 0]}},
+        "13": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["16", 0], "guider": ["17", 0], "sampler": ["14", 0], "sigmas": ["24", 0],
+            "latent_image": ["5", 0]}},
+        "18": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["16", 0], "guider": ["17", 0], "sampler": ["15", 0], "sigmas": ["22", 0],
+            "latent_image": ["13", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["18", 0], "vae": ["4", 2]}},
+    }
+    from_api, problems = import_workflow(prompt, catalog, model_map=SDXL)
+    assert problems == []
+    from_ui, problems = import_workflow(api_to_ui(prompt), catalog, model_map=SDXL)
+    assert problems == []
+    assert {k: (n.block, n.params, n.inputs) for k, n in from_ui.nodes.items()} == \
+        {k: (n.block, n.params, n.inputs) for k, n in from_api.nodes.items()}
+    select = {n.params["sampler"]: n.params for n in from_api.nodes.values()
+              if n.block == "sd.sampler_select"}
+    assert select == {"dpmpp_2m_sde_gpu": {"sampler": "dpmpp_2m_sde_gpu", "eta": 0.5, "s_noise": 1.0,
+                                           "solver_type": "heun"},
+                      "lms": {"sampler": "lms", "order": 3}}

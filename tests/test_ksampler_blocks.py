@@ -359,3 +359,17 @@ def test_inpainting_model_sees_the_mask_and_masked_latent(catalog, models, tmp_p
     result = out["k"]["latent"]
     assert float((result - latent)[:, :, outside[0]].abs().max()) <= 1e-5
     assert float((result - latent).abs().max()) > 1e-2
+
+
+def test_align_your_steps_and_flip(ex):
+    b = GraphBuilder()
+    b.add("sd.sigmas_ays", id="sd1", model_type="SD1", steps=10)
+    b.add("sd.sigmas_ays", id="xl", model_type="SDXL", steps=4, denoise=0.5)
+    b.add("sd.flip_sigmas", id="flip", sigmas=b.add("sd.sigmas_ays", id="short", steps=2).sigmas)
+    out = ex.run(b.build()).outputs
+    sd1 = out["sd1"]["sigmas"]
+    assert sd1.tolist()[:2] == pytest.approx([14.6146412293, 6.4745760956]) and float(sd1[-1]) == 0.0
+    xl = out["xl"]["sigmas"]  # the last 2 of 4 log-linearly interpolated SDXL steps
+    assert len(xl) == 3 and float(xl[-1]) == 0.0 and float(xl[0]) < 1.0
+    flipped = out["flip"]["sigmas"]
+    assert float(flipped[0]) == pytest.approx(1e-4) and float(flipped[-1]) == pytest.approx(14.6146412293)

@@ -16,6 +16,8 @@ from graphs.model import Node
 # our sampler -> (ComfyUI sampler node that sets its options, its options, noise_device)
 _OPTION_NODES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "euler_ancestral": ("SamplerEulerAncestral", ("eta", "s_noise"), None),
+    "dpmpp_2s_ancestral": ("SamplerDPMPP_2S_Ancestral", ("eta", "s_noise"), None),
+    "lms": ("SamplerLMS", ("order",), None),
     "dpmpp_sde": ("SamplerDPMPP_SDE", ("eta", "s_noise", "r"), "cpu"),
     "dpmpp_sde_gpu": ("SamplerDPMPP_SDE", ("eta", "s_noise", "r"), "gpu"),
     "dpmpp_2m_sde": ("SamplerDPMPP_2M_SDE", ("solver_type", "eta", "s_noise"), "cpu"),
@@ -23,7 +25,7 @@ _OPTION_NODES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "dpmpp_3m_sde": ("SamplerDPMPP_3M_SDE", ("eta", "s_noise"), "cpu"),
     "dpmpp_3m_sde_gpu": ("SamplerDPMPP_3M_SDE", ("eta", "s_noise"), "gpu"),
 }
-_OPTION_DEFAULTS = {"eta": 1.0, "s_noise": 1.0, "r": 0.5, "solver_type": "midpoint"}
+_OPTION_DEFAULTS = {"eta": 1.0, "s_noise": 1.0, "r": 0.5, "solver_type": "midpoint", "order": 4}
 _SIGMA_NODES = {
     "sd.sigmas_karras": ("KarrasScheduler", ("steps", "sigma_max", "sigma_min", "rho")),
     "sd.sigmas_exponential": ("ExponentialScheduler", ("steps", "sigma_max", "sigma_min")),
@@ -88,6 +90,16 @@ class SamplingExport:
             "steps": int(p.get("steps", 20)), "alpha": float(p.get("alpha", 0.6)),
             "beta": float(p.get("beta", 0.6))})
 
+    def _sd_sigmas_ays(self, node_id: str, node: Node) -> None:
+        p = node.params
+        inputs = {"model_type": p.get("model_type", "SD1"), "steps": int(p.get("steps", 10)),
+                  "denoise": float(p.get("denoise", 1.0))}
+        self.ports[f"{node_id}.sigmas"] = [self._new("AlignYourStepsScheduler", inputs, self._id(node)), 0]
+
+    def _sd_flip_sigmas(self, node_id: str, node: Node) -> None:
+        new = self._new("FlipSigmas", {"sigmas": self._link(node, "sigmas")}, self._id(node))
+        self.ports[f"{node_id}.sigmas"] = [new, 0]
+
     def _split(self, node_id: str, node: Node, class_type: str, widget: dict[str, Any]) -> None:
         new = self._new(class_type, {**widget, "sigmas": self._link(node, "sigmas")},
                         self._id(node))
@@ -103,7 +115,7 @@ class SamplingExport:
     def _sd_sampler_select(self, node_id: str, node: Node) -> None:
         p = node.params
         name = p.get("sampler", "euler")
-        options = {k: p[k] for k in ("eta", "s_noise", "r", "solver_type") if p.get(k) is not None}
+        options = {k: p[k] for k in ("eta", "s_noise", "r", "solver_type", "order") if p.get(k) is not None}
         if name in _OPTION_NODES and (options or name.endswith("_gpu")):
             class_type, names, device = _OPTION_NODES[name]
             inputs = {k: options.get(k, _OPTION_DEFAULTS[k]) for k in names}

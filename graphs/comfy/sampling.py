@@ -11,10 +11,12 @@ BasicScheduler, KarrasScheduler,        ``sd.sigmas``, ``sd.sigmas_karras``,
 ExponentialScheduler,                   ``sd.sigmas_exponential``,
 PolyexponentialScheduler,               ``sd.sigmas_polyexponential``,
 SDTurboScheduler, BetaSamplingScheduler ``sd.sigmas_turbo``, ``sd.sigmas_beta``
+AlignYourStepsScheduler, FlipSigmas     ``sd.sigmas_ays``, ``sd.flip_sigmas``
 SplitSigmas, SplitSigmasDenoise         ``sd.split_sigmas``, ``sd.split_sigmas_denoise``
 KSamplerSelect, SamplerEulerAncestral,  ``sd.sampler_select`` (with ``eta``, ``s_noise``,
-SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE,  ``r``, ``solver_type``; ``noise_device`` gpu picks
-SamplerDPMPP_3M_SDE                     the ``_gpu`` sampler)
+SamplerDPMPP_2S_Ancestral, SamplerLMS,  ``r``, ``solver_type``, ``order``; ``noise_device``
+SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE,  gpu picks the ``_gpu`` sampler)
+SamplerDPMPP_3M_SDE
 RandomNoise, DisableNoise               ``sd.noise``
 CFGGuider, BasicGuider                  ``sd.guider``
 SamplerCustomAdvanced                   ``sd.sample_custom``
@@ -183,6 +185,10 @@ def _basic_scheduler(nc: NodeContext) -> dict[str, Any]:
     return {"scheduler": _scheduler_name(nc, nc.widget("scheduler", "normal"))}
 
 
+def flip_sigmas(nc: NodeContext) -> list[Any]:
+    return [_out(nc.add("sd.flip_sigmas", inputs={"sigmas": nc.data("sigmas")}), "sigmas", "SIGMAS")]
+
+
 def split_sigmas(nc: NodeContext) -> list[Any]:
     sigmas = nc.data("sigmas")
     if nc.node.class_type == "SplitSigmas":
@@ -198,6 +204,8 @@ def split_sigmas(nc: NodeContext) -> list[Any]:
 
 _OPTION_NODES = {
     "SamplerEulerAncestral": ("euler_ancestral", ("eta", "s_noise")),
+    "SamplerDPMPP_2S_Ancestral": ("dpmpp_2s_ancestral", ("eta", "s_noise")),
+    "SamplerLMS": ("lms", ("order",)),
     "SamplerDPMPP_SDE": ("dpmpp_sde", ("eta", "s_noise", "r")),
     "SamplerDPMPP_2M_SDE": ("dpmpp_2m_sde", ("eta", "s_noise", "solver_type")),
     "SamplerDPMPP_3M_SDE": ("dpmpp_3m_sde", ("eta", "s_noise")),
@@ -292,6 +300,9 @@ SAMPLING_MAPPINGS: tuple[ComfyMapping, ...] = (
        ("sd.sigmas_turbo",)),
     _c("BetaSamplingScheduler", _sigmas_node("sd.sigmas_beta", {"steps": "steps", "alpha": "alpha",
                                                                 "beta": "beta"}, True), ("sd.sigmas_beta",)),
+    _c("AlignYourStepsScheduler", _sigmas_node("sd.sigmas_ays", {"model_type": "model_type", "steps": "steps",
+                                                                 "denoise": "denoise"}), ("sd.sigmas_ays",)),
+    _c("FlipSigmas", flip_sigmas, ("sd.flip_sigmas",)),
     _c("SplitSigmas", split_sigmas, ("sd.split_sigmas",)),
     _c("SplitSigmasDenoise", split_sigmas, ("sd.split_sigmas_denoise",)),
     _c("KSamplerSelect", sampler_select, ("sd.sampler_select",)),
@@ -305,7 +316,7 @@ SAMPLING_MAPPINGS: tuple[ComfyMapping, ...] = (
 )
 
 SAMPLING_BLOCKS = frozenset({"sd.ksampler", "sd.vae_encode_for_inpaint", "sd.sigmas", "sd.sigmas_karras",
-                             "sd.sigmas_exponential",
+                             "sd.sigmas_exponential", "sd.sigmas_ays", "sd.flip_sigmas",
                              "sd.sigmas_polyexponential", "sd.sigmas_turbo", "sd.sigmas_beta",
                              "sd.split_sigmas",
                              "sd.split_sigmas_denoise", "sd.sampler_select", "sd.noise", "sd.guider",

@@ -7,6 +7,7 @@ BasicScheduler                          ``sd.sigmas`` (a model's schedule by nam
 KarrasScheduler, ExponentialScheduler,  ``sd.sigmas_karras``, ``sd.sigmas_exponential``,
 PolyexponentialScheduler                ``sd.sigmas_polyexponential``
 SDTurboScheduler, BetaSamplingScheduler ``sd.sigmas_turbo``, ``sd.sigmas_beta``
+AlignYourStepsScheduler, FlipSigmas     ``sd.sigmas_ays``, ``sd.flip_sigmas``
 SplitSigmas, SplitSigmasDenoise         ``sd.split_sigmas``, ``sd.split_sigmas_denoise``
 KSamplerSelect (and the sampler nodes   ``sd.sampler_select`` (``eta``, ``s_noise``,
 with eta / s_noise / solver_type)       ``solver_type``)
@@ -204,6 +205,33 @@ class BetaSamplingScheduler(Block):
         return _sigmas_out(schedules.beta(model_sampling(ctx, p.model), p.steps, p.alpha, p.beta))
 
 
+@block("sd.sigmas_ays", version="1.0.0")
+class AlignYourStepsScheduler(Block):
+    """NVIDIA's Align Your Steps schedule for a model family (ComfyUI's AlignYourStepsScheduler)."""
+
+    outputs = {"sigmas": Out("SIGMAS", "steps + 1 descending sigmas ending at 0")}
+
+    class Params(Params):
+        model_type: Literal["SD1", "SDXL", "SVD"] = Field("SD1", description="whose noise levels")
+        steps: int = Field(10, ge=1, le=1000, description="steps")
+        denoise: float = Field(1.0, ge=0.0, le=1.0, description="below 1: the last round(steps * denoise)")
+
+    def run(self, ctx: Context) -> dict:
+        p = self.params
+        return _sigmas_out(schedules.align_your_steps(p.model_type, p.steps, p.denoise))
+
+
+@block("sd.flip_sigmas", version="1.0.0")
+class FlipSigmas(Block):
+    """A schedule reversed, a leading 0 made 1e-4 (ComfyUI's FlipSigmas: for unsampling)."""
+
+    inputs = {"sigmas": In("SIGMAS", "the schedule")}
+    outputs = {"sigmas": Out("SIGMAS", "ascending sigmas")}
+
+    def run(self, ctx: Context, sigmas: Any) -> dict:
+        return {"sigmas": schedules.flip(_check_sigmas(sigmas, ctx.node).clone())}
+
+
 @block("sd.split_sigmas", version="1.0.0")
 class SplitSigmas(Block):
     """Split a schedule at a step: ``high`` runs first, ``low`` continues (ComfyUI's SplitSigmas)."""
@@ -246,10 +274,13 @@ class SamplerSelect(Block):
                                   description="ancestral/SDE noise amount (default 1)")
         s_noise: float | None = Field(None, ge=0.0, le=100.0, description="noise scale (default 1)")
         solver_type: Literal["midpoint", "heun"] | None = Field(None, description="dpmpp_2m_sde's solver")
+        r: float | None = Field(None, ge=0.01, le=1.0, description="dpmpp_sde's midpoint (default 0.5)")
+        order: int | None = Field(None, ge=1, le=10, description="lms's order (default 4)")
 
     def run(self, ctx: Context) -> dict:
         p = self.params
-        options = {k: v for k in ("eta", "s_noise", "solver_type") if (v := getattr(p, k)) is not None}
+        names = ("eta", "s_noise", "solver_type", "r", "order")
+        options = {k: v for k in names if (v := getattr(p, k)) is not None}
         allowed = SAMPLERS[p.sampler].options_allowed
         for key in options:
             if key not in allowed:
@@ -333,5 +364,6 @@ class SampleCustom(Block):
 
 
 BLOCKS = [BasicScheduler, KarrasScheduler, ExponentialScheduler, PolyexponentialScheduler, SDTurboScheduler,
-          BetaSamplingScheduler, SplitSigmas, SplitSigmasDenoise, SamplerSelect, RandomNoise, CFGGuider,
+          BetaSamplingScheduler, AlignYourStepsScheduler, FlipSigmas, SplitSigmas, SplitSigmasDenoise,
+          SamplerSelect, RandomNoise, CFGGuider,
           SampleCustom]

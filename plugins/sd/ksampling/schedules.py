@@ -216,6 +216,45 @@ def sd_turbo(ms: ModelSampling, steps: int, denoise: float = 1.0) -> Any:
     return _append_zero(ms.sigma(timesteps))
 
 
+# Align Your Steps (Sabour et al. 2024, arXiv:2404.14507): NVIDIA's 10-step noise levels per model family
+AYS_NOISE_LEVELS: dict[str, tuple[float, ...]] = {
+    "SD1": (14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092,
+            0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582),
+    "SDXL": (14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141,
+             0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582),
+    "SVD": (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002),
+}
+
+
+def align_your_steps(model_type: str, steps: int, denoise: float = 1.0) -> Any:
+    """ComfyUI's ``AlignYourStepsScheduler``: the family's levels, log-linearly interpolated to
+    ``steps + 1`` points, the last ``round(steps * denoise)`` steps kept, the last sigma 0."""
+    import numpy as np
+    import torch
+
+    total = steps
+    if denoise < 1.0:
+        if denoise <= 0.0:
+            return torch.FloatTensor([])
+        total = round(steps * denoise)
+    sigmas: Any = list(AYS_NOISE_LEVELS[model_type])
+    if steps + 1 != len(sigmas):
+        xs = np.linspace(0, 1, len(sigmas))
+        ys = np.log(sigmas[::-1])
+        sigmas = np.exp(np.interp(np.linspace(0, 1, steps + 1), xs, ys))[::-1].copy()
+    sigmas = sigmas[-(total + 1):]
+    sigmas[-1] = 0
+    return torch.FloatTensor(sigmas)
+
+
+def flip(sigmas: Any) -> Any:
+    """ComfyUI's ``FlipSigmas``: the schedule reversed, a leading 0 replaced by 1e-4."""
+    sigmas = sigmas.flip(0)
+    if len(sigmas) and sigmas[0] == 0:
+        sigmas[0] = 0.0001
+    return sigmas
+
+
 def step_range(sigmas: Any, start: int | None = None, end: int | None = None,
                force_full_denoise: bool = False) -> Any:
     """``KSamplerAdvanced``'s window on a schedule: sigmas ``start..end``; with ``force_full_denoise``
