@@ -299,3 +299,28 @@ def test_eval_set_figures(host) -> None:
     assert report.check_rate("template") >= 0.9
     assert report.check_rate("aspect") >= 0.9
     assert report.check_rate("inputs") >= 0.9
+
+
+def test_cli_plan_takes_inputs_by_role(tmp_path, monkeypatch, capsys) -> None:
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    for key in list(__import__("os").environ):
+        if key.startswith("ORCHESTRATOR_"):
+            monkeypatch.delenv(key)
+    for name in ("photo.png", "style.png"):
+        Image.new("RGB", (64, 64), (90, 60, 30)).save(tmp_path / name)
+    state = ["--state-dir", str(tmp_path / "state")]
+    prompt = "this photo in the style of the reference image"
+    argv = [*state, "plan", prompt, "--image", str(tmp_path / "photo.png"),
+            "--input", f"style={tmp_path}/style.png"]
+    assert main(argv) == 0
+    nodes = json.loads(capsys.readouterr().out)["graph"]["nodes"]
+    assert nodes["content"]["params"]["path"] == str(tmp_path / "photo.png")
+    assert nodes["style"]["params"]["path"] == str(tmp_path / "style.png")
+    assert main([*state, "plan", prompt, "--image", str(tmp_path / "photo.png")]) == 1
+    assert "'style'" in capsys.readouterr().err
+    for bad in ("style", "evil=x.png", f"style={tmp_path}/missing.png"):
+        assert main([*state, "plan", prompt, "--input", bad]) == 2
+        assert "--input" in capsys.readouterr().err
