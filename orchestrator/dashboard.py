@@ -37,7 +37,8 @@ SCRIPT_INDEX = (STATIC / "index.js").read_text(encoding="utf-8")
 def _page(title: str, body: str, script: str = "") -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><header><strong>orchestrator</strong>"
-            f"<a href='/'>dashboard</a><a href='/docs'>API</a></header><main>{body}</main>"
+            f"<a href='/'>dashboard</a><a href='/comfy/'>ComfyUI editor</a><a href='/docs'>API</a>"
+            f"</header><main>{body}</main>"
             f"<script>{SCRIPT_COMMON}{script}</script></body></html>")
 
 

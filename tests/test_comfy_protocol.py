@@ -387,6 +387,7 @@ def test_object_info_models_and_start_up_routes(comfy):
     assert httpx.get(f"{comfy.url}/api/models/..%2Fetc").status_code == 404
     ours = httpx.get(f"{comfy.url}/models").json()  # our own /models keeps its shape
     assert isinstance(ours, list) and isinstance(ours[0], dict) and "name" in ours[0]
+    assert "href='/comfy/'" in httpx.get(f"{comfy.url}/").text  # our dashboard links to the editor
     stats = httpx.get(f"{comfy.url}/system_stats").json()
     assert stats["devices"] and "ram_total" in stats["system"]
     assert httpx.get(f"{comfy.url}/api/features").json()["max_upload_size"] > 0
@@ -464,3 +465,18 @@ def test_websocket_handshake_gets_the_guard(guarded, comfy):
     client = ComfyClient(_addr(guarded), headers={"Authorization": f"Bearer {TOKEN}"})
     images, _ = client.get_images(sd_prompt(seed=21))
     assert images["9"][0][:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_websocket_example_flow_on_the_ray_engine(tmp_path):
+    """The same unchanged client against a daemon running its jobs on Ray workers."""
+    d = _start(tmp_path, "--engine", "ray")
+    try:
+        images, messages = ComfyClient(_addr(d)).get_images(sd_prompt(steps=2, seed=3))
+        assert Image.open(io.BytesIO(images["9"][0])).size == (64, 64)
+        types = _types(messages)
+        assert "execution_start" in types and "progress" in types and "execution_success" in types
+        executing = [m["data"]["node"] for m in messages if isinstance(m, dict) and m["type"] == "executing"]
+        assert executing[-1] is None and "3" in executing
+    finally:
+        d.terminate()

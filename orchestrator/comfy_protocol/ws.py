@@ -11,7 +11,8 @@ our event                      ComfyUI message
 ``running``                    ``execution_start``, ``execution_cached`` (``nodes: []``)
 ``node_finished`` (cached)     ``execution_cached`` with the node's ComfyUI id
 ``node_started``               ``executing`` (``node``/``display_node``: the ComfyUI id)
-``step`` / ``tile``            ``progress`` (``value``/``max``, tiles folded in) and, with a
+``step`` / ``tile``            ``progress`` (``value``/``max``; tiles of sampler steps folded
+                               into one count: :func:`progress_value`) and, with a
                                preview, a binary frame: ``>I`` 1 (preview image), ``>I`` 2
                                (PNG), the PNG bytes
 ``done`` succeeded             ``executed`` per output node (its images), ``execution_success``
@@ -63,6 +64,26 @@ def preview_frame(png: bytes) -> bytes:
     b'\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x02'
     """
     return struct.pack(">I", PREVIEW_IMAGE) + struct.pack(">I", PNG_FORMAT) + png
+
+
+def progress_value(ev: dict[str, Any]) -> tuple[int, int]:
+    """``(value, max)`` of a step or tile event; a tile event inside sampler steps (MultiDiffusion)
+    counts every tile of every step, so the bar moves once per tile and ends once.
+
+    >>> progress_value({"event": "step", "step": 3, "total": 20})
+    (3, 20)
+    >>> progress_value({"event": "tile", "step": 2, "total": 4, "sampler_step": 3, "sampler_total": 10})
+    (10, 40)
+    >>> progress_value({"event": "tile", "step": "x", "total": 4})
+    (0, 0)
+    """
+    value, total = ev.get("step"), ev.get("total")
+    if not (isinstance(value, int) and isinstance(total, int)) or total <= 0:
+        return 0, 0
+    s, n = ev.get("sampler_step"), ev.get("sampler_total")
+    if ev.get("event") == "tile" and isinstance(s, int) and isinstance(n, int) and n > 0 and 1 <= s <= n:
+        return (s - 1) * total + value, n * total
+    return value, total
 
 
 @dataclass
@@ -241,8 +262,8 @@ class Hub:
             await self._send(client, {"type": "executing",
                                       "data": {"node": node, "display_node": node, "prompt_id": pid}})
         elif kind in ("step", "tile") and node is not None:
-            value, total = ev.get("step"), ev.get("total")
-            if isinstance(value, int) and isinstance(total, int):
+            value, total = progress_value(ev)
+            if total:
                 await self._send(client, {"type": "progress", "data": {
                     "value": value, "max": total, "prompt_id": pid, "node": node}})
             if ev.get("preview"):
