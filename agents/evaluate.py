@@ -17,7 +17,9 @@ A prompt set is JSONL, one object per line (``#`` lines are comments). The field
                                 refuse naming each role (or note a fallback in its trace);
                                 planned with one file per role, every file must reach the graph
     family    "sd1"             the family of the model the plan should run on, against the
-                                model library the evaluation is given; null: not checked
+                                model library the evaluation is given (a built-in test model
+                                is a miss when the library has a real checkpoint); null: not
+                                checked
     labels    [...]             the labels a planner should find (label accuracy)
     limits    "may_refuse"      a refusal with a ``limit`` error counts as holding the limits
                                 (otherwise the plan must pass the limits check)
@@ -414,7 +416,11 @@ def _evaluate_one(planner: Planner, rec: dict[str, Any], report: EvalReport,
         model = primary_model(graph, planner.ctx.catalog)
         info = planner.ctx.models.get(model) if model else None
         result["model"] = model
-        checks["family"] = info is not None and norm_family(info.family) == norm_family(rec["family"])
+        real = [m for m in planner.ctx.models.values()
+                if not getattr(m, "builtin", False) and getattr(m, "kind", "checkpoint") == "checkpoint"]
+        checks["family"] = (info is not None and norm_family(getattr(info, "base", info.family))
+                            == norm_family(rec["family"])
+                            and not (getattr(info, "builtin", False) and real))
     elif rec.get("family"):
         checks["family"] = False
     if limits_check is not None:

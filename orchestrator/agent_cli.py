@@ -180,14 +180,13 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.category:
         records = [r for r in records if r.get("category") in args.category]
     library = _eval_models(args, settings)
-    if library is not None:
-        models, default = library
-        agent = settings.agent.model_copy(update={"default_model": default or settings.agent.default_model})
-        settings = settings.model_copy(update={"models": models, "agent": agent})
     planner = _planner(args, settings, learn=False)
-    if library is not None:  # only the library's models (and the built-ins when it names none)
-        planner.ctx.models = {k: v for k, v in planner.ctx.models.items()
-                              if k in {m["name"] for m in library[0]}} or planner.ctx.models
+    if library is not None:  # the set's model descriptions (as `orchestrator models --json` rows)
+        from agents.context import models_from_entries
+
+        models, default = library
+        planner.ctx.models = models_from_entries(models)
+        planner.ctx.default_model = default or planner.ctx.default_model
     catalog = planner.ctx.catalog
 
     def limits_check(graph: Any) -> list[dict[str, Any]]:
