@@ -1,0 +1,139 @@
+"""``agent eval``: the shipped sets are well formed, each check (template, aspect, inputs,
+family, limits) scores what a user sees, figures are grouped per category and split."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.evaluate import ROLES, aspect_hit, evaluate, load_prompts
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ROOT / "agents" / "evalsets"
+CATEGORIES = {"portraits", "products", "landscapes", "panoramas", "posters", "anime", "architecture",
+              "edits", "regions", "non-english", "typos", "adversarial"}
+
+
+@pytest.fixture(scope="module")
+def host():
+    from orchestrator.cli import plugin_host
+    from orchestrator.config import load_settings
+
+    return plugin_host(load_settings(config_file=False, env={}, overrides={}))
+
+
+@pytest.fixture()
+def planner(host):
+    from agents.context import models_from_entries
+    from agents.factory import build_planner
+
+    library = json.loads((SETS / "models.json").read_text())
+    p = build_planner(type("S", (), {})(), host.catalog, host.templates, llm="offline")
+    p.ctx.models = models_from_entries(library["models"])
+    p.ctx.default_model = library["default_model"]
+    return p
+
+
+@pytest.mark.parametrize("name", ["prompts.jsonl", "blind.jsonl"])
+def test_the_shipped_sets_are_well_formed(host, name) -> None:
+    records = load_prompts(SETS / name)
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids))
+    for r in records:
+        assert r["templates"] and set(r["templates"]) <= set(host.templates), r["id"]
+        assert set(r["inputs"]) <= set(ROLES) and r["category"] and r["split"]
+    if name == "prompts.jsonl":
+        assert len(records) >= 100
+        assert CATEGORIES <= {r["category"] for r in records}
+        assert sum(r["split"] == "heldout" for r in records) >= 40
+        assert sum(bool(r["inputs"]) for r in records) >= 20
+        assert any(not r["prompt"].isascii() for r in records)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"prompt": "x", "inputs": ["photo"]}', "unknown input role"),
+    ('{"prompt": "x", "inputs": "image"}', "'inputs' must be a list"),
+    ('{"prompt": "x", "templates": "txt2img"}', "'templates' must be a list"),
+    ('{"prompt": "x", "aspect": [3, 1]}', "'aspect'"),
+    ('{"prompt": "x", "aspect": -1}', "'aspect'"),
+    ('{"prompt": "x", "aspect": true}', "'aspect'"),
+])
+def test_bad_records_name_their_line(tmp_path, line, message) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('# header\n{"prompt": "fine"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=message) as info:
+        load_prompts(path)
+    assert ":3:" in str(info.value)
+
+
+def test_aspect_hit() -> None:
+    assert aspect_hit(1.5, 1.5 * 1.24) and not aspect_hit(1.5, 1.5 * 1.26)
+    assert aspect_hit([2.0, 8.0], 4.0) and not aspect_hit([2.0, 8.0], 1.0)
+    assert not aspect_hit(1.0, None)
+
+
+def test_each_check_scores_what_the_plan_does(planner) -> None:
+    records = [
+        {"id": "fox", "category": "animals", "split": "dev", "prompt": "a red fox in the snow",
+         "templates": ["txt2img"], "family": "sd1"},
+        {"id": "wrong", "category": "animals", "split": "dev", "prompt": "a red fox in the snow",
+         "templates": ["panorama"], "family": "sdxl"},
+        {"id": "pano", "category": "panoramas", "split": "heldout",
+         "prompt": "a wide panorama of a mountain lake at dawn", "templates": ["panorama"],
+         "aspect": [2.0, 8.0]},
+        {"id": "square", "category": "panoramas", "split": "heldout",
+         "prompt": "a wide panorama of a mountain lake at dawn", "templates": ["panorama"], "aspect": 1.0},
+        {"id": "edit", "category": "edits", "split": "dev",
+         "prompt": "make this picture look like an oil painting",
+         "templates": ["img2img"], "inputs": ["image"]},
+    ]
+    seen: list[str] = []
+
+    def limits_check(graph):
+        seen.append(graph.meta.get("prompt"))
+        return [{"type": "limit", "message": "no"}] if "panorama" in graph.meta.get("prompt", "") else []
+
+    report = evaluate(planner, records, limits_check=limits_check)
+    checks = {r["id"]: r["checks"] for r in report.results}
+    assert checks["fox"] == {"valid": True, "template": True, "family": True, "limits": True}
+    assert checks["wrong"]["template"] is False and checks["wrong"]["family"] is False
+    assert checks["pano"]["aspect"] is True and checks["square"]["aspect"] is False
+    assert checks["pano"]["limits"] is False  # what the limits check said
+    assert checks["edit"]["inputs"] is True  # refused without the image (naming it), used with it
+    edit = next(r for r in report.results if r["id"] == "edit")
+    assert edit["asked_for_inputs"] is True
+    groups = report.breakdown()
+    assert groups["all"]["template"] == {"hits": 4, "total": 5, "rate": 0.8}
+    assert groups["category:panoramas"]["aspect"] == {"hits": 1, "total": 2, "rate": 0.5}
+    assert groups["split:heldout"]["template"]["total"] == 2 and "inputs" in groups["split:dev"]
+    assert len(seen) == 5
+    table = report.format()
+    assert "category:edits" in table and "split:heldout" in table
+
+
+def test_an_input_the_planner_does_not_ask_for_is_a_miss(planner) -> None:
+    record = {"prompt": "a red fox in the snow", "templates": ["txt2img"], "inputs": ["style"]}
+    report = evaluate(planner, [record])
+    assert report.results[0]["checks"]["inputs"] is False
+    assert report.results[0]["asked_for_inputs"] is False
+
+
+def test_the_cli_filters_and_prints_the_groups(tmp_path, capsys, monkeypatch) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["--state-dir", str(tmp_path / "state"), "agent", "eval", str(SETS / "prompts.jsonl"),
+            "--category", "panoramas", "--category", "edits", "--split", "heldout", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["category"] for r in out["results"]} == {"panoramas", "edits"}
+    assert {r["split"] for r in out["results"]} == {"heldout"}
+    assert set(out["groups"]) == {"all", "split:heldout", "category:panoramas", "category:edits"}
+    assert out["summary"]["checks"]["template"]["total"] == len(out["results"])
+    assert main(["--state-dir", str(tmp_path / "state"), "agent", "eval", str(SETS / "blind.jsonl"),
+                 "--models", str(tmp_path / "missing.json")]) == 1
+    assert "cannot read a model library" in capsys.readouterr().err
