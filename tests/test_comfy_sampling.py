@@ -231,3 +231,38 @@ def test_custom_sampling_in_ui_format_imports_as_in_api_format(catalog):
     assert select == {"dpmpp_2m_sde_gpu": {"sampler": "dpmpp_2m_sde_gpu", "eta": 0.5, "s_noise": 1.0,
                                            "solver_type": "heun"},
                       "lms": {"sampler": "lms", "order": 3}}
+
+
+def test_lcm_workflow_model_sampling_discrete_carries_to_the_sampler(catalog, ex):
+    """ComfyUI's LCM example: ModelSamplingDiscrete(lcm) after the LoRA, KSampler lcm / sgm_uniform."""
+    prompt = {
+        "4": loader("v1-5-pruned-emaonly.safetensors"),
+        "10": {"class_type": "ModelSamplingDiscrete", "inputs": {"sampling": "lcm", "zsnr": False,
+                                                                "model": ["4", 0]}},
+        "6": text("a cat"), "7": text(""),
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 1, "steps": 4, "cfg": 1.0, "sampler_name": "lcm", "scheduler": "sgm_uniform",
+            "denoise": 1.0, "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "lcm", "images": ["8", 0]}},
+    }
+    models_map = {"v1-5-pruned-emaonly": "tiny-sd"}
+    graph, problems = import_workflow(prompt, catalog, model_map=models_map)
+    assert problems == []
+    params = graph.nodes["ksampler_3"].params
+    assert (params["model_sampling"], params["zsnr"], params["sampler"]) == ("lcm", False, "lcm")
+    out = ex.run(graph).outputs
+    plain = dict(prompt)
+    plain["3"] = {**prompt["3"], "inputs": {**prompt["3"]["inputs"], "model": ["4", 0]}}
+    graph2, _ = import_workflow(plain, catalog, model_map=models_map)
+    other = ex.run(graph2).outputs
+    assert float((out["ksampler_3"]["latent"] - other["ksampler_3"]["latent"]).abs().max()) > 1e-3
+    from graphs.comfy import export_api
+
+    api, problems = export_api(graph, model_map=models_map)
+    patched = [n for n in api.values() if n["class_type"] == "ModelSamplingDiscrete"]
+    assert problems == [] and [n["inputs"]["sampling"] for n in patched] == ["lcm"]
+    again, problems = import_workflow(api, catalog, model_map=models_map)
+    assert problems == [] and again.nodes["ksampler_3"].params == params

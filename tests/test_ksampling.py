@@ -489,3 +489,25 @@ def test_model_wrapper_equals_k_diffusion_discrete_eps_denoiser(setup, kd_extern
     with torch.no_grad():
         s = torch.full((setup.shape[0],), 2.0)
         assert_close(v_den(x, s), ref_v(x, s), "v-prediction denoiser")
+
+
+def test_lcm_model_sampling_is_comfyui_distilled_schedule(setup):
+    """ModelSamplingDiscrete(lcm): 50 sigmas, the base ones at timesteps 19, 39, ..., 999; a sigma goes to
+    the UNet as that timestep; the denoised latent follows LCM's boundary condition (sigma_data 0.5,
+    timestep scaling 10)."""
+    base = setup.ms
+    lcm = ModelSampling.from_config({}, "lcm")
+    assert len(lcm.sigmas) == 50 and lcm.skip_steps == 20
+    assert torch.equal(lcm.sigmas, base.sigmas[19::20])
+    assert lcm.timestep(lcm.sigmas).tolist() == list(range(19, 1000, 20))
+    assert torch.allclose(lcm.sigma(torch.tensor([19.0, 999.0])), lcm.sigmas[[0, -1]])
+    x, eps = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    sigma = lcm.sigmas[[10, 40]]
+    t = torch.tensor([219.0, 819.0]).view(2, 1, 1, 1) * 10
+    c_skip, c_out = 0.25 / (t**2 + 0.25), t / (t**2 + 0.25) ** 0.5
+    expected = c_out * (x - eps * sigma.view(2, 1, 1, 1)) + c_skip * x
+    assert torch.allclose(lcm.calculate_denoised(sigma, eps, x), expected)
+    v = ModelSampling.from_config({}, "v_prediction")
+    assert v.prediction == "v_prediction" and torch.equal(v.sigmas, base.sigmas)
+    zsnr = ModelSampling.from_config({}, "eps", zsnr=True)
+    assert float(zsnr.sigma_max) > 1000 and torch.allclose(zsnr.sigmas[:10], base.sigmas[:10], rtol=0.1)

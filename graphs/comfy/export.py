@@ -275,8 +275,7 @@ class _Exporter(SamplingExport):
         inputs: dict[str, Any] = {
             "steps": int(p.get("steps", 20)), "cfg": float(p.get("cfg", 8.0)),
             "sampler_name": p.get("sampler", "euler"), "scheduler": p.get("scheduler", "normal"),
-            "model": self._loras(p.get("model", "tiny-sd"), 0), "positive": pos, "negative": neg,
-            "latent_image": latent}
+            "model": self._sampled_model(p), "positive": pos, "negative": neg, "latent_image": latent}
         seed = int(p.get("seed") or 0)
         leftover = "enable" if p.get("return_with_leftover_noise") else "disable"
         window = {"start_at_step": int(p.get("start_step", 0)), "end_at_step": int(p.get("end_step", 10000)),

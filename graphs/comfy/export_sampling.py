@@ -40,11 +40,23 @@ class SamplingExport:
 
     ports: dict[str, Any]
     graph: Any
+    cache: dict[Any, str]
     _new: Any
     _vae: Any
     _link: Any
     _cond: Any
     _loras: Any
+
+    def _sampled_model(self, p: dict[str, Any]) -> Any:
+        """The MODEL link for ``p['model']``, through ModelSamplingDiscrete when the params override it."""
+        model = self._loras(p.get("model", "tiny-sd"), 0)
+        if p.get("model_sampling") is None and p.get("zsnr") is None:
+            return model
+        key = ("model_sampling", tuple(model), p.get("model_sampling"), p.get("zsnr"))
+        if key not in self.cache:
+            self.cache[key] = self._new("ModelSamplingDiscrete", {
+                "sampling": p.get("model_sampling") or "eps", "zsnr": bool(p.get("zsnr")), "model": model})
+        return [self.cache[key], 0]
 
     def _id(self, node: Node) -> Any:
         info = node.meta.get("comfy")
@@ -69,8 +81,7 @@ class SamplingExport:
         self.ports[f"{node_id}.sigmas"] = [new, 0]
 
     def _model_sigmas(self, node_id: str, node: Node, class_type: str, inputs: dict[str, Any]) -> None:
-        model = self._loras(node.params.get("model", "tiny-sd"), 0)
-        new = self._new(class_type, {**inputs, "model": model}, self._id(node))
+        new = self._new(class_type, {**inputs, "model": self._sampled_model(node.params)}, self._id(node))
         self.ports[f"{node_id}.sigmas"] = [new, 0]
 
     def _sd_sigmas(self, node_id: str, node: Node) -> None:
@@ -137,7 +148,7 @@ class SamplingExport:
     def _sd_guider(self, node_id: str, node: Node) -> None:
         p = node.params
         pos, neg = self._cond(node)
-        model = self._loras(p.get("model", "tiny-sd"), 0)
+        model = self._sampled_model(p)
         cfg = float(p.get("cfg", 8.0))
         if cfg == 1.0:
             new = self._new("BasicGuider", {"model": model, "conditioning": pos}, self._id(node))

@@ -74,6 +74,17 @@ class Model:
     clip_skip: int | None = None
     mapped: bool = True  # False: the ComfyUI name is not in the model map
     comfy_name: str = ""
+    sampling: str | None = None  # ModelSamplingDiscrete's prediction override (eps, v_prediction, lcm, x0)
+    zsnr: bool | None = None  # ModelSamplingDiscrete's zero terminal SNR
+
+    def sampling_params(self) -> dict[str, Any]:
+        """The ``model_sampling``/``zsnr`` params of blocks that read the model's sigmas, when overridden."""
+        out: dict[str, Any] = {}
+        if self.sampling is not None:
+            out["model_sampling"] = self.sampling
+        if self.zsnr is not None:
+            out["zsnr"] = self.zsnr
+        return out
 
     def ref(self, embeddings: Sequence[tuple[str, str]] = (), loras: bool = True) -> str | dict[str, Any]:
         """The ``model`` param: a name, or ``{name, loras, embeddings}``."""

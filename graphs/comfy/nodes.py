@@ -90,6 +90,8 @@ CORE_NODES: dict[str, NodeInfo] = {
                  ("end_at_step", 10000), ("return_with_leftover_noise", "disable")),
         outputs=("LATENT",)),
     # custom sampling (comfy_extras/nodes_custom_sampler.py, nodes_align_your_steps.py)
+    "ModelSamplingDiscrete": NodeInfo(inputs={"model": "MODEL"},
+                                      widgets=(("sampling", "eps"), ("zsnr", False)), outputs=("MODEL",)),
     "KSamplerSelect": NodeInfo(widgets=(("sampler_name", "euler"),), outputs=("SAMPLER",)),
     "SamplerEulerAncestral": NodeInfo(widgets=(("eta", 1.0), ("s_noise", 1.0)), outputs=("SAMPLER",)),
     "SamplerDPMPP_2S_Ancestral": NodeInfo(widgets=(("eta", 1.0), ("s_noise", 1.0)), outputs=("SAMPLER",)),

@@ -21,6 +21,7 @@ RandomNoise, DisableNoise               ``sd.noise``
 CFGGuider, BasicGuider                  ``sd.guider``
 SamplerCustomAdvanced                   ``sd.sample_custom``
 SamplerCustom                           ``sd.noise`` + ``sd.guider`` + ``sd.sample_custom``
+ModelSamplingDiscrete                   ``model_sampling``/``zsnr`` params of the blocks above
 ======================================  =====================================================
 
 A ComfyUI sampler or scheduler name ours does not have (a custom node's) is reported as
@@ -31,6 +32,7 @@ catalog, KSampler falls back to :func:`graphs.comfy.core.ksampler` (``sd.denoise
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -145,7 +147,8 @@ def ksampler(nc: NodeContext) -> list[Any]:
         return diffusers_ksampler(nc)  # (the conditioning built above is memoized: built once)
     latent, mask = _latent_and_mask(nc)
     params: dict[str, Any] = {
-        "model": model.ref(), "seed": _seed(nc, "noise_seed" if advanced else "seed"),
+        "model": model.ref(), **model.sampling_params(),
+        "seed": _seed(nc, "noise_seed" if advanced else "seed"),
         "steps": int(nc.widget("steps", 20)), "cfg": float(nc.widget("cfg", 8.0)),
         "sampler": _sampler_name(nc, nc.widget("sampler_name", "euler")),
         "scheduler": _scheduler_name(nc, nc.widget("scheduler", "normal"))}
@@ -173,7 +176,8 @@ def _sigmas_node(block: str, widgets: dict[str, str], with_model: bool = False,
         params = {ours: nc.widget(theirs) for ours, theirs in widgets.items()
                   if nc.widget(theirs) is not None}
         if with_model:
-            params["model"] = nc.model("model").ref()
+            model = nc.model("model")
+            params.update(model=model.ref(), **model.sampling_params())
         if fixed is not None:
             params.update(fixed(nc))
         return [_out(nc.add(block, params=params), "sigmas", "SIGMAS")]
@@ -247,7 +251,8 @@ def guider(nc: NodeContext) -> list[Any]:
         cond, cfg = _guider_cond(nc, nc.input("conditioning"), None), 1.0
     else:
         cond, cfg = _guider_cond(nc, nc.input("positive"), nc.input("negative")), float(nc.widget("cfg", 8.0))
-    node = nc.add("sd.guider", inputs={"cond": cond}, params={"model": model.ref(), "cfg": cfg})
+    node = nc.add("sd.guider", inputs={"cond": cond},
+                  params={"model": model.ref(), **model.sampling_params(), "cfg": cfg})
     return [_out(node, "guider", "GUIDER")]
 
 
@@ -273,10 +278,21 @@ def sampler_custom(nc: NodeContext) -> list[Any]:
     noise_node = nc.add("sd.noise", params={"seed": _seed(nc, "noise_seed"), "add": bool(add)},
                         suffix="_noise")
     cond = _guider_cond(nc, nc.input("positive"), nc.input("negative"))
+    model = nc.model("model")
     guider_node = nc.add("sd.guider", inputs={"cond": cond},
-                         params={"model": nc.model("model").ref(), "cfg": float(nc.widget("cfg", 8.0))},
-                         suffix="_guider")
+                         params={"model": model.ref(), **model.sampling_params(),
+                                 "cfg": float(nc.widget("cfg", 8.0))}, suffix="_guider")
     return _sample(nc, _out(noise_node, "noise", "NOISE"), _out(guider_node, "guider", "GUIDER"))
+
+
+def model_sampling_discrete(nc: NodeContext) -> list[Any]:
+    """ModelSamplingDiscrete: the MODEL with its prediction (and zero-SNR) overridden; the samplers and
+    schedulers that read it get ``model_sampling``/``zsnr`` params."""
+    sampling = str(nc.widget("sampling", "eps"))
+    if sampling not in ("eps", "v_prediction", "lcm", "x0"):
+        raise Unresolved(f"sampling {sampling!r} is not supported (eps, v_prediction, lcm, x0)",
+                         field="sampling")
+    return [replace(nc.model("model"), sampling=sampling, zsnr=bool(nc.widget("zsnr", False)))]
 
 
 def _c(class_type: str, fn: Any, requires: tuple[str, ...]) -> ComfyMapping:
@@ -286,6 +302,7 @@ def _c(class_type: str, fn: Any, requires: tuple[str, ...]) -> ComfyMapping:
 SIGMA_WIDGETS = {"steps": "steps", "sigma_max": "sigma_max", "sigma_min": "sigma_min"}
 
 SAMPLING_MAPPINGS: tuple[ComfyMapping, ...] = (
+    _c("ModelSamplingDiscrete", model_sampling_discrete, ("sd.ksampler",)),
     _c("KSampler", ksampler, ("sd.ksampler|sd.denoise",)),
     _c("KSamplerAdvanced", ksampler, ("sd.ksampler|sd.denoise",)),
     _c("BasicScheduler", _sigmas_node("sd.sigmas", {"steps": "steps", "denoise": "denoise"}, True,

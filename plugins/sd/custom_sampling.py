@@ -34,6 +34,7 @@ from plugins.sd.ksampler import (
     BatchIndex,
     ComfySampler,
     ComfyScheduler,
+    ModelSamplingParams,
     check_schedule_length,
     model_sampling,
     native_sample,
@@ -70,6 +71,8 @@ class Guider:
     model: Any
     cond: Any
     cfg: float
+    sampling: str | None = None  # ComfyUI's ModelSamplingDiscrete override
+    zsnr: bool | None = None
 
 
 def _sigmas_out(sigmas: Any) -> dict:
@@ -98,7 +101,7 @@ class BasicScheduler(Block):
 
     outputs = {"sigmas": Out("SIGMAS", "steps + 1 descending sigmas ending at 0")}
 
-    class Params(Params):
+    class Params(ModelSamplingParams):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
         scheduler: ComfyScheduler = Field("normal", description="ComfyUI scheduler name")
         steps: int = STEPS
@@ -108,7 +111,7 @@ class BasicScheduler(Block):
     def run(self, ctx: Context) -> dict:
         p = self.params
         check_schedule_length(ctx, p.steps, p.denoise)
-        ms = model_sampling(ctx, p.model)
+        ms = model_sampling(ctx, p.model, sampling=p.model_sampling, zsnr=p.zsnr)
         return _sigmas_out(schedules.basic_scheduler(ms, p.scheduler, p.steps, p.denoise))
 
 
@@ -178,14 +181,15 @@ class SDTurboScheduler(Block):
 
     outputs = {"sigmas": Out("SIGMAS", "steps + 1 descending sigmas ending at 0")}
 
-    class Params(Params):
+    class Params(ModelSamplingParams):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
         steps: int = Field(1, ge=1, le=10, description="steps (1 to 10)")
         denoise: float = Field(1.0, ge=0.0, le=1.0, description="below 1: start at a lower timestep")
 
     def run(self, ctx: Context) -> dict:
         p = self.params
-        return _sigmas_out(schedules.sd_turbo(model_sampling(ctx, p.model), p.steps, p.denoise))
+        ms = model_sampling(ctx, p.model, sampling=p.model_sampling, zsnr=p.zsnr)
+        return _sigmas_out(schedules.sd_turbo(ms, p.steps, p.denoise))
 
 
 @block("sd.sigmas_beta", version="1.0.0")
@@ -194,7 +198,7 @@ class BetaSamplingScheduler(Block):
 
     outputs = {"sigmas": Out("SIGMAS", "descending sigmas ending at 0")}
 
-    class Params(Params):
+    class Params(ModelSamplingParams):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
         steps: int = STEPS
         alpha: float = Field(0.6, gt=0.0, le=50.0, description="Beta distribution alpha")
@@ -202,7 +206,8 @@ class BetaSamplingScheduler(Block):
 
     def run(self, ctx: Context) -> dict:
         p = self.params
-        return _sigmas_out(schedules.beta(model_sampling(ctx, p.model), p.steps, p.alpha, p.beta))
+        ms = model_sampling(ctx, p.model, sampling=p.model_sampling, zsnr=p.zsnr)
+        return _sigmas_out(schedules.beta(ms, p.steps, p.alpha, p.beta))
 
 
 @block("sd.sigmas_ays", version="1.0.0")
@@ -311,7 +316,7 @@ class CFGGuider(Block):
     inputs = {"cond": In("CONDITIONING", "from sd.encode_prompt (its negative is used when cfg != 1)")}
     outputs = {"guider": Out("GUIDER", "for sd.sample_custom")}
 
-    class Params(Params):
+    class Params(ModelSamplingParams):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
         cfg: float = Field(8.0, ge=0.0, le=100.0, description="classifier-free guidance scale")
 
@@ -319,7 +324,8 @@ class CFGGuider(Block):
         if not isinstance(cond, dict) or "prompt_embeds" not in cond:
             raise BlockError(f"node {ctx.node!r}: inputs.cond is not a conditioning from sd.encode_prompt",
                              type="input", node=ctx.node, field="inputs.cond")
-        return {"guider": Guider(self.params.model, cond, float(self.params.cfg))}
+        p = self.params
+        return {"guider": Guider(p.model, cond, float(p.cfg), p.model_sampling, p.zsnr)}
 
 
 def _typed(value: Any, cls: type, port: str, node: str) -> Any:
@@ -359,7 +365,8 @@ class SampleCustom(Block):
         out, denoised = native_sample(ctx, model=guider.model, cond=guider.cond, cfg=guider.cfg,
                                       sampler=sampler.name, sigmas=sigmas, latent=latent, seed=noise.seed,
                                       add_noise=noise.add, batch_index=self.params.batch_index, mask=mask,
-                                      options=dict(sampler.options))
+                                      options=dict(sampler.options), sampling=guider.sampling,
+                                      zsnr=guider.zsnr)
         return {"latent": out, "denoised": denoised}
 
 

@@ -50,11 +50,22 @@ def check_schedule_length(ctx: Context, steps: int, denoise: float) -> None:
                          node=ctx.node, field="params.denoise", value=denoise, bound=steps / MAX_SCHEDULE)
 
 
-def model_sampling(ctx: Context, model: ModelParam, field: str = "params.model") -> ModelSampling:
-    """The model's :class:`ModelSampling` (from its scheduler config), or a structured error."""
+class ModelSamplingParams(Params):
+    """ComfyUI's ModelSamplingDiscrete node, as params of the blocks that read the model's sigmas."""
+
+    model_sampling: Literal["eps", "v_prediction", "lcm", "x0"] | None = Field(
+        None, description="the model's prediction, overridden as ComfyUI's ModelSamplingDiscrete (lcm: LCM's "
+                          "50-step distilled sigmas and boundary condition); null: the model's own")
+    zsnr: bool | None = Field(None, description="zero terminal SNR sigmas; null: the model's own")
+
+
+def model_sampling(ctx: Context, model: ModelParam, field: str = "params.model", sampling: str | None = None,
+                   zsnr: bool | None = None) -> ModelSampling:
+    """The model's :class:`ModelSampling` (from its scheduler config, with ComfyUI's
+    ModelSamplingDiscrete overrides), or a structured error."""
     info = ctx.models.load(model_ref(model), "info")
     try:
-        return ModelSampling.from_config(dict(info.scheduler))
+        return ModelSampling.from_config(dict(info.scheduler), sampling, zsnr)
     except UnsupportedSchedule as exc:
         raise BlockError(f"node {ctx.node!r}: model {info.name!r}: {exc}", type="input", node=ctx.node,
                          field=field) from None
@@ -90,7 +101,8 @@ def control_active(ms: ModelSampling, start: float, end: float, sigma: float) ->
 
 def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sampler: str, sigmas: Any,
                   latent: Any, seed: int, add_noise: bool = True, batch_index: BatchIndex = None,
-                  mask: Any = None, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
+                  mask: Any = None, options: dict[str, Any] | None = None, sampling: str | None = None,
+                  zsnr: bool | None = None) -> tuple[Any, Any]:
     """``(latent, denoised)``: ComfyUI's sampler run on ``latent`` down ``sigmas``; ``denoised`` is the
     last step's prediction of the clean latent (SamplerCustom's ``denoised_output``)."""
     import torch
@@ -106,7 +118,7 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     if cond.get("regions"):
         raise BlockError(f"node {node!r}: regional prompts run on sd.denoise's samplers, not on ComfyUI's "
                          f"(sd.ksampler, sd.sample_custom)", type="input", node=node, field="inputs.cond")
-    ms = model_sampling(ctx, model)
+    ms = model_sampling(ctx, model, sampling=sampling, zsnr=zsnr)
     latent = _latent(latent, node)
     if batch_index is not None and len(batch_index) != latent.shape[0]:
         raise BlockError(f"node {node!r}: batch_index has {len(batch_index)} entries for a batch of "
@@ -181,7 +193,7 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     return out, last.get("denoised", out).float().cpu()
 
 
-class KSamplerParams(Params):
+class KSamplerParams(ModelSamplingParams):
     model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)
     seed: int | None = Field(None, ge=0, le=MAX_SEED,
                              description="noise seed (ComfyUI's); null: from the node")
@@ -227,7 +239,7 @@ class KSampler(Block):
     def run(self, ctx: Context, cond: Any, latent: Any, mask: Any = None) -> dict:
         p = self.params
         check_schedule_length(ctx, p.steps, p.denoise)
-        ms = model_sampling(ctx, p.model)
+        ms = model_sampling(ctx, p.model, sampling=p.model_sampling, zsnr=p.zsnr)
         sigmas = sampler_sigmas(ms, p.scheduler, p.sampler, p.steps, p.denoise)
         window = step_range(sigmas, p.start_step, p.end_step,
                             force_full_denoise=not p.return_with_leftover_noise)
@@ -236,7 +248,7 @@ class KSampler(Block):
         seed = ctx.seed if p.seed is None else p.seed
         out, _ = native_sample(ctx, model=p.model, cond=cond, cfg=p.cfg, sampler=p.sampler, sigmas=window,
                                latent=latent, seed=seed, add_noise=p.add_noise, batch_index=p.batch_index,
-                               mask=mask)
+                               mask=mask, sampling=p.model_sampling, zsnr=p.zsnr)
         return {"latent": out}
 
 

@@ -26,7 +26,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PREDICTIONS = ("epsilon", "v_prediction", "sample")
+PREDICTIONS = ("epsilon", "v_prediction", "sample", "lcm")
+# ComfyUI's ModelSamplingDiscrete ``sampling`` names -> ours
+OVERRIDES = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample", "lcm": "lcm"}
+LCM_TIMESTEPS = 50  # ModelSamplingDiscreteDistilled.original_timesteps
 
 
 class UnsupportedSchedule(ValueError):
@@ -35,25 +38,49 @@ class UnsupportedSchedule(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class ModelSampling:
-    """``sigmas`` (float32, ascending, one per training timestep), the prediction type."""
+    """``sigmas`` (float32, ascending, one per training timestep), the prediction type.
+
+    ``skip_steps`` > 1 is ComfyUI's ``ModelSamplingDiscreteDistilled`` (LCM): one sigma every
+    ``skip_steps`` training timesteps, timestep ``i * skip_steps + skip_steps - 1``.
+    """
 
     sigmas: Any
     log_sigmas: Any
     prediction: str = "epsilon"
     sigma_data: float = 1.0
+    skip_steps: int = 1
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ModelSampling:
-        """From a diffusers scheduler config (the model's ``scheduler/scheduler_config.json``)."""
+    def from_config(cls, config: dict[str, Any], sampling: str | None = None,
+                    zsnr: bool | None = None) -> ModelSampling:
+        """From a diffusers scheduler config (the model's ``scheduler/scheduler_config.json``).
+
+        ``sampling`` and ``zsnr`` override it as ComfyUI's ``ModelSamplingDiscrete`` node does
+        (``eps``, ``v_prediction``, ``lcm``, ``x0``; zero terminal SNR).
+        """
+        import torch
+
         prediction = str(config.get("prediction_type", "epsilon"))
+        if sampling is not None:
+            if sampling not in OVERRIDES:
+                raise UnsupportedSchedule(f"sampling {sampling!r} is not one of {', '.join(OVERRIDES)}")
+            prediction = OVERRIDES[sampling]
         if prediction not in PREDICTIONS:
             raise UnsupportedSchedule(f"prediction_type {prediction!r} is not one of "
                                       f"{', '.join(PREDICTIONS)}")
         sigmas = _sigmas_of_betas(_betas(config))
-        if config.get("rescale_betas_zero_snr"):
+        if config.get("rescale_betas_zero_snr") if zsnr is None else zsnr:
             sigmas = _rescale_zero_terminal_snr(sigmas)
         sigmas = sigmas.float()
-        return cls(sigmas, sigmas.log().float(), prediction)
+        skip = 1
+        if prediction == "lcm":
+            n = len(sigmas)
+            skip = n // LCM_TIMESTEPS
+            distilled = torch.zeros(LCM_TIMESTEPS, dtype=torch.float32)
+            for x in range(LCM_TIMESTEPS):
+                distilled[LCM_TIMESTEPS - 1 - x] = sigmas[n - 1 - x * skip]
+            sigmas = distilled
+        return cls(sigmas, sigmas.log().float(), prediction, skip_steps=skip)
 
     @property
     def sigma_min(self) -> Any:
@@ -66,13 +93,19 @@ class ModelSampling:
     def timestep(self, sigma: Any) -> Any:
         """The training timestep nearest to ``sigma`` in log space (a long tensor of its shape)."""
         dists = sigma.log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
-        return dists.abs().argmin(dim=0).view(sigma.shape).to(sigma.device)
+        index = dists.abs().argmin(dim=0).view(sigma.shape)
+        if self.skip_steps > 1:
+            index = index * self.skip_steps + (self.skip_steps - 1)
+        return index.to(sigma.device)
 
     def sigma(self, timestep: Any) -> Any:
         """The sigma at a (fractional) timestep: log-sigma interpolated between its neighbours."""
         import torch
 
-        t = torch.clamp(timestep.float().to(self.log_sigmas.device), min=0, max=len(self.sigmas) - 1)
+        t = timestep.float().to(self.log_sigmas.device)
+        if self.skip_steps > 1:
+            t = (t - (self.skip_steps - 1)) / self.skip_steps
+        t = torch.clamp(t, min=0, max=len(self.sigmas) - 1)
         low, high = t.floor().long(), t.ceil().long()
         w = t.frac()
         log_sigma = (1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]
@@ -104,6 +137,13 @@ class ModelSampling:
             return x * sd2 / (sigma ** 2 + sd2) - model_output * scale
         if self.prediction == "sample":
             return model_output
+        if self.prediction == "lcm":  # LCM's boundary condition on the eps prediction (sigma_data 0.5)
+            timestep = self.timestep(sigma.reshape(-1)).view(sigma.shape)
+            x0 = x - model_output * sigma
+            scaled = timestep * 10.0
+            c_skip = 0.25 / (scaled ** 2 + 0.25)
+            c_out = scaled / (scaled ** 2 + 0.25) ** 0.5
+            return c_out * x0 + c_skip * x
         return x - model_output * sigma
 
     def noise_scaling(self, sigma: Any, noise: Any, latent: Any, max_denoise: bool = False) -> Any:
