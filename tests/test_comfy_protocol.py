@@ -29,8 +29,9 @@ TOKEN = "comfy-test-token-1234567890"
 
 
 def sd_prompt(steps: int = 2, seed: int = 7, size: int = 64, ckpt: str = CKPT) -> dict:
-    """ComfyUI's default workflow in API format, small."""
-    return {
+    """ComfyUI's default workflow in API format, small, with node titles as ComfyUI's export
+    writes them (``_meta.title``)."""
+    prompt = {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
@@ -41,6 +42,11 @@ def sd_prompt(steps: int = 2, seed: int = 7, size: int = 64, ckpt: str = CKPT) -
             "latent_image": ["5", 0]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}
+    titles = {"4": "Load Checkpoint", "5": "Empty Latent Image", "6": "CLIP Text Encode (Prompt)",
+              "7": "CLIP Text Encode (Prompt)", "3": "KSampler", "8": "VAE Decode", "9": "Save Image"}
+    for node_id, title in titles.items():
+        prompt[node_id]["_meta"] = {"title": title}
+    return prompt
 
 
 def _start(tmp: Path, *extra: str, token: str | None = None, max_streams: int | None = None) -> Daemon:
@@ -101,9 +107,7 @@ def test_websocket_example_flow_queues_follows_and_gets_the_png(comfy):
     assert "3" in executing and "9" in executing and executing[-1] is None  # ComfyUI's node ids
     progress = [m["data"] for m in messages if isinstance(m, dict) and m["type"] == "progress"]
     assert progress[-1] == {"value": 3, "max": 3, "prompt_id": progress[-1]["prompt_id"], "node": "3"}
-    previews = [m for m in messages if isinstance(m, bytes)]
-    for frame in previews:  # ComfyUI's framing: event type 1 (preview), format 2 (PNG), the image
-        assert struct.unpack(">II", frame[:8]) == (1, 2) and frame[8:16] == b"\x89PNG\r\n\x1a\n"
+    assert not [m for m in messages if isinstance(m, bytes)]  # no previews unless asked for
     executed = next(m["data"] for m in messages if isinstance(m, dict) and m["type"] == "executed")
     assert executed["node"] == "9" and executed["output"]["images"][0]["type"] == "output"
 
@@ -151,6 +155,9 @@ def _wait_state(d: Daemon, job_id: str, states: set[str], timeout: float = 120.0
 def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
     client_id = str(uuid.uuid4())
     with connect(f"ws://{_addr(comfy)}/ws?clientId={client_id}", open_timeout=60) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "status"
+        ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "feature_flags"  # the editor's way: previews
         first = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=1),
                                                          "client_id": client_id}).json()
         second = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=2),
@@ -162,9 +169,10 @@ def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
         # ComfyUI's queue delete cancels the pending one; /interrupt the running one
         assert httpx.post(f"{comfy.url}/queue", json={"delete": [second["prompt_id"]]}).status_code == 200
         assert _wait_state(comfy, second["job_id"], {"cancelled"}) == "cancelled"
-        while True:  # wait for a progress message before interrupting
+        while True:  # wait for a preview frame before interrupting
             m = ws.recv(timeout=120)
-            if isinstance(m, str) and json.loads(m)["type"] == "progress":
+            if isinstance(m, bytes):  # ComfyUI's framing: type 1 (preview image), format 2 (PNG), PNG
+                assert struct.unpack(">II", m[:8]) == (1, 2) and m[8:16] == b"\x89PNG\r\n\x1a\n"
                 break
         assert httpx.post(f"{comfy.url}/interrupt", json={"prompt_id": first["prompt_id"]}).status_code == 200
         seen = []
@@ -480,3 +488,19 @@ def test_websocket_example_flow_on_the_ray_engine(tmp_path):
         assert executing[-1] is None and "3" in executing
     finally:
         d.terminate()
+
+
+def test_a_third_party_client_library_unchanged(comfy, tmp_path):
+    """comfy-api-simplified (PyPI, MIT), used as its README shows: load the API-format JSON,
+    set a param by node title, queue and wait on the socket, get the image by its node's title."""
+    import comfy_api_simplified as simplified  # the [test] extra installs it
+    path = tmp_path / "workflow_api.json"
+    path.write_text(json.dumps(sd_prompt(seed=41)))
+    api = simplified.ComfyApiWrapper(comfy.url)
+    workflow = simplified.ComfyWorkflowWrapper(str(path))
+    workflow.set_node_param("KSampler", "steps", 3)
+    results = api.queue_and_wait_images(workflow, "Save Image")
+    (name, png), = results.items()
+    assert name == "ComfyUI.png" and Image.open(io.BytesIO(png)).size == (64, 64)
+    assert api.get_queue() == {"queue_running": [], "queue_pending": []}
+    assert "KSampler" in api.get_object_info()

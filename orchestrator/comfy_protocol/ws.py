@@ -21,6 +21,10 @@ our event                      ComfyUI message
 (any ``done``)                 ``executing`` with ``node: null``: the prompt is over
 =============================  ==============================================================
 
+Binary previews go only to sockets that sent ComfyUI's ``feature_flags`` message (the editor
+does): ComfyUI itself sends none unless started with a preview method, and simple API clients
+take any binary message for a final image.
+
 ``status`` (``exec_info.queue_remaining``: queued and running jobs, ours included) goes to a
 socket when it connects (with its ``sid``) and to every socket when the count changes.
 Open sockets count against ``server.max_streams`` with the event streams: beyond, the
@@ -106,6 +110,7 @@ class Hub:
         self.store = service.store
         self.index = index
         self.sockets: dict[str, set[WebSocket]] = {}
+        self.previews: set[WebSocket] = set()  # sockets that announced their feature flags
         self.following: dict[str, Follower] = {}
         self._task: asyncio.Task[None] | None = None
         self._remaining: int | None = None
@@ -144,6 +149,7 @@ class Hub:
         except (WebSocketDisconnect, RuntimeError):
             return
         finally:
+            self.previews.discard(ws)
             group = self.sockets.get(sid)
             if group is not None:
                 group.discard(ws)
@@ -159,6 +165,7 @@ class Hub:
         if isinstance(doc, dict) and doc.get("type") == "feature_flags":
             from orchestrator.comfy_protocol.misc import feature_flags
 
+            self.previews.add(ws)
             await ws.send_json({"type": "feature_flags", "data": feature_flags()})
 
     async def _send(self, client_id: str | None, message: dict[str, Any] | bytes) -> None:
@@ -168,6 +175,8 @@ class Hub:
             targets = [ws for group in self.sockets.values() for ws in group]
         else:
             return  # its client is gone: ComfyUI drops the message too
+        if isinstance(message, bytes):
+            targets = [ws for ws in targets if ws in self.previews]
         for ws in targets:
             try:
                 if isinstance(message, bytes):
