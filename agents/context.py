@@ -192,7 +192,8 @@ class PlanningContext:
         for name in (preferred, self.default_model):
             if name and name in self.models:
                 return name
-        return next(iter(self.models), None)
+        users = [m.name for m in self.checkpoints() if not m.builtin]
+        return users[0] if users else next(iter(self.models), None)
 
     def checkpoints(self) -> list[ModelInfo]:
         """The models a checkpoint slot may take (no refiners), the user's before the built-ins."""

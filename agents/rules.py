@@ -3,7 +3,9 @@
 The rules (each problem is an :class:`~agents.errors.AgentError` dict, ``type="rule"``,
 with ``rule`` naming which):
 
-- ``model``: every model reference names a known model.
+- ``model``: every model reference names a known model, and no node uses a built-in test
+  checkpoint where the user has configured their own (the fix fills the model slots as
+  select-and-adapt does, :func:`agents.slots.fill_slots`).
 - ``prompt``: some node's ``prompt`` param carries the user's prompt.
 - ``negative_prompt``: a prompt of people has a negative prompt (the fix adds anatomy and
   faces to it); things the prompt says to leave out ("without text") are in it.
@@ -26,7 +28,7 @@ import math
 import re
 from typing import Any
 
-from agents.context import PlanningContext
+from agents.context import BUILTIN_MODELS, PlanningContext
 from agents.errors import AgentError
 from agents.request import Request
 from agents.sizes import (
@@ -166,6 +168,22 @@ def _input_problems(graph: Graph, request: Request, ctx: PlanningContext) -> lis
     return out
 
 
+def _refs(graph: Graph) -> dict[str, Any]:
+    return {n: ref for n, ref in model_refs(graph)}
+
+
+def _slot_fill(graph: Graph, request: Request, ctx: PlanningContext) -> Graph | None:
+    """The graph with its built-in checkpoints replaced by the user's, when that changes it."""
+    from agents.slots import fill_slots
+
+    if not any(not m.builtin for m in ctx.checkpoints()):
+        return None
+    if not any(BUILTIN_MODELS.get(model_name(r) or "") is not None for _, r in model_refs(graph)):
+        return None
+    filled, _choice = fill_slots(graph, request, ctx)
+    return filled if _refs(filled) != _refs(graph) else None
+
+
 def check_rules(graph: Graph, request: Request, ctx: PlanningContext
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(errors, warnings)``: what breaks the rules in ``graph`` for ``request``."""
@@ -178,6 +196,13 @@ def check_rules(graph: Graph, request: Request, ctx: PlanningContext
                 errors.append(_rule(
                     "model", f"node {node_id!r}: unknown model {name!r}; known models: "
                     f"{', '.join(sorted(ctx.models))}", node_id, "params.model", value=name))
+        filled = _slot_fill(graph, request, ctx)
+        if filled is not None:
+            changed = [n for n, ref in _refs(filled).items() if _refs(graph).get(n) != ref]
+            errors.append(_rule("model", f"node {changed[0]!r} uses the built-in test model "
+                                f"{model_name(graph.nodes[changed[0]].params['model'])!r} where the user's "
+                                f"checkpoint {model_name(filled.nodes[changed[0]].params['model'])!r} is "
+                                "configured", changed[0], "params.model"))
     prompts = _prompt_nodes(graph)
     if prompts and not _carried(graph, prompts, request.text or request.prompt):
         errors.append(_rule("prompt", "no node's prompt carries the user's prompt "
@@ -235,6 +260,11 @@ def fix_rules(graph: Graph, request: Request, ctx: PlanningContext
             params = out.nodes[node_id].params
             params["model"] = {**ref, "name": replacement} if isinstance(ref, dict) else replacement
             note("model", node_id, "params.model", f"unknown model {name!r} -> {replacement!r}")
+        filled = _slot_fill(out, request, ctx)
+        if filled is not None:
+            changed = [n for n, ref in _refs(filled).items() if _refs(out).get(n) != ref]
+            out = filled
+            note("model", changed[0], "params.model", f"the user's models in {len(changed)} node(s)")
     text = request.text or request.prompt
     prompts = _prompt_nodes(out)
     if prompts and not _carried(out, prompts, text):
@@ -262,6 +292,10 @@ def fix_rules(graph: Graph, request: Request, ctx: PlanningContext
     for node_id in _saves(out)[max_outputs(ctx):]:
         del out.nodes[node_id]
         note("outputs", node_id, "block", "an extra image.save dropped")
+        read = {src for src, *_ in out.edges()}
+        for load in [n for n in _loads(out) if n not in read]:  # what only fed the dropped output
+            del out.nodes[load]
+            note("outputs", load, "block", "a loading node nothing reads dropped")
     if _size_problem(out, request, ctx) is not None:
         w, h = target_size(request, ctx.native_size(primary_model(out, ctx.catalog)))
         before = output_size(out)

@@ -324,3 +324,44 @@ def test_cli_plan_takes_inputs_by_role(tmp_path, monkeypatch, capsys) -> None:
     for bad in ("style", "evil=x.png", f"style={tmp_path}/missing.png"):
         assert main([*state, "plan", prompt, "--input", bad]) == 2
         assert "--input" in capsys.readouterr().err
+
+
+def test_an_llm_graph_is_held_to_the_users_models_inputs_outputs_and_limits(host) -> None:
+    """A scripted OpenAI-compatible server on 127.0.0.1 answers with a composed graph on the
+    built-in model, 16384x16384, 999 steps, a path outside the inputs and an extra output."""
+    from test_agent_kit import ScriptedLLM
+
+    from agents.llm import LLMClient, LLMConfig
+
+    doc = {"nodes": {
+        "cond": {"block": "sd.encode_prompt",
+                 "params": {"model": "tiny-sd", "prompt": "a red fox in the snow"}},
+        "latent": {"block": "sd.empty_latent",
+                   "params": {"model": "tiny-sd", "width": 16384, "height": 16384}},
+        "denoise": {"block": "sd.denoise", "inputs": {"cond": "cond.cond", "latent": "latent.latent"},
+                    "params": {"model": "tiny-sd", "steps": 999}},
+        "decode": {"block": "sd.vae_decode", "inputs": {"latent": "denoise.latent"},
+                   "params": {"model": "tiny-sd"}},
+        "save": {"block": "image.save", "inputs": {"image": "decode.image"}, "params": {"name": "fox"}},
+        "leak": {"block": "image.load", "params": {"path": "/etc/passwd"}},
+        "save2": {"block": "image.save", "inputs": {"image": "leak.image"}, "params": {"name": "leak"}}}}
+    limits = SizeLimits()
+    with ScriptedLLM([{"mode": "compose", "graph": doc}], default={"accept": True}) as llm:
+        p = planner(host, SD1, limits=limits)
+        p.llm = LLMClient(LLMConfig(model="openai/scripted", base_url=llm.base_url, api_key="sk-test",
+                                    timeout_s=10.0, retries=0, backoff_s=0.0))
+        plan = p.plan("a red fox in the snow")
+    graph = plan.graph
+    assert checkpoints(graph) == {"dreamy-sd15"}
+    assert check_limits(graph, limits, host.catalog) == []
+    assert graph.nodes["denoise"].params["steps"] <= limits.steps
+    assert not any(n.params.get("path") == "/etc/passwd" for n in graph.nodes.values())
+    assert sum(n.block == "image.save" for n in graph.nodes.values()) == 1
+    leaky = {"nodes": {**{k: v for k, v in doc["nodes"].items() if k not in ("save", "save2")},
+                       "save": {"block": "image.save", "inputs": {"image": "leak.image"}}}}
+    with ScriptedLLM([{"mode": "compose", "graph": leaky}], default={"accept": True}) as llm:
+        p.llm = LLMClient(LLMConfig(model="openai/scripted", base_url=llm.base_url, api_key="sk-test",
+                                    timeout_s=10.0, retries=0, backoff_s=0.0))
+        with pytest.raises(AgentError) as err:
+            p.plan("a red fox in the snow")
+    assert any(e.get("rule") == "input" and e.get("role") == "image" for e in err.value.details["errors"])
