@@ -212,7 +212,8 @@ def serve(settings: Settings) -> int:
     # sends on a connection the server is closing at that moment; the governor's protocol adds
     # header/body deadlines and the connection cap (orchestrator/server.py)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
-                            access_log=False, timeout_keep_alive=75, http=governor.protocol())
+                            access_log=False, timeout_keep_alive=75, http=governor.protocol(),
+                            ws_max_size=1 << 20)  # ComfyUI's /ws: clients send only small messages
     server = _Server(config)
 
     def _on_signal(signum: int, _frame: Any) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -504,3 +504,27 @@ def test_a_third_party_client_library_unchanged(comfy, tmp_path):
     assert name == "ComfyUI.png" and Image.open(io.BytesIO(png)).size == (64, 64)
     assert api.get_queue() == {"queue_running": [], "queue_pending": []}
     assert "KSampler" in api.get_object_info()
+
+
+def test_partial_execution_targets_run_only_the_named_outputs(comfy):
+    prompt = sd_prompt(seed=51)
+    prompt["10"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": "other", "images": ["8", 0]}}
+    r = httpx.post(f"{comfy.url}/prompt", json={"prompt": prompt, "partial_execution_targets": ["10"]})
+    assert r.status_code == 200, r.text
+    _wait_state(comfy, r.json()["job_id"], {"succeeded"})
+    pid = r.json()["prompt_id"]
+    outputs = httpx.get(f"{comfy.url}/history/{pid}").json()[pid]["outputs"]
+    assert list(outputs) == ["10"]
+    bad = httpx.post(f"{comfy.url}/prompt", json={"prompt": prompt, "partial_execution_targets": ["99"]})
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_prompt"
+
+
+def test_an_oversized_socket_message_closes_only_that_socket(comfy):
+    with connect(f"ws://{_addr(comfy)}/ws", open_timeout=60, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "status"
+        ws.send("x" * (2 << 20))
+        with pytest.raises(ConnectionClosed) as exc:
+            while True:
+                ws.recv(timeout=30)
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
+    assert _ws_status(comfy) == 101

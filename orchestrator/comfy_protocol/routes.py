@@ -139,7 +139,7 @@ class ComfyRoutes:
         if isinstance(priority, JSONResponse):
             return priority
         t = await asyncio.to_thread(translate, body.get("prompt"), self.service.engine.catalog, self.settings,
-                                    self.mappings())
+                                    self.mappings(), None, body.get("partial_execution_targets"))
         if t.error is None:
             model_errors = await asyncio.to_thread(self._model_errors, body["prompt"])
             if model_errors:
@@ -429,12 +429,24 @@ def _read_input(root: Path, name: str) -> bytes:
 
 
 def _form_field(body: bytes, content_type: str, field: str) -> bytes | None:
-    """The value of one plain field of a multipart body (small fields only)."""
-    from orchestrator.inputs import _boundary
+    """The value of one plain field of a ``multipart/form-data`` body (RFC 7578), or None."""
+    from email.parser import BytesParser
+    from email.policy import default as email_policy
 
-    delimiter = b"--" + _boundary(content_type)
-    for chunk in body.split(delimiter, 18)[1:]:
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if sep and f'name="{field}"'.encode() in head:
+    head = BytesParser(policy=email_policy).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n")
+    boundary = head.get_param("boundary")
+    if not isinstance(boundary, str) or not 1 <= len(boundary) <= 200:
+        return None
+    for chunk in body.split(b"--" + boundary.encode("latin-1", "replace"), 18)[1:17]:
+        part_head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        headers = BytesParser(policy=email_policy).parsebytes(part_head.lstrip(b"\r\n") + b"\r\n\r\n")
+        try:
+            name = headers.get_param("name", header="content-disposition")
+        except Exception:  # noqa: BLE001 - a header the email package cannot read: not this field
+            continue
+        if name == field:
             return content[:-2] if content.endswith(b"\r\n") else content
     return None

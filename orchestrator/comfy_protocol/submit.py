@@ -121,8 +121,11 @@ def comfy_error(err: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def translate(prompt: Any, catalog: Catalog, settings: Any, mappings: list[Any],
-              model_map: Mapping[str, str] | None = None) -> Translation:
-    """Check an API-format prompt and import it; a :class:`Translation` either way."""
+              model_map: Mapping[str, str] | None = None, targets: Any = None) -> Translation:
+    """Check an API-format prompt and import it; a :class:`Translation` either way.
+
+    ``targets``: ComfyUI's ``partial_execution_targets``, the output nodes to run (None: all).
+    """
     if not isinstance(prompt, dict) or not prompt:
         return Translation(error=top_error("no_prompt", "No prompt provided", "No prompt provided"))
     if len(prompt) > settings.limits.nodes:
@@ -138,6 +141,13 @@ def translate(prompt: Any, catalog: Catalog, settings: Any, mappings: list[Any],
             return Translation(error=top_error(
                 "invalid_prompt", f"Cannot execute because node #{str(node_id)[:100]} has no inputs "
                 "object.", f"Node ID '#{str(node_id)[:100]}'"))
+    if targets is not None:
+        if not isinstance(targets, list) or not all(isinstance(t, str) and t in prompt for t in targets):
+            return Translation(error=top_error(
+                "invalid_prompt", "partial_execution_targets must list node ids of the prompt", "",
+                field="partial_execution_targets"))
+        skipped = set(output_nodes(prompt)) - set(targets)
+        prompt = {k: v for k, v in prompt.items() if k not in skipped}
     try:
         result = import_result(prompt, catalog, model_map or {}, mappings)
     except GraphValidationError as exc:
