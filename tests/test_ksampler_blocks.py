@@ -373,3 +373,24 @@ def test_align_your_steps_and_flip(ex):
     assert len(xl) == 3 and float(xl[-1]) == 0.0 and float(xl[0]) < 1.0
     flipped = out["flip"]["sigmas"]
     assert float(flipped[0]) == pytest.approx(1e-4) and float(flipped[-1]) == pytest.approx(14.6146412293)
+
+
+def test_progress_every_step_with_previews_and_cancellation(ex):
+    from orchestrator.errors import JobError
+
+    def graph(steps: int):
+        b = GraphBuilder()
+        c, lat = base(b)
+        b.add("sd.ksampler", id="k", cond=c.cond, latent=lat.latent, seed=1, steps=steps, sampler="heun")
+        return b.build()
+
+    events: list = []
+    ex.run(graph(3), on_event=events.append)
+    steps = [e for e in events if e["event"] == "step" and e["node"] == "k"]
+    assert [(e["step"], e["total"]) for e in steps] == [(1, 3), (2, 3), (3, 3)]
+    assert all(e["preview"].shape == (8, 8, 3) for e in steps)
+    seen: list = []
+    with pytest.raises(JobError) as info:
+        ex.run(graph(20), on_event=seen.append, is_cancelled=lambda: any(e["event"] == "step" for e in seen))
+    assert info.value.type == "cancelled"
+    assert max(e["step"] for e in seen if e["event"] == "step") == 1
