@@ -183,8 +183,21 @@ def describe_templates(ctx: PlanningContext) -> str:
 
 
 def describe_models(ctx: PlanningContext, limit: int = 12) -> str:
+    """The models a graph may name: the user's, and a built-in test model only for a kind the
+    user has none of (checkpoint, controlnet, ...), with family, kind and native size; at most
+    ``limit``."""
     models = list(ctx.models.values())
-    shown = ", ".join(f"{m.name} ({m.family + ' ' if m.family else ''}{m.native}px)" for m in models[:limit])
+    real = [m for m in models if not getattr(m, "builtin", False)]
+    kinds = {getattr(m, "kind", "checkpoint") for m in real}
+    models = real + [m for m in models if getattr(m, "builtin", False)
+                     and getattr(m, "kind", "checkpoint") not in kinds]
+
+    def kind(m: Any) -> str:
+        k = getattr(m, "kind", "checkpoint")
+        return "" if k == "checkpoint" else f"{k} "
+
+    shown = ", ".join(f"{m.name} ({m.family + ' ' if m.family else ''}{kind(m)}{m.native}px)"
+                      for m in models[:limit])
     more = f", and {len(models) - limit} more" if len(models) > limit else ""
     return (shown + more) or "any"
 
@@ -277,7 +290,10 @@ def critic_messages(request: Request, ctx: PlanningContext, graph: Mapping[str, 
     problems, and only the blocks the graph uses (see :func:`_graph_blocks`)."""
     blocks = _graph_blocks(graph, errors, ctx)
     if graph is None:  # nothing parsed: the blocks of the best template for these labels
-        best = next(iter(ctx.templates.values()), None)
+        from agents.choose import rank_templates
+
+        ranked = rank_templates(request.labels, ctx)
+        best = ctx.templates.get(ranked[0]["template"]) if ranked else None
         blocks = [n.block for n in best.graph.nodes.values()] if best is not None else []
     system = f"""You review and repair image-generation workflow graphs. Answer with ONE JSON object
 and nothing else: {{"accept": BOOL, "problems": [STRING, ...], "graph": GRAPH or null}}.
