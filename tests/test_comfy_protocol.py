@@ -389,6 +389,20 @@ def test_object_info_models_and_start_up_routes(comfy):
     ckpts = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
     assert CKPT in ckpts and "tiny-sd" in ckpts and "tiny-controlnet" not in ckpts
     assert info["SaveImage"]["output_node"] is True
+    area = info["ConditioningSetAreaPercentage"]["input"]["required"]["width"]
+    assert area == ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}]
+    assert info["CLIPTextEncodeSDXL"]["input"]["required"]["text_g"][0] == "STRING"
+    for cls, spec in info.items():  # every spec is one the editor can draw
+        assert spec["name"] == cls and len(spec["output"]) == len(spec["output_name"])
+        for name, entry in {**spec["input"]["required"], **spec["input"]["optional"]}.items():
+            kind, opts = entry[0], (entry[1] if len(entry) > 1 else {})
+            if isinstance(kind, list):  # a combo: its default is one of its choices
+                assert "default" not in opts or not kind or opts["default"] in kind, (cls, name)
+            elif kind in ("INT", "FLOAT"):
+                assert opts.get("min", opts["default"]) <= opts["default"] <= opts.get("max", opts["default"])
+                assert isinstance(opts["default"], int if kind == "INT" else float), (cls, name)
+            else:
+                assert kind.isupper(), (cls, name)
     assert httpx.get(f"{comfy.url}/api/object_info/NoSuchNode").json() == {}
     assert "checkpoints" in httpx.get(f"{comfy.url}/api/models").json()
     assert CKPT in httpx.get(f"{comfy.url}/api/models/checkpoints").json()

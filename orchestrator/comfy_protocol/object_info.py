@@ -88,6 +88,25 @@ _OPTIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("LatentUpscale", "width"): {"min": 0, "max": 16384, "step": 8},
     ("LatentUpscale", "height"): {"min": 0, "max": 16384, "step": 8},
     ("PrimitiveStringMultiline", "value"): {"multiline": True},
+    **{("ConditioningSetAreaPercentage", k): {"min": 0.0, "max": 1.0, "step": 0.01}
+       for k in ("width", "height", "x", "y")},
+    ("ConditioningAverage", "conditioning_to_strength"): {"min": 0.0, "max": 1.0, "step": 0.01},
+    ("ConditioningSetTimestepRange", "start"): {"min": 0.0, "max": 1.0, "step": 0.001},
+    ("ConditioningSetTimestepRange", "end"): {"min": 0.0, "max": 1.0, "step": 0.001},
+    ("CLIPTextEncodeSDXL", "crop_w"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "crop_h"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "target_width"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "target_height"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "width"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "height"): {"min": 0, "max": 16384},
+    ("CLIPTextEncodeSDXL", "text_g"): {"multiline": True, "dynamicPrompts": True},
+    ("CLIPTextEncodeSDXL", "text_l"): {"multiline": True, "dynamicPrompts": True},
+    ("StringConcatenate", "string_a"): {"multiline": True},
+    ("StringConcatenate", "string_b"): {"multiline": True},
+    ("StringSubstring", "start"): {"min": -(2**31), "max": 2**31 - 1},
+    ("StringSubstring", "end"): {"min": -(2**31), "max": 2**31 - 1},
+    ("RegexExtract", "group_index"): {"min": 0, "max": 100},
+    ("RegexReplace", "count"): {"min": 0, "max": 100},
 }
 _STATIC_CHOICES: dict[str, list[Any]] = {
     "crop": ["disabled", "center"], "add_noise": ["enable", "disable"],
@@ -95,6 +114,47 @@ _STATIC_CHOICES: dict[str, list[Any]] = {
     "channel": ["alpha", "red", "green", "blue"],
     "blend_mode": ["normal", "multiply", "screen", "overlay", "soft_light", "difference"],
     "config_name": [],
+}
+_COND = {"conditioning": "CONDITIONING"}
+_TO_FROM = {"conditioning_to": "CONDITIONING", "conditioning_from": "CONDITIONING"}
+_REGEX_FLAGS = (("case_insensitive", True), ("multiline", False), ("dotall", False))
+# classes the importer maps whose inputs graphs.comfy.nodes does not describe: ComfyUI's own
+# INPUT_TYPES (nodes.py, comfy_extras/nodes_cond.py, nodes_mask.py, nodes_string.py), as
+# (link inputs, widgets with defaults in ComfyUI's order, outputs)
+EXTRA_NODES: dict[str, tuple[dict[str, str], tuple[tuple[str, Any], ...], tuple[str, ...]]] = {
+    "CLIPTextEncodeSDXL": ({"clip": "CLIP"}, (("width", 1024), ("height", 1024), ("crop_w", 0), ("crop_h", 0),
+                                              ("target_width", 1024), ("target_height", 1024), ("text_g", ""),
+                                              ("text_l", "")), ("CONDITIONING",)),
+    "ConditioningAverage": (_TO_FROM, (("conditioning_to_strength", 1.0),), ("CONDITIONING",)),
+    "ConditioningConcat": (_TO_FROM, (), ("CONDITIONING",)),
+    "ConditioningSetAreaPercentage": (_COND, (("width", 1.0), ("height", 1.0), ("x", 0.0), ("y", 0.0),
+                                              ("strength", 1.0)), ("CONDITIONING",)),
+    "ConditioningSetAreaStrength": (_COND, (("strength", 1.0),), ("CONDITIONING",)),
+    "ConditioningSetMask": ({**_COND, "mask": "MASK"}, (("strength", 1.0), ("set_cond_area", "default")),
+                            ("CONDITIONING",)),
+    "ConditioningSetTimestepRange": (_COND, (("start", 0.0), ("end", 1.0)), ("CONDITIONING",)),
+    "StringConcatenate": ({}, (("string_a", ""), ("string_b", ""), ("delimiter", "")), ("STRING",)),
+    "StringLength": ({}, (("string", ""),), ("INT",)),
+    "StringSubstring": ({}, (("string", ""), ("start", 0), ("end", 0)), ("STRING",)),
+    "StringTrim": ({}, (("string", ""), ("mode", "Both")), ("STRING",)),
+    "StringReplace": ({}, (("string", ""), ("find", ""), ("replace", "")), ("STRING",)),
+    "StringContains": ({}, (("string", ""), ("substring", ""), ("case_sensitive", True)), ("BOOLEAN",)),
+    "StringCompare": ({}, (("string_a", ""), ("string_b", ""), ("mode", "Starts With"),
+                           ("case_sensitive", True)), ("BOOLEAN",)),
+    "CaseConverter": ({}, (("string", ""), ("mode", "UPPERCASE")), ("STRING",)),
+    "RegexMatch": ({}, (("string", ""), ("regex_pattern", ""), *_REGEX_FLAGS), ("BOOLEAN",)),
+    "RegexExtract": ({}, (("string", ""), ("regex_pattern", ""), ("mode", "First Match"), *_REGEX_FLAGS,
+                          ("group_index", 1)), ("STRING",)),
+    "RegexReplace": ({}, (("string", ""), ("regex_pattern", ""), ("replace", ""), *_REGEX_FLAGS,
+                          ("count", 0)), ("STRING",)),
+}
+# (class, widget) -> choices, where a widget name means different things in different classes
+_CLASS_CHOICES: dict[tuple[str, str], list[str]] = {
+    ("ConditioningSetMask", "set_cond_area"): ["default", "mask bounds"],
+    ("StringTrim", "mode"): ["Both", "Left", "Right"],
+    ("StringCompare", "mode"): ["Starts With", "Ends With", "Equal"],
+    ("CaseConverter", "mode"): ["UPPERCASE", "lowercase", "Capitalize", "Title Case"],
+    ("RegexExtract", "mode"): ["First Match", "All Matches", "First Group", "All Groups"],
 }
 # widget -> model kind whose names are its choices (orchestrator.models.folders kinds)
 MODEL_WIDGETS = {"ckpt_name": "checkpoint", "vae_name": "vae", "lora_name": "lora",
@@ -151,8 +211,14 @@ class ObjectInfo:
         m = self.classes.get(cls)
         if info is not None:
             return dict(info.inputs), list(info.widgets), info.outputs, info.optional, info.output_node
-        if m is not None and (m.widgets or m.input_types):
-            widgets = [(w, dict(m.defaults).get(w, "")) for w in m.widgets]
+        extra = EXTRA_NODES.get(cls)
+        order = tuple(w for w, _ in extra[1]) if extra is not None else ()
+        if extra is not None and (m is None or not m.widgets or tuple(m.widgets) == order):
+            return dict(extra[0]), list(extra[1]), extra[2], frozenset(), False
+        # a plugin's mapping: listed when it says enough to draw the node right (its outputs'
+        # types, a default, so a type, for every widget); else left out rather than drawn wrong
+        if m is not None and m.output_types and all(w in m.defaults for w in m.widgets):
+            widgets = [(w, m.defaults[w]) for w in m.widgets]
             return dict(m.input_types), widgets, tuple(m.output_types), frozenset(), bool(m.output_node)
         return None
 
@@ -176,6 +242,11 @@ class ObjectInfo:
 
     def _widget(self, cls: str, name: str, default: Any, choices: Mapping[str, list[Any]]) -> list[Any]:
         opts = dict(_OPTIONS.get((cls, name)) or _OPTIONS.get(("*", name)) or {})
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and "min" in opts and \
+                not opts["min"] <= default <= opts.get("max", default):
+            opts = {}  # a range for another kind of value of the same name (a fraction, not pixels)
+        if (cls, name) in _CLASS_CHOICES:
+            return [list(_CLASS_CHOICES[cls, name]), {"default": default}]
         if name == "upscale_method":
             values = LATENT_UPSCALE_METHODS if cls.startswith("Latent") else UPSCALE_METHODS
             return [values, {"default": default}]
