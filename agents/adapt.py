@@ -62,14 +62,27 @@ def _prompts(graph: Graph, text: str) -> dict[str, str]:
     of the text, the others the whole text; a detail node (``meta.role: detail``) keeps its own."""
     nodes = {n: node for n, node in graph.nodes.items() if isinstance(node.params.get("prompt"), str)
              and node.meta.get("role") != "detail"}
+    details = {n: detail_prompt(text) for n, node in graph.nodes.items()
+               if isinstance(node.params.get("prompt"), str) and node.meta.get("role") == "detail"}
     slots = [n for n, node in nodes.items() if node.meta.get("region")]
     if not slots:
-        return {n: text for n in nodes}
+        return {**{n: text for n in nodes}, **details}
     base, regions = split_regions(text)
     out = {n: (base or text) if regions else text for n in nodes if n not in slots}
     for node_id, region in zip(slots, _assign(graph, slots, regions), strict=True):
         out[node_id] = regions.get(region or "", text) or text
     return out
+
+
+def detail_prompt(text: str) -> str:
+    """The prompt of a detail pass: the part the user wants fixed (face by default).
+
+    >>> detail_prompt("fix the hands of a pianist")
+    'detailed hands, sharp focus, highly detailed'
+    """
+    target = "hands" if re.search(r"\b(?:hands?|fingers)\b", text, re.IGNORECASE) else \
+        "eyes" if re.search(r"\beyes\b", text, re.IGNORECASE) else "face"
+    return f"detailed {target}, sharp focus, highly detailed"
 
 
 def _assign(graph: Graph, slots: list[str], regions: dict[str, str]) -> list[str | None]:
