@@ -2,9 +2,10 @@
 
 Only a succeeded job can be rated (409 otherwise: there is nothing to judge yet); a job that
 does not exist is a 404; the body is :class:`~orchestrator.ratings.RatingRequest` (a bad one
-is a 422 naming ``score``). The rating is kept with the job (``jobs.rating``) and, for a job
-the agent planned, recorded in the score table through the service's score recorder with
-``source="rating"``, which replaces the job's earlier rating: rating twice is idempotent.
+is a 422 naming ``score``). The rating is kept with the job (``jobs.rating``) and, for a prompt
+job the daemon's planner planned (not a submitted graph, whatever its ``meta`` says), recorded
+in the score table through the service's score recorder with ``source="rating"``, which
+replaces the job's earlier rating: rating twice is idempotent.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def _learn(service: JobService, job: dict[str, Any], stars: float) -> bool:
     """Feed a planned job's rating to the score table; whether it taught anything."""
     recorder = service.on_scored
     graph = job.get("graph")
-    if recorder is None or not isinstance(graph, dict):
-        return False
+    if recorder is None or job.get("kind") != "prompt" or not isinstance(graph, dict):
+        return False  # only what the daemon's planner made teaches it, not a submitted graph's meta
     try:
         return bool(recorder(graph, stars_to_unit(stars), job["id"], source="rating"))
     except Exception:  # the rating is kept with the job whatever the table does

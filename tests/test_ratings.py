@@ -147,8 +147,10 @@ def test_missing_unfinished_and_odd_ids(app) -> None:
             assert app.store.get(jid)["rating"] is None
 
 
-def test_a_graph_job_keeps_its_rating_and_teaches_nothing(app) -> None:
-    graph = {"format": "orchestrator.graph/1", "nodes": {"a": {"block": "image.solid"}}}
+@pytest.mark.parametrize("meta", [{}, {"prompt": "a fox", "labels": ["wildlife"] * 1000 + ["x" * 10000],
+                                       "template": "panorama"}], ids=["plain", "posing-as-planned"])
+def test_a_graph_job_keeps_its_rating_and_teaches_nothing(app, meta) -> None:
+    graph = {"format": "orchestrator.graph/1", "meta": meta, "nodes": {"a": {"block": "image.solid"}}}
     jid = finished_job(app, graph)
     with TestClient(app, base_url=BASE, headers=AUTH) as c:
         r = c.post(JOB_RATING.format(id=jid), json={"score": 4.5})
