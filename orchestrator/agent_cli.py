@@ -78,6 +78,11 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     if args.brief:
         print(f"planner: {plan.planner}  template: {plan.template}  mode: {plan.mode}  "
               f"labels: {', '.join(plan.labels)}")
+        models = plan.trace.get("models") or {}
+        if models.get("checkpoint"):
+            print(f"  model: {models['checkpoint']} ({models.get('why')})")
+        for note in plan.trace.get("notes") or []:
+            print(f"  note: {note}")
         for r in plan.trace["rounds"]:
             print(f"  round {r['round']} {r['actor']:<16} {r['decision']:<14} "
                   f"{len(r['errors'])} problem(s), {len(r['fixes'])} fix(es)")
