@@ -48,6 +48,8 @@ def build_planner(
     (``"offline"`` forces the offline planner; an :class:`LLMConfig` is used as it is)."""
     ctx = PlanningContext.build(catalog, templates, models=models, scores=scores,
                                 default_model=getattr(settings, "default_model", None))
+    if scores is not None and ctx.model_score is None:  # the user's checkpoints ranked by ratings
+        ctx.model_score = scores.model_score
     if isinstance(llm, LLMConfig):
         config: LLMConfig | None = llm
     else:

@@ -251,6 +251,21 @@ class ScoreTable:
         return [{"label": label, "template": template, "model": model, "count": count,
                  "mean": round(mean, 4)} for (label, template, model), (count, mean) in cells]
 
+    def model_score(self, labels: Iterable[str], model: str) -> float:
+        """What ``model`` earned for ``labels``, over every template: the mean of its records
+        with any of the labels, shrunk towards 0.5 by :data:`PRIOR_WEIGHT` (0.5 when it was never
+        rated for them). The planner ranks the user's checkpoints of one family by it."""
+        wanted = sorted({str(label) for label in labels})
+        if not wanted:
+            return 0.5
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            count, total = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(score), 0) FROM records r WHERE r.model = ? AND r.template "
+                f"IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(r.labels) j WHERE j.value IN ({marks}))",
+                (model, *wanted)).fetchone()
+        return (PRIOR_WEIGHT * 0.5 + float(total)) / (PRIOR_WEIGHT + int(count))
+
     def sources(self) -> dict[str, int]:
         """How many records each source gave: ``{"rating": n, "scorer": m}``."""
         with self._lock:

@@ -298,3 +298,26 @@ def test_the_planner_explores_after_many_good_ratings_of_one_template(tmp_path, 
             scores.record_plan(tried, 0.25, job=f"t{i}")
         after = p.plan(PROMPT).template
         assert after not in (tried.template, "panorama")
+
+
+def test_ratings_pick_between_the_users_checkpoints_of_a_family(tmp_path, host) -> None:
+    """No default model, two SD-1 checkpoints: the one whose plans were rated better is used."""
+    from agents.factory import build_planner
+    from agents.scores import ScoreTable
+
+    library = [{"name": "alpha-sd15", "kind": "checkpoint", "family": "sd1"},
+               {"name": "beta-sd15", "kind": "checkpoint", "family": "sd1"}]
+    with ScoreTable(tmp_path / "scores.sqlite") as scores:
+        p = build_planner(type("S", (), {})(), host.catalog, host.templates, models=library,
+                          scores=scores, llm="offline")
+        first = p.plan(PROMPT)
+        from agents.scores import graph_model
+
+        assert graph_model(first.graph.to_dict()) == "alpha-sd15"  # unrated: by name
+        assert scores.model_score(["wildlife"], "alpha-sd15") == 0.5
+        for i in range(2):
+            scores.record_plan(first, 0.0, job=f"a{i}")
+        assert scores.model_score(["wildlife"], "alpha-sd15") == pytest.approx(0.25)
+        plan = p.plan("a wolf in a snowy wildlife reserve, wildlife photography")
+        assert graph_model(plan.graph.to_dict()) == "beta-sd15"
+        assert scores.model_score(["food"], "alpha-sd15") == 0.5  # other labels: not learned
