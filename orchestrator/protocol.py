@@ -116,6 +116,12 @@ METRICS = "/metrics"
 JOBS_PRUNE = "/jobs/prune"  # POST: prune finished jobs and their outputs (PruneRequest)
 INPUTS = "/inputs"  # POST: upload an image or mask to the input folder; GET: list them
 
+# ComfyUI's HTTP API (orchestrator.comfy_protocol): its routes at these prefixes (ComfyUI's own
+# paths, the current frontend's /api, the editor's), its WebSocket, and the editor itself
+COMFY_PREFIXES = ("", "/api", "/comfy/api")
+COMFY_WEBSOCKETS = ("/ws", "/api/ws", "/comfy/ws")
+EDITOR = "/comfy/"
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 TOKEN_ENV = "ORCHESTRATOR_TOKEN"
 URL_ENV = "ORCHESTRATOR_URL"

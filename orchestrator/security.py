@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from orchestrator.protocol import COMFY_WEBSOCKETS, EDITOR
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -47,9 +49,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 OPEN_PATHS = {"/health"}  # answered without a token (no job data)
 DASHBOARD_PATH = "/"
-LOGIN_PATHS = {DASHBOARD_PATH, "/comfy/"}  # first loads that trade ?token= for the session cookie
+LOGIN_PATHS = {DASHBOARD_PATH, EDITOR}  # first loads that trade ?token= for the session cookie
 QUERY_TOKEN_PATHS = re.compile(r"^/jobs/[^/]+/events$")  # EventSource cannot set a header
-WEBSOCKET_PATHS = {"/ws", "/api/ws", "/comfy/ws"}  # a browser's WebSocket cannot set a header either
+WEBSOCKET_PATHS = set(COMFY_WEBSOCKETS)  # a browser's WebSocket cannot set a header either
 WS_SCHEMES = {"ws": "http", "wss": "https"}
 SESSION_COOKIE = "orchestrator_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.websockets import WebSocket
 
-from orchestrator.comfy_protocol.editor import EDITOR_PATH, mount_editor
+from orchestrator.comfy_protocol.editor import mount_editor
 from orchestrator.comfy_protocol.index import PromptIndex
 from orchestrator.comfy_protocol.misc import UserStore, model_names
 from orchestrator.comfy_protocol.object_info import ObjectInfo
@@ -30,9 +30,10 @@ from orchestrator.comfy_protocol.routes import ComfyRoutes
 from orchestrator.comfy_protocol.routes_jobs import JobsRoutes
 from orchestrator.comfy_protocol.routes_misc import MiscRoutes
 from orchestrator.comfy_protocol.ws import Hub, websocket_endpoint
+from orchestrator.protocol import COMFY_PREFIXES, COMFY_WEBSOCKETS
 
-PREFIXES = ("", "/api", EDITOR_PATH + "/api")
-WS_PATHS = ("/ws", "/api/ws", EDITOR_PATH + "/ws")
+PREFIXES = COMFY_PREFIXES
+WS_PATHS = COMFY_WEBSOCKETS
 UPLOAD_PATHS = tuple(p + r for p in PREFIXES for r in ("/upload/image", "/upload/mask"))
 
 __all__ = ["PREFIXES", "UPLOAD_PATHS", "WS_PATHS", "add_comfy_protocol"]

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-EDITOR_PATH = "/comfy"
+from orchestrator.protocol import EDITOR
+
+EDITOR_PATH = EDITOR.rstrip("/")
 
 
 def frontend_root() -> Path | None:
