@@ -57,9 +57,18 @@ def candidates(labels: Labels, ctx: PlanningContext) -> tuple[list[Template], st
                 return same_task or asked, f"intent {intent!r}"
     plain = [t for t in everything if not t.requires_intent]
     pool = [t for t in plain if _task(t) == labels.task]
+    # a template made for a shape (a panorama, a large image) competes only when that shape is asked
+    shaped = [t for t in pool if _shape_fits(t, labels)]
+    if shaped:
+        return shaped, f"task {labels.task!r}"
     if pool:
         return pool, f"task {labels.task!r}"
     return plain or everything, "every template (none for the task)"
+
+
+def _shape_fits(template: Template, labels: Labels) -> bool:
+    formats = {str(f).lower() for f in template.labels.get("formats", [])}
+    return not formats or bool(formats & set(labels.formats))
 
 
 def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]:

@@ -324,6 +324,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.task = "image-to-image"
     if "reference" in labels.intents and labels.task != "inpaint":
         labels.intents.remove("reference")  # a reference image means something only for an edit
+    if labels.task != "text-to-image":  # compositions of a new picture do not apply to a given one
+        labels.intents = [i for i in labels.intents if i not in ("regions", "mask-region", "detail", "hires")]
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels
