@@ -122,13 +122,13 @@ _RULES: dict[str, str] = {
         r"wide[- ](?:format|aspect(?: ratio)?|image|picture|crop|banner|wallpaper|screen|frame|poster)|"
         r"(?:landscape|horizontal) (?:format|orientation|mode|image|poster)|header image|360[- ]degree|"
         r"cinematic (?:aspect|ratio|format))\b|"
-        r"\b(?:16|21|32)\s*:\s*9\b|\b(?:2|3|4)\s*:\s*1\b|\b16\s*:\s*10\b"
+        r"\b(?:16|21|32)\s*:\s*9\b|\b[2-8]\s*:\s*1\b|\b16\s*:\s*10\b"
     ),
     "tall": (
         r"\b(?:vertical (?:format|orientation|image|poster|banner|wallpaper|picture|shot)|vertical$|"
         r"portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner|picture|frame)|"
         r"phone wallpaper|mobile wallpaper|story format|instagram story)\b|"
-        r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*(?:2|3|4)\b"
+        r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*[2-8]\b"
     ),
     "large": (
         r"\b(?:4k|8k|uhd|(?:high[- ]res(?:olution)?|hi-?res)(?!\.?[- ]?fix)|"
@@ -140,8 +140,10 @@ _RULES: dict[str, str] = {
         r"(?:in|on) the (?:masked|marked|white) (?:area|region)|fix the (?:face|hand|region|area))\b"
     ),
     "image-to-image": (
-        r"\b(?:this (?:photo|image|picture|drawing|sketch)|my (?:photo|image|picture|drawing|sketch)|"
-        r"the (?:input|given|attached|uploaded) (?:image|photo|picture)|input image|img2img|"
+        r"\b(?:(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) "
+        r"(?:[a-z]+ ){0,2}(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|"
+        r"renderings?|scans?|screenshots?|fotos?|snapshots?|photographs?)\b|input image|img2img|"
+        r"\(?(?:image|photo|mask) attached\)?|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
         r"based on the (?:image|photo))"
     ),
@@ -152,7 +154,9 @@ _IMG = r"(?:image|picture|photo|photograph|pic|painting|reference|ref|example|fi
 _GIVEN = r"(?:this|the|my|that|our|attached|given|uploaded|provided|second|other|reference|input)"
 _INTENT_RULES: dict[str, str] = {
     "style": (
-        r"\bstyle transfer\b|\b(?:in|with|using|after) the style of (?:the |this |my |that )?"
+        r"\bstyle transfer\b|\bin the style of (?:this|that|the attached|the given|the uploaded|my)\b|"
+        r"\bpainted by the (?:artist|painter) (?:of|in) (?:this|the)\b|"
+        r"\b(?:in|with|using|after) the style of (?:the |this |my |that )?"
         r"(?:attached |given |uploaded |provided |second |other |reference )" + _IMG + r"\b|"
         r"\bstyle (?:image|reference|ref)\b|"
         r"\b(?:match(?:ing)?|copy(?:ing)?|use|take|apply|borrow|transfer|keep) (?:the |its |that )?style\b|"
@@ -184,7 +188,8 @@ _INTENT_RULES: dict[str, str] = {
     ),
     "upscale": (
         r"\bup-?scal(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
-        r"\bincrease (?:the )?resolution\b|\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
+        r"\b(?:increase|double|triple|quadruple|raise) (?:the )?(?:resolution|size|pixel count)\b|"
+        r"\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
         r"\bmake (?:it|this|(?:this|the|my) (?:image|photo|picture)) (?:bigger|larger|higher resolution|"
         r"sharper)\b|"
         r"\bhigher resolution version\b"
@@ -210,6 +215,7 @@ _INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTEN
 _GIVEN_MAP = re.compile(r"\b(?:this|my|given|attached|uploaded|provided) (?:edge|depth|pose|canny|normal|"
                         r"segmentation|openpose|scribble|line ?art) (?:map|image|drawing)\b(?! of)",
                         re.IGNORECASE)
+_EDIT_VERBS = re.compile(r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out)\b", re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 
 # what each label means, for an embedding model to compare prompts with
@@ -316,6 +322,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.discard("inpaint")  # a prompt for the masked area of a new picture, not an edit
     if "upscale" in labels.intents and "hires" in labels.intents:
         labels.intents.remove("upscale")
+    if "detail" in labels.intents and "image-to-image" not in found:
+        found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
+    if "image-to-image" in found and _EDIT_VERBS.search(prompt):
+        found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
+    if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found:
+        _add(labels.intents, "style")  # "painted like this reference painting": its style
     if "inpaint" in found:
         labels.task = "inpaint"
         _add(labels.styles, "edit")

@@ -23,7 +23,7 @@ _RATIO = re.compile(r"(?<![\d:.])(\d{1,2})\s*:\s*(\d{1,2})(?![\d:])(?!\s*(?:am|p
                     re.IGNORECASE)
 _COMMON_RATIOS = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4),
                   (4, 5), (2, 1), (1, 2), (3, 1), (1, 3), (4, 1), (1, 4), (16, 10), (10, 16), (32, 9),
-                  (9, 32), (7, 5), (5, 7)}
+                  (9, 32), (7, 5), (5, 7), *((n, 1) for n in range(5, 9)), *((1, n) for n in range(5, 9))}
 _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to)\s*$", re.IGNORECASE)
 _RATIO_CONTEXT = re.compile(r"\b(?:aspect|ratio|format|ar)\b\s*[:=]?\s*$", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
