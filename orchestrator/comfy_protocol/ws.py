@@ -131,11 +131,11 @@ class Hub:
     async def serve(self, ws: WebSocket, client_id: str | None) -> None:
         """Run one accepted socket until it closes."""
         sid = client_id or uuid.uuid4().hex
-        self.sockets.setdefault(sid, set()).add(ws)
-        self.ensure_running()
         try:
             remaining = await asyncio.to_thread(self.queue_remaining)
-            await ws.send_json(self.status(remaining, sid))
+            await ws.send_json(self.status(remaining, sid))  # first, as ComfyUI: the client learns its sid
+            self.sockets.setdefault(sid, set()).add(ws)
+            self.ensure_running()
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
