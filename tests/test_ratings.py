@@ -321,3 +321,29 @@ def test_ratings_pick_between_the_users_checkpoints_of_a_family(tmp_path, host) 
         plan = p.plan("a wolf in a snowy wildlife reserve, wildlife photography")
         assert graph_model(plan.graph.to_dict()) == "beta-sd15"
         assert scores.model_score(["food"], "alpha-sd15") == 0.5  # other labels: not learned
+
+
+def test_a_jobs_db_from_before_ratings_opens_and_rates(tmp_path) -> None:
+    import sqlite3
+
+    from orchestrator.store import SCHEMA, JobStore
+
+    path = tmp_path / "jobs.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)  # the tables as they were, without the rating columns
+    conn.execute("INSERT INTO jobs (id, state, kind, request, created_at) "
+                 "VALUES ('0123456789abcdef', 'succeeded', 'graph', '{}', 0)")
+    conn.commit()
+    conn.close()
+    store = JobStore(path)
+    try:
+        job = store.get("0123456789abcdef")
+        assert job is not None and job["rating"] is None and job["state"] == "succeeded"
+        rated, previous = store.rate("0123456789abcdef", 3.5)
+        assert rated["rating"] == 3.5 and previous is None and rated["rated_at"] > 0
+        assert store.rate("fedcba9876543210", 2) is None
+    finally:
+        store.close()
+    again = JobStore(path)  # opening it again adds nothing twice
+    assert again.get("0123456789abcdef")["rating"] == 3.5
+    again.close()
