@@ -143,6 +143,8 @@ class AgentSettings(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=600, description="timeout of one LLM request")
     retries: int = Field(2, ge=0, le=10, description="retries of a failed LLM request")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature")
+    context_tokens: int = Field(4096, ge=0, le=2_000_000, description="the LLM's context window: each "
+                                "call's messages (estimated) and answer fit in it; 0: no bound")
     embedding_model: str | None = Field(
         None, description="local sentence-embedding model (folder or HF cache name) for prompt "
                           "labels; never downloaded")

@@ -192,3 +192,22 @@ def test_eval_with_a_scripted_llm_reports_tokens_per_plan(ctx, server, tmp_path)
     assert 0 < s["est_tokens_per_plan_max"] <= CONTEXT_TOKENS
     assert s["est_call_tokens_max"] <= CONTEXT_TOKENS
     assert "estimated tokens:" in report.format()
+
+
+def test_the_context_bound_is_a_setting() -> None:
+    from orchestrator.config import load_settings
+
+    def config(value: str | None) -> LLMConfig:
+        env = {"ORCHESTRATOR_AGENT__LLM": "ollama/llama3.1"}
+        if value is not None:
+            env["ORCHESTRATOR_AGENT__CONTEXT_TOKENS"] = value
+        cfg = LLMConfig.from_settings(load_settings(config_file=False, env=env, overrides={}).agent)
+        assert cfg is not None
+        return cfg
+
+    assert config(None).context_tokens == CONTEXT_TOKENS == 4096
+    assert config("8192").context_tokens == 8192 and config("0").context_tokens is None
+    from orchestrator.config import ConfigError
+
+    with pytest.raises(ConfigError, match="context_tokens"):
+        config("-1")
