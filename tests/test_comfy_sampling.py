@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from graphs.comfy import import_workflow
+from graphs.comfy import export_api, import_workflow
 from orchestrator.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -266,3 +266,37 @@ def test_lcm_workflow_model_sampling_discrete_carries_to_the_sampler(catalog, ex
     assert problems == [] and [n["inputs"]["sampling"] for n in patched] == ["lcm"]
     again, problems = import_workflow(api, catalog, model_map=models_map)
     assert problems == [] and again.nodes["ksampler_3"].params == params
+
+
+def test_latent_from_batch_keeps_each_latents_noise_as_comfyui(catalog, ex):
+    """LatentFromBatch(2, 1) of a 3-latent batch then KSampler: the sampler draws the third latent's
+    noise of the whole batch (ComfyUI's batch_index); RepeatLatentBatch extends the record."""
+    def prompt(extra: dict, latent: list) -> dict:
+        return {
+            "4": loader("v1-5-pruned-emaonly.safetensors"), "6": text("a castle"), "7": text("fog"),
+            "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 3}},
+            **extra,
+            "3": {"class_type": "KSampler", "inputs": {
+                "seed": 12, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
+                "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                "latent_image": latent}},
+            "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+            "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "b", "images": ["8", 0]}},
+        }
+    mm = {"v1-5-pruned-emaonly": "tiny-sd"}
+    whole, problems = import_workflow(prompt({}, ["5", 0]), catalog, model_map=mm)
+    assert problems == [] and "batch_index" not in whole.nodes["ksampler_3"].params
+    take = {"10": {"class_type": "LatentFromBatch", "inputs": {"batch_index": 2, "length": 5,
+                                                              "samples": ["5", 0]}}}
+    one, problems = import_workflow(prompt(take, ["10", 0]), catalog, model_map=mm)
+    assert problems == [] and one.nodes["ksampler_3"].params["batch_index"] == [2]  # length clamped to 1
+    repeat = {**take,
+              "11": {"class_type": "RepeatLatentBatch", "inputs": {"amount": 3, "samples": ["10", 0]}}}
+    three, problems = import_workflow(prompt(repeat, ["11", 0]), catalog, model_map=mm)
+    assert problems == [] and three.nodes["ksampler_3"].params["batch_index"] == [2, 3, 4]
+    all_three = ex.run(whole).outputs["ksampler_3"]["latent"]
+    third = ex.run(one).outputs["ksampler_3"]["latent"]
+    assert float((all_three[2:] - third).abs().max()) <= 1e-4 * max(1.0, float(third.abs().max()))
+    api, problems = export_api(three, model_map=mm)
+    assert problems == [] and sorted(n["class_type"] for n in api.values() if "Batch" in n["class_type"]) == [
+        "LatentFromBatch", "RepeatLatentBatch"]

@@ -183,3 +183,14 @@ class SamplingExport:
                 self.graph.nodes[source].block == "sd.vae_encode_for_inpaint":
             return latent
         return [self._new("SetLatentNoiseMask", {"samples": latent, "mask": self._link(node, "mask")}), 0]
+
+    def _sd_latent_batch(self, node_id: str, node: Node) -> None:
+        p, samples = node.params, self._link(node, "latent")
+        if p.get("mode") == "repeat":
+            new = self._new("RepeatLatentBatch", {"amount": int(p.get("amount", 1)), "samples": samples},
+                            self._id(node))
+        else:
+            new = self._new("LatentFromBatch", {"batch_index": int(p.get("start", 0)),
+                                                "length": int(p.get("length", 1)), "samples": samples},
+                            self._id(node))
+        self.ports[f"{node_id}.latent"] = [new, 0]

@@ -22,6 +22,9 @@ CFGGuider, BasicGuider                  ``sd.guider``
 SamplerCustomAdvanced                   ``sd.sample_custom``
 SamplerCustom                           ``sd.noise`` + ``sd.guider`` + ``sd.sample_custom``
 ModelSamplingDiscrete                   ``model_sampling``/``zsnr`` params of the blocks above
+LatentFromBatch, RepeatLatentBatch      ``sd.latent_batch``; their ``batch_index`` record goes
+                                        to the sampler's ``batch_index`` (the noise of the
+                                        whole batch, as ComfyUI draws it)
 ======================================  =====================================================
 
 A ComfyUI sampler or scheduler name ours does not have (a custom node's) is reported as
@@ -114,6 +117,52 @@ def _native_inpaint(nc: NodeContext, latent: MaskedLatent) -> tuple[Data, Data] 
     return built[latent.node]
 
 
+def batch_record(importer: Importer, ref: str | None, depth: int = 0) -> tuple[int | None, list[int] | None]:
+    """``(batch size or None, ComfyUI's batch_index record or None)`` of a latent built so far.
+
+    ComfyUI records each latent's index in its batch only after LatentFromBatch or RepeatLatentBatch
+    (``sd.latent_batch``), and samplers pass the record on; an EmptyLatentImage gives the size.
+    """
+    node = importer.graph_nodes.get(str(ref).split(".")[0]) if isinstance(ref, str) else None
+    if node is None or depth > 256:
+        return None, None
+    if node.block == "sd.empty_latent":
+        return int(node.params.get("batch", 1)), None
+    if node.block in ("sd.ksampler", "sd.sample_custom") and str(ref).endswith(".latent"):
+        size, _ = batch_record(importer, node.inputs.get("latent"), depth + 1)
+        index = node.params.get("batch_index")
+        return size, (list(index) if index is not None else None)
+    if node.block != "sd.latent_batch":
+        return None, None
+    size, index = batch_record(importer, node.inputs.get("latent"), depth + 1)
+    p = node.params
+    if p.get("mode") == "repeat":
+        amount = int(p.get("amount", 1))
+        if index is not None:
+            offset = max(index) - min(index) + 1
+            index = index + [x + i * offset for i in range(1, amount) for x in index]
+        return (size * amount if size is not None else None), index
+    start, length = int(p.get("start", 0)), int(p.get("length", 1))
+    if size is not None:
+        start = min(size - 1, start)
+        length = min(size - start, length)
+    index = index[start:start + length] if index is not None else list(range(start, start + length))
+    return len(index), index
+
+
+def latent_batch(nc: NodeContext) -> list[Any]:
+    """LatentFromBatch / RepeatLatentBatch -> ``sd.latent_batch`` (their batch_index reaches the sampler)."""
+    samples = nc.data("samples")
+    assert samples is not None
+    if nc.node.class_type == "LatentFromBatch":
+        params: dict[str, Any] = {"mode": "from_batch", "start": int(nc.widget("batch_index", 0)),
+                                  "length": int(nc.widget("length", 1))}
+    else:
+        params = {"mode": "repeat", "amount": int(nc.widget("amount", 1))}
+    node = nc.add("sd.latent_batch", inputs={"latent": samples}, params=params)
+    return [_out(node, "latent", "LATENT", size=samples.size)]
+
+
 def _latent_and_mask(nc: NodeContext, name: str = "latent_image") -> tuple[Data, Data | None]:
     """The latent a sampler reads, and its noise mask (``SetLatentNoiseMask``, ``VAEEncodeForInpaint``)."""
     latent = nc.input(name)
@@ -163,6 +212,9 @@ def ksampler(nc: NodeContext) -> list[Any]:
     inputs: dict[str, Any] = {"cond": cond, "latent": latent}
     if mask is not None:
         inputs["mask"] = mask
+    _, index = batch_record(nc.importer, latent.ref)
+    if index is not None:
+        params["batch_index"] = index
     node = nc.add("sd.ksampler", inputs=inputs, params=params)
     return [_out(node, "latent", "LATENT", size=latent.size)]
 
@@ -262,7 +314,9 @@ def _sample(nc: NodeContext, noise_ref: Data, guider_ref: Data, suffix: str = ""
                               "sigmas": nc.data("sigmas"), "latent": latent}
     if mask is not None:
         inputs["mask"] = mask
-    node = nc.add("sd.sample_custom", inputs=inputs, suffix=suffix)
+    _, index = batch_record(nc.importer, latent.ref)
+    node = nc.add("sd.sample_custom", inputs=inputs, suffix=suffix,
+                  params={"batch_index": index} if index is not None else None)
     return [_out(node, "latent", "LATENT", size=latent.size),
             _out(node, "denoised", "LATENT", size=latent.size)]
 
@@ -330,6 +384,8 @@ SAMPLING_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("BasicGuider", guider, ("sd.guider",)),
     _c("SamplerCustomAdvanced", sampler_custom_advanced, ("sd.sample_custom",)),
     _c("SamplerCustom", sampler_custom, ("sd.sample_custom", "sd.noise", "sd.guider")),
+    _c("LatentFromBatch", latent_batch, ("sd.latent_batch",)),
+    _c("RepeatLatentBatch", latent_batch, ("sd.latent_batch",)),
 )
 
 SAMPLING_BLOCKS = frozenset({"sd.ksampler", "sd.vae_encode_for_inpaint", "sd.sigmas", "sd.sigmas_karras",
@@ -337,4 +393,4 @@ SAMPLING_BLOCKS = frozenset({"sd.ksampler", "sd.vae_encode_for_inpaint", "sd.sig
                              "sd.sigmas_polyexponential", "sd.sigmas_turbo", "sd.sigmas_beta",
                              "sd.split_sigmas",
                              "sd.split_sigmas_denoise", "sd.sampler_select", "sd.noise", "sd.guider",
-                             "sd.sample_custom"})
+                             "sd.sample_custom", "sd.latent_batch"})

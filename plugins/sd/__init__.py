@@ -25,6 +25,7 @@ from plugins.sd import (
     ip_adapter,
     ksampler,
     latent,
+    latent_batch,
     latent_ops,
     latent_resize,
     prompt,
@@ -35,7 +36,8 @@ from plugins.sd import (
 BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *latent_ops.BLOCKS,
           *vae.BLOCKS, *denoise.BLOCKS,
           *conditioning.BLOCKS, *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS,
-          *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS]
+          *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS,
+          *latent_batch.BLOCKS]
 
 
 @hookimpl
