@@ -53,7 +53,13 @@ def _start(tmp: Path, *extra: str, token: str | None = None, max_streams: int | 
     state = tmp / "state"
     state.mkdir()
     cfg = tmp / "config.toml"
-    text = f'[[models]]\nname = "{CKPT}"\nsource = "builtin:tiny-sd"\n'
+    models = tmp / "models"  # a ComfyUI-layout model folder (names are listed, nothing is loaded)
+    for rel in ("loras/styles/ink.safetensors", "upscale_models/4x-test.pth", "embeddings/neg.safetensors",
+                "vae/tiny-vae.safetensors"):
+        (models / rel).parent.mkdir(parents=True, exist_ok=True)
+        (models / rel).write_bytes(b"\0" * 16)
+    text = (f'model_files = {{roots = ["{models}"]}}\n'
+            f'[[models]]\nname = "{CKPT}"\nsource = "builtin:tiny-sd"\n')
     if max_streams is not None:
         text += f"[server]\nmax_streams = {max_streams}\n"
     cfg.write_text(text)
@@ -167,6 +173,11 @@ def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
         queue = httpx.get(f"{comfy.url}/queue").json()
         assert [i[1] for i in queue["queue_running"]] == [first["prompt_id"]]
         assert [i[1] for i in queue["queue_pending"]] == [second["prompt_id"]]
+        front = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=4), "front": True,
+                                                         "client_id": client_id}).json()
+        pending = [i[1] for i in httpx.get(f"{comfy.url}/queue").json()["queue_pending"]]
+        assert pending == [front["prompt_id"], second["prompt_id"]]  # front: runs next
+        assert httpx.post(f"{comfy.url}/queue", json={"delete": [front["prompt_id"]]}).status_code == 200
         # ComfyUI's queue delete cancels the pending one; /interrupt the running one
         assert httpx.post(f"{comfy.url}/queue", json={"delete": [second["prompt_id"]]}).status_code == 200
         assert _wait_state(comfy, second["job_id"], {"cancelled"}) == "cancelled"
@@ -184,7 +195,7 @@ def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
             msg = json.loads(m)
             seen.append(msg["type"])
             if msg["type"] == "executing" and msg["data"]["node"] is None:
-                assert msg["data"]["prompt_id"] == first["prompt_id"]
+                assert msg["data"]["prompt_id"] == first["prompt_id"]  # the deleted ones never ran: silent
                 break
         assert "execution_interrupted" in seen and "execution_success" not in seen
         assert _wait_state(comfy, first["job_id"], {"cancelled"}) == "cancelled"
@@ -408,6 +419,12 @@ def test_object_info_models_and_start_up_routes(comfy):
     assert "checkpoints" in httpx.get(f"{comfy.url}/api/models").json()
     assert CKPT in httpx.get(f"{comfy.url}/api/models/checkpoints").json()
     assert httpx.get(f"{comfy.url}/api/models/..%2Fetc").status_code == 404
+    # the model folders' files, as ComfyUI names them, per folder and as widget choices
+    assert httpx.get(f"{comfy.url}/api/models/loras").json() == ["styles/ink.safetensors"]
+    assert httpx.get(f"{comfy.url}/api/models/upscale_models").json() == ["4x-test.pth"]
+    assert info["LoraLoader"]["input"]["required"]["lora_name"][0] == ["styles/ink.safetensors"]
+    assert info["VAELoader"]["input"]["required"]["vae_name"][0] == ["tiny-vae.safetensors"]
+    assert info["UpscaleModelLoader"]["input"]["required"]["model_name"][0] == ["4x-test.pth"]
     ours = httpx.get(f"{comfy.url}/models").json()  # our own /models keeps its shape
     assert isinstance(ours, list) and isinstance(ours[0], dict) and "name" in ours[0]
     assert "href='/comfy/'" in httpx.get(f"{comfy.url}/").text  # our dashboard links to the editor
@@ -415,7 +432,7 @@ def test_object_info_models_and_start_up_routes(comfy):
     assert stats["devices"] and "ram_total" in stats["system"]
     assert httpx.get(f"{comfy.url}/api/features").json()["max_upload_size"] > 0
     assert httpx.get(f"{comfy.url}/api/extensions").json() == []
-    assert httpx.get(f"{comfy.url}/api/embeddings").json() == []
+    assert httpx.get(f"{comfy.url}/api/embeddings").json() == ["neg"]
     remaining = httpx.get(f"{comfy.url}/api/prompt").json()["exec_info"]["queue_remaining"]
     assert isinstance(remaining, int) and remaining >= 0
 
@@ -543,3 +560,29 @@ def test_an_oversized_socket_message_closes_only_that_socket(comfy):
                 ws.recv(timeout=30)
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
     assert _ws_status(comfy) == 101
+
+
+@pytest.mark.slow
+def test_a_queued_prompt_survives_a_kill_and_is_followed_after_restart(tmp_path):
+    d = _start(tmp_path)
+    try:
+        blocker = httpx.post(f"{d.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=61)}).json()
+        _wait_state(d, blocker["job_id"], {"running"})
+        client_id = str(uuid.uuid4())
+        queued = httpx.post(f"{d.url}/prompt",
+                            json={"prompt": sd_prompt(seed=62), "client_id": client_id}).json()
+        d.kill()  # SIGKILL: the prompt was on disk before POST /prompt answered
+        d.start()
+        assert httpx.post(f"{d.url}/interrupt", json={"prompt_id": blocker["prompt_id"]}).status_code == 200
+        with connect(f"ws://{_addr(d)}/ws?clientId={client_id}", open_timeout=60) as ws:
+            done = False
+            while not done:
+                m = ws.recv(timeout=300)
+                if isinstance(m, str):
+                    msg = json.loads(m)
+                    done = msg["type"] == "executing" and msg["data"]["node"] is None and \
+                        msg["data"]["prompt_id"] == queued["prompt_id"]
+        hist = httpx.get(f"{d.url}/history/{queued['prompt_id']}").json()[queued["prompt_id"]]
+        assert hist["status"]["completed"] and hist["outputs"]["9"]["images"]
+    finally:
+        d.kill()

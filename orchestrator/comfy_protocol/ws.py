@@ -286,6 +286,8 @@ class Hub:
         rec = f.record
         pid, client = rec.prompt_id, rec.client_id
         state = ev.get("state")
+        if state == JobState.CANCELLED.value and not f.started:
+            return  # taken out of the queue before it ran: ComfyUI says nothing but the new status
         if state == JobState.SUCCEEDED.value and job is not None:
             outputs = await asyncio.to_thread(self.store.outputs, rec.job_id)
             for cid, out in output_images(job, outputs).items():
