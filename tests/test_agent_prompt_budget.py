@@ -211,3 +211,20 @@ def test_the_context_bound_is_a_setting() -> None:
 
     with pytest.raises(ConfigError, match="context_tokens"):
         config("-1")
+
+
+def test_compose_blocks_are_retrieved_not_the_whole_catalog(ctx) -> None:
+    from agents.choose import rank_templates
+    from agents.prompts import retrieve_blocks
+
+    p = Planner(ctx)
+    request = p.request("a knight on a horse, then upscale it with an onnx upscaler model")
+    ranking = rank_templates(request.labels, ctx)
+    blocks = retrieve_blocks(request, ctx, [r["template"] for r in ranking[:2]])
+    first = ctx.templates[ranking[0]["template"]]
+    assert {n.block for n in first.graph.nodes.values()} <= set(blocks)  # the candidate's own
+    assert "image.upscale_model" in blocks or "onnx.run" in blocks  # by the prompt's words
+    assert len(blocks) <= 24 < len(ctx.catalog)
+    system = planner_messages(request, ctx, ranking)[0]["content"]
+    shown = [line.split()[1] for line in system.split("Blocks for compose", 1)[1].splitlines()[1:]]
+    assert shown == blocks[:len(shown)] and len(shown) < len(ctx.catalog)
