@@ -324,7 +324,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.intents.remove("upscale")
     if "detail" in labels.intents and "image-to-image" not in found:
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
-    if "image-to-image" in found and _EDIT_VERBS.search(prompt):
+    if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
     if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found:
         _add(labels.intents, "style")  # "painted like this reference painting": its style
@@ -341,6 +341,18 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels
+
+
+def _misspelt_edit(prompt: str) -> bool:
+    """Whether a word of ``prompt`` is an edit verb with two letters swapped ("remvoe",
+    "repalce"); one letter off is not enough ("remote" is not "remove")."""
+    verbs = ("remove", "erase", "replace", "delete")
+    for w in re.findall(r"[a-z]{5,}", prompt.lower()):
+        for v in verbs:
+            if len(w) == len(v) and w != v and sorted(w) == sorted(v) \
+                    and sum(a != b for a, b in zip(w, v, strict=True)) == 2:
+                return True
+    return False
 
 
 def _embedding_labels(prompt: str, labels: Labels, embedder: Embedder, threshold: float) -> None:

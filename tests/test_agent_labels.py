@@ -77,3 +77,22 @@ def test_parse_request_reads_size_ratio_seed_steps_quality_and_avoid() -> None:
     assert parse_request("a masterpiece, highly detailed dragon").quality == "quality"
     assert parse_request("a red fox").default_seed() == parse_request("a red fox").default_seed()
     assert clean_prompt("1024x512") == "1024x512"  # never empty
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    ("remvoe the dog from this foto", "inpaint", []),
+    ("a remote cabin, like this photo", "image-to-image", []),
+    ("turn the attached selfie into a marble statue", "image-to-image", []),
+    ("get rid of the power lines in this photo (mask attached)", "inpaint", []),
+    ("paint my photo in the style of this van gogh painting", "image-to-image", ["style"]),
+    ("a painting in the style of van gogh", "text-to-image", []),
+    ("a portrait of a violinist, then fix the face with a detail pass", "text-to-image", ["detail"]),
+    ("generate a futuristic car following this edge map", "text-to-image", ["control"]),
+    ("use the depth map of this room for a cyberpunk bar", "image-to-image", ["depth"]),
+    ("a castle at the top of a hill", "text-to-image", []),
+    ("a red fox at the top and a white owl at the bottom", "text-to-image", ["regions"]),
+    ("extend the background of this picture to the left", "image-to-image", []),
+])
+def test_tasks_and_intents(prompt, task, intents) -> None:
+    labels = classify(prompt)
+    assert (labels.task, labels.intents) == (task, intents)
