@@ -30,6 +30,19 @@ KINDS = ("checkpoint", "lora", "embedding", "controlnet", "vae", "upscaler", "cl
          "ip_adapter", "onnx")
 
 
+def family_native(family: str | None) -> int:
+    """The native size of a family: SD 1.x 512, SD 2.x 768 (its v-prediction models; an SD 2.x
+    epsilon model, ``sd2`` without ``-v``, is the 512 base), SDXL 1024.
+
+    >>> family_native("sd2-v"), family_native("sd2"), family_native("sdxl-inpaint"), family_native("")
+    (768, 512, 1024, 512)
+    """
+    fam = str(family or "").lower()
+    if fam.startswith("sd2") and not fam.startswith("sd2-v"):
+        return 512
+    return FAMILY_NATIVE.get(base_family(fam), DEFAULT_NATIVE)
+
+
 def base_family(family: str | None) -> str:
     """The architecture class of a family name: ``sd1``, ``sd2``, ``sdxl``, ... (variants such as
     ``-inpaint``, ``-v`` or ``-refiner`` dropped).
@@ -97,7 +110,7 @@ def models_from_entries(entries: Iterable[Mapping[str, Any]], *, builtins: bool 
             family = ""
         kind = str(entry.get("kind") or "checkpoint").lower()
         kind = kind if kind in KINDS else "checkpoint" if kind == "file" and not family else kind
-        native = entry.get("native_size") or FAMILY_NATIVE.get(base_family(family)) or DEFAULT_NATIVE
+        native = entry.get("native_size") or family_native(family)
         out[name] = ModelInfo(name, int(native), family, kind)
     return out
 

@@ -365,3 +365,10 @@ def test_an_llm_graph_is_held_to_the_users_models_inputs_outputs_and_limits(host
         with pytest.raises(AgentError) as err:
             p.plan("a red fox in the snow")
     assert any(e.get("rule") == "input" and e.get("role") == "image" for e in err.value.details["errors"])
+
+
+@pytest.mark.parametrize(("family", "size"), [("sd1", 512), ("sd2-v", 768), ("sd2", 512), ("sdxl", 1024)])
+def test_each_family_plans_at_its_native_size(host, family, size) -> None:
+    mine = {"name": "mine", "kind": "checkpoint", "family": family}
+    plan = planner(host, mine).plan("a red fox in the snow")
+    assert checkpoints(plan.graph) == {"mine"} and output_size(plan.graph) == (size, size)
