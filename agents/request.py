@@ -51,6 +51,7 @@ _REGION_NAMES = {"upper": "top", "lower": "bottom"}
 # estimate of CLIP tokens: words and punctuation, long words count twice
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 CLIP_TOKENS = 75  # per window, without the start and end tokens
+CLIP_WINDOWS = 8  # windows sd.encode_prompt encodes (plugins.sd.prompt.MAX_WINDOWS)
 LARGE_PIXELS = 1536 * 1536  # an explicit size this large asks for a large image
 # a model family the prompt asks for; "with the sdxl model" is an instruction and leaves the text
 _FAMILY = re.compile(r"\b(sd ?xl|sdxl|sd ?1\.?5|sd ?2(?:\.[01])?|stable diffusion (?:xl|1\.5|2(?:\.1)?))\b",
@@ -156,10 +157,12 @@ def text_notes(request: Request, notes: list[str]) -> None:
         notes.append(f"no label recognised in the prompt: planned with the plain template of the task "
                      f"({labels.task})")
     tokens = estimate_tokens(request.text)
-    if tokens > CLIP_TOKENS:
-        notes.append(f"the prompt is about {tokens} CLIP tokens: the text encoder reads {CLIP_TOKENS} at "
-                     f"a time, so words past the first window may be cut; shorten it or put the key "
-                     f"words first")
+    if tokens > CLIP_TOKENS * CLIP_WINDOWS:
+        notes.append(f"the prompt is about {tokens} CLIP tokens: sd.encode_prompt reads at most "
+                     f"{CLIP_WINDOWS} windows of {CLIP_TOKENS}, the rest is cut; shorten it")
+    elif tokens > CLIP_TOKENS:
+        notes.append(f"the prompt is about {tokens} CLIP tokens, over one window of {CLIP_TOKENS}: "
+                     f"sd.encode_prompt encodes it in windows of {CLIP_TOKENS} (as ComfyUI and A1111 do)")
 
 
 def estimate_tokens(text: str) -> int:

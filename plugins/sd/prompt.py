@@ -1,7 +1,19 @@
-"""Encoding prompts with the model's CLIP text encoder(s), for SD 1.x/2.x and SDXL."""
+"""Encoding prompts with the model's CLIP text encoder(s), for SD 1.x/2.x and SDXL.
+
+A prompt longer than one CLIP window (75 tokens between the start and end tokens) is encoded
+as ComfyUI and A1111 do: its tokens are cut into windows of 75, each wrapped in the start
+and end tokens and padded to 77, each encoded on its own, and the windows' embeddings are
+concatenated along the sequence (at most :data:`MAX_WINDOWS` windows; the rest is cut). A
+prompt and its negative prompt of different window counts are each repeated to the least
+common multiple of their lengths (cross-attention over a sequence repeated ``k`` times equals
+attention over it once, see ``plugins.sd.area.same_length``), so a short prompt is encoded
+exactly as diffusers' pipelines encode it.
+"""
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import Field
@@ -25,69 +37,104 @@ def expand_embedding_tokens(prompt: str, tokenizer: Any) -> str:
     return prompt
 
 
+MAX_WINDOWS = 8  # 8 x 75 tokens of one prompt are encoded; past that the prompt is cut
+
+
 def _ids(tokenizer: Any, text: str, max_length: int) -> Any:
     return tokenizer(expand_embedding_tokens(text, tokenizer), padding="max_length", max_length=max_length,
                      truncation=True, return_tensors="pt")
 
 
+def token_windows(tokenizer: Any, text: str) -> list[Any]:
+    """``text`` as windows of ``model_max_length`` token ids (each with ``input_ids`` and
+    ``attention_mask``, ``[1, 77]``): one window, as diffusers tokenizes it, when it fits; else
+    its tokens cut into windows of 75, each between the start and end tokens, padded."""
+    import torch
+
+    length = int(tokenizer.model_max_length)
+    per = length - 2
+    body = tokenizer(expand_embedding_tokens(text, tokenizer), add_special_tokens=False,
+                     verbose=False).input_ids
+    if len(body) <= per:
+        return [_ids(tokenizer, text, length)]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    out = []
+    for start in range(0, min(len(body), per * MAX_WINDOWS), per):
+        chunk = body[start:start + per]
+        rest = per - len(chunk)
+        out.append(SimpleNamespace(input_ids=torch.tensor([[bos, *chunk, eos] + [pad] * rest]),
+                                   attention_mask=torch.tensor([[1] * (len(chunk) + 2) + [0] * rest])))
+    return out
+
+
+def repeat_to_common_length(*seqs: Any) -> list[Any]:
+    """Token sequences ``[B, N, D]`` repeated to the least common multiple of their lengths (as
+    ``plugins.sd.area.same_length``, for any number): unchanged when they are equal."""
+    lengths = [s.shape[1] for s in seqs]
+    lcm = math.lcm(*lengths)
+    return [s if n == lcm else s.repeat(1, lcm // n, 1) for s, n in zip(seqs, lengths, strict=True)]
+
+
 def encode_sd(tokenizer: Any, text_encoder: Any, prompt: str, negative: str | None, clip_skip: int | None,
               device: str) -> tuple[Any, Any]:
-    """``StableDiffusionPipeline.encode_prompt`` for one prompt: (prompt_embeds, negative_embeds).
+    """``StableDiffusionPipeline.encode_prompt`` for one prompt: (prompt_embeds, negative_embeds);
+    a prompt over one CLIP window in windows (see the module docstring).
 
     As in diffusers, ``clip_skip`` applies to the prompt, not to the negative prompt.
     """
+    import torch
+
     use_mask = bool(getattr(text_encoder.config, "use_attention_mask", False))
-    inputs = _ids(tokenizer, prompt, tokenizer.model_max_length)
-    mask = inputs.attention_mask.to(device) if use_mask else None
-    if clip_skip is None:
-        embeds = text_encoder(inputs.input_ids.to(device), attention_mask=mask)[0]
-    else:
+
+    def encode(inputs: Any, skip: int | None) -> Any:
+        mask = inputs.attention_mask.to(device) if use_mask else None
+        if skip is None:
+            return text_encoder(inputs.input_ids.to(device), attention_mask=mask)[0]
         out = text_encoder(inputs.input_ids.to(device), attention_mask=mask, output_hidden_states=True)
         # transformers 5 dropped the ``text_model`` level that diffusers' pipelines reach through
         final_norm = getattr(text_encoder, "text_model", text_encoder).final_layer_norm
-        embeds = final_norm(out.hidden_states[-(clip_skip + 1)])
-    embeds = embeds.to(dtype=text_encoder.dtype, device=device)
-    uncond = _ids(tokenizer, negative or "", embeds.shape[1])
-    mask = uncond.attention_mask.to(device) if use_mask else None
-    neg = text_encoder(uncond.input_ids.to(device), attention_mask=mask)[0].to(dtype=text_encoder.dtype)
-    return embeds, neg
+        return final_norm(out.hidden_states[-(skip + 1)])
+
+    embeds = torch.cat([encode(w, clip_skip) for w in token_windows(tokenizer, prompt)], dim=1)
+    neg = torch.cat([encode(w, None) for w in token_windows(tokenizer, negative or "")], dim=1)
+    embeds, neg = repeat_to_common_length(embeds, neg)
+    return embeds.to(dtype=text_encoder.dtype, device=device), neg.to(dtype=text_encoder.dtype)
 
 
 def encode_sdxl(tokenizers: list[Any], encoders: list[Any], prompt: str, prompt_2: str | None,
                 negative: str | None, negative_2: str | None, clip_skip: int | None, zero_negative: bool,
                 device: str) -> dict[str, Any]:
-    """``StableDiffusionXLPipeline.encode_prompt`` for one prompt."""
+    """``StableDiffusionXLPipeline.encode_prompt`` for one prompt; a prompt over one CLIP window
+    in windows (see the module docstring), the pooled embedding from the first window (as ComfyUI)."""
     import torch
 
-    pooled = None
-    parts = []
-    for text, tok, enc in zip([prompt, prompt_2 or prompt], tokenizers, encoders, strict=True):
-        ids = _ids(tok, text, tok.model_max_length).input_ids
-        out = enc(ids.to(device), output_hidden_states=True)
-        if pooled is None and out[0].ndim == 2:
-            pooled = out[0]
-        parts.append(out.hidden_states[-2] if clip_skip is None else out.hidden_states[-(clip_skip + 2)])
-    embeds = torch.concat(parts, dim=-1)
+    def encode(texts: list[str], skip: int | None) -> tuple[Any, Any]:
+        pooled = None
+        parts = []
+        for text, tok, enc in zip(texts, tokenizers, encoders, strict=True):
+            hidden = []
+            for w in token_windows(tok, text):
+                out = enc(w.input_ids.to(device), output_hidden_states=True)
+                if pooled is None and out[0].ndim == 2:
+                    pooled = out[0]
+                hidden.append(out.hidden_states[-2] if skip is None else out.hidden_states[-(skip + 2)])
+            parts.append(torch.cat(hidden, dim=1))
+        return torch.concat(repeat_to_common_length(*parts), dim=-1), pooled
+
+    embeds, pooled = encode([prompt, prompt_2 or prompt], clip_skip)
     if zero_negative and negative is None:
         neg, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
     else:
         negative = negative or ""
-        negative_2 = negative_2 or negative
-        neg_pooled = None
-        parts = []
-        for text, tok, enc in zip([negative, negative_2], tokenizers, encoders, strict=True):
-            ids = _ids(tok, text, embeds.shape[1]).input_ids
-            out = enc(ids.to(device), output_hidden_states=True)
-            if neg_pooled is None and out[0].ndim == 2:
-                neg_pooled = out[0]
-            parts.append(out.hidden_states[-2])
-        neg = torch.concat(parts, dim=-1)
+        neg, neg_pooled = encode([negative, negative_2 or negative], None)
+        embeds, neg = repeat_to_common_length(embeds, neg)
     dtype = encoders[-1].dtype
     return {"prompt_embeds": embeds.to(dtype=dtype), "negative_prompt_embeds": neg.to(dtype=dtype),
             "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": neg_pooled}
 
 
-@block("sd.encode_prompt", version="1.0.0")
+@block("sd.encode_prompt", version="1.1.0")
 class EncodePrompt(Block):
     """Encode a prompt and a negative prompt with the model's text encoder(s) (SD 1.x/2.x or SDXL).
 
