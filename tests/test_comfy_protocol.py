@@ -383,6 +383,13 @@ def test_userdata_and_settings_round_trip(comfy):
     listing = httpx.get(f"{comfy.url}/api/userdata", params={"dir": "workflows", "recurse": "true"}).json()
     assert listing == ["mine.json"]
     assert httpx.get(f"{comfy.url}/api/userdata/workflows%2Fmine.json").json() == {"nodes": []}
+    moved = httpx.post(f"{comfy.url}/api/userdata/workflows%2Fmine.json/move/workflows%2Fold%2Fmine.json")
+    assert moved.status_code == 200 and moved.json() == "workflows/old/mine.json"
+    assert httpx.get(f"{comfy.url}/api/userdata/workflows%2Fmine.json").status_code == 404
+    # a file where a folder is wanted: a conflict, never a 500; a bare slash is not a name
+    clash = httpx.post(f"{comfy.url}/api/userdata/workflows%2Fold%2Fmine.json%2Fx.json", content=b"{}")
+    assert clash.status_code == 409 and clash.json()["errors"][0]["type"] == "conflict"
+    assert httpx.post(f"{comfy.url}/api/userdata/workflows/y.json", content=b"{}").status_code == 400
     assert httpx.post(f"{comfy.url}/api/settings/Comfy.Theme", json="dark").status_code == 200
     assert httpx.get(f"{comfy.url}/api/settings").json()["Comfy.Theme"] == "dark"
 

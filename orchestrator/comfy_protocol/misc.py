@@ -179,11 +179,34 @@ class UserStore:
             n, size = self.usage()
             if n >= MAX_USER_FILES or size + len(data) > MAX_USER_BYTES:
                 return 413, f"user files are limited to {MAX_USER_FILES} files and {MAX_USER_BYTES} bytes"
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if path.is_symlink() or (path.exists() and not path.is_file()):
-                return 400, f"{name!r} is not a regular file"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        st = path.stat()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if path.is_symlink() or (path.exists() and not path.is_file()) or self.path(name) is None:
+                    return 400, f"{name!r} is not a regular file"
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+                st = path.stat()
+            except OSError:  # a folder where a file is, or the reverse: never a 500, never a host path
+                return 409, f"{name[:200]!r} cannot be written (a file and a folder of that name clash)"
         return 200, {"path": name, "size": st.st_size, "modified": st.st_mtime}
+
+    def move(self, name: str, dest: str, overwrite: bool) -> tuple[int, dict[str, Any] | str]:
+        """Rename a user file (ComfyUI's ``/userdata/{file}/move/{dest}``)."""
+        src, to = self.path(name), self.path(dest)
+        if src is None or to is None:
+            return 400, f"bad user file name {(name if src is None else dest)[:200]!r}"
+        with self._lock:
+            if not src.is_file() or src.is_symlink():
+                return 404, f"no user file {name[:200]!r}"
+            if to.exists() and not overwrite:
+                return 409, f"{dest[:200]!r} exists; send overwrite=true"
+            try:
+                to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if self.path(dest) is None or (to.exists() and not to.is_file()):
+                    return 400, f"{dest[:200]!r} is not a regular file"
+                os.replace(src, to)
+                st = to.stat()
+            except OSError:
+                return 409, f"{dest[:200]!r} cannot be written (a file and a folder of that name clash)"
+        return 200, {"path": dest, "size": st.st_size, "modified": st.st_mtime}

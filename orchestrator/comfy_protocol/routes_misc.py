@@ -23,6 +23,17 @@ from orchestrator.comfy_protocol.routes import error
 from orchestrator.json_body import BodyError, loads_strict
 
 
+def _raw_names(request: Request) -> list[str] | None:
+    """The ``/``-separated parts after ``/userdata/`` in the raw (still %-encoded) path, decoded."""
+    from urllib.parse import unquote
+
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return None
+    _, sep, rest = raw.decode("latin-1").partition("/userdata/")
+    return [unquote(p) for p in rest.split("?", 1)[0].split("/")] if sep else None
+
+
 class MiscRoutes:
     def __init__(self, settings: Any, models: Any, object_info: ObjectInfo, users: UserStore) -> None:
         self.settings = settings
@@ -133,11 +144,18 @@ class MiscRoutes:
             data = await request.body()
         except ClientDisconnect:
             return error("request", "the body did not arrive in full", "body")
-        status, answer = await asyncio.to_thread(self.users.write, file, data, overwrite)
+        names = _raw_names(request)
+        if names is not None and len(names) == 3 and names[1] == "move":
+            # /userdata/{file}/move/{dest}: a name's own slashes come %2F-encoded, these do not
+            status, answer = await asyncio.to_thread(self.users.move, names[0], names[2], overwrite)
+        elif names is not None and len(names) != 1:
+            return error("request", "a user file name's slashes must be sent as %2F", "file")
+        else:
+            status, answer = await asyncio.to_thread(self.users.write, file, data, overwrite)
         if status != 200:
             assert isinstance(answer, str)
-            return error("request" if status == 400 else "conflict" if status == 409 else "limit", answer,
-                         "file", status=status)
+            kinds = {400: "request", 404: "not_found", 409: "conflict"}
+            return error(kinds.get(status, "limit"), answer, "file", status=status)
         assert isinstance(answer, dict)
         return JSONResponse(answer if full_info else answer["path"])
 
