@@ -109,18 +109,40 @@ def resolve_loras(request: Request, ctx: PlanningContext, checkpoint: ModelInfo 
     return out
 
 
-def _slots(graph: Graph) -> tuple[dict[str, ModelInfo], dict[str, ModelInfo]]:
+@dataclass(frozen=True)
+class AuxSlot:
+    """A node param naming a built-in auxiliary model, and the kind it takes."""
+
+    node: str
+    param: str
+    kind: str  # controlnet, ip_adapter, clip_vision
+    family: bool  # whether it must match the checkpoint's family
+
+
+def _aux_slot(node_id: str, block: str, param: str, name: str) -> AuxSlot | None:
+    info = BUILTIN_MODELS.get(name)
+    if info is None or info.kind not in AUX_KINDS:
+        return None
+    if block.endswith("image_embed"):  # the image encoder an IP-Adapter reads (CLIP vision)
+        return AuxSlot(node_id, param, "clip_vision", False)
+    return AuxSlot(node_id, param, info.kind, info.kind != "clip_vision")
+
+
+def _slots(graph: Graph) -> tuple[dict[str, ModelInfo], list[AuxSlot]]:
     checkpoints: dict[str, ModelInfo] = {}
-    aux: dict[str, ModelInfo] = {}
+    aux: list[AuxSlot] = []
     for node_id, node in graph.nodes.items():
-        name = model_name(node.params.get("model"))
-        info = BUILTIN_MODELS.get(name or "")
-        if info is None:
-            continue
-        if info.kind == "checkpoint":
-            checkpoints[node_id] = info
-        elif info.kind in AUX_KINDS:
-            aux[node_id] = info
+        for param, value in node.params.items():
+            name = model_name(value) if param == "model" else value if param == "adapter" else None
+            if not isinstance(name, str):
+                continue
+            info = BUILTIN_MODELS.get(name)
+            if param == "model" and info is not None and info.kind == "checkpoint":
+                checkpoints[node_id] = info
+                continue
+            slot = _aux_slot(node_id, node.block, param, name)
+            if slot is not None:
+                aux.append(slot)
     return checkpoints, aux
 
 
@@ -168,21 +190,25 @@ def fill_slots(graph: Graph, request: Request, ctx: PlanningContext,
     slots, aux = _slots(out)
     inpaint = any(n.block.endswith(".inpaint") for n in out.nodes.values())
     chosen, choice.why = choose_checkpoint(ctx, request, meta, inpaint, named)
-    if chosen is not None and aux:
-        replacements: dict[str, ModelInfo] = {}
-        for node_id, info in aux.items():
-            found = [m for m in ctx.of_kind(info.kind) if not m.builtin and m.base == chosen.base]
-            if not found and chosen.builtin and info.base in ("", chosen.base):
-                continue  # the built-in auxiliary model fits the built-in checkpoint
+    own = {m.name for m in slots.values()}
+    if chosen is not None and aux and chosen.builtin and chosen.name not in own:
+        choice.notes.append(f"{chosen.name!r} does not fit this template's built-in auxiliary models: it "
+                            f"runs on {', '.join(sorted(own))}")
+        chosen, choice.why = None, "the template's built-in models"
+    if chosen is not None and aux and not chosen.builtin:
+        replacements: dict[AuxSlot, ModelInfo] = {}
+        for slot in aux:
+            found = [m for m in ctx.of_kind(slot.kind) if not m.builtin
+                     and (not slot.family or m.base == chosen.base)]
             if not found:
-                choice.notes.append(
-                    f"no {info.kind} for {chosen.base or chosen.name} in the model library, so this "
-                    f"template runs on its built-in models instead of {chosen.name!r}")
-                chosen, choice.why, replacements = None, f"no {info.kind} for its family", {}
+                what = f"{slot.kind} for {chosen.base or chosen.name}" if slot.family else slot.kind
+                choice.notes.append(f"no {what} in the model library, so this template runs on its "
+                                    f"built-in models instead of {chosen.name!r}")
+                chosen, choice.why, replacements = None, f"no {slot.kind} for its family", {}
                 break
-            replacements[node_id] = sorted(found, key=lambda m: m.name)[0]
-        for node_id, info in replacements.items():
-            _set_model(out, node_id, info.name)
+            replacements[slot] = sorted(found, key=lambda m: m.name)[0]
+        for slot, info in replacements.items():
+            _set_param(out, slot.node, slot.param, info.name)
     if chosen is not None:
         for node_id in slots:
             _set_model(out, node_id, chosen.name)
@@ -202,6 +228,10 @@ def fill_slots(graph: Graph, request: Request, ctx: PlanningContext,
 
 
 def _set_model(graph: Graph, node_id: str, name: str) -> None:
+    _set_param(graph, node_id, "model", name)
+
+
+def _set_param(graph: Graph, node_id: str, param: str, name: str) -> None:
     params = graph.nodes[node_id].params
-    ref = params.get("model")
-    params["model"] = {**ref, "name": name} if isinstance(ref, dict) else name
+    ref = params.get(param)
+    params[param] = {**ref, "name": name} if isinstance(ref, dict) else name

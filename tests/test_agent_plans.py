@@ -372,3 +372,24 @@ def test_each_family_plans_at_its_native_size(host, family, size) -> None:
     mine = {"name": "mine", "kind": "checkpoint", "family": family}
     plan = planner(host, mine).plan("a red fox in the snow")
     assert checkpoints(plan.graph) == {"mine"} and output_size(plan.graph) == (size, size)
+
+
+def test_ip_adapter_compositions_take_the_users_adapter_and_image_encoder(host) -> None:
+    cn = {"name": "cn-canny", "kind": "controlnet", "family": "sd1"}
+    ip = {"name": "ip-adapter_sd15", "kind": "ip_adapter", "family": "sd1"}
+    vision = {"name": "clip-vit-h", "kind": "clip_vision", "family": ""}
+    given = {"image": "i.png", "style": "s.png"}
+    prompt = "this photo in the style of the reference image"
+    plan = planner(host, SD1, cn, ip, vision).plan(prompt, images=given)
+    nodes = plan.graph.nodes
+    assert nodes["styled"].params["adapter"] == "ip-adapter_sd15"
+    assert nodes["style_embed"].params["model"] == "clip-vit-h"
+    assert nodes["layout"].params["model"] == "cn-canny" and checkpoints(plan.graph) >= {"dreamy-sd15"}
+    plan = planner(host, SD1, cn, ip).plan(prompt, images=given)
+    assert plan.graph.nodes["styled"].params["adapter"] == "tiny-ip-adapter"  # no image encoder: built-ins
+    assert plan.graph.nodes["style_embed"].params["model"] == "tiny-ip-adapter"
+    assert checkpoints(plan.graph) == {"tiny-sd", "tiny-controlnet"}
+    assert any("no clip_vision" in n for n in plan.trace["notes"])
+    plan = planner(host, SD1, SDXL, default="tiny-sdxl").plan(
+        "a dancer in the same pose as the control image", images={"control": "c.png"})
+    assert checkpoints(plan.graph) == {"tiny-sd", "tiny-controlnet"}  # tiny-sdxl cannot take tiny-controlnet
