@@ -593,3 +593,50 @@ def test_a_queued_prompt_survives_a_kill_and_is_followed_after_restart(tmp_path)
         assert hist["status"]["completed"] and hist["outputs"]["9"]["images"]
     finally:
         d.kill()
+
+
+@pytest.mark.slow
+def test_fuzzed_prompts_and_queries_never_get_a_500(comfy):
+    """Hypothesis-built API-format prompts (real class names, random inputs and links) and random
+    queries: every answer is a 2xx or a structured 4xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
+                        st.text(max_size=40), st.sampled_from(["../../etc/passwd", "/etc/passwd", CKPT]))
+    links = st.tuples(st.sampled_from(["1", "2", "3", "4", "99"]), st.integers(-1, 3)).map(list)
+    values = st.one_of(scalars, links, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=5),
+                                                                                       scalars, max_size=2))
+    classes = st.sampled_from(["KSampler", "SaveImage", "LoadImage", "CheckpointLoaderSimple", "VAEDecode",
+                               "EmptyLatentImage", "CLIPTextEncode", "LoraLoader", "ImageScale", "Bogus"])
+    widget_names = st.sampled_from(["seed", "steps", "cfg", "images", "image", "ckpt_name", "width", "height",
+                                    "samples", "vae", "model", "clip", "text", "latent_image", "positive",
+                                    "negative", "sampler_name", "scheduler", "denoise", "lora_name"])
+    node = st.fixed_dictionaries({"class_type": classes,
+                                  "inputs": st.dictionaries(widget_names, values, max_size=8)})
+    prompts = st.dictionaries(st.sampled_from(["1", "2", "3", "4", "5"]), node, min_size=1, max_size=5)
+    bodies = st.fixed_dictionaries({"prompt": prompts}, optional={
+        "client_id": scalars, "prompt_id": scalars, "number": scalars, "front": scalars,
+        "extra_data": values, "partial_execution_targets": values})
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bodies)
+    def post(body):
+        r = httpx.post(f"{comfy.url}/prompt", content=json.dumps(body).encode(), timeout=60)
+        assert r.status_code < 500, (body, r.text)
+        if r.status_code >= 400:
+            assert r.json()["errors"]
+        else:
+            httpx.post(f"{comfy.url}/interrupt", json={"prompt_id": r.json()["prompt_id"]}, timeout=60)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(["/view", "/api/view", "/history", "/api/jobs", "/api/userdata", "/queue"]),
+           st.dictionaries(st.sampled_from(["filename", "subfolder", "type", "max_items", "offset", "status",
+                                            "limit", "dir", "recurse", "full_info"]), st.text(max_size=60),
+                           max_size=4))
+    def get(path, params):
+        r = httpx.get(f"{comfy.url}{path}", params=params, timeout=60)
+        assert r.status_code < 500, (path, params, r.text)
+
+    post()
+    get()

@@ -255,7 +255,9 @@ class ComfyRoutes:
             body = await _json(request, self.settings.limits.json_depth)
         except BodyError as exc:
             return JSONResponse({"errors": [exc.to_dict()]}, status_code=400)
-        prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return error("request", "the body must be a JSON object ({} or {\"prompt_id\": ...})", "body")
+        prompt_id = body.get("prompt_id")
         if prompt_id is not None:
             if not isinstance(prompt_id, str) or len(prompt_id) > MAX_PROMPT_ID:
                 return error("request", "'prompt_id' must be a prompt id", "prompt_id")
