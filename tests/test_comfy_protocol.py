@@ -640,3 +640,25 @@ def test_fuzzed_prompts_and_queries_never_get_a_500(comfy):
 
     post()
     get()
+
+
+EDITOR_TRAVERSALS = ["/comfy/..%2F..%2F__init__.py", "/comfy/%2e%2e/%2e%2e/__init__.py",
+                     "/comfy/assets/..%2F..%2F..%2Fjobs.db", "/comfy/%00",
+                     "/assets/images/favicon_progress_16x16/..%2F..%2F..%2Findex.html"]
+
+
+def test_editor_files_are_served_and_confined(comfy):
+    try:
+        import comfyui_frontend_package  # noqa: F401
+    except ImportError:  # without the [editor] extra /comfy/ says how to get it
+        r = httpx.get(f"{comfy.url}/comfy/")
+        assert r.status_code == 404 and "orchestrator[editor]" in r.json()["errors"][0]["message"]
+        return
+    page = httpx.get(f"{comfy.url}/comfy/")
+    assert page.status_code == 200 and "<title>ComfyUI</title>" in page.text
+    assert httpx.get(f"{comfy.url}/comfy").status_code == 307
+    assert httpx.get(f"{comfy.url}/assets/images/favicon_progress_16x16/frame_1.png").status_code == 200
+    for path in EDITOR_TRAVERSALS:
+        r = httpx.get(f"{comfy.url}{path}")
+        assert r.status_code in (400, 404), path
+        assert "import" not in r.text and "SQLite" not in r.text

@@ -54,5 +54,9 @@ def mount_editor(app: FastAPI) -> bool:
         return JSONResponse({"errors": [{"type": "not_found", "message": "no workflow templates are "
                                          "installed", "node": None, "field": "name"}]}, status_code=404)
 
+    # the frontend asks for its progress favicons at an absolute path (/assets/images/...)
+    app.mount("/assets/images/favicon_progress_16x16",
+              StaticFiles(directory=root / "assets" / "images" / "favicon_progress_16x16", check_dir=False),
+              name="comfy-editor-favicons")
     app.mount(EDITOR_PATH, StaticFiles(directory=root, html=True), name="comfy-editor")
     return True
