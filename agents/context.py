@@ -150,6 +150,38 @@ def template_inputs(template: Template) -> list[TemplateInput]:
     return out
 
 
+def expected_kind(block: str, param: str = "model") -> str:
+    """The kind of model a block's param names: ``onnx`` for ONNX blocks, ``controlnet``,
+    ``ip_adapter`` (``adapter``), ``clip_vision`` for image embeddings, else ``checkpoint``."""
+    if param == "adapter":
+        return "ip_adapter"
+    if block.startswith("onnx."):
+        return "onnx"
+    if block.endswith("controlnet"):
+        return "controlnet"
+    if block.endswith("image_embed"):
+        return "clip_vision"
+    return "checkpoint"
+
+
+def missing_models(template: Template, ctx: PlanningContext) -> list[tuple[str, str]]:
+    """``(name, kind)`` of the models other than checkpoints that ``template`` names and the
+    context's model library lacks (a depth estimator's ONNX file, ...): it cannot run without them."""
+    out = []
+    for node in template.graph.nodes.values():
+        for param in ("model", "adapter"):
+            ref = node.params.get(param)
+            name = ref if isinstance(ref, str) else ref.get("name") if isinstance(ref, dict) else None
+            if not isinstance(name, str) or name in BUILTIN_MODELS or name in ctx.models:
+                continue
+            if name.removesuffix(".onnx") in ctx.models or f"{name}.onnx" in ctx.models:
+                continue
+            kind = expected_kind(node.block, param)
+            if kind != "checkpoint" and (name, kind) not in out:  # a checkpoint slot is filled by the planner
+                out.append((name, kind))
+    return out
+
+
 def template_labels(template: Template) -> set[str]:
     """Every label a template declares (subjects, styles, formats such as ``wide``)."""
     return {str(v).lower() for values in template.labels.values() for v in values}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.choose import rank_templates
-from agents.context import PlanningContext, template_inputs, template_task
+from agents.context import PlanningContext, missing_models, template_inputs, template_task
 from agents.errors import AgentError
 from agents.labels import INTENT_INPUTS, ROLE_INTENTS
 from agents.request import Request
@@ -61,8 +61,14 @@ def input_error(template: Template, missing: list[dict[str, str]]) -> AgentError
         type="input", field=f"inputs.{roles[0]}", value=None, roles=roles, template=template.name)
 
 
-def require_inputs(template: Template, request: Request) -> None:
-    """Raise the input error of ``template`` when ``request`` lacks one of its inputs."""
+def require_inputs(template: Template, request: Request, ctx: PlanningContext | None = None) -> None:
+    """Raise the input error of ``template`` when ``request`` lacks one of its inputs (or, given
+    ``ctx``, a model error when the model library lacks one of its models)."""
+    lacking = missing_models(template, ctx) if ctx is not None else []
+    if lacking:
+        names = ", ".join(f"{n} ({k})" for n, k in lacking)
+        raise AgentError(f"{template.name} needs model {names}, which the model library does not have",
+                         type="model", field="template", value=template.name)
     missing = missing_roles(template, request)
     if missing:
         raise input_error(template, missing)
@@ -76,6 +82,18 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
     template of the task without that intent (noted); anything else is the input error.
     """
     best = ctx.templates[ranking[0]["template"]]
+    lacking = missing_models(best, ctx)
+    if lacking:  # a template whose models are not there cannot run: the task's other templates
+        request.labels.intents = [i for i in request.labels.intents if i not in best.intents]
+        names = ", ".join(f"{n} ({k})" for n, k in lacking)
+        for entry in rank_templates(request.labels, ctx):
+            other = ctx.templates[entry["template"]]
+            if not missing_models(other, ctx) and not missing_roles(other, request):
+                notes.append(f"{best.name} needs model {names}, which the model library does not "
+                             f"have: planned with {other.name}")
+                return other.name, request
+        raise AgentError(f"{best.name} needs model {names}, which the model library does not have",
+                         type="model", field="template", value=best.name)
     missing = missing_roles(best, request)
     if not missing:
         return best.name, request

@@ -197,7 +197,7 @@ class Planner:
         _pool, why = candidates(request.labels, self.ctx)
         if forced is not None:
             name = forced
-            require_inputs(self.ctx.templates[name], request)
+            require_inputs(self.ctx.templates[name], request, self.ctx)
         else:
             name, request = pick_with_inputs(ranking, request, self.ctx, notes)
         note_unused_inputs(self.ctx.templates[name], request, notes)
@@ -248,7 +248,7 @@ class Planner:
                 proposal.raw = answer.text
                 return proposal, info
             settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-            require_inputs(self.ctx.templates[name], request)
+            require_inputs(self.ctx.templates[name], request, self.ctx)
             graph, _changes = adapt(self.ctx.templates[name].graph, request, self.ctx, settings=settings)
             proposal.doc, proposal.select = graph.to_dict(), True
             info["template"] = name

@@ -28,7 +28,7 @@ import math
 import re
 from typing import Any
 
-from agents.context import BUILTIN_MODELS, PlanningContext
+from agents.context import BUILTIN_MODELS, PlanningContext, expected_kind
 from agents.errors import AgentError
 from agents.request import Request
 from agents.sizes import (
@@ -252,11 +252,12 @@ def fix_rules(graph: Graph, request: Request, ctx: PlanningContext
 
     if ctx.models:
         preferred = next((n for _, r in model_refs(out) if (n := model_name(r)) in ctx.models), None)
-        replacement = ctx.fallback_model(preferred)
         for node_id, ref in model_refs(out):
             name = model_name(ref)
+            kind = expected_kind(out.nodes[node_id].block)
+            replacement = ctx.fallback_model(preferred) if kind == "checkpoint" else None
             if name in ctx.models or replacement is None:
-                continue
+                continue  # only a checkpoint has a stand-in: an unknown ONNX or ControlNet stays an error
             params = out.nodes[node_id].params
             params["model"] = {**ref, "name": replacement} if isinstance(ref, dict) else replacement
             note("model", node_id, "params.model", f"unknown model {name!r} -> {replacement!r}")

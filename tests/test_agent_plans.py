@@ -165,9 +165,12 @@ REACH = [
 ]
 
 
+DEPTH = {"name": "depth.onnx", "kind": "onnx", "family": ""}  # a depth estimator in the model folders
+
+
 @pytest.mark.parametrize(("prompt", "images", "template"), REACH)
 def test_every_template_is_reachable(host, prompt, images, template) -> None:
-    plan = planner(host, SD1).plan(prompt, images=images)
+    plan = planner(host, SD1, DEPTH).plan(prompt, images=images)
     assert plan.template == template, plan.trace["ranking"]
     validate(plan.graph, host.catalog)
     paths = {n.params["path"] for n in plan.graph.nodes.values() if "path" in n.params}
@@ -280,7 +283,8 @@ def test_every_shipped_template_plans_within_the_limits_on_a_user_checkpoint(hos
     all_inputs = {r: f"{r}.png" for r in ("image", "mask", "style", "palette", "reference", "control")}
     for name, template in host.templates.items():
         given = {i.role: all_inputs[i.role] for i in template.inputs}
-        plan = planner(host, SD1, limits=limits).plan("a red fox in the snow", template=name, images=given)
+        p = planner(host, SD1, DEPTH, limits=limits)
+        plan = p.plan("a red fox in the snow", template=name, images=given)
         assert check_limits(plan.graph, limits, host.catalog) == [], name
         size = output_size(plan.graph)
         assert size is None or max(size) >= 512 or math.isclose(1, 1), name
@@ -393,3 +397,13 @@ def test_ip_adapter_compositions_take_the_users_adapter_and_image_encoder(host) 
     plan = planner(host, SD1, SDXL, default="tiny-sdxl").plan(
         "a dancer in the same pose as the control image", images={"control": "c.png"})
     assert checkpoints(plan.graph) == {"tiny-sd", "tiny-controlnet"}  # tiny-sdxl cannot take tiny-controlnet
+
+
+def test_a_template_whose_model_is_missing_falls_back_or_is_refused_naming_it(host) -> None:
+    prompt = "use the depth map of this room for a cyberpunk bar"
+    plan = planner(host, SD1).plan(prompt, images={"image": "room.png"})
+    assert plan.template == "img2img"
+    assert any("depth.onnx (onnx)" in n and "img2img" in n for n in plan.trace["notes"])
+    with pytest.raises(AgentError) as err:
+        planner(host, SD1).plan(prompt, images={"image": "room.png"}, template="depth_translation")
+    assert err.value.type == "model" and "depth.onnx" in err.value.message
