@@ -662,3 +662,27 @@ def test_editor_files_are_served_and_confined(comfy):
         r = httpx.get(f"{comfy.url}{path}")
         assert r.status_code in (400, 404), path
         assert "import" not in r.text and "SQLite" not in r.text
+
+
+def test_a_failure_while_running_is_an_execution_error_on_its_comfyui_node(comfy):
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "not-uploaded.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    client = ComfyClient(_addr(comfy))
+    with connect(f"ws://{_addr(comfy)}/ws?clientId={client.client_id}", open_timeout=60) as ws:
+        pid = str(uuid.uuid4())
+        assert client.queue_prompt(prompt, pid)["node_errors"] == {}  # fine on paper, fails when it runs
+        seen = []
+        while True:
+            m = ws.recv(timeout=120)
+            if isinstance(m, bytes):
+                continue
+            msg = json.loads(m)
+            seen.append(msg)
+            if msg["type"] == "executing" and msg["data"]["node"] is None and msg["data"]["prompt_id"] == pid:
+                break
+    err = next(m["data"] for m in seen if m["type"] == "execution_error")
+    assert err["prompt_id"] == pid and err["node_id"] == "1" and err["node_type"] == "LoadImage"
+    assert "not-uploaded.png" in err["exception_message"] and str(comfy.state) not in err["exception_message"]
+    assert "execution_success" not in [m["type"] for m in seen]
+    hist = client.get_history(pid)[pid]
+    assert hist["status"]["status_str"] == "error" and hist["status"]["messages"][-1][0] == "execution_error"
