@@ -173,6 +173,10 @@ def test_interrupt_and_queue_delete_cancel_jobs_both_ways(comfy):
         queue = httpx.get(f"{comfy.url}/queue").json()
         assert [i[1] for i in queue["queue_running"]] == [first["prompt_id"]]
         assert [i[1] for i in queue["queue_pending"]] == [second["prompt_id"]]
+        listed = httpx.get(f"{comfy.url}/api/jobs", params={"status": "in_progress,pending"}).json()
+        assert [(j["id"], j["status"]) for j in listed["jobs"]] == [
+            (second["prompt_id"], "pending"), (first["prompt_id"], "in_progress")]
+        assert listed["pagination"] == {"offset": 0, "limit": 100, "total": 2, "has_more": False}
         front = httpx.post(f"{comfy.url}/prompt", json={"prompt": sd_prompt(steps=400, seed=4), "front": True,
                                                          "client_id": client_id}).json()
         pending = [i[1] for i in httpx.get(f"{comfy.url}/queue").json()["queue_pending"]]

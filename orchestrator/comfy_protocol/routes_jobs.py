@@ -66,17 +66,31 @@ class JobsRoutes:
         self.store = service.store
         self.index = index
 
-    def _list(self, wanted: set[str], limit: int, offset: int) -> dict[str, Any]:
-        matched: list[dict[str, Any]] = []
+    def _candidates(self, wanted: set[str]) -> list[tuple[PromptRecord, dict[str, Any]]]:
+        """The prompts whose jobs have a wanted status, newest first."""
+        out: list[tuple[PromptRecord, dict[str, Any]]] = []
+        if wanted <= {"pending", "in_progress"}:  # the queue (polled often): read by state, not scanned
+            for state, status in STATUS.items():
+                if status not in wanted:
+                    continue
+                for job in self.store.list(state, 1000, 0):
+                    rec = self.index.prompt(job["id"])
+                    if rec is not None:
+                        out.append((rec, job))
+            return sorted(out, key=lambda pair: -pair[0].number)
         finished = bool(wanted & {"completed", "failed", "cancelled"})
         for rec in self.index.recent(SCAN, include_hidden=not finished):
             job = self.store.get(rec.job_id)
             if job is None:
                 continue
             if STATUS.get(job["state"]) in wanted and not (rec.hidden and job["state"] in FINAL_STATES):
-                matched.append((rec, job))  # type: ignore[arg-type]
+                out.append((rec, job))
+        return out
+
+    def _list(self, wanted: set[str], limit: int, offset: int) -> dict[str, Any]:
+        matched = self._candidates(wanted)
         page = matched[offset:offset + limit]
-        jobs = [job_item(rec, job, self.store.outputs(job["id"])) for rec, job in page]  # type: ignore[misc]
+        jobs = [job_item(rec, job, self.store.outputs(job["id"])) for rec, job in page]
         return {"jobs": jobs, "pagination": {"offset": offset, "limit": limit, "total": len(matched),
                                              "has_more": offset + limit < len(matched)}}
 
