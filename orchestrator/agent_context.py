@@ -27,13 +27,19 @@ LimitsCheck = Callable[[Graph], list[dict[str, Any]]]
 
 
 def model_library(settings: Any, *, trusted: bool = False) -> ModelLibrary:
-    """``() -> [model description]``: the configured models, the plugins' and the model folders'."""
+    """``() -> [model description]``: the configured models, the plugins' and the model folders'.
+    One registry serves every call, so the folders' index and each file's header are read again
+    only when a folder or a file changes."""
     from orchestrator.models import registry_from_settings
     from orchestrator.models.errors import ModelError
 
+    registry: list[Any] = []
+
     def describe() -> list[dict[str, Any]]:
         try:
-            return registry_from_settings(settings, trusted=trusted).describe()
+            if not registry:
+                registry.append(registry_from_settings(settings, trusted=trusted))
+            return registry[0].describe()  # type: ignore[no-any-return]
         except (ModelError, OSError, ValueError) as exc:  # a broken entry must not stop planning
             log.warning("the model library could not be read for the planner: %s", exc)
             return [dict(e) for e in getattr(settings, "models", []) or []]

@@ -407,3 +407,22 @@ def test_a_template_whose_model_is_missing_falls_back_or_is_refused_naming_it(ho
     with pytest.raises(AgentError) as err:
         planner(host, SD1).plan(prompt, images={"image": "room.png"}, template="depth_translation")
     assert err.value.type == "model" and "depth.onnx" in err.value.message
+
+
+def test_the_model_library_sees_files_dropped_into_the_folders_later(tmp_path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from orchestrator.agent_context import model_library
+    from orchestrator.config import load_settings
+
+    root = tmp_path / "models"
+    (root / "loras").mkdir(parents=True)
+    settings = load_settings(config_file=False, env={}, overrides={
+        "state_dir": str(tmp_path / "state"), "model_files": {"roots": [str(root)]}})
+    library = model_library(settings, trusted=True)
+    assert not any(r["kind"] == "lora" for r in library())
+    save_file({"lora_unet_x.lora_down.weight": torch.zeros(4, 8)}, str(root / "loras" / "ink.safetensors"))
+    rows = {r["name"]: r for r in library()}
+    assert rows["ink.safetensors"]["kind"] == "lora"
+    assert models_from_entries(rows.values())["ink.safetensors"].kind == "lora"
