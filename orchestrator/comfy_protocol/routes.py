@@ -121,7 +121,9 @@ class ComfyRoutes:
         if not isinstance(body, dict):
             return prompt_refused(400, top_error("invalid_prompt", "the body must be a JSON object"))
         if not self.service.accepting:
-            return error("unavailable", "the daemon is shutting down", status=503)
+            return JSONResponse({"errors": [{"type": "unavailable", "message": "the daemon is shutting down",
+                                             "node": None, "field": None}]}, status_code=503,
+                                headers={"Retry-After": "5"})
         client_id = body.get("client_id")
         if client_id is not None and not _short_text(client_id, MAX_CLIENT_ID):
             return error("request", f"'client_id' must be 1-{MAX_CLIENT_ID} printable characters",
@@ -138,8 +140,9 @@ class ComfyRoutes:
         priority = _priority(body)
         if isinstance(priority, JSONResponse):
             return priority
-        t = await asyncio.to_thread(translate, body.get("prompt"), self.service.engine.catalog, self.settings,
-                                    self.mappings(), None, body.get("partial_execution_targets"))
+        catalog, targets = self.service.engine.catalog, body.get("partial_execution_targets")
+        t = await asyncio.to_thread(  # the first call loads plugins' mappings: off the event loop too
+            lambda: translate(body.get("prompt"), catalog, self.settings, self.mappings(), None, targets))
         if t.error is None:
             model_errors = await asyncio.to_thread(self._model_errors, body["prompt"])
             if model_errors:
