@@ -62,8 +62,8 @@ def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = 
         page, _ = list_inputs(settings.effective_input_dir, limit=1000)
         return [p.name for p in page]
 
-    info = ObjectInfo(service.engine.catalog, (), lambda kind: model_names(models, kind), input_names)
-    info.classes = info.classes | _plugin_classes(service.engine.catalog, mappings)
+    info = ObjectInfo(service.engine.catalog, _plugin_mappings(mappings),
+                      lambda kind: model_names(models, kind), input_names)
     routes = ComfyRoutes(service, settings, models, index, hub, mappings)
     misc = MiscRoutes(settings, models, info, UserStore(state))
     jobs = JobsRoutes(service, index)
@@ -88,14 +88,12 @@ def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = 
     return hub
 
 
-def _plugin_classes(catalog: Any, mappings: Any) -> dict[str, Any]:
-    """Classes plugins map (read lazily: loading plugins' mappings needs the plugin host)."""
+def _plugin_mappings(mappings: Any) -> list[Any]:
+    """Plugins' ComfyUI mappings; none when loading them fails (core classes are still listed)."""
     try:
-        from orchestrator.comfy_protocol.object_info import runnable_classes
-
-        return runnable_classes(catalog, mappings())
-    except Exception:  # noqa: BLE001 - a plugin whose mappings fail: core classes only
-        return {}
+        return list(mappings())
+    except Exception:  # noqa: BLE001 - a plugin's problem is reported by the daemon at start
+        return []
 
 
 class _Unbounded:

@@ -192,7 +192,10 @@ class ObjectInfo:
                  model_names: Callable[[str], list[str]] | None = None,
                  input_names: Callable[[], list[str]] | None = None) -> None:
         self.catalog = catalog
-        self.classes = runnable_classes(catalog, mappings)
+        try:
+            self.classes = runnable_classes(catalog, mappings)
+        except Exception:  # noqa: BLE001 - a plugin's bad mapping: the core classes are still listed
+            self.classes = runnable_classes(catalog, ())
         self.model_names = model_names or (lambda _kind: [])
         self.input_names = input_names or (lambda: [])
         from graphs.comfy.samplers import SAMPLERS
