@@ -86,14 +86,14 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
     if lacking:  # a template whose models are not there cannot run: the task's other templates
         request.labels.intents = [i for i in request.labels.intents if i not in best.intents]
         names = ", ".join(f"{n} ({k})" for n, k in lacking)
-        for entry in rank_templates(request.labels, ctx):
-            other = ctx.templates[entry["template"]]
-            if not missing_models(other, ctx) and not missing_roles(other, request):
-                notes.append(f"{best.name} needs model {names}, which the model library does not "
-                             f"have: planned with {other.name}")
-                return other.name, request
-        raise AgentError(f"{best.name} needs model {names}, which the model library does not have",
-                         type="model", field="template", value=best.name)
+        ranking = [e for e in rank_templates(request.labels, ctx)
+                   if not missing_models(ctx.templates[e["template"]], ctx)]
+        if not ranking:
+            raise AgentError(f"{best.name} needs model {names}, which the model library does not have",
+                             type="model", field="template", value=best.name)
+        notes.append(f"{best.name} needs model {names}, which the model library does not have: "
+                     f"planned with {ranking[0]['template']}")
+        best = ctx.templates[ranking[0]["template"]]
     missing = missing_roles(best, request)
     if not missing:
         return best.name, request
