@@ -96,8 +96,20 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         if not path.is_file():
             raise CliError(f"{args.graph}: no such file")
         graph = Graph.from_json(path.read_text()).to_dict()
-    agent = {"llm": args.llm} if args.llm else None
+    agent: dict[str, Any] | None = {"llm": args.llm} if args.llm else None
+    inputs = None
+    if getattr(args, "input", None):
+        from orchestrator.agent_context import input_files
+
+        if args.prompt is None:
+            raise CliError("--input is for a prompt (a graph names its own files)", code=2)
+        try:
+            inputs = input_files(args.input)
+        except ValueError as exc:
+            raise CliError(str(exc), code=2) from None
     with _client(args, settings) as client:
+        if inputs:  # a prompt's inputs go to the input folder; the job names them by role
+            agent = {**(agent or {}), "inputs": {role: client.upload(path) for role, path in inputs.items()}}
         if graph is not None:  # files the graph names next to it go to the input folder first
             from orchestrator.inputs_cli import report_uploads, upload_graph_inputs
 
@@ -215,6 +227,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="submit a prompt or a graph to the daemon")
     p.add_argument("prompt", nargs="?", help="a text prompt")
     p.add_argument("--graph", metavar="FILE", help="a graph JSON file instead of a prompt")
+    p.add_argument("--input", action="append", metavar="ROLE=FILE",
+                   help="a prompt's input by role (image, mask, style, palette, reference, control): "
+                        "uploaded to the input folder first")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--idempotency-key", dest="idempotency_key")
     p.add_argument("--llm", help="the LLM that plans a prompt: a name the daemon allows ('offline', its "

@@ -89,6 +89,34 @@ def test_a_prompt_job_plans_on_its_uploaded_inputs_by_role(real_daemon, tmp_path
         assert any("'style'" in e["message"] for e in info["errors"]), info["errors"]
 
 
+@pytest.mark.slow
+def test_submit_uploads_a_prompts_inputs_by_role(real_daemon, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "photo.png").write_bytes(png((1, 2, 3)))
+    (tmp_path / "style.png").write_bytes(png((4, 5, 6)))
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_TOKEN"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orchestrator", "--state-dir", str(tmp_path / "cli"),
+                               "submit", *args, "--url", real_daemon.url], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path, env=env)
+
+    out = cli("this photo in the style of the reference image", "--input", "image=photo.png",
+              "--input", "style=style.png")
+    assert out.returncode == 0, out.stderr
+    with real_daemon.client() as c:
+        info = _wait(c, out.stdout.split()[0], lambda i: i.get("graph") or i["state"] in FINAL)
+        names = {i["name"] for i in c.inputs()}
+        c.job(info["id"]).cancel()
+    paths = {info["graph"]["nodes"][n]["params"]["path"] for n in ("content", "style")}
+    assert len(paths) == 2 and paths <= names  # the uploads, by their names in the input folder
+    bad = cli("a fox", "--input", "style=missing.png")
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
 FINAL = ("failed", "cancelled", "succeeded")
 
 
