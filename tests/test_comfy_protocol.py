@@ -63,7 +63,8 @@ def _start(tmp: Path, *extra: str, token: str | None = None, max_streams: int | 
     if max_streams is not None:
         text += f"[server]\nmax_streams = {max_streams}\n"
     cfg.write_text(text)
-    env = {"ORCHESTRATOR_CONFIG": str(cfg)}
+    env = {"ORCHESTRATOR_CONFIG": str(cfg),
+           "ORCHESTRATOR_PLUGINS__EXTRA": "daemon_blocks,comfy_protocol_plugin"}  # tests/*.py plugins
     if token:
         env["ORCHESTRATOR_TOKEN"] = token
     return Daemon(state, *extra, env=env).start()
@@ -690,3 +691,21 @@ def test_a_failure_while_running_is_an_execution_error_on_its_comfyui_node(comfy
     assert "execution_success" not in [m["type"] for m in seen]
     hist = client.get_history(pid)[pid]
     assert hist["status"]["status_str"] == "error" and hist["status"]["messages"][-1][0] == "execution_error"
+
+
+def test_plugin_mappings_are_listed_and_run(comfy):
+    info = httpx.get(f"{comfy.url}/api/object_info").json()
+    assert info["ImageInvert"]["input"]["required"] == {"image": ["IMAGE"]}
+    assert info["ImageInvert"]["output"] == ["IMAGE"]
+    strength = info["ImageInvertPartly"]["input"]["required"]["strength"]
+    assert strength[0] == "FLOAT" and strength[1]["default"] == 0.5
+    assert "ImageInvertUnlisted" not in info  # no types to draw it with
+    r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("a.png", _png(), "image/png")})
+    name = r.json()["name"]
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "ImageInvertPartly", "inputs": {"image": ["1", 0], "strength": 1.0}},
+              "3": {"class_type": "ImageInvertUnlisted", "inputs": {"image": ["2", 0]}},
+              "4": {"class_type": "ImageInvert", "inputs": {"image": ["3", 0]}},
+              "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "inv"}}}
+    images, _ = ComfyClient(_addr(comfy)).get_images(prompt)
+    assert Image.open(io.BytesIO(images["5"][0])).convert("RGB").getpixel((1, 1)) == (55, 225, 225)
