@@ -709,3 +709,27 @@ def test_plugin_mappings_are_listed_and_run(comfy):
               "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "inv"}}}
     images, _ = ComfyClient(_addr(comfy)).get_images(prompt)
     assert Image.open(io.BytesIO(images["5"][0])).convert("RGB").getpixel((1, 1)) == (55, 225, 225)
+
+
+def test_a_client_may_name_its_upload_by_its_own_file_name(comfy):
+    """Scripts upload `mask.png` and then put `mask.png` in LoadImage: the input folder stores it
+    under a content name, the name the client used still finds it (the latest upload wins)."""
+    first, second = _png(color=(10, 20, 30, 255)), _png(color=(40, 50, 60, 255))
+    for data in (first, second):
+        r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("my photo.png", data, "image/png")},
+                       data={"subfolder": "mine"})
+        assert r.status_code == 200 and r.json()["name"] != "my photo.png"
+    view = httpx.get(f"{comfy.url}/view", params={"filename": "my photo.png", "subfolder": "mine",
+                                                  "type": "input"})
+    assert view.status_code == 200 and view.content == second
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "mine/my photo.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "own"}}}
+    images, _ = ComfyClient(_addr(comfy)).get_images(prompt)
+    assert Image.open(io.BytesIO(images["2"][0])).convert("RGB").getpixel((0, 0)) == (40, 50, 60)
+    # a name nobody uploaded stays an error naming it; a client's path never escapes the folder
+    r = httpx.post(f"{comfy.url}/upload/image", files={"image": ("../../escape.png", first, "image/png")})
+    assert r.status_code == 200 and "escape" not in r.json()["name"]
+    bad = {"1": {"class_type": "LoadImage", "inputs": {"image": "../../escape.png"}},
+           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    r = httpx.post(f"{comfy.url}/prompt", json={"prompt": bad})
+    assert r.status_code == 400 and r.json()["node_errors"]["1"]["errors"][0]["type"] == "input"

@@ -5,7 +5,10 @@ ComfyUI clients name a prompt by a UUID string, often one they chose themselves
 have ids of their own; this index maps one to the other, durably (the file lives in the
 state directory, written before ``POST /prompt`` answers), and keeps what ComfyUI shows
 that our store does not: the queue number, the client id, the prompt's output node ids,
-and whether ``POST /history`` hid the entry.
+and whether ``POST /history`` hid the entry. It also remembers the file name a client
+uploaded an image under (``upload_names``): the input folder stores it under a name derived
+from its content, and a client that then names its own file in ``LoadImage`` (or ``/view``)
+gets the latest upload of that name.
 
 >>> import tempfile, os
 >>> ix = PromptIndex(os.path.join(tempfile.mkdtemp(), "comfy.sqlite"))
@@ -33,6 +36,13 @@ CREATE TABLE IF NOT EXISTS prompts (
     outputs TEXT NOT NULL DEFAULT '[]',
     hidden INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_names (
+    subfolder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    stored TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (subfolder, name)
 );
 """
 
@@ -117,6 +127,19 @@ class PromptIndex:
                     f"UPDATE prompts SET hidden = 1 WHERE prompt_id IN ({','.join('?' * len(chunk))})",
                     chunk).rowcount
             return n
+
+    def set_upload_name(self, subfolder: str, name: str, stored: str) -> None:
+        """Remember that the client's ``subfolder/name`` is the stored input ``stored`` (latest wins)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO upload_names (subfolder, name, stored, created_at) "
+                             "VALUES (?,?,?,?)", (subfolder, name, stored, time.time()))
+
+    def upload_name(self, subfolder: str, name: str) -> str | None:
+        """The stored input a client's ``subfolder/name`` stands for, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT stored FROM upload_names WHERE subfolder = ? AND name = ?",
+                                   (subfolder, name)).fetchone()
+        return str(row[0]) if row is not None else None
 
     def forget(self, job_ids: set[str]) -> None:
         """Drop the rows of jobs the store no longer has (pruned)."""

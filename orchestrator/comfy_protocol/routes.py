@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from orchestrator.comfy_protocol.history import history, one_history, queue
 from orchestrator.comfy_protocol.index import PromptIndex
 from orchestrator.comfy_protocol.submit import MAX_CLIENT_ID, MAX_PROMPT_ID, comfy_error, top_error, translate
-from orchestrator.input_paths import InputPathError, open_confined
+from orchestrator.input_paths import InputPathError, name_problem, open_confined
 from orchestrator.inputs import UploadError, parse_multipart, store_input
 from orchestrator.json_body import BodyError, loads_strict
 from orchestrator.outputs import SAFE_NAME
@@ -34,6 +34,7 @@ from orchestrator.store import IdempotencyConflict, QueueFull
 MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
          ".bmp": "image/bmp", ".tiff": "image/tiff", ".gif": "image/gif"}
 MAX_IDS = 1000  # prompt ids in one POST /queue or /history delete
+INPUT_IMAGE_CLASSES = frozenset({"LoadImage", "LoadImageMask"})  # their "image" names an input file
 
 
 def error(type_: str, message: str, field: str | None = None, status: int = 400,
@@ -141,6 +142,7 @@ class ComfyRoutes:
         if isinstance(priority, JSONResponse):
             return priority
         catalog, targets = self.service.engine.catalog, body.get("partial_execution_targets")
+        body = {**body, "prompt": await asyncio.to_thread(self._with_input_names, body.get("prompt"))}
         t = await asyncio.to_thread(  # the first call loads plugins' mappings: off the event loop too
             lambda: translate(body.get("prompt"), catalog, self.settings, self.mappings(), None, targets))
         if t.error is None:
@@ -303,6 +305,7 @@ class ComfyRoutes:
         if type == "input":
             name = f"{subfolder.strip('/')}/{filename}" if subfolder.strip("/") else filename
             try:
+                name = await asyncio.to_thread(self.input_name, name)
                 data = await asyncio.to_thread(_read_input, self.input_root, name)
             except InputPathError as exc:
                 return error("not_found", str(exc), "filename", status=404)
@@ -370,7 +373,36 @@ class ComfyRoutes:
         info, _ = store_input(self.input_root, data, subfolder=subfolder or None, max_pixels=limits.pixels,
                               max_total=limits.inputs_bytes)
         sub, _, name = info.name.rpartition("/")
+        part = _form_part(body, content_type, "image")
+        own = client_file_name(part[1] if part is not None else None)
+        if own is not None and own != name:  # the client may name its own file later: keep the link
+            self.index.set_upload_name(sub, own, name)
         return {"name": name, "subfolder": sub, "type": "input"}
+
+    def input_name(self, name: str) -> str:
+        """An input-file name as a ComfyUI client sends it: a file of the input folder, or else a
+        name the client uploaded a file under (the latest such upload), or else unchanged."""
+        try:
+            open_confined(self.input_root, name).close()
+            return name
+        except InputPathError:
+            pass
+        sub, _, base = name.rpartition("/")
+        stored = self.index.upload_name(sub, base) if name_problem(name) is None else None
+        return (f"{sub}/{stored}" if sub else stored) if stored else name
+
+    def _with_input_names(self, prompt: Any) -> Any:
+        """The prompt with LoadImage-style ``image`` values resolved by :meth:`input_name`."""
+        if not isinstance(prompt, dict):
+            return prompt
+        out = {}
+        for node_id, node in prompt.items():
+            inputs = node.get("inputs") if isinstance(node, dict) else None
+            value = inputs.get("image") if isinstance(inputs, dict) else None
+            if isinstance(value, str) and node.get("class_type") in INPUT_IMAGE_CLASSES:
+                node = {**node, "inputs": {**inputs, "image": self.input_name(value)}}
+            out[node_id] = node
+        return out
 
     def _masked(self, body: bytes, content_type: str, mask_bytes: bytes) -> bytes:
         """ComfyUI's ``/upload/mask``: the original image (``original_ref``) with the mask's alpha."""
@@ -433,8 +465,8 @@ def _read_input(root: Path, name: str) -> bytes:
         return f.read()
 
 
-def _form_field(body: bytes, content_type: str, field: str) -> bytes | None:
-    """The value of one plain field of a ``multipart/form-data`` body (RFC 7578), or None."""
+def _form_part(body: bytes, content_type: str, field: str) -> tuple[bytes, str | None] | None:
+    """``(content, filename)`` of one part of a ``multipart/form-data`` body (RFC 7578), or None."""
     from email.parser import BytesParser
     from email.policy import default as email_policy
 
@@ -450,8 +482,29 @@ def _form_field(body: bytes, content_type: str, field: str) -> bytes | None:
         headers = BytesParser(policy=email_policy).parsebytes(part_head.lstrip(b"\r\n") + b"\r\n\r\n")
         try:
             name = headers.get_param("name", header="content-disposition")
+            filename = headers.get_filename()
         except Exception:  # noqa: BLE001 - a header the email package cannot read: not this field
             continue
         if name == field:
-            return content[:-2] if content.endswith(b"\r\n") else content
+            return (content[:-2] if content.endswith(b"\r\n") else content), filename
     return None
+
+
+def _form_field(body: bytes, content_type: str, field: str) -> bytes | None:
+    part = _form_part(body, content_type, field)
+    return part[0] if part is not None else None
+
+
+def client_file_name(filename: str | None) -> str | None:
+    r"""The name a client uploaded a file under, if one a LoadImage value can be: its last
+    component, a plain file name.
+
+    >>> client_file_name(r"C:\pics\cat.png"), client_file_name("../../x.png"), client_file_name("..")
+    ('cat.png', 'x.png', None)
+    """
+    if not filename:
+        return None
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or len(base) > 200 or base in (".", "..") or name_problem(base) is not None:
+        return None
+    return base
