@@ -444,6 +444,8 @@ def test_object_info_models_and_start_up_routes(comfy):
     assert stats["devices"] and "ram_total" in stats["system"]
     assert httpx.get(f"{comfy.url}/api/features").json()["max_upload_size"] > 0
     assert httpx.get(f"{comfy.url}/api/extensions").json() == []
+    free = httpx.post(f"{comfy.url}/api/free", json={"unload_models": True})
+    assert free.status_code == 501 and free.json()["errors"][0]["type"] == "not_supported"
     assert httpx.get(f"{comfy.url}/api/embeddings").json() == ["neg"]
     remaining = httpx.get(f"{comfy.url}/api/prompt").json()["exec_info"]["queue_remaining"]
     assert isinstance(remaining, int) and remaining >= 0

@@ -61,6 +61,12 @@ class MiscRoutes:
         """``/i18n``, ``/workflow_templates``, ``/global_subgraphs``: no custom nodes, so none."""
         return {}
 
+    async def free(self) -> Response:
+        """ComfyUI's "unload models": not offered; each worker keeps models under its memory budget
+        (LRU) and unloads them itself. Said plainly rather than answered with a 200 that did nothing."""
+        return error("not_supported", "this daemon's workers keep models under their memory budget and "
+                     "unload them themselves; there is no manual unload", None, status=501)
+
     async def empty_list(self) -> list[Any]:
         """``/experiment/models``: no model downloads offered (nothing downloads here)."""
         return []
@@ -178,6 +184,7 @@ class MiscRoutes:
         for path in ("/i18n", "/workflow_templates", "/global_subgraphs"):
             add(path, self.empty_object, methods=["GET"], include_in_schema=False)
         add("/experiment/models", self.empty_list, methods=["GET"], include_in_schema=False)
+        add("/free", self.free, methods=["POST"], include_in_schema=False)
         if with_models:  # not at the root: our own GET /models lists the model library
             add("/models", self.model_folders, methods=["GET"], include_in_schema=False)
             add("/models/{folder}", self.model_folder, methods=["GET"], include_in_schema=False)
