@@ -9,6 +9,7 @@ import io
 import json
 import socket
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -134,6 +135,9 @@ def test_a_prompt_is_a_job_in_our_store(comfy):
     assert data["state"] == "succeeded" and [o["node"] for o in data["outputs"]] == ["save_image_9"]
     ids = {n["meta"]["comfy"]["id"] for n in data["graph"]["nodes"].values()}
     assert {"3", "5", "6", "8", "9"} <= ids  # ComfyUI's node ids are kept
+    cli = subprocess.run([sys.executable, "-m", "orchestrator", "--state-dir", str(comfy.state), "jobs"],
+                         capture_output=True, text=True, timeout=120, env=comfy.env)
+    assert cli.returncode == 0 and f"ComfyUI prompt {prompt_id}" in cli.stdout  # and our CLI lists it
     hist = httpx.get(f"{comfy.url}/history/{prompt_id}").json()[prompt_id]
     assert hist["status"]["status_str"] == "success" and hist["status"]["completed"] is True
     assert hist["prompt"][1] == prompt_id and hist["prompt"][2]["3"]["class_type"] == "KSampler"
