@@ -202,8 +202,17 @@ class Hub:
         for state in (JobState.QUEUED, JobState.PLANNING, JobState.RUNNING):
             for job in self.store.list(state.value, 1000, 0):
                 rec = self.index.prompt(job["id"])
-                if rec is not None:
-                    self.following.setdefault(rec.job_id, Follower(rec))
+                if rec is not None and rec.job_id not in self.following:
+                    # from now on: what an earlier daemon's run of it said is not said again
+                    self.following[rec.job_id] = Follower(rec, cursor=self._last_event(rec.job_id))
+
+    def _last_event(self, job_id: str) -> int:
+        cursor = 0
+        while True:
+            events = self.store.events_after(job_id, cursor)
+            if not events:
+                return cursor
+            cursor = events[-1]["id"]
 
     def _poll(self) -> tuple[int, dict[str, list[dict[str, Any]]], dict[str, dict[str, Any] | None]]:
         """(queue remaining, new events per followed job, jobs whose graph or end is needed)."""
