@@ -165,6 +165,34 @@ def cases(job_id: str, output_job: str) -> list[Case]:
              kw={"files": {"file": ("a.png", _png_header_bomb(8, 8), "image/png")},
                  "data": {"subfolder": "../.."}}),
     ]
+    ws = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    out += [
+        # -- retention: a client that cannot prove to be the operator runs only the configured policy
+        Case("prune", "prune everything (max_jobs 0, keep 0)", path="/jobs/prune",
+             kw={"json": {"max_jobs": 0, "keep_latest": 0}}),
+        Case("prune", "prune older than 0 s", path="/jobs/prune", kw={"json": {"older_than_s": 0}}),
+        Case("prune", "prune with NaN", path="/jobs/prune", kw=raw(b'{"older_than_s": NaN}')),
+        # -- ComfyUI's protocol on the same port: same rules
+        Case("comfy", "POST /prompt with NaN", path="/prompt",
+             kw=raw(b'{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"width": NaN}}}}')),
+        Case("comfy", "POST /prompt LoadImage ../../etc/passwd", path="/prompt", kw={"json": {"prompt": {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "../../etc/passwd"}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}}}),
+        Case("comfy", "GET /view output ../../jobs.db", "GET", "/view",
+             {"params": {"filename": "../../jobs.db", "type": "output"}}),
+        Case("comfy", "GET /view input /etc/passwd", "GET", "/view",
+             {"params": {"filename": "/etc/passwd", "type": "input"}}),
+        Case("comfy", "GET /view subfolder ../../..", "GET", "/view",
+             {"params": {"filename": "passwd", "subfolder": "../../../etc", "type": "input"}}),
+        Case("comfy", "POST /upload/image subfolder ../..", path="/upload/image",
+             kw={"files": {"image": ("a.png", b"not an image", "image/png")},
+                 "data": {"subfolder": "../.."}}),
+        Case("comfy", "websocket from a cross-site Origin", "GET", "/ws",
+             {"headers": {**ws, "Origin": "https://attacker.example"}}),
+        Case("comfy", "websocket with a forged Host", "GET", "/ws",
+             {"headers": {**ws, "Host": "attacker.example"}}),
+    ]
     for name in ["../jobs.db", "..%2Fjobs.db", "%2e%2e%2fjobs.db", "/etc/passwd", "..\\jobs.db", "out%00.png",
                  "%2E%2E"]:
         out.append(Case("outputs", f"output name {name!r}", "GET", f"/jobs/{output_job}/outputs/{name}"))
