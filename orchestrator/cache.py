@@ -2,8 +2,9 @@
 
 :func:`measure_bytes` sizes a node's outputs (numpy arrays, torch tensors, PIL images, bytes,
 and the dicts, lists, dataclasses and objects that hold them); :class:`ResultCache` keeps
-outputs in this process (the local engine), and :class:`~orchestrator.jobs.ObjectCache` keeps
-Ray object references (the Ray engine) under the same two bounds. An entry larger than the
+outputs in this process (the local engine), and :class:`ObjectCache` keeps
+Ray object references (the Ray engine) under the same two bounds: both are thin
+subclasses of the one implementation, :class:`BoundedLRU`. An entry larger than the
 whole byte budget is not cached at all.
 """
 
@@ -205,3 +206,22 @@ class ResultCache(BoundedLRU):
     def put(self, key: str, outputs: dict[str, Any], nbytes: int | None = None) -> bool:
         """Keep ``outputs`` under ``key`` (measured unless ``nbytes`` is given)."""
         return super().put(key, outputs, measure_bytes(outputs) if nbytes is None else int(nbytes))
+
+
+class ObjectCache(BoundedLRU):
+    """Node outputs by content key, as Ray object references; LRU, bounded in entries and bytes.
+
+    Holding a reference keeps the object alive in Ray's object store; evicting drops it. The
+    size of an entry is what the worker measured (``measure_bytes``) when the node ran.
+
+    >>> c = ObjectCache(max_entries=2, max_bytes=100)
+    >>> c.put("a", "ref-a", 60); c.put("b", "ref-b", 60)
+    >>> "a" in c, c.get("b"), c.bytes
+    (False, 'ref-b', 60)
+    """
+
+    def __init__(self, max_entries: int = 1024, max_bytes: int | None = None) -> None:
+        super().__init__(max_entries=max_entries, max_bytes=max_bytes)
+
+    def put(self, key: str, ref: Any, nbytes: int = 0) -> None:  # type: ignore[override]
+        super().put(key, ref, int(nbytes))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from orchestrator.cache import BoundedLRU
+from orchestrator.cache import ObjectCache as ObjectCache  # re-exported; one home with ResultCache
 from orchestrator.compile import CompiledGraph
 from orchestrator.errors import BlockError, JobError
 from orchestrator.executor import RunResult
@@ -27,25 +27,6 @@ if TYPE_CHECKING:
     from orchestrator.scheduler import Scheduler
 
 EventFn = Callable[[dict[str, Any]], None]
-
-
-class ObjectCache(BoundedLRU):
-    """Node outputs by content key, as Ray object references; LRU, bounded in entries and bytes.
-
-    Holding a reference keeps the object alive in Ray's object store; evicting drops it. The
-    size of an entry is what the worker measured (``measure_bytes``) when the node ran.
-
-    >>> c = ObjectCache(max_entries=2, max_bytes=100)
-    >>> c.put("a", "ref-a", 60); c.put("b", "ref-b", 60)
-    >>> "a" in c, c.get("b"), c.bytes
-    (False, 'ref-b', 60)
-    """
-
-    def __init__(self, max_entries: int = 1024, max_bytes: int | None = None) -> None:
-        super().__init__(max_entries=max_entries, max_bytes=max_bytes)
-
-    def put(self, key: str, ref: Any, nbytes: int = 0) -> None:  # type: ignore[override]
-        super().put(key, ref, int(nbytes))
 
 
 @dataclass(eq=False)
