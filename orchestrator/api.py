@@ -37,6 +37,7 @@ from orchestrator.protocol import (
     JOB_CANCEL,
     JOB_EVENTS,
     JOB_OUTPUT,
+    JOB_PREVIEW,
     JOBS,
     METRICS,
     MODELS,
@@ -284,7 +285,7 @@ def create_app(service: JobService, settings: Settings, *, models: Any = None,
             return _errors(404, _error("not_found", f"output {name!r} is gone", field="name"))
         return FileResponse(path, media_type="image/png", filename=path.name)
 
-    @app.get("/jobs/{id}/preview.png")
+    @app.get(JOB_PREVIEW)
     async def job_preview(id: str) -> Any:
         """The latest preview of a running job (a small PNG), 404 when there is none."""
         if (bad := job_id_error(id)) is not None:

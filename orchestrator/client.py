@@ -39,6 +39,7 @@ from orchestrator.protocol import (
     JOB_CANCEL,
     JOB_EVENTS,
     JOB_OUTPUT,
+    JOB_RATING,
     JOBS,
     JOBS_PRUNE,
     METRICS,
@@ -47,7 +48,6 @@ from orchestrator.protocol import (
     TOKEN_ENV,
     URL_ENV,
 )
-from orchestrator.ratings import JOB_RATING
 
 
 class ClientError(Exception):
@@ -460,6 +460,30 @@ class AsyncJob:
                 raise TimeoutError(f"job {self.id} still {info['state']} after {timeout}s")
             await asyncio.sleep(poll)
 
+    async def result(self, timeout: float | None = None) -> JobResult:
+        """Like :meth:`Job.result`: wait, then fetch every output image as a PIL image."""
+        from PIL import Image
+
+        info = await self.wait(timeout)
+        images = {}
+        for out in info.get("outputs", []):
+            data = await self.client._raw(JOB_OUTPUT.format(id=self.id, name=out["name"]))
+            images[out["name"]] = Image.open(io.BytesIO(data))
+        return JobResult(info, images)
+
+    async def save(self, directory: str | Path, timeout: float | None = None) -> list[Path]:
+        """Like :meth:`Job.save`: wait, then write every output into ``directory``."""
+        info = await self.wait(timeout)
+        d = Path(directory)
+        await asyncio.to_thread(d.mkdir, parents=True, exist_ok=True)
+        paths = []
+        for out in info.get("outputs", []):
+            path = d / f"{out['name']}.png"
+            data = await self.client._raw(JOB_OUTPUT.format(id=self.id, name=out["name"]))
+            await asyncio.to_thread(path.write_bytes, data)
+            paths.append(path)
+        return paths
+
 
 class AsyncClient:
     """Asynchronous client (``async with AsyncClient() as c: job = await c.submit(...)``)."""
@@ -494,6 +518,9 @@ class AsyncClient:
     async def _post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         return (await self._request("POST", path, json=body, headers=headers)).json()
 
+    async def _raw(self, path: str) -> bytes:
+        return (await self._request("GET", path)).content
+
     async def submit(self, prompt: str | None = None, graph: Any = None, *, priority: int = 0,
                      idempotency_key: str | None = None, agent: dict[str, Any] | None = None,
                      name: str | None = None) -> AsyncJob:
@@ -508,8 +535,20 @@ class AsyncClient:
     async def jobs(self, state: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         return list((await self._get(JOBS, state=state, limit=limit, offset=offset))["jobs"])
 
+    async def blocks(self) -> list[dict[str, Any]]:
+        return list(await self._get(BLOCKS))
+
+    async def templates(self) -> list[dict[str, Any]]:
+        return list(await self._get(TEMPLATES))
+
+    async def models(self) -> list[dict[str, Any]]:
+        return list(await self._get(MODELS))
+
     async def health(self) -> dict[str, Any]:
         return dict(await self._get(HEALTH))
+
+    async def metrics(self) -> dict[str, Any]:
+        return dict(await self._get(METRICS))
 
     async def prune(self, *, dry_run: bool = False, older_than_s: float | None = None,
                     max_jobs: int | None = None, max_output_bytes: int | None = None,

@@ -26,8 +26,7 @@ from graphs.errors import GraphValidationError
 from orchestrator.config import Settings
 from orchestrator.input_paths import input_name_errors
 from orchestrator.json_body import DEFAULT_DEPTH, BodyError, loads_strict
-
-IMPORT_COMFY = "/import/comfy"
+from orchestrator.protocol import IMPORT_COMFY
 
 
 def _error(message: str, field: str | None = None) -> JSONResponse:

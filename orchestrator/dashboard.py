@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from graphs import Graph, GraphValidationError
 from graphs.render import to_svg
+from orchestrator.protocol import DASHBOARD, DASHBOARD_JOB, DASHBOARD_OVERVIEW, JOB_GRAPH, JOB_OUTPUT
 from orchestrator.request_checks import job_id_error, shown
 from orchestrator.service import JobService
 
@@ -121,21 +122,21 @@ def mount_dashboard(app: FastAPI, service: JobService) -> None:
             log.warning("job %s: its graph cannot be drawn", job["id"], exc_info=True)
             return ""
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get(DASHBOARD, response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
         return _index()
 
-    @app.get("/ui/api/overview", include_in_schema=False)
+    @app.get(DASHBOARD_OVERVIEW, include_in_schema=False)
     async def overview() -> dict[str, Any]:
         jobs = store.list(limit=60)
         for j in jobs:
-            j["outputs"] = [{"name": o["name"], "url": f"/jobs/{j['id']}/outputs/{o['name']}"}
+            j["outputs"] = [{"name": o["name"], "url": JOB_OUTPUT.format(id=j["id"], name=o["name"])}
                             for o in store.outputs(j["id"])] if j["state"] == "succeeded" else []
             j.pop("request", None)
             j.pop("trace", None)
         return {"jobs": jobs, "counts": store.counts(), "engine": service.engine.stats()}
 
-    @app.get("/ui/jobs/{id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get(DASHBOARD_JOB, response_class=HTMLResponse, include_in_schema=False)
     async def job_page(id: str) -> Response:
         job = store.get(id) if job_id_error(id) is None else None
         if job is None:
@@ -143,7 +144,7 @@ def mount_dashboard(app: FastAPI, service: JobService) -> None:
                                              "node": None, "field": "id"}]}, status_code=404)
         return HTMLResponse(_job_page(job, store.outputs(id), graph_svg(job)))
 
-    @app.get("/jobs/{id}/graph.svg")
+    @app.get(JOB_GRAPH)
     async def job_graph(id: str) -> Response:
         """The picture of the graph a job ran (or is about to run)."""
         job = store.get(id) if job_id_error(id) is None else None

@@ -115,6 +115,49 @@ HEALTH = "/health"
 METRICS = "/metrics"
 JOBS_PRUNE = "/jobs/prune"  # POST: prune finished jobs and their outputs (PruneRequest)
 INPUTS = "/inputs"  # POST: upload an image or mask to the input folder; GET: list them
+JOB_RATING = "/jobs/{id}/rating"  # POST: rate a job (RatingRequest); GET: its rating
+JOB_PREVIEW = "/jobs/{id}/preview.png"  # GET: the latest preview of a running job
+JOB_GRAPH = "/jobs/{id}/graph.svg"  # GET: the job's graph drawn as SVG (the dashboard's)
+IMPORT_COMFY = "/import/comfy"  # POST: a ComfyUI workflow (API format) translated to our graph
+DASHBOARD = "/"  # GET: the dashboard page (not in the OpenAPI document)
+DASHBOARD_OVERVIEW = "/ui/api/overview"  # GET: what the dashboard polls (not in the document)
+DASHBOARD_JOB = "/ui/jobs/{id}"  # GET: the dashboard's page of one job (not in the document)
+
+# Which routes the clients cover: method name -> (route, HTTP method). "Job.x" is a method of the
+# job handle (orchestrator.client.Job, and AsyncJob likewise); the others are methods of Client
+# and AsyncClient. tests/test_contract.py checks this table against the app and both clients.
+CLIENT_ROUTES: dict[str, tuple[str, str]] = {
+    "submit": (JOBS, "POST"),
+    "jobs": (JOBS, "GET"),
+    "job": (JOB, "GET"),
+    "blocks": (BLOCKS, "GET"),
+    "templates": (TEMPLATES, "GET"),
+    "models": (MODELS, "GET"),
+    "health": (HEALTH, "GET"),
+    "metrics": (METRICS, "GET"),
+    "prune": (JOBS_PRUNE, "POST"),
+    "upload": (INPUTS, "POST"),
+    "upload_info": (INPUTS, "POST"),
+    "inputs": (INPUTS, "GET"),
+    "Job.status": (JOB, "GET"),
+    "Job.wait": (JOB, "GET"),
+    "Job.cancel": (JOB_CANCEL, "POST"),
+    "Job.events": (JOB_EVENTS, "GET"),
+    "Job.result": (JOB_OUTPUT, "GET"),
+    "Job.save": (JOB_OUTPUT, "GET"),
+    "Job.rate": (JOB_RATING, "POST"),
+    "Job.rating": (JOB_RATING, "GET"),
+}
+
+# Routes of ours the clients leave out, and why (browsers, editors and the CLI's import use them)
+SERVER_ONLY_ROUTES: dict[tuple[str, str], str] = {
+    (JOB_PREVIEW, "GET"): "a PNG the dashboard and the ComfyUI editor show while a job runs",
+    (JOB_GRAPH, "GET"): "an SVG the dashboard shows",
+    (IMPORT_COMFY, "POST"): "translating a ComfyUI workflow over HTTP (the CLI translates locally)",
+    (DASHBOARD, "GET"): "the dashboard page",
+    (DASHBOARD_OVERVIEW, "GET"): "the dashboard's poll",
+    (DASHBOARD_JOB, "GET"): "the dashboard's job page",
+}
 
 # ComfyUI's HTTP API (orchestrator.comfy_protocol): its routes at these prefixes (ComfyUI's own
 # paths, the current frontend's /api, the editor's), its WebSocket, and the editor itself

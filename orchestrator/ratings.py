@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_RATING = "/jobs/{id}/rating"  # POST: rate a job (RatingRequest); GET: its rating
+from orchestrator.protocol import JOB_RATING as JOB_RATING  # re-exported; defined with the routes
+
 MIN_STARS, MAX_STARS = 1, 5
 
 
