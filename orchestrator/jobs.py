@@ -135,8 +135,9 @@ class JobHandle:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
 
-    # called by the scheduler's thread
-    def _resolve(self, job: JobState) -> None:
+    def resolve(self, job: JobState) -> None:
+        """The job is over (its error set, or every node done): wake the waiters. Called once,
+        by the scheduler's thread, when nothing of the job runs any more."""
         if job.error is not None:
             self._error = job.error
         else:

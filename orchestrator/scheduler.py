@@ -235,7 +235,7 @@ class Scheduler:
     def worker_stats(self, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Each live worker's own report (models resident, load counts, bytes, memory)."""
         slots = self._call(lambda: [s for s in self.pool.slots if s.state != DEAD])
-        refs = [s.worker.actor.stats.remote() for s in slots]
+        refs = [s.worker.stats_ref() for s in slots]
         out = []
         for slot, ref in zip(slots, refs, strict=True):
             try:

@@ -635,9 +635,10 @@ class Worker:
     """A worker actor: ``num_gpus=1`` for a GPU worker, ``num_cpus=1`` for a CPU one.
 
     A facade in the manner of ``ray.util.queue.Queue``: it creates the actor with its
-    options, turns Ray's errors into ours and has :meth:`shutdown`. The scheduler uses the
-    raw handle (:attr:`actor`) for non-blocking calls; the blocking helpers here are for
-    scripts and tests.
+    options, turns Ray's errors into ours and has :meth:`shutdown`. The methods ending in
+    ``_ref`` and :meth:`submit` / :meth:`cancel` do not wait (the scheduler's dispatcher uses
+    them); the blocking helpers are for scripts and tests. :attr:`actor` is the raw handle
+    (tiled nodes pass it to their tile calls).
     """
 
     def __init__(
@@ -679,11 +680,21 @@ class Worker:
         """Wait until the worker is up; who it is (pid, node, GPU ids, device)."""
         return self._get(self.ping_ref(), timeout)
 
-    def stats(self, timeout: float | None = 30.0) -> dict[str, Any]:
-        return self._get(self.actor.stats.remote(), timeout)
+    def stats_ref(self) -> Any:
+        """The worker's own report (see :meth:`stats`), as a reference."""
+        return self.actor.stats.remote()
 
-    def submit(self, request: dict[str, Any], upstream: list[Any] = ()) -> tuple[Any, Any]:  # type: ignore[assignment]
-        """Start a node; ``(outputs_ref, meta_ref)``. ``upstream``: upstream outputs (or their refs),
+    def stats(self, timeout: float | None = 30.0) -> dict[str, Any]:
+        return self._get(self.stats_ref(), timeout)
+
+    def drain_events_ref(self, job: str | None, node: str, timeout: float = 0.0) -> Any:
+        """A reference to ``node``'s progress events of ``job`` not yet taken; the call
+        returns once there are some, or after ``timeout`` seconds."""
+        return self.actor.drain_events.remote(job, node, timeout)
+
+    def submit(self, request: bytes | dict[str, Any], upstream: list[Any] = ()) -> tuple[Any, Any]:  # type: ignore[assignment]
+        """Start a node; ``(outputs_ref, meta_ref)``. ``request``: a dict or
+        :func:`encode_request`'s bytes. ``upstream``: upstream outputs (or their refs),
         which ``request["inputs"]`` points into (see :func:`resolve_slots`)."""
         return self.actor.run.remote(request, *upstream)
 
