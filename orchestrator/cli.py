@@ -25,6 +25,7 @@ from orchestrator import __version__
 from orchestrator.client import ClientError
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.errors import BlockError, JobError
+from orchestrator.plugins import PluginHost, plugin_host_from_settings
 from orchestrator.progress import Progress
 
 # modules that add sub-commands: each has register(subparsers)
@@ -51,11 +52,9 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def plugin_host(settings: Settings) -> Any:
-    from orchestrator.plugins import load_plugins
-
-    extra = [(m, importlib.import_module(m)) for m in settings.plugins.extra]
-    return load_plugins(allow=settings.plugins.allow, strict=settings.plugins.strict, extra=extra)
+def plugin_host(settings: Settings) -> PluginHost:
+    """The plugin host ``settings`` describe (see :func:`orchestrator.plugins.plugin_host_from_settings`)."""
+    return plugin_host_from_settings(settings)[0]
 
 
 def _report_plugin_problems(host: Any) -> None:

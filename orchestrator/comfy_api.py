@@ -26,6 +26,7 @@ from graphs.errors import GraphValidationError
 from orchestrator.config import Settings
 from orchestrator.input_paths import input_name_errors
 from orchestrator.json_body import DEFAULT_DEPTH, BodyError, loads_strict
+from orchestrator.plugins import comfy_mappings, plugin_host_from_settings
 from orchestrator.protocol import IMPORT_COMFY
 
 
@@ -90,10 +91,7 @@ def add_comfy_routes(app: FastAPI, catalog: Catalog, settings: Settings) -> None
 
     def mappings() -> list[Any]:
         if "mappings" not in cache:
-            from orchestrator.cli import plugin_host
-            from orchestrator.comfy_cli import comfy_mappings
-
-            cache["mappings"] = comfy_mappings(plugin_host(settings))
+            cache["mappings"] = comfy_mappings(plugin_host_from_settings(settings)[0])
         return cache["mappings"]
 
     @app.post(IMPORT_COMFY)

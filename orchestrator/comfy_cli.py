@@ -23,14 +23,7 @@ from graphs import Graph
 from graphs.comfy import export_api, import_result, is_error, parse_model_map
 from orchestrator.cli import CliError, plugin_host
 from orchestrator.config import Settings
-
-
-def comfy_mappings(host: Any) -> list[Any]:
-    """Every plugin's ComfyUI mappings (``register_comfy_mappings``), in plugin order."""
-    out: list[Any] = []
-    for _plugin, items in host.call_hook("register_comfy_mappings"):
-        out.extend(items or [])
-    return out
+from orchestrator.plugins import comfy_mappings
 
 
 def _model_map(items: list[str] | None) -> dict[str, str]:

@@ -24,6 +24,7 @@ import uvicorn
 
 from orchestrator.config import ConfigError, Settings
 from orchestrator.engine import Engine, LocalEngine
+from orchestrator.plugins import plugin_host_from_settings
 from orchestrator.retention import AutoPruner, Policy, Retention
 from orchestrator.security import is_loopback
 from orchestrator.server import ConnectionGovernor
@@ -119,36 +120,6 @@ def make_score_recorder(settings: Settings) -> Any:
     return factory(settings) if factory is not None else None
 
 
-def load_plugin_host(settings: Settings) -> tuple[Any, Settings]:
-    """The daemon's plugins, and the settings its engine gets.
-
-    An extra plugin module (``plugins.extra``) that fails to import is reported and left
-    out, for the workers too, as an entry point that fails to import is; with
-    ``plugins.strict`` it stops start-up instead.
-    """
-    from orchestrator.cli import plugin_host
-    from orchestrator.errors import BlockError
-
-    broken: list[BlockError] = []
-    kept: list[str] = []
-    for module in settings.plugins.extra:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - a plugin's import error is reported, not fatal
-            broken.append(BlockError(f"plugin {module!r}: failed to import {module!r}: "
-                                     f"{type(exc).__name__}: {exc}", type="plugin", plugin=module))
-        else:
-            kept.append(module)
-    if broken and settings.plugins.strict:
-        raise ConfigError("; ".join(str(b) for b in broken) + " (plugins.strict is set)")
-    if broken:
-        plugins = settings.plugins.model_copy(update={"extra": kept})
-        settings = settings.model_copy(update={"plugins": plugins})
-    host = plugin_host(settings)
-    host.problems.extend(broken)
-    return host, settings
-
-
 def _model_registry(settings: Settings) -> Any:
     """The configured models, for ``GET /models`` (the weights live in the engine)."""
     try:
@@ -180,7 +151,7 @@ def serve(settings: Settings) -> int:
     if existing and existing.get("pid") != os.getpid() and pid_alive(int(existing["pid"])):
         raise ConfigError(f"a daemon (pid {existing['pid']}) already runs on this state "
                           f"directory at {existing.get('url')}")
-    host, settings = load_plugin_host(settings)
+    host, settings = plugin_host_from_settings(settings)
     for p in host.problems:
         log.warning("plugin problem: %s", p.message)
     engine = make_engine(settings, host)

@@ -22,6 +22,7 @@ from graphs.library import Template, builtin_templates, templates_from_dir
 from orchestrator import hookspecs
 from orchestrator.blocks import Block
 from orchestrator.catalog import Catalog
+from orchestrator.config import ConfigError, Settings
 from orchestrator.errors import BlockError, PluginError
 
 ENTRY_POINT_GROUP = "orchestrator.plugins"
@@ -190,3 +191,57 @@ def load_plugins(
 ) -> PluginHost:
     """Load the built-in plugins, the allowed entry points and ``extra`` in-process plugins."""
     return PluginHost(allow=allow, entry_points=entry_points, extra=extra, strict=strict)
+
+
+
+@dataclass
+class ExtraPlugins:
+    """The ``plugins.extra`` modules after importing them."""
+
+    imported: list[tuple[str, ModuleType]]  # (plugin name, module), for ``load_plugins(extra=...)``
+    kept: list[str]  # the specs that imported, in their order
+    broken: list[BlockError]  # one per spec that did not (type "plugin", ``__cause__`` the error)
+
+
+def import_extra_plugins(specs: Iterable[str]) -> ExtraPlugins:
+    """Import the ``plugins.extra`` modules, each ``"module"`` or ``"name=module"``."""
+    out = ExtraPlugins([], [], [])
+    for spec in specs:
+        name, _, module = spec.rpartition("=")
+        name = name or module
+        try:
+            out.imported.append((name, importlib.import_module(module)))
+        except Exception as exc:  # noqa: BLE001 - a plugin's import error is reported, not fatal
+            error = BlockError(f"plugin {name!r}: failed to import {module!r}: {type(exc).__name__}: {exc}",
+                               type="plugin", plugin=name)
+            error.__cause__ = exc
+            out.broken.append(error)
+        else:
+            out.kept.append(spec)
+    return out
+
+
+def plugin_host_from_settings(settings: Settings) -> tuple[PluginHost, Settings]:
+    """The plugin host ``settings`` describe, and the settings with any broken extra left out.
+
+    An extra plugin module (``plugins.extra``) that fails to import is reported in
+    ``host.problems`` and left out of the returned settings (so the workers skip it too), as
+    an entry point that fails to import is; with ``plugins.strict`` it raises ``ConfigError``.
+    """
+    extra = import_extra_plugins(settings.plugins.extra)
+    if extra.broken and settings.plugins.strict:
+        raise ConfigError("; ".join(str(b) for b in extra.broken) + " (plugins.strict is set)")
+    if extra.broken:
+        plugins = settings.plugins.model_copy(update={"extra": extra.kept})
+        settings = settings.model_copy(update={"plugins": plugins})
+    host = load_plugins(allow=settings.plugins.allow, strict=settings.plugins.strict, extra=extra.imported)
+    host.problems.extend(extra.broken)
+    return host, settings
+
+
+def comfy_mappings(host: PluginHost) -> list[Any]:
+    """Every plugin's ComfyUI mappings (``register_comfy_mappings``), in plugin order."""
+    out: list[Any] = []
+    for _plugin, items in host.call_hook("register_comfy_mappings"):
+        out.extend(items or [])
+    return out

@@ -50,7 +50,7 @@ from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.executor import execute_block
 from orchestrator.outputs import check_output
-from orchestrator.plugins import PluginHost, load_plugins
+from orchestrator.plugins import PluginHost, import_extra_plugins, load_plugins
 from orchestrator.tiling import node_extra, run_tiled, serve_tiles
 
 MAX_BUFFERED_EVENTS = 1000
@@ -111,18 +111,11 @@ def plugin_host(config: WorkerConfig) -> PluginHost:
             for entry in reversed(config.sys_path):
                 if entry not in sys.path:
                     sys.path.insert(0, entry)
-            extra = []
-            for spec in config.extra_plugins:
-                name, _, module = spec.rpartition("=")
-                try:
-                    extra.append((name or module, importlib.import_module(module)))
-                except Exception as exc:
-                    raise BlockError(
-                        f"plugin {name or module!r}: failed to import {module!r}: "
-                        f"{type(exc).__name__}: {exc}", type="plugin", plugin=name or module,
-                    ) from exc
-            host = load_plugins(allow=config.allow, entry_points=config.entry_points, extra=extra,
-                                strict=config.strict)
+            extra = import_extra_plugins(config.extra_plugins)
+            if extra.broken:
+                raise extra.broken[0]
+            host = load_plugins(allow=config.allow, entry_points=config.entry_points,
+                                extra=extra.imported, strict=config.strict)
             _HOSTS[key] = host
         return host
 

@@ -225,3 +225,43 @@ def test_allow_list_limits_third_party_plugins(installed):
     ids = {b["id"] for b in json.loads(out.stdout)}
     assert "thirdparty.invert" not in ids and "image.load" in ids
     assert "broken_blocks" not in out.stderr
+
+
+def test_plugin_host_from_settings_reports_a_broken_extra_and_leaves_it_out(tmp_path, monkeypatch):
+    """The one builder (CLI, daemon, ComfyUI routes): a broken ``plugins.extra`` module is a problem."""
+    from orchestrator.config import ConfigError, load_settings
+    from orchestrator.plugins import import_extra_plugins, plugin_host_from_settings
+
+    (tmp_path / "extra_good_r2.py").write_text(textwrap.dedent("""
+        from orchestrator import Block, Out, block, hookimpl
+
+        @block("test.extra_good", version="0.1.0")
+        class Good(Block):
+            # a constant
+
+            outputs = {"value": Out("INT")}
+
+            def run(self, ctx):
+                return {"value": 1}
+
+        @hookimpl
+        def register_blocks():
+            return [Good]
+    """), encoding="utf-8")
+    (tmp_path / "extra_bad_r2.py").write_text("import does_not_exist_r2\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    specs = ["extra_good_r2", "bad=extra_bad_r2"]
+    extra = import_extra_plugins(specs)
+    assert [name for name, _ in extra.imported] == ["extra_good_r2"] and extra.kept == ["extra_good_r2"]
+    assert extra.broken[0].to_dict()["plugin"] == "bad"
+    assert isinstance(extra.broken[0].__cause__, ImportError)
+
+    settings = load_settings(config_file=False, env={}, overrides={"plugins": {"extra": specs}})
+    host, kept = plugin_host_from_settings(settings)
+    assert host.catalog["test.extra_good"].plugin == "extra_good_r2"
+    assert kept.plugins.extra == ["extra_good_r2"]
+    assert any("does_not_exist_r2" in p.message for p in host.problems)
+    strict = load_settings(config_file=False, env={},
+                           overrides={"plugins": {"extra": specs, "strict": True}})
+    with pytest.raises(ConfigError, match="extra_bad_r2"):
+        plugin_host_from_settings(strict)

@@ -30,6 +30,7 @@ from orchestrator.comfy_protocol.routes import ComfyRoutes
 from orchestrator.comfy_protocol.routes_jobs import JobsRoutes
 from orchestrator.comfy_protocol.routes_misc import MiscRoutes
 from orchestrator.comfy_protocol.ws import Hub, websocket_endpoint
+from orchestrator.plugins import comfy_mappings, plugin_host_from_settings
 from orchestrator.protocol import COMFY_PREFIXES, COMFY_WEBSOCKETS
 
 PREFIXES = COMFY_PREFIXES
@@ -52,10 +53,7 @@ def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = 
 
     def mappings() -> list[Any]:
         if "mappings" not in cache:
-            from orchestrator.cli import plugin_host
-            from orchestrator.comfy_cli import comfy_mappings
-
-            cache["mappings"] = comfy_mappings(plugin_host(settings))
+            cache["mappings"] = comfy_mappings(plugin_host_from_settings(settings)[0])
         return cache["mappings"]
 
     def input_names() -> list[str]:
