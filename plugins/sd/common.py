@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator import BlockError, Context, Params, register_port_type
+from plugins.sd.conditioning import StepConditioning, check_conditioning
 
 RNG = register_port_type(
     "RNG", description="random-number generator state: a block given it continues the same random "
@@ -74,8 +75,6 @@ def device_of(ctx: Context) -> str:
 
 # -- samplers ---------------------------------------------------------------------------------
 
-Sampler = Literal["default", "ddim", "ddpm", "pndm", "euler", "euler_a", "heun", "lms", "dpmpp_2m",
-                  "dpmpp_2m_karras", "unipc", "lcm"]
 SAMPLERS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "default": (None, {}),
     "ddim": ("DDIMScheduler", {}),
@@ -91,6 +90,8 @@ SAMPLERS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "unipc": ("UniPCMultistepScheduler", {}),
     "lcm": ("LCMScheduler", {}),
 }
+# the ``sampler`` parameter of the diffusers-scheduler blocks: the names of ``SAMPLERS``
+Sampler = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
 def make_scheduler(config: dict[str, Any], sampler: str) -> Any:
@@ -103,11 +104,6 @@ def make_scheduler(config: dict[str, Any], sampler: str) -> Any:
     cls_name, overrides = SAMPLERS[sampler]
     cls = getattr(diffusers, cls_name or config.get("_class_name", "DDIMScheduler"))
     return cls.from_config(config, **overrides)
-
-
-def sampler_scheduler(sampler: str, config: dict[str, Any]) -> Any:
-    """Alias of :func:`make_scheduler` with the arguments the other way round."""
-    return make_scheduler(config, sampler)
 
 
 def schedule(scheduler: Any, steps: int, strength: float, device: str, node: str) -> tuple[Any, int]:
@@ -163,9 +159,8 @@ def repeat_batch(t: Any, batch: int, what: str, node: str) -> Any:
 
 
 def check_cond(cond: Any, family: str, node: str) -> None:
-    if not isinstance(cond, dict) or "prompt_embeds" not in cond:
-        raise BlockError(f"node {node!r}: input cond is not a conditioning from sd.encode_prompt",
-                         type="input", node=node, field="inputs.cond")
+    """``check_conditioning``, and the conditioning was made for a model of ``family``."""
+    check_conditioning(cond, node)
     if cond.get("family", family) != family:
         raise BlockError(
             f"node {node!r}: the conditioning was made for a {cond.get('family')} model "
@@ -316,8 +311,6 @@ def sample(
     the latent with other prompts). A plain conditioning changes none of them.
     """
     import torch
-
-    from plugins.sd.conditioning import StepConditioning
 
     batch = latents.shape[0]
     time_cond_dim = unet_config.get("time_cond_proj_dim")

@@ -31,9 +31,12 @@ from plugins.sd.common import (
     torch_unet,
     unet_prompt,
 )
+from plugins.sd.conditioning import StepConditioning
 from plugins.sd.ksampling.catalog import SAMPLER_NAMES, SAMPLERS
+from plugins.sd.ksampling.denoiser import Denoiser, needs_uncond
 from plugins.sd.ksampling.model_sampling import ModelSampling, UnsupportedSchedule
 from plugins.sd.ksampling.noise import MAX_SEED, prepare_noise
+from plugins.sd.ksampling.run import prepare_mask, run_sampler
 from plugins.sd.ksampling.schedules import SCHEDULERS, sampler_sigmas, step_range
 
 ComfySampler = Literal[SAMPLER_NAMES]  # type: ignore[valid-type]
@@ -106,10 +109,6 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     """``(latent, denoised)``: ComfyUI's sampler run on ``latent`` down ``sigmas``; ``denoised`` is the
     last step's prediction of the clean latent (SamplerCustom's ``denoised_output``)."""
     import torch
-
-    from plugins.sd.conditioning import StepConditioning
-    from plugins.sd.ksampling.denoiser import Denoiser, needs_uncond
-    from plugins.sd.ksampling.run import prepare_mask, run_sampler
 
     node = ctx.node
     ref = model_ref(model)
