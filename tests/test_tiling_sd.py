@@ -115,6 +115,18 @@ def test_panorama_equals_the_panorama_pipeline(run, models, width, height, sampl
     assert image.std() > 0.02
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "euler_a"])
+def test_one_view_over_the_whole_latent_is_the_plain_sampling_loop(run, sampler):
+    """multidiffusion.denoise copies parts of common.sample on purpose: one view, the same latent."""
+    tiled = run(panorama_graph(64, 64, size=64, stride=64, sampler=sampler, steps=2))
+    plain = panorama_graph(64, 64, size=64, stride=64, sampler=sampler, steps=2)
+    plain.nodes["denoise"].tile = None
+    untiled = run(plain)
+    a, b = tiled.outputs["denoise"]["latent"], untiled.outputs["denoise"]["latent"]
+    assert a.shape == b.shape
+    assert float((a - b).abs().max()) <= 1e-4
+
+
 def test_views_cover_what_the_pipeline_leaves_out(run, models):
     """176 px is not reached by 64 px windows every 48 px (they end at 160): the pipeline leaves
     the last 16 px (2 latent cells) at zero, a last view flush with the edge covers them here."""

@@ -182,6 +182,26 @@ def guidance_embedding(w: Any, embedding_dim: int, dtype: Any) -> Any:
     return emb
 
 
+def lcm_timestep_cond(cfg: float, batch: int, time_cond_dim: int | None, dtype: Any) -> Any:
+    """The guidance embedding an LCM-distilled UNet (``time_cond_proj_dim``) takes, else ``None``."""
+    import torch
+
+    if time_cond_dim is None:
+        return None
+    return guidance_embedding(torch.tensor(cfg - 1).repeat(batch), time_cond_dim, dtype=dtype)
+
+
+def step_kwargs(scheduler: Any, eta: float, gen: Any) -> dict[str, Any]:
+    """``eta`` and ``generator`` for ``scheduler.step``, each where its signature takes it."""
+    step_params = set(inspect.signature(scheduler.step).parameters)
+    extra: dict[str, Any] = {}
+    if "eta" in step_params:
+        extra["eta"] = eta
+    if "generator" in step_params:
+        extra["generator"] = gen
+    return extra
+
+
 def rescale_noise_cfg(noise_cfg: Any, noise_pred_text: Any, guidance_rescale: float) -> Any:
     """Section 3.4 of arXiv:2305.08891, as diffusers' ``rescale_noise_cfg``."""
     std_text = noise_pred_text.std(dim=list(range(1, noise_pred_text.ndim)), keepdim=True)
@@ -321,17 +341,10 @@ def sample(
                            node=ctx.node, negative=cond)
 
     base = make_prompt(cond)
-    timestep_cond = None
-    if time_cond_dim is not None:
-        w_t = torch.tensor(cfg - 1).repeat(batch)
-        timestep_cond = guidance_embedding(w_t, time_cond_dim, dtype=dtype).to(device=device, dtype=dtype)
-
-    step_params = set(inspect.signature(scheduler.step).parameters)
-    extra: dict[str, Any] = {}
-    if "eta" in step_params:
-        extra["eta"] = eta
-    if "generator" in step_params:
-        extra["generator"] = gen
+    timestep_cond = lcm_timestep_cond(cfg, batch, time_cond_dim, dtype)
+    if timestep_cond is not None:
+        timestep_cond = timestep_cond.to(device=device, dtype=dtype)
+    extra = step_kwargs(scheduler, eta, gen)
 
     mask = masked = None
     if inpaint is not None and "masked_image_latents" in inpaint:

@@ -34,18 +34,18 @@ is refused with an error that says so.
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any
 
 from orchestrator import BlockError, Context
 from plugins.sd.common import (
     device_of,
     generator,
-    guidance_embedding,
     latent_preview,
+    lcm_timestep_cond,
     randn,
     rescale_noise_cfg,
     schedule,
+    step_kwargs,
     unet_prompt,
 )
 from plugins.sd.conditioning import EXTRA_KEYS
@@ -130,6 +130,13 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
     """The MultiDiffusion sampling loop; returns the denoised latent (on the block's device).
 
     ``p`` are ``sd.denoise``'s params, ``setup`` what its ``_setup`` loaded (unet, scheduler).
+
+    A deliberate copy of parts of :func:`plugins.sd.common.sample` (the start latent, the
+    classifier-free guidance in :func:`unet_views`, the step loop): this loop follows
+    ``StableDiffusionPanoramaPipeline`` instead (per-view-batch scheduler states, the UNet
+    on ``ctx.tiles``). What is not loop order is shared (``schedule``, ``randn``,
+    ``lcm_timestep_cond``, ``step_kwargs``, ``unet_prompt``); ``tests/test_tiling_sd.py``
+    checks that one view covering the latent gives ``common.sample``'s latent.
     """
     import torch
 
@@ -166,20 +173,12 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
 
     time_cond_dim = config.get("time_cond_proj_dim")
     do_cfg = p.cfg > 1.0 and time_cond_dim is None
-    timestep_cond = None
-    if time_cond_dim is not None:
-        w = torch.tensor(p.cfg - 1).repeat(batch)
-        timestep_cond = guidance_embedding(w, time_cond_dim, dtype=dtype)
+    timestep_cond = lcm_timestep_cond(p.cfg, batch, time_cond_dim, dtype)
     shared = {"model": setup["ref"], "do_cfg": do_cfg, "cfg": p.cfg, "guidance_rescale": p.guidance_rescale,
               "timestep_cond": timestep_cond,
               **_view_prompt(cond, batch=batch, do_cfg=do_cfg, window_px=(window * f, window * f),
                              device=device, dtype=dtype, node=node)}
-    step_params = set(inspect.signature(scheduler.step).parameters)
-    extra: dict[str, Any] = {}
-    if "eta" in step_params:
-        extra["eta"] = p.eta
-    if "generator" in step_params:
-        extra["generator"] = gen
+    extra = step_kwargs(scheduler, p.eta, gen)
 
     value = torch.zeros_like(latents)
     count = torch.zeros_like(latents)
