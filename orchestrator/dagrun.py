@@ -323,6 +323,10 @@ class DagRun:
 
     # -- what comes back ---------------------------------------------------------------------
 
+    def polling(self, run: Running, ref: Any) -> None:
+        """A long poll of ``run``'s progress events went out (``ref``: its answer)."""
+        run.drain_ref = ref
+
     def on_events(self, run: Running, events: list[dict[str, Any]] | None) -> None:
         """A long poll of ``run``'s progress events returned (None: it failed)."""
         run.drain_ref = None

@@ -75,7 +75,7 @@ class Dispatcher:
         self.pool.check_starts()
         for run in self.run.deadlines():
             assert run.slot is not None
-            run.drain_ref = run.slot.worker.drain_events_ref(run.job.id, run.node, DRAIN_WAIT_S)
+            self.run.polling(run, run.slot.worker.drain_events_ref(run.job.id, run.node, DRAIN_WAIT_S))
 
     def idle(self) -> bool:
         """Nothing in flight and nothing to send: the loop may block on its commands."""

@@ -316,7 +316,12 @@ def test_a_node_past_its_timeout_is_abandoned_and_its_worker_replaced(catalog):
     run.dispatch()
     assert run.next_timeout(0.05) == pytest.approx(0.05)
     clock.now += 1.0
-    assert run.deadlines() == [run.running[meta_of(port, "n0")]]  # due a progress poll only
+    head = run.running[meta_of(port, "n0")]
+    assert run.deadlines() == [head]  # due a progress poll only
+    run.polling(head, "poll-1")
+    assert run.deadlines() == [] and run.next_timeout(0.05) == pytest.approx(0.05)
+    run.on_events(head, [{"event": "progress", "node": "n0", "step": 1}])
+    assert head.drain_ref is None and run.next_timeout(5.0) == pytest.approx(0.1)  # next poll due
     assert not state.handle.done()
     clock.now += 1.5
     run.deadlines()
