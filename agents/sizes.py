@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphs import BlockSpec, Graph, GraphError, Node
+from graphs.model_refs import model_name
 
 Size = tuple[int, int]
 
@@ -28,15 +29,6 @@ Size = tuple[int, int]
 def round8(value: float) -> int:
     """``value`` to the nearest multiple of 8, at least 8 (latents are 1/8 of the image)."""
     return max(8, round(value / 8) * 8)
-
-
-def model_name(ref: Any) -> str | None:
-    """The model name in a model reference (a name, or ``{"name": ..., "loras": [...]}``)."""
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-        return ref["name"]
-    return None
 
 
 def model_refs(graph: Graph) -> list[tuple[str, Any]]:

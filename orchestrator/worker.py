@@ -44,6 +44,7 @@ import numpy as np
 import ray
 from ray import exceptions as ray_errors
 
+from graphs.model_refs import model_name as model_name  # re-exported: pool and dagrun import it here
 from orchestrator.blocks import Block
 from orchestrator.cache import measure_bytes
 from orchestrator.context import Context, ModelProvider
@@ -170,18 +171,6 @@ def provider_stats(provider: Any) -> dict[str, Any]:
         resident = out["resident"]
         out["resident"] = [str(r) for r in (list(resident) if resident is not None else [])]
     return out
-
-
-def model_name(ref: Any) -> str | None:
-    """The name in a model reference (``"tiny-sd"``, ``{"name": ...}`` or an object with ``.name``)."""
-    if ref is None:
-        return None
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, Mapping):
-        return str(ref.get("name")) if ref.get("name") is not None else None
-    name = getattr(ref, "name", None)
-    return str(name) if name is not None else None
 
 
 def _detect_device(config: WorkerConfig) -> str:

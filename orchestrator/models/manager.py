@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.devices import resolve_device
 from orchestrator.models.errors import ModelError
 from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
@@ -96,18 +97,6 @@ class _Resident:
     device: str
     dtype: str
     loads: int = 1
-
-
-def resolve_device(requested: str | None) -> str:
-    """``"cuda"``/``"gpu"``/``"auto"`` -> ``"cuda"`` when CUDA is present, else ``"cpu"``."""
-    import torch
-
-    req = (requested or "cpu").lower()
-    if req in ("auto", "gpu") or req.startswith("cuda"):
-        if torch.cuda.is_available():
-            return "cuda" if req in ("auto", "gpu") else req
-        return "cpu"
-    return req
 
 
 def module_bytes(obj: Any) -> int:

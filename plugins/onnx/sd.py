@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
+from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block, model_name
 from plugins.sd.common import (
     MODEL_FIELD_DESCRIPTION,
     ModelParam,
@@ -21,7 +21,6 @@ from plugins.sd.common import (
     device_of,
     generator,
     make_scheduler,
-    model_name,
     model_ref,
     randn,
     sample,

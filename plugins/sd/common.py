@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from orchestrator import BlockError, Context, Params, register_port_type
+from orchestrator import BlockError, Context, Params, register_port_type, resolve_device
 from plugins.sd.conditioning import StepConditioning, check_conditioning
 
 RNG = register_port_type(
@@ -57,20 +57,9 @@ def model_ref(value: ModelParam) -> Any:
     return value if isinstance(value, str) else value.model_dump(exclude_none=True)
 
 
-def model_name(value: ModelParam) -> str:
-    return value if isinstance(value, str) else value.name
-
-
 def device_of(ctx: Context) -> str:
     """The torch device for this block: the context's CUDA device when CUDA is here, else CPU."""
-    import torch
-
-    dev = (ctx.device or "cpu").lower()
-    if dev in ("gpu", "auto") or dev.startswith("cuda"):
-        if torch.cuda.is_available():
-            return "cuda" if dev in ("gpu", "auto") else dev
-        return "cpu"
-    return dev
+    return resolve_device(ctx.device)
 
 
 # -- samplers ---------------------------------------------------------------------------------

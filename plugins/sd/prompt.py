@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import Field
 
-from orchestrator import Block, BlockError, Context, Out, Params, Resources, block
-from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, model_name, model_ref
+from orchestrator import Block, BlockError, Context, Out, Params, Resources, block, model_name
+from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, model_ref
 
 
 def expand_embedding_tokens(prompt: str, tokenizer: Any) -> str:
