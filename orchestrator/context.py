@@ -20,6 +20,8 @@ import numpy as np
 
 from orchestrator.errors import BlockError, JobCancelled
 from orchestrator.input_paths import InputPathError, confined_path, open_confined, shown
+from orchestrator.limits import check_size
+from orchestrator.tiling import make_runner
 
 if TYPE_CHECKING:
     import torch
@@ -82,8 +84,6 @@ class Context:
         the scheduler runs a tiled node (see :mod:`orchestrator.tiling`)."""
         runner = self.extra.get("tiles")
         if runner is None:
-            from orchestrator.tiling import make_runner
-
             runner = self.extra["tiles"] = make_runner(self)
         return runner
 
@@ -108,8 +108,6 @@ class Context:
         size is known only once they run (an upscale model's factor) call it before allocating;
         sizes set by params are checked for them already (:mod:`orchestrator.limits`)."""
         if self.limits is not None:
-            from orchestrator.limits import check_size
-
             check_size(self.node, width, height, batch, field, self.limits)
 
     def cancelled(self) -> bool:

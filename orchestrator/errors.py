@@ -63,3 +63,16 @@ class JobCancelled(JobError):
     """Raised inside a block by ``ctx.check_cancelled()`` once its job is cancelled."""
 
     type = "cancelled"
+
+
+def plain_error(exc: BaseException, node: str, block: str) -> BlockError | JobError:
+    """Our error for ``exc`` as a plain, always-picklable instance of a base class."""
+    if isinstance(exc, (BlockError, JobError)):
+        cls: type[BlockError | JobError]
+        cls = JobCancelled if isinstance(exc, JobCancelled) else (
+            JobError if isinstance(exc, JobError) else BlockError)
+        details = {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else repr(v)
+                   for k, v in exc.details.items()}
+        return cls(exc.message, type=exc.type, node=exc.node or node, field=exc.field, **details)
+    return BlockError(f"node {node!r} ({block}) failed in its worker: {type(exc).__name__}: {exc}",
+                      type="block_failed", node=node, block=block, exception=type(exc).__name__)

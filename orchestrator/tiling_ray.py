@@ -7,7 +7,7 @@ own included: each ``map`` gives each worker one contiguous chunk of the items, 
 call of the actor method ``run_tile`` (in the actor's ``tiles`` concurrency group, a
 thread of its own, so the coordinator's worker serves its chunk while the coordinator
 waits, and two tiled nodes on two workers never wait on each other). The worker runs the
-chunk with its resident models (:func:`orchestrator.tiling.serve_tiles`).
+chunk with its resident models (:func:`orchestrator.tile_serving.serve_tiles`).
 
 - ``shared`` goes into Ray's object store once (again only when another object is given).
 - A worker that dies mid-chunk is dropped and its chunk sent to another; with none left the

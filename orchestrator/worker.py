@@ -48,11 +48,12 @@ from graphs.model_refs import model_name as model_name  # re-exported: pool and 
 from orchestrator.blocks import Block
 from orchestrator.cache import measure_bytes
 from orchestrator.context import Context, ModelProvider
-from orchestrator.errors import BlockError, JobCancelled, JobError
+from orchestrator.errors import BlockError, JobCancelled, JobError, plain_error
 from orchestrator.executor import execute_block
 from orchestrator.outputs import check_output
 from orchestrator.plugins import PluginHost, import_extra_plugins, load_plugins
-from orchestrator.tiling import node_extra, run_tiled, serve_tiles
+from orchestrator.tile_serving import serve_tiles
+from orchestrator.tiling import node_extra, run_tiled
 
 MAX_BUFFERED_EVENTS = 1000
 CONTROL_GROUP = "control"
@@ -283,19 +284,6 @@ def decode_meta(blob: bytes | dict[str, Any]) -> dict[str, Any]:
 # -- the worker logic -----------------------------------------------------------------------------
 
 
-def _plain_error(exc: BaseException, node: str, block: str) -> BlockError | JobError:
-    """Our error for ``exc`` as a plain, always-picklable instance of a base class."""
-    if isinstance(exc, (BlockError, JobError)):
-        cls: type[BlockError | JobError]
-        cls = JobCancelled if isinstance(exc, JobCancelled) else (
-            JobError if isinstance(exc, JobError) else BlockError)
-        details = {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else repr(v)
-                   for k, v in exc.details.items()}
-        return cls(exc.message, type=exc.type, node=exc.node or node, field=exc.field, **details)
-    return BlockError(f"node {node!r} ({block}) failed in its worker: {type(exc).__name__}: {exc}",
-                      type="block_failed", node=node, block=block, exception=type(exc).__name__)
-
-
 class WorkerCore:
     """The worker's logic: plain Python, testable without Ray.
 
@@ -455,7 +443,7 @@ class WorkerCore:
             )
             out = execute_block(cls, params, ctx, dict(inputs), runner=run_tiled if tile else None)
         except Exception as exc:  # noqa: BLE001
-            error = _plain_error(exc, node, block_id)
+            error = plain_error(exc, node, block_id)
             tb = traceback.format_exc(limit=20)
         seconds = time.perf_counter() - t0
         with self._cond:
@@ -609,7 +597,7 @@ def translate_error(
         if isinstance(cause, (BlockError, JobError)):
             return cause
         if cause is not None and not isinstance(cause, ray_errors.RayError):
-            return _plain_error(cause, node or "?", block or "?")
+            return plain_error(cause, node or "?", block or "?")
     return JobError(f"{what} failed{where}: {type(exc).__name__}: {exc}", type="job", node=node)
 
 
