@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator import BlockError, Context
 from plugins.sd.common import device_of
+from plugins.sd.latent_scaling import unscale
 
 
 def blend_v(a: Any, b: Any, extent: int) -> Any:
@@ -89,8 +90,6 @@ def decode(ctx: Context, tiling: Any, model: Any, latent: Any, f: int) -> Any:
 def decode_tile(tctx: Context, latent: Any, shared: dict[str, Any]) -> Any:
     """Tile function: one latent tile -> its pixels (``post_quant_conv`` and the decoder)."""
     import torch
-
-    from plugins.sd.vae import unscale
 
     device = device_of(tctx)
     vae = tctx.models.load(shared["model"], "vae", device=device)

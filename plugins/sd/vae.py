@@ -8,7 +8,9 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
+from plugins.sd import tiled_vae
 from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, generator, model_ref
+from plugins.sd.latent_scaling import scaled_latents, unscale
 
 
 def image_processor(vae_scale_factor: int, mask: bool = False) -> Any:
@@ -41,38 +43,9 @@ def vae_encode(vae: Any, pixels: Any, gen: Any, mode: str = "sample") -> Any:
     return scaled_latents(vae, vae.encode(pixels).latent_dist, gen, mode)
 
 
-def scaled_latents(vae: Any, dist: Any, gen: Any, mode: str = "sample") -> Any:
-    """The posterior ``dist`` sampled (or its mean), scaled as the UNet wants latents."""
-    latents = dist.sample(gen) if mode == "sample" else dist.mode()
-    cfg = vae.config
-    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
-    if mean is not None and std is not None:
-        c = latents.shape[1]
-        mean_t = _channel(mean, c, latents)
-        std_t = _channel(std, c, latents)
-        return (latents - mean_t) * cfg.scaling_factor / std_t
-    return cfg.scaling_factor * latents
-
-
 def vae_decode(vae: Any, latents: Any) -> Any:
     """Scaled latents -> pixels in [-1, 1] (the pipelines' decode step)."""
     return vae.decode(unscale(vae, latents), return_dict=False)[0]
-
-
-def unscale(vae: Any, latents: Any) -> Any:
-    """Scaled latents (the UNet's) -> the VAE's own latents."""
-    cfg = vae.config
-    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
-    if mean is not None and std is not None:
-        c = latents.shape[1]
-        return latents * _channel(std, c, latents) / cfg.scaling_factor + _channel(mean, c, latents)
-    return latents / cfg.scaling_factor
-
-
-def _channel(values: Any, c: int, like: Any) -> Any:
-    import torch
-
-    return torch.tensor(values).view(1, c, 1, 1).to(like.device, like.dtype)
 
 
 def vae_scale(pixels: Any, latent: Any) -> int:
@@ -112,8 +85,6 @@ class VaeEncode(Block):
 
     def run_tiled(self, ctx: Context, tiling: Any, image: np.ndarray) -> dict:
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
-        from plugins.sd import tiled_vae
 
         p = self.params
         ref = model_ref(p.model)
@@ -175,8 +146,6 @@ class VaeDecode(Block):
         return {"image": self._unwrapped(to_image(pixels), vae_scale(pixels, latent))}
 
     def run_tiled(self, ctx: Context, tiling: Any, latent: Any) -> dict:
-        from plugins.sd import tiled_vae
-
         ref = model_ref(self.params.model)
         f = ctx.models.load(ref, "info").vae_scale_factor
         pixels = tiled_vae.decode(ctx, tiling, ref, self._wrapped(latent), f)
