@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
+from plugins.sd import multidiffusion
 from plugins.sd.common import (
     MODEL_FIELD_DESCRIPTION,
     ModelParam,
@@ -113,8 +114,6 @@ class Denoise(Block):
 
     def run_tiled(self, ctx: Context, tiling: Any, cond: Any, latent: Any, rng: Any = None) -> dict:
         import torch
-
-        from plugins.sd import multidiffusion
 
         with torch.no_grad():
             out = multidiffusion.denoise(ctx, tiling, self.params, cond, latent, rng,

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
+from plugins.sd.latent_resize import center_crop
 
 
 def _latent(x: Any, node: str, field: str) -> Any:
@@ -90,8 +91,6 @@ class LatentBlend(Block):
 
     def run(self, ctx: Context, latent: Any, source: Any) -> dict:
         import torch.nn.functional as F
-
-        from plugins.sd.latent_resize import center_crop
 
         a = _latent(latent, ctx.node, "inputs.latent")
         b = _latent(source, ctx.node, "inputs.source")
