@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
+from plugins.sd.common import crop, unet_prompt
 from plugins.sd.conditioning import check_conditioning
 
 if TYPE_CHECKING:
@@ -433,8 +434,6 @@ class Areas:
     """
 
     def __init__(self, cond: dict[str, Any], run: Sampling) -> None:
-        from plugins.sd.common import unet_prompt
-
         self.run = run
         if cond.get("controlnets") or cond.get("image_prompts"):
             raise BlockError(f"node {run.ctx.node!r}: ControlNets and image prompts cannot yet be combined "
@@ -463,8 +462,6 @@ class Areas:
     def forward(self, unet: Callable[..., Any], x: Any, t: Any, hidden: Any, added: Any,
                 kwargs: dict[str, Any]) -> Any:
         import torch
-
-        from plugins.sd.common import crop
 
         n = self.run.batch
         halves = x.shape[0] == 2 * n

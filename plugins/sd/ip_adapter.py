@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
+from plugins.sd.common import torch_unet
 from plugins.sd.conditioning import check_conditioning, with_extra
 from plugins.sd.model_files import model_file
 
@@ -143,8 +144,6 @@ class ImagePrompts:
     def wrap(self, unet: UNetFn) -> UNetFn:
         """The UNet call on a weight-sharing copy that carries the adapters."""
         from diffusers.models.attention_processor import IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0
-
-        from plugins.sd.common import torch_unet
 
         module = getattr(unet, "module", None)
         if module is None:

@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
-from plugins.sd.common import crop
+from plugins.sd.common import crop, randn
 from plugins.sd.conditioning import check_conditioning, with_extra
 
 if TYPE_CHECKING:
@@ -184,8 +184,6 @@ class _Region:
     def start(self, like: Any, t: Any) -> Any:
         """The region's own latent at the first step: its own noise, at the first step's noise level."""
         import torch
-
-        from plugins.sd.common import randn
 
         noise = randn(tuple(like.shape), self.gen, str(like.device), like.dtype)
         return self.scheduler.add_noise(torch.zeros_like(like), noise, torch.as_tensor(t).reshape(1))
