@@ -71,3 +71,38 @@ def test_comfy_workflow_runs_with_lora_embedding_and_upscaler_by_file_name(catal
     assert upscaled.shape == (1, 128, 128, 3)
     np.testing.assert_allclose(upscaled, direct(net, decoded), atol=1e-5)
     assert Path(saved["path"]).is_file()
+
+
+def test_checkpoint_lora_and_embedding_all_by_file_name_with_no_model_map(catalog, tmp_path):
+    """The whole workflow resolves in a ComfyUI models folder: its checkpoint too, a single file in
+    the original (LDM) layout; no model map, no paths."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    tiny = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir()).resolve("tiny-sd").path
+    root = tmp_path / "ComfyUI" / "models"
+    for sub in ("checkpoints", "loras/styles", "embeddings", "upscale_models"):
+        (root / sub).mkdir(parents=True)
+    ckpt = root / "checkpoints" / "v1-5-pruned-emaonly.safetensors"
+    save_file({k: v.contiguous() for k, v in sd_fixtures.to_ldm_checkpoint(tiny).items()}, str(ckpt))
+    # tiny shapes are no published family: the configs go beside the file, as the loader expects
+    shutil.copytree(tiny, ckpt.with_name("v1-5-pruned-emaonly.config"),
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    kohya_sd1(root / "loras" / "styles" / "fox_style.safetensors")
+    a1111_pt(root / "embeddings" / "EasyNegative.pt",
+             torch.randn(2, 32, generator=torch.Generator().manual_seed(0)))
+    torch.save(randomised(SRVGGNetCompact(upscale=2), 11).state_dict(),
+               root / "upscale_models" / "2x-compact.pth")
+
+    graph, problems = import_workflow(WORKFLOW, catalog=catalog)
+    assert not [p.to_dict() for p in problems if p.to_dict().get("severity") == "error"]
+    registry = ModelRegistry(cache_dir=tmp_path / "cache", folders=ModelFolders([root]), allow_paths=False)
+    models = ModelManager(registry)
+    result = LocalExecutor(catalog, models=models, outputs_dir=tmp_path / "out").run(graph)
+    [saved] = result.files
+    held = {r["model"] for r in models.report()["held"]}
+    assert any("v1-5-pruned-emaonly" in k for k in held), held
+    assert any("lora(styles/fox_style.safetensors@0.8)" in k for k in held), held
+    assert any("emb(EasyNegative" in k for k in held), held
+    assert Path(saved["path"]).is_file()
