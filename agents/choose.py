@@ -8,7 +8,13 @@ template's score is the mean over the labels. Only templates for the prompt's ta
 for a composition (its ``intents``: style, palette, regions, pose, ...) gets the templates
 that declare that intent; templates that need an intent compete only when it is asked.
 A shape the prompt asks for (``wide``, ``tall``, ``large``) goes first: templates that
-declare it rank above those that do not.
+declare it rank above those that do not. Wide and tall count as a panorama's shape only
+from about 2:1 (1:2) on (``PANORAMA_FROM``) or when the prompt names a panorama (360,
+ultra-wide): an aspect the prompt gives (``labels.aspect``: a size, a ratio, a paper size,
+"portrait orientation") between 1:2 and 2:1, such as 16:9 or 768x1152, is what a ComfyUI
+user makes with the plain txt2img / hires template at the family's native area, so it is
+planned so; the panorama template (tiled denoising across a long canvas) is kept for
+the shapes the plain one cannot make without repeating its subject.
 Templates whose blocks the catalog lacks come last. Ties go to the plain template of the
 task (``meta.plain``; in a library that marks none, its smallest
 graph without a format label), then the name.
@@ -66,15 +72,29 @@ def candidates(labels: Labels, ctx: PlanningContext) -> tuple[list[Template], st
     return plain or everything, "every template (none for the task)"
 
 
+PANORAMA_FROM = 2.0  # width / height (or its inverse) from which wide / tall is a panorama's shape
+
+
+def shape_formats(labels: Labels) -> set[str]:
+    """The prompt's format labels that ask for a shaped template: ``wide`` and ``tall`` only
+    when the aspect it gives (if any) is a panorama's, at least 2:1 or 1:2."""
+    formats = set(labels.formats)
+    aspect = labels.aspect
+    if aspect is not None and aspect > 0 and max(aspect, 1 / aspect) < PANORAMA_FROM - 1e-6:
+        formats -= {"wide", "tall"}
+    return formats
+
+
 def _shape_fits(template: Template, labels: Labels) -> bool:
     formats = {str(f).lower() for f in template.labels.get("formats", [])}
-    return not formats or bool(formats & set(labels.formats))
+    return not formats or bool(formats & shape_formats(labels))
 
 
 def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]:
     """Every competing template with its score and per-label values, best first."""
     cells = ctx.scores.cells() if ctx.scores is not None else {}
     wanted = [*labels.content(), *labels.formats]
+    shaped = shape_formats(labels)
     pool, _why = candidates(labels, ctx)
     # a library that marks no plain template (a plugin's, an older one): the smallest graph of
     # the task is its plain one
@@ -93,7 +113,7 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
         score = sum(values.values()) / len(values)
         formats = {str(f).lower() for f in t.labels.get("formats", [])}
         ranked.append({"template": t.name, "score": round(score, 4),
-                       "formats": len(formats & set(labels.formats)),
+                       "formats": len(formats & shaped),
                        "labels": {k: round(v, 4) for k, v in values.items()},
                        "available": _available(t, ctx), "plain": t.plain or t.name == legacy_plain,
                        "nodes": len(t.graph.nodes)})

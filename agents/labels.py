@@ -46,6 +46,12 @@ def _words(*words: str) -> str:
     return r"\b(?:" + "|".join(words) + r")(?:e?s)?\b"
 
 
+# what a user calls a picture they give ("this portrait", "my selfie", "the render I attached");
+# only after a determiner that points at it, so "a portrait of a woman" stays a text prompt
+_PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
+            r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
+            r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|logos?|frames?|stills?|"
+            r"captures?|snaps?|photo|jpe?g|png)")
 _RULES: dict[str, str] = {
     "people": _words(
         "person", "people", "man", "men", "woman", "women", "girl", "boy", "child", "children",
@@ -120,12 +126,15 @@ _RULES: dict[str, str] = {
     "wide": (
         r"\b(?:panoramas?|panoramic|widescreen|banner|ultra-?wide|"
         r"wide[- ](?:format|aspect(?: ratio)?|image|picture|crop|banner|wallpaper|screen|frame|poster)|"
-        r"(?:landscape|horizontal) (?:format|orientation|mode|image|poster)|header image|360[- ]degree|"
+        r"(?:landscape|horizontal) (?:[\w:-]+ ){0,2}?(?:format|orientation|mode|image|poster|banner|print|"
+        r"wallpaper|picture|shot|flyer|cover|card)|(?:landscape|horizontal)[- ]orient(?:ed|ation)|"
+        r"header image|360[- ]degree|"
         r"cinematic (?:aspect|ratio|format))\b|"
         r"\b(?:16|21|32)\s*:\s*9\b|\b[2-8]\s*:\s*1\b|\b16\s*:\s*10\b"
     ),
     "tall": (
-        r"\b(?:vertical (?:format|orientation|image|poster|banner|wallpaper|picture|shot)|vertical$|"
+        r"\b(?:vertical (?:[\w:-]+ ){0,2}?(?:format|orientation|image|poster|banner|wallpaper|picture|shot|"
+        r"print|flyer|cover|card)|vertical$|portrait[- ]orient(?:ed|ation)|"
         r"portrait (?:format|orientation|mode)|tall (?:image|format|poster|banner|picture|frame)|"
         r"phone wallpaper|mobile wallpaper|story format|instagram story)\b|"
         r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*[2-8]\b"
@@ -141,14 +150,26 @@ _RULES: dict[str, str] = {
     ),
     "image-to-image": (
         r"\b(?:(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) "
-        r"(?:[a-z]+ ){0,2}(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|"
-        r"renderings?|scans?|screenshots?|fotos?|snapshots?|photographs?)\b|input image|img2img|"
+        r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img|"
+        r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
+        r"took|shot|posted|added)\b|"
+        r"\bthe one (?:i|we) (?:just )?(?:attached|uploaded|sent|shared)\b|\bsee (?:the )?attached\b|"
+        r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|"
+        r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"\(?(?:image|photo|mask) attached\)?|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
         r"based on the (?:image|photo))"
     ),
 }
 _COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _RULES.items()}
+# the input phrases taken out before styles and subjects are matched: only the generic picture
+# nouns ("this photo"), so "this van gogh painting" or "my portrait" still say a style or subject
+_INPUT_PHRASE = re.compile(
+    r"\b(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) (?:[a-z]+ ){0,2}"
+    r"(?:photos?|images?|pictures?|pics?|scans?|screenshots?|fotos?|snapshots?|photographs?)\b|"
+    r"input image|img2img|\(?(?:image|photo|mask) attached\)?|"
+    r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
+    r"based on the (?:image|photo)", re.IGNORECASE)
 
 _IMG = r"(?:image|picture|photo|photograph|pic|painting|reference|ref|example|file|one)"
 _GIVEN = r"(?:this|the|my|that|our|attached|given|uploaded|provided|second|other|reference|input)"
@@ -244,6 +265,9 @@ class Labels:
     formats: list[str] = field(default_factory=list)
     task: str = "text-to-image"
     intents: list[str] = field(default_factory=list)
+    # the width / height a size, ratio or paper size in the prompt gives (None without one, or when
+    # the prompt names a panorama): what decides between the plain and the panorama template
+    aspect: float | None = None
 
     def all(self) -> list[str]:
         """Every label, flat and sorted (what the score table is keyed by)."""
@@ -295,7 +319,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     and, when the rules found no subject, the closest subject."""
     # "this photo" names the input, not the style; "phone wallpaper" a format, not a phone:
     # styles are matched without input phrases, subjects without input and format phrases
-    styled = _COMPILED["image-to-image"].sub(" ", prompt)
+    styled = _INPUT_PHRASE.sub(" ", prompt)
     content = styled
     for label in FORMATS:
         content = _COMPILED[label].sub(" ", content)

@@ -59,10 +59,33 @@ _FAMILY = re.compile(r"\b(sd ?xl|sdxl|sd ?1\.?5|sd ?2(?:\.[01])?|stable diffusio
 _FAMILY_INSTRUCTION = re.compile(r",?\s*\b(?:with|using|on|in) (?:the |an? )?(?:sd ?xl|sdxl|sd ?1\.?5|"
                                  r"sd ?2(?:\.[01])?)(?: (?:model|checkpoint|base))?\b", re.IGNORECASE)
 
+# a paper size: ISO A0-A6 (1:sqrt 2), US letter (8.5:11), legal, tabloid/ledger (11:17); portrait
+# unless the prompt says landscape/horizontal
+_PAPER = re.compile(r"\b(?:(?<![Aa]udi )(A[0-6])|(?i:(?:us[- ])?(letter)[- ](?:sized?|paper|format|"
+                    r"sheet|page|print|poster)|us letter|(legal)[- ](?:sized?|paper|format|sheet)|"
+                    r"(tabloid|ledger)(?:[- ](?:sized?|paper|format|sheet|poster|print))?))\b")
+_PAPER_LOWER = re.compile(r"\b(a[0-6])[- ](?:size[d]?|paper|format|sheet|page|print|poster|flyer)\b",
+                          re.IGNORECASE)
+_PAPER_ASPECT = {"a": 1 / 2 ** 0.5, "letter": 8.5 / 11, "legal": 8.5 / 14, "tabloid": 11 / 17,
+                 "ledger": 11 / 17}
+_LANDSCAPE = re.compile(r"\b(?:landscape|horizontal)(?:[- ](?:orient(?:ed|ation)|format|mode))?\b",
+                        re.IGNORECASE)
+_ORIENTATION = re.compile(r"\b(?:portrait|landscape|vertical|horizontal)\b|[- ]orient(?:ed|ation)\b",
+                          re.IGNORECASE)
+_TALL_WORD = re.compile(r"\btall\b", re.IGNORECASE)
+_WIDE_WORD = re.compile(r"\bwide(?:screen)?\b", re.IGNORECASE)
+_PHONE = re.compile(r"\b(?:phone|mobile|story|stories|reel|tiktok)\b", re.IGNORECASE)
+# explicit panorama words: these ask for the panorama template whatever the ratio
+_PANORAMA_WORDS = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|360|ultra-?wide)\b", re.IGNORECASE)
+# aspects from 1:PANORAMA_FROM to PANORAMA_FROM:1 are a plain picture at the model's native area
+PANORAMA_FROM = 2.0
+
 # default aspect (width / height) for the shape labels
 WIDE_ASPECT = 2.0
 PANORAMA_ASPECT = 4.0
 TALL_ASPECT = 0.5
+ORIENTED_ASPECT = 1.5  # "landscape orientation" (3:2); "portrait orientation" is 2:3
+PHONE_ASPECT = 9 / 16  # a phone wallpaper, a story
 
 
 @dataclass
@@ -219,10 +242,24 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if req.aspect is None:
         req.aspect = _ratio(prompt)
     if req.aspect is None:
+        req.aspect = paper_aspect(prompt)
+        if req.aspect is not None:
+            _add_format(labels, "wide" if req.aspect > 1 else "tall")
+    explicit = req.aspect is not None
+    if req.aspect is None:
         if "wide" in labels.formats:
-            req.aspect = PANORAMA_ASPECT if _PANORAMA.search(prompt) else WIDE_ASPECT
-        elif "tall" in labels.formats:
-            req.aspect = TALL_ASPECT
+            req.aspect = PANORAMA_ASPECT if _PANORAMA.search(prompt) else \
+                ORIENTED_ASPECT if _ORIENTATION.search(prompt) and not _WIDE_WORD.search(prompt) \
+                else WIDE_ASPECT
+        elif "tall" in labels.formats:  # "tall image" is 1:2; "portrait orientation" 2:3
+            req.aspect = TALL_ASPECT if _TALL_WORD.search(prompt) else \
+                PHONE_ASPECT if _PHONE.search(prompt) else \
+                1 / ORIENTED_ASPECT if _ORIENTATION.search(prompt) else TALL_ASPECT
+            explicit = True  # a portrait picture: plain at the model's area, not a vertical panorama
+        explicit = explicit or req.aspect == ORIENTED_ASPECT
+    # the plain template unless the shape is a panorama's (see agents.choose)
+    labels.aspect = req.aspect if explicit and req.aspect is not None \
+        and not _PANORAMA_WORDS.search(prompt) else None
     req.large = "large" in labels.formats
     seed = _SEED.search(prompt)
     if seed:
@@ -246,6 +283,29 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
         req.family = "sdxl" if "xl" in word else "sd2" if word.startswith("sd2") else "sd1"
     req.text = clean_prompt(prompt)
     return req
+
+
+def paper_aspect(prompt: str) -> float | None:
+    """The aspect (width / height) of a paper size the prompt names ("A3", "letter-size",
+    "tabloid"): portrait, or landscape when the prompt says so; ``None`` without one."""
+    m = _PAPER.search(prompt)
+    if m:
+        kind = "a" if m.group(1) else (m.group(2) or m.group(3) or m.group(4) or "letter").lower()
+    else:
+        m = _PAPER_LOWER.search(prompt)
+        if not m:
+            return None
+        kind = "a"
+    aspect = _PAPER_ASPECT[kind]
+    return 1 / aspect if _LANDSCAPE.search(prompt) else aspect
+
+
+def _add_format(labels: Labels, label: str) -> None:
+    other = "tall" if label == "wide" else "wide"
+    if other in labels.formats:
+        labels.formats.remove(other)
+    if label not in labels.formats:
+        labels.formats.append(label)
 
 
 def _tidy(text: str) -> str:
