@@ -51,7 +51,7 @@ def _words(*words: str) -> str:
 _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|logos?|frames?|stills?|"
-            r"captures?|snaps?|photo|jpe?g|png)")
+            r"captures?|snaps?|photo|jpe?g|png)(?! life)")
 _RULES: dict[str, str] = {
     "people": _words(
         "person", "people", "man", "men", "woman", "women", "girl", "boy", "child", "children",
@@ -149,7 +149,8 @@ _RULES: dict[str, str] = {
         r"(?:in|on) the (?:masked|marked|white) (?:area|region)|fix the (?:face|hand|region|area))\b"
     ),
     "image-to-image": (
-        r"\b(?:(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) "
+        r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
+        r"(?:(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) "
         r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img|"
         r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
         r"took|shot|posted|added)\b|"

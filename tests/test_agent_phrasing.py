@@ -50,6 +50,8 @@ TEXT = [
     "an oil painting of a harbour at dusk",
     "a logo for a coffee shop, flat design",
     "a film still of a detective in the rain",
+    "here is a still life of fruit in a bowl",
+    "design my logo: a coffee cup with steam, flat design",
     "a headshot of a smiling businessman, studio lighting",
 ]
 
