@@ -203,7 +203,9 @@ _INTENT_RULES: dict[str, str] = {
         r"\bcontrol ?net\b|\bcontrol (?:image|map)\b|\b(?:follow|keep|use|match) the (?:layout|composition) "
         r"(?:of|from)\b|\blayout (?:of|from) " + _GIVEN
     ),
-    "depth": r"\bdepth(?: map| maps| estimation| control|-guided| guided)?\b|\b3d layout\b|\bsame depth\b",
+    # "depth of field" / "shallow depth" are photography words, not a depth map to keep
+    "depth": (r"\bdepth(?! of field)(?: map| maps| estimation| control|-guided| guided)?\b(?<!shallow depth)"
+              r"(?<!deep depth)|\b3d layout\b|\bsame depth\b"),
     "edges": (
         r"\b(?:canny|edge map|edges|outlines?|line ?art|lineart|contours?|scribble)\b|"
         r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b"

@@ -134,3 +134,11 @@ def test_shape_formats_by_aspect() -> None:
     assert shape_formats(Labels(formats=["wide"], aspect=PANORAMA_FROM)) == {"wide"}
     assert shape_formats(Labels(formats=["tall"], aspect=1 / 3)) == {"tall"}
     assert shape_formats(Labels(formats=["wide"])) == {"wide"}  # no aspect given: a panorama word
+
+
+@pytest.mark.parametrize("prompt", ["studio portrait, 85mm lens, shallow depth of field",
+                                    "macro shot of a bee, shallow depth"])
+def test_depth_of_field_is_photography_not_a_depth_map(prompt):
+    from agents.labels import classify
+
+    assert "depth" not in classify(prompt).intents
