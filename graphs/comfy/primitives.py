@@ -181,10 +181,13 @@ def _regex(nc: NodeContext, run: Callable[[Any, float], Any], on_error: Any) -> 
         raise Unresolved(f"the regular expressions of this workflow took over {REGEX_BUDGET_S:g} s in all; "
                          "this one is not evaluated", field="regex_pattern")
     start = time.monotonic()
+    limit = min(REGEX_TIMEOUT_S, left)
+    timed_out = False
     try:
-        return run(regex, min(REGEX_TIMEOUT_S, left))
+        return run(regex, limit)
     except TimeoutError:
-        raise Unresolved(f"the regular expression took over {min(REGEX_TIMEOUT_S, left):g} s on this text; "
+        timed_out = True
+        raise Unresolved(f"the regular expression took over {limit:g} s on this text; "
                          "it is not evaluated", field="regex_pattern") from None
     except (regex.error, IndexError) as exc:
         if on_error is _MISSING:
@@ -192,7 +195,10 @@ def _regex(nc: NodeContext, run: Callable[[Any, float], Any], on_error: Any) -> 
                              field="regex_pattern") from None
         return on_error
     finally:
-        nc.importer.regex_seconds = spent + (time.monotonic() - start)
+        # a time-out is charged its whole limit: the regex module may stop a hair early, and the
+        # budget must not be left with a sliver that lets the next pattern start
+        used = time.monotonic() - start
+        nc.importer.regex_seconds = spent + (max(used, limit) if timed_out else used)
 
 
 def regex_match(nc: NodeContext) -> bool:
