@@ -1,6 +1,6 @@
 """The daemon's entry to the agent: ``make_planner(settings, host)``.
 
-The daemon (``orchestrator.daemon.make_planner``) imports this module and hands prompt
+The daemon (``orchestrator.server.daemon.make_planner``) imports this module and hands prompt
 jobs to the callable it returns::
 
     planner = make_planner(settings, host, models=library, limits=check)

@@ -26,7 +26,7 @@ A prompt set is JSONL, one object per line (``#`` lines are comments). The field
     note      "..."             why the record is there
 
 The agent does not import the daemon: the caller passes ``limits_check(graph) -> [error
-dicts]`` (the CLI passes :func:`orchestrator.limits.check_limits` with the configured limits)
+dicts]`` (the CLI passes :func:`orchestrator.runtime.limits.check_limits` with the configured limits)
 and the folder where the input files are made.
 """
 

@@ -2,7 +2,7 @@
 
 The agent does not import the daemon's limits: the caller puts a check in the planning
 context (``PlanningContext.limits``: graph -> problems, each ``{"type", "message", "node",
-"field", "value", "bound"}``; the daemon and the CLI pass ``orchestrator.limits.check_limits``
+"field", "value", "bound"}``; the daemon and the CLI pass ``orchestrator.runtime.limits.check_limits``
 with the configured limits). :func:`hold_limits` clamps what it can (a param over its bound
 to the bound; an image over the pixel limits scaled down, its aspect kept), notes every
 clamp in the trace, and returns what still breaks the limits (the planner then refuses).

@@ -36,9 +36,9 @@ sys.path.insert(0, str(TESTS))
 import ray  # noqa: E402
 
 from graphs import Graph, GraphBuilder  # noqa: E402
-from orchestrator.compile import compile_graph  # noqa: E402
-from orchestrator.scheduler import Scheduler  # noqa: E402
-from orchestrator.worker import WorkerConfig  # noqa: E402
+from orchestrator.runtime.compile import compile_graph  # noqa: E402
+from orchestrator.runtime.scheduler import Scheduler  # noqa: E402
+from orchestrator.runtime.worker import WorkerConfig  # noqa: E402
 
 CONFIG = WorkerConfig(extra_plugins=("faults=fault_plugin",), sys_path=(str(TESTS),), entry_points=False)
 

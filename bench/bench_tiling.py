@@ -125,8 +125,8 @@ def pools(delay_file: Path) -> tuple[Any, Any]:
     import ray
     from sd_fixtures import tiny_cache_dir
 
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
 
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=max(2, os.cpu_count() or 2), num_gpus=3, include_dashboard=False,
@@ -141,7 +141,7 @@ def pools(delay_file: Path) -> tuple[Any, Any]:
 
 
 def time_job(sched: Any, graph: Any) -> float:
-    from orchestrator.compile import compile_graph
+    from orchestrator.runtime.compile import compile_graph
 
     compiled = compile_graph(graph, sched.catalog)
     sched.clear_cache()
@@ -208,9 +208,9 @@ def measured_calls() -> dict[str, Any]:
     from sd_fixtures import tiny_cache_dir
     from test_tiling_sd import panorama_graph, panorama_pipeline
 
-    from orchestrator.executor import LocalExecutor
     from orchestrator.models import ModelManager, ModelRegistry
     from orchestrator.plugins import load_plugins
+    from orchestrator.runtime.executor import LocalExecutor
 
     torch.set_num_threads(1)
     models = ModelManager(ModelRegistry(cache_dir=tiny_cache_dir()))

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelManager, ModelRegistry
 from orchestrator.plugins import load_plugins
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 
 PROMPT = "a red fox in the snow, highly detailed"

@@ -170,7 +170,7 @@ def ray_down(ctx: Context) -> None:
 
 def bench_config(**kw: Any) -> Any:
     """Worker config that loads the suite's blocks (:mod:`bench.blocks`) and the tests' fault blocks."""
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.worker import WorkerConfig
 
     kw.setdefault("entry_points", False)
     return WorkerConfig(extra_plugins=("bench=bench.blocks", "faults=fault_plugin"),

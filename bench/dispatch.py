@@ -20,8 +20,8 @@ TITLE = "per-node dispatch overhead vs a raw Ray call loop (10/100/1000-node gra
 def run(ctx: Context) -> list[Row]:
     ray = ray_up(ctx)
     from bench import bench_dispatch as bd
-    from orchestrator.compile import compile_graph
-    from orchestrator.scheduler import Scheduler
+    from orchestrator.runtime.compile import compile_graph
+    from orchestrator.runtime.scheduler import Scheduler
 
     sizes = [10, 100] if ctx.quick else [10, 100, 1000]
     reps = ctx.n(2, 5)

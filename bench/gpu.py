@@ -266,9 +266,9 @@ def image_rows(ctx: Context, fam: str, folder: Path, device: str, dry: bool) -> 
 
     from bench import bench_txt2img as bt
     from bench.core import alternate
-    from orchestrator.executor import LocalExecutor
     from orchestrator.models import ModelManager
     from orchestrator.plugins import load_plugins
+    from orchestrator.runtime.executor import LocalExecutor
     from plugins.sd.common import make_scheduler
 
     size = 64 if dry else (1024 if fam == "sdxl" else 512)
@@ -358,10 +358,10 @@ def onnx_rows(ctx: Context, folder: Path, device: str, dry: bool) -> list[Row]:
 
     from bench import bench_txt2img as bt
     from bench.core import alternate
-    from orchestrator.executor import LocalExecutor
     from orchestrator.models import ModelManager
     from orchestrator.models.onnx import export_onnx
     from orchestrator.plugins import load_plugins
+    from orchestrator.runtime.executor import LocalExecutor
 
     name = "bench-sd15"
     manager = ModelManager(_registry("sd15", folder, folder.parent), cuda_dtype="float32")

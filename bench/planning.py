@@ -60,9 +60,9 @@ def run(ctx: Context) -> list[Row]:
     import networkx as nx
 
     from graphs import Graph
-    from orchestrator.cache import ResultCache
-    from orchestrator.compile import compile_graph
-    from orchestrator.executor import LocalExecutor
+    from orchestrator.runtime.cache import ResultCache
+    from orchestrator.runtime.compile import compile_graph
+    from orchestrator.runtime.executor import LocalExecutor
 
     catalog = bench_catalog()
     n = 500

@@ -361,7 +361,7 @@ def _all(url: str) -> list[dict[str, Any]]:
 
 def check(s: Soak) -> dict[str, Any]:
     """Every accepted job against the store: final as expected, exactly once."""
-    from orchestrator.store import JobStore
+    from orchestrator.state.store import JobStore
 
     final = wait_final(s.url, list(s.jobs), timeout=900)
     in_store = {j["id"]: j for j in _all(s.url)}

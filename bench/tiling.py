@@ -67,8 +67,8 @@ def break_even(points: list[tuple[float, float]]) -> tuple[float | None, str]:
 def run(ctx: Context) -> list[Row]:
     ray_up(ctx)
     from bench.blocks import calibrate
-    from orchestrator.compile import compile_graph
-    from orchestrator.scheduler import Scheduler
+    from orchestrator.runtime.compile import compile_graph
+    from orchestrator.runtime.scheduler import Scheduler
 
     rows = _from_bench_tiling(ctx)
     rate = calibrate()  # spin iterations per second on one core here

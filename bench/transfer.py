@@ -25,8 +25,8 @@ def run(ctx: Context) -> list[Row]:
     import numpy as np
 
     from graphs import GraphBuilder
-    from orchestrator.compile import compile_graph
-    from orchestrator.scheduler import Scheduler
+    from orchestrator.runtime.compile import compile_graph
+    from orchestrator.runtime.scheduler import Scheduler
 
     @ray.remote(num_cpus=0)
     class Raw:

@@ -32,11 +32,11 @@ def run(ctx: Context) -> list[Row]:
     from diffusers import StableDiffusionPipeline
 
     from bench import bench_txt2img as bt
-    from orchestrator.executor import LocalExecutor
     from orchestrator.models import ModelManager, ModelRegistry
     from orchestrator.plugins import load_plugins
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.executor import LocalExecutor
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
     from plugins.sd.common import make_scheduler
 
     # one torch thread where cores are few and shared: OpenMP threads that spin while other

@@ -10,9 +10,9 @@ from graphs.types import register_port_type
 from orchestrator.blocks import Block, In, Out, Params, Resources, block
 from orchestrator.client import AsyncClient, Client
 from orchestrator.context import Context
-from orchestrator.devices import resolve_device
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.hookspecs import hookimpl
+from orchestrator.runtime.devices import resolve_device
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ pass the results to :func:`agents.daemon.make_planner` (or the planner's context
   dropped into the model folders are seen; a library that cannot be read falls back to the
   configured entries.
 - :func:`limits_check`: ``graph -> problems`` with the configured limits
-  (:func:`orchestrator.limits.check_limits`).
+  (:func:`orchestrator.runtime.limits.check_limits`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphs import BlockSpec, Graph
-from orchestrator.limits import SizeLimits, check_limits
+from orchestrator.runtime.limits import SizeLimits, check_limits
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A block reaches the outside world only through its context: ``ctx.models`` (load a model
 by reference), ``ctx.progress`` (report step i of n, with an optional preview), ``ctx.tiles`` (run tile
-functions wherever the tiles of a tiled node go, see :mod:`orchestrator.tiling`),
+functions wherever the tiles of a tiled node go, see :mod:`orchestrator.runtime.tiling`),
 ``ctx.cancelled()`` / ``ctx.check_cancelled()``, a seeded ``ctx.rng`` and
 ``ctx.generator()``, ``ctx.device``, ``ctx.open_input(path)`` for files it reads (confined
 to the input folder in the daemon) and
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from orchestrator.errors import BlockError, JobCancelled
-from orchestrator.input_paths import InputPathError, confined_path, open_confined, shown
-from orchestrator.limits import check_size
-from orchestrator.tiling import make_runner
+from orchestrator.runtime.limits import check_size
+from orchestrator.runtime.tiling import make_runner
+from orchestrator.state.input_paths import InputPathError, confined_path, open_confined, shown
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +71,7 @@ class Context:
     on_event: ProgressFn | None = None
     is_cancelled: Callable[[], bool] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    limits: Any = None  # size limits checked around run (orchestrator.limits); None: unchecked
+    limits: Any = None  # size limits checked around run (orchestrator.runtime.limits); None: unchecked
 
     def __post_init__(self) -> None:
         if self.models is None:
@@ -81,7 +81,7 @@ class Context:
     @property
     def tiles(self) -> Any:
         """The tile runner of this node: runs tile functions here, or over every worker when
-        the scheduler runs a tiled node (see :mod:`orchestrator.tiling`)."""
+        the scheduler runs a tiled node (see :mod:`orchestrator.runtime.tiling`)."""
         runner = self.extra.get("tiles")
         if runner is None:
             runner = self.extra["tiles"] = make_runner(self)
@@ -106,7 +106,7 @@ class Context:
         """Refuse (a ``limit`` :class:`~orchestrator.errors.BlockError` naming ``field``) an output
         of ``batch`` x ``width`` x ``height`` pixels over the job's limits. Blocks whose output
         size is known only once they run (an upscale model's factor) call it before allocating;
-        sizes set by params are checked for them already (:mod:`orchestrator.limits`)."""
+        sizes set by params are checked for them already (:mod:`orchestrator.runtime.limits`)."""
         if self.limits is not None:
             check_size(self.node, width, height, batch, field, self.limits)
 
@@ -135,7 +135,7 @@ class Context:
         """The path of a file a block reads (prefer :meth:`open_input`, which cannot race).
 
         With ``confine_inputs`` (always, in the daemon) ``path`` must name a regular file
-        inside the input root: see :mod:`orchestrator.input_paths`. Without it (the
+        inside the input root: see :mod:`orchestrator.state.input_paths`. Without it (the
         in-process CLI, running the user's own graph) a relative path resolves under the
         input root and an absolute one is read as it is.
         """

@@ -159,7 +159,7 @@ SERVER_ONLY_ROUTES: dict[tuple[str, str], str] = {
     (DASHBOARD_JOB, "GET"): "the dashboard's job page",
 }
 
-# ComfyUI's HTTP API (orchestrator.comfy_protocol): its routes at these prefixes (ComfyUI's own
+# ComfyUI's HTTP API (orchestrator.server.comfy): its routes at these prefixes (ComfyUI's own
 # paths, the current frontend's /api, the editor's), its WebSocket, and the editor itself
 COMFY_PREFIXES = ("", "/api", "/comfy/api")
 COMFY_WEBSOCKETS = ("/ws", "/api/ws", "/comfy/ws")

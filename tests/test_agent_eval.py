@@ -19,7 +19,7 @@ CATEGORIES = {"portraits", "products", "landscapes", "panoramas", "posters", "an
 
 @pytest.fixture(scope="module")
 def host():
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
 
     return plugin_host(load_settings(config_file=False, env={}, overrides={}))
@@ -123,7 +123,7 @@ def test_an_input_the_planner_does_not_ask_for_is_a_miss(planner) -> None:
 
 def test_the_cli_filters_and_prints_the_groups(tmp_path, capsys, monkeypatch) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     argv = ["--state-dir", str(tmp_path / "state"), "agent", "eval", str(SETS / "prompts.jsonl"),

@@ -20,13 +20,13 @@ def png(color=(200, 120, 40), size=(64, 64)) -> bytes:
 
 @pytest.fixture()
 def app_client(tmp_path):
-    from orchestrator.api import create_app
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
-    from orchestrator.daemon import make_planner
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.daemon import make_planner
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={"state_dir": str(tmp_path / "state")})
     host = plugin_host(settings)

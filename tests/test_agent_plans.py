@@ -18,7 +18,7 @@ from agents.errors import AgentError
 from agents.planner import Planner
 from agents.sizes import model_name, output_size
 from graphs import validate
-from orchestrator.limits import SizeLimits, check_limits
+from orchestrator.runtime.limits import SizeLimits, check_limits
 
 SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
 SDXL = {"name": "juggernaut-xl", "kind": "checkpoint", "family": "sdxl", "origin": "folder"}
@@ -115,7 +115,7 @@ def test_a_single_file_sd1_checkpoint_in_a_model_folder_is_planned_on(tmp_path, 
     import sd_fixtures
     from safetensors.torch import save_file
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
     from orchestrator.models import ModelRegistry
 
     folder = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir()).resolve("tiny-sd", build=True).path
@@ -308,7 +308,7 @@ def test_eval_set_figures(host) -> None:
 def test_cli_plan_takes_inputs_by_role(tmp_path, monkeypatch, capsys) -> None:
     from PIL import Image
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     for key in list(__import__("os").environ):
         if key.startswith("ORCHESTRATOR_"):

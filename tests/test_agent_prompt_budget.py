@@ -34,7 +34,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def host():
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
 
     return plugin_host(load_settings(config_file=False, env={}, overrides={}))
@@ -153,7 +153,7 @@ def test_messages_that_cannot_fit_fail_clearly_and_fall_back_offline(ctx, server
 
 def test_limits_hold_on_llm_settings(ctx, server) -> None:
     from orchestrator.config import Limits
-    from orchestrator.limits import check_limits
+    from orchestrator.runtime.limits import check_limits
 
     ctx.limits = lambda graph: check_limits(graph, Limits(), ctx.catalog)  # as the daemon passes it
     server.reset([{"mode": "select", "template": "txt2img",

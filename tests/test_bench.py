@@ -33,7 +33,7 @@ def test_python_m_bench_quick_writes_markdown_and_json_with_ratios(tmp_path):
 
 
 def test_orchestrator_bench_runs_the_suite_and_refuses_unknown_names(tmp_path, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     assert main(["bench", "--quick", "--only", "planning", "-o", str(tmp_path), "-q"]) == 0
     assert (tmp_path / "bench.md").is_file() and (tmp_path / "bench.json").is_file()

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from graphs import GraphBuilder
-from orchestrator.cache import BoundedLRU, ResultCache, default_max_bytes, measure_bytes
 from orchestrator.config import load_settings
-from orchestrator.executor import LocalExecutor
-from orchestrator.jobs import ObjectCache
+from orchestrator.runtime.cache import BoundedLRU, ResultCache, default_max_bytes, measure_bytes
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.runtime.jobs import ObjectCache
 
 MB = 1 << 20
 
@@ -118,8 +118,8 @@ def test_default_budget_is_a_capped_fraction_of_memory():
 
 
 def test_settings_size_both_engines_caches(tmp_path):
-    from orchestrator.engine import LocalEngine
     from orchestrator.plugins import load_plugins
+    from orchestrator.runtime.engine import LocalEngine
 
     s = load_settings(config_file=None, env={}, overrides={
         "state_dir": tmp_path, "cache": {"max_entries": 7, "max_bytes": 3 * MB}})

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from graphs import GraphBuilder
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 
 @pytest.fixture(autouse=True)

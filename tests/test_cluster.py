@@ -64,9 +64,9 @@ def _child(tmp: str) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     from graphs import GraphBuilder
-    from orchestrator.executor import LocalExecutor
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.executor import LocalExecutor
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1})
     cluster.add_node(num_cpus=2, num_gpus=1)

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from PIL import Image, PngImagePlugin
 
 from graphs.comfy import import_workflow
-from orchestrator.api import create_app
-from orchestrator.cli import plugin_host
+from orchestrator.cli.main import plugin_host
 from orchestrator.config import load_settings
-from orchestrator.engine import LocalEngine
-from orchestrator.service import JobService
-from orchestrator.store import JobStore
+from orchestrator.runtime.engine import LocalEngine
+from orchestrator.server.api import create_app
+from orchestrator.server.service import JobService
+from orchestrator.state.store import JobStore
 
 DATA = Path(__file__).parent / "data" / "comfy"
 ROUTE = "/import/comfy"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from graphs import Graph
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 DATA = Path(__file__).parent / "data" / "comfy"
 MAP = ["--model-map", "v1-5-pruned-emaonly-fp16=tiny-sd"]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from graphs.comfy import import_workflow
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelManager, ModelRegistry
 from orchestrator.models.folders import ModelFolders
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

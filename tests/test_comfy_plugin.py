@@ -15,9 +15,9 @@ from pydantic import Field
 from graphs import check
 from graphs.comfy import import_result
 from orchestrator import Block, Context, Params, block, hookimpl
-from orchestrator.comfy_cli import comfy_mappings
-from orchestrator.executor import LocalExecutor
+from orchestrator.cli.comfy import comfy_mappings
 from orchestrator.plugins import load_plugins
+from orchestrator.runtime.executor import LocalExecutor
 
 MAPPINGS = [
     {"class_type": "ImageInvert", "block": "comfytest.invert", "inputs": {"image": "image"},

@@ -19,8 +19,8 @@ from graphs.comfy import import_result, ui_to_api
 from graphs.comfy.chunks import comfy_chunks
 from graphs.comfy.nodes import CORE_NODES
 from graphs.errors import GraphValidationError
-from orchestrator.executor import LocalExecutor
-from orchestrator.outputs import GRAPH_CHUNK
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.state.outputs import GRAPH_CHUNK
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from graphs import check
 from graphs.comfy import import_result
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from graphs.comfy import export_api, import_workflow
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

@@ -15,7 +15,7 @@ from graphs import GraphBuilder
 from graphs.comfy import export_api, import_result
 from orchestrator import Context
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,7 +18,7 @@ from PIL import Image
 from graphs import check
 from graphs.comfy import import_result
 from graphs.comfy.subgraphs import MAX_DEPTH, MAX_NODES, flatten
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

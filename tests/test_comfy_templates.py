@@ -25,7 +25,7 @@ from graphs import check
 from graphs.comfy import import_result
 from graphs.comfy.importer import Importer, mapping_table
 from graphs.comfy.refused import REFUSED
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

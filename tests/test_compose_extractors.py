@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from graphs import GraphBuilder
 from orchestrator import Context
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.compose.colorize import Colorize
 from plugins.compose.detail import RegionCrop, RegionPaste
 from plugins.compose.embed import CLIP_MEAN, CLIP_STD, ImageEmbed

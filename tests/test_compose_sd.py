@@ -17,7 +17,7 @@ from PIL import Image
 from graphs import GraphBuilder
 from orchestrator import Context
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 from plugins.sd.ip_adapter import shared_weights_copy
 

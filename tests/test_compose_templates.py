@@ -21,8 +21,8 @@ from PIL import Image
 from graphs import load_template, validate
 from graphs.library import LIBRARY_DIR
 from graphs.splice import insert
-from orchestrator.cli import main
-from orchestrator.executor import LocalExecutor
+from orchestrator.cli.main import main
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

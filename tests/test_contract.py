@@ -32,7 +32,7 @@ NOT_ROUTES = {"COMFY_PREFIXES", "COMFY_WEBSOCKETS", "EDITOR", "IDEMPOTENCY_HEADE
 
 @pytest.fixture(scope="module")
 def host():
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
 
     return plugin_host(load_settings(config_file=False, env={}, overrides={}))
@@ -40,11 +40,11 @@ def host():
 
 @pytest.fixture()
 def app(tmp_path, host):
-    from orchestrator.api import create_app
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={
         "state_dir": str(tmp_path / "state"), "token": TOKEN})

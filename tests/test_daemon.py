@@ -16,7 +16,7 @@ from daemon_process import Daemon
 
 from graphs import GraphBuilder
 from orchestrator.client import AsyncClient, BadRequest, Conflict, Unauthorized
-from orchestrator.store import JobStore
+from orchestrator.state.store import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

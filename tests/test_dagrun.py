@@ -1,4 +1,4 @@
-"""The scheduler's rules without Ray: :class:`orchestrator.dagrun.DagRun` driven by a fake port,
+"""The scheduler's rules without Ray: :class:`orchestrator.runtime.dagrun.DagRun` driven by a fake port,
 a pool of worker slots without actors and a clock the test moves.
 
 Readiness, priority and round robin, pinning behind an upstream, CPU task slots, the retry
@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-import orchestrator.dagrun
+import orchestrator.runtime.dagrun
 from graphs import GraphBuilder
-from orchestrator.compile import compile_graph
-from orchestrator.dagrun import DagRun
 from orchestrator.errors import BlockError, JobError
-from orchestrator.jobs import JobHandle, JobState, ObjectCache, Running
-from orchestrator.outputs import DirectorySink
-from orchestrator.pool import DEAD, READY, WorkerPool, WorkerSlot
-from orchestrator.worker import WorkerConfig, plugin_host
+from orchestrator.runtime.compile import compile_graph
+from orchestrator.runtime.dagrun import DagRun
+from orchestrator.runtime.jobs import JobHandle, JobState, ObjectCache, Running
+from orchestrator.runtime.pool import DEAD, READY, WorkerPool, WorkerSlot
+from orchestrator.runtime.worker import WorkerConfig, plugin_host
+from orchestrator.state.outputs import DirectorySink
 
 TESTS = str(Path(__file__).parent)
 if TESTS not in sys.path:
@@ -135,11 +135,11 @@ def meta_of(port: FakePort, node: str) -> str:
 
 
 def test_dagrun_imports_no_ray_and_no_scheduler():
-    tree = ast.parse(Path(orchestrator.dagrun.__file__).read_text())
+    tree = ast.parse(Path(orchestrator.runtime.dagrun.__file__).read_text())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not {m for m in names if m == "ray" or m.startswith("ray.")}, names
-    assert "orchestrator.dispatch" not in names and "orchestrator.scheduler" not in names
+    assert "orchestrator.runtime.dispatch" not in names and "orchestrator.runtime.scheduler" not in names
 
 
 def test_a_chain_runs_in_order_each_node_once_its_input_is_there(catalog):

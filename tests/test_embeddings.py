@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import save_file
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelError
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

@@ -8,11 +8,11 @@ from PIL import Image
 
 from graphs import Graph, GraphBuilder, GraphValidationError
 from orchestrator import Block, In, JobCancelled, Out, Params, block, hookimpl
-from orchestrator.cache import ResultCache
 from orchestrator.errors import BlockError, JobError
-from orchestrator.executor import LocalExecutor
-from orchestrator.outputs import GRAPH_CHUNK
 from orchestrator.plugins import load_plugins
+from orchestrator.runtime.cache import ResultCache
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.state.outputs import GRAPH_CHUNK
 
 CALLS: list[str] = []
 

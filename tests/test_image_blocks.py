@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from graphs import Graph, GraphBuilder
 from orchestrator import Block, BlockError, Context
-from orchestrator.executor import LocalExecutor
-from orchestrator.outputs import GRAPH_CHUNK, DirectorySink
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.state.outputs import GRAPH_CHUNK, DirectorySink
 from plugins.image.composite import Blend
 from plugins.image.edges import Canny, Sketch
 from plugins.image.io import LoadImage, LoadMask, SaveImage, SolidImage

@@ -10,7 +10,7 @@ from PIL import Image
 
 from graphs import GraphBuilder
 from orchestrator import BlockError, Context
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.image.palette import PaletteApply, PaletteExtract
 
 RED, BLUE = [0.9, 0.1, 0.2], [0.1, 0.3, 0.8]

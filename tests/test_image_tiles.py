@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from graphs import GraphBuilder
 from orchestrator import BlockError, Context
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.image.tiles import TileMerge, TileSplit, axis_weights, tile_starts
 
 

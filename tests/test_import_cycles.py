@@ -10,13 +10,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("orchestrator", "plugins", "graphs", "agents")
-CHECKED = ["orchestrator/context.py", "orchestrator/tiling.py", "orchestrator/tiling_ray.py",
-           "orchestrator/tile_serving.py", "orchestrator/plugins.py", "orchestrator/errors.py",
+CHECKED = ["orchestrator/context.py", "orchestrator/runtime/tiling.py", "orchestrator/runtime/tiling_ray.py",
+           "orchestrator/runtime/tile_serving.py", "orchestrator/plugins.py", "orchestrator/errors.py",
            "plugins/sd/*.py", "plugins/sd/ksampling/*.py"]
 # (path, imported module) still imported in a function, and why
 REMAINING = {
     # the Ray tile runner imports ray; a local run must not
-    ("orchestrator/tiling.py", "orchestrator.tiling_ray"),
+    ("orchestrator/runtime/tiling.py", "orchestrator.runtime.tiling_ray"),
     # common (the sampling loop) -> conditioning -> its extras (ControlNets, IP-Adapters,
     # regional prompts, areas) -> common (crop, randn, unet_prompt, torch_unet, and vae's
     # model params): breaking it needs common split into a base and the loop (left for later)

@@ -1,5 +1,5 @@
-"""Confinement of the files a request names (orchestrator.input_paths, Context.open_input,
-image.load) and input-file content in cache keys (orchestrator.compile)."""
+"""Confinement of the files a request names (orchestrator.state.input_paths, Context.open_input,
+image.load) and input-file content in cache keys (orchestrator.runtime.compile)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from graphs import GraphBuilder
-from orchestrator.compile import compile_graph, key_input_files
 from orchestrator.context import Context
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
-from orchestrator.input_paths import (
+from orchestrator.runtime.compile import compile_graph, key_input_files
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.state.input_paths import (
     InputPathError,
     input_digest,
     input_file_params,
@@ -176,7 +176,7 @@ def test_the_image_blocks_mark_their_path_param_as_an_input_file(catalog):
 
 
 def test_the_upload_route_and_the_blocks_decode_the_same_formats():
-    from orchestrator.inputs import IMAGE_FORMATS
+    from orchestrator.server.inputs import IMAGE_FORMATS
     from plugins.image.io import IMAGE_FORMATS as BLOCK_FORMATS
 
     assert IMAGE_FORMATS == BLOCK_FORMATS
@@ -218,7 +218,7 @@ def test_keys_change_with_the_file_content_and_seeds_do_not(catalog, tmp_path):
 
 def test_a_replaced_input_file_is_not_served_from_the_local_engine_cache(catalog, tmp_path):
     from orchestrator.config import Settings
-    from orchestrator.engine import LocalEngine
+    from orchestrator.runtime.engine import LocalEngine
 
     settings = Settings(state_dir=tmp_path / "state")
     engine = LocalEngine(catalog, settings)
@@ -241,7 +241,7 @@ def test_a_replaced_input_file_is_not_served_from_the_local_engine_cache(catalog
 
 def test_the_local_engine_always_confines_even_with_an_input_dir_set(catalog, tmp_path):
     from orchestrator.config import Settings
-    from orchestrator.engine import LocalEngine
+    from orchestrator.runtime.engine import LocalEngine
 
     png(tmp_path / "secret.png")
     settings = Settings(state_dir=tmp_path / "state", input_dir=tmp_path / "mine")
@@ -269,7 +269,7 @@ def test_a_file_replaced_while_its_job_runs_is_not_cached_under_the_old_content(
     """Keyed with content A, read as B (replaced between keying and reading): the result must
     not stay cached under A's key, or a later job with A would get B's result."""
     from orchestrator.config import Settings
-    from orchestrator.engine import LocalEngine
+    from orchestrator.runtime.engine import LocalEngine
 
     settings = Settings(state_dir=tmp_path / "state")
     engine = LocalEngine(catalog, settings)
@@ -303,6 +303,6 @@ def test_a_same_size_rewrite_in_the_same_clock_tick_changes_the_digest(tmp_path)
         f.write(b"B" * 64)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same mtime, as in one tick
     assert input_digest(tmp_path, "a.bin") != first
-    from orchestrator.input_paths import DIGESTS
+    from orchestrator.state.input_paths import DIGESTS
 
     assert not [k for k in DIGESTS._data if k[1] == path.stat().st_ino]  # a recent file: not kept

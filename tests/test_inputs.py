@@ -1,4 +1,4 @@
-"""``POST /inputs`` and ``GET /inputs`` (orchestrator.inputs): content checks, content-derived
+"""``POST /inputs`` and ``GET /inputs`` (orchestrator.server.inputs): content checks, content-derived
 names, atomic stores, subfolders, listings; the routes on the daemon's real app through
 FastAPI's test client, the body limit of the Guard, the client helper and ``orchestrator upload``."""
 
@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from orchestrator.inputs import (
+from orchestrator.server.inputs import (
     UploadError,
     check_image,
     list_inputs,
@@ -252,12 +252,12 @@ def test_bad_bodies_are_refused(body, ctype, status):
 
 @pytest.fixture()
 def app_client(tmp_path):
-    from orchestrator.api import create_app
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={
         "state_dir": str(tmp_path / "state"),
@@ -420,12 +420,12 @@ def test_the_input_folder_is_bounded_in_bytes(tmp_path):
 
 
 def test_the_daemon_applies_the_input_folder_budget(tmp_path):
-    from orchestrator.api import create_app
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={"ORCHESTRATOR_LIMITS__INPUTS_BYTES": "2000"},
                              overrides={"state_dir": str(tmp_path / "state")})

@@ -10,7 +10,7 @@ import torch
 
 from graphs import GraphBuilder
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import torch_unet, unet_prompt
 from plugins.sd.ksampling import schedules
 from plugins.sd.ksampling.denoiser import Denoiser

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def sched(ray_session, tmp_path_factory):
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
 
     config = WorkerConfig(entry_points=False, provider="fault_plugin:tiny_model_manager",
                           provider_kwargs={"cache_dir": str(sd_fixtures.tiny_cache_dir())},

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import torch_unet, unet_prompt
 from plugins.sd.ksampling import schedules
 from plugins.sd.ksampling.catalog import SAMPLERS

@@ -1,4 +1,4 @@
-"""Size limits (orchestrator/limits.py): the submit-time check along the graph and the run-time
+"""Size limits (orchestrator/runtime/limits.py): the submit-time check along the graph and the run-time
 gate in execute_block that both engines use."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from graphs import Graph
 from orchestrator import Block, In, Out, Params, block, hookimpl
 from orchestrator.config import Limits
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
-from orchestrator.limits import SizeLimits, check_limits, finite_json, number
 from orchestrator.plugins import load_plugins
-from orchestrator.worker import WorkerCore
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.runtime.limits import SizeLimits, check_limits, finite_json, number
+from orchestrator.runtime.worker import WorkerCore
 
 MADE: list[tuple[int, ...]] = []  # shapes the third-party blocks below really allocated
 

@@ -22,9 +22,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelError
 from orchestrator.models import lora as lora_mod
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))

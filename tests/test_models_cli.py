@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 
 def test_models_lists_configured_and_builtin_models(tmp_path, capsys):

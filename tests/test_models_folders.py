@@ -328,7 +328,7 @@ def test_truncated_and_disguised_files_are_named_by_name(tmp_path):
 
 
 def test_listing_has_kind_family_size_and_errors(tmp_path, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     root = tmp_path / "models"
     _ckpt(root / "checkpoints" / "sd15.safetensors")
@@ -359,7 +359,7 @@ def test_the_in_process_cli_takes_model_paths_next_to_the_graph_unless_told_not_
                                                                                    capsys):
     import sys as _sys
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     _sys.path.insert(0, str(Path(__file__).parent / "reliability"))
     from test_model_names import onnx_double

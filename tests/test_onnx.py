@@ -18,9 +18,9 @@ from onnx import TensorProto, helper
 
 from graphs import GraphBuilder
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelError, ModelManager, ModelRegistry
 from orchestrator.models.onnx import export_onnx, providers_for
+from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures

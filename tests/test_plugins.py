@@ -15,8 +15,8 @@ import pytest
 from graphs import GraphBuilder, Template, load_template
 from orchestrator import Block, Out, block, hookimpl
 from orchestrator.errors import PluginError
-from orchestrator.executor import LocalExecutor
 from orchestrator.plugins import load_plugins
+from orchestrator.runtime.executor import LocalExecutor
 
 ROOT = Path(__file__).resolve().parents[1]
 

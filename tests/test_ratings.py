@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from orchestrator.protocol import JobState
-from orchestrator.ratings import JOB_RATING
+from orchestrator.server.ratings import JOB_RATING
 
 TOKEN = "s3cret-token-for-ratings"
 BASE = "http://127.0.0.1"
@@ -22,7 +22,7 @@ PROMPT = "a red fox in the snow"
 
 @pytest.fixture(scope="module")
 def host():
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
 
     return plugin_host(load_settings(config_file=False, env={}, overrides={}))
@@ -31,11 +31,11 @@ def host():
 @pytest.fixture()
 def app(tmp_path, host):
     from agents.daemon import make_score_recorder
-    from orchestrator.api import create_app
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={
         "state_dir": str(tmp_path / "state"), "token": TOKEN})
@@ -326,7 +326,7 @@ def test_ratings_pick_between_the_users_checkpoints_of_a_family(tmp_path, host) 
 def test_a_jobs_db_from_before_ratings_opens_and_rates(tmp_path) -> None:
     import sqlite3
 
-    from orchestrator.store import SCHEMA, JobStore
+    from orchestrator.state.store import SCHEMA, JobStore
 
     path = tmp_path / "jobs.db"
     conn = sqlite3.connect(path)

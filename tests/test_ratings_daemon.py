@@ -11,7 +11,7 @@ PROMPT = "a red fox in the snow"
 
 
 def cli(state, capsys, *argv: str) -> tuple[int, str, str]:
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     code = main(["--state-dir", str(state), *argv])
     out = capsys.readouterr()

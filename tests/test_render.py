@@ -8,7 +8,7 @@ from PIL import Image
 
 from graphs import Graph, GraphBuilder, TileSpec, load_template
 from graphs.render import layout, to_png, to_svg
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 
 def _graph():

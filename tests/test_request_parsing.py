@@ -1,4 +1,5 @@
-"""Strict JSON bodies (orchestrator/json_body.py) and the route checks of orchestrator/request_checks.py."""
+"""Strict JSON bodies (orchestrator/server/json_body.py) and the route checks
+(orchestrator/server/request_checks.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from orchestrator.config import load_settings
-from orchestrator.json_body import BodyError, StrictJSONMiddleware, is_json, loads_strict, nesting_depth
 from orchestrator.protocol import AgentOptions
-from orchestrator.request_checks import (
+from orchestrator.server.json_body import (
+    BodyError,
+    StrictJSONMiddleware,
+    is_json,
+    loads_strict,
+    nesting_depth,
+)
+from orchestrator.server.request_checks import (
     MAX_CURSOR,
     add_error_handlers,
     agent_option_errors,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.protocol import JobState
-from orchestrator.retention import (
+from orchestrator.state.retention import (
     DAY,
     AutoPruner,
     Policy,
@@ -21,7 +21,7 @@ from orchestrator.retention import (
     parse_size,
     select,
 )
-from orchestrator.store import JobStore
+from orchestrator.state.store import JobStore
 
 KB = 1024
 
@@ -258,7 +258,7 @@ def test_cli_prunes_the_state_dir_when_no_daemon_runs(tmp_path, monkeypatch, cap
 
 
 def test_a_detached_daemons_log_is_rotated_at_start_once_it_is_big(tmp_path):
-    from orchestrator.daemon import rotate_log
+    from orchestrator.server.daemon import rotate_log
 
     log = tmp_path / "daemon.log"
     rotate_log(log, max_bytes=100)  # none yet: nothing to do

@@ -16,12 +16,12 @@ BASE = "http://127.0.0.1"
 
 @pytest.fixture()
 def app(tmp_path):
-    from orchestrator.api import create_app
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={
         "state_dir": str(tmp_path / "state"), "token": TOKEN,
@@ -104,12 +104,12 @@ def test_refusals_name_the_field_and_change_nothing(app):
 
 def test_without_the_token_only_the_configured_policy_runs(tmp_path):
     """A local client that cannot prove it is the operator cannot delete accepted work early."""
-    from orchestrator.api import create_app
-    from orchestrator.cli import plugin_host
+    from orchestrator.cli.main import plugin_host
     from orchestrator.config import load_settings
-    from orchestrator.engine import LocalEngine
-    from orchestrator.service import JobService
-    from orchestrator.store import JobStore
+    from orchestrator.runtime.engine import LocalEngine
+    from orchestrator.server.api import create_app
+    from orchestrator.server.service import JobService
+    from orchestrator.state.store import JobStore
 
     settings = load_settings(config_file=False, env={}, overrides={
         "state_dir": str(tmp_path / "state"), "retention": {"max_jobs": 100, "keep_latest": 0}})

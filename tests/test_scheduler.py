@@ -21,9 +21,9 @@ import pytest
 
 from graphs import Graph, GraphBuilder
 from orchestrator.errors import BlockError, JobError
-from orchestrator.executor import LocalExecutor
-from orchestrator.scheduler import Scheduler
-from orchestrator.worker import WorkerConfig
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.runtime.scheduler import Scheduler
+from orchestrator.runtime.worker import WorkerConfig
 
 TESTS = str(Path(__file__).parent)
 if TESTS not in sys.path:
@@ -261,7 +261,7 @@ def test_cache_across_jobs_by_content_whatever_the_node_ids(sched):
 
 
 def test_the_cache_is_bounded():
-    from orchestrator.jobs import ObjectCache
+    from orchestrator.runtime.jobs import ObjectCache
 
     c = ObjectCache(max_entries=3, max_bytes=1000)
     for i in range(5):
@@ -511,9 +511,9 @@ def test_scheduler_is_an_engine_with_stats_and_refuses_work_after_shutdown(ray_s
 
 def test_the_daemon_gets_a_ray_engine_from_its_settings(ray_session, tmp_path):
     from orchestrator.config import load_settings
-    from orchestrator.daemon import make_engine
     from orchestrator.plugins import load_plugins
-    from orchestrator.ray_engine import RayEngine
+    from orchestrator.runtime.ray_engine import RayEngine
+    from orchestrator.server.daemon import make_engine
 
     settings = load_settings(env={"ORCHESTRATOR_STATE_DIR": str(tmp_path), "ORCHESTRATOR_WORKERS": "1"},
                              config_file=None)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from graphs import GraphBuilder
 from orchestrator import Context
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.area import (
     Areas,
     Average,

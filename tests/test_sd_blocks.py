@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from graphs import GraphBuilder, load_template
 from orchestrator.errors import BlockError, JobError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))

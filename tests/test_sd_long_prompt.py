@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.prompt import MAX_WINDOWS, token_windows
 
 sys.path.insert(0, str(Path(__file__).parent))

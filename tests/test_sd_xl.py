@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from graphs import GraphBuilder
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import uvicorn
 
-from orchestrator.daemon import _Server
-from orchestrator.server import ConnectionGovernor, StreamSlots
+from orchestrator.server.connections import ConnectionGovernor, StreamSlots
+from orchestrator.server.daemon import _Server
 
 WAIT = 60.0  # seconds any expected event may take on a loaded machine
 

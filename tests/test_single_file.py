@@ -290,7 +290,7 @@ class _Evil:
 
 
 def test_legacy_checkpoints_load_weights_only_and_can_be_refused(models, tmp_path, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     folder = models.resolve("tiny-sd").folder
     root = tmp_path / "models"

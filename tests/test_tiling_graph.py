@@ -26,11 +26,11 @@ from graphs import (
 )
 from graphs.tiling import resolve, tile, tile_starts, tiled_nodes, view_count
 from orchestrator import Block, Context, In, Out, Params, block, hookimpl
-from orchestrator.compile import compile_graph
 from orchestrator.errors import JobCancelled
-from orchestrator.executor import LocalExecutor
 from orchestrator.plugins import load_plugins
-from orchestrator.tiling import (
+from orchestrator.runtime.compile import compile_graph
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.runtime.tiling import (
     LocalTileRunner,
     Tiling,
     function_name,
@@ -38,7 +38,7 @@ from orchestrator.tiling import (
     split_image,
     tile_seed,
 )
-from orchestrator.tiling_ray import chunks
+from orchestrator.runtime.tiling_ray import chunks
 from plugins.sd.multidiffusion import get_views
 
 # -- blocks that tile by "split", to run the generic strategy without models ---------------------
@@ -213,7 +213,7 @@ def test_merge_of_unmodified_tiles_is_exact_and_scaled_tiles_land_scaled():
 
 def run_node(catalog, block_id, img, tile_spec, **params):
     """Run ``block_id`` on ``img`` (tiled when ``tile_spec``) through the in-process executor."""
-    from orchestrator.tiling import node_extra, run_tiled
+    from orchestrator.runtime.tiling import node_extra, run_tiled
 
     cls = catalog.block_class(block_id)
     events: list[dict] = []

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from orchestrator.errors import JobError
-from orchestrator.executor import LocalExecutor
+from orchestrator.runtime.executor import LocalExecutor
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
@@ -45,8 +45,8 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
 def pool(request, ray_session, inputs):
     """A scheduler with ``request.param`` workers (one at a time: they share two logical GPUs)."""
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
 
     config = WorkerConfig(entry_points=False, provider="fault_plugin:tiny_model_manager",
                           provider_kwargs={"cache_dir": str(sd_fixtures.tiny_cache_dir())},

@@ -18,8 +18,8 @@ import torch
 from graphs import GraphBuilder, TileSpec, load_template
 from orchestrator.context import Context
 from orchestrator.errors import BlockError, JobCancelled
-from orchestrator.executor import LocalExecutor
-from orchestrator.tiling import Tiling
+from orchestrator.runtime.executor import LocalExecutor
+from orchestrator.runtime.tiling import Tiling
 from plugins.sd.common import make_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -269,7 +269,7 @@ def test_tiled_templates_run_from_the_cli(name, sets, size, inputs, cli_env, tmp
     from PIL import Image
 
     from graphs.library import LIBRARY_DIR
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     sd_fixtures.write_png(inputs / "big.png", sd_fixtures.noise_image(256, seed=5))
     graph = tmp_path / f"{name}.json"
@@ -285,7 +285,7 @@ def test_tiled_templates_run_from_the_cli(name, sets, size, inputs, cli_env, tmp
 def test_the_agent_picks_the_panorama_for_a_wide_prompt_and_runs_it(cli_env, tmp_path, capsys):
     import json
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     out = tmp_path / "out"
     assert main(["run", "a wide panorama of a mountain lake at dawn", "-o", str(out)]) == 0

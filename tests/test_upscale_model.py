@@ -21,9 +21,9 @@ from torch import nn
 
 from graphs import GraphBuilder
 from orchestrator.errors import BlockError
-from orchestrator.executor import LocalExecutor
 from orchestrator.models import ModelManager, ModelRegistry
 from orchestrator.models.upscalers import load_upscaler
+from orchestrator.runtime.executor import LocalExecutor
 from plugins.upscale import block as upscale_block
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -265,8 +265,8 @@ def test_tiles_spread_over_two_ray_workers_and_equal_the_in_process_run(ray_sess
     """On a Ray scheduler with two workers, each resolving the name in its own model folders."""
     from PIL import Image
 
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.worker import WorkerConfig
+    from orchestrator.runtime.scheduler import Scheduler
+    from orchestrator.runtime.worker import WorkerConfig
 
     root, _nets = folder
     tests = Path(__file__).parent
@@ -310,7 +310,7 @@ def test_pth_upscalers_refused_when_legacy_files_are(folder, tmp_path):
 def test_an_output_over_the_pixel_limit_is_refused_before_it_is_made(models):
     """The scale comes from the file, so the submit-time size gate cannot see it: the block checks."""
     from orchestrator.context import Context
-    from orchestrator.limits import SizeLimits
+    from orchestrator.runtime.limits import SizeLimits
 
     ctx = Context(node="up", block="image.upscale_model", seed=0, models=models,
                   limits=SizeLimits(pixels=100 * 100))

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 from graphs import GraphBuilder
-from orchestrator.compile import compile_graph
 from orchestrator.errors import BlockError, JobCancelled, JobError
-from orchestrator.executor import LocalExecutor, execute_block
-from orchestrator.outputs import DirectorySink
-from orchestrator.worker import (
+from orchestrator.runtime.compile import compile_graph
+from orchestrator.runtime.executor import LocalExecutor, execute_block
+from orchestrator.runtime.worker import (
     RecordingSink,
     Worker,
     WorkerConfig,
@@ -29,6 +28,7 @@ from orchestrator.worker import (
     resolve_slots,
     translate_error,
 )
+from orchestrator.state.outputs import DirectorySink
 
 TESTS = str(Path(__file__).parent)
 if TESTS not in sys.path:

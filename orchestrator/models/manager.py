@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.devices import resolve_device
 from orchestrator.models.errors import ModelError
 from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
 from orchestrator.models.registry import COMPONENT_KIND, ModelRegistry, ResolvedModel, family_of
+from orchestrator.runtime.devices import resolve_device
 
 DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "controlnet", "image_encoder")
 HOST_COMPONENTS = ("tokenizer", "tokenizer_2")

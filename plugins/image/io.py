@@ -15,7 +15,7 @@ def pil_to_array(img: Image.Image, mode: str = "RGB") -> np.ndarray:
     return arr[None]
 
 
-# what the image blocks (and POST /inputs, orchestrator.inputs.IMAGE_FORMATS) decode: never
+# what the image blocks (and POST /inputs, orchestrator.server.inputs.IMAGE_FORMATS) decode: never
 # formats that run external programs (EPS) or that are vector documents (SVG, PDF)
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 INPUT_FILE = {"input_file": True}  # the schema marker of a param that names an input file

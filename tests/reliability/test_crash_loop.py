@@ -9,7 +9,7 @@ import httpx
 import pytest
 from kit import all_jobs, make_daemon, slow_graph, wait_final
 
-from orchestrator.store import JobStore
+from orchestrator.state.store import JobStore
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from kit import all_jobs, make_daemon, slow_graph, submit_many, wait_final
 
-from orchestrator.store import JobStore
+from orchestrator.state.store import JobStore
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_health_and_status_answer_quickly_while_both_cpus_are_busy(tmp_path):
 def test_the_store_bounds_the_queue_atomically_under_threads(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from orchestrator.store import QueueFull
+    from orchestrator.state.store import QueueFull
 
     store = JobStore(tmp_path / "jobs.db")
 

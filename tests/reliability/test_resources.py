@@ -361,7 +361,7 @@ def test_the_prune_route_and_the_cli_with_the_daemon_running(manual, monkeypatch
     assert dry.status_code == 200 and dry.json()["dry_run"] is True and running not in dry.json()["jobs"]
     assert {j["id"] for j in httpx.get(f"{url}/jobs", params={"limit": 500}).json()["jobs"]} == before
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(state))  # the CLI finds the daemon there
     monkeypatch.delenv("ORCHESTRATOR_CONFIG", raising=False)
