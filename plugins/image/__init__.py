@@ -5,10 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator import hookimpl
-from plugins.image import composite, edges, io, masks, palette, tiles, transform
+from plugins.image import (
+    batches,
+    comfy_scale,
+    composite,
+    edges,
+    filters,
+    io,
+    mask_ops,
+    masks,
+    palette,
+    regions,
+    tiles,
+    transform,
+)
 
 
 @hookimpl
 def register_blocks() -> list[Any]:
     return [*io.BLOCKS, *transform.BLOCKS, *masks.BLOCKS, *composite.BLOCKS, *palette.BLOCKS,
-            *edges.BLOCKS, *tiles.BLOCKS]
+            *edges.BLOCKS, *tiles.BLOCKS,
+            *mask_ops.BLOCKS, *filters.BLOCKS, *comfy_scale.BLOCKS, *batches.BLOCKS, *regions.BLOCKS]

@@ -26,8 +26,10 @@ from plugins.sd import (
     ksampler,
     latent,
     latent_batch,
+    latent_math,
     latent_ops,
     latent_resize,
+    latent_transform,
     prompt,
     regional,
     vae,
@@ -37,7 +39,7 @@ BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *
           *vae.BLOCKS, *denoise.BLOCKS,
           *conditioning.BLOCKS, *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS,
           *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS,
-          *latent_batch.BLOCKS]
+          *latent_batch.BLOCKS, *latent_transform.BLOCKS, *latent_math.BLOCKS]
 
 
 @hookimpl
