@@ -25,6 +25,7 @@ from graphs.comfy import (
     read_workflow,
 )
 from graphs.comfy.samplers import map_sampler
+from orchestrator.catalog import Catalog
 
 DATA = Path(__file__).parent / "data" / "comfy"
 MODELS = {"v1-5-pruned-emaonly-fp16": "tiny-sd", "dreamshaper_8": "tiny-sd",
@@ -458,10 +459,15 @@ def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
     prompt["21"] = {"class_type": "ImageScaleToTotalPixels", "inputs": {
         "upscale_method": "lanczos", "megapixels": 1.0, "image": ["8", 0]}}
     prompt["9"]["inputs"]["images"] = ["21", 0]
+    lacking = Catalog()  # a catalog without the blocks of LatentFlip and ImageScaleToTotalPixels
+    for block_id in catalog:
+        if block_id not in ("sd.latent_flip", "image.scale_total_pixels"):
+            lacking.add(catalog.block_class(block_id), catalog[block_id].plugin)
+    catalog = lacking
     result = import_result(prompt, catalog=catalog, model_map=MODELS)
     found = [(p.type, p.node, p.details["severity"]) for p in result.problems]
     assert found == [("unsupported_node", "20", "error"), ("unsupported_node", "21", "error")]
-    assert "needs block 'image.resize' with a 'megapixels' param" in result.problems[1].message
+    assert "needs block 'image.scale_total_pixels', which the catalog does not" in result.problems[1].message
     nodes = result.graph.nodes
     assert nodes["clip_text_encode_6"].params["negative_prompt"] is None
     zero = nodes["conditioning_zero_out_7"]  # the negative is zeros, as ComfyUI's

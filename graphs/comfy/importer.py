@@ -34,6 +34,7 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
+from graphs.comfy.util_nodes import UTIL_BLOCKS, UTIL_MAPPINGS, carry_noise_mask
 from graphs.errors import GraphError
 from graphs.model import Graph, Node
 
@@ -50,7 +51,7 @@ _ID_CHARS = re.compile(r"[^A-Za-z0-9_\-]+")
 def mapping_table(extra: Iterable[Any] = ()) -> tuple[dict[str, ComfyMapping], list[GraphError]]:
     """Core mappings, then ``extra`` ones (from plugins): an extra one replaces a core one of its class,
     and the first extra one for a class wins."""
-    table = {m.class_type: m for m in CORE_MAPPINGS}
+    table = {m.class_type: m for m in (*CORE_MAPPINGS, *UTIL_MAPPINGS)}  # the utility nodes' replace core's
     problems = []
     added: set[str] = set()
     for item in extra:
@@ -184,6 +185,7 @@ class Importer:
         try:
             ctx = NodeContext(self, node, mapping)
             values: Any = list(mapping.convert(ctx) if mapping.convert else declarative(ctx))
+            values = carry_noise_mask(self, node, values)  # a latent's noise mask rides along, as in ComfyUI
         except Unresolved as exc:
             upstream = f" (ComfyUI node {exc.upstream} is left out)" if exc.upstream else ""
             self.report("dropped_node", f"ComfyUI node {node_id} ({node.class_type}) is left out: "
@@ -233,7 +235,7 @@ class Importer:
         return m
 
     def has_block(self, block: str) -> bool:
-        return block in BUILTIN_BLOCKS if self.catalog is None else block in self.catalog
+        return block in BUILTIN_BLOCKS | UTIL_BLOCKS if self.catalog is None else block in self.catalog
 
     def spec(self, block: str) -> Any:
         return None if self.catalog is None else self.catalog.get(block)

@@ -91,8 +91,8 @@ def _inpaint_encoded(nc: NodeContext, latent: Any) -> bool:
     """Whether a masked latent is VAEEncodeForInpaint's (greyed pixels; an inpainting model's input)."""
     if not isinstance(latent, MaskedLatent):
         return False
-    source = nc.importer.nodes.get(latent.node)
-    return source is None or source.class_type != "SetLatentNoiseMask"
+    source = nc.importer.nodes.get(latent.node)  # (a mask carried on through other nodes: its latent as is)
+    return source is None or source.class_type == "VAEEncodeForInpaint"
 
 
 _INPAINT: WeakKeyDictionary[Importer, dict[str, tuple[Data, Data]]] = WeakKeyDictionary()
