@@ -3,8 +3,27 @@
     from orchestrator import Block, In, Out, Params, Resources, block, hookimpl
 
 and, for blocks that take models, ``model_name(ref)`` and ``resolve_device(ctx.device)``.
+
+A plugin that imports ComfyUI node classes onto its blocks (the ``register_comfy_mappings``
+hook) writes its mappings with :class:`ComfyMapping`; a mapping's ``convert`` function gets a
+:class:`NodeContext` and returns, per ComfyUI output, one of the import's values: :class:`Data`,
+:class:`Model`, :class:`Resource`, :class:`Const`, :class:`Cond` (with :class:`PairOp`),
+:class:`MaskedLatent` or :class:`Lazy`; it raises :class:`Unresolved` for a node it cannot build.
 """
 
+from graphs.comfy.mapping import (
+    ComfyMapping,
+    Cond,
+    Const,
+    Data,
+    Lazy,
+    MaskedLatent,
+    Model,
+    NodeContext,
+    PairOp,
+    Resource,
+    Unresolved,
+)
 from graphs.model_refs import model_name
 from graphs.types import register_port_type
 from orchestrator.blocks import Block, In, Out, Params, Resources, block
@@ -21,13 +40,24 @@ __all__ = [
     "Block",
     "BlockError",
     "Client",
+    "ComfyMapping",
+    "Cond",
+    "Const",
     "Context",
+    "Data",
     "In",
     "JobCancelled",
     "JobError",
+    "Lazy",
+    "MaskedLatent",
+    "Model",
+    "NodeContext",
     "Out",
+    "PairOp",
     "Params",
+    "Resource",
     "Resources",
+    "Unresolved",
     "__version__",
     "block",
     "hookimpl",

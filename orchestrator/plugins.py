@@ -9,15 +9,17 @@ problem into a :class:`~orchestrator.errors.PluginError` at start-up instead.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
+from graphs.comfy.mapping import ComfyMapping
 from graphs.library import Template, builtin_templates, templates_from_dir
 from orchestrator import hookspecs
 from orchestrator.blocks import Block
@@ -240,8 +242,63 @@ def plugin_host_from_settings(settings: Settings) -> tuple[PluginHost, Settings]
 
 
 def comfy_mappings(host: PluginHost) -> list[Any]:
-    """Every plugin's ComfyUI mappings (``register_comfy_mappings``), in plugin order."""
-    out: list[Any] = []
-    for _plugin, items in host.call_hook("register_comfy_mappings"):
-        out.extend(items or [])
-    return out
+    """Every plugin's ComfyUI mappings (``register_comfy_mappings``), as ``graphs.comfy``'s import
+    functions take them (``extra_mappings``): the other plugins' first, in plugin order, then the
+    built-in plugins' for the classes no other plugin maps. So a plugin's mapping replaces a built-in
+    one of its class, and where two plugins map a class the first wins (the import reports the other).
+    """
+    builtin: list[Any] = []
+    others: list[Any] = []
+    for plugin, items in host.call_hook("register_comfy_mappings"):
+        info = host.plugins.get(plugin)
+        (builtin if info is not None and info.source == "builtin" else others).extend(items or [])
+    return merge_comfy_mappings(others, builtin)
+
+
+def merge_comfy_mappings(first: Iterable[Any], then: Iterable[Any]) -> list[Any]:
+    """``first``, then the mappings of ``then`` whose ComfyUI class none of ``first`` maps."""
+    out = list(first)
+    taken = {_class_type(m) for m in out}
+    return out + [m for m in then if _class_type(m) not in taken]
+
+
+def builtin_comfy_mappings(extra: Iterable[Any] = ()) -> list[Any]:
+    """The built-in plugins' ComfyUI mappings, after ``extra`` ones (which replace built-in ones of their
+    class): the ``extra_mappings`` of ``graphs.comfy.import_workflow`` and ``import_result`` where no
+    plugin host is at hand (a script, a test). ``graphs.comfy`` itself maps only ComfyUI's primitive,
+    string, math and switch nodes (computed at import); every other class is mapped by the plugin
+    whose blocks it imports onto.
+
+    >>> from graphs.comfy import import_workflow
+    >>> prompt = {
+    ...   "4": {"class_type": "CheckpointLoaderSimple",
+    ...         "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+    ...   "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    ...   "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
+    ...   "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+    ...   "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 20, "cfg": 8,
+    ...         "sampler_name": "euler", "scheduler": "normal", "denoise": 1, "model": ["4", 0],
+    ...         "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    ...   "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    ...   "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}
+    >>> graph, problems = import_workflow(prompt, model_map={"v1-5-pruned-emaonly": "tiny-sd"},
+    ...                                   extra_mappings=builtin_comfy_mappings())
+    >>> list(graph.nodes)
+    ['clip_text_encode_6', 'empty_latent_image_5', 'ksampler_3', 'vae_decode_8', 'save_image_9']
+    >>> graph.nodes["ksampler_3"].block, graph.nodes["clip_text_encode_6"].params["negative_prompt"]
+    ('sd.ksampler', 'blurry')
+    >>> problems
+    []
+    """
+    return merge_comfy_mappings(extra, _builtin_comfy_mappings())
+
+
+@functools.cache
+def _builtin_comfy_mappings() -> tuple[Any, ...]:
+    return tuple(comfy_mappings(load_plugins(entry_points=False)))
+
+
+def _class_type(mapping: Any) -> Any:
+    if isinstance(mapping, ComfyMapping):
+        return mapping.class_type
+    return mapping.get("class_type") if isinstance(mapping, Mapping) else None

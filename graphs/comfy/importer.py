@@ -34,9 +34,10 @@ from graphs.comfy.mapping import (
 )
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
+from graphs.comfy.unclip_nodes import UNCLIP_BLOCKS, UNCLIP_MAPPINGS
 from graphs.comfy.util_nodes import UTIL_BLOCKS, UTIL_MAPPINGS, carry_noise_mask
 from graphs.errors import GraphError
-from graphs.model import Graph, Node
+from graphs.model import Graph, Node, TileSpec
 
 
 class _Dropped:
@@ -52,6 +53,7 @@ def mapping_table(extra: Iterable[Any] = ()) -> tuple[dict[str, ComfyMapping], l
     """Core mappings, then ``extra`` ones (from plugins): an extra one replaces a core one of its class,
     and the first extra one for a class wins."""
     table = {m.class_type: m for m in (*CORE_MAPPINGS, *UTIL_MAPPINGS)}  # the utility nodes' replace core's
+    table.update((m.class_type, m) for m in UNCLIP_MAPPINGS)  # CLIP vision, unCLIP: unclip_nodes.py
     problems = []
     added: set[str] = set()
     for item in extra:
@@ -157,7 +159,7 @@ class Importer:
                         node=node.id, field="class_type", value=node.class_type, reason=reason)
             return
         if known is not None:
-            missing = [r for r in known.requires or () if not self._available(r)]
+            missing = [r for r in known.requires or () if not self.available(r)]
             why = f"needs {_requirement(missing[0])}, which the catalog does not have" if missing else \
                 "is not available"
         else:
@@ -230,17 +232,21 @@ class Importer:
 
     def mapping_for(self, class_type: str) -> ComfyMapping | None:
         m = self.mappings.get(class_type)
-        if m is None or not all(self._available(r) for r in m.requires or ()):
+        if m is None or not all(self.available(r) for r in m.requires or ()):
             return None
         return m
 
     def has_block(self, block: str) -> bool:
-        return block in BUILTIN_BLOCKS | UTIL_BLOCKS if self.catalog is None else block in self.catalog
+        if self.catalog is None:
+            return block in BUILTIN_BLOCKS | UTIL_BLOCKS | UNCLIP_BLOCKS
+        return block in self.catalog
 
     def spec(self, block: str) -> Any:
         return None if self.catalog is None else self.catalog.get(block)
 
-    def _available(self, requirement: str) -> bool:
+    def available(self, requirement: str) -> bool:
+        """Whether the catalog offers ``requirement``: ``"block"``, ``"block:param"``, or alternatives
+        ``"a|b"`` (any one)."""
         return any(self._has(r) for r in requirement.split("|"))
 
     def _has(self, requirement: str) -> bool:
@@ -312,7 +318,8 @@ class Importer:
     # -- building ----------------------------------------------------------------------------
 
     def add_node(self, comfy: ComfyNode, block: str, inputs: Mapping[str, Any], params: Mapping[str, Any], *,
-                 suffix: str = "", meta: Mapping[str, Any] | None = None) -> str:
+                 suffix: str = "", meta: Mapping[str, Any] | None = None,
+                 tile: Mapping[str, Any] | None = None) -> str:
         base = f"{snake(comfy.class_type)}_{_ID_CHARS.sub('_', comfy.id)}{_ID_CHARS.sub('_', suffix)}"
         if not base[0].isalpha():
             base = f"n_{base}"
@@ -326,7 +333,8 @@ class Importer:
             elif value is not None:
                 wired[name] = value.ref
         info = {"id": comfy.id, "class_type": comfy.class_type, **(meta or {})}
-        self.graph_nodes[node_id] = Node(block=block, inputs=wired, params=dict(params), meta={"comfy": info})
+        self.graph_nodes[node_id] = Node(block=block, inputs=wired, params=dict(params), meta={"comfy": info},
+                                         tile=TileSpec(**tile) if tile is not None else None)
         return node_id
 
     def unique_name(self, name: str) -> str:

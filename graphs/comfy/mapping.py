@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from graphs.comfy.api import ComfyNode
+from graphs.comfy.samplers import map_sampler
 
 if TYPE_CHECKING:
     from graphs.comfy.importer import Importer
@@ -76,6 +77,8 @@ class Model:
     comfy_name: str = ""
     sampling: str | None = None  # ModelSamplingDiscrete's prediction override (eps, v_prediction, lcm, x0)
     zsnr: bool | None = None  # ModelSamplingDiscrete's zero terminal SNR
+    merge: ModelMerge | None = None  # weights merged from two models (ModelMerge*, CLIPMerge*)
+    hypernetworks: tuple[tuple[str, float], ...] = ()  # HypernetworkLoader: (name, strength)
 
     def sampling_params(self) -> dict[str, Any]:
         """The ``model_sampling``/``zsnr`` params of blocks that read the model's sigmas, when overridden."""
@@ -87,10 +90,14 @@ class Model:
         return out
 
     def ref(self, embeddings: Sequence[tuple[str, str]] = (), loras: bool = True) -> str | dict[str, Any]:
-        """The ``model`` param: a name, or ``{name, loras, embeddings}``."""
-        if not (loras and self.loras) and not embeddings:
+        """The ``model`` param: a name, or ``{name, merge, hypernetworks, loras, embeddings}``."""
+        if not (loras and self.loras) and not embeddings and self.merge is None and not self.hypernetworks:
             return self.name
         out: dict[str, Any] = {"name": self.name}
+        if self.merge is not None:
+            out["merge"] = self.merge.ref()
+        if self.hypernetworks:
+            out["hypernetworks"] = [{"path": p, "strength": s} for p, s in self.hypernetworks]
         if loras and self.loras:
             out["loras"] = [{"path": p, "weight": w} for p, w in self.loras]
         if embeddings:
@@ -99,6 +106,26 @@ class Model:
 
     def with_lora(self, path: str, weight: float) -> Model:
         return self if weight == 0 else replace(self, loras=(*self.loras, (path, float(weight))))
+
+
+@dataclass(frozen=True)
+class ModelMerge:
+    """How a merged model's weights are made (see ``orchestrator.models.merge``): ``op`` simple, blocks,
+    add or subtract of ``a`` and ``b``, on the UNet or the text encoders (``target`` ``clip``)."""
+
+    op: str
+    target: str
+    a: Model
+    b: Model
+    ratio: float = 1.0
+    blocks: tuple[tuple[str, float], ...] = ()
+
+    def ref(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op, "target": self.target, "a": self.a.ref(), "b": self.b.ref(),
+                               "ratio": self.ratio}
+        if self.blocks:
+            out["blocks"] = dict(self.blocks)
+        return out
 
 
 @dataclass(frozen=True)
@@ -247,6 +274,17 @@ class ComfyMapping:
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+def file_name(prefix: str) -> str:
+    """A ComfyUI ``filename_prefix`` (``"%date%/portraits/fox"``) as one of our output names (``"fox"``).
+
+    >>> file_name("%date:yyyy-MM-dd%/portraits/fox"), file_name("../..")
+    ('fox', 'ComfyUI')
+    """
+    last = re.sub(r"%[^%]*%", "", prefix.replace("\\", "/")).rsplit("/", 1)[-1]
+    name = re.sub(r"[^A-Za-z0-9_\-]+", "_", last).strip("_-")
+    return name[:100] or "ComfyUI"
+
+
 def snake(class_type: str) -> str:
     """``"CLIPTextEncode"`` -> ``"clip_text_encode"``; ``"KSampler"`` -> ``"ksampler"``.
 
@@ -326,9 +364,26 @@ class NodeContext:
 
     def add(self, block: str, *, inputs: Mapping[str, Any] | None = None,
             params: Mapping[str, Any] | None = None, suffix: str = "",
-            meta: Mapping[str, Any] | None = None) -> str:
-        """Add a node running ``block``; ``inputs`` values are :class:`Data` (or lists). Returns its id."""
-        return self.importer.add_node(self.node, block, inputs or {}, params or {}, suffix=suffix, meta=meta)
+            meta: Mapping[str, Any] | None = None, tile: Mapping[str, Any] | None = None) -> str:
+        """Add a node running ``block``; ``inputs`` values are :class:`Data` (or lists). Returns its id.
+
+        ``tile``: the node's tiling (``{"size": 512, "overlap": 32}``), as a graph's ``tile`` field.
+        """
+        return self.importer.add_node(self.node, block, inputs or {}, params or {}, suffix=suffix, meta=meta,
+                                      tile=tile)
+
+    def save_name(self, prefix: str) -> str:
+        """An output name for a ComfyUI ``filename_prefix``, unique in this import."""
+        return self.importer.unique_name(file_name(prefix))
+
+    def sampler(self, sampler: str, scheduler: str) -> tuple[str, str | None]:
+        """The ``sampler`` of ours (``sd.denoise``'s) nearest ComfyUI's ``sampler``/``scheduler`` pair, and
+        why it is not exact (``None`` when it is); see :func:`graphs.comfy.samplers.map_sampler`."""
+        return map_sampler(sampler, scheduler, self.importer.samplers())
+
+    def has(self, requirement: str) -> bool:
+        """Whether the catalog offers ``requirement``: ``"block"``, ``"block:param"`` or ``"a|b"``."""
+        return self.importer.available(requirement)
 
     def next_suffix(self) -> str:
         """``""`` for the first node built from this ComfyUI node, then ``"_2"``, ``"_3"``, ..."""
