@@ -3,10 +3,9 @@
 
 ComfyUI's ImageCrop moves a start past the image back to its last pixel and cuts the rectangle
 to what the image has (``image.crop`` refuses such a crop instead). ImageCompositeMasked pastes
-``source`` into ``destination`` at ``x``, ``y`` (negative positions move it out to the left or
-top), through ``mask`` (resized bilinearly to the source) when one is given, the source first
-resized to the destination with ``resize_source``; a batch of one is repeated to the
-destination's batch.
+``source`` into ``destination`` at ``x``, ``y`` (cut where it passes the edge), through
+``mask`` (resized bilinearly to the source) when one is given, the source first resized to the
+destination with ``resize_source``; a batch of one is repeated to the destination's batch.
 
 >>> import numpy as np
 >>> from orchestrator import Context
@@ -104,8 +103,8 @@ class CompositeMasked(Block):
     outputs = {"image": "IMAGE"}
 
     class Params(Params):
-        x: int = Field(0, ge=-MAX_SIZE, le=MAX_SIZE, description="left edge of the paste in pixels")
-        y: int = Field(0, ge=-MAX_SIZE, le=MAX_SIZE, description="top edge of the paste in pixels")
+        x: int = Field(0, ge=0, le=MAX_SIZE, description="left edge of the paste in pixels")
+        y: int = Field(0, ge=0, le=MAX_SIZE, description="top edge of the paste in pixels")
         resize_source: bool = Field(False, description="resize the source to the destination first")
 
     def run(self, ctx: Context, destination: np.ndarray, source: np.ndarray,

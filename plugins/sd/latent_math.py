@@ -107,12 +107,14 @@ class LatentInterpolate(Block):
 
         s1, s2 = _pair(ctx, latent, other)
         r = self.params.ratio
-        m1 = torch.linalg.vector_norm(s1, dim=(1))
-        m2 = torch.linalg.vector_norm(s2, dim=(1))
+        # ComfyUI divides by norms of shape [B, H, W], which broadcast right only for a batch of one (a
+        # batch of B != channels fails there); keepdim gives each latent its own norms, the same for one
+        m1 = torch.linalg.vector_norm(s1, dim=1, keepdim=True)
+        m2 = torch.linalg.vector_norm(s2, dim=1, keepdim=True)
         s1 = torch.nan_to_num(s1 / m1)
         s2 = torch.nan_to_num(s2 / m2)
         t = s1 * r + s2 * (1.0 - r)
-        mt = torch.linalg.vector_norm(t, dim=(1))
+        mt = torch.linalg.vector_norm(t, dim=1, keepdim=True)
         st = torch.nan_to_num(t / mt)
         return {"latent": st * (m1 * r + m2 * (1.0 - r))}
 
