@@ -60,6 +60,7 @@ from graphs.comfy.mapping import (
     Resource,
     Unresolved,
 )
+from graphs.comfy.merge_nodes import MERGE_MAPPINGS
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.samplers import map_sampler
 from graphs.comfy.sampling import SAMPLING_BLOCKS, SAMPLING_MAPPINGS
@@ -569,6 +570,7 @@ CORE_MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("PrimitiveStringMultiline", primitive("STRING")),
     _c("PrimitiveBoolean", primitive("BOOLEAN")),
     *PRIMITIVE_MAPPINGS,  # string, math and switch nodes, computed at import
+    *MERGE_MAPPINGS,  # model/CLIP merging and hypernetworks: derived model references (merge_nodes.py)
 )
 
 # the blocks these mappings use that this project ships; the catalog to assume when none is given

@@ -122,6 +122,9 @@ class _Exporter(SamplingExport):
         return self.names.get(ours, ours)
 
     def _checkpoint(self, ref: Any) -> str:
+        if isinstance(ref, dict) and (ref.get("merge") or ref.get("hypernetworks")):
+            raise _Skip("a merged model or one with hypernetworks does not map back to ComfyUI nodes yet",
+                        "params.model")
         name = ref["name"] if isinstance(ref, dict) else str(ref or "tiny-sd")
         key = ("ckpt", name)
         if key not in self.cache:

@@ -173,14 +173,16 @@ class ModelManager:
             raise
 
     def check(self, ref: Any, component: str | None = None) -> None:
-        """Resolve ``ref`` (and its LoRAs and embeddings) by name for ``component``, loading nothing."""
+        """Resolve ``ref`` (its LoRAs, embeddings, hypernetworks and the models it merges) by name for
+        ``component``, loading nothing."""
         mref = self._ref(ref)
-        try:
-            self.registry.entry(mref.name, COMPONENT_KIND.get(component or "", "checkpoint"))
-            self.check_files(mref)
-        except ModelError as exc:
-            exc.field = exc.field or "params.model"
-            raise
+        for where, r in mref.refs():
+            try:
+                self.registry.entry(r.name, COMPONENT_KIND.get(component or "", "checkpoint"))
+            except ModelError as exc:
+                exc.field = exc.field or where
+                raise
+        self.check_files(mref)
 
     def _load(self, ref: Any, component: str | None, device: str) -> Any:
         mref = self._ref(ref)
@@ -264,8 +266,7 @@ class ModelManager:
     def _get(self, mref: ModelRef, component: str, device: str) -> Any:
         import torch
 
-        if mref.personalised and not self._touches(mref, component):
-            mref = mref.base()
+        mref = self._relevant(mref, component)
         dev = "host" if component in HOST_COMPONENTS else str(torch.device(device))
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError(f"model {mref.name!r}: {component} was asked for on {dev}, but this machine "
@@ -280,6 +281,8 @@ class ModelManager:
         if mref.personalised:
             base = self._get(mref.base(), component, device)
             value = self._personalise(mref, component, base, device)
+        elif mref.merge is not None:
+            value = self._merged(mref, component, device)
         else:
             value = self._load_from_disk(mref.base(), component, dev, dtype)
             self.load_counts[mref.name] += 1
@@ -287,11 +290,44 @@ class ModelManager:
         self._evict(keep=key)
         return value
 
+    def _relevant(self, mref: ModelRef, component: str) -> ModelRef:
+        """The simplest reference that gives ``component`` of ``mref``: without the LoRAs,
+        embeddings and hypernetworks that do not change it, and, where a merge does not touch it,
+        the first merged model's (with this reference's own personalisation on top)."""
+        from orchestrator.models.merge import MERGE_TARGETS
+
+        if mref.personalised and not self._touches(mref, component):
+            mref = mref.base()
+        merge = mref.merge
+        if merge is not None and component not in MERGE_TARGETS[merge.target]:
+            a = merge.a
+            mref = ModelRef(name=a.name, merge=a.merge, hypernetworks=a.hypernetworks + mref.hypernetworks,
+                            loras=a.loras + mref.loras, embeddings=a.embeddings + mref.embeddings)
+            return self._relevant(mref, component)
+        return mref
+
+    def _merged(self, mref: ModelRef, component: str, device: str) -> Any:
+        """``component`` of a merged reference: its two models' merged as ComfyUI merges them."""
+        from orchestrator.models.merge import merge_modules
+
+        merge = mref.merge
+        assert merge is not None
+        a, b = merge.a, merge.b
+        info_a, info_b = self.info(a), self.info(b)
+        if info_a.family != info_b.family:
+            raise ModelError(f"cannot merge {b.key()!r} ({info_b.family}) into {a.key()!r} "
+                             f"({info_a.family}): models of different families", reason="merge",
+                             model=a.name, field="params.model.merge.b", a=a.key(), b=b.key())
+        first = self._get(a, component, device)
+        second = self._get(b, component, device)
+        return merge_modules(first, second, merge, component, unet_config=info_a.unet or None,
+                             names=(a.key(), b.key()))
+
     @staticmethod
     def _touches(mref: ModelRef, component: str) -> bool:
-        """Whether the LoRAs / embeddings of ``mref`` change ``component``."""
+        """Whether the LoRAs / embeddings / hypernetworks of ``mref`` change ``component``."""
         if component == "unet":
-            return bool(mref.loras)
+            return bool(mref.loras or mref.hypernetworks)
         if component in ("text_encoder", "text_encoder_2"):
             return bool(mref.loras or mref.embeddings)
         if component in HOST_COMPONENTS:
@@ -347,7 +383,8 @@ class ModelManager:
     def _load_component(self, name: str, resolved: ResolvedModel, component: str, dtype: str) -> Any:
         """A ControlNet or CLIP vision encoder kept alone: a diffusers/transformers folder (its
         ``config.json``), or one safetensors file (a ControlNet in either layout, with its sidecar or
-        family config; a CLIP vision encoder with its sidecar config)."""
+        family config; a CLIP vision encoder in transformers' or open_clip's layout, its config read off
+        the weights unless a sidecar gives it: :mod:`orchestrator.models.clip_vision`)."""
         import torch
 
         from orchestrator.models.safety import check_weights_folder
@@ -358,6 +395,10 @@ class ModelManager:
         if component == "controlnet" and resolved.format == "file":
             value = load_controlnet(resolved.path, name=name, config=config,
                                     cache_dir=self.registry.cache_dir, dtype=dtype)
+        elif component == "image_encoder" and resolved.format == "file" and config is None:
+            from orchestrator.models import clip_vision  # ComfyUI's files: the config read off the weights
+
+            value = clip_vision.load_file(resolved.path, name, getattr(torch, dtype))
         else:
             folder = resolved.path if resolved.format == "component" else config
             if folder is None:
@@ -438,6 +479,14 @@ class ModelManager:
                 with _field(f"params.model.loras[{i}]"):
                     layers = lora.read_lora(path, info.family, info.unet or None, component=component)
                     lora.merge_lora(value, layers, component, lr.weight)
+        if component == "unet" and mref.hypernetworks:
+            from orchestrator.models import hypernetwork
+
+            for i, h in enumerate(mref.hypernetworks):
+                path = self._file(h.path, "hypernetwork", f"params.model.hypernetworks[{i}].path")
+                with _field(f"params.model.hypernetworks[{i}]"):
+                    net = hypernetwork.read_hypernetwork(path, self.registry.legacy)
+                    hypernetwork.apply_hypernetwork(value, net, h.strength)
         if not mref.embeddings or component == "unet":
             return value
         if component in HOST_COMPONENTS:
@@ -473,11 +522,13 @@ class ModelManager:
 
     def check_files(self, ref: Any) -> None:
         """Resolve every LoRA and embedding of ``ref`` now (errors name the param), loading nothing."""
-        mref = self._ref(ref)
-        for i, lr in enumerate(mref.loras):
-            self._file(lr.path, "lora", f"params.model.loras[{i}].path")
-        for i, e in enumerate(mref.embeddings):
-            self._file(e.path, "embedding", f"params.model.embeddings[{i}].path")
+        for where, r in self._ref(ref).refs():
+            for i, lr in enumerate(r.loras):
+                self._file(lr.path, "lora", f"{where}.loras[{i}].path")
+            for i, e in enumerate(r.embeddings):
+                self._file(e.path, "embedding", f"{where}.embeddings[{i}].path")
+            for i, h in enumerate(r.hypernetworks):
+                self._file(h.path, "hypernetwork", f"{where}.hypernetworks[{i}].path")
 
     def _evict(self, keep: tuple[str, ...]) -> None:
         if self.budget_bytes is None:

@@ -14,6 +14,16 @@ entry; only the in-process CLI also takes a file path (see ``ModelRegistry.resol
 Two references with the same contents have the same :meth:`ModelRef.key`, which is what a
 worker caches by.
 
+A reference may also be *derived*: ``merge`` says its UNet (``target: "unet"``) or its text
+encoders (``target: "clip"``) are a merge of two other references, as ComfyUI's model
+merging nodes make them (see :mod:`orchestrator.models.merge`); ``name`` is then the first
+model's name (its configs, VAE, tokenizers and scheduler are the merged model's).
+``hypernetworks`` are A1111/ComfyUI hypernetwork files applied to the UNet's attention.
+LoRAs and embeddings apply on top of the merge, as a LoRA loaded after a merge does::
+
+    {"name": "a", "merge": {"op": "simple", "target": "unet", "a": "a", "b": "b", "ratio": 0.6},
+     "loras": [{"path": "detail", "weight": 0.5}]}
+
 >>> ModelRef.parse("tiny-sd").key()
 'tiny-sd'
 >>> ref = ModelRef.parse({"name": "tiny-sd", "loras": [{"path": "a.safetensors", "weight": 0.5}]})
@@ -25,9 +35,12 @@ worker caches by.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MERGE_OPS = ("simple", "blocks", "add", "subtract")
+MAX_MERGE_DEPTH = 16  # merges of merges: deeper recipes are refused (a recipe is a request's data)
 
 
 class LoraRef(BaseModel):
@@ -50,12 +63,72 @@ class EmbeddingRef(BaseModel):
     token: str | None = Field(None, min_length=1, description="the prompt word; default: the file's stem")
 
 
+class HypernetworkRef(BaseModel):
+    """One hypernetwork (A1111/ComfyUI ``.pt`` or ``.safetensors``) on the UNet's attention."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="a hypernetwork by name (model folders' hypernetworks/, or a configured "
+                                  "entry)")
+    strength: float = Field(1.0, ge=-10.0, le=10.0, description="how strongly it applies (0 disables it)")
+
+
+class MergeRef(BaseModel):
+    """Weights that are a merge of two models, as ComfyUI's merging nodes compute them.
+
+    ``op`` ``simple``: ``ratio * a + (1 - ratio) * b``; ``blocks``: the same with a ratio per
+    UNet block, the longest matching prefix of the original (LDM) key names in ``blocks``
+    winning, ``ratio`` for keys no prefix matches; ``add``: ``a + b``; ``subtract``:
+    ``multiplier * (a - b)`` (``ratio`` is the multiplier). ``target`` is the UNet or the text
+    encoders (``clip``); the other components are ``a``'s.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Literal["simple", "blocks", "add", "subtract"] = Field(..., description="how the weights combine")
+    target: Literal["unet", "clip"] = Field("unet", description="which weights are merged")
+    a: ModelRef = Field(..., description="the first model (ComfyUI's model1 / clip1)")
+    b: ModelRef = Field(..., description="the second model (ComfyUI's model2 / clip2)")
+    ratio: float = Field(1.0, ge=-10.0, le=10.0,
+                         description="simple/blocks: the first model's share; subtract: the multiplier")
+    blocks: tuple[tuple[str, float], ...] = Field(
+        (), max_length=256, description="blocks: (LDM key prefix, the first model's share) pairs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks_from_mapping(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("blocks"), dict):
+            value = {**value, "blocks": tuple((str(k), v) for k, v in value["blocks"].items())}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> MergeRef:
+        for prefix, share in self.blocks:
+            if not prefix or len(prefix) > 64 or not -10.0 <= float(share) <= 10.0:
+                raise ValueError(f"blocks: {prefix!r}: a prefix of 1-64 characters with a share in [-10, 10]")
+        if self.op != "blocks" and self.blocks:
+            raise ValueError(f"blocks are only for op 'blocks', not {self.op!r}")
+        if max(self.a.depth(), self.b.depth()) >= MAX_MERGE_DEPTH:
+            raise ValueError(f"merges nest at most {MAX_MERGE_DEPTH} deep")
+        return self
+
+    def key(self) -> str:
+        shares = ",".join(f"{p}={s:g}" for p, s in self.blocks)
+        extra = {"simple": f"@{self.ratio:g}", "subtract": f"@{self.ratio:g}", "add": "",
+                 "blocks": f"@{self.ratio:g}[{shares}]"}[self.op]
+        return f"merge({self.target}:{self.op}{extra}:{self.a.key()}|{self.b.key()})"
+
+
 class ModelRef(BaseModel):
-    """A model by name, plus the LoRAs and embeddings to apply to it."""
+    """A model by name, plus the LoRAs and embeddings to apply to it (and how it is derived)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(..., min_length=1, description="a model configured in the registry, e.g. 'tiny-sd'")
+    merge: MergeRef | None = Field(None, description="weights merged from two models (name: the first's)")
+    hypernetworks: tuple[HypernetworkRef, ...] = Field((), max_length=16,
+                                                       description="hypernetworks on the UNet's attention")
     loras: tuple[LoraRef, ...] = Field((), description="LoRAs to merge, each with its weight")
     embeddings: tuple[EmbeddingRef, ...] = Field((), description="textual-inversion embeddings")
 
@@ -64,7 +137,23 @@ class ModelRef(BaseModel):
     def _from_string(cls, value: Any) -> Any:
         if isinstance(value, str):
             return {"name": value}
+        if isinstance(value, dict) and "name" not in value and isinstance(value.get("merge"), dict):
+            first = value["merge"].get("a")  # a merge is named after its first model
+            name = first if isinstance(first, str) else first.get("name") if isinstance(first, dict) else None
+            if isinstance(name, str):
+                value = {**value, "name": name}
         return value
+
+    @model_validator(mode="after")
+    def _check_name(self) -> ModelRef:
+        if self.merge is not None and self.merge.a.name != self.name:
+            raise ValueError(f"a merged model is named after its first model {self.merge.a.name!r}, "
+                             f"not {self.name!r}")
+        return self
+
+    def depth(self) -> int:
+        """How deeply merges nest in this reference (0: none)."""
+        return 0 if self.merge is None else 1 + max(self.merge.a.depth(), self.merge.b.depth())
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelRef) -> ModelRef:
@@ -76,17 +165,34 @@ class ModelRef(BaseModel):
     def key(self) -> str:
         """A canonical string naming this exact combination (what caches are keyed by)."""
         parts = [self.name]
+        if self.merge is not None:
+            parts.append(self.merge.key())
+        parts += [f"hn({h.path}@{h.strength:g})" for h in self.hypernetworks]
         parts += [f"lora({lr.path}@{lr.weight:g})" for lr in self.loras]
         parts += [f"emb({e.path}{'=' + e.token if e.token else ''})" for e in self.embeddings]
         return "+".join(parts)
 
     def base(self) -> ModelRef:
-        """The same model without LoRAs and embeddings."""
-        return ModelRef(name=self.name)
+        """The same model without LoRAs, embeddings and hypernetworks (a merge stays)."""
+        return ModelRef(name=self.name, merge=self.merge)
 
     @property
     def personalised(self) -> bool:
-        return bool(self.loras or self.embeddings)
+        return bool(self.loras or self.embeddings or self.hypernetworks)
+
+    def refs(self) -> list[tuple[str, ModelRef]]:
+        """This reference and every one a merge in it names, each with its param path
+        (``params.model``, ``params.model.merge.b``, ...): what a check walks."""
+        out = [("params.model", self)]
+        if self.merge is not None:
+            for side in ("a", "b"):
+                out += [(f"params.model.merge.{side}{p[len('params.model'):]}", r)
+                        for p, r in getattr(self.merge, side).refs()]
+        return out
 
     def __str__(self) -> str:
         return self.key()
+
+
+MergeRef.model_rebuild()
+ModelRef.model_rebuild()

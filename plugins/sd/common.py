@@ -39,17 +39,44 @@ class Embedding(Params):
     token: str | None = Field(None, description="the word that calls it in prompts; default: file stem")
 
 
+class Hypernetwork(Params):
+    path: str = Field(..., min_length=1, max_length=512,
+                      description="a hypernetwork by name: a file in the model folders' hypernetworks/ (A1111 "
+                                  ".pt, read weights-only, or .safetensors); never a path")
+    strength: float = Field(1.0, ge=-10.0, le=10.0, description="hypernetwork strength")
+
+
+class MergeSpec(Params):
+    """Weights merged from two models as ComfyUI's merging nodes do (see orchestrator.models.merge)."""
+
+    op: Literal["simple", "blocks", "add", "subtract"] = Field(
+        ..., description="simple/blocks: ratio*a + (1-ratio)*b; add: a + b; subtract: ratio*(a - b)")
+    target: Literal["unet", "clip"] = Field("unet", description="merge the UNet, or the text encoders")
+    a: ModelParam = Field(..., description="the first model (its configs and other parts are kept)")
+    b: ModelParam = Field(..., description="the second model")
+    ratio: float = Field(1.0, ge=-10.0, le=10.0,
+                         description="simple/blocks: the first model's share; subtract: the multiplier")
+    blocks: dict[str, float] = Field(default_factory=dict, max_length=256,
+                                     description="blocks: the first model's share per UNet block, by the "
+                                                 "prefix of the original (LDM) key names, e.g. 'input_blocks.4.'")
+
+
 class ModelSpec(Params):
     """A model with personalisation: LoRAs (each with a weight) and textual-inversion embeddings."""
 
     name: str = Field(..., min_length=1, description="registered model name")
+    merge: MergeSpec | None = Field(None, description="weights merged from two models (name: the first's)")
+    hypernetworks: list[Hypernetwork] = Field(default_factory=list, max_length=16,
+                                              description="hypernetworks on the UNet's attention")
     loras: list[Lora] = Field(default_factory=list, description="LoRAs merged into the model")
     embeddings: list[Embedding] = Field(default_factory=list, description="textual-inversion embeddings")
 
 
 ModelParam = str | ModelSpec
+MergeSpec.model_rebuild()
 MODEL_FIELD_DESCRIPTION = ("model name (e.g. 'tiny-sd'), or {name, loras: [{path, weight}], "
-                           "embeddings: [{path, token}]}")
+                           "embeddings: [{path, token}], hypernetworks: [{path, strength}], "
+                           "merge: {op, target, a, b, ratio, blocks}}")
 
 
 def model_ref(value: ModelParam) -> Any:
