@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.context import PlanningContext
+from agents.inputs import use_optional_inputs
 from agents.request import Request, split_regions
 from agents.rules import fix_rules, target_size
 from agents.sizes import output_size, primary_model, round8, set_output_size
@@ -80,9 +81,37 @@ def detail_prompt(text: str) -> str:
     >>> detail_prompt("fix the hands of a pianist")
     'detailed hands, sharp focus, highly detailed'
     """
-    target = "hands" if re.search(r"\b(?:hands?|fingers)\b", text, re.IGNORECASE) else \
+    return f"detailed {_detail_target(text)}, sharp focus, highly detailed"
+
+
+# where a detail pass looks without a mask or a detector: the usual place of a face in a portrait,
+# of the eyes, of the hands (fractions of the picture; a mask or a detector makes it exact)
+DETAIL_BOXES = {"face": [0.3, 0.1, 0.4, 0.45], "eyes": [0.25, 0.2, 0.5, 0.2], "hands": [0.1, 0.45, 0.8, 0.5]}
+
+
+def _detail_target(text: str) -> str:
+    return "hands" if re.search(r"\b(?:hands?|fingers)\b", text, re.IGNORECASE) else \
         "eyes" if re.search(r"\beyes\b", text, re.IGNORECASE) else "face"
-    return f"detailed {target}, sharp focus, highly detailed"
+
+
+def _detail_regions(graph: Graph, text: str, native: int) -> dict[str, dict[str, Any]]:
+    """New params of a detail pass: the crop at the model's native size, and the box of the
+    part the prompt names (face, eyes, hands) where the region is a fractional box."""
+    out: dict[str, dict[str, Any]] = {}
+    for node_id, node in graph.nodes.items():
+        if node.block != "compose.region_crop":
+            continue
+        if isinstance(node.params.get("size"), int) and node.params["size"] != native:
+            out[node_id] = {"size": native}
+        mask_ref = node.inputs.get("mask")
+        source = mask_ref.split(".")[0] if isinstance(mask_ref, str) else None
+        region = graph.nodes.get(source) if source else None
+        if region is not None and region.block == "compose.mask_rect" \
+                and region.params.get("units") == "fraction":
+            box = DETAIL_BOXES[_detail_target(text)]
+            if region.params.get("box") != box:
+                out[source] = {"box": list(box)}
+    return out
 
 
 def _assign(graph: Graph, slots: list[str], regions: dict[str, str]) -> list[str | None]:
@@ -124,7 +153,12 @@ def adapt(
     def note(node: str | None, field: str, value: Any) -> None:
         changes.append({"node": node, "field": field, "value": value})
 
-    out, choice = fill_slots(graph, request, ctx)
+    meta = dict(graph.meta)
+    fitted = use_optional_inputs(graph, request.images)
+    if set(fitted.nodes) != set(graph.nodes):
+        note(None, "inputs", "a given input takes the place of the nodes that made it: "
+             f"{', '.join(sorted(set(graph.nodes) - set(fitted.nodes)))} dropped")
+    out, choice = fill_slots(fitted, request, ctx, meta)
     note(None, "models", choice.to_dict())
     text = request.text or request.prompt
     negative = settings.get("negative_prompt")
@@ -140,6 +174,9 @@ def adapt(
         note(node_id, "params.area", area)
 
     native = ctx.native_size(primary_model(out, ctx.catalog))
+    for node_id, value in _detail_regions(out, text, native).items():
+        out.nodes[node_id].params.update(value)
+        note(node_id, "params", value)
     width, height = _int(settings.get("width")), _int(settings.get("height"))
     if not (width and height and width > 0 and height > 0):
         width, height = target_size(request, native)

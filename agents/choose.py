@@ -15,9 +15,10 @@ ultra-wide): an aspect the prompt gives (``labels.aspect``: a size, a ratio, a p
 user makes with the plain txt2img / hires template at the family's native area, so it is
 planned so; the panorama template (tiled denoising across a long canvas) is kept for
 the shapes the plain one cannot make without repeating its subject.
-Templates whose blocks the catalog lacks come last. Ties go to the plain template of the
-task (``meta.plain``; in a library that marks none, its smallest
-graph without a format label), then the name.
+A model family the prompt asks for ("with SDXL": ``labels.family``) puts the templates made
+for that family (``meta.model.family``) first. Templates whose blocks the catalog lacks come
+last. Ties go to the plain template of the task (``meta.plain``; in a library that marks
+none, its smallest graph without a format label), then the name.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agents.context import PlanningContext, template_labels, template_task
+from agents.context import PlanningContext, base_family, template_labels, template_task
 from agents.labels import Labels
 from agents.scores import explore
 from graphs import Template
@@ -112,12 +113,15 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
             values[label] = (PRIOR_WEIGHT * prior + count * mean) / (PRIOR_WEIGHT + count)
         score = sum(values.values()) / len(values)
         formats = {str(f).lower() for f in t.labels.get("formats", [])}
+        model = t.graph.meta.get("model") if isinstance(t.graph.meta.get("model"), dict) else {}
         ranked.append({"template": t.name, "score": round(score, 4),
                        "formats": len(formats & shaped),
+                       "family": bool(labels.family) and base_family(model.get("family")) == labels.family,
                        "labels": {k: round(v, 4) for k, v in values.items()},
                        "available": _available(t, ctx), "plain": t.plain or t.name == legacy_plain,
                        "nodes": len(t.graph.nodes)})
-    ranked.sort(key=lambda r: (not r["available"], -r["formats"], -r["score"], not r["plain"], r["template"]))
+    ranked.sort(key=lambda r: (not r["available"], -r["formats"], not r["family"], -r["score"],
+                               not r["plain"], r["template"]))
     return explore(ranked, cells, wanted or [labels.task])  # UCB1 among close candidates, once rated
 
 

@@ -10,6 +10,7 @@ fails with an :class:`~agents.errors.AgentError` (``type="input"``) naming each 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.choose import rank_templates
@@ -17,7 +18,7 @@ from agents.context import PlanningContext, missing_models, template_inputs, tem
 from agents.errors import AgentError
 from agents.labels import INTENT_INPUTS, ROLE_INTENTS
 from agents.request import Request
-from graphs import Template
+from graphs import Graph, Node, Template
 
 TEXT_INTENTS = ("regions", "mask-region", "pose", "control", "detail", "hires")  # over a new picture
 HOW = "give it with --input ROLE=FILE (CLI) or agent.inputs {ROLE: uploaded name} (API)"
@@ -37,17 +38,60 @@ def apply_inputs(request: Request, notes: list[str]) -> None:
         notes.append(f"an image and a mask were given: the task is inpaint (the words said {labels.task})")
         labels.task = "inpaint"
     elif "image" in roles and labels.task == "text-to-image" \
-            and not any(i in TEXT_INTENTS for i in labels.intents):
-        notes.append("an image was given: the task is image-to-image")
+            and not any(i in TEXT_INTENTS and i != "detail" for i in labels.intents):
+        notes.append("an image was given: the task is image-to-image"
+                     + (" (the detail pass fixes it)" if "detail" in labels.intents else ""))
         labels.task = "image-to-image"
     if "reference" in labels.intents and labels.task != "inpaint":
         labels.intents.remove("reference")
 
 
+def implied_roles(request: Request) -> set[str]:
+    """The input roles the words of ``request`` imply: a given picture (image-to-image or
+    inpaint), a mask (inpaint), and the inputs of its intents."""
+    labels = request.labels
+    roles = {r for i in labels.intents for r in INTENT_INPUTS.get(i, ())}
+    if labels.task != "text-to-image":
+        roles.add("image")
+    if labels.task == "inpaint":
+        roles.add("mask")
+    return roles
+
+
 def missing_roles(template: Template, request: Request) -> list[dict[str, str]]:
-    """The inputs ``template`` needs that ``request`` does not give: ``{"role", "description"}``."""
+    """The inputs ``template`` needs that ``request`` does not give: ``{"role", "description"}``.
+    An optional input is needed when the prompt implies it ("fix the face in this photo")."""
+    implied = implied_roles(request)
     return [{"role": i.role, "description": i.description} for i in template_inputs(template)
-            if i.role not in request.images]
+            if i.role not in request.images and (not i.optional or i.role in implied)]
+
+
+def use_optional_inputs(graph: Graph, images: Mapping[str, str]) -> Graph:
+    """A copy of ``graph`` where each given optional input (``meta.inputs`` with ``optional``)
+    takes the place of its node: an ``image.load`` (``image.load_mask`` for a mask) of the file
+    under the same id, so what read that node reads the file; nodes that then feed nothing the
+    graph keeps are dropped. Without such inputs the graph is returned as it is (a copy)."""
+    out = graph.model_copy(deep=True)
+    declared = template_inputs(Template(name="", description="", labels={}, graph=out))
+    replaced = [i for i in declared if i.optional and i.role in images and i.node in out.nodes]
+    if not replaced:
+        return out
+    for item in replaced:
+        block = "image.load_mask" if item.role == "mask" else "image.load"
+        out.nodes[item.node] = Node(block=block, params={"path": images[item.role]},
+                                    meta={"input": item.role})
+    sinks = [n for n, node in out.nodes.items() if node.block.endswith(".save")] or list(out.nodes)
+    keep: set[str] = set()
+    stack = list(sinks)
+    while stack:
+        node_id = stack.pop()
+        if node_id in keep or node_id not in out.nodes:
+            continue
+        keep.add(node_id)
+        stack.extend(src for src, _port, dst, *_rest in out.edges() if dst == node_id)
+    for node_id in [n for n in out.nodes if n not in keep]:
+        del out.nodes[node_id]
+    return out
 
 
 def input_error(template: Template, missing: list[dict[str, str]]) -> AgentError:

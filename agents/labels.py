@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.orientation import find_shape, normalize, strip_shapes
+from agents.typos import fix_typos
+
 SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "objects", "food")
 STYLES = ("photo-realistic", "painting", "illustration", "anime", "detailed", "edit")
 FORMATS = ("wide", "tall", "large")
@@ -197,7 +200,16 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:at|on|in) the bottom\b.*\b(?:at|on|in) the top\b|"
         r"\bregional prompt|\barea composition\b|\bcomposed of two regions\b"
     ),
-    "mask-region": r"\b(?:in|inside|within) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
+    "mask-region": (
+        r"\b(?:in|inside|within|into|onto|over|on|to)\s+(?:exactly\s+|only\s+|just\s+)?"
+        r"(?:the|my|this|that|a|our)\s+(?:(?:white|masked|marked|painted|drawn|black)\s+)?"
+        r"(?:(?:area|region|part|zone|spot|shape|space|section|portion|outline)\s+"
+        r"(?:of|in|on|inside|covered by|given by|marked by|defined by|shown by|that)\s+"
+        r"(?:the|my|this|a|our)\s+)?(?:mask(?:ed)?|marked|white)\b|"
+        r"\bwhere (?:the|my|this|our) mask (?:is|says|shows|marks)\b|"
+        r"\b(?:the|my|this) mask (?:marks|shows|says|indicates|defines|tells) where\b|"
+        r"\b(?:confined|limited|restricted) to (?:the|my|this) mask\b"
+    ),
     "pose": r"\b(?:pose|openpose|posed like|same pose|body pose|stick figure|skeleton)\b",
     "control": (
         r"\bcontrol ?net\b|\bcontrol (?:image|map)\b|\b(?:follow|keep|use|match) the (?:layout|composition) "
@@ -219,8 +231,17 @@ _INTENT_RULES: dict[str, str] = {
         r"\bhigher resolution version\b"
     ),
     "detail": (
-        r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo)(?:e?s|ed|ing)? "
-        r"(?:the |her |his |their |all )?(?:faces?|hands?|eyes|fingers|facial features)\b|"
+        r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
+        r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
+        r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
+        r"\b(?:faces?|hands?|fingers|eyes) (?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
+        r"\b(?:fix|repair|redo|redraw|correct|improve|restore|sharpen)\b|"
+        r"\b(?:corrige[rz]?|r[ée]pare[rz]?|am[ée]liore[rz]?) (?:le |les |son |ses )?(?:visage|mains)\b|"
+        r"\b(?:arregla|corrige|mejora|repara|restaura) (?:la |las |su |sus )?(?:cara|rostro|manos)\b|"
+        r"\b(?:sistema|correggi|migliora|ripara) (?:il |le |la )?(?:viso|volto|faccia|mani)\b|"
+        r"\b(?:verbessere|repariere|korrigiere|restauriere) (?:das |die |sein |ihr )?(?:gesicht|h[äa]nde)\b|"
+        r"\bgesicht\w* (?:verbessern|reparieren|korrigieren)\b|"
+        r"(?:顔|手)(?:を)?(?:修正|直して|補正|きれいに)|修复.{0,4}(?:脸|面部|手)|(?:脸|面部|手部)修复|"
         r"\b(?:face|hand|facial) (?:detail(?:er|ing)?|fix|restoration|refine(?:ment)?)\b|"
         r"\badetailer\b|\bdetail pass\b"
     ),
@@ -236,10 +257,50 @@ _INTENT_RULES: dict[str, str] = {
 }
 _INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTENT_RULES.items()}
 # a given map ("following this edge map") is a control input, not an image to derive one from
-_GIVEN_MAP = re.compile(r"\b(?:this|my|given|attached|uploaded|provided) (?:edge|depth|pose|canny|normal|"
-                        r"segmentation|openpose|scribble|line ?art) (?:map|image|drawing)\b(?! of)",
-                        re.IGNORECASE)
-_EDIT_VERBS = re.compile(r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out)\b", re.IGNORECASE)
+_MAP = (r"(?:canny|edges?|depth|pose|openpose|normal|segmentation|seg|semantic|scribble|line ?art|mlsd|hed|"
+        r"soft ?edge|outline)(?:[- ](?:edge|edges|detection))?[- ]"
+        r"(?:map|image|pass|render|mask|drawing|skeleton|control(?: image)?)s?")
+_GIVEN_MAP = re.compile(
+    r"(?:\b(?:this|these|my|our|attached|given|uploaded|provided|ready|existing|here(?:'s| is| are)|"
+    r"i(?:'ve| have)(?: got)?|i made|i drew|we have|using|use|from|following|follow|with|based on|"
+    r"according to)\s+(?:(?:a|an|the|my|this|our)\s+)?(?:[a-z]+\s+)?" + _MAP +
+    r"|\b(?:a|an|the)\s+(?:[a-z]+\s+)?" + _MAP + r"\s+(?:(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?"
+    r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
+    r"(?!\s+(?:of|from|for)\s+(?:this|my|that|our|these|your|the (?:attached|given|uploaded)|"
+    r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
+    r"\b(?:this|my|our|the attached|attached)\s+(?:rough\s+|quick\s+)?scribbles?\b",
+    re.IGNORECASE)
+# a picture the user gives, in other languages ("esta foto", "dieses Bild", "この写真", "这张照片")
+_GIVEN_FOREIGN = re.compile(
+    r"\b(?:esta|esa|mi|mis|nuestra)\s+(?:foto(?:graf[ií]a)?|imagen|ilustraci[oó]n|dibujo|pintura|retrato|selfie)\b|"
+    r"\b(?:esta|essa|minha|nossa|este|esse|meu)\s+(?:foto(?:grafia)?|imagem|ilustra[cç][aã]o|desenho|pintura|"
+    r"retrato)\b|"
+    r"\b(?:questa|quest'|la mia|mia|questo|il mio)\s?(?:foto(?:grafia)?|immagine|illustrazione|disegno|"
+    r"dipinto|ritratto)\b|"
+    r"\b(?:cette|ma|mon|notre|cet)\s+(?:photo(?:graphie)?|image|illustration|dessin|peinture|selfie)\b|"
+    r"\b(?:dieses|diese|diesem|dieser|mein|meine|meinem|meinen|meines|unser\w*)\s+(?:foto|bild(?:es)?|"
+    r"zeichnung|gem[äa]lde|aufnahme|skizze|selfie)\b|"
+    r"\b(?:deze|dit|mijn|onze)\s+(?:foto|afbeelding|tekening|schilderij)\b|"
+    r"\b(?:это|эту|эта|мою|моё|мое|мой|моя|этот|этой)\s+(?:фото\w*|изображени\w*|картин\w*|рисун\w*|снимок)|"
+    r"(?:この|その|私の|僕の|添付の|添付した|アップロードした)(?:写真|画像|イラスト|絵|スケッチ)|"
+    r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|画|畫|插画|草图)|"
+    r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)", re.IGNORECASE)
+# a mask the user gives, in other languages
+_MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\b|\bmasque\b|\bmasker\b|"
+                           r"маск\w*|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
+# a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
+_REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
+                      re.IGNORECASE)
+_MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
+_EDIT_VERBS = re.compile(
+    r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
+    r"quita\w*|elimina\w*|borra\w*|remueve|saca|"  # es
+    r"entfern\w*|l[öo]sch\w*|ersetz\w*|"  # de
+    r"supprim\w*|enl[èe]v\w*|retir\w*|effac\w*|remplac\w*|"  # fr
+    r"rimuov\w*|togli\w*|cancell\w*|sostituisc\w*|"  # it
+    r"remov\w*|apag\w*|substitu\w*|"  # pt
+    r"удали\w*|убери\w*|замени\w*)\b|"  # ru
+    r"消して|消す|削除|取り除|除去|去掉|删除|删掉|移除|去除|抹掉|替换|지워|제거", re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 
 # what each label means, for an embedding model to compare prompts with
@@ -271,6 +332,8 @@ class Labels:
     # the width / height a size, ratio or paper size in the prompt gives (None without one, or when
     # the prompt names a panorama): what decides between the plain and the panorama template
     aspect: float | None = None
+    # a model family the prompt asks for ("sdxl"): templates made for it go first
+    family: str | None = None
 
     def all(self) -> list[str]:
         """Every label, flat and sorted (what the score table is keyed by)."""
@@ -320,14 +383,20 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     """The labels of ``prompt``: keyword rules first; an ``embedder`` (texts -> vectors) adds
     subject and style labels whose description is close to the prompt (cosine >= threshold)
     and, when the rules found no subject, the closest subject."""
+    # the rules read key words with their typos fixed ("potrait") and full-width forms as ASCII
+    prompt = fix_typos(normalize(prompt))[0]
     # "this photo" names the input, not the style; "phone wallpaper" a format, not a phone:
     # styles are matched without input phrases, subjects without input and format phrases
     styled = _INPUT_PHRASE.sub(" ", prompt)
-    content = styled
+    content = strip_shapes(styled)
     for label in FORMATS:
         content = _COMPILED[label].sub(" ", content)
     found = {label for label, rx in _COMPILED.items()
              if rx.search(content if label in SUBJECTS else styled if label in STYLES else prompt)}
+    shape = find_shape(prompt)  # an orientation or format phrase in any language wins
+    if shape is not None:
+        found.discard("tall" if shape.format == "wide" else "wide")
+        found.add(shape.format)
     labels = Labels(
         subjects=[s for s in SUBJECTS if s in found],
         styles=[s for s in STYLES if s in found],
@@ -336,13 +405,25 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
-    if _GIVEN_MAP.search(prompt):
+    given_map = _GIVEN_MAP.search(prompt)
+    if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
         labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
         if "pose" not in labels.intents:
             _add(labels.intents, "control")
+        rest = prompt[:given_map.start()] + " " + prompt[given_map.end():]
+        if not _COMPILED["image-to-image"].search(rest):
+            found.discard("image-to-image")
+    if _GIVEN_FOREIGN.search(prompt):
+        found.add("image-to-image")
+        if _MASK_FOREIGN.search(prompt):
+            found.add("inpaint")
+    if "detail" in labels.intents and "image-to-image" in found \
+            and not (_MASK_WORD.search(prompt) or _MASK_FOREIGN.search(prompt)):
+        found.discard("inpaint")  # "fix the face in this photo": a detail pass of the given picture
     if "pose" in labels.intents and "control" in labels.intents:
         labels.intents.remove("control")
-    if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found):
+    if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found
+                                            or _REPAINT.search(prompt)):
         labels.intents.remove("mask-region")  # the masked area of a given image: an edit
         found.add("inpaint")
     if "mask-region" in labels.intents:
@@ -364,7 +445,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "reference" in labels.intents and labels.task != "inpaint":
         labels.intents.remove("reference")  # a reference image means something only for an edit
     if labels.task != "text-to-image":  # compositions of a new picture do not apply to a given one
-        labels.intents = [i for i in labels.intents if i not in ("regions", "mask-region", "detail", "hires")]
+        new_only = ("regions", "mask-region", "hires") + (("detail",) if labels.task == "inpaint" else ())
+        labels.intents = [i for i in labels.intents if i not in new_only]
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels

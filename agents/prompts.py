@@ -99,8 +99,9 @@ def template_inputs(template: Template) -> list[str]:
     if isinstance(declared, Mapping):
         return [str(k) for k in declared]
     if isinstance(declared, list):
-        roles = [d if isinstance(d, str) else d.get("role") for d in declared
-                 if isinstance(d, (str, Mapping))]
+        roles = [d if isinstance(d, str) else f"{d.get('role')} (optional)"
+                 if d.get("role") and d.get("optional") is True else d.get("role")
+                 for d in declared if isinstance(d, (str, Mapping))]
         return [str(r) for r in roles if r]
     roles = []
     for node_id, node in template.graph.nodes.items():

@@ -16,16 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.labels import Labels, classify
+from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
+from agents.typos import fix_typos
 
-_SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})(?:\s*(?:px|pixels))?\b")  # 1024x512
-# an aspect ratio: a common one, or any "a:b" after "aspect"/"ratio"; never a time of day
-_RATIO = re.compile(r"(?<![\d:.])(\d{1,2})\s*:\s*(\d{1,2})(?![\d:])(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b))",
-                    re.IGNORECASE)
-_COMMON_RATIOS = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4),
-                  (4, 5), (2, 1), (1, 2), (3, 1), (1, 3), (4, 1), (1, 4), (16, 10), (10, 16), (32, 9),
-                  (9, 32), (7, 5), (5, 7), *((n, 1) for n in range(5, 9)), *((1, n) for n in range(5, 9))}
-_TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to)\s*$", re.IGNORECASE)
-_RATIO_CONTEXT = re.compile(r"\b(?:aspect|ratio|format|ar)\b\s*[:=]?\s*$", re.IGNORECASE)
+# 1024x512; never a print size in centimetres or inches ("70x100 cm")
+_SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})(?!\s*(?:cm|mm|in\b|inch|inches|\"|ft\b|feet)|\d)"
+                   r"(?:\s*(?:px|pixels))?\b", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
 # steps only as an instruction: its own clause ("..., 30 steps", "steps: 30", "use 30 steps")
 _STEPS = re.compile(
@@ -64,12 +60,11 @@ _FAMILY_INSTRUCTION = re.compile(r",?\s*\b(?:with|using|on|in) (?:the |an? )?(?:
 _PAPER = re.compile(r"\b(?:(?<![Aa]udi )(A[0-6])|(?i:(?:us[- ])?(letter)[- ](?:sized?|paper|format|"
                     r"sheet|page|print|poster)|us letter|(legal)[- ](?:sized?|paper|format|sheet)|"
                     r"(tabloid|ledger)(?:[- ](?:sized?|paper|format|sheet|poster|print))?))\b")
-_PAPER_LOWER = re.compile(r"\b(a[0-6])[- ](?:size[d]?|paper|format|sheet|page|print|poster|flyer)\b",
+_PAPER_LOWER = re.compile(r"\b([ab][0-6])[- ]?(?:size[d]?|paper|format|sheet|page|print|poster|flyer|"
+                          r"plakat|affiche)\b",
                           re.IGNORECASE)
 _PAPER_ASPECT = {"a": 1 / 2 ** 0.5, "letter": 8.5 / 11, "legal": 8.5 / 14, "tabloid": 11 / 17,
                  "ledger": 11 / 17}
-_LANDSCAPE = re.compile(r"\b(?:landscape|horizontal)(?:[- ](?:orient(?:ed|ation)|format|mode))?\b",
-                        re.IGNORECASE)
 _ORIENTATION = re.compile(r"\b(?:portrait|landscape|vertical|horizontal)\b|[- ]orient(?:ed|ation)\b",
                           re.IGNORECASE)
 _TALL_WORD = re.compile(r"\btall\b", re.IGNORECASE)
@@ -125,29 +120,6 @@ class Request:
                 "steps": self.steps, "quality": self.quality, "seed": self.seed,
                 "avoid": list(self.avoid), "images": dict(self.images),
                 "loras": [list(x) for x in self.loras], "regions": dict(self.regions), "model": self.model}
-
-
-def _ratio(prompt: str) -> float | None:
-    for m in _RATIO.finditer(prompt):
-        a, b = int(m.group(1)), int(m.group(2))
-        before = prompt[:m.start()]
-        if not a or not b or _TIME_BEFORE.search(before):
-            continue
-        if (a, b) in _COMMON_RATIOS or (_RATIO_CONTEXT.search(before) and 0.1 <= a / b <= 10):
-            return a / b
-    return None
-
-
-def _ratio_spans(prompt: str) -> list[tuple[int, int]]:
-    out = []
-    for m in _RATIO.finditer(prompt):
-        a, b = int(m.group(1)), int(m.group(2))
-        before = prompt[:m.start()]
-        if a and b and not _TIME_BEFORE.search(before) and (
-                (a, b) in _COMMON_RATIOS or (_RATIO_CONTEXT.search(before) and 0.1 <= a / b <= 10)):
-            ctx = _RATIO_CONTEXT.search(before)
-            out.append((ctx.start() if ctx else m.start(), m.end()))
-    return out
 
 
 def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
@@ -233,6 +205,7 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     req = Request(prompt=prompt.strip(), labels=labels)
     req.loras = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0)
                  for m in _LORA.finditer(prompt)]
+    original, prompt = prompt, fix_typos(normalize(prompt))[0]  # "widescren", full-width digits
     size = _size(prompt)
     if size:
         req.width, req.height = size[0], size[1]
@@ -240,11 +213,16 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
         if size[0] * size[1] >= LARGE_PIXELS and "large" not in labels.formats:
             labels.formats.append("large")  # larger than any model's native size: a large image
     if req.aspect is None:
-        req.aspect = _ratio(prompt)
+        ratio = explicit_ratio(prompt)
+        req.aspect = ratio[0] if ratio else None
     if req.aspect is None:
         req.aspect = paper_aspect(prompt)
-        if req.aspect is not None:
-            _add_format(labels, "wide" if req.aspect > 1 else "tall")
+    if req.aspect is not None and not size and abs(req.aspect - 1) > 0.2:
+        _add_format(labels, "wide" if req.aspect > 1 else "tall")
+    shape = find_shape(prompt)
+    if req.aspect is None and shape is not None:  # "vertical poster", "Hochformat", "phone wallpaper"
+        req.aspect = shape.aspect
+        _add_format(labels, shape.format)
     explicit = req.aspect is not None
     if req.aspect is None:
         if "wide" in labels.formats:
@@ -281,7 +259,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if family:
         word = re.sub(r"[\s.]", "", family.group(1).lower()).replace("stablediffusion", "sd")
         req.family = "sdxl" if "xl" in word else "sd2" if word.startswith("sd2") else "sd1"
-    req.text = clean_prompt(prompt)
+    labels.family = req.family
+    req.text = clean_prompt(normalize(original))
     return req
 
 
@@ -297,7 +276,7 @@ def paper_aspect(prompt: str) -> float | None:
             return None
         kind = "a"
     aspect = _PAPER_ASPECT[kind]
-    return 1 / aspect if _LANDSCAPE.search(prompt) else aspect
+    return 1 / aspect if says_landscape(prompt) else aspect
 
 
 def _add_format(labels: Labels, label: str) -> None:
@@ -329,8 +308,9 @@ def clean_prompt(prompt: str) -> str:
     size = _size(text)
     if size:
         text = text[:size[2][0]] + " " + text[size[2][1]:]
-    for start, end in reversed(_ratio_spans(text)):
-        text = text[:start] + " " + text[end:]
+    ratio = explicit_ratio(text)
+    if ratio is not None and normalize(text) == text:
+        text = text[:ratio[1][0]] + " " + text[ratio[1][1]:]
     text = _NEGATIVE.sub(" ", text)
     text = _FAMILY_INSTRUCTION.sub(" ", text)
     for rx in (_SEED, _STEPS, _AVOID):

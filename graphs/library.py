@@ -10,7 +10,9 @@ Each template is a graph whose ``meta`` holds ``name``, ``description`` and ``la
   ``requires_intent: false`` it also competes on labels alone;
 - ``inputs``: the named inputs, each ``{"role", "node", "description"}``: the role (``image``,
   ``mask``, ``style``, ``palette``, ``reference``, ``control``) and the loading node whose
-  ``path`` it sets;
+  ``path`` it sets; with ``"optional": true`` the template also runs without it, and a given
+  file takes the place of ``node`` (which need not load anything: the detail pass fixes a
+  given picture in place of the one it generates);
 - ``model``: model-slot preferences (``{"family": "sdxl"}``); templates name built-in models,
   which the planner replaces with the user's.
 
@@ -46,9 +48,15 @@ class TemplateInput:
     role: str
     node: str
     description: str = ""
+    # an optional input: without it the template makes the picture itself; given, the file takes
+    # the place of ``node`` (an ``image.load`` there) and the nodes only it needed are dropped
+    optional: bool = False
 
-    def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "node": self.node, "description": self.description}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "node": self.node, "description": self.description}
+        if self.optional:
+            out["optional"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,8 @@ class Template:
         for item in self.graph.meta.get("inputs") or []:
             if isinstance(item, dict) and isinstance(item.get("role"), str) \
                     and isinstance(item.get("node"), str):
-                out.append(TemplateInput(item["role"], item["node"], str(item.get("description") or "")))
+                out.append(TemplateInput(item["role"], item["node"], str(item.get("description") or ""),
+                                         optional=item.get("optional") is True))
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""The shape a prompt asks for, in any phrasing: orientation words, named formats, ratios.
+
+Orientation is read only where it names the picture's format, never from an adjective
+of the subject: "vertical poster", "portrait orientation", "Hochformat", "format paysage",
+"縦長", "竖版", "phone wallpaper", "for an Instagram story" set a shape; "a vertical
+garden", "a tall giraffe", "a wide river", "a landscape painting" do not. Ratios are read
+as "9:16", "2.35:1", "16x9", "3 by 2", "aspect ratio 4 to 5", and poster or print sizes in
+inches or centimetres ("24x36 poster", "50 x 70 cm").
+
+>>> round(find_shape("vertical headshot of a young woman").aspect, 4)
+0.6667
+>>> find_shape("Ein Porträt einer Bäuerin, Hochformat").format
+'tall'
+>>> find_shape("a vertical garden on a wall") is None
+True
+>>> explicit_ratio("cinematic still, 2.35:1")[0]
+2.35
+>>> round(explicit_ratio("a 24x36 inch poster of a lighthouse")[0], 4)
+0.6667
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+ORIENTED = 1.5  # landscape orientation 3:2; portrait 2:3
+PHONE = 9 / 16  # a phone screen, a story or reel
+SCREEN = 16 / 9  # widescreen, a desktop wallpaper, a video thumbnail
+TALL_WORD = 0.5  # "a tall image"
+TALL_BANNER = 1 / 3  # a vertical banner, a roll-up
+CINEMA = 2.39  # cinemascope, anamorphic
+
+# nouns that name the picture's format (after or before an orientation word), in several languages
+_FORMAT_NOUNS = (
+    r"formats?|formato|formaat|orientations?|orientaci[oó]n|orientamento|orienta[cç][aã]o|orientierung|"
+    r"ausrichtung|modes?|modo|images?|imagen|immagine|imagem|bild|photos?|fotos?|foto|pictures?|pics?|"
+    r"shots?|headshots?|portraits?|selfies?|photographs?|posters?|p[oó]ster|affiche|plakat|cartel|cartaz|"
+    r"manifesto|locandina|wallpapers?|backgrounds?|fond d'[ée]cran|fondo|sfondo|banners?|banni[eè]re|"
+    r"prints?|flyers?|covers?|cards?|videos?|compositions?|composici[oó]n|composizione|crops?|frames?|"
+    r"layouts?|versions?|aspect|canvas|lienzo|illustrations?|artworks?|renders?|stills?|designs?|ads?|"
+    r"adverts?|pages?|sheets?|paintings?|drawings?|shape|ratio|view|screen|display|thumbnail|"
+    r"формат\w*|изображени\w*|постер\w*|плакат\w*|обо\w*|ориентаци\w*|фото\w*"  # noqa: RUF001
+)
+_VERTICAL = r"vertical(?:es|e|s)?|verticali|vertikal(?:e[nmrs]?)?|pionow\w*|вертикальн\w*|upright"
+_HORIZONTAL = r"horizontal(?:es|e|s)?|orizzontal[ei]|waagerecht\w*|poziom\w*|горизонтальн\w*"
+
+
+def _oriented(word: str) -> str:
+    """An orientation word that names the format: before a format noun (a word or two on),
+    after one ("format vertical", "affiche verticale"), or closing a clause (", vertical")."""
+    return (rf"\b(?:{word})(?:ly)?\s+(?:[\w:'-]+\s+){{0,2}}?(?:{_FORMAT_NOUNS})\b|"
+            rf"\b(?:{_FORMAT_NOUNS})\s+(?:\w+\s+)?(?:{word})\b|"
+            rf"(?:^|[,;(:]|\b(?:in|en|im|na|w|и|it|this)\s)\s*(?:{word})(?:ly)?\s*(?=$|[,;.)!])|"
+            rf"\b(?:{word})(?:ly)?[- ]orient(?:ed|ated)\b")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A shape the prompt asks for: ``wide`` or ``tall``, its default aspect (width / height)
+    and the phrase that said so."""
+
+    format: str
+    aspect: float
+    phrase: str
+    kind: str  # "phone", "banner", "cinema", "screen", "word" (tall image), "oriented"
+
+
+# (kind, format, aspect, pattern): the first kind in this order wins when two are found
+_SHAPES: list[tuple[str, str, float, str]] = [
+    ("phone", "tall", PHONE,
+     r"\b(?:(?:mobile|cell|smart)?\s*phone|mobile|iphone|android|smartphone|handy|cellphone)[- ]?"
+     r"(?:wallpapers?|backgrounds?|lock ?screens?|screens?|hintergrund|screensavers?)\b|\block ?screens?\b|"
+     r"\b(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\s+stor(?:y|ies)\b|"
+     r"\b(?:stor(?:y|ies)|reels?|tiktoks?|shorts)\s+(?:format|size|cover|video|post|image|frame|ratio|"
+     r"dimensions?)\b|\bfor (?:a |an |my |the )?(?:tiktok|reel|reels|instagram reel|story|stories|"
+     r"youtube shorts?)\b|\b(?:vertical|portrait) videos?\b|"
+     r"手机壁纸|手機桌布|手机屏保|手机背景|竖屏|豎屏|スマホ(?:の)?壁紙|待ち受け|縦画面|"
+     r"fond d'[ée]cran (?:de |pour )?(?:t[ée]l[ée]phone|mobile|smartphone|portable)|"
+     r"fondo de pantalla (?:del |de |para )?(?:m[oó]vil|celular|tel[ée]fono)|"
+     r"sfondo (?:per (?:il )?)?(?:telefono|cellulare|smartphone)|"
+     r"papel de parede (?:de |para )?(?:celular|telem[oó]vel)|handy-?(?:hintergrund|wallpaper)"),
+    ("banner", "tall", TALL_BANNER,
+     r"\b(?:vertical|tall|upright|portrait)\s+(?:roll-?up\s+)?banners?\b|\broll-?up banners?\b|"
+     r"\bbanners?\s+(?:in\s+)?(?:vertical|portrait)\b"),
+    ("cinema", "wide", CINEMA, r"\b(?:cinemascope|anamorphic(?: widescreen| format)?|scope format)\b"),
+    ("screen", "wide", SCREEN,
+     r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|\byoutube thumbnails?\b|"
+     r"\b(?:tv|television|monitor) (?:format|screen|aspect)\b|\bbreitbild\w*|"
+     r"\b(?:pantalla ancha|[ée]cran large|schermo largo)\b|宽屏|寬屏|横屏|橫屏|横画面"),
+    ("word", "tall", TALL_WORD,
+     r"\btall\s+(?:and\s+narrow\s+)?(?:image|format|poster|picture|frame|aspect|composition|crop|"
+     r"orientation|canvas|print|shape)\b"),
+    ("oriented", "tall", 1 / ORIENTED,
+     _oriented(_VERTICAL) + r"|"
+     r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape)\b|"
+     r"\bin portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|\bstaand formaat\b|"
+     r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
+     r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t)\b|"
+     r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
+     r"縦長|縦向き|縦構図|縦位置|縦型|竖版|竖图|竖幅|竖构图|竖向|纵向构图|纵向|直幅|豎版|豎圖|豎幅|"
+     r"세로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도)"),
+    ("oriented", "wide", ORIENTED,
+     _oriented(_HORIZONTAL) + r"|"
+     r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
+     r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
+     r"\bin landscape\s*(?=$|[,;.)])|\bquerformat\w*|\blandschaftsformat\w*|\bliggend formaat\b|"
+     r"\bapaisad[oa]s?\b|"
+     r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
+     r"\s+(?:de\s+|di\s+)?(?:paysage|paisaje|paisagem|paesaggio|landscape)\b|"
+     r"\bальбомн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
+     r"横長|横構図|横位置|横型|横向き(?:の)?(?:画像|写真|ポスター|壁紙|バナー|構図|イラスト)|横版|横图|横构图|"
+     r"橫版|橫圖|가로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도)"),
+]
+_SHAPE_RX = [(kind, fmt, aspect, re.compile(rx, re.IGNORECASE)) for kind, fmt, aspect, rx in _SHAPES]
+
+
+def normalize(text: str) -> str:
+    """Full-width digits, colons and letters as ASCII (NFKC): a full-width "16:9" reads as "16:9"."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def find_shape(text: str) -> Shape | None:
+    """The shape ``text`` names, or ``None``; a phone or banner format wins over an orientation
+    word, and of two orientations the first one said."""
+    text = normalize(text)
+    found: list[tuple[int, int, Shape]] = []
+    for rank, (kind, fmt, aspect, rx) in enumerate(_SHAPE_RX):
+        m = rx.search(text)
+        if m:
+            found.append((rank if kind != "oriented" else len(_SHAPE_RX), m.start(),
+                          Shape(fmt, aspect, m.group(0).strip(" ,;:("), kind)))
+    if not found:
+        return None
+    return min(found, key=lambda f: (f[0], f[1]))[2]
+
+
+_BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat)|(portrait|vertical\w*|hochformat))\b",
+                   re.IGNORECASE)
+
+
+def strip_shapes(text: str) -> str:
+    """``text`` without the phrases that name its shape (the subject is read from the rest)."""
+    for *_x, rx in _SHAPE_RX:
+        text = rx.sub(" ", text)
+    return text
+
+
+def says_landscape(text: str) -> bool | None:
+    """``True`` when the text names a wide orientation, ``False`` a tall one, else ``None``.
+    Beside a paper or print size a bare "landscape" or "portrait" is its orientation too."""
+    shape = find_shape(text)
+    if shape is not None:
+        return shape.format == "wide"
+    m = _BARE.search(text)
+    return None if m is None else m.group(1) is not None
+
+
+# -- ratios -----------------------------------------------------------------------------------
+
+_NUM = r"\d{1,2}(?:\.\d{1,3})?"
+_COLON = re.compile(rf"(?<![\d:.])({_NUM})\s*[:\u2236]\s*({_NUM})(?![\d:])"
+                    r"(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b|uhr|heures?|horas?|時))", re.IGNORECASE)
+_BY = re.compile(rf"(?<![\d.])({_NUM})\s*(?:x|\u00d7|by|to|/)\s*({_NUM})(?![\d.])", re.IGNORECASE)
+_BEFORE = re.compile(r"(?:\b(?:aspect(?:\s+ratio)?|ratio|format|ar|proportions?|seitenverh[äa]ltnis|"
+                     r"rapport|relaci[oó]n de aspecto|proporzioni|propor[cç][aã]o|比例|比率|アスペクト比)"
+                     r"\s*(?:of|is|=|:|de|di|von)?\s*|--ar\s+)$", re.IGNORECASE)
+_AFTER = re.compile(r"^\s*(?:aspect(?:\s+ratio)?|ratio|format|frame|crop|proportions?|shape)\b",
+                    re.IGNORECASE)
+_TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to|um|à|a las|alle)\s*$",
+                          re.IGNORECASE)
+# a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
+_PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(\d{1,3}(?:\.\d{1,2})?)\s*"
+                       r"(?:(cm|mm|in|inch|inches|\"|″|ft|feet)\b|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
+                       r"photos?|frames?|postcards?|paper|art ?prints?|wall art)\b))", re.IGNORECASE)
+# ratios no one writes for anything else
+_PLAIN_BY = {(16, 9), (9, 16), (21, 9), (9, 21), (16, 10), (10, 16), (32, 9)}
+COMMON = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4), (4, 5),
+          (2, 1), (1, 2), (3, 1), (1, 3), (4, 1), (1, 4), (16, 10), (10, 16), (32, 9), (9, 32), (7, 5),
+          (5, 7), *((n, 1) for n in range(5, 9)), *((1, n) for n in range(5, 9))}
+
+
+def _value(a: str, b: str) -> tuple[float, float] | None:
+    x, y = float(a), float(b)
+    return (x, y) if x > 0 and y > 0 else None
+
+
+def _ok(x: float, y: float) -> bool:
+    return 0.1 <= x / y <= 10
+
+
+def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
+    """The aspect (width / height) a ratio or a poster size in ``text`` gives, and the span
+    to cut from the prompt; ``None`` without one. A time of day
+    ("at 10:30"), a count ("a 3x4 grid") or a zoom ("2x") is no ratio."""
+    text = normalize(text)
+    for m in _COLON.finditer(text):
+        pair = _value(m.group(1), m.group(2))
+        if pair is None or _TIME_BEFORE.search(text[:m.start()]):
+            continue
+        x, y = pair
+        before = _BEFORE.search(text[:m.start()])
+        decimal = "." in m.group(1) or "." in m.group(2)
+        if (x.is_integer() and y.is_integer() and (int(x), int(y)) in COMMON) or \
+                (decimal and 1.0 in pair and _ok(x, y)) or (before and _ok(x, y)) or \
+                (_AFTER.match(text[m.end():]) and _ok(x, y)):
+            return x / y, (before.start() if before else m.start(), m.end())
+    for m in _PHYSICAL.finditer(text):
+        pair = _value(m.group(1), m.group(2))
+        if pair and _ok(*pair):
+            x, y = pair
+            landscape = says_landscape(text)
+            if landscape is not None and (x > y) != landscape and x != y:
+                x, y = y, x  # "a 24x36 poster, landscape": 36 wide
+            return x / y, m.span()
+    for m in _BY.finditer(text):
+        pair = _value(m.group(1), m.group(2))
+        if pair is None:
+            continue
+        x, y = pair
+        before = _BEFORE.search(text[:m.start()])
+        plain = x.is_integer() and y.is_integer() and (int(x), int(y)) in _PLAIN_BY \
+            and re.match(r"\s*(?:x|\u00d7)", text[m.end(1):])
+        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain):
+            return x / y, (before.start() if before else m.start(), m.end())
+    return None
