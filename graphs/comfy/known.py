@@ -13,10 +13,12 @@ from graphs.comfy.cond_nodes import COND_NODES
 from graphs.comfy.merge_nodes import MERGE_NODES
 from graphs.comfy.nodes import CORE_NODES, NodeInfo
 from graphs.comfy.sampling_nodes import SAMPLING_NODES
+from graphs.comfy.unclip_nodes import UNCLIP_NODES
 from graphs.comfy.util_nodes import UTIL_NODES
 
 KNOWN: Mapping[str, NodeInfo] = {
     **CORE_NODES, **COND_NODES, **SAMPLING_NODES, **UTIL_NODES, **MERGE_NODES,
+    **UNCLIP_NODES,  # CLIP vision and unCLIP: graphs/comfy/unclip_nodes.py
     "LatentBlend": NodeInfo(inputs={"samples1": "LATENT", "samples2": "LATENT"},
                             widgets=(("blend_factor", 0.5),), outputs=("LATENT",)),
 }

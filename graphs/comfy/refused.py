@@ -6,17 +6,11 @@ rather than approximated: the result would not be the image ComfyUI makes.
 
 from __future__ import annotations
 
-_UNCLIP = ("unCLIP needs an unCLIP checkpoint's image-embedding noise augmentor and class-label UNet "
-           "(SD 2.1 unCLIP) or SDXL's revision path, which no block of ours implements yet")
 _GLIGEN = ("GLIGEN patches gated self-attention layers from a separate GLIGEN file into the UNet; diffusers "
            "has GLIGEN only as whole pipelines with their own UNets, so it cannot be done faithfully here")
 _STYLE = "style models (T2I-Adapter style, Redux) have no block of ours"
 
 REFUSED: dict[str, str] = {
-    "unCLIPConditioning": _UNCLIP,
-    "unCLIPCheckpointLoader": _UNCLIP,
-    "CLIPVisionLoader": _UNCLIP + " (a CLIP vision model alone feeds unCLIP and style nodes)",
-    "CLIPVisionEncode": _UNCLIP + " (a CLIP vision model alone feeds unCLIP and style nodes)",
     "GLIGENLoader": _GLIGEN,
     "GLIGENTextBoxApply": _GLIGEN,
     "StyleModelLoader": _STYLE,

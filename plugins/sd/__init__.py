@@ -16,6 +16,7 @@ from __future__ import annotations
 from orchestrator import hookimpl
 from plugins.sd import (
     area,
+    clip_vision,
     conditioning,
     controlnet,
     custom_sampling,
@@ -32,6 +33,7 @@ from plugins.sd import (
     latent_transform,
     prompt,
     regional,
+    unclip,
     vae,
 )
 
@@ -40,6 +42,7 @@ BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *
           *conditioning.BLOCKS, *controlnet.BLOCKS, *regional.BLOCKS, *ip_adapter.BLOCKS, *img2img.BLOCKS,
           *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS,
           *latent_batch.BLOCKS, *latent_transform.BLOCKS, *latent_math.BLOCKS]
+BLOCKS += [*clip_vision.BLOCKS, *unclip.BLOCKS]  # CLIP vision, unCLIP / SDXL revision
 
 
 @hookimpl

@@ -349,6 +349,10 @@ def sample(
     import torch
 
     batch = latents.shape[0]
+    if cond.get("unclip") or unet_config.get("class_embed_type") == "projection":
+        raise BlockError(f"node {ctx.node!r}: unCLIP image embeddings (and unCLIP models) are sampled by "
+                         f"ComfyUI's samplers (sd.ksampler, sd.sample_custom), not this loop", type="input",
+                         node=ctx.node, field="inputs.cond")
     time_cond_dim = unet_config.get("time_cond_proj_dim")
     do_cfg = cfg > 1.0 and time_cond_dim is None
 
@@ -430,6 +434,11 @@ def torch_unet(unet: Any) -> UNetFn:
     """The diffusers UNet as :func:`sample` calls it."""
 
     def call(sample_in: Any, t: Any, **kwargs: Any) -> Any:
+        added = kwargs.get("added_cond_kwargs")
+        if added and "class_labels" in added:  # an unCLIP UNet's image embedding (plugins.sd.unclip)
+            added = dict(added)
+            kwargs["class_labels"] = added.pop("class_labels")
+            kwargs["added_cond_kwargs"] = added or None
         return unet(sample_in, t, cross_attention_kwargs=None, return_dict=False, **kwargs)[0]
 
     call.module = unet  # type: ignore[attr-defined]  # what extras that change the UNet work on

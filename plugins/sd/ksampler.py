@@ -38,6 +38,7 @@ from plugins.sd.ksampling.model_sampling import ModelSampling, UnsupportedSchedu
 from plugins.sd.ksampling.noise import MAX_SEED, prepare_noise
 from plugins.sd.ksampling.run import prepare_mask, run_sampler
 from plugins.sd.ksampling.schedules import SCHEDULERS, sampler_sigmas, step_range
+from plugins.sd.unclip import Adm
 
 ComfySampler = Literal[SAMPLER_NAMES]  # type: ignore[valid-type]
 ComfyScheduler = Literal[SCHEDULERS]  # type: ignore[valid-type]
@@ -151,9 +152,12 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
         timestep_cond = guidance_embedding(w, time_cond_dim, dtype=dtype).to(device=device, dtype=dtype)
     sigmas = sigmas.to(device)
 
+    adm = Adm.build(cond, dict(unet.config), info.family, seed=seed, batch=batch, do_cfg=do_uncond, node=node)
+
     def make_prompt(c: dict[str, Any]) -> Any:
-        return unet_prompt(c, batch=batch, do_cfg=do_uncond, pixel_size=pixel_size, device=device,
-                           dtype=dtype, node=node, negative=cond)
+        p = unet_prompt(c, batch=batch, do_cfg=do_uncond, pixel_size=pixel_size, device=device,
+                        dtype=dtype, node=node, negative=cond)
+        return p if adm is None else adm.apply(p, c)  # unCLIP / revision image embeddings
 
     prompt = make_prompt(cond)
     extras = StepConditioning.build(cond, Sampling(
