@@ -20,6 +20,8 @@ Later sources win. The TOML file is ``--config FILE``, else ``$ORCHESTRATOR_CONF
     max_bytes = 2147483648     # node results kept in memory (default: 1/8 of RAM, at most 4 GiB)
     [server]
     header_timeout_s = 10      # a request head must arrive this soon; max_connections, max_streams
+    [batching]
+    max_batch = 8              # concurrent jobs' UNet calls merged into one (enabled = false: off)
     [retention]
     max_age_days = 30          # finished jobs pruned by age, count (max_jobs) and disk (max_output_bytes)
 
@@ -195,6 +197,27 @@ class CacheSettings(BaseModel):
                                                           "machine's memory, at most 4 GiB")
 
 
+class BatchingSettings(BaseModel):
+    """Cross-job batching of UNet calls (``[batching]`` in the TOML file): concurrent compatible
+    denoise steps of several jobs on one worker run as one batched call
+    (:mod:`orchestrator.runtime.batching`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="batch compatible UNet calls of concurrent jobs")
+    max_batch: int = Field(8, ge=1, le=64, description="UNet calls (jobs) merged into one at most; also "
+                                                       "how many batching nodes a worker runs at once")
+    max_wait_ms: float = Field(3.0, ge=0.0, le=1000.0, description="the longest a call waits for the "
+                                                                   "others' (only while other jobs "
+                                                                   "are mid-step; a lone job never "
+                                                                   "waits)")
+
+    @property
+    def effective_max_batch(self) -> int:
+        """``max_batch``, or 1 when batching is off."""
+        return self.max_batch if self.enabled else 1
+
+
 class ServerSettings(BaseModel):
     """Connection limits of the HTTP server (``[server]`` in the TOML file)."""
 
@@ -281,6 +304,7 @@ class Settings(BaseModel):
     cache: CacheSettings = Field(default_factory=lambda: CacheSettings())
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
+    batching: BatchingSettings = Field(default_factory=lambda: BatchingSettings())
 
     @property
     def effective_cache_dir(self) -> Path:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from orchestrator.blocks import Block
 from orchestrator.catalog import Catalog
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobError
+from orchestrator.runtime.batching import Batching
 from orchestrator.runtime.cache import ResultCache
 from orchestrator.runtime.compile import CompiledGraph, compile_graph
 from orchestrator.runtime.limits import check_before_run, check_outputs
@@ -132,8 +134,10 @@ class LocalExecutor:
         cache: ResultCache | None = None,
         device: str = "cpu",
         limits: Any = None,
+        batching: Batching | None = None,
     ) -> None:
         self.catalog = catalog
+        self.batching = batching  # cross-job batching shared with other runs (orchestrator.runtime.batching)
         self.limits = limits  # orchestrator.runtime.limits.SizeLimits (or config Limits); None: unchecked
         self.models = models
         self.outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
@@ -172,17 +176,19 @@ class LocalExecutor:
                 continue
             emit({"event": "node_started", "node": node_id, "block": spec.id})
             tile = compiled.graph.nodes[node_id].tile
-            ctx = Context(
-                node=node_id, block=spec.id, seed=compiled.seed(node_id), device=self.device,
-                job=job, models=self.models, outputs=sink, input_root=self.input_root,
-                confine_inputs=self.confine_inputs, on_event=emit, is_cancelled=is_cancelled,
-                extra=node_extra(tile, self._block_class), limits=self.limits,
-            )
-            t0 = time.perf_counter()
-            out = execute_block(
-                self.catalog.block_class(spec.id), compiled.params[node_id], ctx,
-                gather_inputs(compiled, node_id, results), runner=run_tiled if tile else None,
-            )
+            cls = self.catalog.block_class(spec.id)
+            with self._node(cls, compiled.params[node_id], emit, f"{job}/{node_id}") as scope:
+                ctx = Context(
+                    node=node_id, block=spec.id, seed=compiled.seed(node_id), device=self.device,
+                    job=job, models=scope.models if scope else self.models, outputs=sink,
+                    input_root=self.input_root, confine_inputs=self.confine_inputs,
+                    on_event=scope.on_event if scope else emit, is_cancelled=is_cancelled,
+                    extra=node_extra(tile, self._block_class), limits=self.limits,
+                )
+                t0 = time.perf_counter()
+                out = execute_block(cls, compiled.params[node_id], ctx,
+                                    gather_inputs(compiled, node_id, results),
+                                    runner=run_tiled if tile else None)
             timings[node_id] = time.perf_counter() - t0
             results[node_id] = out
             if self.cache is not None and spec.cacheable:
@@ -191,6 +197,12 @@ class LocalExecutor:
                   "seconds": timings[node_id]})
         return RunResult(outputs=results, files=sink.saved, timings=timings, cached=cached,
                          images=sink.images)
+
+    def _node(self, cls: type[Block], params: Any, emit: EventFn, label: str) -> Any:
+        """The node's turn and batching scope (None inside without batching)."""
+        if self.batching is None:
+            return nullcontext(None)
+        return self.batching.node(self.models, emit, lane=self.batching.lane(cls, params), label=label)
 
     def _block_class(self, block_id: str, version: str | None = None, node: str | None = None) -> type[Block]:
         return self.catalog.block_class(block_id)

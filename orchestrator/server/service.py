@@ -96,6 +96,8 @@ class JobService:
                                         thread_name_prefix="job")
         self._dispatcher: threading.Thread | None = None
         self._slots = threading.Semaphore(max(1, engine.capacity))
+        if hasattr(engine, "has_room"):  # an engine that admits jobs as room opens (batching)
+            engine.on_room = self.notify  # type: ignore[attr-defined]
         self.started_at = time.time()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -146,6 +148,9 @@ class JobService:
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=0.5):
                 continue
+            if not self._engine_has_room():
+                self._slots.release()
+                continue
             job = None
             try:
                 job = self.store.claim_next()
@@ -158,6 +163,18 @@ class JobService:
                 continue
             self._running[job["id"]] = time.time()
             self._pool.submit(self._run_guarded, job)
+
+    def _engine_has_room(self) -> bool:
+        """Whether the engine takes another job beside those running (an engine without
+        ``has_room`` always does, up to its capacity); waits briefly for room when not."""
+        has_room = getattr(self.engine, "has_room", None)
+        if has_room is None:
+            return True
+        with self._wake:  # the engine's on_room notifies under this lock: no wake-up is lost
+            if has_room(len(self._running)):
+                return True
+            self._wake.wait(timeout=0.5)
+        return False
 
     def _run_guarded(self, job: dict[str, Any]) -> None:
         try:
@@ -172,6 +189,7 @@ class JobService:
             self._previews.pop(job["id"], None)
             self._cancelled.discard(job["id"])
             self._slots.release()
+            self.notify()  # room for the next job (an engine's has_room counts the running ones)
             if self.on_finished is not None:
                 try:
                     self.on_finished(job["id"])

@@ -348,7 +348,7 @@ class SampleCustom(Block):
               "mask": In("MASK", "noise mask: 1 where to denoise", optional=True)}
     outputs = {"latent": Out("LATENT", "the sampled latent"),
                "denoised": Out("LATENT", "the last step's denoised prediction")}
-    resources = Resources(device="gpu", memory_mb=4096)
+    resources = Resources(device="gpu", memory_mb=4096, batch=True)
 
     class Params(Params):
         batch_index: BatchIndex = Field(None, max_length=4096,

@@ -108,7 +108,7 @@ class Denoise(Block):
               "latent": In("LATENT", "an empty latent (size) or an image latent (img2img)"),
               "rng": In("RNG", "continue this random stream instead of seeding", optional=True)}
     outputs = {"latent": Out("LATENT", "the denoised latent")}
-    resources = Resources(device="gpu", memory_mb=4096)
+    resources = Resources(device="gpu", memory_mb=4096, batch=True)
     tiling = "multidiffusion"
     Params = DenoiseParams
 
@@ -176,7 +176,7 @@ class Inpaint(Block):
               "image": In("IMAGE", "the image to edit, sides multiples of 8"),
               "mask": In("MASK", "1 (white) where to repaint")}
     outputs = {"latent": Out("LATENT", "the inpainted latent")}
-    resources = Resources(device="gpu", memory_mb=4096)
+    resources = Resources(device="gpu", memory_mb=4096, batch=True)
 
     class Params(SamplingParams):
         batch: int = Field(1, ge=1, le=64, description="images per input image")

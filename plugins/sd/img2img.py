@@ -30,7 +30,7 @@ class Img2Img(Block):
     inputs = {"cond": In("CONDITIONING", "from sd.encode_prompt"),
               "image": In("IMAGE", "[B, H, W, C] in 0..1, sides multiples of 8")}
     outputs = {"image": Out("IMAGE", "the redrawn image, [B, H, W, 3] in 0..1")}
-    resources = Resources(device="gpu", memory_mb=4096)
+    resources = Resources(device="gpu", memory_mb=4096, batch=True)
     tiling = "split"
 
     class Params(SamplingParams):

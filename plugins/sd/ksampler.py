@@ -236,7 +236,7 @@ class KSampler(Block):
               "mask": In("MASK", "noise mask: 1 where to denoise (ComfyUI's SetLatentNoiseMask)",
                          optional=True)}
     outputs = {"latent": Out("LATENT", "the sampled latent")}
-    resources = Resources(device="gpu", memory_mb=4096)
+    resources = Resources(device="gpu", memory_mb=4096, batch=True)
     Params = KSamplerParams
 
     def run(self, ctx: Context, cond: Any, latent: Any, mask: Any = None) -> dict:
