@@ -14,15 +14,12 @@ from typing import Any
 
 from agents.context import PlanningContext
 from agents.inputs import use_optional_inputs
-from agents.request import Request, split_regions
+from agents.regions import fit_region_slots, region_areas, region_slots, split_regions
+from agents.request import Request
 from agents.rules import fix_rules, target_size
 from agents.sizes import output_size, primary_model, round8, set_output_size
 from agents.slots import fill_slots
 from graphs import Graph, Template
-
-# where a region prompt applies: [x, y, width, height] as fractions of the image
-AREAS = {"left": [0.0, 0.0, 0.5, 1.0], "right": [0.5, 0.0, 0.5, 1.0], "top": [0.0, 0.0, 1.0, 0.5],
-         "bottom": [0.0, 0.5, 1.0, 0.5]}
 
 # what a select answer may set (see agents.prompts)
 SETTINGS = ("width", "height", "steps", "seed", "negative_prompt")
@@ -69,8 +66,12 @@ def _prompts(graph: Graph, text: str) -> dict[str, str]:
     if not slots:
         return {**{n: text for n in nodes}, **details}
     base, regions = split_regions(text)
-    out = {n: (base or text) if regions else text for n in nodes if n not in slots}
-    for node_id, region in zip(slots, _assign(graph, slots, regions), strict=True):
+    assigned = _assign(graph, slots, regions)
+    # a region no slot takes stays in the scene's prompt: nothing the user asked is dropped
+    lost = [f"{regions[r]} ({r})" for r in regions if r not in assigned and regions[r]]
+    scene = ", ".join([base, *lost]).strip(", ") if regions else text
+    out = {n: scene or text for n in nodes if n not in slots}
+    for node_id, region in zip(slots, assigned, strict=True):
         out[node_id] = regions.get(region or "", text) or text
     return out
 
@@ -122,19 +123,22 @@ def _assign(graph: Graph, slots: list[str], regions: dict[str, str]) -> list[str
 
 
 def _areas(graph: Graph, request: Request) -> dict[str, list[float]]:
-    """New ``area`` params of the regional nodes whose slot took another region than its own."""
-    slots = [n for n, node in graph.nodes.items() if node.meta.get("region")
-             and isinstance(node.params.get("prompt"), str)]
+    """New ``area`` params of the regional nodes: each slot's asked region, halves, thirds
+    or quarters as the regions asked together say (:func:`agents.regions.region_areas`)."""
+    slots = region_slots(graph)
     if not slots:
         return {}
     _base, regions = split_regions(request.text or request.prompt)
+    assigned = _assign(graph, slots, regions)
+    areas = region_areas([r for r in assigned if r])
     out = {}
-    for slot, region in zip(slots, _assign(graph, slots, regions), strict=True):
-        if region is None or region == graph.nodes[slot].meta.get("region") or region not in AREAS:
+    for slot, region in zip(slots, assigned, strict=True):
+        if region not in areas:
             continue
         for node_id, node in graph.nodes.items():
-            if "area" in node.params and any(ref == f"{slot}.cond" for ref in node.inputs.values()):
-                out[node_id] = list(AREAS[region])
+            if "area" in node.params and any(ref == f"{slot}.cond" for ref in node.inputs.values()) \
+                    and node.params["area"] != areas[region]:
+                out[node_id] = list(areas[region])
     return out
 
 
@@ -158,6 +162,9 @@ def adapt(
     if set(fitted.nodes) != set(graph.nodes):
         note(None, "inputs", "a given input takes the place of the nodes that made it: "
              f"{', '.join(sorted(set(graph.nodes) - set(fitted.nodes)))} dropped")
+    if region_slots(fitted):  # a slot for every region the prompt names
+        _base, regions = split_regions(request.text or request.prompt)
+        fitted = fit_region_slots(fitted, list(regions))
     out, choice = fill_slots(fitted, request, ctx, meta)
     note(None, "models", choice.to_dict())
     text = request.text or request.prompt

@@ -198,7 +198,12 @@ _INTENT_RULES: dict[str, str] = {
         r"\bside[- ]by[- ]side\b|\b(?:top|bottom|upper|lower) half\b|\b(?:in|at) the (?:top|bottom) "
         r"(?:half|part)\b|\b(?:at|on|in) the top\b.*\b(?:at|on|in) the bottom\b|"
         r"\b(?:at|on|in) the bottom\b.*\b(?:at|on|in) the top\b|"
-        r"\bregional prompt|\barea composition\b|\bcomposed of two regions\b"
+        r"\bregional prompt|\barea composition\b|\bcomposed of two regions\b|"
+        r"\b(?:top|bottom|upper|lower)[- ](?:part|portion|third|section|area)\b(?!\s+of\b)"
+        r".*\b(?:top|bottom|upper|lower)[- ](?:part|portion|third|section|area)\b|"
+        r"\b(?:top|bottom|upper|lower)[- ](?:left|right)(?: corner)?\b(?!\s+of\b).*"
+        r"\b(?:top|bottom|upper|lower)[- ](?:left|right)\b|"
+        r"(?:^|[,;.]\s*)(?:top|bottom|upper|lower)\s*:.*[,;.]\s*(?:top|bottom|upper|lower)\s*:"
     ),
     "mask-region": (
         r"\b(?:in|inside|within|into|onto|over|on|to)\s+(?:exactly\s+|only\s+|just\s+)?"

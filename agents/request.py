@@ -38,12 +38,6 @@ _FAST = re.compile(r"\b(?:quick|draft|fast|preview|rough)\b", re.IGNORECASE)
 _QUALITY = re.compile(r"\b(?:highly detailed|best quality|masterpiece|ultra[- ]detailed|intricate|"
                       r"high quality)\b", re.IGNORECASE)
 _PANORAMA = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|ultra-?wide|banner)\b", re.IGNORECASE)
-# regions: "X on the left", "on the right: Y", "left: X", "in the masked area X"
-_REGION = re.compile(r"\b(?:(?:on|at|to|in) the\s+)?(left|right|top|bottom|upper|lower)"
-                     r"(?:\s+(?:side|half|part))?(?:\s+(?:of the (?:image|picture|frame)))?\s*:?|"
-                     r"\b(?:in|inside) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
-                     re.IGNORECASE)
-_REGION_NAMES = {"upper": "top", "lower": "bottom"}
 # estimate of CLIP tokens: words and punctuation, long words count twice
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 CLIP_TOKENS = 75  # per window, without the start and end tokens
@@ -163,38 +157,6 @@ def text_notes(request: Request, notes: list[str]) -> None:
 def estimate_tokens(text: str) -> int:
     """A rough count of CLIP tokens in ``text`` (words, digits and punctuation; long words twice)."""
     return sum(2 if len(t) > 9 else 1 for t in _TOKEN.findall(text))
-
-
-def split_regions(text: str) -> tuple[str, dict[str, str]]:
-    """The base prompt and one prompt per region named in ``text`` (``left``, ``right``, ``top``,
-    ``bottom``, ``mask``), split at commas, semicolons and "and".
-
-    >>> split_regions("a fox on the left and an owl on the right, in a meadow at dusk")
-    ('in a meadow at dusk', {'left': 'a fox', 'right': 'an owl'})
-    """
-    clauses = [c.strip() for c in re.split(r"\s*[;,]\s*|\s+and\s+|\.\s+", text) if c.strip()]
-    regions: dict[str, str] = {}
-    base: list[str] = []
-    pending: str | None = None
-    for clause in clauses:
-        m = _REGION.search(clause)
-        rest = clause
-        region = None
-        if m:
-            word = (m.group(1) or "mask").lower()
-            region = _REGION_NAMES.get(word, word)
-            rest = _tidy(clause[:m.start()] + " " + clause[m.end():])
-            rest = re.sub(r"^(?:is|are|there is|there are|sits|stands)\s+", "", rest)
-        if region is not None and not rest:
-            pending = region
-            continue
-        if region is None and pending is not None:
-            region, pending = pending, None
-        if region is not None and region not in regions:
-            regions[region] = rest
-        else:
-            base.append(clause)
-    return ", ".join(base), regions
 
 
 def parse_request(prompt: str, labels: Labels | None = None) -> Request:

@@ -1,0 +1,158 @@
+"""Regions of a picture named in a prompt, and the regional template fitted to them.
+
+"a fox on the left and an owl on the right", "top half: a stormy sky; bottom half: a calm
+sea", "in the top left corner a sun", "a cat on the left, a dog in the middle and a parrot
+on the right": each region gets its own prompt (:func:`split_regions`), its own area of the
+picture (:func:`region_areas`: halves, thirds with a middle, quarters for corners), and a
+region slot in the graph (:func:`fit_region_slots` adds slots when the prompt names more
+regions than the template has, so no region is lost).
+
+>>> split_regions("top half: a stormy sky; bottom half: a calm sea")
+('', {'top': 'a stormy sky', 'bottom': 'a calm sea'})
+>>> region_areas(["left", "center", "right"])["center"]
+[0.3333, 0.0, 0.3333, 1.0]
+"""
+
+from __future__ import annotations
+
+import re
+
+from graphs import Graph
+
+_SIDE = (r"(?:(top|bottom|upper|lower)[- ](left|right)|(left|right|top|bottom|upper|lower)|"
+         r"(middle|cent(?:er|re))(?!\s+of\b))")
+_REGION = re.compile(
+    r"\b(?:(?:on|at|to|in|into|across|along)\s+)?(?:the\s+)?" + _SIDE +
+    r"(?:[- ](?:side|half|part|corner|third|portion|area|section))?"
+    r"(?:\s+(?:of the (?:image|picture|frame|canvas|scene)))?\s*:?|"
+    r"\b(?:in|inside|within|into) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
+    re.IGNORECASE)
+_NAMES = {"upper": "top", "lower": "bottom", "middle": "center", "centre": "center"}
+_LEAD = re.compile(r"^(?:(?:the|a|an)\s+)?(?:side|half|part|corner)?\s*(?:is|are|there is|there are|sits|"
+                   r"stands|shows?|has|have|holds?|contains?|features?|with)\s+", re.IGNORECASE)
+
+# where each region is, [x, y, width, height] as fractions of the picture
+HALVES = {"left": [0.0, 0.0, 0.5, 1.0], "right": [0.5, 0.0, 0.5, 1.0], "top": [0.0, 0.0, 1.0, 0.5],
+          "bottom": [0.0, 0.5, 1.0, 0.5], "top-left": [0.0, 0.0, 0.5, 0.5], "top-right": [0.5, 0.0, 0.5, 0.5],
+          "bottom-left": [0.0, 0.5, 0.5, 0.5], "bottom-right": [0.5, 0.5, 0.5, 0.5],
+          "center": [0.25, 0.25, 0.5, 0.5]}
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+([,.;])", r"\1", text)
+    return text.strip(" ,;.:")
+
+
+def _name(m: re.Match[str]) -> str:
+    if m.group(1):
+        return f"{_NAMES.get(m.group(1).lower(), m.group(1).lower())}-{m.group(2).lower()}"
+    word = (m.group(3) or m.group(4) or "mask").lower()
+    return _NAMES.get(word, word)
+
+
+def split_regions(text: str) -> tuple[str, dict[str, str]]:
+    """The base prompt and one prompt per region named in ``text`` (``left``, ``right``, ``top``,
+    ``bottom``, ``center``, corners such as ``top-left``, ``mask``), split at commas, semicolons
+    and "and". A middle alone is no region ("a cat in the middle of the road" stays whole).
+
+    >>> split_regions("a fox on the left and an owl on the right, in a meadow at dusk")
+    ('in a meadow at dusk', {'left': 'a fox', 'right': 'an owl'})
+    >>> split_regions("in the top left corner a sun, in the bottom right corner a house")
+    ('', {'top-left': 'a sun', 'bottom-right': 'a house'})
+    """
+    clauses = [c.strip() for c in re.split(r"\s*[;,]\s*|\s+and\s+|\.\s+", text) if c.strip()]
+    regions: dict[str, str] = {}
+    base: list[str] = []
+    pending: str | None = None
+    for clause in clauses:
+        m = _REGION.search(clause)
+        rest = clause
+        region = None
+        if m:
+            region = _name(m)
+            rest = _tidy(clause[:m.start()] + " " + clause[m.end():])
+            rest = _LEAD.sub("", rest)
+        if region is not None and not rest:
+            pending = region
+            continue
+        if region is None and pending is not None:
+            region, pending = pending, None
+        if region is not None and region not in regions:
+            regions[region] = rest
+        else:
+            base.append(clause)
+    if set(regions) == {"center"}:  # "in the middle" with no other region: part of the scene
+        return text, {}
+    return ", ".join(base), regions
+
+
+def region_areas(regions: list[str]) -> dict[str, list[float]]:
+    """The area of each named region: halves and quarters, thirds when a middle sits between
+    left and right (or top and bottom); the mask region has none (its mask is the area)."""
+    names = set(regions)
+    out = {r: list(HALVES[r]) for r in regions if r in HALVES}
+    if "center" in names and names & {"left", "right"}:
+        third = round(1 / 3, 4)
+        out.update({"left": [0.0, 0.0, third, 1.0], "center": [third, 0.0, third, 1.0],
+                    "right": [round(2 / 3, 4), 0.0, third, 1.0]})
+    elif "center" in names and names & {"top", "bottom"}:
+        third = round(1 / 3, 4)
+        out.update({"top": [0.0, 0.0, 1.0, third], "center": [0.0, third, 1.0, third],
+                    "bottom": [0.0, round(2 / 3, 4), 1.0, third]})
+    return {r: a for r, a in out.items() if r in names}
+
+
+def region_slots(graph: Graph) -> list[str]:
+    """The prompting nodes of ``graph`` that hold one region's prompt (``meta.region``)."""
+    return [n for n, node in graph.nodes.items() if node.meta.get("region")
+            and isinstance(node.params.get("prompt"), str)]
+
+
+def _applier(graph: Graph, slot: str) -> str | None:
+    """The node that places ``slot``'s conditioning on an area (it has an ``area`` param)."""
+    for node_id, node in graph.nodes.items():
+        if "area" in node.params and f"{slot}.cond" in node.inputs.values():
+            return node_id
+    return None
+
+
+def fit_region_slots(graph: Graph, regions: list[str]) -> Graph:
+    """A copy of ``graph`` with a region slot for each of ``regions`` it lacks slots for: the
+    last area slot (its prompt node and the node that places it) is copied and chained after
+    it, so every region of the prompt gets its own prompt and area."""
+    out = graph.model_copy(deep=True)
+    slots = [s for s in region_slots(out) if _applier(out, s) is not None]
+    extra = len([r for r in regions if r != "mask"]) - len(slots)
+    if not slots or extra <= 0:
+        return out
+    own = {out.nodes[s].meta.get("region") for s in slots}
+    wanted = [r for r in regions if r != "mask" and r not in own]
+    last_slot = slots[-1]
+    last = _applier(out, last_slot)
+    assert last is not None
+    for i in range(extra):
+        region = wanted[-extra + i] if len(wanted) >= extra else f"region{i + 2}"
+        slot_id, apply_id = _free(out, f"{region}_prompt"), _free(out, region.replace("-", "_"))
+        slot = out.nodes[last_slot].model_copy(deep=True)
+        slot.meta = {**slot.meta, "region": region}
+        applier = out.nodes[last].model_copy(deep=True)
+        applier.inputs = {k: (f"{slot_id}.cond" if v == f"{last_slot}.cond" else
+                              f"{last}.cond" if k == "cond" else v) for k, v in applier.inputs.items()}
+        if region in HALVES:
+            applier.params["area"] = list(HALVES[region])
+        for node in out.nodes.values():  # what read the last area's conditioning reads the new one's
+            node.inputs = {k: (f"{apply_id}.cond" if v == f"{last}.cond" else v)
+                           for k, v in node.inputs.items()}
+        out.nodes[slot_id] = slot
+        out.nodes[apply_id] = applier
+        last_slot, last = slot_id, apply_id
+    return out
+
+
+def _free(graph: Graph, name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    out, n = name, 2
+    while out in graph.nodes:
+        out, n = f"{name}_{n}", n + 1
+    return out
