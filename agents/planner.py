@@ -34,7 +34,7 @@ from agents.limits import hold_limits
 from agents.llm import LLMClient, LLMConfig, Usage
 from agents.prompts import planner_messages, str_list
 from agents.repair import Proposal, repair_loop
-from agents.request import Request, labels_text, parse_request, text_notes
+from agents.request import Request, labels_text, parse_request, reading_notes, text_notes
 from agents.slots import named_checkpoint
 from graphs import Graph
 
@@ -96,6 +96,7 @@ class Planner:
         and a mask an inpainting, a style/palette/reference/control input its composition."""
         notes = notes if notes is not None else []
         request = parse_request(prompt, classify(labels_text(prompt), embedder=self.embedder))
+        reading_notes(prompt, request, notes, embedder=self.embedder is not None)
         named, request.text = named_checkpoint(request.text, self.ctx)
         request.model = named.name if named is not None else None
         if seed is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.labels import Labels, classify
+from agents.language import language
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
 from agents.typos import fix_typos
 
@@ -152,6 +153,27 @@ def text_notes(request: Request, notes: list[str]) -> None:
     elif tokens > CLIP_TOKENS:
         notes.append(f"the prompt is about {tokens} CLIP tokens, over one window of {CLIP_TOKENS}: "
                      f"sd.encode_prompt encodes it in windows of {CLIP_TOKENS} (as ComfyUI and A1111 do)")
+
+
+def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: bool = False) -> None:
+    """Trace notes on how the prompt was read: typos of key words taken as the word; a prompt
+    not in English (the keyword rules read English and the format, picture, mask and edit
+    words of a few other languages; what they miss falls back to the plain template)."""
+    fixed = fix_typos(normalize(prompt))[1]
+    if fixed:
+        notes.append("read " + ", ".join(f"{a!r} as {b!r}" for a, b in fixed[:8])
+                     + " (a typo of a word the planner's rules read)")
+    lang = language(prompt)
+    if lang is None:
+        return
+    found = request.labels
+    how = "classified by meaning with the embedding model" if embedder else \
+        "no embedding model is configured (agent.embedding_model) to classify it by meaning"
+    fallback = "" if found.intents else \
+        f"; with no composition recognised, the plain template of the task ({found.task}) is planned"
+    notes.append(f"the prompt looks {lang}: {how}; the keyword rules read English and the format, "
+                 f"given-picture, mask and edit words of a few languages (found: {', '.join(found.all())})"
+                 + fallback)
 
 
 def estimate_tokens(text: str) -> int:
