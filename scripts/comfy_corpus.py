@@ -5,9 +5,9 @@
 ``DIR`` (default ``tests/data/comfy/official``, the official SD-family workflows) is searched
 for ``*.json`` and ``*.png`` files; a file whose name ends in ``_api.json`` is the API-format
 twin of the UI-format file beside it (``--format`` picks which are counted; ``both`` counts
-each separately). Every file is imported against the catalog of this project's plugins, with
-no model map: model names that are not mapped (``unmapped_model``) are set aside, as the
-measure of issue 21 says. A file is
+each separately). Every file is imported against this project's plugins (their blocks and
+ComfyUI mappings), with no model map: model names that are not mapped (``unmapped_model``) are
+set aside, as the measure of issue 21 says. A file is
 
 - ``clean``: no other problem at all;
 - ``approximated``: warnings only (an approximation: what runs is not exactly what ComfyUI runs);
@@ -75,11 +75,11 @@ def _class_of(problem: GraphError, prompt: dict[str, Any]) -> str | None:
     return None
 
 
-def measure_file(path: Path, catalog: Any) -> FileResult:
-    """Import ``path`` against ``catalog`` and classify it."""
+def measure_file(path: Path, catalog: Any, mappings: list[Any] | None = None) -> FileResult:
+    """Import ``path`` against ``catalog`` (with the plugins' ComfyUI ``mappings``) and classify it."""
     fmt = "api" if path.name.endswith("_api.json") else "ui"
     try:
-        result = import_result(path, catalog)
+        result = import_result(path, catalog, extra_mappings=mappings)
     except (GraphError, ValueError, OSError) as exc:  # not a workflow at all, or not readable
         problem = {"type": type(exc).__name__, "message": str(exc), "severity": "error"}
         return FileResult(str(path), fmt, "failed", [problem], ["<file>"])
@@ -94,13 +94,13 @@ def measure_file(path: Path, catalog: Any) -> FileResult:
     return FileResult(str(path), result.format, status, dicts, classes)
 
 
-def measure(dirs: list[Path], fmt: str = "ui", catalog: Any = None) -> list[FileResult]:
-    """Every workflow under ``dirs``, measured (``catalog``: this project's plugins when None)."""
-    if catalog is None:
-        from orchestrator.plugins import load_plugins
+def measure(dirs: list[Path], fmt: str = "ui") -> list[FileResult]:
+    """Every workflow under ``dirs``, measured against this project's plugins (blocks and mappings)."""
+    from orchestrator.plugins import comfy_mappings, load_plugins
 
-        catalog = load_plugins().catalog
-    return [measure_file(p, catalog) for p in workflow_files(dirs, fmt)]
+    host = load_plugins(entry_points=False)
+    mappings = comfy_mappings(host)
+    return [measure_file(p, host.catalog, mappings) for p in workflow_files(dirs, fmt)]
 
 
 def summary(results: list[FileResult]) -> dict[str, Any]:

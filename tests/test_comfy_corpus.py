@@ -22,6 +22,7 @@ from PIL import Image
 
 from graphs import check
 from graphs.comfy import import_result
+from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,6 +32,7 @@ from model_builders import SRVGGNetCompact, a1111_pt, kohya_sd1, kohya_sdxl, ran
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 one_torch_thread = sd_fixtures.one_torch_thread
+MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 
 OFFICIAL = Path(__file__).parent / "data" / "comfy" / "official"
 FILES = sorted(p.relative_to(OFFICIAL).as_posix() for p in OFFICIAL.rglob("*.json"))
@@ -40,10 +42,8 @@ SET_ASIDE = {"unmapped_model"}
 # what still does not import clean, and why (the ComfyUI classes it lacks); keys are file stems, both formats
 NOT_YET = {
     "controlnet/depth_controlnet": "DiffControlNetLoader has no mapping",
-    "edit_models/sdxl_edit_model": "InstructPixToPixConditioning and DualCFGGuider have no mapping (UI "
-                                   "format: the legacy group node workflow/IP2PSampler is not expanded)",
+    "edit_models/sdxl_edit_model": "InstructPixToPixConditioning and DualCFGGuider have no mapping",
     "gligen/gligen_textbox_example": "GLIGENLoader and GLIGENTextBoxApply have no mapping",
-    "model_merging/model_merging_cosxl": "ModelSamplingContinuousEDM has no mapping",
 }
 
 
@@ -67,12 +67,49 @@ def test_the_corpus_is_the_46_sd_family_examples_in_both_formats():
 
 @pytest.mark.parametrize("name", [pytest.param(f, marks=_marks(f)) for f in FILES])
 def test_official_workflow_imports_with_no_error_and_no_approximation(name, catalog):
-    result = import_result(OFFICIAL / name, catalog=catalog)
+    result = import_result(OFFICIAL / name, catalog=catalog, extra_mappings=MAPPINGS)
     assert result.format == ("api" if name.endswith("_api.json") else "ui")
     problems = [p.to_dict() for p in result.problems if p.to_dict()["type"] not in SET_ASIDE]
     assert problems == []
     assert check(result.graph, catalog) == []
     assert result.graph.nodes
+
+
+def test_a_legacy_group_node_converts_to_the_prompt_comfyui_ran():
+    """sdxl_edit_model.json holds a group node (``workflow/IP2PSampler``, ``extra.groupNodes``): its inner
+    nodes become ``37:0`` ... ``37:8`` with the links and widget values of the prompt ComfyUI saved."""
+    from graphs.comfy import read_workflow
+
+    ours, fmt, _origin, problems = read_workflow(OFFICIAL / "edit_models" / "sdxl_edit_model.json")
+    assert fmt == "ui" and problems == []
+    theirs = json.loads((OFFICIAL / "edit_models" / "sdxl_edit_model_api.json").read_text())
+    assert sorted(ours) == sorted(theirs)
+    for node_id, node in theirs.items():
+        mine = ours[node_id]
+        assert mine.class_type == node["class_type"]
+        links = {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
+        assert {k: list(v) for k, v in mine.inputs.items() if isinstance(v, (list, tuple))} == links
+        widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+        mine_w = {k: v for k, v in mine.inputs.items() if not isinstance(v, (list, tuple))}
+        if any(k.startswith("widget_") for k in mine_w):  # a class the import does not know yet: by value
+            assert sorted(map(float, mine_w.values())) == sorted(map(float, widgets.values()))
+        else:
+            assert mine_w == widgets
+
+
+@pytest.mark.parametrize("group", [
+    {"nodes": "x", "links": 5, "external": None},
+    {"nodes": [{"index": "0", "type": "KSamplerSelect"}, 7, {"type": "X"}], "links": [[None, "a", 0, 0]]},
+    {"nodes": [{"index": 0, "type": "KSamplerSelect", "inputs": [{"name": "a"}], "outputs": 3}],
+     "links": [[None, 0, 0, 9, 0, "MODEL"], [0, 5, 0, 0, 0, "X"]], "external": [[{"index": "q"}, 0]]},
+])
+def test_a_malformed_group_node_definition_is_no_crash(group):
+    from graphs.comfy import read_workflow
+
+    ui = {"extra": {"groupNodes": {"G": group}}, "links": [],
+          "nodes": [{"id": 3, "type": "workflow>G", "widgets_values": [1, 2], "inputs": [], "outputs": []}]}
+    nodes, fmt, _origin, _problems = read_workflow(ui)
+    assert fmt == "ui" and all(":" in k or k == "3" for k in nodes)
 
 
 # -- running them on tiny models ------------------------------------------------------------------
@@ -218,8 +255,9 @@ def _run_marks(name: str) -> list:
 
 @pytest.mark.parametrize("name", [pytest.param(f, marks=_run_marks(f)) for f in UI_FILES])
 def test_official_workflow_runs_on_tiny_models(name, catalog, models, files, tmp_path):
-    first = import_result(OFFICIAL / name, catalog=catalog)
-    result = import_result(OFFICIAL / name, catalog=catalog, model_map=model_map(first, files))
+    first = import_result(OFFICIAL / name, catalog=catalog, extra_mappings=MAPPINGS)
+    result = import_result(OFFICIAL / name, catalog=catalog, extra_mappings=MAPPINGS,
+                           model_map=model_map(first, files))
     assert [p.to_dict() for p in result.problems] == []  # every name mapped: no problem at all
     graph = shrink(result.graph)
     assert check(graph, catalog) == []

@@ -18,6 +18,7 @@ from graphs import check
 from graphs.comfy import import_result
 from orchestrator import Context
 from orchestrator.errors import BlockError
+from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.executor import LocalExecutor
 from plugins.image.batches import Batch, BatchRepeat, FromBatch
 from plugins.image.comfy_scale import ScaleTotalPixels, total_pixels_size
@@ -35,6 +36,7 @@ from comfy_ui_builder import UIGraph
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 one_torch_thread = sd_fixtures.one_torch_thread
+MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 MODELS = {"v1-5-pruned-emaonly": "tiny-sd"}
 CKPT = "v1-5-pruned-emaonly.safetensors"
 
@@ -318,7 +320,7 @@ def _small(graph):
 
 
 def test_api_workflow_of_every_utility_node_imports_clean_and_runs(catalog, models, tmp_path):
-    result = import_result(_api_utilities(), catalog=catalog, model_map=MODELS)
+    result = import_result(_api_utilities(), catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
     assert result.problems == []
     nodes = result.graph.nodes
     blocks = {n.meta["comfy"]["class_type"]: n.block for n in nodes.values()}
@@ -369,7 +371,7 @@ def test_ui_workflow_widgets_in_comfyuis_order_import_clean_and_run(catalog, tmp
     image = Image.fromarray(np.dstack([sd_fixtures.noise_image(64, seed=5), 255 - sd_fixtures.rect_mask(64)]),
                             "RGBA")
     image.save(tmp_path / "fox.png")
-    result = import_result(_ui_utilities(), catalog=catalog)
+    result = import_result(_ui_utilities(), catalog=catalog, extra_mappings=MAPPINGS)
     assert result.format == "ui" and result.problems == []
     by_class = {n.meta["comfy"]["class_type"]: n for n in result.graph.nodes.values()}
     assert by_class["ImageBlur"].params == {"blur_radius": 2, "sigma": 0.5}
@@ -388,7 +390,7 @@ def test_a_utility_widget_out_of_comfyuis_range_is_an_error_naming_node_and_fiel
     prompt = _api_utilities()
     prompt["20"]["inputs"]["blur_radius"] = 0  # ComfyUI's minimum is 1
     prompt["32"]["inputs"]["operation"] = "divide"  # not one of ComfyUI's operations
-    result = import_result(prompt, catalog=catalog, model_map=MODELS)
+    result = import_result(prompt, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
     found = {(e.to_dict()["node"], e.to_dict()["field"]) for e in result.errors}
     assert ("image_blur_20", "params.blur_radius") in found
     assert ("mask_composite_32", "params.operation") in found
@@ -428,7 +430,7 @@ def _room(tmp_path: Path) -> Path:
 
 
 def test_vae_encode_for_inpaint_read_by_a_decoder_is_the_greyed_encoding_exactly(catalog, models, tmp_path):
-    result = import_result(_inpaint_api("2"), catalog=catalog, model_map=MODELS)
+    result = import_result(_inpaint_api("2"), catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
     assert result.problems == []  # no approximation
     decode = next(n for n in result.graph.nodes.values() if n.block == "sd.vae_decode")
     encoder = result.graph.nodes[decode.inputs["latent"].split(".")[0]]
@@ -453,7 +455,7 @@ def test_vae_encode_for_inpaint_read_by_a_decoder_is_the_greyed_encoding_exactly
 
 
 def test_the_noise_mask_rides_through_latent_nodes_and_samplers_to_the_next_one(catalog, models, tmp_path):
-    result = import_result(_inpaint_api("13"), catalog=catalog, model_map=MODELS)
+    result = import_result(_inpaint_api("13"), catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
     assert result.problems == []
     nodes = result.graph.nodes
     encoder = next(k for k, n in nodes.items() if n.block == "sd.vae_encode_for_inpaint")
@@ -476,7 +478,7 @@ def test_a_set_latent_noise_mask_after_other_nodes_still_wins(catalog):
     prompt["14"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}
     prompt["15"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["11", 0], "mask": ["14", 0]}}
     prompt["3"]["inputs"]["latent_image"] = ["15", 0]
-    result = import_result(prompt, catalog=catalog, model_map=MODELS)
+    result = import_result(prompt, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
     assert result.problems == []
     sampler = result.graph.nodes["ksampler_3"]
     assert sampler.inputs["mask"] == "solid_mask_14.mask"

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graphs.comfy.group_nodes import group_nodes_as_subgraphs
 from graphs.comfy.nodes import CONTROL_VALUES, SEED_WIDGETS, VIRTUAL_NODES
 from graphs.comfy.subgraphs import flatten
 from graphs.errors import GraphError
@@ -68,7 +69,7 @@ def ui_to_api(workflow: dict[str, Any], widget_names: WidgetNames) -> tuple[dict
     the class is unknown (its widgets are then named from its widget inputs, else
     ``widget_0``, ``widget_1``, ...).
     """
-    workflow, problems = flatten(workflow)
+    workflow, problems = flatten(group_nodes_as_subgraphs(workflow))  # legacy group nodes: subgraphs
     nodes: dict[str, dict[str, Any]] = {}
     for raw in workflow.get("nodes") or []:
         if isinstance(raw, dict) and "id" in raw and isinstance(raw.get("type"), str):
