@@ -14,7 +14,7 @@ from test_agent_kit import ScriptedLLM, make_catalog, make_templates, txt2img_do
 
 from agents.scores import ScoreTable
 from graphs import Graph, validate
-from orchestrator import agent_cli
+from orchestrator.cli import agent as agent_cli
 from orchestrator.cli.main import main
 
 
