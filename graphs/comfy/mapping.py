@@ -79,6 +79,7 @@ class Model:
     zsnr: bool | None = None  # ModelSamplingDiscrete's zero terminal SNR
     merge: ModelMerge | None = None  # weights merged from two models (ModelMerge*, CLIPMerge*)
     hypernetworks: tuple[tuple[str, float], ...] = ()  # HypernetworkLoader: (name, strength)
+    edm: tuple[str, float, float] | None = None  # ModelSamplingContinuousEDM: sampling, sigma_max, sigma_min
 
     def sampling_params(self) -> dict[str, Any]:
         """The ``model_sampling``/``zsnr`` params of blocks that read the model's sigmas, when overridden."""
@@ -91,11 +92,15 @@ class Model:
 
     def ref(self, embeddings: Sequence[tuple[str, str]] = (), loras: bool = True) -> str | dict[str, Any]:
         """The ``model`` param: a name, or ``{name, merge, hypernetworks, loras, embeddings}``."""
-        if not (loras and self.loras) and not embeddings and self.merge is None and not self.hypernetworks:
+        if not (loras and self.loras) and not embeddings and self.merge is None and not self.hypernetworks \
+                and self.edm is None:
             return self.name
         out: dict[str, Any] = {"name": self.name}
         if self.merge is not None:
             out["merge"] = self.merge.ref()
+        if self.edm is not None:
+            out["sampling"] = {"type": "continuous_edm", "prediction": self.edm[0], "sigma_max": self.edm[1],
+                               "sigma_min": self.edm[2]}
         if self.hypernetworks:
             out["hypernetworks"] = [{"path": p, "strength": s} for p, s in self.hypernetworks]
         if loras and self.loras:

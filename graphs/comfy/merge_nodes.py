@@ -9,7 +9,12 @@ ModelMergeSD1/SD2/SDXL (per block)      prefix (longest wins), the first widget'
 ModelMergeAdd, ModelMergeSubtract       ``op: "add"``, ``op: "subtract"`` (``ratio``: multiplier)
 CLIPMergeSimple/Add/Subtract            the same with ``target: "clip"`` (the text encoders)
 HypernetworkLoader (strength)           ``{"hypernetworks": [{"path", "strength"}]}``
+ModelSamplingContinuousEDM              ``{"sampling": {"type": "continuous_edm", "prediction",
+(v_prediction, edm, eps)                "sigma_max", "sigma_min"}}``: the samplers' sigmas
 ======================================  =====================================================
+
+``edm_playground_v2.5`` (and ``cosmos_rflow``) also swap the latent format the sampler works
+in; they are reported as unsupported rather than approximated.
 
 Nothing runs at import: the merged weights are made by the worker's model manager
 (:mod:`orchestrator.models.merge`) when a block loads the reference, and kept under the
@@ -103,6 +108,24 @@ def hypernetwork_loader(nc: NodeContext) -> list[Any]:
     return [replace(model, hypernetworks=(*model.hypernetworks, (name, strength)))]
 
 
+EDM_SAMPLINGS = ("v_prediction", "edm", "eps")
+
+
+def model_sampling_continuous_edm(nc: NodeContext) -> list[Any]:
+    sampling = str(nc.widget("sampling", "v_prediction"))
+    if sampling not in EDM_SAMPLINGS:
+        raise Unresolved(f"sampling {sampling!r} is not supported ({', '.join(EDM_SAMPLINGS)}; "
+                         f"edm_playground_v2.5 and cosmos_rflow also change the latent format, which no "
+                         f"block of ours does)", field="sampling")
+    sigma_max = _number(nc, "sigma_max", 0.0, 1000.0)
+    sigma_min = _number(nc, "sigma_min", 0.0, 1000.0)
+    if not 0 < sigma_min < sigma_max:
+        raise Unresolved(f"sigma_min {sigma_min} must be above 0 and below sigma_max {sigma_max}",
+                         field="sigma_min")
+    # the node replaces the model's sampling object: a ModelSamplingDiscrete override before it is gone
+    return [replace(nc.model("model"), edm=(sampling, sigma_max, sigma_min), sampling=None, zsnr=None)]
+
+
 def _ratio_widget(name: str) -> tuple[str, float]:
     return (name, _RATIO)
 
@@ -121,6 +144,8 @@ MERGE_NODES: dict[str, NodeInfo] = {
     "CLIPMergeAdd": NodeInfo(inputs={"clip1": "CLIP", "clip2": "CLIP"}, outputs=("CLIP",)),
     "CLIPMergeSubtract": NodeInfo(inputs={"clip1": "CLIP", "clip2": "CLIP"}, widgets=(("multiplier", 1.0),),
                                   outputs=("CLIP",)),
+    "ModelSamplingContinuousEDM": NodeInfo(inputs={"model": "MODEL"}, widgets=(
+        ("sampling", "v_prediction"), ("sigma_max", 120.0), ("sigma_min", 0.002)), outputs=("MODEL",)),
     "HypernetworkLoader": NodeInfo(inputs={"model": "MODEL"},
                                    widgets=(("hypernetwork_name", ""), ("strength", 1.0)),
                                    outputs=("MODEL",)),
@@ -130,4 +155,6 @@ MERGE_MAPPINGS: tuple[ComfyMapping, ...] = (
     *(ComfyMapping(cls, convert=merge_node, requires=())
       for cls in (*BLOCK_WIDGETS, *SIMPLE, *ADD, *SUBTRACT)),
     ComfyMapping("HypernetworkLoader", convert=hypernetwork_loader, requires=()),
+    ComfyMapping("ModelSamplingContinuousEDM", convert=model_sampling_continuous_edm,
+                 requires=("sd.ksampler",)),
 )

@@ -37,6 +37,7 @@ base components; the base stays resident for other references.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import inspect
 import json
@@ -44,10 +45,11 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.model_access import ModelInfo
 from orchestrator.models.errors import ModelError
 from orchestrator.models.quiet import quiet_progress
 from orchestrator.models.ref import ModelRef
@@ -58,34 +60,6 @@ DEVICE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "controlne
 HOST_COMPONENTS = ("tokenizer", "tokenizer_2")
 ALLOWED_LIBRARIES = ("diffusers", "transformers")
 ONNX_PARTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What blocks need to know about a model without loading weights."""
-
-    name: str
-    family: str  # "sd" or "sdxl"
-    folder: Path
-    pipeline_class: str
-    components: tuple[str, ...]
-    unet: dict[str, Any] = field(default_factory=dict)
-    vae: dict[str, Any] = field(default_factory=dict)
-    scheduler: dict[str, Any] = field(default_factory=dict)
-    text_encoder: dict[str, Any] = field(default_factory=dict)
-    force_zeros_for_empty_prompt: bool = False
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-
-    @property
-    def latent_channels(self) -> int:
-        return int(self.vae.get("latent_channels", 4))
-
-    @property
-    def is_inpaint(self) -> bool:
-        return int(self.unet.get("in_channels", 4)) == 9
 
 
 @dataclass
@@ -228,6 +202,8 @@ class ModelManager:
     def info(self, ref: Any) -> ModelInfo:
         """Family, folder and component configs of a model (reads JSON, loads no weights)."""
         mref = self._ref(ref)
+        if mref.sampling is not None:  # ModelSamplingContinuousEDM: the samplers read these sigmas
+            return dataclasses.replace(self.info(mref.name), scheduler=mref.sampling.scheduler_config())
         with self._lock:
             if mref.name in self._infos:
                 return self._infos[mref.name]
@@ -296,6 +272,8 @@ class ModelManager:
         the first merged model's (with this reference's own personalisation on top)."""
         from orchestrator.models.merge import MERGE_TARGETS
 
+        if mref.sampling is not None:  # changes no weights
+            mref = mref.model_copy(update={"sampling": None})
         if mref.personalised and not self._touches(mref, component):
             mref = mref.base()
         merge = mref.merge

@@ -74,6 +74,36 @@ class HypernetworkRef(BaseModel):
     strength: float = Field(1.0, ge=-10.0, le=10.0, description="how strongly it applies (0 disables it)")
 
 
+class SamplingRef(BaseModel):
+    """The model's noise levels replaced, as ComfyUI's ModelSamplingContinuousEDM node replaces them:
+    1000 sigmas log-spaced in ``[sigma_min, sigma_max]``, timestep ``0.25 * log(sigma)``, and the
+    output read as ``v_prediction`` (sigma_data 1), ``edm`` (sigma_data 0.5) or ``eps``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["continuous_edm"] = Field("continuous_edm", description="what replaces the sampling")
+    prediction: Literal["v_prediction", "edm", "eps"] = Field("v_prediction", description="the output's form")
+    sigma_max: float = Field(120.0, gt=0.0, le=1000.0, description="the largest sigma")
+    sigma_min: float = Field(0.002, gt=0.0, le=1000.0, description="the smallest sigma")
+
+    @model_validator(mode="after")
+    def _range(self) -> SamplingRef:
+        if self.sigma_min >= self.sigma_max:
+            raise ValueError(f"sigma_min {self.sigma_min} must be below sigma_max {self.sigma_max}")
+        return self
+
+    def key(self) -> str:
+        return f"edm({self.prediction}:{self.sigma_min:g}-{self.sigma_max:g})"
+
+    def scheduler_config(self) -> dict[str, Any]:
+        """A diffusers ``EDMEulerScheduler`` config with these sigmas (what the samplers read)."""
+        prediction, sigma_data = {"v_prediction": ("v_prediction", 1.0), "edm": ("epsilon", 0.5),
+                                  "eps": ("epsilon", 1.0)}[self.prediction]
+        return {"_class_name": "EDMEulerScheduler", "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
+                "sigma_data": sigma_data, "prediction_type": prediction, "sigma_schedule": "karras",
+                "num_train_timesteps": 1000, "comfyui_sampling": self.prediction}
+
+
 class MergeRef(BaseModel):
     """Weights that are a merge of two models, as ComfyUI's merging nodes compute them.
 
@@ -127,6 +157,7 @@ class ModelRef(BaseModel):
 
     name: str = Field(..., min_length=1, description="a model configured in the registry, e.g. 'tiny-sd'")
     merge: MergeRef | None = Field(None, description="weights merged from two models (name: the first's)")
+    sampling: SamplingRef | None = Field(None, description="noise levels replaced (continuous EDM)")
     hypernetworks: tuple[HypernetworkRef, ...] = Field((), max_length=16,
                                                        description="hypernetworks on the UNet's attention")
     loras: tuple[LoraRef, ...] = Field((), description="LoRAs to merge, each with its weight")
@@ -167,13 +198,16 @@ class ModelRef(BaseModel):
         parts = [self.name]
         if self.merge is not None:
             parts.append(self.merge.key())
+        if self.sampling is not None:
+            parts.append(self.sampling.key())
         parts += [f"hn({h.path}@{h.strength:g})" for h in self.hypernetworks]
         parts += [f"lora({lr.path}@{lr.weight:g})" for lr in self.loras]
         parts += [f"emb({e.path}{'=' + e.token if e.token else ''})" for e in self.embeddings]
         return "+".join(parts)
 
     def base(self) -> ModelRef:
-        """The same model without LoRAs, embeddings and hypernetworks (a merge stays)."""
+        """The same model without LoRAs, embeddings and hypernetworks (a merge stays; the sampling
+        override changes no weights and goes)."""
         return ModelRef(name=self.name, merge=self.merge)
 
     @property

@@ -41,9 +41,18 @@ class Embedding(Params):
 
 class Hypernetwork(Params):
     path: str = Field(..., min_length=1, max_length=512,
-                      description="a hypernetwork by name: a file in the model folders' hypernetworks/ (A1111 "
-                                  ".pt, read weights-only, or .safetensors); never a path")
+                      description="a hypernetwork by name: a file in the model folders' hypernetworks/ "
+                                  "(A1111 .pt, read weights-only, or .safetensors); never a path")
     strength: float = Field(1.0, ge=-10.0, le=10.0, description="hypernetwork strength")
+
+
+class SamplingSpec(Params):
+    """The model's noise levels replaced as ComfyUI's ModelSamplingContinuousEDM does (CosXL, ...)."""
+
+    type: Literal["continuous_edm"] = Field("continuous_edm", description="what replaces the sampling")
+    prediction: Literal["v_prediction", "edm", "eps"] = Field("v_prediction", description="the output's form")
+    sigma_max: float = Field(120.0, gt=0.0, le=1000.0, description="the largest sigma")
+    sigma_min: float = Field(0.002, gt=0.0, le=1000.0, description="the smallest sigma (below sigma_max)")
 
 
 class MergeSpec(Params):
@@ -57,8 +66,9 @@ class MergeSpec(Params):
     ratio: float = Field(1.0, ge=-10.0, le=10.0,
                          description="simple/blocks: the first model's share; subtract: the multiplier")
     blocks: dict[str, float] = Field(default_factory=dict, max_length=256,
-                                     description="blocks: the first model's share per UNet block, by the "
-                                                 "prefix of the original (LDM) key names, e.g. 'input_blocks.4.'")
+                                     description="blocks: the first model's share per UNet block, by "
+                                                 "the prefix of the original (LDM) key names, e.g. "
+                                                 "'input_blocks.4.'")
 
 
 class ModelSpec(Params):
@@ -66,6 +76,7 @@ class ModelSpec(Params):
 
     name: str = Field(..., min_length=1, description="registered model name")
     merge: MergeSpec | None = Field(None, description="weights merged from two models (name: the first's)")
+    sampling: SamplingSpec | None = Field(None, description="noise levels replaced (continuous EDM)")
     hypernetworks: list[Hypernetwork] = Field(default_factory=list, max_length=16,
                                               description="hypernetworks on the UNet's attention")
     loras: list[Lora] = Field(default_factory=list, description="LoRAs merged into the model")

@@ -18,6 +18,22 @@ ComfyUI's ``linear``.
 (14.6146, 0.0292)
 >>> int(ms.timestep(ms.sigma_max)), round(float(ms.sigma(ms.timestep(ms.sigma_max))), 4)
 (999, 14.6146)
+
+A *continuous* EDM model (ComfyUI's ``ModelSamplingContinuousEDM``: CosXL, Playground v2.5) has
+1000 sigmas log-spaced between ``sigma_min`` and ``sigma_max``; its timestep is
+``0.25 * log(sigma)``. It comes from a diffusers ``EDM*Scheduler`` config (``sigma_min``,
+``sigma_max``, ``sigma_data``, ``prediction_type``: diffusers' EDM ``epsilon`` is ComfyUI's
+``EDM`` output scaling, ``v_prediction`` its ``V_PREDICTION``), or from ComfyUI's node (a model
+reference's ``sampling``, see ``orchestrator.models.ref.SamplingRef``: the config then names
+ComfyUI's choice in ``comfyui_sampling``, whose ``eps`` is plain noise prediction on those sigmas).
+
+>>> edm = ModelSampling.from_config({"_class_name": "EDMEulerScheduler", "sigma_min": 0.002,
+...                                  "sigma_max": 120.0, "sigma_data": 1.0,
+...                                  "prediction_type": "v_prediction"})
+>>> edm.continuous, edm.prediction, round(float(edm.sigma_max), 3)
+(True, 'v_prediction', 120.0)
+>>> round(float(edm.timestep(edm.sigma_max)), 4)
+1.1969
 """
 
 from __future__ import annotations
@@ -26,10 +42,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PREDICTIONS = ("epsilon", "v_prediction", "sample", "lcm")
+PREDICTIONS = ("epsilon", "v_prediction", "sample", "lcm", "edm")
 # ComfyUI's ModelSamplingDiscrete ``sampling`` names -> ours
 OVERRIDES = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample", "lcm": "lcm"}
 LCM_TIMESTEPS = 50  # ModelSamplingDiscreteDistilled.original_timesteps
+# ComfyUI's ModelSamplingContinuousEDM ``sampling`` -> our prediction
+CONTINUOUS_EDM = {"v_prediction": "v_prediction", "edm": "edm", "eps": "epsilon"}
+EDM_SIGMA_STEPS = 1000
+
 
 
 class UnsupportedSchedule(ValueError):
@@ -49,6 +69,7 @@ class ModelSampling:
     prediction: str = "epsilon"
     sigma_data: float = 1.0
     skip_steps: int = 1
+    continuous: bool = False  # ModelSamplingContinuousEDM: timestep = 0.25 * log(sigma)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], sampling: str | None = None,
@@ -60,6 +81,8 @@ class ModelSampling:
         """
         import torch
 
+        if sampling is None and str(config.get("_class_name", "")).startswith("EDM"):
+            return cls._continuous_edm(config)
         prediction = str(config.get("prediction_type", "epsilon"))
         if sampling is not None:
             if sampling not in OVERRIDES:
@@ -82,6 +105,28 @@ class ModelSampling:
             sigmas = distilled
         return cls(sigmas, sigmas.log().float(), prediction, skip_steps=skip)
 
+    @classmethod
+    def _continuous_edm(cls, config: dict[str, Any]) -> ModelSampling:
+        import torch
+
+        comfy = config.get("comfyui_sampling")
+        prediction = str(config.get("prediction_type", "epsilon"))
+        if comfy is not None:
+            if comfy not in CONTINUOUS_EDM:
+                raise UnsupportedSchedule(f"continuous EDM sampling {comfy!r} is not one of "
+                                          f"{', '.join(CONTINUOUS_EDM)}")
+            ours = CONTINUOUS_EDM[str(comfy)]
+        elif prediction in ("epsilon", "v_prediction"):
+            ours = "edm" if prediction == "epsilon" else "v_prediction"  # diffusers' EDM preconditioning
+        else:
+            raise UnsupportedSchedule(f"EDM prediction_type {prediction!r} is not epsilon or v_prediction")
+        sigma_min, sigma_max = float(config.get("sigma_min", 0.002)), float(config.get("sigma_max", 80.0))
+        if not 0 < sigma_min < sigma_max:
+            raise UnsupportedSchedule(f"EDM needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        sigmas = torch.linspace(math.log(sigma_min), math.log(sigma_max), EDM_SIGMA_STEPS).exp()
+        sigma_data = float(config.get("sigma_data", 0.5))
+        return cls(sigmas, sigmas.log(), ours, sigma_data=sigma_data, continuous=True)
+
     @property
     def sigma_min(self) -> Any:
         return self.sigmas[0]
@@ -91,7 +136,10 @@ class ModelSampling:
         return self.sigmas[-1]
 
     def timestep(self, sigma: Any) -> Any:
-        """The training timestep nearest to ``sigma`` in log space (a long tensor of its shape)."""
+        """The training timestep nearest to ``sigma`` in log space (a long tensor of its shape);
+        continuous EDM: ``0.25 * log(sigma)``."""
+        if self.continuous:
+            return 0.25 * sigma.log()
         dists = sigma.log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
         index = dists.abs().argmin(dim=0).view(sigma.shape)
         if self.skip_steps > 1:
@@ -102,6 +150,8 @@ class ModelSampling:
         """The sigma at a (fractional) timestep: log-sigma interpolated between its neighbours."""
         import torch
 
+        if self.continuous:
+            return (timestep.float() / 0.25).exp()
         t = timestep.float().to(self.log_sigmas.device)
         if self.skip_steps > 1:
             t = (t - (self.skip_steps - 1)) / self.skip_steps
@@ -119,6 +169,9 @@ class ModelSampling:
             return 999999999.9
         if percent >= 1.0:
             return 0.0
+        if self.continuous:
+            log_min = math.log(float(self.sigma_min))
+            return math.exp((math.log(float(self.sigma_max)) - log_min) * (1.0 - percent) + log_min)
         return float(self.sigma(torch.tensor((1.0 - percent) * 999.0)).item())
 
     # -- the model's input and output at a noise level --------------------------------------
@@ -135,6 +188,10 @@ class ModelSampling:
             sd2 = self.sigma_data ** 2
             scale = sigma * self.sigma_data / (sigma ** 2 + sd2) ** 0.5
             return x * sd2 / (sigma ** 2 + sd2) - model_output * scale
+        if self.prediction == "edm":  # ComfyUI's EDM: the v_prediction form with the output's sign flipped
+            sd2 = self.sigma_data ** 2
+            scale = sigma * self.sigma_data / (sigma ** 2 + sd2) ** 0.5
+            return x * sd2 / (sigma ** 2 + sd2) + model_output * scale
         if self.prediction == "sample":
             return model_output
         if self.prediction == "lcm":  # LCM's boundary condition on the eps prediction (sigma_data 0.5)
