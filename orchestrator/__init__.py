@@ -2,7 +2,11 @@
 
     from orchestrator import Block, In, Out, Params, Resources, block, hookimpl
 
-and, for blocks that take models, ``model_name(ref)`` and ``resolve_device(ctx.device)``.
+and, for blocks that take models, ``model_name(ref)`` and ``resolve_device(ctx.device)``;
+``ctx.models`` is a :class:`Models` (``ctx.models.info(ref) -> ModelInfo``, ``.unet(ref)``,
+``.vae(ref)``, ``.tokenizers(ref)``, ``.text_encoders(ref)``, ``.controlnet(ref)``,
+``.image_encoder(ref)``, ``.upscaler(name)``, ``.onnx(ref, part)``, ``.scheduler(ref)``, ...;
+see :mod:`orchestrator.model_access`).
 
 A plugin that imports ComfyUI node classes onto its blocks (the ``register_comfy_mappings``
 hook) writes its mappings with :class:`ComfyMapping`; a mapping's ``convert`` function gets a
@@ -31,6 +35,7 @@ from orchestrator.client import AsyncClient, Client
 from orchestrator.context import Context
 from orchestrator.errors import BlockError, JobCancelled, JobError
 from orchestrator.hookspecs import hookimpl
+from orchestrator.model_access import ModelInfo, ModelProvider, Models
 from orchestrator.runtime.devices import resolve_device
 
 __version__ = "0.1.0"
@@ -51,6 +56,9 @@ __all__ = [
     "Lazy",
     "MaskedLatent",
     "Model",
+    "ModelInfo",
+    "ModelProvider",
+    "Models",
     "NodeContext",
     "Out",
     "PairOp",

@@ -1,8 +1,9 @@
 """The narrow context a block's ``run`` receives.
 
-A block reaches the outside world only through its context: ``ctx.models`` (load a model
-by reference), ``ctx.progress`` (report step i of n, with an optional preview), ``ctx.tiles`` (run tile
-functions wherever the tiles of a tiled node go, see :mod:`orchestrator.runtime.tiling`),
+A block reaches the outside world only through its context: ``ctx.models`` (its models by
+reference, typed: :class:`~orchestrator.model_access.Models`), ``ctx.progress`` (report step
+i of n, with an optional preview), ``ctx.tiles`` (run tile functions wherever the tiles of a
+tiled node go, see :mod:`orchestrator.runtime.tiling`),
 ``ctx.cancelled()`` / ``ctx.check_cancelled()``, a seeded ``ctx.rng`` and
 ``ctx.generator()``, ``ctx.device``, ``ctx.open_input(path)`` for files it reads (confined
 to the input folder in the daemon) and
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from orchestrator.errors import BlockError, JobCancelled
+from orchestrator.model_access import ModelProvider, Models
 from orchestrator.runtime.limits import check_size
 from orchestrator.runtime.tiling import make_runner
 from orchestrator.state.input_paths import InputPathError, confined_path, open_confined, shown
@@ -26,30 +28,13 @@ from orchestrator.state.input_paths import InputPathError, confined_path, open_c
 if TYPE_CHECKING:
     import torch
 
-
-class ModelProvider(Protocol):
-    """Loads models by reference and keeps them resident (see the model registry)."""
-
-    def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
-        """The loaded model (or one component of it) named by ``ref``."""
-        ...
+__all__ = ["Context", "ModelProvider", "Models", "OutputSink", "ProgressFn"]
 
 
 class OutputSink(Protocol):
     """Where ``ctx.save_image`` writes: returns the paths (or names) it stored."""
 
     def save_image(self, node: str, name: str, image: np.ndarray) -> list[str]: ...
-
-
-class _NoModels:
-    def __init__(self, node: str) -> None:
-        self.node = node
-
-    def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
-        raise BlockError(
-            f"node {self.node!r} needs model {ref!r} but this executor has no model registry",
-            type="model", node=self.node, field="params.model",
-        )
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -64,7 +49,8 @@ class Context:
     seed: int
     device: str = "cpu"
     job: str | None = None
-    models: ModelProvider = None  # type: ignore[assignment]
+    # the typed model interface; built from a ModelProvider (or None: no models) given here
+    models: Models = None  # type: ignore[assignment]
     outputs: OutputSink | None = None
     input_root: Path | None = None
     confine_inputs: bool = False
@@ -74,8 +60,7 @@ class Context:
     limits: Any = None  # size limits checked around run (orchestrator.runtime.limits); None: unchecked
 
     def __post_init__(self) -> None:
-        if self.models is None:
-            self.models = _NoModels(self.node)
+        self.models = Models.over(self.models, node=self.node, device=self.device)
         self.rng = np.random.default_rng(self.seed)
 
     @property
