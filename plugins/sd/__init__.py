@@ -23,6 +23,7 @@ from plugins.sd import (
     denoise,
     img2img,
     inpaint_encode,
+    ip2p,
     ip_adapter,
     ksampler,
     latent,
@@ -43,6 +44,7 @@ BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *
           *ksampler.BLOCKS, *custom_sampling.BLOCKS, *inpaint_encode.BLOCKS,
           *latent_batch.BLOCKS, *latent_transform.BLOCKS, *latent_math.BLOCKS]
 BLOCKS += [*clip_vision.BLOCKS, *unclip.BLOCKS]  # CLIP vision, unCLIP / SDXL revision
+BLOCKS += ip2p.BLOCKS  # InstructPix2Pix, DualCFGGuider
 
 
 @hookimpl

@@ -366,7 +366,7 @@ class SampleCustom(Block):
                                       sampler=sampler.name, sigmas=sigmas, latent=latent, seed=noise.seed,
                                       add_noise=noise.add, batch_index=self.params.batch_index, mask=mask,
                                       options=dict(sampler.options), sampling=guider.sampling,
-                                      zsnr=guider.zsnr)
+                                      zsnr=guider.zsnr, guide=getattr(guider, "wrap", None))  # sd.dual_guider
         return {"latent": out, "denoised": denoised}
 
 

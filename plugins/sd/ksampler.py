@@ -14,6 +14,7 @@ latent (ComfyUI's noise mask, ``SetLatentNoiseMask``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -32,6 +33,7 @@ from plugins.sd.common import (
     unet_prompt,
 )
 from plugins.sd.conditioning import StepConditioning
+from plugins.sd.ip2p_latent import ip2p_concat
 from plugins.sd.ksampling.catalog import SAMPLER_NAMES, SAMPLERS
 from plugins.sd.ksampling.denoiser import Denoiser, needs_uncond
 from plugins.sd.ksampling.model_sampling import ModelSampling, UnsupportedSchedule
@@ -106,9 +108,10 @@ def control_active(ms: ModelSampling, start: float, end: float, sigma: float) ->
 def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sampler: str, sigmas: Any,
                   latent: Any, seed: int, add_noise: bool = True, batch_index: BatchIndex = None,
                   mask: Any = None, options: dict[str, Any] | None = None, sampling: str | None = None,
-                  zsnr: bool | None = None) -> tuple[Any, Any]:
+                  zsnr: bool | None = None, guide: Callable[..., Any] | None = None) -> tuple[Any, Any]:
     """``(latent, denoised)``: ComfyUI's sampler run on ``latent`` down ``sigmas``; ``denoised`` is the
-    last step's prediction of the clean latent (SamplerCustom's ``denoised_output``)."""
+    last step's prediction of the clean latent (SamplerCustom's ``denoised_output``). ``guide`` makes
+    the denoiser of a guider of its own from the plain one (``sd.dual_guider``)."""
     import torch
 
     node = ctx.node
@@ -139,7 +142,7 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     pixel_size = (latent.shape[-2] * f, latent.shape[-1] * f)
     time_cond_dim = dict(unet.config).get("time_cond_proj_dim")
     in_channels = int(dict(unet.config).get("in_channels", latent.shape[1]))
-    if in_channels not in (latent.shape[1], 2 * latent.shape[1] + 1):
+    if in_channels not in (latent.shape[1], 2 * latent.shape[1], 2 * latent.shape[1] + 1):
         raise BlockError(f"node {node!r}: the UNet takes {in_channels} channels; the latent has "
                          f"{latent.shape[1]}", type="input", node=node, field="params.model")
     do_uncond = needs_uncond(cfg, SAMPLERS[sampler].cfg_pp) and time_cond_dim is None
@@ -188,8 +191,13 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
     with torch.no_grad():
         lat = latent.to(device)
         noise_mask = None if mask is None else prepare_mask(mask, tuple(lat.shape), device)
-        if in_channels != lat.shape[1]:  # an inpainting model: the mask and the masked latent beside
+        if in_channels == 2 * lat.shape[1]:  # InstructPix2Pix: the image's latent beside
+            denoiser.concat = ip2p_concat(cond, tuple(lat.shape), device)
+        elif in_channels != lat.shape[1]:  # an inpainting model: the mask and the masked latent beside
             denoiser.concat = inpaint_concat(noise_mask, lat)
+        if guide is not None:
+            denoiser = guide(denoiser, in_channels=in_channels, latent=lat, batch=batch,
+                             pixel_size=pixel_size, device=device, node=node)
         out = run_sampler(sampler, denoiser, ms, sigmas, noise.to(device), lat, seed=seed, callback=callback,
                           mask=noise_mask, options=options)
     out = out.float().cpu()
