@@ -55,7 +55,7 @@ class ImageEmbed(Block):
         import torch
 
         device = device_of(ctx)
-        encoder = ctx.models.load(self.params.model, "image_encoder", device=device)
+        encoder = ctx.models.image_encoder(self.params.model, device=device)
         pixels = clip_pixels(check_image(ctx, image), int(encoder.config.image_size))
         with torch.no_grad():
             out: Any = encoder(torch.from_numpy(pixels).to(device=device, dtype=encoder.dtype))

@@ -108,7 +108,7 @@ class OnnxRun(Block):
 
     def _session(self, ctx: Context) -> Any:
         path = model_file(ctx, self.params.model, "onnx", "params.model")
-        return ctx.models.load(str(path), "onnx", device=device_of(ctx))
+        return ctx.models.onnx(str(path), device=device_of(ctx))
 
     def _as_image(self, y: Any, layout: str, in_size: tuple[int, int]) -> np.ndarray | None:
         import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """Stable Diffusion parts on onnxruntime: drop-in replacements for the torch SD blocks.
 
 Each reads the parts exported by ``orchestrator export-onnx MODEL`` (through
-``ctx.models.load(model, "onnx:<part>")``) and takes and gives the same values as its torch
+``ctx.models.onnx(model, part)``) and takes and gives the same values as its torch
 twin, so ``onnx.vae_decode`` can replace ``sd.vae_decode`` in any graph. They run on the
 CUDA (or TensorRT) execution provider when the block's device is a GPU, else on the CPU.
 """
@@ -32,7 +32,7 @@ from plugins.sd.vae import image_processor, rgb, to_image
 
 
 def _part(ctx: Context, ref: Any, part: str, device: str) -> Any:
-    return ctx.models.load(ref, f"onnx:{part}", device=device)
+    return ctx.models.onnx(ref, part, device=device)
 
 
 def unscale(latents: Any, vae: dict[str, Any]) -> Any:
@@ -78,7 +78,7 @@ class OnnxVaeDecode(Block):
 
     def run(self, ctx: Context, latent: Any) -> dict:
         ref = model_ref(self.params.model)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         dec = _part(ctx, ref, "vae_decoder", device_of(ctx))
         pixels = dec.run({"latent": unscale(latent.float(), info.vae)})["sample"]
         return {"image": to_image(pixels)}
@@ -103,7 +103,7 @@ class OnnxVaeEncode(Block):
 
         p = self.params
         ref = model_ref(p.model)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         enc = _part(ctx, ref, "vae_encoder", device_of(ctx))
         pixels = image_processor(info.vae_scale_factor).preprocess(rgb(image, ctx.node))
         moments = enc.run({"sample": pixels})["moments"]
@@ -138,13 +138,13 @@ class OnnxEncodePrompt(Block):
         p = self.params
         ref = model_ref(p.model)
         device = device_of(ctx)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         skip = p.clip_skip or None
         if ref_has_embeddings(p.model):
             raise BlockError(f"node {ctx.node!r}: textual-inversion embeddings need the torch text encoder "
                              f"(sd.encode_prompt)", type="input", node=ctx.node, field="params.model")
         if info.family == "sdxl":
-            toks = [ctx.models.load(ref, "tokenizer"), ctx.models.load(ref, "tokenizer_2")]
+            toks = ctx.models.tokenizers(ref)
             encs = [_part(ctx, ref, "text_encoder", device), _part(ctx, ref, "text_encoder_2", device)]
             outs = [_encode(e, t, p.prompt, t.model_max_length) for e, t in zip(encs, toks, strict=True)]
             embeds = torch.cat([o["hidden_states"][-2 if skip is None else -(skip + 2)] for o in outs], -1)
@@ -159,7 +159,7 @@ class OnnxEncodePrompt(Block):
             cond = {"prompt_embeds": embeds, "negative_prompt_embeds": neg, "pooled_prompt_embeds": pooled,
                     "negative_pooled_prompt_embeds": neg_pooled}
         else:
-            tok = ctx.models.load(ref, "tokenizer")
+            tok = ctx.models.tokenizer(ref)
             enc = _part(ctx, ref, "text_encoder", device)
             out = _encode(enc, tok, p.prompt, tok.model_max_length)
             embeds = out["last_hidden_state"] if skip is None else out["normed_hidden_states"][-(skip + 1)]
@@ -208,7 +208,7 @@ class OnnxDenoise(Block):
             raise BlockError(f"node {ctx.node!r}: LoRAs need the torch UNet (sd.denoise); export a "
                              f"merged model for ONNX", type="input", node=ctx.node, field="params.model")
         ref = model_ref(p.model)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         check_cond(cond, info.family, ctx.node)
         unet = _part(ctx, ref, "unet", device_of(ctx))
         device = unet.device

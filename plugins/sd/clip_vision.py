@@ -101,7 +101,7 @@ class ClipVisionEncode(Block):
         pixels = rgb(check_image(ctx, image))
         device = device_of(ctx)
         try:
-            encoder = ctx.models.load(self.params.model, "image_encoder", device=device)
+            encoder = ctx.models.image_encoder(self.params.model, device=device)
         except BlockError as exc:  # a file that is no CLIP vision encoder: the param names it
             exc.field = exc.field or "params.model"
             raise

@@ -84,7 +84,7 @@ class Controls:
         processor = VaeImageProcessor(vae_scale_factor=f, do_convert_rgb=True, do_normalize=False)
         height, width = run.pixel_size
         for k, item in enumerate(items):
-            net = ctx.models.load(item["model"], "controlnet", device=run.device)
+            net = ctx.models.controlnet(item["model"], device=run.device)
             if net.config.cross_attention_dim != run.base.embeds.shape[-1]:
                 raise BlockError(
                     f"node {ctx.node!r}: ControlNet {item['model']!r} takes text embeddings of width "

@@ -80,9 +80,9 @@ def window(scheduler: Any, steps: int, device: str, start: float | None, end: fl
 def _setup(ctx: Context, p: SamplingParams, cond: Any) -> dict[str, Any]:
     ref = model_ref(p.model)
     device = device_of(ctx)
-    info = ctx.models.load(ref, "info")
+    info = ctx.models.info(ref)
     check_cond(cond, info.family, ctx.node)
-    unet = ctx.models.load(ref, "unet", device=device)
+    unet = ctx.models.unet(ref, device=device)
     scheduler = make_scheduler(info.scheduler, p.sampler)
     return {"ref": ref, "device": device, "info": info, "unet": unet, "scheduler": scheduler}
 
@@ -190,7 +190,7 @@ class Inpaint(Block):
         if info.family == "sdxl":
             raise BlockError(f"node {ctx.node!r}: sd.inpaint supports SD 1.x/2.x models, not SDXL",
                              type="input", node=ctx.node, field="params.model")
-        vae = ctx.models.load(s["ref"], "vae", device=device)
+        vae = ctx.models.vae(s["ref"], device=device)
         dtype = unet.dtype
         f = info.vae_scale_factor
         image = rgb(image, ctx.node)

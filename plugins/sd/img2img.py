@@ -51,7 +51,7 @@ class Img2Img(Block):
             raise BlockError(f"node {ctx.node!r}: image is {pixels_in.shape[2]}x{pixels_in.shape[1]}; its "
                              f"sides must be multiples of {f}", type="input", node=ctx.node,
                              field="inputs.image")
-        vae = ctx.models.load(s["ref"], "vae", device=device)
+        vae = ctx.models.vae(s["ref"], device=device)
         dtype = unet.dtype
         timesteps, _n = schedule(scheduler, p.steps, p.strength, device, ctx.node)
         gen = generator(None, ctx.seed if p.seed is None else p.seed)

@@ -73,7 +73,7 @@ class VaeEncodeForInpaint(Block):
 
         p = self.params
         ref = model_ref(p.model)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         pixels = torch.from_numpy(np.ascontiguousarray(rgb(image, ctx.node), dtype=np.float32))
         m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
         if m.ndim == 4:
@@ -87,7 +87,7 @@ class VaeEncodeForInpaint(Block):
                              node=ctx.node, field="inputs.image")
         greyed, noise_mask = inpaint_pixels(pixels, m, f, p.grow_mask_by)
         device = device_of(ctx)
-        vae = ctx.models.load(ref, "vae", device=device)
+        vae = ctx.models.vae(ref, device=device)
         gen = generator(None, ctx.seed if p.seed is None else p.seed)
         with torch.no_grad():
             nchw = (greyed * 2 - 1).permute(0, 3, 1, 2).to(device=device, dtype=vae.dtype)

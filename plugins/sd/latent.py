@@ -30,7 +30,7 @@ class EmptyLatent(Block):
         import torch
 
         p = self.params
-        info = ctx.models.load(model_ref(p.model), "info")
+        info = ctx.models.info(model_ref(p.model))
         f = info.vae_scale_factor
         for name in ("width", "height"):
             value = getattr(p, name)

@@ -17,13 +17,9 @@ def model_file(ctx: Context, name: str, kind: str, field: str) -> Path:
 
     Errors are the provider's, with this node and ``field`` filled in.
     """
-    resolve = getattr(ctx.models, "resolve_file", None)
-    if resolve is None:
-        raise BlockError(f"node {ctx.node!r}: {field} {name!r}: this run has no model manager to find "
-                         f"model files", type="model", node=ctx.node, field=field, value=name)
     base = None if ctx.confine_inputs else ctx.input_root
     try:
-        return Path(resolve(name, kind, field=field, base=base))
+        return ctx.models.file(name, kind, field=field, base=base)
     except BlockError as exc:
         exc.node = exc.node or ctx.node
         exc.field = exc.field or field
@@ -35,11 +31,8 @@ def model_file(ctx: Context, name: str, kind: str, field: str) -> Path:
 
 def check_model(ctx: Context, ref: object, component: str | None, field: str = "params.model") -> None:
     """Refuse an unknown model name (or a raw path) now, at this node, rather than where it is loaded."""
-    check = getattr(ctx.models, "check", None)
-    if check is None:
-        return
     try:
-        check(ref, component)
+        ctx.models.check(ref, component)
     except BlockError as exc:
         exc.node = exc.node or ctx.node
         exc.field = field if exc.field in (None, "params.model") else exc.field

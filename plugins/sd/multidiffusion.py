@@ -217,7 +217,7 @@ def unet_views(tctx: Context, item: dict[str, Any], shared: dict[str, Any]) -> A
     import torch
 
     device = device_of(tctx)
-    unet = tctx.models.load(shared["model"], "unet", device=device)
+    unet = tctx.models.unet(shared["model"], device=device)
     dtype = unet.dtype
     n = item["views"]
     x = item["x"].to(device=device, dtype=dtype)

@@ -164,7 +164,7 @@ class EncodePrompt(Block):
         p = self.params
         ref = model_ref(p.model)
         device = device_of(ctx)
-        info = ctx.models.load(ref, "info")
+        info = ctx.models.info(ref)
         clip_skip = p.clip_skip or None
         layers = int(info.text_encoder.get("num_hidden_layers", 12))
         if clip_skip is not None and clip_skip + (2 if info.family == "sdxl" else 1) > layers + 1:
@@ -173,14 +173,13 @@ class EncodePrompt(Block):
                              value=clip_skip)
         with torch.no_grad():
             if info.family == "sdxl":
-                toks = [ctx.models.load(ref, "tokenizer"), ctx.models.load(ref, "tokenizer_2")]
-                encs = [ctx.models.load(ref, "text_encoder", device=device),
-                        ctx.models.load(ref, "text_encoder_2", device=device)]
+                toks = ctx.models.tokenizers(ref)
+                encs = ctx.models.text_encoders(ref, device=device)
                 out = encode_sdxl(toks, encs, p.prompt, p.prompt_2, p.negative_prompt, p.negative_prompt_2,
                                   clip_skip, info.force_zeros_for_empty_prompt, device)
             else:
-                tok = ctx.models.load(ref, "tokenizer")
-                enc = ctx.models.load(ref, "text_encoder", device=device)
+                tok = ctx.models.tokenizer(ref)
+                enc = ctx.models.text_encoder(ref, device=device)
                 pos, neg = encode_sd(tok, enc, p.prompt, p.negative_prompt, clip_skip, device)
                 out = {"prompt_embeds": pos, "negative_prompt_embeds": neg}
         cond = {k: (v.cpu() if v is not None else None) for k, v in out.items()}

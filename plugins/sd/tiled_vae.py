@@ -92,7 +92,7 @@ def decode_tile(tctx: Context, latent: Any, shared: dict[str, Any]) -> Any:
     import torch
 
     device = device_of(tctx)
-    vae = tctx.models.load(shared["model"], "vae", device=device)
+    vae = tctx.models.vae(shared["model"], device=device)
     with torch.no_grad():
         z = unscale(vae, latent.to(device=device, dtype=vae.dtype))
         if vae.config.use_post_quant_conv:
@@ -120,7 +120,7 @@ def encode_tile(tctx: Context, pixels: Any, shared: dict[str, Any]) -> Any:
     import torch
 
     device = device_of(tctx)
-    vae = tctx.models.load(shared["model"], "vae", device=device)
+    vae = tctx.models.vae(shared["model"], device=device)
     with torch.no_grad():
         h = vae.encoder(pixels.to(device=device, dtype=vae.dtype))
         if vae.config.use_quant_conv:

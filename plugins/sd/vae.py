@@ -88,8 +88,8 @@ class VaeEncode(Block):
 
         p = self.params
         ref = model_ref(p.model)
-        info = ctx.models.load(ref, "info")
-        vae = ctx.models.load(ref, "vae", device=device_of(ctx))
+        info = ctx.models.info(ref)
+        vae = ctx.models.vae(ref, device=device_of(ctx))
         pixels = image_processor(info.vae_scale_factor).preprocess(rgb(image, ctx.node))
         moments = tiled_vae.encode(ctx, tiling, ref, pixels.to(dtype=vae.dtype), info.vae_scale_factor)
         gen = generator(None, ctx.seed if p.seed is None else p.seed)
@@ -103,8 +103,8 @@ class VaeEncode(Block):
         p = self.params
         ref = model_ref(p.model)
         device = device_of(ctx)
-        info = ctx.models.load(ref, "info")
-        vae = ctx.models.load(ref, "vae", device=device)
+        info = ctx.models.info(ref)
+        vae = ctx.models.vae(ref, device=device)
         pixels = image_processor(info.vae_scale_factor).preprocess(rgb(image, ctx.node))
         gen = generator(None, ctx.seed if p.seed is None else p.seed)
         with torch.no_grad():
@@ -140,14 +140,14 @@ class VaeDecode(Block):
         import torch
 
         device = device_of(ctx)
-        vae = ctx.models.load(model_ref(self.params.model), "vae", device=device)
+        vae = ctx.models.vae(model_ref(self.params.model), device=device)
         with torch.no_grad():
             pixels = vae_decode(vae, self._wrapped(latent).to(device=device, dtype=vae.dtype))
         return {"image": self._unwrapped(to_image(pixels), vae_scale(pixels, latent))}
 
     def run_tiled(self, ctx: Context, tiling: Any, latent: Any) -> dict:
         ref = model_ref(self.params.model)
-        f = ctx.models.load(ref, "info").vae_scale_factor
+        f = ctx.models.info(ref).vae_scale_factor
         pixels = tiled_vae.decode(ctx, tiling, ref, self._wrapped(latent), f)
         return {"image": self._unwrapped(to_image(pixels), f)}
 

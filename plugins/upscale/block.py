@@ -16,7 +16,7 @@ def upscaler(ctx: Context, name: str, device: str) -> Any:
     configured model; never a path in the daemon), loaded once per worker by its model
     manager and kept under its memory budget. Errors name this node and ``params.model``."""
     try:
-        return ctx.models.load(name, "upscaler", device=device)
+        return ctx.models.upscaler(name, device=device)
     except BlockError as exc:
         exc.node = exc.node or ctx.node
         exc.field = exc.field or "params.model"
