@@ -70,7 +70,7 @@ class Out:
 class Resources:
     """What a block needs to run: ``device`` is ``"cpu"`` or ``"gpu"``; rough memory in MiB.
 
-    ``batch``: the block's UNet calls (``ctx.models.load(ref, "unet")``) may be batched with
+    ``batch``: the block's UNet calls (``ctx.models.unet(ref)``) may be batched with
     other jobs' (cross-job batching, ``[batching]`` in the config): a worker runs such nodes of
     one model side by side and merges their compatible calls. Set it on sampling blocks.
     """

@@ -1,7 +1,8 @@
 """The model manager: loads model components on demand and keeps them resident under a budget.
 
-It implements the :class:`~orchestrator.context.ModelProvider` protocol that blocks see as
-``ctx.models``. A Ray worker owns one; so can a test or the in-process executor. It holds
+It implements the :class:`~orchestrator.model_access.ModelProvider` protocol that blocks see
+through ``ctx.models`` (:class:`~orchestrator.model_access.Models`, one typed method per
+component below). A Ray worker owns one; so can a test or the in-process executor. It holds
 no Ray state and pickles without its weights (a copy starts empty).
 
 Components a block may ask for (``load(ref, component, device=...)``):

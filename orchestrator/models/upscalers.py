@@ -1,7 +1,7 @@
 """Upscale model files through spandrel: ESRGAN, Real-ESRGAN (RRDB and the compact SRVGG),
 SwinIR / Swin2SR / HAT and the other single-image architectures spandrel detects.
 
-The model manager loads them (``ctx.models.load(name, "upscaler", device=...)``), keeps them
+The model manager loads them (``ctx.models.upscaler(name, device=...)``), keeps them
 resident under its budget and hands out an :class:`Upscaler`; the ``image.upscale_model``
 block (``plugins/upscale``) runs them.
 

@@ -54,14 +54,14 @@ class InstructPixToPixConditioning(Block):
 
         cond = None if cond is None else check_conditioning(cond, ctx.node)
         ref = model_ref(self.params.model)
-        f = ctx.models.load(ref, "info").vae_scale_factor
+        f = ctx.models.info(ref).vae_scale_factor
         pixels = rgb(check_image(ctx, image))
         if pixels.shape[1] < f or pixels.shape[2] < f:
             raise BlockError(f"node {ctx.node!r}: the image is smaller than {f} pixels", type="input",
                              node=ctx.node, field="inputs.image", value=list(pixels.shape[1:3]), bound=f)
         pixels = torch.from_numpy(np.ascontiguousarray(center_crop(pixels, f), dtype=np.float32))
         device = device_of(ctx)
-        vae = ctx.models.load(ref, "vae", device=device)
+        vae = ctx.models.vae(ref, device=device)
         with torch.no_grad():
             nchw = (pixels * 2 - 1).permute(0, 3, 1, 2).to(device=device, dtype=vae.dtype)
             dist = vae.encode(nchw).latent_dist

@@ -69,7 +69,7 @@ def model_sampling(ctx: Context, model: ModelParam, field: str = "params.model",
                    zsnr: bool | None = None) -> ModelSampling:
     """The model's :class:`ModelSampling` (from its scheduler config, with ComfyUI's
     ModelSamplingDiscrete overrides), or a structured error."""
-    info = ctx.models.load(model_ref(model), "info")
+    info = ctx.models.info(model_ref(model))
     try:
         return ModelSampling.from_config(dict(info.scheduler), sampling, zsnr)
     except UnsupportedSchedule as exc:
@@ -116,7 +116,7 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
 
     node = ctx.node
     ref = model_ref(model)
-    info = ctx.models.load(ref, "info")
+    info = ctx.models.info(ref)
     check_cond(cond, info.family, node)
     if cond.get("regions"):
         raise BlockError(f"node {node!r}: regional prompts run on sd.denoise's samplers, not on ComfyUI's "
@@ -135,7 +135,7 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
         raise BlockError(f"node {node!r}: the sigmas must be finite and >= 0", type="input", node=node,
                          field="inputs.sigmas")
     device = device_of(ctx)
-    unet = ctx.models.load(ref, "unet", device=device)
+    unet = ctx.models.unet(ref, device=device)
     dtype = unet.dtype
     batch = latent.shape[0]
     f = info.vae_scale_factor
