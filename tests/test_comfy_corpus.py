@@ -241,11 +241,7 @@ def shrink(graph, side: int = 64):
 
 
 # runs that fail where the import is clean, and why
-RUN_NOT_YET = {
-    "model_merging/model_merging_inpaint": "ModelMergeSubtract/Add refuse the inpainting UNet's 9-channel "
-                                           "conv_in against a 4-channel one; ComfyUI pads the smaller weight "
-                                           "and merges",
-}
+RUN_NOT_YET: dict[str, str] = {}  # (model_merging_inpaint ran only once merges padded conv_in as ComfyUI)
 
 
 def _run_marks(name: str) -> list:

@@ -21,7 +21,7 @@ from orchestrator.errors import BlockError
 from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.executor import LocalExecutor
 from plugins.image.batches import Batch, BatchRepeat, FromBatch
-from plugins.image.comfy_scale import ScaleTotalPixels, total_pixels_size
+from plugins.image.comfy_scale import Scale, ScaleTotalPixels, total_pixels_size
 from plugins.image.filters import Blur, Invert, Sharpen, gaussian_kernel
 from plugins.image.mask_ops import MaskComposite, MaskCrop, MaskExpand, MaskFeather, MaskSolid, MaskThreshold
 from plugins.image.regions import CompositeMasked, CropClamped
@@ -159,6 +159,23 @@ def test_scale_to_total_pixels_sizes_and_methods():
     lz = ScaleTotalPixels({"megapixels": 0.01, "upscale_method": "lanczos"}).run(ctx(), image=image)["image"]
     pil = Image.fromarray(np.clip(255.0 * image[0], 0, 255).astype(np.uint8)).resize((w, h), Image.LANCZOS)
     assert np.array_equal(np.round(lz[0] * 255).astype(np.uint8), np.asarray(pil))  # 8-bit, as ComfyUI's
+
+
+def test_image_scale_is_comfyuis_common_upscale_not_an_antialiased_resize():
+    image = rng_image(2, 30, 40)
+    nchw = torch.from_numpy(image).movedim(-1, 1)
+    out = Scale({"width": 20, "height": 0, "upscale_method": "bilinear"}).run(ctx(), image=image)["image"]
+    ref = torch.nn.functional.interpolate(nchw, size=(15, 20), mode="bilinear").movedim(1, -1).numpy()
+    assert out.shape == (2, 15, 20, 3) and np.abs(out - ref).max() < 1e-6  # no antialiasing: every 2nd pixel
+    square = Scale({"width": 16, "height": 16, "crop": "center", "upscale_method": "area"})
+    out = square.run(ctx(), image=image)
+    ref = torch.nn.functional.interpolate(nchw[..., 5:35], size=(16, 16), mode="area").movedim(1, -1).numpy()
+    assert np.abs(out["image"] - ref).max() < 1e-6  # 40 wide cut to 30 in the middle, then area
+    out = Scale({"scale_by": 1.5, "upscale_method": "lanczos"}).run(ctx(), image=image)["image"]
+    pil = Image.fromarray(np.clip(255.0 * image[1], 0, 255).astype(np.uint8)).resize((60, 45), Image.LANCZOS)
+    assert np.array_equal(np.round(out[1] * 255).astype(np.uint8), np.asarray(pil))
+    same = Scale({"width": 0, "height": 0}).run(ctx(), image=image)["image"]
+    assert np.array_equal(same, image)
 
 
 def test_image_batches():

@@ -1,5 +1,5 @@
-"""Image resizing exactly as ComfyUI's ``comfy.utils.common_upscale``, and ``image.scale_total_pixels``
-(ComfyUI ImageScaleToTotalPixels).
+"""Image resizing exactly as ComfyUI's ``comfy.utils.common_upscale``: ``image.scale`` (ComfyUI
+ImageScale and ImageScaleBy) and ``image.scale_total_pixels`` (ImageScaleToTotalPixels).
 
 ``common_upscale`` cuts the middle to the target's aspect first when ``crop`` is 'center', then
 resizes with torch's ``interpolate`` (``nearest-exact``, ``bilinear``, ``area``, ``bicubic``: no
@@ -93,4 +93,58 @@ class ScaleTotalPixels(Block):
         return {"image": out.numpy().astype(np.float32)}
 
 
-BLOCKS = [ScaleTotalPixels]
+def scale_size(height: int, width: int, p: Scale.Params) -> tuple[int, int] | None:
+    """``(height, width)`` ImageScale / ImageScaleBy give an ``height`` x ``width`` image; None: unchanged."""
+    if p.scale_by is not None:
+        return round(height * p.scale_by), round(width * p.scale_by)
+    w, h = p.width, p.height
+    if w == 0 and h == 0:
+        return None
+    if w == 0:
+        w = max(1, round(width * h / height))
+    elif h == 0:
+        h = max(1, round(height * w / width))
+    return h, w
+
+
+@block("image.scale", version="1.0.0")
+class Scale(Block):
+    """Resize as ComfyUI's ImageScale (``width``/``height``, one of them 0 keeps the aspect ratio, both 0
+    leave the image as it is; ``crop`` 'center' cuts to the target's aspect first) or ImageScaleBy
+    (``scale_by``), with torch's interpolation as ComfyUI's ``common_upscale`` (no antialiasing; lanczos
+    through Pillow on 8-bit images)."""
+
+    inputs = {"image": "IMAGE"}
+    outputs = {"image": "IMAGE"}
+
+    class Params(Params):
+        upscale_method: Literal["nearest-exact", "bilinear", "area", "bicubic", "lanczos"] = Field(
+            "nearest-exact", description="interpolation")
+        width: int = Field(512, ge=0, le=16384, description="target width; 0: from height, same aspect")
+        height: int = Field(512, ge=0, le=16384, description="target height; 0: from width, same aspect")
+        crop: Literal["disabled", "center"] = Field("disabled", description="center: cut to the target's "
+                                                                            "aspect ratio first")
+        scale_by: float | None = Field(None, ge=0.01, le=8.0, description="instead of a size: sides times "
+                                                                           "this (ImageScaleBy)")
+
+    def run(self, ctx: Context, image: np.ndarray) -> dict:
+        import torch
+
+        image = check_image(ctx, image)
+        p = self.params
+        size = scale_size(image.shape[1], image.shape[2], p)
+        if size is None:
+            return {"image": image}
+        h, w = size
+        if h < 1 or w < 1:
+            field = "params.scale_by" if p.scale_by is not None else "params.width"
+            raise input_error(ctx, field, f"scales the {image.shape[2]}x{image.shape[1]} image to {w}x{h}: "
+                              "nothing is left", p.scale_by if p.scale_by is not None else p.width)
+        ctx.check_size(w, h, image.shape[0], "params.scale_by" if p.scale_by is not None else "params.width")
+        x = torch.from_numpy(np.ascontiguousarray(image)).movedim(-1, 1)
+        crop = "disabled" if p.scale_by is not None else p.crop
+        out = common_upscale(x, w, h, p.upscale_method, crop).movedim(1, -1)
+        return {"image": out.numpy().astype(np.float32)}
+
+
+BLOCKS = [ScaleTotalPixels, Scale]
