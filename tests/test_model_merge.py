@@ -24,6 +24,10 @@ from orchestrator.runtime.executor import LocalExecutor
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 
@@ -176,11 +180,25 @@ def test_merging_models_of_different_families_is_a_structured_error(pair):
     d = exc.value.to_dict()
     assert (d["reason"], d["field"]) == ("merge", "params.model.merge.b")
     assert (d["a"], d["b"]) == ("tiny-sd", "tiny-sdxl")
-    inpaint = {"name": "tiny-sd", "merge": {"op": "add", "a": "tiny-sd", "b": "tiny-sd-inpaint"}}
-    with pytest.raises(ModelError) as exc:  # one family, other shapes: the weight is named
-        pair.load(inpaint, "unet")
-    d = exc.value.to_dict()
-    assert d["reason"] == "merge" and d["weight"] == "conv_in.weight" and "(32, 9, 3, 3)" in d["message"]
+    xl_into_sd = {"name": "tiny-sdxl", "merge": {"op": "add", "a": "tiny-sdxl", "b": "tiny-sd"}}
+    with pytest.raises(ModelError) as exc:
+        pair.load(xl_into_sd, "unet")
+    assert exc.value.to_dict()["b"] == "tiny-sd"
+
+
+def test_inpainting_merge_recipe_keeps_the_inpainting_input_layer_as_comfyui(pair):
+    """ComfyUI's model_merging_inpaint example: inpaint + (other - base). The 9-channel conv_in keeps
+    the first model's weight times strength_model (ComfyUI skips a patch of another shape)."""
+    diff = {"name": "tiny-sd-inpaint", "merge": {"op": "subtract", "a": "tiny-sd-inpaint", "b": "tiny-sd",
+                                                  "ratio": 0.5}}
+    recipe = {"name": "tiny-sd-inpaint", "merge": {"op": "add", "a": diff, "b": "other"}}
+    inpaint, base, other = _sd(pair, "tiny-sd-inpaint"), _sd(pair, "tiny-sd"), _sd(pair, "other")
+    merged = _sd(pair, recipe)
+    assert torch.allclose(merged["conv_in.weight"], 0.5 * inpaint["conv_in.weight"], atol=1e-6)
+    k = "down_blocks.0.resnets.0.conv1.weight"
+    assert torch.allclose(merged[k], 0.5 * (inpaint[k] - base[k]) + other[k], atol=1e-6)
+    reverse = _sd(pair, {"name": "tiny-sd", "merge": {"op": "add", "a": "tiny-sd", "b": "tiny-sd-inpaint"}})
+    assert torch.equal(reverse["conv_in.weight"], base["conv_in.weight"])  # the other way round: same rule
 
 
 @pytest.mark.parametrize("bad", [
@@ -264,7 +282,7 @@ def merge_workflow(merge: dict, clip_merge: dict | None = None) -> dict:
 def _run(workflow, catalog, manager, out: Path) -> np.ndarray:
     # the folder's file names, as the daemon maps them
     names = {"a.safetensors": "a.safetensors", "b.safetensors": "b.safetensors"}
-    result = import_result(workflow, catalog=catalog, model_map=names)
+    result = import_result(workflow, catalog=catalog, model_map=names, extra_mappings=COMFY_MAPPINGS)
     assert result.problems == [], [p.to_dict() for p in result.problems]
     assert check(result.graph, catalog) == []
     run = LocalExecutor(catalog, models=manager, outputs_dir=out).run(result.graph)
@@ -302,7 +320,7 @@ def test_comfyui_merge_nodes_import_to_merge_recipes(catalog):
     wf["3"]["inputs"]["model"] = ["14", 0]
     for workflow in (wf, to_ui(wf)):
         names = {"a.safetensors": "a", "b.safetensors": "b", "h.pt": "h", "l.safetensors": "l"}
-        result = import_result(workflow, catalog=catalog, model_map=names)
+        result = import_result(workflow, catalog=catalog, model_map=names, extra_mappings=COMFY_MAPPINGS)
         assert result.errors == []
         nodes = result.graph.nodes
         sampler = next(n for n in nodes.values() if n.block == "sd.ksampler")
@@ -318,6 +336,7 @@ def test_comfyui_merge_nodes_import_to_merge_recipes(catalog):
 
 def test_a_merge_ratio_out_of_range_is_reported_on_the_merge_node(catalog):
     wf = merge_workflow({"class_type": "ModelMergeSimple", "inputs": {"ratio": 7}})
-    result = import_result(wf, catalog=catalog, model_map={"a.safetensors": "a", "b.safetensors": "b"})
+    result = import_result(wf, catalog=catalog, model_map={"a.safetensors": "a", "b.safetensors": "b"},
+                           extra_mappings=COMFY_MAPPINGS)
     errors = [e.to_dict() for e in result.errors]
     assert any(e["node"] == "11" and e["field"] == "ratio" for e in errors), errors

@@ -287,7 +287,7 @@ class ModelManager:
 
     def _merged(self, mref: ModelRef, component: str, device: str) -> Any:
         """``component`` of a merged reference: its two models' merged as ComfyUI merges them."""
-        from orchestrator.models.merge import merge_modules
+        from orchestrator.models.merge import merge_modules, tolerated_mismatches
 
         merge = mref.merge
         assert merge is not None
@@ -299,8 +299,9 @@ class ModelManager:
                              model=a.name, field="params.model.merge.b", a=a.key(), b=b.key())
         first = self._get(a, component, device)
         second = self._get(b, component, device)
+        tolerated = tolerated_mismatches(info_a.unet, info_b.unet) if component == "unet" else frozenset()
         return merge_modules(first, second, merge, component, unet_config=info_a.unet or None,
-                             names=(a.key(), b.key()))
+                             names=(a.key(), b.key()), tolerated=tolerated)
 
     @staticmethod
     def _touches(mref: ModelRef, component: str) -> bool:

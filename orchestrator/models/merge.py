@@ -15,9 +15,12 @@ ModelMergeSubtract (-m, m)                            ``m * (w1 - w2)``
 CLIPMerge*        as above, on the text encoders      ``position_ids``/``logit_scale`` untouched
 ================  ==================================  =========================================
 
-A merge of models whose weights differ in shape (two families, an inpainting UNet with a plain
-one) is a :class:`ModelError` naming both references, where ComfyUI would print a warning and
-keep a scaled copy of the first model's weight.
+A merge of models whose weights differ in shape (two families, two widths) is a
+:class:`ModelError` naming both references, where ComfyUI would print a warning and keep a
+scaled copy of the first model's weight. One difference is merged as ComfyUI merges it, since
+ComfyUI's own inpainting recipe relies on it (``inpaint + (model - base)``): UNets that differ
+only in ``in_channels`` (an inpainting or InstructPix2Pix UNet and a plain one). Their
+``conv_in.weight`` keeps the first model's weight times ``strength_model``, the patch skipped.
 
 Our UNets are diffusers modules; the block prefixes ComfyUI's nodes use (``input_blocks.4.``,
 ``middle_block.1``, ``out.``, ``label_emb.``) are matched against each weight's original
@@ -69,13 +72,25 @@ def strengths(merge: MergeRef, key: str) -> tuple[float, float]:
     return 1.0 - ratio, ratio
 
 
+def tolerated_mismatches(first_config: Any, second_config: Any) -> frozenset[str]:
+    """The UNet weights whose shapes may differ in a merge: ``conv_in.weight`` when the two configs
+    differ in ``in_channels`` alone (ComfyUI's inpainting merge), else none."""
+    ignore = ("in_channels", "_name_or_path", "_diffusers_version", "_class_name")
+    if not isinstance(first_config, dict) or not isinstance(second_config, dict):
+        return frozenset()
+    a = {k: v for k, v in first_config.items() if k not in ignore}
+    b = {k: v for k, v in second_config.items() if k not in ignore}
+    return frozenset({"conv_in.weight"}) if a == b else frozenset()
+
+
 def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, unet_config: Any = None,
-                  names: tuple[str, str] = ("", "")) -> Any:
+                  names: tuple[str, str] = ("", ""), tolerated: frozenset[str] = frozenset()) -> Any:
     """A copy of ``first`` whose weights are merged with ``second``'s as ``merge`` says.
 
     ``component`` is ``unet``, ``text_encoder`` or ``text_encoder_2``; ``unet_config`` (the
     first UNet's config) places each UNet weight in its block for ``op="blocks"``; ``names``
-    are the two references as errors show them.
+    are the two references as errors show them; ``tolerated`` weights may differ in shape (see
+    :func:`tolerated_mismatches`).
     """
     import torch
 
@@ -92,7 +107,7 @@ def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, u
             component=component)
     for k, w2 in second_sd.items():
         w1 = first_sd[k]
-        if w1.shape != w2.shape:
+        if w1.shape != w2.shape and k not in tolerated:
             raise ModelError(
                 f"cannot merge {component} of {b_name!r} into {a_name!r}: weight {k!r} is "
                 f"{tuple(w1.shape)} in the first and {tuple(w2.shape)} in the second (different model "
@@ -112,6 +127,8 @@ def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, u
                 continue
             key = ldm_key(k, unet_config) if component == "unet" else k
             patch, model = strengths(merge, key)
-            w = target.detach().float() * model + patch * w2.detach().float().to(target.device)
+            w = target.detach().float() * model
+            if target.shape == w2.shape:  # ComfyUI: a patch of another shape is skipped, the scaling kept
+                w = w + patch * w2.detach().float().to(target.device)
             target.copy_(w.to(target.dtype))
     return out
