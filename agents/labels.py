@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.orientation import find_shape, normalize, strip_shapes
+from agents.regions import split_regions
 from agents.typos import fix_typos
 
 SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "objects", "food")
@@ -148,7 +149,10 @@ _RULES: dict[str, str] = {
         r"huge (?:image|print)|poster|billboard|print[- ]ready|wallpaper|gigapixel|mural)\b"
     ),
     "inpaint": (
-        r"\b(?:inpaint(?:ing)?|remove the|replace the|erase the|masked?|fill in the|"
+        r"\b(?:inpaint(?:ing)?|remove the|replace the|erase the|mask|fill in the|"
+        r"masked(?! (?:man|men|woman|women|bandit|hero|vigilante|figure|stranger|rider|dancer|ball|singer|"
+        r"killer|warrior|knight|assassin|ninja|samurai|person|people|crowd|character|girl|boy|wrestler|"
+        r"luchador|thief|robber|gunman|gunmen|avenger)s?\b)|"
         r"(?:in|on) the (?:masked|marked|white) (?:area|region)|fix the (?:face|hand|region|area))\b"
     ),
     "image-to-image": (
@@ -186,8 +190,13 @@ _INTENT_RULES: dict[str, str] = {
         r"\bstyle (?:image|reference|ref)\b|"
         r"\b(?:match(?:ing)?|copy(?:ing)?|use|take|apply|borrow|transfer|keep) (?:the |its |that )?style\b|"
         r"\bstyled? like (?:the |this |my )?(?:reference|attached|given|second|other)\b|"
-        r"\b(?:style|look|aesthetic) of (?:the |this |my )?"
-        r"(?:reference|attached|given|uploaded|second|other) " + _IMG
+        r"\b(?:style|look|aesthetic|feel) of (?:the |this |my )?"
+        r"(?:reference|attached|given|uploaded|second|other) (?:[\w'-]+ ){0,2}?" + _IMG + r"\b|"
+        r"\b(?:style|look|aesthetic|feel) of (?:this|that) (?:[\w'-]+ ){0,2}?"
+        r"(?:painting|artwork|illustration|print|woodcut|drawing|poster|reference)\b|"
+        r"\b(?:use|using|take|taking) (?:this|that|the (?:attached|second|other)|my) (?:[\w'-]+ ){0,2}?"
+        r"(?:image|picture|photo|painting|artwork|one) as (?:a |the )?(?:style )?reference\b|"
+        r"\bas (?:a |the )?style reference\b"
     ),
     "palette": (
         r"\bpalettes?\b|\bcolou?ri[sz](?:e|ed|ing|ation)\b|\brecolou?r(?:ed|ing)?\b|"
@@ -239,7 +248,8 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
         r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
-        r"\b(?:faces?|hands?|fingers|eyes) (?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
+        r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our) \w+)? "
+        r"(?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
         r"\b(?:fix|repair|redo|redraw|correct|improve|restore|sharpen)\b|"
         r"\b(?:corrige[rz]?|r[ée]pare[rz]?|am[ée]liore[rz]?) (?:le |les |son |ses )?(?:visage|mains)\b|"
         r"\b(?:arregla|corrige|mejora|repara|restaura) (?:la |las |su |sus )?(?:cara|rostro|manos)\b|"
@@ -273,7 +283,8 @@ _GIVEN_MAP = re.compile(
     r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
     r"(?!\s+(?:of|from|for)\s+(?:this|my|that|our|these|your|the (?:attached|given|uploaded)|"
     r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
-    r"\b(?:this|my|our|the attached|attached)\s+(?:rough\s+|quick\s+)?scribbles?\b",
+    r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
+    r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b",
     re.IGNORECASE)
 # a picture the user gives, in other languages ("esta foto", "dieses Bild", "この写真", "这张照片")
 _GIVEN_FOREIGN = re.compile(
@@ -296,6 +307,9 @@ _MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\b|\bmasque\b|\bmasker\
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
                       re.IGNORECASE)
+_SPLIT = re.compile(r"\bside[- ]by[- ]side\b|\bregional prompt|\barea composition\b|"
+                    r"\bsplit (?:image|screen|scene|frame|composition|picture)\b|\bdiptych\b|\btwo halves\b|"
+                    r"\bcomposed of two regions\b", re.IGNORECASE)
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
     r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
@@ -425,6 +439,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "detail" in labels.intents and "image-to-image" in found \
             and not (_MASK_WORD.search(prompt) or _MASK_FOREIGN.search(prompt)):
         found.discard("inpaint")  # "fix the face in this photo": a detail pass of the given picture
+    if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
+        labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     if "pose" in labels.intents and "control" in labels.intents:
         labels.intents.remove("control")
     if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found

@@ -15,6 +15,7 @@ regions than the template has, so no region is lost).
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from graphs import Graph
@@ -27,6 +28,9 @@ _REGION = re.compile(
     r"(?:\s+(?:of the (?:image|picture|frame|canvas|scene)))?\s*:?|"
     r"\b(?:in|inside|within|into) the (?:mask(?:ed)?|marked|white)(?: (?:area|region|part))?\b",
     re.IGNORECASE)
+_SIDE_BY_SIDE = re.compile(r"\b(?:side[- ]by[- ]side|"
+                           r"split(?: image| screen| scene| frame| composition| picture)?|diptych|two halves)"
+                           r"(?:\s+(?:comparison|view|portraits?|shot|image))?(?:\s+of)?\s*:?", re.IGNORECASE)
 _NAMES = {"upper": "top", "lower": "bottom", "middle": "center", "centre": "center"}
 _LEAD = re.compile(r"^(?:(?:the|a|an)\s+)?(?:side|half|part|corner)?\s*(?:is|are|there is|there are|sits|"
                    r"stands|shows?|has|have|holds?|contains?|features?|with)\s+", re.IGNORECASE)
@@ -62,6 +66,7 @@ def split_regions(text: str) -> tuple[str, dict[str, str]]:
     ('', {'top-left': 'a sun', 'bottom-right': 'a house'})
     """
     clauses = [c.strip() for c in re.split(r"\s*[;,]\s*|\s+and\s+|\.\s+", text) if c.strip()]
+    clauses = [part for clause in clauses for part in _split_markers(clause)]
     regions: dict[str, str] = {}
     base: list[str] = []
     pending: str | None = None
@@ -84,7 +89,26 @@ def split_regions(text: str) -> tuple[str, dict[str, str]]:
             base.append(clause)
     if set(regions) == {"center"}:  # "in the middle" with no other region: part of the scene
         return text, {}
+    if not regions and _SIDE_BY_SIDE.search(text):  # "side by side: a cat and a dog": left, then right
+        parts = [p for p in (_tidy(_SIDE_BY_SIDE.sub(" ", c)) for c in clauses) if p]
+        if len(parts) >= 2:
+            return ", ".join(parts[2:]), {"left": parts[0], "right": parts[1]}
     return ", ".join(base), regions
+
+
+def _split_markers(clause: str) -> list[str]:
+    """A clause naming two regions cut between them: "a knight on the left facing a dragon on
+    the right" -> "a knight on the left", "facing a dragon on the right" (and "on the left a
+    knight, on the right a dragon" style when the clause starts with its marker)."""
+    marks = list(_REGION.finditer(clause))
+    if len(marks) < 2:
+        return [clause]
+    if not clause[:marks[0].start()].strip():  # marker first: each part starts at its marker
+        cuts = [m.start() for m in marks[1:]]
+    else:  # marker after its subject: each part ends with its marker
+        cuts = [m.end() for m in marks[:-1]]
+    bounds = [0, *cuts, len(clause)]
+    return [clause[a:b].strip() for a, b in itertools.pairwise(bounds) if clause[a:b].strip()]
 
 
 def region_areas(regions: list[str]) -> dict[str, list[float]]:
