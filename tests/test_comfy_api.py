@@ -13,10 +13,13 @@ from PIL import Image, PngImagePlugin
 from graphs.comfy import import_workflow
 from orchestrator.cli.main import plugin_host
 from orchestrator.config import load_settings
+from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.engine import LocalEngine
 from orchestrator.server.api import create_app
 from orchestrator.server.service import JobService
 from orchestrator.state.store import JobStore
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 
 DATA = Path(__file__).parent / "data" / "comfy"
 ROUTE = "/import/comfy"
@@ -37,7 +40,7 @@ def client(tmp_path):
 
 
 def expected(name: str) -> dict:
-    graph, _ = import_workflow(DATA / f"{name}.json", model_map=MODELS)
+    graph, _ = import_workflow(DATA / f"{name}.json", model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     return graph.to_dict()
 
 

@@ -26,6 +26,9 @@ from graphs.comfy import (
 )
 from graphs.comfy.samplers import map_sampler
 from orchestrator.catalog import Catalog
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 
 DATA = Path(__file__).parent / "data" / "comfy"
 MODELS = {"v1-5-pruned-emaonly-fp16": "tiny-sd", "dreamshaper_8": "tiny-sd",
@@ -41,6 +44,7 @@ def load(name: str) -> dict:
 
 def imported(name: str, catalog, **kw):
     kw.setdefault("model_map", MODELS)
+    kw.setdefault("extra_mappings", COMFY_MAPPINGS)
     return import_result(DATA / f"{name}.json", catalog=catalog, **kw)
 
 
@@ -88,17 +92,19 @@ def test_default_workflow_maps_to_readable_nodes(catalog):
 
 def test_prompt_request_body_and_json_text_are_read_too():
     prompt = load("txt2img_api")
-    graph, _ = import_workflow(prompt, model_map=MODELS)
-    assert import_workflow({"prompt": prompt, "client_id": "abc"}, model_map=MODELS)[0] == graph
-    assert import_workflow(json.dumps(prompt), model_map=MODELS)[0] == graph
-    assert import_workflow(json.dumps(prompt).encode(), model_map=MODELS)[0] == graph
+    graph, _ = import_workflow(prompt, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
+    assert import_workflow({"prompt": prompt, "client_id": "abc"}, model_map=MODELS,
+                           extra_mappings=COMFY_MAPPINGS)[0] == graph
+    assert import_workflow(json.dumps(prompt), model_map=MODELS, extra_mappings=COMFY_MAPPINGS)[0] == graph
+    assert import_workflow(json.dumps(prompt).encode(), model_map=MODELS,
+                           extra_mappings=COMFY_MAPPINGS)[0] == graph
 
 
 def test_ui_widgets_follow_class_order_and_skip_control_after_generate():
     ui = load("txt2img_ui")
     sampler = next(n for n in ui["nodes"] if n["type"] == "KSampler")
     sampler["widgets_values"][1] = True  # ComfyUI's own default graph stores the control value as a bool
-    nodes, fmt, origin, problems = read_workflow(ui)
+    nodes, fmt, origin, problems = read_workflow(ui, extra_mappings=COMFY_MAPPINGS)
     assert (fmt, origin, problems) == ("ui", "json", [])
     assert nodes["3"].inputs == {"seed": 156680208700286, "steps": 20, "cfg": 8, "sampler_name": "euler",
                                  "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["6", 0],
@@ -106,7 +112,7 @@ def test_ui_widgets_follow_class_order_and_skip_control_after_generate():
 
 
 def test_reroutes_primitives_notes_and_muted_nodes_in_the_ui_format():
-    nodes, *_ = read_workflow(load("img2img_ui"))
+    nodes, *_ = read_workflow(load("img2img_ui"), extra_mappings=COMFY_MAPPINGS)
     # no Reroute, PrimitiveNode, Note or muted PreviewImage
     assert set(nodes) == {"3", "4", "6", "7", "8", "9", "10", "12", "14"}
     assert nodes["12"].inputs["vae"] == nodes["8"].inputs["vae"] == ["4", 2]  # through the reroute
@@ -173,10 +179,10 @@ def test_model_map_matches_full_names_file_names_and_stems():
     prompt = load("txt2img_api")
     for key in ("v1-5-pruned-emaonly-fp16.safetensors", "v1-5-pruned-emaonly-fp16",
                 "checkpoints/v1-5-pruned-emaonly-fp16.safetensors"):
-        graph, problems = import_workflow(prompt, model_map={key: "tiny-sd"})
+        graph, problems = import_workflow(prompt, model_map={key: "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
         assert graph.nodes["ksampler_3"].params["model"] == "tiny-sd", key
         assert problems == []
-    graph, problems = import_workflow(prompt)
+    graph, problems = import_workflow(prompt, extra_mappings=COMFY_MAPPINGS)
     assert graph.nodes["ksampler_3"].params["model"] == "v1-5-pruned-emaonly-fp16.safetensors"
     [p] = problems
     assert p.to_dict() | {"message": ""} == {
@@ -216,13 +222,13 @@ def test_ksampler_advanced_maps_its_step_window_and_noise_control():
         "scheduler": "normal", "start_at_step": 20, "end_at_step": 10000,
         "return_with_leftover_noise": "disable",
         "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}}
-    graph, problems = import_workflow(prompt, model_map=MODELS)
+    graph, problems = import_workflow(prompt, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     params = graph.nodes["ksampler_advanced_3"].params
     assert graph.nodes["ksampler_advanced_3"].block == "sd.ksampler"
     assert params["seed"] == 5 and params["steps"] == 30 and params["start_step"] == 20
     assert problems == []
     prompt["3"]["inputs"].update(end_at_step=25, return_with_leftover_noise="enable", add_noise="disable")
-    graph, problems = import_workflow(prompt, model_map=MODELS)
+    graph, problems = import_workflow(prompt, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     params = graph.nodes["ksampler_advanced_3"].params
     assert (params["end_step"], params["return_with_leftover_noise"], params["add_noise"]) == \
         (25, True, False)
@@ -254,7 +260,7 @@ def test_unsupported_nodes_are_reported_one_each_and_bypassed(catalog):
 def test_a_node_that_cannot_be_built_is_reported_and_left_out():
     prompt = load("txt2img_api")
     del prompt["3"]["inputs"]["latent_image"]
-    graph, problems = import_workflow(prompt, model_map=MODELS)
+    graph, problems = import_workflow(prompt, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert [(p.type, p.node, p.field) for p in problems] == [
         ("dropped_node", "3", "latent_image"), ("dropped_node", "8", "samples"),
         ("dropped_node", "9", "images")]
@@ -265,7 +271,7 @@ def test_an_unmapped_output_node_saves_its_image_instead():
     prompt = load("txt2img_api")
     prompt["9"] = {"class_type": "Image Save",
                    "inputs": {"filename_prefix": "out/%date%/fox", "images": ["8", 0]}}
-    graph, problems = import_workflow(prompt, model_map=MODELS)
+    graph, problems = import_workflow(prompt, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert [(p.type, p.node) for p in problems] == [("unsupported_node", "9"), ("approximated", "9")]
     assert graph.nodes["image_save_9"].params == {"name": "fox"}
     assert graph.nodes["image_save_9"].inputs == {"image": "vae_decode_8.image"}
@@ -280,13 +286,13 @@ def test_an_unmapped_output_node_saves_its_image_instead():
 ])
 def test_what_is_not_a_workflow_raises_format_errors(source, match):
     with pytest.raises(GraphValidationError, match=match) as info:
-        import_workflow(source)
+        import_workflow(source, extra_mappings=COMFY_MAPPINGS)
     assert info.value.errors[0].type == "format"
 
 
 def test_a_missing_file_is_a_format_error(tmp_path):
     with pytest.raises(GraphValidationError, match="cannot read"):
-        import_workflow(tmp_path / "nowhere.json")
+        import_workflow(tmp_path / "nowhere.json", extra_mappings=COMFY_MAPPINGS)
 
 
 # -- PNGs ----------------------------------------------------------------------------------------
@@ -306,9 +312,10 @@ def test_png_chunks_prompt_wins_over_workflow_and_either_one_is_enough(tmp_path,
     expected = imported("txt2img_api", catalog).graph
     both = tmp_path / "ComfyUI_00001_.png"
     both.write_bytes(png_with(prompt=api, workflow=ui))
-    result = import_result(both, catalog=catalog, model_map=MODELS)
+    result = import_result(both, catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert (result.origin, result.format, result.graph) == ("png:prompt", "api", expected)
-    only_ui = import_result(png_with(workflow=ui), catalog=catalog, model_map=MODELS)
+    only_ui = import_result(png_with(workflow=ui), catalog=catalog, model_map=MODELS,
+                            extra_mappings=COMFY_MAPPINGS)
     assert (only_ui.origin, only_ui.format, only_ui.graph) == ("png:workflow", "ui", expected)
 
 
@@ -319,17 +326,18 @@ def test_png_with_utf8_itxt_and_compressed_text():
     info.add_itxt("workflow", json.dumps(ui, ensure_ascii=False), zip=True)
     out = io.BytesIO()
     Image.new("RGB", (4, 4)).save(out, format="PNG", pnginfo=info)
-    graph, _ = import_workflow(out.getvalue(), model_map=MODELS)
+    graph, _ = import_workflow(out.getvalue(), model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert graph.nodes["clip_text_encode_6"].params["prompt"] == "a fox in the snow, 雪の中の狐"
 
 
 def test_an_orchestrator_png_gives_its_own_graph():
     graph_json = '{"format": "orchestrator.graph/1", "nodes": {"s": {"block": "image.solid"}}}'
-    result = import_result(png_with(prompt="{}", **{"orchestrator.graph": graph_json}))
+    result = import_result(png_with(prompt="{}", **{"orchestrator.graph": graph_json}),
+                           extra_mappings=COMFY_MAPPINGS)
     assert (result.origin, result.format) == ("png:orchestrator", "orchestrator")
     assert list(result.graph.nodes) == ["s"]
     with pytest.raises(GraphValidationError, match="not valid JSON"):
-        import_workflow(png_with(**{"orchestrator.graph": "{nope"}))
+        import_workflow(png_with(**{"orchestrator.graph": "{nope"}), extra_mappings=COMFY_MAPPINGS)
 
 
 # -- mappings the catalog or a plugin adds ------------------------------------------------------
@@ -359,7 +367,7 @@ def test_controlnet_and_area_nodes_map_when_the_catalog_has_their_blocks(catalog
     prompt["32"] = {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["6", 0],
                                                                      "conditioning_2": ["31", 0]}}
     prompt["20"]["inputs"]["positive"] = ["32", 0]
-    result = import_result(prompt, catalog=extended, model_map=MODELS)
+    result = import_result(prompt, catalog=extended, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     unsupported = {p.details["value"] for p in result.problems if p.type == "unsupported_node"}
     assert unsupported == {"FreeU_V2", "UltimateSDUpscale", "ShowText|pysssss", "Model Hash Reader"}
     nodes = result.graph.nodes
@@ -385,13 +393,14 @@ def test_extra_mappings_import_custom_nodes(catalog):
     prompt["9"]["inputs"]["images"] = ["10", 0]
     mapping = {"class_type": "Image Sharpen Plus", "block": "image.blend", "inputs": {"image": "a"},
                "params": {"opacity": "amount", "mode": lambda w: "overlay"}, "outputs": ["image"]}
-    graph, problems = import_workflow(prompt, catalog=catalog, model_map=MODELS, extra_mappings=[mapping])
+    graph, problems = import_workflow(prompt, catalog=catalog, model_map=MODELS,
+                                      extra_mappings=builtin_comfy_mappings([mapping]))
     sharpen = graph.nodes["image_sharpen_plus_10"]
     assert (sharpen.block, sharpen.inputs, sharpen.params) == (
         "image.blend", {"a": "vae_decode_8.image"}, {"opacity": 0.7, "mode": "overlay"})
     assert [p.type for p in problems] == ["missing_input"]  # the mapping forgot input b: validation says so
-    bad = import_workflow(prompt, model_map=MODELS,
-                          extra_mappings=[{"class_type": "X", "blok": "y"}, mapping, mapping])[1]
+    bad = import_workflow(prompt, model_map=MODELS, extra_mappings=builtin_comfy_mappings(
+        [{"class_type": "X", "blok": "y"}, mapping, mapping]))[1]
     assert [(p.type, p.details["severity"]) for p in bad] == [("bad_mapping", "error"),
                                                               ("bad_mapping", "warning")]
 
@@ -410,7 +419,7 @@ def test_import_export_import_gives_the_same_graph(name, catalog):
     graph = imported(name, catalog).graph
     prompt, problems = export_api(graph)
     assert problems == []
-    again = import_result(prompt, catalog=catalog, model_map=MODELS)
+    again = import_result(prompt, catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert again.graph == graph
 
 
@@ -464,7 +473,7 @@ def test_zeroed_negative_tiled_vae_and_classes_without_a_block_yet(catalog):
         if block_id not in ("sd.latent_flip", "image.scale_total_pixels"):
             lacking.add(catalog.block_class(block_id), catalog[block_id].plugin)
     catalog = lacking
-    result = import_result(prompt, catalog=catalog, model_map=MODELS)
+    result = import_result(prompt, catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     found = [(p.type, p.node, p.details["severity"]) for p in result.problems]
     assert found == [("unsupported_node", "20", "error"), ("unsupported_node", "21", "error")]
     assert "needs block 'image.scale_total_pixels', which the catalog does not" in result.problems[1].message

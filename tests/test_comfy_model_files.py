@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 from model_builders import SRVGGNetCompact, a1111_pt, direct, kohya_sd1, randomised
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 one_torch_thread = sd_fixtures.one_torch_thread
 
 WORKFLOW = {
@@ -56,7 +60,8 @@ def test_comfy_workflow_runs_with_lora_embedding_and_upscaler_by_file_name(catal
     net = randomised(SRVGGNetCompact(upscale=2), 11)
     torch.save(net.state_dict(), root / "upscale_models" / "2x-compact.pth")
 
-    graph, problems = import_workflow(WORKFLOW, catalog=catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"})
+    graph, problems = import_workflow(WORKFLOW, catalog=catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"},
+                                      extra_mappings=COMFY_MAPPINGS)
     assert not [p.to_dict() for p in problems if p.to_dict().get("severity") == "error"]
     registry = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir(), folders=ModelFolders([root]),
                              allow_paths=False)
@@ -95,7 +100,7 @@ def test_checkpoint_lora_and_embedding_all_by_file_name_with_no_model_map(catalo
     torch.save(randomised(SRVGGNetCompact(upscale=2), 11).state_dict(),
                root / "upscale_models" / "2x-compact.pth")
 
-    graph, problems = import_workflow(WORKFLOW, catalog=catalog)
+    graph, problems = import_workflow(WORKFLOW, catalog=catalog, extra_mappings=COMFY_MAPPINGS)
     assert not [p.to_dict() for p in problems if p.to_dict().get("severity") == "error"]
     registry = ModelRegistry(cache_dir=tmp_path / "cache", folders=ModelFolders([root]), allow_paths=False)
     models = ModelManager(registry)

@@ -16,7 +16,7 @@ from graphs import check
 from graphs.comfy import import_result
 from orchestrator import Block, Context, Params, block, hookimpl
 from orchestrator.cli.comfy import comfy_mappings
-from orchestrator.plugins import load_plugins
+from orchestrator.plugins import builtin_comfy_mappings, load_plugins
 from orchestrator.runtime.executor import LocalExecutor
 
 MAPPINGS = [
@@ -77,7 +77,9 @@ def test_plugin_mappings_import_and_run_its_nodes(tmp_path):
     host = load_plugins(entry_points=False, extra=[("comfytest", sys.modules[__name__])])
     assert host.problems == []
     mappings = comfy_mappings(host)
-    assert [m["class_type"] for m in mappings] == ["ImageInvert", "ImageInvertPlus"]
+    assert mappings[:2] == MAPPINGS  # the plugin's first, then the built-in plugins' it does not replace
+    assert [getattr(m, "class_type", None) for m in mappings].count("ImageInvert") == 0
+    assert "LoadImage" in [getattr(m, "class_type", None) for m in mappings]
     result = import_result(workflow_ui(), catalog=host.catalog, extra_mappings=mappings)
     assert result.problems == []
     nodes = result.graph.nodes
@@ -95,15 +97,16 @@ def test_plugin_mappings_import_and_run_its_nodes(tmp_path):
 
 
 def test_without_the_plugin_its_nodes_are_unsupported(catalog):
-    result = import_result(workflow_ui(), catalog=catalog)
+    result = import_result(workflow_ui(), catalog=catalog, extra_mappings=builtin_comfy_mappings())
     unsupported = [(p.node, p.details["value"]) for p in result.problems if p.type == "unsupported_node"]
-    assert unsupported == [("2", "ImageInvertPlus"), ("3", "ImageInvert")]
-    # both are passed through: the save reads the loaded image
-    assert result.graph.nodes["save_image_4"].inputs == {"image": "load_image_1.image"}
+    assert unsupported == [("2", "ImageInvertPlus")]  # ImageInvert is a core class: image.invert maps it
+    # it is passed through: ImageInvert reads the loaded image
+    assert result.graph.nodes["image_invert_3"].inputs == {"image": "load_image_1.image"}
+    assert result.graph.nodes["save_image_4"].inputs == {"image": "image_invert_3.image"}
 
 
 def test_a_plugin_mapping_is_not_used_when_its_block_is_missing(catalog):
-    result = import_result(workflow_ui(), catalog=catalog, extra_mappings=MAPPINGS)
+    result = import_result(workflow_ui(), catalog=catalog, extra_mappings=builtin_comfy_mappings(MAPPINGS))
     [p, _] = [p for p in result.problems if p.type == "unsupported_node"]
     assert "needs block 'comfytest.invert'" in p.message
 
@@ -113,7 +116,7 @@ def test_a_widget_the_workflow_does_not_set_leaves_the_block_default(catalog):
     prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
               "2": {"class_type": "ImageInvertPlus", "inputs": {"image": ["1", 0]}},
               "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
-    result = import_result(prompt, catalog=extended, extra_mappings=MAPPINGS)
+    result = import_result(prompt, catalog=extended, extra_mappings=builtin_comfy_mappings(MAPPINGS))
     assert result.problems == []
     assert result.graph.nodes["image_invert_plus_2"].params == {}
     assert result.graph.nodes["preview_image_3"].params == {"name": "preview"}

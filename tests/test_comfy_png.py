@@ -26,6 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 from tests_comfy_helpers import text_workflow
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 MODELS = {"sd15": "tiny-sd"}
@@ -47,7 +51,7 @@ def area_workflow() -> dict:
 
 @pytest.mark.parametrize("workflow", [text_workflow("a fox"), area_workflow()], ids=["txt2img", "area"])
 def test_daemon_pngs_carry_comfyui_chunks_and_import_back(workflow, catalog, models, tmp_path):
-    imported = import_result(workflow, catalog=catalog, model_map=MODELS)
+    imported = import_result(workflow, catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert imported.errors == []
     run = LocalExecutor(catalog, models=models, outputs_dir=tmp_path).run(imported.graph)
     [saved] = [Path(f["path"]) for f in run.files]
@@ -56,12 +60,13 @@ def test_daemon_pngs_carry_comfyui_chunks_and_import_back(workflow, catalog, mod
     raw = saved.read_bytes()
     assert b"tEXtprompt\x00" in raw and b"tEXtworkflow\x00" in raw  # as ComfyUI's SaveImage writes them
     # the PNG imports to the graph that made it, exactly
-    again = import_result(saved, catalog=catalog)
+    again = import_result(saved, catalog=catalog, extra_mappings=COMFY_MAPPINGS)
     assert again.origin == "png:orchestrator" and again.errors == []
     assert again.graph == imported.graph
     # ComfyUI's prompt alone imports to the same graph, and the workflow is the same prompt in the UI format
     prompt = json.loads(chunks["prompt"])
-    assert import_result(prompt, catalog=catalog, model_map=MODELS).graph == imported.graph
+    assert import_result(prompt, catalog=catalog, model_map=MODELS,
+                         extra_mappings=COMFY_MAPPINGS).graph == imported.graph
     workflow_ui = json.loads(chunks["workflow"])
     names = {k: v.widget_names() for k, v in CORE_NODES.items()}
     from graphs.comfy.ui_export import KNOWN
@@ -71,7 +76,8 @@ def test_daemon_pngs_carry_comfyui_chunks_and_import_back(workflow, catalog, mod
     assert problems == []
     assert {k: (v["class_type"], v["inputs"]) for k, v in api.items()} == \
         {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()}
-    assert import_result(workflow_ui, catalog=catalog, model_map=MODELS).graph == imported.graph
+    assert import_result(workflow_ui, catalog=catalog, model_map=MODELS,
+                         extra_mappings=COMFY_MAPPINGS).graph == imported.graph
 
 
 def test_graphs_that_do_not_map_back_carry_only_ours(catalog, tmp_path):
@@ -93,5 +99,5 @@ def test_hostile_pngs_give_structured_errors(tmp_path):
         path = tmp_path / "x.png"
         Image.new("RGB", (4, 4)).save(path, pnginfo=info)
         with pytest.raises(GraphValidationError, match=match) as err:
-            import_result(path)
+            import_result(path, extra_mappings=COMFY_MAPPINGS)
         assert all(set(e) >= {"type", "message", "node", "field"} for e in err.value.to_dict()["errors"])

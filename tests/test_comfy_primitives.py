@@ -11,6 +11,9 @@ from tests_comfy_helpers import text_workflow
 
 from graphs.comfy import import_result
 from graphs.comfy.primitives import MAX_EXPRESSION, ExpressionError, evaluate
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 
 
 def prompt_of(result) -> str:
@@ -37,7 +40,7 @@ def prompt_of(result) -> str:
 ])
 def test_string_nodes_compute_as_comfyui(class_type, inputs, expected, catalog):
     result = import_result(text_workflow({"class_type": class_type, "inputs": inputs}), catalog=catalog,
-                           model_map={"sd15": "tiny-sd"})
+                           model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     assert prompt_of(result) == expected
 
@@ -58,7 +61,7 @@ def test_boolean_nodes_drive_a_switch(class_type, inputs, expected, catalog):
     wf["23"] = {"class_type": "PrimitiveStringMultiline", "inputs": {"value": "picked when false"}}
     wf["20"] = {"class_type": "ComfySwitchNode",
                 "inputs": {"switch": ["21", 0], "on_true": ["22", 0], "on_false": ["23", 0]}}
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     assert prompt_of(result) == ("picked when true" if expected else "picked when false")
 
@@ -68,7 +71,7 @@ def test_a_switch_passes_on_any_type_and_the_connected_input(catalog):
     wf["30"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 96, "batch_size": 1}}
     wf["31"] = {"class_type": "ComfySwitchNode", "inputs": {"switch": True, "on_false": ["30", 0]}}
     wf["3"]["inputs"]["latent_image"] = ["31", 0]  # on_true is not connected: on_false is passed on
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     latents = [n for n in result.graph.nodes.values() if n.block == "sd.empty_latent"]
     assert [(n.params["width"], n.params["height"]) for n in latents] == [(64, 96)]
@@ -89,7 +92,7 @@ def test_math_expression(expression, values, expected, catalog):
     inputs = {"expression": expression, **{f"values.{k}": v for k, v in values.items()}}
     wf["40"] = {"class_type": "ComfyMathExpression", "inputs": inputs}
     wf["3"]["inputs"]["cfg"] = ["40", 0]
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     sampler = next(n for n in result.graph.nodes.values() if n.meta["comfy"]["class_type"] == "KSampler")
     assert sampler.params["cfg"] == pytest.approx(expected)
 
@@ -109,7 +112,7 @@ def test_values_not_known_at_import_or_hostile_are_errors_that_name_the_node(cat
     wf = text_workflow(["50", 0])
     wf["51"] = {"class_type": "LoadImage", "inputs": {"image": "x.png"}}
     wf["50"] = {"class_type": "StringConcatenate", "inputs": {"string_a": ["51", 0], "string_b": "x"}}
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     error = next(p.to_dict() for p in result.errors if p.to_dict()["node"] == "50")
     assert error["type"] == "dropped_node" and error["field"] == "string_a"
     assert "known only" in error["message"]
@@ -129,7 +132,8 @@ def test_values_not_known_at_import_or_hostile_are_errors_that_name_the_node(cat
     for node, (class_type, inputs, field, words) in hostile.items():
         wf = text_workflow([node, 0])
         wf[node] = {"class_type": class_type, "inputs": inputs}
-        result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+        result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"},
+                               extra_mappings=COMFY_MAPPINGS)
         found = [p.to_dict() for p in result.errors if p.to_dict()["node"] == node]
         assert found, (node, [p.to_dict() for p in result.problems])
         assert found[0]["field"] == field and words in found[0]["message"], found[0]
@@ -161,7 +165,7 @@ def test_ui_primitive_nodes_feed_string_nodes(catalog):
                   [4, 4, 1, 7, 0, "CLIP"], [5, 4, 0, 3, 0, "MODEL"], [6, 6, 0, 3, 1, "CONDITIONING"],
                   [7, 7, 0, 3, 2, "CONDITIONING"], [8, 5, 0, 3, 3, "LATENT"], [9, 3, 0, 8, 0, "LATENT"],
                   [10, 4, 2, 8, 1, "VAE"], [11, 8, 0, 9, 0, "IMAGE"]]}
-    result = import_result(ui, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(ui, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     assert prompt_of(result) == "a fox"
 
@@ -179,13 +183,14 @@ def test_hostile_growth_and_regex_time_are_bounded(catalog):
         previous = str(k)
     wf["99"] = {"class_type": "StringReplace",
                 "inputs": {"string": [previous, 0], "find": "a", "replace": "b"}}
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     stopped = [p.to_dict() for p in result.errors if "over the" in p.message]
     assert len(stopped) == 1 and str(MAX_STRING) in stopped[0]["message"]
     wf = text_workflow(["99", 0])
     wf["99"] = {"class_type": "StringReplace",
                 "inputs": {"string": "x" * 1000, "find": "", "replace": "y" * 2000}}
-    assert any("over the" in p.message for p in import_result(wf, catalog=catalog).errors)
+    assert any("over the" in p.message for p in import_result(wf, catalog=catalog,
+                                                              extra_mappings=COMFY_MAPPINGS).errors)
 
     wf = text_workflow(["200", 0])  # three samplers, each with a catastrophic pattern in its prompt
     for k, save in enumerate(("3", "13", "23")):
@@ -200,7 +205,7 @@ def test_hostile_growth_and_regex_time_are_bounded(catalog):
                         "inputs": {**wf["3"]["inputs"], "positive": [str(n + 3), 0]}}
             wf[str(n + 5)] = {"class_type": "VAEDecode", "inputs": {"samples": [save, 0], "vae": ["4", 2]}}
             wf[str(n + 6)] = {"class_type": "SaveImage", "inputs": {"images": [str(n + 5), 0]}}
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     messages = sorted(p.message for p in result.errors if p.node in ("200", "201", "202"))
     assert len(messages) == 3, messages  # the third (at least) was not run at all: the budget was spent
     assert sum(f"over {REGEX_BUDGET_S:g} s in all" in m for m in messages) >= 1
@@ -211,6 +216,6 @@ def test_math_results_past_int64_become_floats(catalog):
     wf["40"] = {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * a * a", "values.a": 2**40}}
     wf["41"] = {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * 0", "values.a": ["40", 0]}}
     wf["3"]["inputs"]["cfg"] = ["41", 0]
-    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(wf, catalog=catalog, model_map={"sd15": "tiny-sd"}, extra_mappings=COMFY_MAPPINGS)
     sampler = next(n for n in result.graph.nodes.values() if n.meta["comfy"]["class_type"] == "KSampler")
     assert sampler.params["cfg"] == 0.0

@@ -18,6 +18,10 @@ from orchestrator.runtime.executor import LocalExecutor
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 DATA = Path(__file__).parent / "data" / "comfy"
@@ -65,7 +69,8 @@ def test_imported_workflow_runs_on_tiny_sd(name, sizes, catalog, models, inputs,
     model_map |= {"ghibli_style_offset": str(inputs / "style.safetensors"),
                   "epi_noiseoffset2": str(inputs / "style.safetensors"),
                   "EasyNegative": str(inputs / "easyneg.safetensors")}
-    result = import_result(DATA / f"{name}.json", catalog=catalog, model_map=model_map)
+    result = import_result(DATA / f"{name}.json", catalog=catalog, model_map=model_map,
+                           extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     graph = small(result.graph)
     assert check(graph, catalog) == []

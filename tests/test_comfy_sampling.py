@@ -19,6 +19,10 @@ from orchestrator.runtime.executor import LocalExecutor
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
@@ -82,7 +86,7 @@ def ex(catalog, models):
 
 
 def test_sdxl_turbo_custom_sampling_workflow_imports_exactly_and_runs(catalog, ex, tmp_path):
-    graph, problems = import_workflow(SDXL_TURBO, catalog, model_map=SDXL)
+    graph, problems = import_workflow(SDXL_TURBO, catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     blocks = sorted(n.block for n in graph.nodes.values())
     assert blocks == ["image.save", "sd.empty_latent", "sd.encode_prompt", "sd.guider", "sd.noise",
@@ -96,7 +100,7 @@ def test_sdxl_turbo_custom_sampling_workflow_imports_exactly_and_runs(catalog, e
 
 
 def test_sdxl_base_and_refiner_handoff_imports_as_a_step_window_and_is_exact(catalog, ex):
-    graph, problems = import_workflow(sdxl_refiner(), catalog, model_map=SDXL)
+    graph, problems = import_workflow(sdxl_refiner(), catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     base, refiner = graph.nodes["ksampler_advanced_10"], graph.nodes["ksampler_advanced_11"]
     assert (base.block, refiner.block) == ("sd.ksampler", "sd.ksampler")
@@ -104,7 +108,8 @@ def test_sdxl_base_and_refiner_handoff_imports_as_a_step_window_and_is_exact(cat
     assert (refiner.params["start_step"], refiner.params["add_noise"]) == (20, False)
     out = ex.run(graph).outputs
     # the same model as base and refiner with the same prompts: the pair is one 25-step run
-    whole, _ = import_workflow(sdxl_refiner(handoff=25), catalog, model_map=SDXL)
+    whole, _ = import_workflow(sdxl_refiner(handoff=25), catalog, model_map=SDXL,
+                               extra_mappings=COMFY_MAPPINGS)
     ref = ex.run(whole).outputs["ksampler_advanced_10"]["latent"]
     handed = out["ksampler_advanced_11"]["latent"]
     assert handed.shape == ref.shape == (1, 4, 8, 8)
@@ -136,7 +141,8 @@ def test_sampler_custom_advanced_with_split_sigmas(catalog, ex):
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["29", 1], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}},
     }
-    graph, problems = import_workflow(prompt, catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"})
+    graph, problems = import_workflow(prompt, catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"},
+                                      extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     select = next(n for n in graph.nodes.values() if n.params.get("solver_type"))
     assert select.params == {"sampler": "dpmpp_2m_sde", "eta": 1.0, "s_noise": 1.0, "solver_type": "heun"}
@@ -147,7 +153,7 @@ def test_sampler_custom_advanced_with_split_sigmas(catalog, ex):
 def test_unknown_sampler_and_scheduler_names_are_reported_approximations(catalog):
     prompt = sdxl_refiner()
     prompt["10"]["inputs"].update(sampler_name="res_multistep", scheduler="AYS SDXL")
-    graph, problems = import_workflow(prompt, catalog, model_map=SDXL)
+    graph, problems = import_workflow(prompt, catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert sorted((p.type, p.field, p.details["value"]) for p in problems) == [
         ("approximated", "sampler_name", "res_multistep"), ("approximated", "scheduler", "AYS SDXL")]
     assert graph.nodes["ksampler_advanced_10"].params["sampler"] == "euler"
@@ -158,7 +164,7 @@ def test_custom_sampling_exports_back_and_reimports_to_the_same_blocks(catalog, 
     from graphs.comfy import export_api
 
     prompt = SDXL_TURBO if workflow == "turbo" else sdxl_refiner()
-    graph, problems = import_workflow(prompt, catalog, model_map=SDXL)
+    graph, problems = import_workflow(prompt, catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     api, problems = export_api(graph, model_map=SDXL)
     assert problems == []
@@ -168,7 +174,7 @@ def test_custom_sampling_exports_back_and_reimports_to_the_same_blocks(catalog, 
                 "SamplerCustomAdvanced"} <= set(classes)
     else:
         assert classes.count("KSamplerAdvanced") == 2
-    again, problems = import_workflow(api, catalog, model_map=SDXL)
+    again, problems = import_workflow(api, catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     assert sorted(n.block for n in again.nodes.values()) == sorted(n.block for n in graph.nodes.values())
     params = sorted(str(sorted(n.params.items())) for n in again.nodes.values() if n.block.startswith("sd.s"))
@@ -220,9 +226,10 @@ def test_custom_sampling_in_ui_format_imports_as_in_api_format(catalog):
             "latent_image": ["13", 0]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["18", 0], "vae": ["4", 2]}},
     }
-    from_api, problems = import_workflow(prompt, catalog, model_map=SDXL)
+    from_api, problems = import_workflow(prompt, catalog, model_map=SDXL, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
-    from_ui, problems = import_workflow(api_to_ui(prompt), catalog, model_map=SDXL)
+    from_ui, problems = import_workflow(api_to_ui(prompt), catalog, model_map=SDXL,
+                                        extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     assert {k: (n.block, n.params, n.inputs) for k, n in from_ui.nodes.items()} == \
         {k: (n.block, n.params, n.inputs) for k, n in from_api.nodes.items()}
@@ -249,14 +256,14 @@ def test_lcm_workflow_model_sampling_discrete_carries_to_the_sampler(catalog, ex
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "lcm", "images": ["8", 0]}},
     }
     models_map = {"v1-5-pruned-emaonly": "tiny-sd"}
-    graph, problems = import_workflow(prompt, catalog, model_map=models_map)
+    graph, problems = import_workflow(prompt, catalog, model_map=models_map, extra_mappings=COMFY_MAPPINGS)
     assert problems == []
     params = graph.nodes["ksampler_3"].params
     assert (params["model_sampling"], params["zsnr"], params["sampler"]) == ("lcm", False, "lcm")
     out = ex.run(graph).outputs
     plain = dict(prompt)
     plain["3"] = {**prompt["3"], "inputs": {**prompt["3"]["inputs"], "model": ["4", 0]}}
-    graph2, _ = import_workflow(plain, catalog, model_map=models_map)
+    graph2, _ = import_workflow(plain, catalog, model_map=models_map, extra_mappings=COMFY_MAPPINGS)
     other = ex.run(graph2).outputs
     assert float((out["ksampler_3"]["latent"] - other["ksampler_3"]["latent"]).abs().max()) > 1e-3
     from graphs.comfy import export_api
@@ -264,7 +271,7 @@ def test_lcm_workflow_model_sampling_discrete_carries_to_the_sampler(catalog, ex
     api, problems = export_api(graph, model_map=models_map)
     patched = [n for n in api.values() if n["class_type"] == "ModelSamplingDiscrete"]
     assert problems == [] and [n["inputs"]["sampling"] for n in patched] == ["lcm"]
-    again, problems = import_workflow(api, catalog, model_map=models_map)
+    again, problems = import_workflow(api, catalog, model_map=models_map, extra_mappings=COMFY_MAPPINGS)
     assert problems == [] and again.nodes["ksampler_3"].params == params
 
 
@@ -284,15 +291,18 @@ def test_latent_from_batch_keeps_each_latents_noise_as_comfyui(catalog, ex):
             "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "b", "images": ["8", 0]}},
         }
     mm = {"v1-5-pruned-emaonly": "tiny-sd"}
-    whole, problems = import_workflow(prompt({}, ["5", 0]), catalog, model_map=mm)
+    whole, problems = import_workflow(prompt({}, ["5", 0]), catalog, model_map=mm,
+                                      extra_mappings=COMFY_MAPPINGS)
     assert problems == [] and "batch_index" not in whole.nodes["ksampler_3"].params
     take = {"10": {"class_type": "LatentFromBatch", "inputs": {"batch_index": 2, "length": 5,
                                                               "samples": ["5", 0]}}}
-    one, problems = import_workflow(prompt(take, ["10", 0]), catalog, model_map=mm)
+    one, problems = import_workflow(prompt(take, ["10", 0]), catalog, model_map=mm,
+                                    extra_mappings=COMFY_MAPPINGS)
     assert problems == [] and one.nodes["ksampler_3"].params["batch_index"] == [2]  # length clamped to 1
     repeat = {**take,
               "11": {"class_type": "RepeatLatentBatch", "inputs": {"amount": 3, "samples": ["10", 0]}}}
-    three, problems = import_workflow(prompt(repeat, ["11", 0]), catalog, model_map=mm)
+    three, problems = import_workflow(prompt(repeat, ["11", 0]), catalog, model_map=mm,
+                                      extra_mappings=COMFY_MAPPINGS)
     assert problems == [] and three.nodes["ksampler_3"].params["batch_index"] == [2, 3, 4]
     all_three = ex.run(whole).outputs["ksampler_3"]["latent"]
     third = ex.run(one).outputs["ksampler_3"]["latent"]

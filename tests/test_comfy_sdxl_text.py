@@ -21,6 +21,10 @@ from plugins.sd.common import make_scheduler
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
@@ -89,7 +93,8 @@ def sdxl_prompt_workflow() -> dict:
 
 def test_clip_text_encode_sdxl_imports_exports_and_runs(catalog, models, tmp_path):
     model_map = {"sd_xl_base_1.0": "tiny-sdxl"}
-    result = import_result(sdxl_prompt_workflow(), catalog=catalog, model_map=model_map)
+    result = import_result(sdxl_prompt_workflow(), catalog=catalog, model_map=model_map,
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.problems] == []
     nodes = result.graph.nodes
     encode = nodes["clip_text_encode_sdxl_6"]
@@ -103,7 +108,8 @@ def test_clip_text_encode_sdxl_imports_exports_and_runs(catalog, models, tmp_pat
     assert problems == []
     assert {k: v["class_type"] for k, v in prompt.items() if v["class_type"].startswith("CLIP")} == \
         {"6": "CLIPTextEncodeSDXL", "7": "CLIPTextEncodeSDXL"}
-    assert import_result(prompt, catalog=catalog, model_map=model_map).graph == result.graph
+    assert import_result(prompt, catalog=catalog, model_map=model_map,
+                         extra_mappings=COMFY_MAPPINGS).graph == result.graph
     graph = result.graph
     graph.nodes["empty_latent_image_5"].params.update(width=64, height=64)
     next(n for n in graph.nodes.values() if "steps" in n.params).params["steps"] = 2

@@ -24,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 from comfy_ui_builder import INPUT_NODE, OUTPUT_NODE, UIGraph, sub
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 CKPT = "v1-5-pruned-emaonly-fp16.safetensors"
@@ -107,8 +111,8 @@ def expected_prompt() -> dict:
 
 
 def test_subgraph_instances_flatten_to_what_comfyui_queues(catalog):
-    ui = import_result(two_instances(), catalog=catalog, model_map=MODELS)
-    api = import_result(expected_prompt(), catalog=catalog, model_map=MODELS)
+    ui = import_result(two_instances(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
+    api = import_result(expected_prompt(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in ui.errors] == []
     assert {k: (n.class_type, n.inputs) for k, n in ui.prompt.items()} == \
         {k: (v["class_type"], v["inputs"]) for k, v in expected_prompt().items()}
@@ -152,7 +156,7 @@ def test_bypassed_and_muted_instances_follow_comfyui_modes(catalog):
     g.link(4, 2, 8, "vae")
     g.node(9, "SaveImage", ["x"], [("images", "IMAGE")])
     g.link(8, 0, 9, "images")
-    result = import_result(g.workflow(), catalog=catalog, model_map=MODELS)
+    result = import_result(g.workflow(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     assert set(result.prompt) == {"4", "20:5", "8", "9"}
     assert result.prompt["8"].inputs["samples"] == ["20:5", 0]
@@ -171,7 +175,7 @@ def test_a_subgraph_output_fed_straight_from_its_input(catalog):
     g.link(2, 0, 3, "images")
     g.node(5, "SaveImage", ["dangling"], [("images", "IMAGE")])
     g.link(2, 1, 5, "images")
-    result = import_result(g.workflow(), catalog=catalog)
+    result = import_result(g.workflow(), catalog=catalog, extra_mappings=COMFY_MAPPINGS)
     assert result.prompt["3"].inputs["images"] == ["1", 0]
     assert "images" not in result.prompt["5"].inputs
     assert [e.to_dict()["node"] for e in result.errors] == ["5"]  # the save with nothing to save
@@ -217,7 +221,7 @@ def test_hostile_subgraph_workflows_give_structured_errors(catalog):
     wf["definitions"]["subgraphs"][0]["nodes"] += [{"id": 3}, 17]
     wf["nodes"][0]["inputs"] = [{"name": "ghost", "link": 999}, "junk"]
     wf["nodes"][0]["properties"]["proxyWidgets"] = [["1"], "x", [None, 3], ["-1", "ghost"]]
-    result = import_result(wf, catalog=catalog)  # never raises
+    result = import_result(wf, catalog=catalog, extra_mappings=COMFY_MAPPINGS)  # never raises
     kinds = sorted({(p.to_dict()["type"], p.to_dict().get("field")) for p in result.problems})
     assert ("subgraph", "type") in kinds and ("format", "definitions.subgraphs") in kinds
     assert ("format", "links") in kinds and ("format", "nodes") in kinds
@@ -229,7 +233,7 @@ def test_hostile_subgraph_workflows_give_structured_errors(catalog):
 
 
 def test_subgraph_workflow_runs_on_tiny_sd(catalog, models, tmp_path):
-    result = import_result(two_instances(), catalog=catalog, model_map=MODELS)
+    result = import_result(two_instances(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert result.errors == []
     graph = result.graph
     for node in graph.nodes.values():

@@ -31,6 +31,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 from comfy_ui_builder import INPUT_NODE, OUTPUT_NODE, UIGraph, sub
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 MODELS = {"v1-5-pruned-emaonly-fp16": "tiny-sd", "sd_xl_base_1.0": "tiny-sdxl",
@@ -91,7 +95,8 @@ def get_started(values: list) -> dict:
 @pytest.mark.parametrize("values", [[], ["a red fox in the snow", 768, 512, 42, "fixed"]],
                          ids=["inner-values", "promoted-values"])
 def test_get_started_template_shape_imports_and_runs(values, catalog, models, tmp_path):
-    result = import_result(get_started(values), catalog=catalog, model_map=MODELS)
+    result = import_result(get_started(values), catalog=catalog, model_map=MODELS,
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.errors] == []
     assert sorted(result.prompt) == ["60", "83:13", "83:27", "83:3", "83:30", "83:33", "83:8"]
     latent = result.prompt["83:13"].inputs
@@ -151,7 +156,7 @@ def sdxl_nested() -> dict:
 
 
 def test_sdxl_nested_subgraphs_with_string_nodes_import_and_run(catalog, models, tmp_path):
-    result = import_result(sdxl_nested(), catalog=catalog, model_map=MODELS)
+    result = import_result(sdxl_nested(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.errors] == []
     encode = next(n for n in result.graph.nodes.values() if n.block == "sd.encode_prompt")
     assert encode.params["prompt"] == "an old lighthouse, cinematic film still, golden hour"
@@ -211,7 +216,7 @@ def inputs(tmp_path_factory):
 @pytest.mark.parametrize(("make", "shape"), [(hires_bislerp, (96, 96, 3)), (outpaint, (64, 64, 3))],
                          ids=["hires-bislerp", "outpaint"])
 def test_api_examples_import_and_run(make, shape, catalog, models, inputs, tmp_path):
-    result = import_result(make(), catalog=catalog, model_map=MODELS)
+    result = import_result(make(), catalog=catalog, model_map=MODELS, extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.errors] == []
     approximations = [p.to_dict() for p in result.warnings if p.type == "approximated"
                       and p.details.get("comfy_class") not in ("KSampler", "KSamplerAdvanced")]
@@ -256,7 +261,7 @@ ComfyMathExpression
 
 
 def test_core_class_coverage(catalog, capsys):
-    table, problems = mapping_table()
+    table, problems = mapping_table(COMFY_MAPPINGS)
     assert problems == []
     importer = Importer({}, table, catalog)
     mapped = [c for c in CORE_CLASSES if importer.mapping_for(c) is not None]
@@ -297,7 +302,8 @@ def sdxl_turbo_ui() -> dict:
 def test_sdxl_turbo_ui_workflow_imports_runs_and_saves_a_comfyui_workflow(catalog, models, tmp_path):
     if "sd.sample_custom" not in catalog:
         pytest.skip("custom sampling blocks are not in the catalog")
-    result = import_result(sdxl_turbo_ui(), catalog=catalog, model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+    result = import_result(sdxl_turbo_ui(), catalog=catalog, model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"},
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.errors] == []
     assert {k: v for k, v in result.prompt["13"].inputs.items() if not isinstance(v, list)} == \
         {"add_noise": True, "noise_seed": 1234, "cfg": 1.0}
@@ -308,7 +314,7 @@ def test_sdxl_turbo_ui_workflow_imports_runs_and_saves_a_comfyui_workflow(catalo
     chunks = Image.open(png).text
     assert {"prompt", "workflow"} <= set(chunks)
     from_ui = import_result(json.loads(chunks["workflow"]), catalog=catalog,
-                            model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+                            model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"}, extra_mappings=COMFY_MAPPINGS)
     from_api = import_result(json.loads(chunks["prompt"]), catalog=catalog,
-                             model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"})
+                             model_map={"sd_xl_turbo_1.0_fp16": "tiny-sdxl"}, extra_mappings=COMFY_MAPPINGS)
     assert from_ui.errors == [] and from_ui.graph == from_api.graph  # the workflow is the prompt, laid out

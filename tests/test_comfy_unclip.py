@@ -41,6 +41,10 @@ from plugins.sd.unclip import level_embedding, unclip_adm
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 one_torch_thread = sd_fixtures.one_torch_thread
 PROMPT = "a lighthouse on a cliff at sunset"
 
@@ -392,7 +396,8 @@ def test_comfyui_unclip_workflows_import_clean_and_run(which, catalog, models, r
     source = revision_api() if which == "revision_api" else unclip_ui()
     model_map = {"sd_xl_base_1.0.safetensors": "tiny-sdxl", "clip_vision_g.safetensors": "vit-tiny",
                  "sd21-unclip-h.ckpt": "tiny-unclip"}
-    result = import_result(json.dumps(source).encode(), catalog=catalog, model_map=model_map)
+    result = import_result(json.dumps(source).encode(), catalog=catalog, model_map=model_map,
+                           extra_mappings=COMFY_MAPPINGS)
     assert [e.to_dict() for e in result.errors] == []
     assert [p.to_dict() for p in result.problems] == []
     graph = result.graph

@@ -26,6 +26,10 @@ from orchestrator.runtime.executor import LocalExecutor
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
 
@@ -217,7 +221,7 @@ def test_comfyui_hypernetwork_workflow_imports_clean_and_runs(manager, catalog, 
     images = []
     for i, workflow in enumerate((wf, ui)):
         names = {"sd15.safetensors": "tiny-sd", "anime/style.pt": "anime/style.pt"}
-        result = import_result(workflow, catalog=catalog, model_map=names)
+        result = import_result(workflow, catalog=catalog, model_map=names, extra_mappings=COMFY_MAPPINGS)
         assert result.problems == [], [p.to_dict() for p in result.problems]
         assert check(result.graph, catalog) == []
         run = LocalExecutor(catalog, models=m, outputs_dir=tmp_path / str(i)).run(result.graph)

@@ -37,6 +37,10 @@ from plugins.sd.common import Sampling, UNetPrompt, make_scheduler
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 models = sd_fixtures.models
 one_torch_thread = sd_fixtures.one_torch_thread
 model_registry = sd_fixtures.model_registry
@@ -306,7 +310,8 @@ def test_area_composition_workflow_imports_and_runs(catalog, models, tmp_path):
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "area", "images": ["8", 0]}},
     }
-    result = import_result(prompt, catalog=catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"})
+    result = import_result(prompt, catalog=catalog, model_map={"v1-5-pruned-emaonly": "tiny-sd"},
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.problems] == []
     nodes = result.graph.nodes
     assert nodes["conditioning_set_area_percentage_13"].params["unit"] == "fraction"

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from graphs.comfy import export_api, import_result
 from orchestrator import Context
 from orchestrator.errors import BlockError
+from orchestrator.plugins import builtin_comfy_mappings
 from plugins.sd.latent_resize import LatentResize, OutpaintPad, bislerp, outpaint_mask, target_size
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
 
 CTX = Context(node="n", block="sd.latent_resize", seed=0)
 
@@ -115,13 +118,15 @@ def _hires(method: str, **upscale) -> dict:
     ("bislerp", {"class_type": "LatentUpscaleBy", "scale_by": 1.25}, {"method": "bislerp", "scale": 1.25}),
 ])
 def test_latent_upscale_imports_exactly_and_exports_back(method, upscale, params, catalog):
-    result = import_result(_hires(method, **dict(upscale)), catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(_hires(method, **dict(upscale)), catalog=catalog, model_map={"sd15": "tiny-sd"},
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.problems] == []
     node = next(n for n in result.graph.nodes.values() if n.block == "sd.latent_resize")
     assert node.params == params
     prompt, problems = export_api(result.graph)
     assert problems == []
-    again = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    again = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"},
+                          extra_mappings=COMFY_MAPPINGS)
     assert again.graph == result.graph
 
 
@@ -133,7 +138,8 @@ def test_outpaint_pad_imports_with_its_feathering(catalog):
     prompt["22"] = {"class_type": "VAEEncodeForInpaint", "inputs": {
         "grow_mask_by": 8, "pixels": ["21", 0], "vae": ["4", 2], "mask": ["21", 1]}}
     prompt["3"]["inputs"]["latent_image"] = ["22", 0]
-    result = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"},
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.problems] == []
     pad = result.graph.nodes["image_pad_for_outpaint_21"]
     assert (pad.block, pad.params) == ("sd.outpaint_pad", {"left": 128, "top": 0, "right": 64, "bottom": 0,
@@ -185,11 +191,13 @@ def test_latent_blend_and_composite_import_and_export(catalog):
     prompt["32"] = {"class_type": "LatentBlend", "inputs": {
         "blend_factor": 0.3, "samples1": ["31", 0], "samples2": ["10", 0]}}
     prompt["3"]["inputs"]["latent_image"] = ["32", 0]
-    result = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"})
+    result = import_result(prompt, catalog=catalog, model_map={"sd15": "tiny-sd"},
+                           extra_mappings=COMFY_MAPPINGS)
     assert [p.to_dict() for p in result.problems] == []
     nodes = result.graph.nodes
     assert nodes["latent_composite_31"].params == {"x": 128, "y": 64, "feather": 16}
     assert nodes["latent_blend_32"].params == {"factor": 0.3}
     back, problems = export_api(result.graph)
     assert problems == []
-    assert import_result(back, catalog=catalog, model_map={"sd15": "tiny-sd"}).graph == result.graph
+    assert import_result(back, catalog=catalog, model_map={"sd15": "tiny-sd"},
+                         extra_mappings=COMFY_MAPPINGS).graph == result.graph

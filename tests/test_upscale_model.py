@@ -29,6 +29,10 @@ from plugins.upscale import block as upscale_block
 sys.path.insert(0, str(Path(__file__).parent))
 from model_builders import RRDBNet, SRVGGNetCompact, direct, esrgan_old_layout, randomised
 
+from orchestrator.plugins import builtin_comfy_mappings
+
+COMFY_MAPPINGS = builtin_comfy_mappings()  # the built-in plugins' ComfyUI mappings
+
 # -- the nets, as BasicSR / Real-ESRGAN define them ------------------------------------------------
 
 
@@ -252,7 +256,7 @@ def test_comfy_upscale_nodes_import_to_the_block(catalog):
               "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "up"}},
     }
-    graph, problems = import_workflow(wf, catalog=catalog)
+    graph, problems = import_workflow(wf, catalog=catalog, extra_mappings=COMFY_MAPPINGS)
     assert not [p for p in problems if p.to_dict().get("severity") == "error"], problems
     ups = [n for n in graph.nodes.values() if n.block == "image.upscale_model"]
     assert len(ups) == 1 and ups[0].params["model"] == "4x-UltraSharp.pth"

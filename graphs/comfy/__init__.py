@@ -1,22 +1,27 @@
 """Import ComfyUI workflows (API format, UI format, PNGs that carry them) as our graphs.
 
+The import is the format and its machinery: API and UI format, subgraphs, links, reroutes,
+primitives and bypassed nodes, PNG chunks, and the string, math and switch nodes it computes.
+Which block a ComfyUI class becomes is a *mapping* (:class:`ComfyMapping`), and the mappings
+live beside their blocks: each plugin returns its own from the ``register_comfy_mappings``
+hook, the built-in plugins as any other (``orchestrator.plugins.comfy_mappings(host)`` gathers
+them; ``orchestrator.plugins.builtin_comfy_mappings()`` where no plugin host is at hand). They
+come in as ``extra_mappings``:
+
 >>> from graphs.comfy import import_workflow
 >>> prompt = {
-...   "4": {"class_type": "CheckpointLoaderSimple",
-...         "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-...   "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-...   "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
-...   "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-...   "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 20, "cfg": 8, "sampler_name": "euler",
-...         "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["6", 0],
-...         "negative": ["7", 0], "latent_image": ["5", 0]}},
-...   "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-...   "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}
->>> graph, problems = import_workflow(prompt, model_map={"v1-5-pruned-emaonly": "tiny-sd"})
->>> list(graph.nodes)
-['clip_text_encode_6', 'empty_latent_image_5', 'ksampler_3', 'vae_decode_8', 'save_image_9']
->>> graph.nodes["ksampler_3"].params["sampler"], graph.nodes["clip_text_encode_6"].params["negative_prompt"]
-('euler', 'blurry')
+...   "1": {"class_type": "LoadImage", "inputs": {"image": "fox.png"}},
+...   "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+...   "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI/inverted", "images": ["2", 0]}}}
+>>> mappings = [
+...   {"class_type": "LoadImage", "block": "image.load", "params": {"path": "image"}, "outputs": ["image"]},
+...   {"class_type": "ImageInvert", "block": "image.invert", "inputs": {"image": "image"},
+...    "outputs": ["image"]},
+...   {"class_type": "SaveImage", "block": "image.save", "inputs": {"images": "image"},
+...    "params": {"name": "filename_prefix"}, "output_node": True}]
+>>> graph, problems = import_workflow(prompt, extra_mappings=mappings)
+>>> list(graph.nodes), graph.nodes["image_invert_2"].inputs
+(['load_image_1', 'image_invert_2', 'save_image_3'], {'image': 'load_image_1.image'})
 >>> problems
 []
 
@@ -139,10 +144,12 @@ def import_workflow(source: Any, catalog: Catalog | None = None, model_map: Mapp
     ``source``: decoded JSON, JSON text, JSON or PNG bytes, or a file path; API format
     (also a ``POST /prompt`` body), UI format, or a PNG with a ``prompt``/``workflow`` chunk.
     ``catalog``: the blocks available; classes whose block it lacks are reported as
-    unsupported, and the result is validated against it (``None``: this project's
-    built-in blocks, no validation). ``model_map``: ComfyUI model file names (or their
-    stems) -> our model names (or LoRA/embedding/ONNX paths). ``extra_mappings``:
-    :class:`ComfyMapping` objects or dicts, e.g. from the ``register_comfy_mappings`` hook.
+    unsupported, and the result is validated against it (``None``: every block a mapping
+    names is taken to be there, and nothing is validated). ``model_map``: ComfyUI model file
+    names (or their stems) -> our model names (or LoRA/embedding/ONNX paths).
+    ``extra_mappings``: :class:`ComfyMapping` objects or dicts, the plugins' from the
+    ``register_comfy_mappings`` hook (``orchestrator.plugins.comfy_mappings``; the built-in
+    plugins' included): without them only the nodes the import computes itself are mapped.
 
     Raises :class:`~graphs.errors.GraphValidationError` when ``source`` is not a
     ComfyUI workflow at all.

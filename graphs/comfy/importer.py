@@ -19,7 +19,6 @@ from typing import Any
 
 from graphs.catalog import Catalog
 from graphs.comfy.api import ComfyNode
-from graphs.comfy.core import BUILTIN_BLOCKS, CORE_MAPPINGS, file_name
 from graphs.comfy.known import KNOWN
 from graphs.comfy.mapping import (
     ComfyMapping,
@@ -29,13 +28,16 @@ from graphs.comfy.mapping import (
     MaskedLatent,
     NodeContext,
     Unresolved,
+    file_name,
     snake,
     value_type,
 )
+from graphs.comfy.merge_nodes import MERGE_MAPPINGS
+from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
-from graphs.comfy.unclip_nodes import UNCLIP_BLOCKS, UNCLIP_MAPPINGS
-from graphs.comfy.util_nodes import UTIL_BLOCKS, UTIL_MAPPINGS, carry_noise_mask
+from graphs.comfy.unclip_nodes import UNCLIP_MAPPINGS
+from graphs.comfy.util_nodes import UTIL_MAPPINGS, carry_noise_mask
 from graphs.errors import GraphError
 from graphs.model import Graph, Node, TileSpec
 
@@ -49,11 +51,17 @@ _BYPASS = object()
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_\-]+")
 
 
+# what the import maps itself: the primitive, string, math and switch nodes it computes (primitives.py);
+# the mappings still here until they move beside their blocks (issue 21): utility nodes, unCLIP, merging
+OWN_MAPPINGS: tuple[ComfyMapping, ...] = (*PRIMITIVE_MAPPINGS, *UTIL_MAPPINGS, *UNCLIP_MAPPINGS,
+                                          *MERGE_MAPPINGS)
+
+
 def mapping_table(extra: Iterable[Any] = ()) -> tuple[dict[str, ComfyMapping], list[GraphError]]:
-    """Core mappings, then ``extra`` ones (from plugins): an extra one replaces a core one of its class,
-    and the first extra one for a class wins."""
-    table = {m.class_type: m for m in (*CORE_MAPPINGS, *UTIL_MAPPINGS)}  # the utility nodes' replace core's
-    table.update((m.class_type, m) for m in UNCLIP_MAPPINGS)  # CLIP vision, unCLIP: unclip_nodes.py
+    """The import's own mappings, then ``extra`` ones (the plugins', built-in plugins' included: see
+    ``orchestrator.plugins.comfy_mappings``): an extra one replaces an own one of its class, and the first
+    extra one for a class wins."""
+    table = {m.class_type: m for m in OWN_MAPPINGS}
     problems = []
     added: set[str] = set()
     for item in extra:
@@ -237,9 +245,8 @@ class Importer:
         return m
 
     def has_block(self, block: str) -> bool:
-        if self.catalog is None:
-            return block in BUILTIN_BLOCKS | UTIL_BLOCKS | UNCLIP_BLOCKS
-        return block in self.catalog
+        """Whether the catalog has ``block``; without a catalog every block is taken to be there."""
+        return self.catalog is None or block in self.catalog
 
     def spec(self, block: str) -> Any:
         return None if self.catalog is None else self.catalog.get(block)
@@ -302,18 +309,6 @@ class Importer:
         info = KNOWN.get(class_type)
         found = info.default(name) if info else None
         return default if found is None else found
-
-    def zero_out(self, cond: Cond, inner: Data) -> Data:
-        """``ConditioningZeroOut`` on a positive: ``cond.zero_out`` when the catalog has it."""
-        node = self.nodes[cond.node]
-        if not self.has_block("cond.zero_out"):
-            self.report("unsupported_node", f"ComfyUI node {cond.node} (ConditioningZeroOut) zeroes a "
-                        "positive conditioning, which needs block 'cond.zero_out'; it is left out",
-                        node=cond.node, field="class_type", value=node.class_type)
-            return inner
-        port = self.port("cond.zero_out", "CONDITIONING", "input")
-        node_id = self.add_node(node, "cond.zero_out", {port: inner}, {})
-        return Data(f"{node_id}.{self.port('cond.zero_out', 'CONDITIONING', 'output')}", "CONDITIONING")
 
     # -- building ----------------------------------------------------------------------------
 

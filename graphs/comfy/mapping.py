@@ -337,6 +337,13 @@ class NodeContext:
             raise Unresolved(f"input {name!r} is {value_type(value)}, not data", field=name)
         return value
 
+    def conditioning(self, name: str) -> Cond | Data:
+        """The linked value as conditioning: built (:class:`Data`) or not yet (:class:`Cond`)."""
+        value = self.input(name)
+        if not isinstance(value, (Cond, Data)) or value.type != "CONDITIONING":
+            raise Unresolved(f"input {name!r} is not conditioning", field=name)
+        return value
+
     def model(self, name: str) -> Model:
         value = self.input(name)
         if not isinstance(value, Model):

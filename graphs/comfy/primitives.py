@@ -20,21 +20,15 @@ pattern cannot stall an import.
 ...   "2": {"class_type": "StringConcatenate", "inputs": {"string_a": ["1", 0], "string_b": "in the snow",
 ...                                                      "delimiter": ", "}},
 ...   "3": {"class_type": "StringReplace", "inputs": {"string": ["2", 0], "find": "red", "replace": "white"}},
-...   "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
-...   "5": {"class_type": "CLIPTextEncode", "inputs": {"text": ["3", 0], "clip": ["4", 1]}},
-...   "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-...   "7": {"class_type": "EmptyLatentImage", "inputs": {"width": ["9", 0], "height": 512, "batch_size": 1}},
 ...   "9": {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * 2 + b", "values.a": 256,
 ...                                                        "values.b": ["10", 0]}},
 ...   "10": {"class_type": "PrimitiveInt", "inputs": {"value": 64}},
-...   "8": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 4, "cfg": 7, "sampler_name": "euler",
-...         "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["5", 0],
-...         "negative": ["6", 0], "latent_image": ["7", 0]}},
-...   "11": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["4", 2]}},
-...   "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "fox"}}}
->>> graph, problems = import_workflow(prompt, model_map={"sd15": "tiny-sd"})
->>> graph.nodes["clip_text_encode_5"].params["prompt"], graph.nodes["empty_latent_image_7"].params["width"]
-('a white fox, in the snow', 576)
+...   "5": {"class_type": "ShowText", "inputs": {"text": ["3", 0], "width": ["9", 0]}}}
+>>> show = {"class_type": "ShowText", "block": "text.show", "params": {"text": "text", "width": "width"},
+...         "output_node": True}  # a plugin's mapping of a node that reads them
+>>> graph, problems = import_workflow(prompt, extra_mappings=[show])
+>>> graph.nodes["show_text_5"].params
+{'text': 'a white fox, in the snow', 'width': 576}
 >>> problems
 []
 """
@@ -461,7 +455,17 @@ def _m(class_type: str, fn: Callable[[NodeContext], list[Any]], widgets: tuple[s
     return ComfyMapping(class_type, convert=fn, requires=(), widgets=widgets, defaults=defaults)
 
 
+def constant(kind: str) -> Callable[[NodeContext], list[Any]]:
+    """``PrimitiveInt``/``Float``/``String``/``Boolean``: their ``value``, for the widgets they feed."""
+    return lambda nc: [Const(kind, nc.widget("value"))]
+
+
 PRIMITIVE_MAPPINGS: tuple[ComfyMapping, ...] = (
+    ComfyMapping("PrimitiveInt", convert=constant("INT"), requires=()),
+    ComfyMapping("PrimitiveFloat", convert=constant("FLOAT"), requires=()),
+    ComfyMapping("PrimitiveString", convert=constant("STRING"), requires=()),
+    ComfyMapping("PrimitiveStringMultiline", convert=constant("STRING"), requires=()),
+    ComfyMapping("PrimitiveBoolean", convert=constant("BOOLEAN"), requires=()),
     _m("StringConcatenate", _string(concatenate), ("string_a", "string_b", "delimiter"), delimiter=""),
     _m("StringSubstring", _string(substring), ("string", "start", "end")),
     _m("StringLength", _string(lambda nc: len(_s(nc, "string")), "INT"), ("string",)),

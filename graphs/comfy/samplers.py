@@ -1,7 +1,7 @@
 """ComfyUI sampler and scheduler names, and the diffusers-equivalent samplers of ``sd.denoise``.
 
 ComfyUI's KSampler imports onto ``sd.ksampler``, which runs every ComfyUI sampler and
-scheduler exactly (:mod:`graphs.comfy.sampling`); this table is the fallback for a catalog
+scheduler exactly (``plugins/sd/comfy_sampling.py``); this table is the fallback for a catalog
 without it, and what an ``sd.denoise`` node exports as.
 
 ComfyUI names a sampler (``sampler_name``: ``euler``, ``dpmpp_2m``, ...) and, apart, a

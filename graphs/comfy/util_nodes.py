@@ -15,7 +15,6 @@ LatentCrop, LatentFlip, LatentRotate    ``sd.latent_crop``, ``sd.latent_flip``, 
 LatentAdd, LatentSubtract,              ``sd.latent_add`` (``op``), ``sd.latent_multiply``,
 LatentMultiply, LatentInterpolate       ``sd.latent_interpolate``
 LatentCompositeMasked                   ``sd.latent_composite_masked``
-VAEEncodeForInpaint                     ``sd.vae_encode_for_inpaint``, whatever reads it
 ======================================  =====================================================
 
 Each block computes what the ComfyUI node computes (``plugins/image/mask_ops.py``,
@@ -31,7 +30,8 @@ denoises only under it. :func:`carry_noise_mask` does the same at import: a node
 sampler reading it gets the mask; nodes that are not samplers read the latent itself.
 ``VAEEncodeForInpaint``'s latent is ``sd.vae_encode_for_inpaint``'s (the image cropped to the
 VAE's grid, the pixels under the rounded mask set to 0.5, then encoded), for samplers and for
-every other reader alike; its mask is that block's grown mask.
+every other reader alike; its mask is that block's grown mask (its mapping:
+``plugins/sd/comfy_latents.py``).
 """
 
 from __future__ import annotations
@@ -105,24 +105,6 @@ def _same_size(block: str, port: str, type: str, ins: tuple[str, ...], ours: tup
 
 
 # -- latents: the noise mask rides along ----------------------------------------------------------
-
-
-def vae_encode_for_inpaint(nc: NodeContext) -> list[Any]:
-    """VAEEncodeForInpaint: ``sd.vae_encode_for_inpaint``'s latent and grown mask, for every reader."""
-    from graphs.comfy import core
-    from graphs.comfy.sampling import _native_inpaint
-
-    if not nc.has_block("sd.vae_encode_for_inpaint"):
-        return core.vae_encode_for_inpaint(nc)  # sd.inpaint (the diffusers inpainting pipeline) instead
-    pixels = nc.data("pixels")
-    nc.data("mask")
-    nc.model("vae")
-    assert pixels is not None
-    probe = MaskedLatent(nc.id, pixels, pixels, lambda: pixels)
-    built = _native_inpaint(nc, probe)
-    assert built is not None
-    latent, mask = built
-    return [MaskedLatent(nc.id, pixels, mask, lambda: latent)]
 
 
 # the ComfyUI classes whose LATENT output is a copy of their first latent input's dict with new samples
@@ -262,9 +244,6 @@ UTIL_MAPPINGS: tuple[ComfyMapping, ...] = (
     _lat("LatentMultiply", "sd.latent_multiply", *_ONE, ("multiplier",)),
     _lat("LatentInterpolate", "sd.latent_interpolate", *_PAIR, ("ratio",)),
     _lat("LatentCompositeMasked", "sd.latent_composite_masked", _PASTE, _PASTE, ("x", "y", "resize_source")),
-    ComfyMapping("VAEEncodeForInpaint", convert=vae_encode_for_inpaint, widgets=("grow_mask_by",),
-                 requires=("sd.vae_encode_for_inpaint|sd.inpaint",
-                           "sd.vae_encode_for_inpaint|image.mask_grow")),
 )
 
 # the blocks these mappings use (all shipped by this project's plugins)

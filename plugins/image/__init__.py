@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator import hookimpl
 from plugins.image import (
     batches,
+    comfy_nodes,
     comfy_scale,
     composite,
     edges,
@@ -26,3 +27,9 @@ def register_blocks() -> list[Any]:
     return [*io.BLOCKS, *transform.BLOCKS, *masks.BLOCKS, *composite.BLOCKS, *palette.BLOCKS,
             *edges.BLOCKS, *tiles.BLOCKS,
             *mask_ops.BLOCKS, *filters.BLOCKS, *comfy_scale.BLOCKS, *batches.BLOCKS, *regions.BLOCKS]
+
+
+@hookimpl
+def register_comfy_mappings() -> list[Any]:
+    """ComfyUI's image and mask nodes (load, save, scale, pad, blend, Canny, masks)."""
+    return [*comfy_nodes.MAPPINGS]

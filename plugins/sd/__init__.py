@@ -17,6 +17,11 @@ from orchestrator import hookimpl
 from plugins.sd import (
     area,
     clip_vision,
+    comfy_cond_nodes,
+    comfy_controlnet,
+    comfy_latents,
+    comfy_loaders,
+    comfy_sampling,
     conditioning,
     controlnet,
     custom_sampling,
@@ -50,3 +55,10 @@ BLOCKS += ip2p.BLOCKS  # InstructPix2Pix, DualCFGGuider
 @hookimpl
 def register_blocks() -> list:
     return list(BLOCKS)
+
+
+@hookimpl
+def register_comfy_mappings() -> list:
+    """ComfyUI's loaders, text encoders, conditioning, ControlNet, sampler and latent nodes."""
+    return [*comfy_loaders.MAPPINGS, *comfy_cond_nodes.MAPPINGS, *comfy_controlnet.MAPPINGS,
+            *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS]
