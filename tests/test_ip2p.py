@@ -176,3 +176,16 @@ def test_ip2p_and_dual_guider_errors_are_structured(ex, root):
     with pytest.raises(BlockError) as err:
         ex.run(b.build())
     assert (err.value.to_dict()["node"], err.value.to_dict()["field"]) == ("g", "inputs.cond2")
+
+
+def test_ip2p_concat_resizes_repeats_and_scales_for_cosxl_edit():
+    from plugins.sd.ip2p_latent import ip2p_concat
+
+    raw = torch.randn(1, 4, 8, 12, generator=torch.Generator().manual_seed(0))
+    cond = {"concat_latent_image": raw, "concat_latent_scale": 0.13025}
+    torch.testing.assert_close(ip2p_concat(cond, (2, 4, 8, 12), "cpu"), raw.repeat(2, 1, 1, 1))
+    torch.testing.assert_close(ip2p_concat(cond, (1, 4, 8, 12), "cpu", edm=True), raw * 0.13025)
+    squared = ip2p_concat(cond, (1, 4, 8, 8), "cpu")  # ComfyUI's common_upscale, 'center': cut, then resize
+    expected = torch.nn.functional.interpolate(raw[..., 2:10], size=(8, 8), mode="bilinear")
+    torch.testing.assert_close(squared, expected)
+    assert not ip2p_concat({}, (1, 4, 8, 8), "cpu").any()

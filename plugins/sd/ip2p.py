@@ -28,7 +28,7 @@ from plugins.image.common import check_image, rgb
 from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, model_ref, unet_prompt
 from plugins.sd.conditioning import EXTRA_KEYS, check_conditioning
 from plugins.sd.custom_sampling import Guider
-from plugins.sd.ip2p_latent import CONCAT_KEY, center_crop, ip2p_concat
+from plugins.sd.ip2p_latent import CONCAT_KEY, SCALE_KEY, center_crop, ip2p_concat
 from plugins.sd.ksampler import ModelSamplingParams
 from plugins.sd.ksampling.denoiser import Denoiser
 from plugins.sd.latent_scaling import scaled_latents
@@ -67,7 +67,8 @@ class InstructPixToPixConditioning(Block):
             dist = vae.encode(nchw).latent_dist
             raw = dist.mode().float().cpu()
             scaled = scaled_latents(vae, dist, None, "mean").float().cpu()
-        out_cond = None if cond is None else {**cond, CONCAT_KEY: raw}
+        scale = float(vae.config.scaling_factor)
+        out_cond = None if cond is None else {**cond, CONCAT_KEY: raw, SCALE_KEY: scale}
         return {"cond": out_cond, "latent": torch.zeros_like(scaled)}
 
 
@@ -144,7 +145,8 @@ def dual_denoiser(guider: DualGuider, inner: Denoiser, *, in_channels: int, late
                          f"({', '.join(str(tuple(p.embeds.shape)) for p in prompts)}); keep each within one "
                          f"75-token chunk", type="input", node=node, field="inputs.guider")
     if in_channels == 2 * latent.shape[1]:
-        concats = [ip2p_concat(c, tuple(latent.shape), latent.device) for c in conds]
+        edm = inner.ms.continuous and prompts[0].added is not None  # CosXL edit: see ip2p_concat
+        concats = [ip2p_concat(c, tuple(latent.shape), latent.device, edm) for c in conds]
     else:
         concats = [inner.concat] * 3
     return DualDenoiser(inner, prompts, concats, guider.cfg, guider.cfg2, guider.nested)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 CONCAT_KEY = "concat_latent_image"  # ComfyUI's name: the VAE's own (unscaled) latent of the image
+SCALE_KEY = "concat_latent_scale"  # the VAE's scaling factor (what CosXL's EDM edit model scales it by)
 
 
 def center_crop(pixels: Any, multiple: int) -> Any:
@@ -20,14 +21,20 @@ def center_crop(pixels: Any, multiple: int) -> Any:
     return pixels[:, top:top + h, left:left + w]
 
 
-def ip2p_concat(cond: dict[str, Any], shape: tuple[int, ...], device: Any) -> Any:
-    """The image latent an InstructPix2Pix UNet takes beside the latent of ``shape`` (zeros without)."""
+def ip2p_concat(cond: dict[str, Any], shape: tuple[int, ...], device: Any, edm: bool = False) -> Any:
+    """The image latent an InstructPix2Pix UNet takes beside the latent of ``shape`` (zeros without).
+
+    ``edm``: an SDXL edit model with continuous EDM sampling (CosXL edit), which ComfyUI gives the
+    latent scaled as SDXL's latents (``SDXL_instructpix2pix``); other IP2P models take it unscaled.
+    """
     import torch
 
     image = cond.get(CONCAT_KEY)
     if image is None:
         return torch.zeros(shape, device=device)
     image = image.to(device=device, dtype=torch.float32)
+    if edm:
+        image = image * float(cond.get(SCALE_KEY, 0.13025))
     if tuple(image.shape[1:]) != tuple(shape[1:]):
         image = _center_upscale(image, shape[-1], shape[-2])
     if image.shape[0] < shape[0]:

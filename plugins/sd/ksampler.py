@@ -192,7 +192,8 @@ def native_sample(ctx: Context, *, model: ModelParam, cond: Any, cfg: float, sam
         lat = latent.to(device)
         noise_mask = None if mask is None else prepare_mask(mask, tuple(lat.shape), device)
         if in_channels == 2 * lat.shape[1]:  # InstructPix2Pix: the image's latent beside
-            denoiser.concat = ip2p_concat(cond, tuple(lat.shape), device)
+            edm = ms.continuous and prompt.added is not None  # CosXL edit (SDXL, EDM): scaled
+            denoiser.concat = ip2p_concat(cond, tuple(lat.shape), device, edm)
         elif in_channels != lat.shape[1]:  # an inpainting model: the mask and the masked latent beside
             denoiser.concat = inpaint_concat(noise_mask, lat)
         if guide is not None:
