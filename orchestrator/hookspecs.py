@@ -53,7 +53,9 @@ def register_models() -> list[dict[str, Any]]:
 def register_comfy_mappings() -> list[Any]:
     """Return mappings that import the ComfyUI node classes this plugin's blocks reimplement.
 
-    Each item is a ``graphs.comfy.ComfyMapping`` or a dict of its fields, e.g.
+    The built-in plugins map ComfyUI's core classes this way too (``plugins/sd/comfy_*.py``,
+    ``plugins/image/comfy_nodes.py``, ...). Each item is an ``orchestrator.ComfyMapping`` (its
+    ``convert`` function gets an ``orchestrator.NodeContext``) or a dict of its fields, e.g.
     ``{"class_type": "ImageInvertPlus", "block": "myplugin.invert", "inputs": {"image": "image"},
     "params": {"amount": "strength"}, "outputs": ["image"], "widgets": ["strength"]}``
     (ComfyUI input -> our input, our param -> ComfyUI widget, our output per ComfyUI output

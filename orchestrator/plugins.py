@@ -251,14 +251,16 @@ def comfy_mappings(host: PluginHost) -> list[Any]:
     others: list[Any] = []
     for plugin, items in host.call_hook("register_comfy_mappings"):
         info = host.plugins.get(plugin)
-        (builtin if info is not None and info.source == "builtin" else others).extend(items or [])
+        if not isinstance(items, (list, tuple)):  # not a list: one bad item, which the import reports
+            items = [items]
+        (builtin if info is not None and info.source == "builtin" else others).extend(items)
     return merge_comfy_mappings(others, builtin)
 
 
 def merge_comfy_mappings(first: Iterable[Any], then: Iterable[Any]) -> list[Any]:
     """``first``, then the mappings of ``then`` whose ComfyUI class none of ``first`` maps."""
     out = list(first)
-    taken = {_class_type(m) for m in out}
+    taken = {_class_type(m) for m in out} - {None}
     return out + [m for m in then if _class_type(m) not in taken]
 
 
@@ -298,7 +300,8 @@ def _builtin_comfy_mappings() -> tuple[Any, ...]:
     return tuple(comfy_mappings(load_plugins(entry_points=False)))
 
 
-def _class_type(mapping: Any) -> Any:
-    if isinstance(mapping, ComfyMapping):
-        return mapping.class_type
-    return mapping.get("class_type") if isinstance(mapping, Mapping) else None
+def _class_type(mapping: Any) -> str | None:
+    """The ComfyUI class of a mapping (object or dict); None for a malformed one (the import reports it)."""
+    value = mapping.class_type if isinstance(mapping, ComfyMapping) else \
+        mapping.get("class_type") if isinstance(mapping, Mapping) else None
+    return value if isinstance(value, str) else None
