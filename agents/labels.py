@@ -222,7 +222,8 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:the|my|this|a|our)\s+)?(?:mask(?:ed)?|marked|white)\b|"
         r"\bwhere (?:the|my|this|our) mask (?:is|says|shows|marks)\b|"
         r"\b(?:the|my|this) mask (?:marks|shows|says|indicates|defines|tells) where\b|"
-        r"\b(?:confined|limited|restricted) to (?:the|my|this) mask\b"
+        r"\b(?:confined|limited|restricted) to (?:the|my|this) mask\b|"
+        r"\b(?:use|using|with|following|per) (?:the|my|this) mask (?:to|for|as)\b"
     ),
     "pose": r"\b(?:pose|openpose|posed like|same pose|body pose|stick figure|skeleton)\b",
     "control": (
@@ -248,7 +249,7 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
         r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
-        r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our) \w+)? "
+        r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our)(?: [\w']+){1,4}?)? "
         r"(?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
         r"\b(?:fix|repair|redo|redraw|correct|improve|restore|sharpen)\b|"
         r"\b(?:corrige[rz]?|r[ée]pare[rz]?|am[ée]liore[rz]?) (?:le |les |son |ses )?(?:visage|mains)\b|"
@@ -283,6 +284,8 @@ _GIVEN_MAP = re.compile(
     r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
     r"(?!\s+(?:of|from|for)\s+(?:this|my|that|our|these|your|the (?:attached|given|uploaded)|"
     r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
+    r"\b(?:the attached|this|my|the uploaded|the given) (?:image|picture|file|photo|one) is "
+    r"(?:a|an|my|the)\s+(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
     r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b",
     re.IGNORECASE)

@@ -90,7 +90,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\b(?:tv|television|monitor) (?:format|screen|aspect)\b|\bbreitbild\w*|"
      r"\b(?:pantalla ancha|[ée]cran large|schermo largo)\b|宽屏|寬屏|横屏|橫屏|横画面"),
     ("word", "tall", TALL_WORD,
-     r"\btall\s+(?:and\s+narrow\s+)?(?:image|format|poster|picture|frame|aspect|composition|crop|"
+     r"\btall(?:,?\s+(?:and\s+)?(?:narrow|thin|slim))?\s+(?:image|format|poster|picture|frame|aspect|composition|crop|"
      r"orientation|canvas|print|shape)\b"),
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"

@@ -10,7 +10,7 @@ since one changed letter there makes too many real words ("house", "horse").
 
 >>> fix_typos("a potrait of a samurai, widescren 16:9")
 ('a portrait of a samurai, widescreen 16:9', [('potrait', 'portrait'), ('widescren', 'widescreen')])
->>> fix_typos("a printed poster of a house")[1]
+>>> fix_typos("a printed poster of a house, then a face detailer")[1]
 []
 """
 
@@ -95,13 +95,21 @@ def _one_edit(word: str, key: str, swap_only: bool) -> bool:
     return short[i:] == long_[i + 1:]
 
 
+_SUFFIX = re.compile(r"(?:ers|er|ed|ing|es|s|ly)$")
+
+
+def _stem(word: str) -> str:
+    return _SUFFIX.sub("", word)
+
+
 def correction(word: str) -> str | None:
-    """The key word ``word`` is a typo of, or ``None``."""
+    """The key word ``word`` is a typo of, or ``None``. Another form of the same word
+    ("detailer", "upscaler") is no typo of it."""
     low = word.lower()
     if not low.isascii() or len(low) < 5 or low in KEY_WORDS or low in known_words():
         return None
     found = [k for k in KEY_WORDS if k[0] == low[0] or k[1:2] == low[1:2]
-             if _one_edit(low, k, swap_only=len(k) <= 5)]
+             if _one_edit(low, k, swap_only=len(k) <= 5) and _stem(low) != _stem(k)]
     return found[0] if len(found) == 1 else None
 
 
