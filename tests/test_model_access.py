@@ -33,8 +33,11 @@ class Recording:
     def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
         self.calls.append((ref, component, device))
         if component == "info":
+            parts = ("unet", "vae", "text_encoder", "tokenizer")
+            if self.family == "sdxl":
+                parts += ("text_encoder_2", "tokenizer_2")
             return ModelInfo(name=str(ref), family=self.family, folder=Path("."), pipeline_class="X",
-                             components=())
+                             components=parts)
         return (ref, component, device)
 
 
