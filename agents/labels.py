@@ -435,6 +435,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         rest = prompt[:given_map.start()] + " " + prompt[given_map.end():]
         if not _COMPILED["image-to-image"].search(rest):
             found.discard("image-to-image")
+    elif "control" in labels.intents and _COMPILED["image-to-image"].search(prompt):
+        labels.intents.remove("control")  # "keep the composition of my photo": read from the photo
+        _add(labels.intents, "edges")
     if _GIVEN_FOREIGN.search(prompt):
         found.add("image-to-image")
         if _MASK_FOREIGN.search(prompt):

@@ -31,6 +31,7 @@ SCREEN = 16 / 9  # widescreen, a desktop wallpaper, a video thumbnail
 TALL_WORD = 0.5  # "a tall image"
 TALL_BANNER = 1 / 3  # a vertical banner, a roll-up
 CINEMA = 2.39  # cinemascope, anamorphic
+HEADER = 3.0  # a social-media or website header
 
 # nouns that name the picture's format (after or before an orientation word), in several languages
 _FORMAT_NOUNS = (
@@ -64,7 +65,7 @@ class Shape:
     format: str
     aspect: float
     phrase: str
-    kind: str  # "phone", "banner", "cinema", "screen", "word" (tall image), "oriented"
+    kind: str  # "phone", "banner", "header", "cinema", "screen", "word" (tall image), "oriented"
 
 
 # (kind, format, aspect, pattern): the first kind in this order wins when two are found
@@ -84,6 +85,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("banner", "tall", TALL_BANNER,
      r"\b(?:vertical|tall|upright|portrait)\s+(?:roll-?up\s+)?banners?\b|\broll-?up banners?\b|"
      r"\bbanners?\s+(?:in\s+)?(?:vertical|portrait)\b"),
+    ("header", "wide", HEADER,
+     r"\b(?:twitter|x|linkedin|facebook|fb|youtube|website|web|blog|email|newsletter|page|site)\s+"
+     r"(?:header|banner|cover)(?: image| photo| picture)?s?\b|\bchannel art\b"),
     ("cinema", "wide", CINEMA, r"\b(?:cinemascope|anamorphic(?: widescreen| format)?|scope format)\b"),
     ("screen", "wide", SCREEN,
      r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|\byoutube thumbnails?\b|"
@@ -95,7 +99,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"
      r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape)\b|"
-     r"\bin portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|\bstaand formaat\b|"
+     r"\b(?:in|it|as|to) portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|"
+     r"\bstaand formaat\b|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t)\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
@@ -105,7 +110,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      _oriented(_HORIZONTAL) + r"|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
-     r"\bin landscape\s*(?=$|[,;.)])|\bquerformat\w*|\blandschaftsformat\w*|\bliggend formaat\b|"
+     r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|\blandschaftsformat\w*|\bliggend formaat\b|"
      r"\bapaisad[oa]s?\b|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:paysage|paisaje|paisagem|paesaggio|landscape)\b|"
