@@ -42,7 +42,6 @@ SET_ASIDE = {"unmapped_model"}
 # what still does not import clean, and why (the ComfyUI classes it lacks); keys are file stems, both formats
 NOT_YET = {
     "controlnet/depth_controlnet": "DiffControlNetLoader has no mapping",
-    "edit_models/sdxl_edit_model": "InstructPixToPixConditioning and DualCFGGuider have no mapping",
     "gligen/gligen_textbox_example": "GLIGENLoader and GLIGENTextBoxApply have no mapping",
 }
 

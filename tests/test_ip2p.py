@@ -189,3 +189,50 @@ def test_ip2p_concat_resizes_repeats_and_scales_for_cosxl_edit():
     expected = torch.nn.functional.interpolate(raw[..., 2:10], size=(8, 8), mode="bilinear")
     torch.testing.assert_close(squared, expected)
     assert not ip2p_concat({}, (1, 4, 8, 8), "cpu").any()
+
+
+def edit_workflow_api() -> dict:
+    """ComfyUI's sdxl_edit_model example (CosXL edit), API format as its PNG's prompt chunk has it."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "cosxl_edit.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode",
+              "inputs": {"text": "snow at sunset oil painting", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["37:8", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+        "13": {"class_type": "LoadImage", "inputs": {"image": "photo.png", "upload": "image"}},
+        "37:0": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "37:1": {"class_type": "RandomNoise", "inputs": {"noise_seed": 11652752290163}},
+        "37:3": {"class_type": "BasicScheduler", "inputs": {"scheduler": "normal", "steps": 2, "denoise": 1.0,
+                                                             "model": ["4", 0]}},
+        "37:6": {"class_type": "InstructPixToPixConditioning", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "vae": ["4", 2], "pixels": ["13", 0]}},
+        "37:7": {"class_type": "DualCFGGuider", "inputs": {
+            "cfg_conds": 5.0, "cfg_cond2_negative": 1.5, "model": ["4", 0], "cond1": ["37:6", 0],
+            "cond2": ["37:6", 1], "negative": ["7", 0]}},
+        "37:8": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["37:1", 0], "guider": ["37:7", 0], "sampler": ["37:0", 0], "sigmas": ["37:3", 0],
+            "latent_image": ["37:6", 2]}},
+    }
+
+
+def test_comfyui_edit_workflow_imports_clean_and_runs(catalog, models, root, tmp_path):
+    from graphs.comfy import import_result
+    from orchestrator.plugins import builtin_comfy_mappings
+
+    result = import_result(edit_workflow_api(), catalog=catalog, model_map={"cosxl_edit": "tiny-ip2p"},
+                           extra_mappings=builtin_comfy_mappings())
+    assert [p.to_dict() for p in result.problems] == []
+    graph = result.graph
+    [guider] = [n for n in graph.nodes.values() if n.block == "sd.dual_guider"]
+    assert (guider.params["cfg_conds"], guider.params["cfg_cond2_negative"], guider.params["style"]) == \
+        (5.0, 1.5, "regular")
+    edits = sorted(k for k, n in graph.nodes.items() if n.block == "sd.ip2p_conditioning")
+    assert len(edits) == 3  # cond1's, cond2's, and the one whose latent is sampled
+    run = LocalExecutor(catalog, models=models, input_root=root, outputs_dir=tmp_path).run(graph)
+    out = run.outputs
+    prompts = {k: out[graph.nodes[k].inputs["cond"].split(".")[0]]["cond"] for k in edits
+               if "cond" in graph.nodes[k].inputs}
+    assert len(prompts) == 2 and all("concat_latent_image" in out[k]["cond"] for k in prompts)
+    [saved] = run.files
+    assert Path(saved["path"]).is_file()

@@ -19,6 +19,7 @@ from plugins.sd import (
     clip_vision,
     comfy_cond_nodes,
     comfy_controlnet,
+    comfy_ip2p,
     comfy_latents,
     comfy_loaders,
     comfy_sampling,
@@ -61,4 +62,4 @@ def register_blocks() -> list:
 def register_comfy_mappings() -> list:
     """ComfyUI's loaders, text encoders, conditioning, ControlNet, sampler and latent nodes."""
     return [*comfy_loaders.MAPPINGS, *comfy_cond_nodes.MAPPINGS, *comfy_controlnet.MAPPINGS,
-            *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS]
+            *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS, *comfy_ip2p.MAPPINGS]
