@@ -178,3 +178,15 @@ def test_a_plugin_returning_bad_mappings_is_reported_and_spares_the_builtins(plu
     assert result.graph.nodes["ksampler_3"].block == "sd.ksampler"  # the built-ins still import it
     assert not [p for p in result.problems if p.type == "unsupported_node"]
 
+
+
+def test_object_info_lists_the_builtin_classes_when_loading_the_plugins_fails(catalog):
+    from orchestrator.server.comfy import _plugin_mappings
+    from orchestrator.server.comfy.object_info import ObjectInfo
+
+    def failing() -> list:
+        raise RuntimeError("a plugin's settings are broken")
+
+    names = ObjectInfo(catalog, _plugin_mappings(failing)).names()
+    assert {"KSampler", "CheckpointLoaderSimple", "SaveImage", "ImageUpscaleWithModel"} <= set(names)
+    assert set(ObjectInfo(catalog, builtin_comfy_mappings()).names()) == set(names)

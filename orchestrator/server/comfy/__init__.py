@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.websockets import WebSocket
 
-from orchestrator.plugins import comfy_mappings, plugin_host_from_settings
+from orchestrator.plugins import builtin_comfy_mappings, comfy_mappings, plugin_host_from_settings
 from orchestrator.protocol import COMFY_PREFIXES, COMFY_WEBSOCKETS
 from orchestrator.server.comfy.editor import mount_editor
 from orchestrator.server.comfy.index import PromptIndex
@@ -87,11 +87,12 @@ def add_comfy_protocol(app: FastAPI, service: Any, settings: Any, models: Any = 
 
 
 def _plugin_mappings(mappings: Any) -> list[Any]:
-    """Plugins' ComfyUI mappings; none when loading them fails (core classes are still listed)."""
+    """Plugins' ComfyUI mappings; the built-in plugins' when loading them fails (core classes are still
+    listed)."""
     try:
         return list(mappings())
     except Exception:  # noqa: BLE001 - a plugin's problem is reported by the daemon at start
-        return []
+        return builtin_comfy_mappings()
 
 
 class _Unbounded:

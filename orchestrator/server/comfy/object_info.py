@@ -1,7 +1,8 @@
 """``GET /object_info``: the ComfyUI node classes this daemon runs, with ComfyUI's input specs.
 
-A class is listed when the importer maps it (``graphs.comfy`` core mappings and plugins'
-``register_comfy_mappings``) onto blocks the catalog offers, and we know its inputs
+A class is listed when the importer maps it (the nodes ``graphs.comfy`` computes itself, and every
+plugin's ``register_comfy_mappings``, the built-in plugins' included) onto blocks the catalog offers,
+and we know its inputs
 (``graphs.comfy.nodes.CORE_NODES``, or a mapping's ``widgets``/``defaults``). Each spec is
 ComfyUI's shape: ``input.required`` / ``input.optional`` as ``[TYPE, {options}]`` (a combo
 is ``[[choices...], {options}]``), ``input_order``, ``output``, ``output_name``,
