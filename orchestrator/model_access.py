@@ -175,7 +175,10 @@ class Models:
         return [self.text_encoder(ref, i, device=dev) for i in self._indices(ref)]
 
     def _indices(self, ref: Any) -> tuple[Literal[1, 2], ...]:
-        return (1, 2) if self.info(ref).family == "sdxl" else (1,)
+        info = self.info(ref)
+        if info.family != "sdxl":
+            return (1,)
+        return (1, 2) if "text_encoder" in info.components else (2,)  # the SDXL refiner: CLIP-G alone
 
     def controlnet(self, ref: Any, *, device: str | None = None) -> Any:
         """A ControlNet (``diffusers.ControlNetModel``) by name."""

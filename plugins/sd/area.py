@@ -153,11 +153,12 @@ class TimestepRange(Block):
         return _set(ctx, cond, start_percent=self.params.start, end_percent=self.params.end)
 
 
-@block("cond.sdxl_size", version="1.0.0")
+@block("cond.sdxl_size", version="1.1.0")
 class SdxlSize(Block):
     """SDXL's size conditioning of a prompt (ComfyUI CLIPTextEncodeSDXL's width, height, crop and
     target): the UNet gets ``[height, width, crop_h, crop_w, target_height, target_width]`` with it
-    instead of the image's own size. ``side`` 'negative' sets the negative prompt's."""
+    instead of the image's own size; the SDXL refiner's (CLIPTextEncodeSDXLRefiner) is
+    ``[height, width, crop_h, crop_w, aesthetic_score]``. ``side`` 'negative' sets the negative prompt's."""
 
     inputs = {"cond": In("CONDITIONING", "an SDXL conditioning")}
     outputs = {"cond": Out("CONDITIONING", "the conditioning with its size conditioning set")}
@@ -170,6 +171,9 @@ class SdxlSize(Block):
         target_width: int = Field(1024, ge=0, le=16384, description="target width")
         target_height: int = Field(1024, ge=0, le=16384, description="target height")
         side: Literal["prompt", "negative"] = Field("prompt", description="whose size conditioning")
+        aesthetic_score: float | None = Field(None, ge=0.0, le=1000.0,
+                                              description="the SDXL refiner's aesthetic score (its "
+                                                          "conditioning has no target size)")
 
     def run(self, ctx: Context, cond: Any) -> dict:
         cond = check_conditioning(cond, ctx.node)
@@ -177,7 +181,16 @@ class SdxlSize(Block):
             raise BlockError(f"node {ctx.node!r}: size conditioning is for SDXL models, this conditioning is "
                              f"for {cond.get('family')}", type="input", node=ctx.node, field="inputs.cond")
         p = self.params
+        refiner = bool(cond.get("aesthetic"))
+        if refiner != (p.aesthetic_score is not None):
+            raise BlockError(f"node {ctx.node!r}: " + (
+                "the conditioning is the SDXL refiner's, whose size conditioning takes an aesthetic_score"
+                if refiner else "aesthetic_score is for the SDXL refiner; this conditioning is an SDXL base "
+                "model's"), type="input", node=ctx.node, field="params.aesthetic_score",
+                value=p.aesthetic_score)
         ids = [p.height, p.width, p.crop_h, p.crop_w, p.target_height, p.target_width]
+        if p.aesthetic_score is not None:
+            ids = [p.height, p.width, p.crop_h, p.crop_w, p.aesthetic_score]
         out = dict(cond)
         if p.side == "negative":
             out["negative_time_ids"] = ids

@@ -9,6 +9,7 @@ ComfyUI                             ours
 ==================================  ===========================================
 CLIPTextEncode (positive+negative)  ``sd.encode_prompt`` (:mod:`.comfy_conditioning`)
 CLIPTextEncodeSDXL                  ``sd.encode_prompt`` (``prompt_2``) + ``cond.sdxl_size``
+CLIPTextEncodeSDXLRefiner           ``sd.encode_prompt`` + ``cond.sdxl_size`` (``aesthetic_score``)
 ConditioningCombine                 ``sd.cond_combine`` (``prompts='list'``)
 ConditioningSetArea                 ``cond.set_area`` (pixels)
 ConditioningSetAreaPercentage       ``cond.set_area`` (``unit='fraction'``)
@@ -126,6 +127,15 @@ def clip_text_encode_sdxl(nc: NodeContext) -> list[Any]:
     return [Cond(nc.id, "text", text=str(nc.widget("text_l", "")), clip=nc.model("clip"), params=params)]
 
 
+def clip_text_encode_sdxl_refiner(nc: NodeContext) -> list[Any]:
+    """The SDXL refiner's prompt (its CLIP-G alone) and its size conditioning: width, height, no crop, and
+    the aesthetic score ``ascore``."""
+    size = {"width": int(nc.widget("width", 1024)), "height": int(nc.widget("height", 1024)), "crop_w": 0,
+            "crop_h": 0, "aesthetic_score": float(nc.widget("ascore", 6.0))}
+    text = str(nc.widget("text", ""))
+    return [Cond(nc.id, "text", text=text, clip=nc.model("clip"), params={"size": size})]
+
+
 def zero_out(nc: NodeContext) -> list[Any]:
     return [Cond(nc.id, "zero", args=(nc.conditioning("conditioning"),))]
 
@@ -152,5 +162,9 @@ MAPPINGS: tuple[ComfyMapping, ...] = (
     ComfyMapping("CLIPTextEncodeSDXL", convert=clip_text_encode_sdxl,
                  requires=("sd.encode_prompt", "cond.sdxl_size"),
                  widgets=(*SIZE_WIDGETS, "text_g", "text_l")),
+    ComfyMapping("CLIPTextEncodeSDXLRefiner", convert=clip_text_encode_sdxl_refiner,
+                 requires=("sd.encode_prompt", "cond.sdxl_size:aesthetic_score"),
+                 widgets=("ascore", "width", "height", "text"), input_types={"clip": "CLIP"},
+                 defaults={"ascore": 6.0, "width": 1024, "height": 1024, "text": ""}),
     ComfyMapping("ConditioningZeroOut", convert=zero_out, requires=()),
 )

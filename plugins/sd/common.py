@@ -270,13 +270,16 @@ def unet_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, pixel_size: t
     added = None
     if sdxl:
         h, w = pixel_size
-        time_ids = torch.tensor([cond.get("time_ids") or [h, w, 0, 0, h, w]], dtype=dtype).repeat(batch, 1)
+        # SDXL's default size conditioning; the refiner's: [h, w, 0, 0, aesthetic score 6 (negative 2.5)]
+        default, neg_default = ([h, w, 0, 0, 6.0], [h, w, 0, 0, 2.5]) if cond.get("aesthetic") else \
+            ([h, w, 0, 0, h, w], [h, w, 0, 0, h, w])
+        time_ids = torch.tensor([cond.get("time_ids") or default], dtype=dtype).repeat(batch, 1)
         text = repeat_batch(cond["pooled_prompt_embeds"], batch, "the prompt", node).to(dtype=dtype)
         if do_cfg:
             neg_text = repeat_batch(neg_src["negative_pooled_prompt_embeds"], batch, "the negative prompt",
                                     node).to(dtype=dtype)
             text = torch.cat([neg_text, text])
-            neg_ids = torch.tensor([neg_src.get("negative_time_ids") or [h, w, 0, 0, h, w]], dtype=dtype)
+            neg_ids = torch.tensor([neg_src.get("negative_time_ids") or neg_default], dtype=dtype)
             time_ids = torch.cat([neg_ids.repeat(batch, 1), time_ids])  # in the order of the embeds
         added = {"text_embeds": text.to(device), "time_ids": time_ids.to(device)}
     return UNetPrompt(embeds, added)

@@ -112,7 +112,7 @@ def encode_sdxl(tokenizers: list[Any], encoders: list[Any], prompt: str, prompt_
     def encode(texts: list[str], skip: int | None) -> tuple[Any, Any]:
         pooled = None
         parts = []
-        for text, tok, enc in zip(texts, tokenizers, encoders, strict=True):
+        for text, tok, enc in zip(texts[:len(tokenizers)], tokenizers, encoders, strict=True):
             hidden = []
             for w in token_windows(tok, text):
                 out = enc(w.input_ids.to(device), output_hidden_states=True)
@@ -184,6 +184,8 @@ class EncodePrompt(Block):
                 out = {"prompt_embeds": pos, "negative_prompt_embeds": neg}
         cond = {k: (v.cpu() if v is not None else None) for k, v in out.items()}
         cond.update(family=info.family, model=model_name(p.model))
+        if info.family == "sdxl" and "text_encoder" not in info.components:  # the SDXL refiner (CLIP-G alone)
+            cond["aesthetic"] = True  # its UNet's size conditioning ends in an aesthetic score
         return {"cond": cond}
 
 
