@@ -135,10 +135,17 @@ class ModelMerge:
 
 @dataclass(frozen=True)
 class Resource:
-    """A file a block names in a param: a ControlNet (``CONTROL_NET``), an upscaler (``UPSCALE_MODEL``)."""
+    """A file a block names in a param: a ControlNet (``CONTROL_NET``), an upscaler (``UPSCALE_MODEL``).
+
+    ``diff_base``: a difference ControlNet's model (ComfyUI's DiffControlNetLoader), added to it."""
 
     type: str
     name: str
+    diff_base: Model | None = None
+
+    def ref(self) -> str | dict[str, Any]:
+        """The param naming it: the name, or ``{name, diff_base}``."""
+        return self.name if self.diff_base is None else {"name": self.name, "diff_base": self.diff_base.ref()}
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,8 @@ MERGE_NODES: dict[str, NodeInfo] = {
                                   outputs=("CLIP",)),
     "ModelSamplingContinuousEDM": NodeInfo(inputs={"model": "MODEL"}, widgets=(
         ("sampling", "v_prediction"), ("sigma_max", 120.0), ("sigma_min", 0.002)), outputs=("MODEL",)),
+    "DiffControlNetLoader": NodeInfo(inputs={"model": "MODEL"}, widgets=(("control_net_name", ""),),
+                                     outputs=("CONTROL_NET",)),  # mapped beside sd.controlnet
     "HypernetworkLoader": NodeInfo(inputs={"model": "MODEL"},
                                    widgets=(("hypernetwork_name", ""), ("strength", 1.0)),
                                    outputs=("MODEL",)),

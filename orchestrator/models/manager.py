@@ -152,8 +152,9 @@ class ModelManager:
         ``component``, loading nothing."""
         mref = self._ref(ref)
         for where, r in mref.refs():
+            kind = COMPONENT_KIND.get(component or "", "checkpoint") if r is mref else "checkpoint"
             try:
-                self.registry.entry(r.name, COMPONENT_KIND.get(component or "", "checkpoint"))
+                self.registry.entry(r.name, kind)
             except ModelError as exc:
                 exc.field = exc.field or where
                 raise
@@ -260,6 +261,8 @@ class ModelManager:
             value = self._personalise(mref, component, base, device)
         elif mref.merge is not None:
             value = self._merged(mref, component, device)
+        elif mref.diff_base is not None:
+            value = self._difference_controlnet(mref, device)
         else:
             value = self._load_from_disk(mref.base(), component, dev, dtype)
             self.load_counts[mref.name] += 1
@@ -275,6 +278,8 @@ class ModelManager:
 
         if mref.sampling is not None:  # changes no weights
             mref = mref.model_copy(update={"sampling": None})
+        if mref.diff_base is not None and component != "controlnet":
+            mref = mref.model_copy(update={"diff_base": None})
         if mref.personalised and not self._touches(mref, component):
             mref = mref.base()
         merge = mref.merge
@@ -302,6 +307,46 @@ class ModelManager:
         tolerated = tolerated_mismatches(info_a.unet, info_b.unet) if component == "unet" else frozenset()
         return merge_modules(first, second, merge, component, unet_config=info_a.unet or None,
                              names=(a.key(), b.key()), tolerated=tolerated)
+
+    def _difference_controlnet(self, mref: ModelRef, device: str) -> Any:
+        """A difference ControlNet (ComfyUI's ``DiffControlNetLoader``): a file holding a ``difference``
+        key stores its ControlNet minus the UNet it was trained on; the model's UNet weights are added
+        back on the weights the two share (time embedding, input, down and middle blocks). A file
+        without that key loads as it is, as in ComfyUI."""
+        import torch
+
+        from orchestrator.models.detect import read_header
+
+        plain = mref.model_copy(update={"diff_base": None})
+        net = self._get(plain, "controlnet", device)
+        resolved = self.registry.resolve(plain.name, build=True, kind="controlnet")
+        shown = self.registry._display(resolved.entry, resolved.path)
+        if not (resolved.path.is_file() and "difference" in read_header(resolved.path, shown).keys):
+            return net
+        base = mref.diff_base
+        assert base is not None
+        unet = self._get(self._relevant(base, "unet"), "unet", device).state_dict()
+        out = copy.deepcopy(net)
+        params = dict(out.named_parameters())
+        added = 0
+        with torch.no_grad():
+            for k, target in params.items():
+                w = unet.get(k)
+                if w is None:
+                    continue
+                if w.shape != target.shape:
+                    raise ModelError(
+                        f"difference ControlNet {plain.name!r} does not fit model {base.key()!r}: weight "
+                        f"{k!r} is {tuple(target.shape)} in the ControlNet and {tuple(w.shape)} in the UNet "
+                        f"(a ControlNet of another family)", reason="merge", model=plain.name,
+                        field="params.model.diff_base", a=plain.name, b=base.key(), weight=k)
+                target.copy_((target.float() + w.float().to(target.device)).to(target.dtype))
+                added += 1
+        if not added:
+            raise ModelError(f"difference ControlNet {plain.name!r} shares no weights with model "
+                             f"{base.key()!r}", reason="merge", model=plain.name,
+                             field="params.model.diff_base")
+        return out
 
     @staticmethod
     def _touches(mref: ModelRef, component: str) -> bool:

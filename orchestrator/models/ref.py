@@ -19,6 +19,8 @@ encoders (``target: "clip"``) are a merge of two other references, as ComfyUI's 
 merging nodes make them (see :mod:`orchestrator.models.merge`); ``name`` is then the first
 model's name (its configs, VAE, tokenizers and scheduler are the merged model's).
 ``hypernetworks`` are A1111/ComfyUI hypernetwork files applied to the UNet's attention.
+A *difference* ControlNet (ComfyUI's ``DiffControlNetLoader``) names in ``diff_base`` the
+model whose UNet weights it is added to.
 LoRAs and embeddings apply on top of the merge, as a LoRA loaded after a merge does::
 
     {"name": "a", "merge": {"op": "simple", "target": "unet", "a": "a", "b": "b", "ratio": 0.6},
@@ -160,6 +162,8 @@ class ModelRef(BaseModel):
     sampling: SamplingRef | None = Field(None, description="noise levels replaced (continuous EDM)")
     hypernetworks: tuple[HypernetworkRef, ...] = Field((), max_length=16,
                                                        description="hypernetworks on the UNet's attention")
+    diff_base: ModelRef | None = Field(None, description="a difference ControlNet: the model whose UNet "
+                                                         "weights it adds to its own (DiffControlNetLoader)")
     loras: tuple[LoraRef, ...] = Field((), description="LoRAs to merge, each with its weight")
     embeddings: tuple[EmbeddingRef, ...] = Field((), description="textual-inversion embeddings")
 
@@ -177,14 +181,19 @@ class ModelRef(BaseModel):
 
     @model_validator(mode="after")
     def _check_name(self) -> ModelRef:
+        if self.depth() > MAX_MERGE_DEPTH:
+            raise ValueError(f"model references nest at most {MAX_MERGE_DEPTH} deep")
         if self.merge is not None and self.merge.a.name != self.name:
             raise ValueError(f"a merged model is named after its first model {self.merge.a.name!r}, "
                              f"not {self.name!r}")
         return self
 
     def depth(self) -> int:
-        """How deeply merges nest in this reference (0: none)."""
-        return 0 if self.merge is None else 1 + max(self.merge.a.depth(), self.merge.b.depth())
+        """How deeply references nest in this one (merges, a difference ControlNet's base; 0: none)."""
+        inner = [r.depth() for r in (self.merge.a, self.merge.b)] if self.merge is not None else []
+        if self.diff_base is not None:
+            inner.append(self.diff_base.depth())
+        return 1 + max(inner) if inner else 0
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelRef) -> ModelRef:
@@ -200,6 +209,8 @@ class ModelRef(BaseModel):
             parts.append(self.merge.key())
         if self.sampling is not None:
             parts.append(self.sampling.key())
+        if self.diff_base is not None:
+            parts.append(f"diff({self.diff_base.key()})")
         parts += [f"hn({h.path}@{h.strength:g})" for h in self.hypernetworks]
         parts += [f"lora({lr.path}@{lr.weight:g})" for lr in self.loras]
         parts += [f"emb({e.path}{'=' + e.token if e.token else ''})" for e in self.embeddings]
@@ -222,6 +233,8 @@ class ModelRef(BaseModel):
             for side in ("a", "b"):
                 out += [(f"params.model.merge.{side}{p[len('params.model'):]}", r)
                         for p, r in getattr(self.merge, side).refs()]
+        if self.diff_base is not None:
+            out += [(f"params.model.diff_base{p[len('params.model'):]}", r) for p, r in self.diff_base.refs()]
         return out
 
     def __str__(self) -> str:

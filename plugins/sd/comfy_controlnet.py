@@ -1,4 +1,8 @@
-"""ComfyUI's ControlNet nodes: ``ControlNetLoader`` + ``ControlNetApply(Advanced)`` -> ``sd.controlnet``.
+"""ComfyUI's ControlNet nodes: ``(Diff)ControlNetLoader`` + ``ControlNetApply(Advanced)`` ->
+``sd.controlnet``.
+
+``DiffControlNetLoader`` names the model its difference file is added to (``{name, diff_base}``,
+computed by the model manager as ComfyUI's ``load_controlnet(path, model)`` does).
 
 The loader gives the file (a :class:`~orchestrator.Resource`); an apply node transforms the
 conditioning it reads (``ControlNetApplyAdvanced``: the positive and negative together, as a
@@ -18,12 +22,17 @@ def controlnet_loader(nc: NodeContext) -> list[Any]:
     return [Resource("CONTROL_NET", name)]
 
 
+def diff_controlnet_loader(nc: NodeContext) -> list[Any]:
+    name, _ = nc.model_name(str(nc.widget("control_net_name") or ""), "control_net_name")
+    return [Resource("CONTROL_NET", name, diff_base=nc.model("model"))]
+
+
 def _controlnet_values(nc: NodeContext) -> dict[tuple[str, ...], Any]:
     net = nc.input("control_net")
     if not isinstance(net, Resource):
         raise Unresolved("input 'control_net' is not a ControlNet", field="control_net")
     values: dict[tuple[str, ...], Any] = {
-        ("controlnet", "model", "control_model", "name"): net.name,
+        ("controlnet", "model", "control_model", "name"): net.ref(),
         ("strength", "scale", "conditioning_scale", "weight"): nc.widget("strength", 1.0)}
     if nc.node.class_type == "ControlNetApplyAdvanced":
         values[("start", "start_percent", "guidance_start")] = nc.widget("start_percent", 0.0)
@@ -60,6 +69,9 @@ def controlnet_apply_advanced(nc: NodeContext) -> list[Any]:
 
 MAPPINGS: tuple[ComfyMapping, ...] = (
     ComfyMapping("ControlNetLoader", convert=controlnet_loader, requires=("sd.controlnet",)),
+    ComfyMapping("DiffControlNetLoader", convert=diff_controlnet_loader, requires=("sd.controlnet",),
+                 widgets=("control_net_name",), input_types={"model": "MODEL"},
+                 output_types=("CONTROL_NET",)),
     ComfyMapping("ControlNetApply", convert=controlnet_apply, requires=("sd.controlnet",)),
     ComfyMapping("ControlNetApplyAdvanced", convert=controlnet_apply_advanced, requires=("sd.controlnet",)),
 )

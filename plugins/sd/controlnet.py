@@ -9,19 +9,27 @@ hands the UNet the sum of their residuals, as diffusers' ``StableDiffusionContro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
-from plugins.sd.common import crop
+from plugins.sd.common import ModelParam, crop
 from plugins.sd.conditioning import check_conditioning, with_extra
 from plugins.sd.model_files import check_model
 from plugins.sd.vae import rgb
 
 if TYPE_CHECKING:
     from plugins.sd.common import Sampling, UNetPrompt, Window
+
+
+class DifferenceControlNet(Params):
+    """A difference ControlNet (ComfyUI's DiffControlNetLoader): its file stores the ControlNet minus the
+    UNet it was trained from; ``diff_base``'s UNet weights are added back (see the model manager)."""
+
+    name: str = Field(..., min_length=1, description="a registered ControlNet (a difference file)")
+    diff_base: ModelParam = Field(..., description="the model whose UNet weights the difference is added to")
 
 
 @block("sd.controlnet", version="1.0.0")
@@ -39,7 +47,9 @@ class ControlNet(Block):
     outputs = {"cond": Out("CONDITIONING", "the conditioning with this ControlNet added")}
 
     class Params(Params):
-        model: str = Field("tiny-controlnet", min_length=1, description="a registered ControlNet")
+        model: Annotated[str, Field(min_length=1)] | DifferenceControlNet = Field(
+            "tiny-controlnet",
+            description="a registered ControlNet, or {name, diff_base} for a difference ControlNet")
         scale: float = Field(1.0, ge=0.0, le=10.0, description="weight of the ControlNet's residuals")
         start: float = Field(0.0, ge=0.0, le=1.0, description="share of the steps before it starts acting")
         end: float = Field(1.0, ge=0.0, le=1.0, description="share of the steps after which it stops")
@@ -57,8 +67,9 @@ class ControlNet(Block):
     def run(self, ctx: Context, cond: Any, image: np.ndarray) -> dict:
         cond = check_conditioning(cond, ctx.node)
         p = self.params
-        check_model(ctx, p.model, "controlnet")  # an unknown name or a path fails here, not in sampling
-        item = {"model": p.model, "image": rgb(np.asarray(image), ctx.node), "scale": p.scale,
+        net = p.model if isinstance(p.model, str) else p.model.model_dump(exclude_none=True)
+        check_model(ctx, net, "controlnet")  # an unknown name or a path fails here, not in sampling
+        item = {"model": net, "image": rgb(np.asarray(image), ctx.node), "scale": p.scale,
                 "start": p.start, "end": p.end, "guess_mode": p.guess_mode}
         return {"cond": with_extra(cond, "controlnets", item)}
 
