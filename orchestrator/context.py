@@ -22,7 +22,7 @@ import numpy as np
 from orchestrator.errors import BlockError, JobCancelled
 from orchestrator.model_access import ModelProvider, Models
 from orchestrator.runtime.limits import check_size
-from orchestrator.runtime.tiling import make_runner
+from orchestrator.runtime.tiling import BlockClassFn, LocalTileRunner, TileRunner, Tiling
 from orchestrator.state.input_paths import InputPathError, confined_path, open_confined, shown
 
 if TYPE_CHECKING:
@@ -56,21 +56,25 @@ class Context:
     confine_inputs: bool = False
     on_event: ProgressFn | None = None
     is_cancelled: Callable[[], bool] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     limits: Any = None  # size limits checked around run (orchestrator.runtime.limits); None: unchecked
+    # a tiled node (orchestrator.runtime.tiling): its resolved tile annotation (None: not tiled),
+    # how its tiles find block classes, and the runner of its tile functions (None: built on
+    # first use, running them here; a Ray worker sets one over the pool's workers)
+    tile: Tiling | None = None
+    block_class: BlockClassFn | None = None
+    tile_runner: TileRunner | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.models = Models.over(self.models, node=self.node, device=self.device)
         self.rng = np.random.default_rng(self.seed)
 
     @property
-    def tiles(self) -> Any:
+    def tiles(self) -> TileRunner:
         """The tile runner of this node: runs tile functions here, or over every worker when
         the scheduler runs a tiled node (see :mod:`orchestrator.runtime.tiling`)."""
-        runner = self.extra.get("tiles")
-        if runner is None:
-            runner = self.extra["tiles"] = make_runner(self)
-        return runner
+        if self.tile_runner is None:
+            self.tile_runner = LocalTileRunner(self)
+        return self.tile_runner
 
     # -- progress and cancellation ---------------------------------------------------------
 

@@ -15,8 +15,6 @@ CHECKED = ["orchestrator/context.py", "orchestrator/runtime/tiling.py", "orchest
            "plugins/sd/*.py", "plugins/sd/ksampling/*.py"]
 # (path, imported module) still imported in a function, and why
 REMAINING = {
-    # the Ray tile runner imports ray; a local run must not
-    ("orchestrator/runtime/tiling.py", "orchestrator.runtime.tiling_ray"),
     # common (the sampling loop) -> conditioning -> its extras (ControlNets, IP-Adapters,
     # regional prompts, areas) -> common (crop, randn, unet_prompt, torch_unet, and vae's
     # model params): breaking it needs common split into a base and the loop (left for later)

@@ -213,13 +213,13 @@ def test_merge_of_unmodified_tiles_is_exact_and_scaled_tiles_land_scaled():
 
 def run_node(catalog, block_id, img, tile_spec, **params):
     """Run ``block_id`` on ``img`` (tiled when ``tile_spec``) through the in-process executor."""
-    from orchestrator.runtime.tiling import node_extra, run_tiled
+    from orchestrator.runtime.tiling import Tiling, run_tiled
 
     cls = catalog.block_class(block_id)
     events: list[dict] = []
     ctx = Context(node="t", block=block_id, seed=42, on_event=events.append,
-                  extra=node_extra(tile_spec and resolve(TileSpec(**tile_spec), "split"),
-                                   lambda b, v=None, n=None: catalog.block_class(b)))
+                  tile=Tiling.of(tile_spec and resolve(TileSpec(**tile_spec), "split")),
+                  block_class=lambda b, v=None, n=None: catalog.block_class(b))
     block_ = cls(params)
     out = run_tiled(block_, ctx, {"image": img}) if tile_spec else block_.run(ctx, image=img)
     return out, events

@@ -43,7 +43,7 @@ from orchestrator.runtime.batching import Batching
 from orchestrator.runtime.cache import ResultCache
 from orchestrator.runtime.compile import CompiledGraph, compile_graph
 from orchestrator.runtime.limits import check_before_run, check_outputs
-from orchestrator.runtime.tiling import node_extra, run_tiled
+from orchestrator.runtime.tiling import Tiling, run_tiled
 from orchestrator.state.outputs import DirectorySink
 
 EventFn = Callable[[dict[str, Any]], None]
@@ -89,7 +89,8 @@ def execute_block(
     try:
         block = cls(params)
         if ctx.limits is not None:  # the run-time size gate of both engines
-            check_before_run(ctx.node, cls.spec(), block.params, inputs, ctx.limits, ctx.extra.get("tile"))
+            check_before_run(ctx.node, cls.spec(), block.params, inputs, ctx.limits,
+                             ctx.tile.as_dict() if ctx.tile else None)
         out = runner(block, ctx, inputs) if runner is not None else block.run(ctx, **inputs)
     except (BlockError, JobError) as exc:
         if exc.node is None:
@@ -183,7 +184,7 @@ class LocalExecutor:
                     job=job, models=scope.models if scope else self.models, outputs=sink,
                     input_root=self.input_root, confine_inputs=self.confine_inputs,
                     on_event=scope.on_event if scope else emit, is_cancelled=is_cancelled,
-                    extra=node_extra(tile, self._block_class), limits=self.limits,
+                    limits=self.limits, tile=Tiling.of(tile), block_class=self._block_class,
                 )
                 t0 = time.perf_counter()
                 out = execute_block(cls, compiled.params[node_id], ctx,

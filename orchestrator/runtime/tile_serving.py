@@ -37,7 +37,7 @@ def serve_tiles(core: Any, call: dict[str, Any], shared: Any) -> dict[str, Any]:
         fn = resolve_function(call["fn"])
         tctx = Context(node=node, block=block, seed=0, device=core.device, job=job, models=core.provider,
                        is_cancelled=(lambda: core.is_cancelled(job)) if job is not None else None,
-                       extra={"block_class": core.block_class})
+                       block_class=core.block_class)
         results, seconds = [], []
         for item in call["items"]:
             tctx.check_cancelled()

@@ -48,8 +48,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY_S = 0.1
 TileFn = Callable[[Any, Any, Any], Any]
+# how tiles find a block's class: (block id, version, node) -> the class (the worker's catalog)
+BlockClassFn = Callable[[str, str, str], Any]
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,23 @@ class Tiling:
     circular: bool = False
 
     @classmethod
-    def from_dict(cls, spec: dict[str, Any]) -> Tiling:
+    def from_dict(cls, spec: Mapping[str, Any]) -> Tiling:
         stride = spec.get("stride") or spec["size"] - spec.get("overlap", 0)
         return cls(strategy=str(spec.get("strategy") or "split"), size=int(spec["size"]),
                    overlap=int(spec["size"]) - int(stride), stride=int(stride),
                    circular=bool(spec.get("circular", False)))
+
+    @classmethod
+    def of(cls, tile: Tiling | Mapping[str, Any] | Any | None) -> Tiling | None:
+        """The tiling of a node's resolved ``tile`` annotation (a ``graphs.model.TileSpec``, its
+        dict, or a Tiling), or None for a node that is not tiled."""
+        if tile is None or isinstance(tile, Tiling):
+            return tile
+        spec = tile.model_dump() if hasattr(tile, "model_dump") else dict(tile)
+        return cls.from_dict(spec) if spec else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class TileRunner(Protocol):
@@ -115,21 +129,10 @@ def resolve_function(name: str) -> TileFn:
 
 
 def tile_context(ctx: Context) -> Context:
-    """The context tile functions get from ``ctx``: same node, models, device and cancellation,
-    no progress events and nowhere to save files."""
-    return replace(ctx, on_event=None, outputs=None, extra={"block_class": ctx.extra.get("block_class")})
-
-
-def node_extra(tile: Any, block_class: Callable[..., Any], workers: Sequence[Any] = ()) -> dict[str, Any]:
-    """``Context.extra`` of a node: its resolved ``tile`` annotation (a dict or a
-    ``TileSpec``), how tiles find block classes, the worker actors its tiles go to."""
-    if tile is None:
-        return {}
-    spec = tile.model_dump() if hasattr(tile, "model_dump") else dict(tile)
-    extra: dict[str, Any] = {"tile": spec, "block_class": block_class}
-    if workers:
-        extra["tile_workers"] = list(workers)
-    return extra
+    """The context tile functions get from ``ctx``: same node, models, device, cancellation
+    and block catalog, not tiled itself (its tiles run here), no progress events and nowhere
+    to save files."""
+    return replace(ctx, on_event=None, outputs=None, tile=None, tile_runner=None)
 
 
 class Progress:
@@ -172,17 +175,6 @@ class LocalTileRunner:
         return out
 
 
-def make_runner(ctx: Context) -> TileRunner:
-    """The runner for ``ctx``: over the worker actors in ``ctx.extra["tile_workers"]`` (set
-    by a Ray worker for a tiled node), else in this process."""
-    handles = ctx.extra.get("tile_workers")
-    if handles:
-        from orchestrator.runtime.tiling_ray import RayTileRunner
-
-        return RayTileRunner(ctx, handles)
-    return LocalTileRunner(ctx)
-
-
 def _double(tctx: Context, item: int, shared: int) -> int:
     """A tile function for the doctest."""
     return 2 * item + shared
@@ -192,14 +184,13 @@ def _double(tctx: Context, item: int, shared: int) -> int:
 
 
 def tiling_of(ctx: Context) -> Tiling:
-    spec = ctx.extra.get("tile")
-    if not spec:
+    if ctx.tile is None:
         raise BlockError(f"node {ctx.node!r} is not tiled", type="input", node=ctx.node, field="tile")
-    return Tiling.from_dict(spec)
+    return ctx.tile
 
 
 def run_tiled(block: Block, ctx: Context, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run ``block`` as the tiled node ``ctx`` describes (``ctx.extra["tile"]``)."""
+    """Run ``block`` as the tiled node ``ctx`` describes (``ctx.tile``)."""
     tiling = tiling_of(ctx)
     own = getattr(block, "run_tiled", None)
     if own is not None:
@@ -311,11 +302,9 @@ def run_split(block: Block, ctx: Context, tiling: Tiling, inputs: dict[str, Any]
 
 def run_block_tile(tctx: Context, item: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
     """Tile function of ``split``: the block's own ``run`` on one tile, with the tile's seed."""
-    find = tctx.extra.get("block_class")
-    if find is not None:
-        cls = find(shared["block"], shared["version"], tctx.node)
-    else:  # pragma: no cover - contexts from the executors always carry one
+    if tctx.block_class is None:  # pragma: no cover - contexts from the executors always carry one
         raise BlockError(f"node {tctx.node!r}: no block catalog to run tiles with", type="plugin")
+    cls = tctx.block_class(shared["block"], shared["version"], tctx.node)
     ctx = replace(tctx, seed=item["seed"])
     params = shared["params"]
     if item.get("params"):

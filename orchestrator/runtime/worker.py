@@ -52,7 +52,8 @@ from orchestrator.plugins import PluginHost, import_extra_plugins, load_plugins
 from orchestrator.runtime.cache import measure_bytes
 from orchestrator.runtime.executor import execute_block
 from orchestrator.runtime.tile_serving import serve_tiles
-from orchestrator.runtime.tiling import node_extra, run_tiled
+from orchestrator.runtime.tiling import Tiling, run_tiled
+from orchestrator.runtime.tiling_ray import RayTileRunner
 from orchestrator.state.outputs import check_output
 
 MAX_BUFFERED_EVENTS = 1000
@@ -438,9 +439,11 @@ class WorkerCore:
                 input_root=Path(input_root) if input_root else None,
                 confine_inputs=bool(opts.get("confine_inputs", False)), on_event=self._emit,
                 is_cancelled=(lambda: job in self._cancelled) if job is not None else None,
-                extra=node_extra(tile and tile["spec"], self.block_class, tile and tile["workers"]),
-                limits=opts.get("limits"),
+                limits=opts.get("limits"), tile=Tiling.of(tile and tile["spec"]),
+                block_class=self.block_class,
             )
+            if tile and tile["workers"]:  # its tiles go to every worker of the pool
+                ctx.tile_runner = RayTileRunner(ctx, tile["workers"])
             out = execute_block(cls, params, ctx, dict(inputs), runner=run_tiled if tile else None)
         except Exception as exc:  # noqa: BLE001
             error = plain_error(exc, node, block_id)
