@@ -13,14 +13,13 @@ DualCFGGuider                       ``sd.dual_guider`` (cond1, cond2, negative; 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from orchestrator import ComfyMapping, Cond, Data, Lazy, NodeContext, PairOp
 from plugins.sd import comfy_conditioning as conditioning
 
-if TYPE_CHECKING:
-    from graphs.comfy.importer import Importer
+Importer = Any  # graphs.comfy's importer (NodeContext.importer); plugins import only orchestrator
 
 IP2P, DUAL = "sd.ip2p_conditioning", "sd.dual_guider"
 
