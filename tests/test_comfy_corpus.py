@@ -41,7 +41,6 @@ SET_ASIDE = {"unmapped_model"}
 
 # what still does not import clean, and why (the ComfyUI classes it lacks); keys are file stems, both formats
 NOT_YET = {
-    "controlnet/depth_controlnet": "DiffControlNetLoader has no mapping",
     "gligen/gligen_textbox_example": "GLIGENLoader and GLIGENTextBoxApply have no mapping",
 }
 
@@ -203,7 +202,7 @@ def model_map(result, files: Path) -> dict[str, str]:
             out[comfy] = "tiny-clip-vision"
         elif "unclip" in stem:
             out[comfy] = str(files / "tiny-unclip")
-        elif stem.startswith(("control_", "t2iadapter")):
+        elif stem.startswith(("control_", "t2iadapter", "diff_control")):
             out[comfy] = "tiny-controlnet"
         elif any(s in comfy for s in SDXL):
             out[comfy] = "tiny-sdxl"
