@@ -135,3 +135,43 @@ def test_combined_condition_branches_run_in_one_denoise(catalog, models, inputs)
     both = ex.run(out).outputs["denoise"]["latent"]
     alone = ex.run(regional).outputs["denoise"]["latent"]
     assert both.shape == alone.shape and not torch.equal(both, alone)  # the ControlNet now acts too
+
+
+def _planner(catalog):
+    from agents.context import PlanningContext
+    from agents.planner import Planner
+    from graphs.library import builtin_templates
+
+    return Planner(PlanningContext.build(catalog, builtin_templates()))
+
+
+def _fast(graph):
+    for node in graph.nodes.values():
+        if node.block in ("sd.denoise", "sd.inpaint"):
+            node.params["steps"] = 2
+    return graph
+
+
+def test_a_planned_detail_pass_fixes_a_given_picture_in_place(catalog, models, inputs):
+    """'fix the face in this photo' with a photo and no mask: the detail pass of that photo runs
+    on tiny-sd, and only the face box (with its margin and feather) changes."""
+    plan = _planner(catalog).plan("fix the face in this photo", images={"image": "input.png"})
+    assert plan.template == "detail_pass"
+    graph = _fast(plan.graph)
+    validate(graph, catalog)
+    result = LocalExecutor(catalog, models=models, input_root=inputs).run(graph)
+    before = np.asarray(Image.open(inputs / "input.png"), np.float32) / 255.0
+    after = result.outputs["paste"]["image"][0]
+    assert after.shape == before.shape
+    changed = np.abs(after - before).max(-1) > 2 / 255
+    assert changed[10:30, 22:42].mean() > 0.5  # the face box was redrawn
+    assert not changed[56:].any() and not changed[:, :4].any() and not changed[:, 60:].any()
+
+
+def test_a_planned_three_region_composition_runs(catalog, models, inputs):
+    plan = _planner(catalog).plan("a red apple on the left, a pear in the middle and a plum on the right")
+    graph = _fast(plan.graph)
+    assert sum(1 for n in graph.nodes.values() if n.block == "sd.regional_prompt") == 3
+    validate(graph, catalog)
+    image = LocalExecutor(catalog, models=models, input_root=inputs).run(graph).outputs["decode"]["image"]
+    assert image.shape[0] == 1 and image.shape[-1] == 3

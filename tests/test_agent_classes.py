@@ -1,0 +1,313 @@
+"""The classes of prompts the offline planner missed on unseen sets, one section each: the shape
+in any phrasing and language, inputs by role (a map the user has vs a photo to read), masks and
+regions, a detail pass of a given picture, other languages and typos, a family asked by name."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents.context import PlanningContext, models_from_entries
+from agents.errors import AgentError
+from agents.labels import classify
+from agents.language import language
+from agents.orientation import explicit_ratio, find_shape
+from agents.planner import Planner
+from agents.regions import region_areas, split_regions
+from agents.request import parse_request
+from agents.sizes import output_size
+from agents.typos import fix_typos
+from graphs import validate
+
+SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
+SDXL = {"name": "juggernaut-xl", "kind": "checkpoint", "family": "sdxl", "origin": "folder"}
+
+
+@pytest.fixture(scope="module")
+def host():
+    from orchestrator.plugins import load_plugins
+
+    return load_plugins()
+
+
+@pytest.fixture(scope="module")
+def planner(host) -> Planner:
+    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1, SDXL]),
+                                default_model="dreamy-sd15")
+    return Planner(ctx)
+
+
+def _aspect(plan) -> float:
+    w, h = output_size(plan.graph)
+    return w / h
+
+
+# -- 1. the shape, in any phrasing and language ------------------------------------------------------
+
+SHAPES = [  # (prompt, low, high) for the planned width / height
+    ("vertical headshot of a young woman with freckles", 0.5, 0.85),
+    ("a lighthouse keeper, upright format, oil painting", 0.5, 0.85),
+    ("retro paperback cover, portrait aspect ratio", 0.5, 0.85),
+    ("a lighthouse, in portrait", 0.5, 0.85),
+    ("a tall narrow image of a waterfall", 0.4, 0.6),
+    ("mountain village in autumn, horizontal format", 1.25, 2.0),
+    ("a child's drawing of a rocket, make it landscape", 1.25, 2.0),
+    ("lockscreen wallpaper: a jellyfish in dark water", 0.5, 0.6),
+    ("cover image for an instagram reel about espresso", 0.5, 0.6),
+    ("YouTube thumbnail of a cat next to a cucumber", 1.7, 1.85),
+    ("twitter header with a calm ocean horizon", 2.5, 3.5),
+    ("Ein Porträt einer alten Bäuerin im Stil von Rembrandt, Hochformat", 0.5, 0.85),
+    ("Eine Almhütte im Winter, Querformat, Aquarell", 1.25, 2.0),
+    ("un marché provençal au petit matin, format portrait", 0.5, 0.85),
+    ("une affiche verticale de Paris la nuit", 0.5, 0.85),
+    ("una calle de Sevilla con naranjos, formato vertical", 0.5, 0.85),
+    ("un vecchio faro sulla scogliera, formato orizzontale", 1.25, 2.0),
+    ("paisagem de praia ao pôr do sol, formato horizontal", 1.25, 2.0),
+    ("桜並木の下を歩く着物姿の女性、縦長のポスター", 0.5, 0.85),
+    ("富士山と桜、横長の壁紙", 1.25, 2.0),
+    ("一只熊猫在竹林里吃竹子\uff0c竖版海报", 0.5, 0.85),  # a full-width comma
+    ("Корабль в шторм, горизонтальный формат", 1.25, 2.0),
+    ("세로 포스터, 서울의 밤거리", 0.5, 0.85),
+    ("film still of a desert highway, anamorphic 2.39:1", 2.2, 2.6),
+    ("a foggy harbour, 1.85:1", 1.75, 1.95),
+    ("an owl on a branch, aspect ratio 3 by 4", 0.7, 0.8),
+    ("16x9 thumbnail of a gaming setup", 1.7, 1.85),
+    ("an ink drawing of a heron, 2 to 3 ratio", 0.62, 0.72),
+    ("botanical print of ferns, 18x24 inch poster", 0.7, 0.8),
+    ("a poster 60x90 cm of a vintage motorcycle", 0.62, 0.72),
+    ("5x7 print of a snowy owl, landscape", 1.3, 1.5),
+    ("Ein Fuchs im Schnee, Seitenverhältnis 9:16", 0.5, 0.6),
+    ("\uff11\uff16\uff1a\uff19\u306e\u5bcc\u58eb\u5c71", 1.7, 1.85),  # full-width 16:9
+    ("a potrait of a samurai, widescren", 1.7, 1.85),  # typos of the format words
+]
+
+
+@pytest.mark.parametrize(("prompt", "low", "high"), SHAPES)
+def test_the_asked_shape_is_planned(planner, prompt, low, high) -> None:
+    plan = planner.plan(prompt)
+    assert low <= _aspect(plan) <= high, (prompt, output_size(plan.graph), plan.template)
+
+
+SUBJECT_ADJECTIVES = [
+    "a tall giraffe next to a tall lighthouse", "a vertical garden on an office wall",
+    "a horizontal line of ducks crossing a road", "a wide river winding through a valley",
+    "a landscape painting of rolling hills", "an upright piano in a sunlit room",
+    "vertical stripes on a linen shirt", "a tall ship sailing at sunset",
+    "the man is standing upright in a field", "a clock showing 10:30 on a kitchen wall",
+    "sunset at 5:30 pm over the bay", "a 3x4 grid of stamps", "a 3 by 2 rug in a hallway",
+]
+
+
+@pytest.mark.parametrize("prompt", SUBJECT_ADJECTIVES)
+def test_a_word_about_the_subject_does_not_resize(planner, prompt) -> None:
+    assert find_shape(prompt) is None and explicit_ratio(prompt) is None
+    assert parse_request(prompt).aspect is None
+    assert math.isclose(_aspect(planner.plan(prompt)), 1.0)
+
+
+def test_a_print_size_is_no_pixel_size() -> None:
+    r = parse_request("a 70x100 cm poster of a lighthouse")
+    assert r.width is None and r.height is None and math.isclose(r.aspect, 0.7)
+    assert "70x100" not in r.text
+
+
+def test_a_vertical_banner_is_a_tall_panorama(planner) -> None:
+    plan = planner.plan("a vertical banner of a bamboo forest")
+    assert plan.template == "panorama" and _aspect(plan) < 0.4
+
+
+# -- 2. inputs by role ---------------------------------------------------------------------------
+
+CONTROL = [  # a map the user has: the control input
+    "I have a canny edge map of a sports car, render it as a chrome concept car",
+    "here is my depth map of a bedroom, render a scandinavian interior from it",
+    "use the segmentation map I attached to generate a street in the rain",
+    "I drew a scribble of a house with a tree, make it a realistic photo",
+    "the attached image is a canny map; turn it into a glass sculpture",
+    "follow my lineart map and colour it as an anime cel",
+    "render a fantasy castle from the depth map I uploaded",
+]
+FROM_PHOTO = [  # a photo whose edges or depth are read: the image input
+    ("use the canny edges of my photo to draw a fantasy castle", "image_translation"),
+    ("extract the edges from this photo of a bridge and draw it in winter", "image_translation"),
+    ("keep the composition of my photo but make it a snowy night", "image_translation"),
+    ("estimate depth from this photo of a canyon and make it an alien planet", "depth_translation"),
+    ("use the depth map of this room for a cyberpunk bar", "depth_translation"),
+]
+
+
+@pytest.mark.parametrize("prompt", CONTROL)
+def test_a_map_the_user_has_is_a_control_input(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert "control" in labels.intents and labels.task == "text-to-image", labels
+    bare = planner.plan(prompt)  # a text-to-image composition falls back, saying which input it lacks
+    assert bare.template != "controlnet_guided"
+    assert any("controlnet_guided" in n and "control" in n and "fell back" in n for n in bare.trace["notes"])
+    plan = planner.plan(prompt, images={"control": "map.png"})
+    assert plan.template == "controlnet_guided"
+    assert plan.graph.nodes["control_map"].params["path"] == "map.png"
+
+
+@pytest.mark.parametrize(("prompt", "template"), FROM_PHOTO)
+def test_a_photo_to_read_edges_or_depth_from_is_the_image_input(host, prompt, template) -> None:
+    depth = {"name": "depth.onnx", "kind": "onnx", "family": ""}
+    p = Planner(PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1, depth])))
+    assert classify(prompt).task == "image-to-image"
+    with pytest.raises(AgentError) as info:
+        p.plan(prompt)
+    assert "image" in info.value.details["roles"]
+    assert p.plan(prompt, images={"image": "photo.png"}).template == template
+
+
+@pytest.mark.parametrize(("prompt", "roles"), [
+    ("paint my garden photo in the look of the attached Monet painting", ["image", "style"]),
+    ("use this painting as a style reference for my photo", ["image", "style"]),
+    ("recolor this illustration with the palette from the second image", ["image", "palette"]),
+    ("swap the shoes in my photo for the sneakers in the reference image, I masked the feet",
+     ["image", "mask", "reference"]),
+])
+def test_reference_style_and_palette_ask_for_their_roles(planner, prompt, roles) -> None:
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    assert sorted(info.value.details["roles"]) == sorted(roles)
+
+
+# -- 3. masks and regions -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "a sunlit forest clearing; place a white stag exactly inside the area of my mask",
+    "a quiet lake at dawn, and put a swan in the white area of my mask",
+    "generate a red dragon where my mask is, over a medieval city",
+    "use my mask to place a waterfall in the middle of a jungle scene",
+    "a hot air balloon exactly where the mask is white, over green hills",
+])
+def test_a_subject_placed_in_a_mask_is_a_masked_region(planner, prompt) -> None:
+    bare = planner.plan(prompt)
+    assert any("masked_regions" in n and "mask" in n and "fell back" in n for n in bare.trace["notes"])
+    plan = planner.plan(prompt, images={"mask": "m.png"})
+    assert plan.template == "masked_regions"
+
+
+@pytest.mark.parametrize("prompt", ["fill the masked region with a calm blue sky",
+                                    "replace the masked area with a bouquet of roses"])
+def test_a_masked_part_to_redo_is_an_inpainting(planner, prompt) -> None:
+    assert planner.plan(prompt, images={"image": "i.png", "mask": "m.png"}).template == "inpaint"
+
+
+def test_regions_split_one_prompt_each() -> None:
+    assert split_regions("in the top left corner a sun, in the bottom right corner a house")[1] == \
+        {"top-left": "a sun", "bottom-right": "a house"}
+    assert split_regions("a knight on the left facing a dragon on the right")[1] == \
+        {"left": "a knight", "right": "facing a dragon"}
+    assert split_regions("side-by-side comparison of a cat and a dog")[1] == \
+        {"left": "a cat", "right": "a dog"}
+    assert split_regions("the left side shows a young man, the right side the same man old")[1] == \
+        {"left": "a young man", "right": "the same man old"}
+    assert split_regions("a cat in the middle of the road") == ("a cat in the middle of the road", {})
+    assert region_areas(["left", "center", "right"])["right"] == [0.6667, 0.0, 0.3333, 1.0]
+    assert region_areas(["top-right"])["top-right"] == [0.5, 0.0, 0.5, 0.5]
+
+
+def test_every_region_gets_a_slot_and_an_area(planner, host) -> None:
+    plan = planner.plan("a lion on the left, a zebra in the center and a giraffe on the right, savanna")
+    assert plan.template == "regional_composition"
+    validate(plan.graph, host.catalog)
+    slots = {n.meta["region"]: n.params["prompt"] for n in plan.graph.nodes.values() if n.meta.get("region")}
+    assert slots == {"left": "a lion", "center": "a zebra", "right": "a giraffe"}
+    areas = sorted(n.params["area"] for n in plan.graph.nodes.values() if "area" in n.params)
+    assert areas == [[0.0, 0.0, 0.3333, 1.0], [0.3333, 0.0, 0.3333, 1.0], [0.6667, 0.0, 0.3333, 1.0]]
+    corners = planner.plan("four seasons: spring top left, summer top right, autumn bottom left, "
+                           "winter bottom right")
+    assert sum(1 for n in corners.graph.nodes.values() if "area" in n.params) == 4
+
+
+@pytest.mark.parametrize("prompt", ["a road curving to the right through a pine forest",
+                                    "a woman with a rose tattoo on her left arm"])
+def test_one_side_named_is_no_regional_composition(planner, prompt) -> None:
+    assert planner.plan(prompt).template != "regional_composition"
+
+
+# -- 4. a detail pass of a given picture ----------------------------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "fix the face in this photo", "the face in my photo is blurry, please restore it",
+    "fix the hands in this picture, they have too many fingers", "enhance the eyes in this portrait I took",
+    "the eyes in the photo I sent look weird, fix them", "corrige le visage sur cette photo",
+])
+def test_fixing_a_given_picture_asks_for_it_and_plans_a_detail_pass(planner, host, prompt) -> None:
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    err = info.value.to_dict()
+    assert err["type"] == "input" and err["field"] == "inputs.image" and err["roles"] == ["image"]
+    plan = planner.plan(prompt, images={"image": "photo.png"})
+    assert plan.template == "detail_pass"
+    validate(plan.graph, host.catalog)
+    nodes = plan.graph.nodes
+    assert not any(n.block == "sd.empty_latent" for n in nodes.values())  # nothing is generated
+    assert nodes["decode"].block == "image.load" and nodes["decode"].params["path"] == "photo.png"
+    assert nodes["crop"].params["size"] == 512  # the SD-1 checkpoint's native size
+    assert nodes["refine"].params["model"] == "dreamy-sd15"
+
+
+def test_the_detail_box_follows_the_part_named(planner) -> None:
+    hands = planner.plan("fix the hands in this picture", images={"image": "p.png"})
+    face = planner.plan("fix the face in this picture", images={"image": "p.png"})
+    assert hands.graph.nodes["region"].params["box"] != face.graph.nodes["region"].params["box"]
+    assert "hands" in hands.graph.nodes["detail_prompt"].params["prompt"]
+
+
+def test_a_detail_pass_of_a_new_picture_still_generates_it(planner) -> None:
+    plan = planner.plan("a portrait of a violinist, then fix the face with a detail pass")
+    assert plan.template == "detail_pass"
+    assert plan.graph.nodes["decode"].block == "sd.vae_decode" and "latent" in plan.graph.nodes
+
+
+# -- 5. other languages and typos ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("prompt", "lang"), [
+    ("zorro rojo en la nieve", "Spanish"), ("ein roter Fuchs im Schnee, Fotografie", "German"),
+    ("un chat noir sur un toit de Paris", "French"), ("一只橘猫在窗台上晒太阳", "Chinese"),
+    ("東京の夜景、シネマティック", "Japanese"),
+])
+def test_another_language_plans_the_plain_template_with_a_note(planner, prompt, lang) -> None:
+    assert language(prompt) == lang
+    plan = planner.plan(prompt)
+    assert plan.template == "txt2img"
+    assert any(f"looks {lang}" in n and "plain template" in n for n in plan.trace["notes"])
+
+
+@pytest.mark.parametrize(("prompt", "roles"), [
+    ("Quita el coche rojo de esta foto; la máscara indica dónde está", ["image", "mask"]),
+    ("supprime la voiture de cette photo, le masque est joint", ["image", "mask"]),
+    ("この写真から電線を消して、マスク付き", ["image", "mask"]),
+    ("trasforma questa foto in un acquerello", ["image"]),
+    ("verwandle dieses Foto in ein Ölgemälde", ["image"]),
+])
+def test_a_given_picture_and_an_edit_in_another_language_ask_for_their_inputs(planner, prompt, roles) -> None:
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    assert sorted(info.value.details["roles"]) == roles
+
+
+def test_typos_of_key_words_are_read_as_meant(planner) -> None:
+    assert fix_typos("remvoe the car from this phtoo")[0] == "remove the car from this photo"
+    for real in ("a printed poster of a house", "a pointing finger", "a face detailer", "a horse"):
+        assert fix_typos(real) == (real, [])
+    plan = planner.plan("a potrait of an old sailor, vertcal poster")
+    assert "people" in plan.labels and _aspect(plan) < 0.85
+    assert any("'potrait' as 'portrait'" in n for n in plan.trace["notes"])
+    assert plan.graph.nodes["cond"].params["prompt"].startswith("a potrait")  # the user's text is kept
+    with pytest.raises(AgentError) as info:
+        planner.plan("erase the trash can from thsi photo (mask attached)")
+    assert sorted(info.value.details["roles"]) == ["image", "mask"]
+
+
+# -- 6. a family asked by name ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("prompt", ["SDXL please: a glass perfume bottle with peonies",
+                                    "with stable diffusion xl: a bowl of ramen, food photography"])
+def test_a_family_asked_by_name_picks_its_template_and_checkpoint(planner, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "sdxl_txt2img"
+    assert plan.graph.nodes["denoise"].params["model"] == "juggernaut-xl"
