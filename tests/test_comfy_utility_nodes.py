@@ -358,6 +358,28 @@ def test_api_workflow_of_every_utility_node_imports_clean_and_runs(catalog, mode
     assert mask.min() == 0 and mask.max() == 255  # thresholded: the feathered edge is 0, the inside 1
 
 
+def test_every_utility_node_exports_back_to_itself_and_reimports_to_the_same_graph(catalog):
+    from graphs.comfy import export_api
+
+    original = _api_utilities()
+    original["50"] = {"class_type": "ImageScaleBy", "inputs": {"upscale_method": "area", "scale_by": 0.5,
+                                                               "image": ["28", 0]}}
+    original["51"] = {"class_type": "ImageScale", "inputs": {
+        "upscale_method": "lanczos", "width": 48, "height": 0, "crop": "center", "image": ["50", 0]}}
+    original["9"]["inputs"]["images"] = ["51", 0]
+    graph = import_result(original, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS).graph
+    prompt, problems = export_api(graph)
+    assert problems == []
+    for node_id, node in original.items():  # each node back as itself, its links and widgets
+        if node["class_type"] in ("CheckpointLoaderSimple", "CLIPTextEncode", "KSampler"):
+            continue
+        assert prompt[node_id]["class_type"] == node["class_type"]
+        widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+        assert {k: v for k, v in prompt[node_id]["inputs"].items() if not isinstance(v, list)} == widgets
+    again = import_result(prompt, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
+    assert again.problems == [] and again.graph == graph
+
+
 def _ui_utilities() -> dict:
     """The UI format (widget values as lists, in ComfyUI's declaration order) of a mask and image chain."""
     g = UIGraph()

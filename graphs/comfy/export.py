@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from graphs.comfy.export_sampling import SamplingExport
+from graphs.comfy.export_utility import utility_export
 from graphs.comfy.samplers import EXPORT_SAMPLERS
 from graphs.errors import GraphError
 from graphs.model import Graph, Node
@@ -67,6 +69,9 @@ class _Exporter(SamplingExport):
         for node_id in order:
             node = self.graph.nodes[node_id]
             handler = getattr(self, "_" + node.block.replace(".", "_"), None)
+            utility = utility_export(node.block) if handler is None else None  # the utility nodes' blocks
+            if utility is not None:
+                handler = partial(utility, self)
             if node_id in self.folded:
                 continue
             if handler is None:

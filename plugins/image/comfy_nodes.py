@@ -5,7 +5,7 @@ ComfyUI                                 ours
 ======================================  =====================================================
 LoadImage / LoadImageMask               ``image.load`` (+ ``image.load_mask`` of the alpha)
 SaveImage, PreviewImage                 ``image.save``
-ImageScale(By)                          ``image.resize``
+ImageScale(By)                          ``image.scale`` (``image.resize`` without it)
 ImagePadForOutpaint                     ``sd.outpaint_pad`` (ComfyUI's feathered mask), else
                                         ``image.pad``
 ImageBlend, Canny                       ``image.blend``, ``image.canny``
@@ -67,6 +67,8 @@ def save_image(nc: NodeContext) -> list[Any]:
 def image_scale(nc: NodeContext) -> list[Any]:
     image = nc.data("image")
     assert image is not None
+    if nc.has_block("image.scale"):  # ComfyUI's common_upscale, exactly (plugins/image/comfy_scale.py)
+        return _image_scale_exact(nc, image)
     method = str(nc.widget("upscale_method", "nearest-exact"))
     params: dict[str, Any] = {"method": IMAGE_METHODS.get(method, "bicubic")}
     if method not in IMAGE_METHODS:
@@ -88,6 +90,24 @@ def image_scale(nc: NodeContext) -> list[Any]:
             params["aspect"] = "crop" if nc.widget("crop", "disabled") == "center" else "stretch"
             size = (w, h)
     node = nc.add("image.resize", inputs={"image": image}, params=params)
+    return [_out(node, "image", "IMAGE", size=size)]
+
+
+def _image_scale_exact(nc: NodeContext, image: Data) -> list[Any]:
+    params: dict[str, Any] = {"upscale_method": str(nc.widget("upscale_method", "nearest-exact"))}
+    size = None
+    if nc.node.class_type == "ImageScaleBy":
+        params["scale_by"] = float(nc.widget("scale_by", 1.0))
+        if image.size:
+            size = (round(image.size[0] * params["scale_by"]), round(image.size[1] * params["scale_by"]))
+    else:
+        params.update(width=int(nc.widget("width", 512)), height=int(nc.widget("height", 512)),
+                      crop=str(nc.widget("crop", "disabled")))
+        if not params["width"] and not params["height"]:
+            return [image]
+        if params["width"] and params["height"]:
+            size = (params["width"], params["height"])
+    node = nc.add("image.scale", inputs={"image": image}, params=params)
     return [_out(node, "image", "IMAGE", size=size)]
 
 
@@ -137,8 +157,8 @@ MAPPINGS: tuple[ComfyMapping, ...] = (
     _c("LoadImageMask", load_image_mask, ("image.load_mask",)),
     _c("SaveImage", save_image, ("image.save",), output_node=True),
     _c("PreviewImage", save_image, ("image.save",), output_node=True),
-    _c("ImageScale", image_scale, ("image.resize",)),
-    _c("ImageScaleBy", image_scale, ("image.resize",)),
+    _c("ImageScale", image_scale, ("image.scale|image.resize",)),
+    _c("ImageScaleBy", image_scale, ("image.scale|image.resize",)),
     _c("ImagePadForOutpaint", image_pad, ("sd.outpaint_pad|image.pad",)),
     _c("Canny", canny, ("image.canny",)),
     _simple("ImageBlend", "image.blend", {"image1": "a", "image2": "b"},
