@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.errors import AgentError
+from agents.litellm_import import prepare_litellm
 from agents.tokens import CONTEXT_TOKENS, estimate_tokens
 
 DEFAULT_KEY_ENV = "ORCHESTRATOR_LLM_API_KEY"
@@ -38,16 +39,6 @@ _RETRYABLE = ("Timeout", "APIConnectionError", "RateLimitError", "InternalServer
 
 def _retryable(litellm: Any) -> tuple[type[BaseException], ...]:
     return tuple(c for n in _RETRYABLE if isinstance(c := getattr(litellm, n, None), type))
-
-
-def _prepare_litellm() -> Any:
-    """Import litellm offline: its price map from the installed package, no telemetry."""
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    import litellm
-
-    litellm.telemetry = False
-    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on stdout
-    return litellm
 
 
 @dataclass(frozen=True)
@@ -282,7 +273,7 @@ class LLMClient:
 
     def complete_json(self, messages: list[dict[str, str]]) -> Answer:
         """Send ``messages``; the answer's JSON object (or the reason there is none)."""
-        litellm = _prepare_litellm()
+        litellm = prepare_litellm()
         cfg = self._config
         answer_tokens(cfg, messages)  # AgentError now when the messages cannot fit the context
         usage = Usage(calls=1)

@@ -17,6 +17,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from agents.litellm_import import prepare_litellm
+
 CHARS_PER_TOKEN = 3.0
 MESSAGE_OVERHEAD = 4  # role and separators, per message
 CONTEXT_TOKENS = 4096  # a typical local model's window: a select call and its answer fit in it
@@ -33,10 +35,8 @@ def estimate_tokens(messages: str | Iterable[Mapping[str, Any]]) -> int:
 def count_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gpt-3.5-turbo") -> int | None:
     """Tokens of ``messages`` by litellm's tokenizer for ``model`` (tiktoken's cl100k for most
     models), or ``None`` when litellm cannot count offline."""
-    from agents.llm import _prepare_litellm
-
     try:
-        litellm = _prepare_litellm()
+        litellm = prepare_litellm()
         return int(litellm.token_counter(model=model, messages=[dict(m) for m in messages]))
     except Exception:  # noqa: BLE001 - no tokenizer available offline: the estimate stands
         return None

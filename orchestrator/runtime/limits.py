@@ -37,6 +37,7 @@ import networkx as nx
 
 from graphs import Graph
 from graphs.catalog import BlockSpec
+from orchestrator.errors import BlockError
 
 LATENT_FACTOR = 8  # image pixels per latent cell along each side (every SD/SDXL VAE)
 SPATIAL = frozenset({"IMAGE", "MASK", "LATENT", "TILES"})
@@ -413,8 +414,6 @@ def measure(value: Any, port_type: str) -> Size | None:
 
 
 def _raise(problems: list[dict[str, Any]]) -> None:
-    from orchestrator.errors import BlockError
-
     first = problems[0]
     extra = {k: v for k, v in first.items() if k not in ("type", "message", "node", "field")}
     raise BlockError(first["message"], type="limit", node=first["node"], field=first["field"], **extra)
