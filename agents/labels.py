@@ -128,7 +128,7 @@ _RULES: dict[str, str] = {
         r"fill in|clean up)\b"
     ),
     "wide": (
-        r"\b(?:panoramas?|panoramic|widescreen|banner|ultra-?wide|"
+        r"パノラマ|全景|파노라마|\b(?:panor[aáâ]m\w*|widescreen|banner|ultra-?wide|"
         r"wide[- ](?:format|aspect(?: ratio)?|image|picture|crop|banner|wallpaper|screen|frame|poster)|"
         r"(?:landscape|horizontal) (?:[\w:-]+ ){0,2}?(?:format|orientation|mode|image|poster|banner|print|"
         r"wallpaper|picture|shot|flyer|cover|card)|(?:landscape|horizontal)[- ]orient(?:ed|ation)|"
@@ -196,10 +196,19 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:painting|artwork|illustration|print|woodcut|drawing|poster|reference)\b|"
         r"\b(?:use|using|take|taking) (?:this|that|the (?:attached|second|other)|my) (?:[\w'-]+ ){0,2}?"
         r"(?:image|picture|photo|painting|artwork|one) as (?:a |the )?(?:style )?reference\b|"
-        r"\bas (?:a |the )?style reference\b"
+        r"\bas (?:a |the )?style reference\b|"
+        r"\bim stil (?:dieses|des beigef[üu]gten|des angeh[äa]ngten|des zweiten|meines)\b|"
+        r"\bdans le style de (?:cette|cet|ce|l'image|la photo|la deuxi[èe]me)\b|"
+        r"\b(?:al|en el) estilo de (?:esta|este|la segunda|la otra|la imagen adjunta)\b|"
+        r"\bnello stile di (?:questa|questo|quest'|la seconda)\b|\bno estilo (?:desta|deste|da segunda)\b|"
+        r"(?:この|その|添付の|2枚目の)(?:画像|写真|絵)の(?:スタイル|画風|タッチ)|"
+        r"(?:参考图|这张图|第二张图|这幅画)的(?:风格|画风)"
     ),
     "palette": (
         r"\bpalettes?\b|\bcolou?ri[sz](?:e|ed|ing|ation)\b|\brecolou?r(?:ed|ing)?\b|"
+        r"\b(?:paleta|tavolozza|farbpalette|palette de couleurs)\b|\bcolore(?:a|ar)\b|"
+        r"\bcolori(?:ser|se|ez)\b|"
+        r"\b(?:kolorier\w*|einf[äa]rb\w*|colorare|colora|colorir|colorize)\b|调色板|配色|パレット|上色|着色|カラー化|"
         r"\bcolou?r scheme (?:of|from)\b|\bcolou?rs (?:of|from) " + _GIVEN + r"\b"
     ),
     "regions": (
@@ -238,7 +247,10 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b"
     ),
     "upscale": (
-        r"\bup-?scal(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
+        r"\bup-?scal(?:e|ed|ing)\b|\bup-?sampl(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
+        r"\b(?:vergr[öo]ßer\w*|hochskalier\w*|agrandi[rs]?\w*|ingrandi\w*|ampl[ií]a(?:r|la|lo)?)\b|"
+        r"\b(?:aumenta\w*|augmente\w*|mejora\w*|erh[öo]h\w*|aumentare) (?:la |a |die )?"
+        r"(?:r[ée]solu\w*|risoluzione|aufl[öo]sung)\b|アップスケール|高解像度|放大|超分|提高分辨率|高清化|업스케일|"
         r"\b(?:increase|double|triple|quadruple|raise) (?:the )?(?:resolution|size|pixel count)\b|"
         r"\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
         r"\bmake (?:it|this|(?:this|the|my) (?:image|photo|picture)) (?:bigger|larger|higher resolution|"

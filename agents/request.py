@@ -38,7 +38,8 @@ _LORA = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::(-?\d+(?:\.\d+)?))?(?::[^
 _FAST = re.compile(r"\b(?:quick|draft|fast|preview|rough)\b", re.IGNORECASE)
 _QUALITY = re.compile(r"\b(?:highly detailed|best quality|masterpiece|ultra[- ]detailed|intricate|"
                       r"high quality)\b", re.IGNORECASE)
-_PANORAMA = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|ultra-?wide|banner)\b", re.IGNORECASE)
+_PANORAMA = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|ultra-?wide|banner)\b|パノラマ|全景|파노라마",
+                       re.IGNORECASE)
 # estimate of CLIP tokens: words and punctuation, long words count twice
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 CLIP_TOKENS = 75  # per window, without the start and end tokens
@@ -66,7 +67,8 @@ _TALL_WORD = re.compile(r"\btall\b", re.IGNORECASE)
 _WIDE_WORD = re.compile(r"\bwide(?:screen)?\b", re.IGNORECASE)
 _PHONE = re.compile(r"\b(?:phone|mobile|story|stories|reel|tiktok)\b", re.IGNORECASE)
 # explicit panorama words: these ask for the panorama template whatever the ratio
-_PANORAMA_WORDS = re.compile(r"\b(?:panoramas?|panoramic|360[- ]degree|360|ultra-?wide)\b", re.IGNORECASE)
+_PANORAMA_WORDS = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|360|ultra-?wide)\b|パノラマ|全景|파노라마",
+                             re.IGNORECASE)
 # aspects from 1:PANORAMA_FROM to PANORAMA_FROM:1 are a plain picture at the model's native area
 PANORAMA_FROM = 2.0
 

@@ -303,6 +303,28 @@ def test_typos_of_key_words_are_read_as_meant(planner) -> None:
     assert sorted(info.value.details["roles"]) == ["image", "mask"]
 
 
+@pytest.mark.parametrize("prompt", ["Vergrößere dieses Foto auf 4K", "この画像をアップスケールして",
+                                    "把这张图片放大两倍", "upsample this image to 2048 pixels wide"])
+def test_an_upscale_in_any_language_asks_for_the_image(planner, prompt) -> None:
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    assert info.value.details["roles"] == ["image"]
+    assert planner.plan(prompt, images={"image": "i.png"}).template == "tiled_upscale"
+
+
+@pytest.mark.parametrize("prompt", ["una vista panorámica de Buenos Aires de noche", "万里长城的全景图",
+                                    "富士山のパノラマ写真", "un panorama des Alpes au coucher du soleil"])
+def test_a_panorama_in_any_language_is_one(planner, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "panorama" and _aspect(plan) >= 2
+
+
+def test_an_explicit_size_a_two_pass_graph_cannot_hit_exactly_is_kept_within_16px(planner) -> None:
+    plan = planner.plan("a 1920x1080 wallpaper of a nebula")
+    w, h = output_size(plan.graph)
+    assert abs(w - 1920) <= 16 and abs(h - 1080) <= 16
+
+
 # -- 6. a family asked by name ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("prompt", ["SDXL please: a glass perfume bottle with peonies",
