@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from orchestrator import Block, BlockError, Context, In, Out, Params, Resources, block
+from orchestrator import Block, BlockError, Context, In, ModelInfo, Out, Params, Resources, block
 from plugins.sd import multidiffusion
 from plugins.sd.common import (
     MODEL_FIELD_DESCRIPTION,
@@ -77,14 +78,26 @@ def window(scheduler: Any, steps: int, device: str, start: float | None, end: fl
     return timesteps
 
 
-def _setup(ctx: Context, p: SamplingParams, cond: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SamplerSetup:
+    """What a diffusers-scheduler sampling block loads before it samples."""
+
+    ref: Any  # the model reference (a name, or a dict with LoRAs...), as ctx.models takes it
+    device: str  # the torch device it samples on
+    info: ModelInfo
+    unet: Any  # the model's UNet on ``device``
+    scheduler: Any  # a fresh scheduler: the model's config, as the ``sampler`` param's class
+
+
+def sampler_setup(ctx: Context, p: SamplingParams, cond: Any) -> SamplerSetup:
+    """The model, UNet and scheduler ``p`` names, after checking ``cond`` was made for its family."""
     ref = model_ref(p.model)
     device = device_of(ctx)
     info = ctx.models.info(ref)
     check_cond(cond, info.family, ctx.node)
     unet = ctx.models.unet(ref, device=device)
-    scheduler = make_scheduler(info.scheduler, p.sampler)
-    return {"ref": ref, "device": device, "info": info, "unet": unet, "scheduler": scheduler}
+    return SamplerSetup(ref=ref, device=device, info=info, unet=unet,
+                        scheduler=make_scheduler(info.scheduler, p.sampler))
 
 
 @block("sd.denoise", version="1.0.0")
@@ -117,15 +130,15 @@ class Denoise(Block):
 
         with torch.no_grad():
             out = multidiffusion.denoise(ctx, tiling, self.params, cond, latent, rng,
-                                         _setup(ctx, self.params, cond))
+                                         sampler_setup(ctx, self.params, cond))
         return {"latent": out.float().cpu()}
 
     def run(self, ctx: Context, cond: Any, latent: Any, rng: Any = None) -> dict:
         import torch
 
         p = self.params
-        s = _setup(ctx, p, cond)
-        device, unet, scheduler = s["device"], s["unet"], s["scheduler"]
+        s = sampler_setup(ctx, p, cond)
+        device, unet, scheduler = s.device, s.unet, s.scheduler
         dtype = unet.dtype
         if p.denoising_start is not None and p.denoising_end is not None and \
                 p.denoising_start >= p.denoising_end:
@@ -154,7 +167,7 @@ class Denoise(Block):
                 latents = noise * scheduler.init_noise_sigma
             else:
                 latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(init.shape[0]))
-            f = s["info"].vae_scale_factor
+            f = s.info.vae_scale_factor
             out = sample(ctx=ctx, unet=torch_unet(unet), unet_config=dict(unet.config), scheduler=scheduler,
                          timesteps=timesteps, latents=latents, cond=cond, cfg=p.cfg, gen=gen, device=device,
                          dtype=dtype, pixel_size=(init.shape[-2] * f, init.shape[-1] * f), eta=p.eta,
@@ -185,12 +198,12 @@ class Inpaint(Block):
         import torch
 
         p = self.params
-        s = _setup(ctx, p, cond)
-        device, unet, scheduler, info = s["device"], s["unet"], s["scheduler"], s["info"]
+        s = sampler_setup(ctx, p, cond)
+        device, unet, scheduler, info = s.device, s.unet, s.scheduler, s.info
         if info.family == "sdxl":
             raise BlockError(f"node {ctx.node!r}: sd.inpaint supports SD 1.x/2.x models, not SDXL",
                              type="input", node=ctx.node, field="params.model")
-        vae = ctx.models.vae(s["ref"], device=device)
+        vae = ctx.models.vae(s.ref, device=device)
         dtype = unet.dtype
         f = info.vae_scale_factor
         image = rgb(image, ctx.node)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Resources, block
 from plugins.sd.common import generator, randn, sample, schedule, torch_unet
-from plugins.sd.denoise import SamplingParams, _setup
+from plugins.sd.denoise import SamplingParams, sampler_setup
 from plugins.sd.vae import image_processor, rgb, to_image, vae_decode, vae_encode
 
 
@@ -43,15 +43,15 @@ class Img2Img(Block):
         p = self.params
         if int(p.steps * p.strength) < 1:
             return {"image": np.array(image, dtype=np.float32, copy=True)}
-        s = _setup(ctx, p, cond)
-        device, unet, scheduler, info = s["device"], s["unet"], s["scheduler"], s["info"]
+        s = sampler_setup(ctx, p, cond)
+        device, unet, scheduler, info = s.device, s.unet, s.scheduler, s.info
         f = info.vae_scale_factor
         pixels_in = rgb(image, ctx.node)
         if pixels_in.shape[1] % f or pixels_in.shape[2] % f:
             raise BlockError(f"node {ctx.node!r}: image is {pixels_in.shape[2]}x{pixels_in.shape[1]}; its "
                              f"sides must be multiples of {f}", type="input", node=ctx.node,
                              field="inputs.image")
-        vae = ctx.models.vae(s["ref"], device=device)
+        vae = ctx.models.vae(s.ref, device=device)
         dtype = unet.dtype
         timesteps, _n = schedule(scheduler, p.steps, p.strength, device, ctx.node)
         gen = generator(None, ctx.seed if p.seed is None else p.seed)

@@ -34,7 +34,7 @@ is refused with an error that says so.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import BlockError, Context
 from plugins.sd.common import (
@@ -49,6 +49,9 @@ from plugins.sd.common import (
     unet_prompt,
 )
 from plugins.sd.conditioning import EXTRA_KEYS
+
+if TYPE_CHECKING:
+    from plugins.sd.denoise import SamplerSetup
 
 View = tuple[int, int, int, int]  # h_start, h_end, w_start, w_end in latent cells
 
@@ -126,10 +129,10 @@ def _view_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, window_px: t
 
 
 def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any, rng: Any,
-            setup: dict[str, Any]) -> Any:
+            setup: SamplerSetup) -> Any:
     """The MultiDiffusion sampling loop; returns the denoised latent (on the block's device).
 
-    ``p`` are ``sd.denoise``'s params, ``setup`` what its ``_setup`` loaded (unet, scheduler).
+    ``p`` are ``sd.denoise``'s params, ``setup`` what it loaded (:class:`~plugins.sd.denoise.SamplerSetup`).
 
     A deliberate copy of parts of :func:`plugins.sd.common.sample` (the start latent, the
     classifier-free guidance in :func:`unet_views`, the step loop): this loop follows
@@ -146,7 +149,7 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
         raise BlockError(f"node {node!r}: a conditioning with {', '.join(extras)} cannot be denoised in "
                          f"MultiDiffusion tiles yet; drop the tile annotation or the extras",
                          type="input", node=node, field="inputs.cond")
-    device, unet, scheduler, info = setup["device"], setup["unet"], setup["scheduler"], setup["info"]
+    device, unet, scheduler, info = setup.device, setup.unet, setup.scheduler, setup.info
     f = info.vae_scale_factor
     for name in ("size", "stride"):
         if getattr(tiling, name) % f:
@@ -174,7 +177,7 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
     time_cond_dim = config.get("time_cond_proj_dim")
     do_cfg = p.cfg > 1.0 and time_cond_dim is None
     timestep_cond = lcm_timestep_cond(p.cfg, batch, time_cond_dim, dtype)
-    shared = {"model": setup["ref"], "do_cfg": do_cfg, "cfg": p.cfg, "guidance_rescale": p.guidance_rescale,
+    shared = {"model": setup.ref, "do_cfg": do_cfg, "cfg": p.cfg, "guidance_rescale": p.guidance_rescale,
               "timestep_cond": timestep_cond,
               **_view_prompt(cond, batch=batch, do_cfg=do_cfg, window_px=(window * f, window * f),
                              device=device, dtype=dtype, node=node)}
