@@ -210,3 +210,39 @@ def folder_model_manager(cache_dir: str, models_root: str, budget_bytes: int | N
 
     registry = ModelRegistry(cache_dir=cache_dir, folders=ModelFolders([models_root]), allow_paths=False)
     return ModelManager(registry, budget_bytes=budget_bytes)
+
+
+# -- GLIGEN ----------------------------------------------------------------------------------------
+
+# tiny-sd's transformer blocks by ComfyUI's (LDM) names -> (diffusers attention module path, query width)
+TINY_SD_GLIGEN_BLOCKS = {"input_blocks.3.1": ("down_blocks.1.attentions.0", 64),
+                         "middle_block.1": ("mid_block.attentions.0", 64),
+                         "output_blocks.0.1": ("up_blocks.0.attentions.0", 64),
+                         "output_blocks.1.1": ("up_blocks.0.attentions.1", 64)}
+
+
+def tiny_gligen(path: Path, context: int = 32, text: int = 32, seed: int = 0) -> dict:
+    """A GLIGEN textbox file for tiny-sd in ComfyUI's layout: a gated self-attention ``fuser`` per
+    transformer block (one 64-channel head, as ComfyUI's loader takes a non-768 context) with non-zero
+    gates, and the box projection ``position_net``. Returns its modules by LDM block name."""
+    from diffusers.models.attention import GatedSelfAttentionDense
+    from diffusers.models.embeddings import GLIGENTextBoundingboxProjection
+
+    torch.manual_seed(seed)
+    sd, modules = {}, {}
+    for ldm, (_path, width) in TINY_SD_GLIGEN_BLOCKS.items():
+        fuser = GatedSelfAttentionDense(width, context, 1, width)
+        with torch.no_grad():
+            fuser.alpha_attn.fill_(0.6)
+            fuser.alpha_dense.fill_(0.4)
+        modules[ldm] = fuser
+        prefix = f"{ldm}.transformer_blocks.0.fuser."
+        sd |= {prefix + k: v.detach().clone() for k, v in fuser.state_dict().items()}
+    net = GLIGENTextBoundingboxProjection(positive_len=text, out_dim=context, feature_type="text-only")
+    with torch.no_grad():
+        net.null_positive_feature.normal_()
+        net.null_position_feature.normal_()
+    modules["position_net"] = net
+    sd |= {f"position_net.{k}": v.detach().clone() for k, v in net.state_dict().items()}
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    return modules

@@ -27,7 +27,7 @@ from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
-from model_builders import SRVGGNetCompact, a1111_pt, kohya_sd1, kohya_sdxl, randomised
+from model_builders import SRVGGNetCompact, a1111_pt, kohya_sd1, kohya_sdxl, randomised, tiny_gligen
 
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
@@ -41,7 +41,6 @@ SET_ASIDE = {"unmapped_model"}
 
 # what still does not import clean, and why (the ComfyUI classes it lacks); keys are file stems, both formats
 NOT_YET = {
-    "gligen/gligen_textbox_example": "GLIGENLoader and GLIGENTextBoxApply have no mapping",
 }
 
 
@@ -136,6 +135,7 @@ def files(tmp_path_factory):
     for scale in (2, 4):
         torch.save(randomised(SRVGGNetCompact(upscale=scale), scale).state_dict(), d / f"esrgan_x{scale}.pth")
     tiny_unclip(d / "tiny-unclip")
+    tiny_gligen(d / "gligen.safetensors")  # a GLIGEN textbox file for tiny-sd (tests/test_gligen.py)
     return d
 
 
@@ -198,6 +198,8 @@ def model_map(result, files: Path) -> dict[str, str]:
             out[comfy] = str(files / "SDA768.pt")
         elif stem.startswith("RealESRGAN"):
             out[comfy] = str(files / ("esrgan_x2.pth" if "x2" in stem else "esrgan_x4.pth"))
+        elif stem.startswith("gligen"):
+            out[comfy] = str(files / "gligen.safetensors")
         elif stem.startswith("clip_vision"):
             out[comfy] = "tiny-clip-vision"
         elif "unclip" in stem:

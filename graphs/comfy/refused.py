@@ -6,13 +6,9 @@ rather than approximated: the result would not be the image ComfyUI makes.
 
 from __future__ import annotations
 
-_GLIGEN = ("GLIGEN patches gated self-attention layers from a separate GLIGEN file into the UNet; diffusers "
-           "has GLIGEN only as whole pipelines with their own UNets, so it cannot be done faithfully here")
 _STYLE = "style models (T2I-Adapter style, Redux) have no block of ours"
 
 REFUSED: dict[str, str] = {
-    "GLIGENLoader": _GLIGEN,
-    "GLIGENTextBoxApply": _GLIGEN,
     "StyleModelLoader": _STYLE,
     "StyleModelApply": _STYLE,
 }

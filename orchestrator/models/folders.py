@@ -15,6 +15,7 @@ clip_vision   ``clip_vision/``                         -
 ip_adapter    ``ipadapter/``                           -
 onnx          ``onnx/``                                -
 hypernetwork  ``hypernetworks/``                       ``models/hypernetworks/``
+gligen        ``gligen/``                              -
 ============  =======================================  ==========================================
 
 ComfyUI's ``extra_model_paths.yaml`` is read as is: named sections, each with a
@@ -62,12 +63,13 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "ip_adapter": ("ipadapter", "models/ipadapter"),
     "onnx": ("onnx", "models/onnx"),
     "hypernetwork": ("hypernetworks", "models/hypernetworks"),
+    "gligen": ("gligen", "models/gligen"),
 }
 # extra_model_paths.yaml keys (ComfyUI's folder names) -> our kinds; other keys are ignored
 COMFY_KEYS = {"checkpoints": "checkpoint", "loras": "lora", "embeddings": "embedding",
               "controlnet": "controlnet", "t2i_adapter": "controlnet", "upscale_models": "upscaler",
               "vae": "vae", "clip_vision": "clip_vision", "ipadapter": "ip_adapter", "onnx": "onnx",
-              "hypernetworks": "hypernetwork"}
+              "hypernetworks": "hypernetwork", "gligen": "gligen"}
 SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".onnx")
 LEGACY_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 MAX_FILES = 100_000

@@ -111,7 +111,8 @@ def builtin_entries() -> list[ModelEntry]:
 
 KIND_TEXT = {"checkpoint": "model", "vae": "VAE", "lora": "LoRA", "embedding": "embedding",
              "controlnet": "ControlNet", "upscaler": "upscale model", "clip_vision": "CLIP vision model",
-             "ip_adapter": "IP-Adapter", "onnx": "ONNX model", "hypernetwork": "hypernetwork"}
+             "ip_adapter": "IP-Adapter", "onnx": "ONNX model", "hypernetwork": "hypernetwork",
+             "gligen": "GLIGEN model"}
 BUILTIN_KIND = {"tiny-controlnet": "controlnet", "tiny-clip-vision": "clip_vision",
                 "tiny-ip-adapter": "ip_adapter"}
 # which kind of file each manager component is looked up as

@@ -19,6 +19,7 @@ from plugins.sd import (
     clip_vision,
     comfy_cond_nodes,
     comfy_controlnet,
+    comfy_gligen,
     comfy_ip2p,
     comfy_latents,
     comfy_loaders,
@@ -27,6 +28,7 @@ from plugins.sd import (
     controlnet,
     custom_sampling,
     denoise,
+    gligen,
     img2img,
     inpaint_encode,
     ip2p,
@@ -51,6 +53,7 @@ BLOCKS = [*area.BLOCKS, *prompt.BLOCKS, *latent.BLOCKS, *latent_resize.BLOCKS, *
           *latent_batch.BLOCKS, *latent_transform.BLOCKS, *latent_math.BLOCKS]
 BLOCKS += [*clip_vision.BLOCKS, *unclip.BLOCKS]  # CLIP vision, unCLIP / SDXL revision
 BLOCKS += ip2p.BLOCKS  # InstructPix2Pix, DualCFGGuider
+BLOCKS += gligen.BLOCKS  # GLIGEN text boxes
 
 
 @hookimpl
@@ -62,4 +65,5 @@ def register_blocks() -> list:
 def register_comfy_mappings() -> list:
     """ComfyUI's loaders, text encoders, conditioning, ControlNet, sampler and latent nodes."""
     return [*comfy_loaders.MAPPINGS, *comfy_cond_nodes.MAPPINGS, *comfy_controlnet.MAPPINGS,
-            *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS, *comfy_ip2p.MAPPINGS]
+            *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS, *comfy_ip2p.MAPPINGS,
+            *comfy_gligen.MAPPINGS]

@@ -71,17 +71,18 @@ class StepConditioning:
     """
 
     def __init__(self, controls: Any = None, regions: Any = None, images: Any = None,
-                 areas: Any = None) -> None:
+                 areas: Any = None, gligen: Any = None) -> None:
         self.controls = controls
+        self.gligen = gligen  # GLIGEN boxes (plugins.sd.gligen)
         self.regions = regions
         self.images = images
         self.areas = areas
 
     @classmethod
     def build(cls, cond: dict[str, Any], run: Sampling) -> StepConditioning:
-        if not any(cond.get(k) for k in (*EXTRA_KEYS, "entries")):
+        if not any(cond.get(k) for k in (*EXTRA_KEYS, "entries", "gligen")):
             return cls()
-        from plugins.sd import area, controlnet, ip_adapter, regional
+        from plugins.sd import area, controlnet, gligen, ip_adapter, regional
 
         if cond.get("entries") and cond.get("regions"):
             raise BlockError(f"node {run.ctx.node!r}: a conditioning has both ComfyUI-style entries (areas, "
@@ -92,12 +93,14 @@ class StepConditioning:
             regions=regional.Regions(cond["regions"], run) if cond.get("regions") else None,
             images=ip_adapter.ImagePrompts(cond["image_prompts"], run) if cond.get("image_prompts") else None,
             areas=area.Areas(cond, run) if cond.get("entries") else None,
+            gligen=gligen.Gligen(cond["gligen"], run, cond) if cond.get("gligen") else None,
         )
 
     def unet(self, unet: UNetFn, node: str = "") -> UNetFn:
         if self.controls is not None and getattr(unet, "module", None) is None:
             raise BlockError(f"node {node!r}: ControlNets need the torch UNet (sd.denoise, sd.inpaint), not "
                              f"this one", type="input", node=node, field="inputs.cond")
+        unet = self.gligen.wrap(unet) if self.gligen is not None else unet
         unet = self.images.wrap(unet) if self.images is not None else unet
         return self.areas.wrap(unet) if self.areas is not None else unet
 
