@@ -26,7 +26,14 @@ from plugins.image.filters import Blur, Invert, Sharpen, gaussian_kernel
 from plugins.image.mask_ops import MaskComposite, MaskCrop, MaskExpand, MaskFeather, MaskSolid, MaskThreshold
 from plugins.image.regions import CompositeMasked, CropClamped
 from plugins.sd.inpaint_encode import inpaint_pixels
-from plugins.sd.latent_math import LatentAdd, LatentCompositeMasked, LatentInterpolate, LatentMultiply
+from plugins.sd.latent_math import (
+    LatentAdd,
+    LatentCompositeMasked,
+    LatentConcat,
+    LatentInterpolate,
+    LatentMultiply,
+    LatentSeedBehavior,
+)
 from plugins.sd.latent_transform import LatentCrop, LatentFlip, LatentRotate
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -240,6 +247,50 @@ def test_latent_arithmetic():
     dst, src = torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 4, 4)
     out = LatentCompositeMasked({"x": 48, "y": 8}).run(ctx(), destination=dst, source=src)["latent"]
     assert out[0, 0, 1:5, 6:8].min() == 1.0 and out.sum() == 4 * 4 * 2
+
+
+def test_latent_concat_and_seed_behavior():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 4, 6, 6, generator=g), torch.randn(1, 4, 6, 10, generator=g)
+    out = LatentConcat().run(ctx(), latent=a, other=b)["latent"]
+    assert out.shape == (3, 4, 6, 6) and torch.equal(out[:2], a)
+    assert torch.allclose(out[2:], b[..., 2:8])  # cut to 6 wide in the middle, then (identity) bilinear
+    assert LatentSeedBehavior({"seed_behavior": "random"}).run(ctx(), latent=a)["latent"] is a
+
+
+def _seeded(extra: dict, latent: list) -> dict:
+    prompt = {k: v for k, v in _inpaint_api("3").items() if k in ("4", "6", "7", "8", "9")}
+    prompt["8"]["inputs"]["samples"] = ["3", 0]
+    prompt["5"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}}
+    prompt["15"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+    prompt["3"] = {"class_type": "KSampler", "inputs": {
+        "seed": 5, "steps": 2, "cfg": 6.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+        "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": latent}}
+    return {**prompt, **extra}
+
+
+@pytest.mark.parametrize(("extra", "record"), [
+    ({"10": {"class_type": "LatentBatchSeedBehavior", "inputs": {"seed_behavior": "fixed",
+                                                                 "samples": ["5", 0]}}}, [0, 0]),
+    ({"10": {"class_type": "LatentBatchSeedBehavior", "inputs": {"seed_behavior": "random",
+                                                                 "samples": ["5", 0]}}}, None),
+    ({"10": {"class_type": "LatentBatch", "inputs": {"samples1": ["5", 0], "samples2": ["15", 0]}}},
+     [0, 1, 0]),  # each part keeps its own indices: the appended latent gets noise 0 again
+    ({"11": {"class_type": "LatentFromBatch", "inputs": {"batch_index": 1, "length": 1,
+                                                         "samples": ["5", 0]}},
+      "10": {"class_type": "LatentFlip", "inputs": {"flip_method": "x-axis: vertically",
+                                                    "samples": ["11", 0]}}},
+     [1]),  # the record rides through other latent nodes, as ComfyUI's copied dict does
+])
+def test_batch_noise_records_reach_the_sampler_as_comfyui_keeps_them(extra, record, catalog, models,
+                                                                     tmp_path):
+    result = import_result(_seeded(extra, ["10", 0]), catalog=catalog, extra_mappings=MAPPINGS,
+                           model_map=MODELS)
+    assert result.problems == []
+    assert result.graph.nodes["ksampler_3"].params.get("batch_index") == record
+    run = LocalExecutor(catalog, models=models, outputs_dir=tmp_path).run(result.graph)
+    size = {None: 2, 2: 2, 3: 3, 1: 1}[None if record is None else len(record)]
+    assert len(run.files) == size
 
 
 # -- bad input: structured errors ------------------------------------------------------------------

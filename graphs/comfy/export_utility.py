@@ -46,6 +46,8 @@ EXACT: dict[str, tuple[str, Mapping[str, str], tuple[str, ...], str]] = {
     "sd.latent_multiply": ("LatentMultiply", _LAT, ("multiplier",), "latent"),
     "sd.latent_interpolate": ("LatentInterpolate", _PAIR, ("ratio",), "latent"),
     "sd.latent_composite_masked": ("LatentCompositeMasked", _PASTE, ("x", "y", "resize_source"), "latent"),
+    "sd.latent_concat": ("LatentBatch", _PAIR, (), "latent"),
+    "sd.latent_seed_behavior": ("LatentBatchSeedBehavior", _LAT, ("seed_behavior",), "latent"),
 }
 
 # image.scale's defaults (ImageScale's widget defaults)

@@ -15,6 +15,8 @@ LatentCrop, LatentFlip, LatentRotate    ``sd.latent_crop``, ``sd.latent_flip``, 
 LatentAdd, LatentSubtract,              ``sd.latent_add`` (``op``), ``sd.latent_multiply``,
 LatentMultiply, LatentInterpolate       ``sd.latent_interpolate``
 LatentCompositeMasked                   ``sd.latent_composite_masked``
+LatentBatch, LatentBatchSeedBehavior    ``sd.latent_concat``, ``sd.latent_seed_behavior`` (the
+                                        sampler gets their batch_index record)
 ======================================  =====================================================
 
 Each block computes what the ComfyUI node computes (``plugins/image/mask_ops.py``,
@@ -196,6 +198,9 @@ UTIL_NODES: dict[str, NodeInfo] = {
     "LatentSubtract": NodeInfo(inputs=_TWO_LATENTS, outputs=("LATENT",)),
     "LatentMultiply": NodeInfo(inputs=_LATENT, widgets=(("multiplier", 1.0),), outputs=("LATENT",)),
     "LatentInterpolate": NodeInfo(inputs=_TWO_LATENTS, widgets=(("ratio", 1.0),), outputs=("LATENT",)),
+    "LatentBatch": NodeInfo(inputs=_TWO_LATENTS, outputs=("LATENT",)),
+    "LatentBatchSeedBehavior": NodeInfo(inputs=_LATENT, widgets=(("seed_behavior", "fixed"),),
+                                        outputs=("LATENT",)),
     "LatentCompositeMasked": NodeInfo(inputs={"destination": "LATENT", "source": "LATENT", "mask": "MASK"},
                                       widgets=(("x", 0), ("y", 0), ("resize_source", False)),
                                       outputs=("LATENT",), optional=frozenset({"mask"})),
@@ -244,6 +249,8 @@ UTIL_MAPPINGS: tuple[ComfyMapping, ...] = (
     _lat("LatentMultiply", "sd.latent_multiply", *_ONE, ("multiplier",)),
     _lat("LatentInterpolate", "sd.latent_interpolate", *_PAIR, ("ratio",)),
     _lat("LatentCompositeMasked", "sd.latent_composite_masked", _PASTE, _PASTE, ("x", "y", "resize_source")),
+    _lat("LatentBatch", "sd.latent_concat", *_PAIR),
+    _lat("LatentBatchSeedBehavior", "sd.latent_seed_behavior", *_ONE, ("seed_behavior",)),
 )
 
 # the blocks these mappings use (all shipped by this project's plugins)

@@ -117,6 +117,13 @@ def native_inpaint(nc: NodeContext, latent: MaskedLatent) -> tuple[Data, Data] |
     return built[latent.node]
 
 
+# our latent blocks whose output keeps the batch record of this input (ComfyUI's latent.copy())
+KEEP_RECORD = {"sd.latent_resize": "latent", "sd.latent_upscale": "latent", "sd.latent_composite": "latent",
+               "sd.latent_blend": "latent", "sd.latent_crop": "latent", "sd.latent_flip": "latent",
+               "sd.latent_rotate": "latent", "sd.latent_add": "latent", "sd.latent_multiply": "latent",
+               "sd.latent_interpolate": "latent", "sd.latent_composite_masked": "destination"}
+
+
 def batch_record(importer: Importer, ref: str | None, depth: int = 0) -> tuple[int | None, list[int] | None]:
     """``(batch size or None, ComfyUI's batch_index record or None)`` of a latent built so far.
 
@@ -128,6 +135,22 @@ def batch_record(importer: Importer, ref: str | None, depth: int = 0) -> tuple[i
         return None, None
     if node.block == "sd.empty_latent":
         return int(node.params.get("batch", 1)), None
+    if node.block in KEEP_RECORD:  # ComfyUI's latent nodes copy the latent's dict: the record rides along
+        return batch_record(importer, node.inputs.get(KEEP_RECORD[node.block]), depth + 1)
+    if node.block == "sd.latent_seed_behavior":  # LatentBatchSeedBehavior
+        size, index = batch_record(importer, node.inputs.get("latent"), depth + 1)
+        if node.params.get("seed_behavior", "fixed") == "random":
+            return size, None
+        first = index[0] if index else 0
+        return size, ([first] * size if size is not None else None)
+    if node.block == "sd.latent_concat":  # LatentBatch: each part's record, or its own indices
+        (n1, i1), (n2, i2) = (batch_record(importer, node.inputs.get(k), depth + 1)
+                              for k in ("latent", "other"))
+        if (i1 is None and n1 is None) or (i2 is None and n2 is None):
+            return None, None
+        i1 = i1 if i1 is not None else list(range(n1 or 0))
+        i2 = i2 if i2 is not None else list(range(n2 or 0))
+        return len(i1) + len(i2), i1 + i2
     if node.block in ("sd.ksampler", "sd.sample_custom") and str(ref).endswith(".latent"):
         size, _ = batch_record(importer, node.inputs.get("latent"), depth + 1)
         index = node.params.get("batch_index")

@@ -3,7 +3,8 @@
 ``sd.latent_add`` (LatentAdd / LatentSubtract with ``op``), ``sd.latent_multiply``
 (LatentMultiply), ``sd.latent_interpolate`` (LatentInterpolate: directions and lengths of each
 cell's channel vector interpolated apart), ``sd.latent_composite_masked``
-(LatentCompositeMasked). A second latent of another size is first resized to the first's
+(LatentCompositeMasked), ``sd.latent_concat`` (LatentBatch), ``sd.latent_seed_behavior``
+(LatentBatchSeedBehavior). A second latent of another size is first resized to the first's
 (bilinear, middle cut to its aspect) and repeated to its batch, as ComfyUI's
 ``reshape_latent_to``.
 
@@ -154,6 +155,51 @@ class LatentCompositeMasked(Block):
         return {"latent": composite(dst.clone(), src.to(dst.dtype), p.x, p.y, m, 8, p.resize_source)}
 
 
+@block("sd.latent_concat", version="1.0.0")
+class LatentConcat(Block):
+    """The latents of ``latent`` then those of ``other`` in one batch (ComfyUI LatentBatch); ``other`` of
+    another size is first resized to the first's (bilinear, middle cut to its aspect). The importer
+    gives the sampler ComfyUI's noise record of the batch (each part's own indices)."""
+
+    inputs = {"latent": In("LATENT", "the first latents (their size is the batch's)"),
+              "other": In("LATENT", "the latents appended")}
+    outputs = {"latent": "LATENT"}
+
+    def run(self, ctx: Context, latent: Any, other: Any) -> dict:
+        import torch
+
+        a = check_latent(latent, ctx.node, "inputs.latent")
+        b = check_latent(other, ctx.node, "inputs.other")
+        if a.shape[1] != b.shape[1]:
+            raise BlockError(f"node {ctx.node!r}: the latents have {a.shape[1]} and {b.shape[1]} channels "
+                             "(two model families?)", type="input", node=ctx.node, field="inputs.other",
+                             value=int(b.shape[1]))
+        if a.shape[0] + b.shape[0] > 4096:
+            raise BlockError(f"node {ctx.node!r}: {a.shape[0]} + {b.shape[0]} latents exceed 4096",
+                             type="limit", node=ctx.node, field="inputs.other", value=int(b.shape[0]))
+        if tuple(b.shape[2:]) != tuple(a.shape[2:]):
+            b = reshape_latent_to((b.shape[0], *a.shape[1:]), b.to(a.dtype))
+        return {"latent": torch.cat((a, b.to(a.dtype)), dim=0)}
+
+
+@block("sd.latent_seed_behavior", version="1.0.0")
+class LatentSeedBehavior(Block):
+    """Which noise each latent of a batch gets (ComfyUI LatentBatchSeedBehavior): 'fixed' gives every
+    latent the noise of the batch's first, 'random' each its own. The latent itself passes unchanged (as
+    in ComfyUI, where the node only rewrites the batch's noise record); the importer hands the record
+    to the sampler (``sd.ksampler``'s ``batch_index``)."""
+
+    inputs = {"latent": "LATENT"}
+    outputs = {"latent": "LATENT"}
+
+    class Params(Params):
+        seed_behavior: Literal["random", "fixed"] = Field("fixed",
+                                                          description="fixed: one noise for the whole batch")
+
+    def run(self, ctx: Context, latent: Any) -> dict:
+        return {"latent": check_latent(latent, ctx.node)}
+
+
 # Copied from plugins.image.regions.composite (ComfyUI's nodes_mask.composite; each plugin stands alone)
 def composite(destination: Any, source: Any, x: int, y: int, mask: Any = None, multiplier: int = 8,
               resize_source: bool = False) -> Any:
@@ -186,4 +232,5 @@ def composite(destination: Any, source: Any, x: int, y: int, mask: Any = None, m
     return destination
 
 
-BLOCKS = [LatentAdd, LatentMultiply, LatentInterpolate, LatentCompositeMasked]
+BLOCKS = [LatentAdd, LatentMultiply, LatentInterpolate, LatentCompositeMasked, LatentConcat,
+          LatentSeedBehavior]
