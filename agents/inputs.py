@@ -94,12 +94,14 @@ def use_optional_inputs(graph: Graph, images: Mapping[str, str]) -> Graph:
     return out
 
 
-def input_error(template: Template, missing: list[dict[str, str]]) -> AgentError:
+def input_error(template: Template, missing: list[dict[str, str]], task: str | None = None) -> AgentError:
+    """The error of a plan that lacks inputs: names the template, the task (the prompt's, where
+    it makes an optional input needed) and each missing role with its description."""
     roles = [m["role"] for m in missing]
     what = "; ".join(f"{m['role']!r}" + (f" ({m['description']})" if m["description"] else "")
                      for m in missing)
     return AgentError(
-        f"the prompt asks for {template.name} ({template.task or template_task(template.graph)}), "
+        f"the prompt asks for {template.name} ({task or template.task or template_task(template.graph)}), "
         f"which needs "
         f"input {what}; none was given: {HOW.replace('ROLE', roles[0])}",
         type="input", field=f"inputs.{roles[0]}", value=None, roles=roles, template=template.name)
@@ -115,7 +117,7 @@ def require_inputs(template: Template, request: Request, ctx: PlanningContext | 
                          type="model", field="template", value=template.name)
     missing = missing_roles(template, request)
     if missing:
-        raise input_error(template, missing)
+        raise input_error(template, missing, request.labels.task)
 
 
 def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: PlanningContext,
@@ -159,7 +161,7 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
                              f"{', '.join(m['role'] for m in missing)}; none was given, so it fell back "
                              f"to the text-only {other.name}")
                 return other.name, request
-    raise input_error(best, missing)
+    raise input_error(best, missing, request.labels.task)
 
 
 def note_unused_inputs(template: Template, request: Request, notes: list[str]) -> None:

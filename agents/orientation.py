@@ -226,7 +226,7 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         x, y = pair
         before = _BEFORE.search(text[:m.start()])
         plain = x.is_integer() and y.is_integer() and (int(x), int(y)) in _PLAIN_BY \
-            and re.match(r"\s*(?:x|\u00d7)", text[m.end(1):])
+            and re.match(r"\s*(?:x|\u00d7|by)", text[m.end(1):], re.IGNORECASE)
         if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain):
             return x / y, (before.start() if before else m.start(), m.end())
     return None
