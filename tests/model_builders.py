@@ -1,5 +1,6 @@
 """Model files in the layouts people have, built at test time: kohya LoRAs, A1111 embeddings,
-ESRGAN-family upscalers (nets written here from BasicSR's and Real-ESRGAN's definitions).
+ESRGAN-family upscalers (nets written here from BasicSR's and Real-ESRGAN's definitions), and a
+tiny SDXL refiner folder.
 
 Import from a test module (the tests folder is not a package)::
 
@@ -246,3 +247,32 @@ def tiny_gligen(path: Path, context: int = 32, text: int = 32, seed: int = 0) ->
     sd |= {f"position_net.{k}": v.detach().clone() for k, v in net.state_dict().items()}
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return modules
+
+
+# -- an SDXL refiner -------------------------------------------------------------------------------
+
+
+def tiny_sdxl_refiner(dest: Path, tiny_sdxl: Path) -> Path:
+    """tiny-sdxl (the folder ``tiny_sdxl``) as an SDXL refiner at ``dest``: no CLIP-L, a UNet conditioned
+    on CLIP-G's 32-wide hidden states and on 5 size/aesthetic ids (``projection_class_embeddings_input_dim``
+    5 * 8 + 32), as the real refiner's config has it (1280 + 5 * 256)."""
+    import json
+    import shutil
+
+    from diffusers import UNet2DConditionModel
+
+    from orchestrator.models.tiny import init_weights
+
+    skip = shutil.ignore_patterns("text_encoder", "tokenizer", "orchestrator_*")
+    shutil.copytree(tiny_sdxl, dest, ignore=skip)
+    config = json.loads((tiny_sdxl / "unet" / "config.json").read_text())
+    config.update(cross_attention_dim=32, projection_class_embeddings_input_dim=5 * 8 + 32)
+    unet = UNet2DConditionModel(**{k: v for k, v in config.items() if not k.startswith("_")})
+    init_weights(unet, "tiny-sdxl-refiner.unet")
+    shutil.rmtree(dest / "unet")
+    unet.save_pretrained(str(dest / "unet"), safe_serialization=True)
+    index = json.loads((dest / "model_index.json").read_text())
+    index.update(_class_name="StableDiffusionXLImg2ImgPipeline", text_encoder=[None, None],
+                 tokenizer=[None, None], requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    (dest / "model_index.json").write_text(json.dumps(index))
+    return dest

@@ -22,12 +22,21 @@ from PIL import Image
 
 from graphs import check
 from graphs.comfy import import_result
+from orchestrator.models import ModelRegistry
 from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.executor import LocalExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
-from model_builders import SRVGGNetCompact, a1111_pt, kohya_sd1, kohya_sdxl, randomised, tiny_gligen
+from model_builders import (
+    SRVGGNetCompact,
+    a1111_pt,
+    kohya_sd1,
+    kohya_sdxl,
+    randomised,
+    tiny_gligen,
+    tiny_sdxl_refiner,
+)
 
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
@@ -135,6 +144,8 @@ def files(tmp_path_factory):
     for scale in (2, 4):
         torch.save(randomised(SRVGGNetCompact(upscale=scale), scale).state_dict(), d / f"esrgan_x{scale}.pth")
     tiny_unclip(d / "tiny-unclip")
+    xl = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir()).resolve("tiny-sdxl", build=True).path
+    tiny_sdxl_refiner(d / "tiny-sdxl-refiner", xl)
     tiny_gligen(d / "gligen.safetensors")  # a GLIGEN textbox file for tiny-sd (tests/test_gligen.py)
     return d
 
@@ -202,6 +213,8 @@ def model_map(result, files: Path) -> dict[str, str]:
             out[comfy] = str(files / "gligen.safetensors")
         elif stem.startswith("clip_vision"):
             out[comfy] = "tiny-clip-vision"
+        elif "refiner" in stem:
+            out[comfy] = str(files / "tiny-sdxl-refiner")
         elif "unclip" in stem:
             out[comfy] = str(files / "tiny-unclip")
         elif stem.startswith(("control_", "t2iadapter", "diff_control")):

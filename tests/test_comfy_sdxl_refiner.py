@@ -6,8 +6,6 @@ text encode (API and UI format) import with no problem and run."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from plugins.sd.common import unet_prompt
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
 from comfy_ui_builder import UIGraph
+from model_builders import tiny_sdxl_refiner
 
 models = sd_fixtures.models
 model_registry = sd_fixtures.model_registry
@@ -34,33 +33,12 @@ MAPPINGS = builtin_comfy_mappings()
 CKPT = "sd_xl_refiner_1.0.safetensors"
 
 
-def tiny_refiner(dest: Path) -> Path:
-    """tiny-sdxl as an SDXL refiner: no CLIP-L, a UNet conditioned on CLIP-G's 32-wide hidden states and
-    on 5 size/aesthetic ids (``projection_class_embeddings_input_dim`` 5 * 8 + 32), as the real
-    refiner's config has it (1280 + 5 * 256)."""
-    from diffusers import UNet2DConditionModel
-
-    from orchestrator.models import ModelRegistry
-    from orchestrator.models.tiny import init_weights
-
-    xl = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir()).resolve("tiny-sdxl", build=True).path
-    shutil.copytree(xl, dest, ignore=shutil.ignore_patterns("text_encoder", "tokenizer", "orchestrator_*"))
-    config = json.loads((xl / "unet" / "config.json").read_text())
-    config.update(cross_attention_dim=32, projection_class_embeddings_input_dim=5 * 8 + 32)
-    unet = UNet2DConditionModel(**{k: v for k, v in config.items() if not k.startswith("_")})
-    init_weights(unet, "tiny-sdxl-refiner.unet")
-    shutil.rmtree(dest / "unet")
-    unet.save_pretrained(str(dest / "unet"), safe_serialization=True)
-    index = json.loads((dest / "model_index.json").read_text())
-    index.update(_class_name="StableDiffusionXLImg2ImgPipeline", text_encoder=[None, None],
-                 tokenizer=[None, None], requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
-    (dest / "model_index.json").write_text(json.dumps(index))
-    return dest
-
-
 @pytest.fixture(scope="module")
 def refiner(tmp_path_factory) -> str:
-    return str(tiny_refiner(tmp_path_factory.mktemp("refiner") / "tiny-sdxl-refiner"))
+    from orchestrator.models import ModelRegistry
+
+    xl = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir()).resolve("tiny-sdxl", build=True).path
+    return str(tiny_sdxl_refiner(tmp_path_factory.mktemp("refiner") / "tiny-sdxl-refiner", xl))
 
 
 @pytest.fixture(scope="module")
