@@ -231,3 +231,21 @@ def test_comfyui_gligen_workflow_imports_clean_and_runs(source, catalog, models,
     run = LocalExecutor(catalog, models=models, input_root=root, outputs_dir=tmp_path).run(result.graph)
     [saved] = run.files
     assert Path(saved["path"]).is_file()
+
+
+def test_gligen_on_the_diffusers_loop_and_a_batch_of_two(ex):
+    """sd.denoise (diffusers' loop, one timestep a call) with a batch of two: the boxes change the rows
+    of the prompt with boxes only, for each latent of the batch."""
+    def run(boxes):
+        b = GraphBuilder()
+        cond = b.add("sd.encode_prompt", model="tiny-sd", prompt="a bottle", negative_prompt="blurry").cond
+        for i, (text, w, h, x, y) in enumerate(boxes):
+            cond = b.add("sd.gligen_textbox", id=f"box{i}", cond=cond, gligen="tiny_gligen", text=text,
+                         width=w, height=h, x=x, y=y).cond
+        lat = b.add("sd.empty_latent", model="tiny-sd", width=64, height=64, batch=2)
+        b.add("sd.denoise", id="d", cond=cond, latent=lat.latent, model="tiny-sd", steps=2, cfg=5.0)
+        return ex.run(b.build()).outputs["d"]["latent"]
+
+    boxed, plain = run(BOXES), run([])
+    assert boxed.shape == plain.shape == (2, 4, 8, 8)
+    assert all(float((boxed[i] - plain[i]).abs().max()) > 1e-3 for i in range(2))

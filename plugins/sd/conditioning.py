@@ -12,7 +12,14 @@ key                added by               applied in the loop
 ``regions``        ``sd.regional_prompt`` more text conditions, each with an area or a
                                           mask and a strength, composed at every step
 ``image_prompts``  ``sd.ip_adapter``      IP-Adapter image tokens beside the text's
+``gligen``         ``sd.gligen_textbox``  GLIGEN boxes: the file's gated self-attention
+                                          layers on the rows of the prompt with boxes
 =================  =====================  =============================================
+
+``unclip`` (``sd.unclip_conditioning``) and ``concat_latent_image`` (``sd.ip2p_conditioning``)
+are read by ComfyUI's samplers (:func:`plugins.sd.ksampler.native_sample`): an image embedding
+as the model's adm (:mod:`plugins.sd.unclip`), an image latent beside the noisy one
+(:mod:`plugins.sd.ip2p_latent`).
 
 ``sd.cond_combine`` merges several conditionings into one (the first one's prompt, every
 one's extras). A conditioning with none of these keys samples exactly as before: the
