@@ -194,6 +194,8 @@ def check_cond(cond: Any, family: str, node: str) -> None:
             f"({cond.get('model')}), this model is {family}", type="input", node=node, field="inputs.cond")
 
 
+# Copied from diffusers' StableDiffusionPipeline.get_guidance_scale_embedding
+# (equal: tests/test_deliberate_copies.py)
 def guidance_embedding(w: Any, embedding_dim: int, dtype: Any) -> Any:
     """``get_guidance_scale_embedding`` of the pipelines (for LCM-distilled UNets)."""
     import torch
@@ -229,6 +231,8 @@ def step_kwargs(scheduler: Any, eta: float, gen: Any) -> dict[str, Any]:
     return extra
 
 
+# Copied from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion.rescale_noise_cfg
+# (equal: tests/test_deliberate_copies.py)
 def rescale_noise_cfg(noise_cfg: Any, noise_pred_text: Any, guidance_rescale: float) -> Any:
     """Section 3.4 of arXiv:2305.08891, as diffusers' ``rescale_noise_cfg``."""
     std_text = noise_pred_text.std(dim=list(range(1, noise_pred_text.ndim)), keepdim=True)

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 View = tuple[int, int, int, int]  # h_start, h_end, w_start, w_end in latent cells
 
 
+# Adapted from diffusers' StableDiffusionPanoramaPipeline.get_views (latent units; the edge views
+# added): the relation is checked in tests/test_deliberate_copies.py
 def get_views(height: int, width: int, window: int, stride: int, circular: bool = False) -> list[View]:
     """The views over a ``height`` x ``width`` latent, row by row, as the panorama pipeline
     places them, plus a last row or column flush with the edge where the stride misses it.
@@ -128,6 +130,9 @@ def _view_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, window_px: t
     return {"embeds": embeds.cpu(), "added": added}
 
 
+# A deliberate copy of parts of plugins.sd.common.sample, in the order of diffusers'
+# StableDiffusionPanoramaPipeline.__call__: equal to that pipeline, and to common.sample on one
+# view covering the latent (tests/test_tiling_sd.py)
 def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any, rng: Any,
             setup: SamplerSetup) -> Any:
     """The MultiDiffusion sampling loop; returns the denoised latent (on the block's device).
