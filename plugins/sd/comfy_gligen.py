@@ -12,13 +12,12 @@ GLIGENTextBoxApply                  ``sd.gligen_textbox`` on the conditioning it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator import ComfyMapping, Cond, Data, NodeContext, Resource, Unresolved
 from plugins.sd.comfy_conditioning import embeddings
 
-if TYPE_CHECKING:
-    from graphs.comfy.importer import Importer
+Importer = Any  # graphs.comfy's importer (NodeContext.importer), which mapping modules do not import
 
 BLOCK = "sd.gligen_textbox"
 BOX_WIDGETS = ("text", "width", "height", "x", "y")
