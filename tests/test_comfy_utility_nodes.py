@@ -22,7 +22,7 @@ from orchestrator.plugins import builtin_comfy_mappings
 from orchestrator.runtime.executor import LocalExecutor
 from plugins.image.batches import Batch, BatchRepeat, FromBatch
 from plugins.image.comfy_scale import Scale, ScaleTotalPixels, total_pixels_size
-from plugins.image.filters import Blur, Invert, Sharpen, gaussian_kernel
+from plugins.image.filters import Blur, Invert, Mix, Sharpen, gaussian_kernel
 from plugins.image.mask_ops import MaskComposite, MaskCrop, MaskExpand, MaskFeather, MaskSolid, MaskThreshold
 from plugins.image.regions import CompositeMasked, CropClamped
 from plugins.sd.inpaint_encode import inpaint_pixels
@@ -183,6 +183,23 @@ def test_image_scale_is_comfyuis_common_upscale_not_an_antialiased_resize():
     assert np.array_equal(np.round(out[1] * 255).astype(np.uint8), np.asarray(pil))
     same = Scale({"width": 0, "height": 0}).run(ctx(), image=image)["image"]
     assert np.array_equal(same, image)
+
+
+@pytest.mark.parametrize(("mode", "formula"), [
+    ("normal", lambda a, b: b), ("multiply", lambda a, b: a * b),
+    ("screen", lambda a, b: 1 - (1 - a) * (1 - b)),
+    ("overlay", lambda a, b: np.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b))),
+    ("soft_light", lambda a, b: np.where(b <= 0.5, a - (1 - 2 * b) * a * (1 - a), a + (2 * b - 1) * (
+        np.where(a <= 0.25, ((16 * a - 12) * a + 4) * a, np.sqrt(a)) - a))),
+    ("difference", lambda a, b: a - b),  # signed, as ComfyUI's (then clamped)
+])
+def test_image_blend_is_comfyuis(mode, formula):
+    a, b = rng_image(2, 8, 8, seed=3), rng_image(2, 8, 8, seed=4)
+    out = Mix({"blend_factor": 0.7, "blend_mode": mode}).run(ctx(), image1=a, image2=b)["image"]
+    assert np.abs(out - np.clip(a * 0.3 + formula(a, b) * 0.7, 0, 1)).max() < 1e-5
+    wide = rng_image(1, 8, 12, seed=5)  # another size: bicubic to image1's, its middle 8x8 first
+    out = Mix({"blend_factor": 1.0, "blend_mode": "normal"}).run(ctx(), image1=a, image2=wide)["image"]
+    assert out.shape == a.shape and np.abs(out - np.clip(wide[:, :, 2:10], 0, 1)).max() < 1e-5
 
 
 def test_image_batches():
@@ -417,7 +434,9 @@ def test_every_utility_node_exports_back_to_itself_and_reimports_to_the_same_gra
                                                                "image": ["28", 0]}}
     original["51"] = {"class_type": "ImageScale", "inputs": {
         "upscale_method": "lanczos", "width": 48, "height": 0, "crop": "center", "image": ["50", 0]}}
-    original["9"]["inputs"]["images"] = ["51", 0]
+    original["52"] = {"class_type": "ImageBlend", "inputs": {"blend_factor": 0.25, "blend_mode": "overlay",
+                                                             "image1": ["51", 0], "image2": ["51", 0]}}
+    original["9"]["inputs"]["images"] = ["52", 0]
     graph = import_result(original, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS).graph
     prompt, problems = export_api(graph)
     assert problems == []

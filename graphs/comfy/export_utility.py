@@ -24,6 +24,8 @@ _PASTE = {"destination": "destination", "source": "source", "mask": "mask"}
 # block -> (ComfyUI class, our input -> its input, widgets, our output port)
 EXACT: dict[str, tuple[str, Mapping[str, str], tuple[str, ...], str]] = {
     "image.invert": ("ImageInvert", _IMG, (), "image"),
+    "image.mix": ("ImageBlend", {"image1": "image1", "image2": "image2"}, ("blend_factor", "blend_mode"),
+                  "image"),
     "image.blur": ("ImageBlur", _IMG, ("blur_radius", "sigma"), "image"),
     "image.sharpen": ("ImageSharpen", _IMG, ("sharpen_radius", "sigma", "alpha"), "image"),
     "image.scale_total_pixels": ("ImageScaleToTotalPixels", _IMG,

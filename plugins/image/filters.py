@@ -1,5 +1,5 @@
 """Image filters as ComfyUI computes them: ``image.blur`` (ImageBlur), ``image.sharpen``
-(ImageSharpen), ``image.invert`` (ImageInvert).
+(ImageSharpen), ``image.invert`` (ImageInvert), ``image.mix`` (ImageBlend).
 
 Blur and sharpen are ComfyUI's (``comfy_extras/nodes_post_processing.py``): a
 ``(2 * radius + 1)``-square Gaussian kernel sampled on ``linspace(-1, 1)`` (so ``sigma`` is in
@@ -17,12 +17,12 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from orchestrator import Block, Context, Params, block
+from orchestrator import Block, Context, In, Params, block
 from plugins.image.common import check_image, input_error
 
 
@@ -110,4 +110,62 @@ class Invert(Block):
         return {"image": (np.float32(1.0) - image).astype(np.float32)}
 
 
-BLOCKS = [Blur, Sharpen, Invert]
+MIX_MODES = ("normal", "multiply", "screen", "overlay", "soft_light", "difference")
+
+
+def mix_mode(mode: str, a: Any, b: Any) -> Any:
+    """ComfyUI ImageBlend's ``blend_mode`` of ``a`` (image1) and ``b`` (image2)."""
+    import torch
+
+    if mode == "normal":
+        return b
+    if mode == "multiply":
+        return a * b
+    if mode == "screen":
+        return 1 - (1 - a) * (1 - b)
+    if mode == "overlay":
+        return torch.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b))
+    if mode == "soft_light":
+        g = torch.where(a <= 0.25, ((16 * a - 12) * a + 4) * a, torch.sqrt(a))
+        return torch.where(b <= 0.5, a - (1 - 2 * b) * a * (1 - a), a + (2 * b - 1) * (g - a))
+    return a - b  # difference
+
+
+@block("image.mix", version="1.0.0")
+class Mix(Block):
+    """ComfyUI's ImageBlend: ``image1 * (1 - blend_factor) + mode(image1, image2) * blend_factor``, clamped
+    to 0..1, every channel alike; ``image2`` of another shape is first resized to ``image1``'s (bicubic,
+    middle cut to its aspect). Its ``difference`` is ``image1 - image2`` (signed, then clamped), as
+    ComfyUI's is. (``image.blend`` composites with alpha and masks instead.)"""
+
+    inputs = {"image1": In("IMAGE", "the base image (its size is the result's)"),
+              "image2": In("IMAGE", "the image blended in")}
+    outputs = {"image": "IMAGE"}
+
+    class Params(Params):
+        blend_factor: float = Field(0.5, ge=0.0, le=1.0, description="how much of the blend shows")
+        blend_mode: Literal["normal", "multiply", "screen", "overlay", "soft_light", "difference"] = Field(
+            "normal", description="the blend")
+
+    def run(self, ctx: Context, image1: np.ndarray, image2: np.ndarray) -> dict:
+        import torch
+
+        from plugins.image.comfy_scale import common_upscale
+
+        a = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image1, "inputs.image1")))
+        b = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image2, "inputs.image2")))
+        if a.shape[-1] != b.shape[-1]:
+            raise input_error(ctx, "inputs.image2", f"has {b.shape[-1]} channels and image1 {a.shape[-1]}",
+                              int(b.shape[-1]))
+        if a.shape != b.shape:
+            if b.shape[0] not in (1, a.shape[0]):
+                raise input_error(ctx, "inputs.image2", f"is a batch of {b.shape[0]}, image1 of {a.shape[0]}",
+                                  int(b.shape[0]))
+            b = common_upscale(b.permute(0, 3, 1, 2), a.shape[2], a.shape[1], "bicubic", "center")
+            b = b.permute(0, 2, 3, 1)
+        f = self.params.blend_factor
+        out = a * (1 - f) + mix_mode(self.params.blend_mode, a, b) * f
+        return {"image": torch.clamp(out, 0, 1).numpy().astype(np.float32)}
+
+
+BLOCKS = [Blur, Sharpen, Invert, Mix]
