@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, Context, In, Params, block
+from plugins.image.comfy_scale import common_upscale
 from plugins.image.common import check_image, input_error
 
 
@@ -149,8 +150,6 @@ class Mix(Block):
 
     def run(self, ctx: Context, image1: np.ndarray, image2: np.ndarray) -> dict:
         import torch
-
-        from plugins.image.comfy_scale import common_upscale
 
         a = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image1, "inputs.image1")))
         b = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image2, "inputs.image2")))
