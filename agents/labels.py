@@ -166,7 +166,19 @@ _RULES: dict[str, str] = {
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"\(?(?:image|photo|mask) attached\)?|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
-        r"based on the (?:image|photo))"
+        r"based on the (?:image|photo))|"
+        # "the image below", "I'm sending you a photo of my car", "the photo I'm attaching", "[image]"
+        r"\bthe " + _PICTURE + r" (?:below|above|here)\b|"
+        r"\b(?:i'?m|i am|we'?re|i'?ll|i will|i've|i have) (?:just )?(?:sending|attaching|uploading|giving|"
+        r"sharing|send|attach|upload|give|share|sent|attached|uploaded|given|shared)(?: you)? "
+        r"(?:a |an |my |the |our )?(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|"
+        r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i'?m|i am|we'?re|i'?ll) "
+        r"(?:sending|attaching|uploading|giving|sharing)\b|"
+        r"[\[<](?:image|photo|picture|attached image|img)[\]>]|"
+        # an edit told to "the photo" at the start: "change the background of the photo to a beach"
+        r"(?:^\s*|\b(?:please|can you|could you)\s+)(?:make|change|edit|turn|convert|transform|give|adjust|"
+        r"brighten|darken|enhance|retouch|fix|restyle|sharpen|apply|crop|recolou?r)\b[^.;]{0,40}?"
+        r"\b(?:the|my) (?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
     ),
 }
 _COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _RULES.items()}

@@ -173,6 +173,26 @@ def test_reference_style_and_palette_ask_for_their_roles(planner, prompt, roles)
     assert sorted(info.value.details["roles"]) == sorted(roles)
 
 
+@pytest.mark.parametrize("prompt", [
+    "using the image below, make it look like a comic book",
+    "attached is a photo of my garden, make it autumn",
+    "I'm sending you a picture of my car, make it look like a rally car", "[image] make it cyberpunk",
+    "can you make the photo I'm sending look vintage", "change the background of the photo to a beach",
+    "make the image more vibrant", "edit my picture so the sky is purple",
+])
+def test_a_picture_the_user_sends_is_asked_for(planner, prompt) -> None:
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    assert "image" in info.value.details["roles"]
+
+
+@pytest.mark.parametrize("prompt", ["a cat on a sofa. make the photo realistic",
+                                    "a portrait of a woman, make the picture look cinematic",
+                                    "a photo of a horse in a meadow"])
+def test_words_about_the_new_picture_stay_a_text_prompt(prompt) -> None:
+    assert classify(prompt).task == "text-to-image"
+
+
 # -- 3. masks and regions -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prompt", [
