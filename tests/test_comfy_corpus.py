@@ -118,6 +118,32 @@ def test_a_malformed_group_node_definition_is_no_crash(group):
     assert fmt == "ui" and all(":" in k or k == "3" for k in nodes)
 
 
+def test_the_measurement_tool_counts_clean_approximated_and_failed_files(tmp_path, capsys):
+    """scripts/comfy_corpus.py on a folder of four files: one clean, one approximated (a sampler name
+    ComfyUI has and we do not), one failed (a custom node), one that is no workflow at all."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
+    import comfy_corpus
+
+    clean = json.loads((OFFICIAL / "lora" / "lora_api.json").read_text())
+    approximated = json.loads(json.dumps(clean))
+    sampler = next(n for n in approximated.values() if n["class_type"] == "KSampler")
+    sampler["inputs"]["sampler_name"] = "my_own"
+    failed = json.loads(json.dumps(clean))
+    failed["99"] = {"class_type": "FaceDetailer|impact", "inputs": {"image": ["8", 0]}}
+    for name, data in [("a_api.json", clean), ("b_api.json", approximated), ("c_api.json", failed)]:
+        (tmp_path / name).write_text(json.dumps(data))
+    (tmp_path / "d_api.json").write_text('{"not": "a workflow"}')
+    assert comfy_corpus.main([str(tmp_path), "--format", "api", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["status"] for f in report["files"]] == ["clean", "approximated", "failed", "failed"]
+    assert {k: report["summary"][k] for k in ("files", "clean", "approximated", "failed")} == \
+        {"files": 4, "clean": 1, "approximated": 1, "failed": 2}
+    assert report["summary"]["classes"]["KSampler"]["approximated"] == [str(tmp_path / "b_api.json")]
+    assert report["summary"]["classes"]["FaceDetailer|impact"]["failed"] == [str(tmp_path / "c_api.json")]
+    assert comfy_corpus.main([str(tmp_path), "--format", "api"]) == 0
+    assert "1/4 clean (25.0%), 1 approximated, 2 failed" in capsys.readouterr().out
+
+
 # -- running them on tiny models ------------------------------------------------------------------
 
 SDXL = ("sd_xl", "albedobaseXL", "cosxl")
