@@ -191,3 +191,136 @@ def test_diff_controlnet_workflow_imports_clean_and_gives_the_controlnets_image(
     assert np.array_equal(images[0], images[1])
     assert np.abs(images[0] - images[2]).max() <= 1  # diff + UNet is the ControlNet (float rounding aside)
     assert np.abs(images[3] - images[2]).max() > 1  # the difference file alone is not
+
+
+# -- UNETLoader, CLIPLoader, DualCLIPLoader: models of parts ----------------------------------------------
+
+
+def _configs(src: Path, dest: Path) -> None:
+    """``src``'s diffusers configs and tokenizers (no weights) as the sidecar folder ``dest``."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+
+
+@pytest.fixture(scope="module")
+def part_files(models, tmp_path_factory):
+    """tiny-sdxl's UNet (original layout, no prefix) and text encoders (CLIP-L under a prefix, CLIP-G bare) as
+    separate files in unet/ and clip/, tiny-sd's UNet in diffusers' layout; each with its configs sidecar."""
+    from safetensors.torch import load_file
+
+    root = tmp_path_factory.mktemp("parts") / "models"
+    (root / "unet").mkdir(parents=True)
+    (root / "clip").mkdir()
+    xl = models.resolve("tiny-sdxl").folder
+    ldm = sd_fixtures.to_ldm_checkpoint(xl)
+    prefix = "model.diffusion_model."
+    save_file({k[len(prefix):]: v.contiguous() for k, v in ldm.items() if k.startswith(prefix)},
+              str(root / "unet" / "xl_unet.safetensors"))
+    te = load_file(str(xl / "text_encoder" / "model.safetensors"))
+    save_file({f"conditioner.embedders.0.transformer.{k}": v for k, v in te.items()},
+              str(root / "clip" / "clip_l.safetensors"))
+    shutil.copyfile(xl / "text_encoder_2" / "model.safetensors", root / "clip" / "clip_g.safetensors")
+    sd1 = models.resolve("tiny-sd").folder
+    shutil.copyfile(sd1 / "unet" / "diffusion_pytorch_model.safetensors",
+                    root / "unet" / "sd1_unet.safetensors")
+    save_file({"transformer.resblocks.0.attn.in_proj_weight": torch.zeros(3, 1)},
+              str(root / "clip" / "open_clip.safetensors"))
+    for stem, src in (("unet/xl_unet", xl), ("clip/clip_l", xl), ("clip/clip_g", xl), ("unet/sd1_unet", sd1)):
+        _configs(src, root / f"{stem}.config")
+    shutil.copyfile(root / "unet" / "sd1_unet.safetensors", root / "unet" / "no_sidecar.safetensors")
+    reg = ModelRegistry(cache_dir=sd_fixtures.tiny_cache_dir(), folders=ModelFolders([root]),
+                        allow_paths=False)
+    return ModelManager(reg), root
+
+
+UNET_XL = {"name": "@auto", "parts": [["unet", "xl_unet.safetensors"]]}
+CLIP_XL = {"name": "@sdxl", "parts": [["text_encoder", "clip_g.safetensors"],  # either order, as ComfyUI
+                                      ["text_encoder_2", "clip_l.safetensors"]]}
+
+
+def test_a_unet_and_text_encoders_from_their_own_files_are_the_checkpoints(part_files, models):
+    m, _ = part_files
+    assert _same(m.load(UNET_XL, "unet"), models.load("tiny-sdxl", "unet"), atol=0)
+    assert _same(m.load({"name": "@auto", "parts": [["unet", "sd1_unet"]]}, "unet"),
+                 models.load("tiny-sd", "unet"), atol=0)  # diffusers' layout, named without the extension
+    for component in ("text_encoder", "text_encoder_2"):
+        assert _same(m.load(CLIP_XL, component), models.load("tiny-sdxl", component), atol=0)
+    info = m.info(CLIP_XL)
+    assert info.family == "sdxl" and len(m.load(CLIP_XL, "tokenizer_2")) > 0
+    assert m.info(UNET_XL).unet == models.info("tiny-sdxl").unet
+
+
+@pytest.mark.parametrize(("ref", "component", "reason", "words"), [
+    (CLIP_XL, "vae", "component", "VAELoader"),
+    (UNET_XL, "text_encoder", "component", "CLIPLoader"),
+    ({"name": "@auto", "parts": [["unet", "no_sidecar"]]}, "unet", "config", "cannot be read"),
+    ({"name": "@sd1", "parts": [["text_encoder", "open_clip"]]}, "text_encoder", "format", "OpenCLIP"),
+    ({"name": "@auto", "parts": [["unet", "../unet/xl_unet.safetensors"]]}, "unet", "path", "never paths"),
+    ({"name": "@auto", "parts": [["unet", "missing.safetensors"]]}, "unet", "unknown", "not configured"),
+    ({"name": "@auto"}, "unet", "reference", "parts"),
+    ({"name": "@x", "parts": [["vae", "v.safetensors"]]}, "unet", "reference", "vae"),
+])
+def test_models_of_parts_refuse_clearly(part_files, ref, component, reason, words):
+    m, _ = part_files
+    with pytest.raises(ModelError) as exc:
+        m.load(ref, component)
+    d = exc.value.to_dict()
+    assert d["reason"] == reason and words in d["message"], d
+    if reason in ("path", "unknown"):
+        assert d["field"] == "params.model.parts[0]"
+
+
+def _parts_workflow(loaders: dict, model: list, clip: list) -> dict:
+    return {
+        **loaders,
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": clip}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": clip}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 4, "steps": 2, "cfg": 6.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0,
+            "model": model, "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["12", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "parts", "images": ["8", 0]}},
+    }
+
+
+def test_unet_and_dual_clip_loader_workflow_gives_the_checkpoints_image(part_files, catalog, tmp_path):
+    m, _ = part_files
+    parts = _parts_workflow({
+        "10": {"class_type": "UNETLoader",
+               "inputs": {"unet_name": "xl_unet.safetensors", "weight_dtype": "default"}},
+        "11": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "clip_l.safetensors",
+                                                          "clip_name2": "clip_g.safetensors", "type": "sdxl",
+                                                          "device": "default"}},
+        "12": {"class_type": "VAELoader", "inputs": {"vae_name": "sdxl_vae.safetensors"}},
+    }, ["10", 0], ["11", 0])
+    whole = _parts_workflow({
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+        "12": {"class_type": "VAELoader", "inputs": {"vae_name": "sdxl_vae.safetensors"}},
+    }, ["4", 0], ["4", 1])
+    names = {"xl_unet.safetensors": "xl_unet.safetensors", "clip_l.safetensors": "clip_l.safetensors",
+             "clip_g.safetensors": "clip_g.safetensors", "sdxl_vae.safetensors": "tiny-sdxl",
+             "sd_xl_base_1.0.safetensors": "tiny-sdxl"}
+    ui, why = api_to_ui(parts)
+    assert ui is not None, why
+    images = []
+    for i, workflow in enumerate((parts, ui, whole)):
+        result = import_result(workflow, catalog=catalog, model_map=names, extra_mappings=COMFY_MAPPINGS)
+        assert result.problems == [], [p.to_dict() for p in result.problems]
+        assert check(result.graph, catalog) == []
+        run = LocalExecutor(catalog, models=m, outputs_dir=tmp_path / str(i)).run(result.graph)
+        images.append(np.asarray(Image.open(run.files[0]["path"])))
+    assert np.array_equal(images[0], images[1]) and np.array_equal(images[0], images[2])
+
+
+@pytest.mark.parametrize(("node", "field"), [
+    ({"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "a", "clip_name2": "b", "type": "flux"}},
+     "type"),
+    ({"class_type": "CLIPLoader", "inputs": {"clip_name": "t5xxl.safetensors", "type": "sd3"}}, "type"),
+])
+def test_clip_loaders_of_other_model_families_are_reported(catalog, node, field):
+    wf = _parts_workflow({"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x"}},
+                          "11": node, "12": {"class_type": "VAELoader", "inputs": {"vae_name": "v"}}},
+                         ["4", 0], ["11", 0])
+    result = import_result(wf, catalog=catalog, extra_mappings=COMFY_MAPPINGS)
+    errors = [e.to_dict() for e in result.errors]
+    assert any(e["node"] == "11" and e["field"] == field for e in errors), errors

@@ -399,6 +399,8 @@ class Importer:
                 model = self.primary_model
             if model is not None:
                 name = model["name"] if isinstance(model, dict) else model
+                if isinstance(model, dict) and model.get("parts"):  # a model of parts: its files say its size
+                    name = {"name": model["name"], "parts": model["parts"]}
                 self.graph_nodes[latent].params = {"model": name, **self.graph_nodes[latent].params}
 
 

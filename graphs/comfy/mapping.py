@@ -80,6 +80,7 @@ class Model:
     merge: ModelMerge | None = None  # weights merged from two models (ModelMerge*, CLIPMerge*)
     hypernetworks: tuple[tuple[str, float], ...] = ()  # HypernetworkLoader: (name, strength)
     edm: tuple[str, float, float] | None = None  # ModelSamplingContinuousEDM: sampling, sigma_max, sigma_min
+    parts: tuple[tuple[str, str], ...] = ()  # UNETLoader, (Dual)CLIPLoader: (component, file); name @...
 
     def sampling_params(self) -> dict[str, Any]:
         """The ``model_sampling``/``zsnr`` params of blocks that read the model's sigmas, when overridden."""
@@ -93,9 +94,11 @@ class Model:
     def ref(self, embeddings: Sequence[tuple[str, str]] = (), loras: bool = True) -> str | dict[str, Any]:
         """The ``model`` param: a name, or ``{name, merge, hypernetworks, loras, embeddings}``."""
         if not (loras and self.loras) and not embeddings and self.merge is None and not self.hypernetworks \
-                and self.edm is None:
+                and self.edm is None and not self.parts:
             return self.name
         out: dict[str, Any] = {"name": self.name}
+        if self.parts:
+            out["parts"] = [[c, n] for c, n in self.parts]
         if self.merge is not None:
             out["merge"] = self.merge.ref()
         if self.edm is not None:

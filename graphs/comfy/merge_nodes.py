@@ -148,6 +148,9 @@ MERGE_NODES: dict[str, NodeInfo] = {
         ("sampling", "v_prediction"), ("sigma_max", 120.0), ("sigma_min", 0.002)), outputs=("MODEL",)),
     "DiffControlNetLoader": NodeInfo(inputs={"model": "MODEL"}, widgets=(("control_net_name", ""),),
                                      outputs=("CONTROL_NET",)),  # mapped beside sd.controlnet
+    "UNETLoader": NodeInfo(widgets=(("unet_name", ""), ("weight_dtype", "default")), outputs=("MODEL",)),
+    "DualCLIPLoader": NodeInfo(widgets=(("clip_name1", ""), ("clip_name2", ""), ("type", "sdxl"),
+                                        ("device", "default")), outputs=("CLIP",)),
     "HypernetworkLoader": NodeInfo(inputs={"model": "MODEL"},
                                    widgets=(("hypernetwork_name", ""), ("strength", 1.0)),
                                    outputs=("MODEL",)),

@@ -18,6 +18,9 @@ hypernetwork  ``hypernetworks/``                       ``models/hypernetworks/``
 gligen        ``gligen/``                              -
 ============  =======================================  ==========================================
 
+Besides, ComfyUI's ``unet/`` and ``diffusion_models/`` hold the ``diffusion_model`` kind (a UNet
+saved alone) and ``clip/`` and ``text_encoders/`` the ``text_encoder`` kind.
+
 ComfyUI's ``extra_model_paths.yaml`` is read as is: named sections, each with a
 ``base_path`` (relative to the YAML file) and per-kind folders relative to it, several per
 kind on separate lines.
@@ -63,13 +66,17 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "ip_adapter": ("ipadapter", "models/ipadapter"),
     "onnx": ("onnx", "models/onnx"),
     "hypernetwork": ("hypernetworks", "models/hypernetworks"),
+    "diffusion_model": ("unet", "diffusion_models", "models/unet", "models/diffusion_models"),
+    "text_encoder": ("clip", "text_encoders", "models/clip", "models/text_encoders"),
     "gligen": ("gligen", "models/gligen"),
 }
 # extra_model_paths.yaml keys (ComfyUI's folder names) -> our kinds; other keys are ignored
 COMFY_KEYS = {"checkpoints": "checkpoint", "loras": "lora", "embeddings": "embedding",
               "controlnet": "controlnet", "t2i_adapter": "controlnet", "upscale_models": "upscaler",
               "vae": "vae", "clip_vision": "clip_vision", "ipadapter": "ip_adapter", "onnx": "onnx",
-              "hypernetworks": "hypernetwork", "gligen": "gligen"}
+              "hypernetworks": "hypernetwork", "unet": "diffusion_model",
+              "diffusion_models": "diffusion_model", "clip": "text_encoder", "text_encoders": "text_encoder",
+              "gligen": "gligen"}
 SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".onnx")
 LEGACY_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 MAX_FILES = 100_000

@@ -150,9 +150,15 @@ class ModelManager:
     def check(self, ref: Any, component: str | None = None) -> None:
         """Resolve ``ref`` (its LoRAs, embeddings, hypernetworks and the models it merges) by name for
         ``component``, loading nothing."""
+        from orchestrator.models.parts import PART_KIND, is_parts_name
+
         mref = self._ref(ref)
         for where, r in mref.refs():
             kind = COMPONENT_KIND.get(component or "", "checkpoint") if r is mref else "checkpoint"
+            if is_parts_name(r.name):
+                for i, (comp, name) in enumerate(r.parts):
+                    self.registry.resolve_file(name, PART_KIND[comp], field=f"{where}.parts[{i}]")
+                continue
             try:
                 self.registry.entry(r.name, kind)
             except ModelError as exc:
@@ -185,8 +191,18 @@ class ModelManager:
     # -- info --------------------------------------------------------------------------------
 
     def resolve(self, ref: Any, kind: str = "checkpoint") -> ResolvedModel:
-        """Where the model lives (building a built-in or converting a checkpoint if needed)."""
+        """Where the model lives (building a built-in or converting a checkpoint if needed); a model of
+        parts lives in its config folder (:mod:`orchestrator.models.parts`)."""
         mref = self._ref(ref)
+        if mref.parts:
+            from orchestrator.models.parts import base_folder
+            from orchestrator.models.registry import ModelEntry
+
+            paths, shown = self._part_paths(mref)
+            folder = base_folder(mref.name, paths, shown, self.registry.cache_dir)
+            entry = ModelEntry.model_construct(name=mref.name, source="parts", family="auto", config=None,
+                                               revision=None, description="a model of parts", vae=None)
+            return ResolvedModel(mref.name, "diffusers", folder, entry)
         resolved = self.registry.resolve(mref.name, build=True, kind=kind)
         if resolved.format == "single_file":
             self._ensure_converted(resolved)
@@ -206,9 +222,10 @@ class ModelManager:
         mref = self._ref(ref)
         if mref.sampling is not None:  # ModelSamplingContinuousEDM: the samplers read these sigmas
             return dataclasses.replace(self.info(mref.name), scheduler=mref.sampling.scheduler_config())
+        cache = ModelRef(name=mref.name, parts=mref.parts).key() if mref.parts else mref.name
         with self._lock:
-            if mref.name in self._infos:
-                return self._infos[mref.name]
+            if cache in self._infos:
+                return self._infos[cache]
             folder = self.resolve(mref).folder
             index = json.loads((folder / "model_index.json").read_text())
             comps = tuple(k for k, v in index.items()
@@ -226,7 +243,14 @@ class ModelManager:
                 text_encoder=cfg("text_encoder", "config.json"),
                 force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", False)),
             )
-            self._infos[mref.name] = info
+            if mref.parts:  # the parts' own configs (their sidecars), where they have them
+                from orchestrator.models.parts import component_config
+
+                paths, _ = self._part_paths(mref)
+                own = {c: component_config(p, folder, c) for c, p in paths.items()
+                       if c in ("unet", "text_encoder")}
+                info = dataclasses.replace(info, **own)
+            self._infos[cache] = info
             return info
 
     # -- resident components -----------------------------------------------------------------
@@ -263,6 +287,16 @@ class ModelManager:
             value = self._merged(mref, component, device)
         elif mref.diff_base is not None:
             value = self._difference_controlnet(mref, device)
+        elif component in dict(mref.parts):
+            value = self._load_part(mref, component, dev, dtype)
+            self.load_counts[mref.name] += 1
+        elif mref.parts and component in DEVICE_COMPONENTS:
+            from orchestrator.models.parts import LOADER
+
+            names = ", ".join(n for _, n in mref.parts)
+            raise ModelError(f"model {mref.key()!r} is made of parts ({names}) and has no {component}; "
+                             f"in ComfyUI it comes from a {LOADER.get(component, 'loader')} node",
+                             reason="component", model=mref.name)
         else:
             value = self._load_from_disk(mref.base(), component, dev, dtype)
             self.load_counts[mref.name] += 1
@@ -307,6 +341,33 @@ class ModelManager:
         tolerated = tolerated_mismatches(info_a.unet, info_b.unet) if component == "unet" else frozenset()
         return merge_modules(first, second, merge, component, unet_config=info_a.unet or None,
                              names=(a.key(), b.key()), tolerated=tolerated)
+
+    def _part_paths(self, mref: ModelRef) -> tuple[dict[str, Path], dict[str, str]]:
+        """The files of a model of parts by component (SDXL's text encoders in their places), and
+        their names as errors show them."""
+        from orchestrator.models.parts import PART_KIND, ordered_text_encoders
+
+        paths, shown = {}, {}
+        for i, (comp, name) in enumerate(mref.parts):
+            paths[comp] = self.registry.resolve_file(name, PART_KIND[comp], field=f"params.model.parts[{i}]")
+            shown[comp] = name
+        return ordered_text_encoders(paths, shown)
+
+    def _load_part(self, mref: ModelRef, component: str, device: str, dtype: str) -> Any:
+        """One component of a model of parts, from its file."""
+        from orchestrator.models import parts
+
+        paths, shown = self._part_paths(mref)
+        path, display = paths[component], shown[component]
+        folder = self.resolve(mref).folder
+        config = parts.component_config(path, folder, component)
+        if component == "unet":
+            value = parts.load_unet(path, display, config, dtype, self.registry.legacy)
+        else:
+            value = parts.load_text_encoder(path, display, config, component, dtype, self.registry.legacy)
+        value.requires_grad_(False)
+        value.eval()
+        return _aligned(value.to(device=device))
 
     def _difference_controlnet(self, mref: ModelRef, device: str) -> Any:
         """A difference ControlNet (ComfyUI's ``DiffControlNetLoader``): a file holding a ``difference``

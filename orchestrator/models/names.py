@@ -21,7 +21,7 @@ import re
 
 # the kinds of model file a request can name, and the param that usually names each
 KINDS = ("checkpoint", "vae", "lora", "embedding", "controlnet", "upscaler", "clip_vision", "ip_adapter",
-         "onnx", "hypernetwork", "gligen")
+         "onnx", "hypernetwork", "diffusion_model", "text_encoder", "gligen")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 MAX_NAME = 512

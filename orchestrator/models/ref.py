@@ -20,7 +20,8 @@ merging nodes make them (see :mod:`orchestrator.models.merge`); ``name`` is then
 model's name (its configs, VAE, tokenizers and scheduler are the merged model's).
 ``hypernetworks`` are A1111/ComfyUI hypernetwork files applied to the UNet's attention.
 A *difference* ControlNet (ComfyUI's ``DiffControlNetLoader``) names in ``diff_base`` the
-model whose UNet weights it is added to.
+model whose UNet weights it is added to. A model *of parts* (``@auto``, ``@sdxl``, ...) takes
+its UNet and text encoders from separate files (``parts``; see :mod:`orchestrator.models.parts`).
 LoRAs and embeddings apply on top of the merge, as a LoRA loaded after a merge does::
 
     {"name": "a", "merge": {"op": "simple", "target": "unet", "a": "a", "b": "b", "ratio": 0.6},
@@ -162,6 +163,9 @@ class ModelRef(BaseModel):
     sampling: SamplingRef | None = Field(None, description="noise levels replaced (continuous EDM)")
     hypernetworks: tuple[HypernetworkRef, ...] = Field((), max_length=16,
                                                        description="hypernetworks on the UNet's attention")
+    parts: tuple[tuple[Literal["unet", "text_encoder", "text_encoder_2"], str], ...] = Field(
+        (), max_length=3, description="a model of parts (name @auto, @sd1, @sd2, @sdxl): (component, file "
+                                      "name) pairs, files in the model folders' unet/ and clip/")
     diff_base: ModelRef | None = Field(None, description="a difference ControlNet: the model whose UNet "
                                                          "weights it adds to its own (DiffControlNetLoader)")
     loras: tuple[LoraRef, ...] = Field((), description="LoRAs to merge, each with its weight")
@@ -181,6 +185,12 @@ class ModelRef(BaseModel):
 
     @model_validator(mode="after")
     def _check_name(self) -> ModelRef:
+        comps = [c for c, _ in self.parts]
+        if len(set(comps)) != len(comps) or any(not n or len(n) > 512 for _, n in self.parts):
+            raise ValueError("parts: each component once, each with a file name of 1-512 characters")
+        if self.name.startswith("@") != bool(self.parts):
+            raise ValueError("a model of parts is named @auto, @sd1, @sd2 or @sdxl and names its parts; "
+                             "names starting with @ are for such models only")
         if self.depth() > MAX_MERGE_DEPTH:
             raise ValueError(f"model references nest at most {MAX_MERGE_DEPTH} deep")
         if self.merge is not None and self.merge.a.name != self.name:
@@ -207,6 +217,8 @@ class ModelRef(BaseModel):
         parts = [self.name]
         if self.merge is not None:
             parts.append(self.merge.key())
+        if self.parts:
+            parts.append("parts(" + ",".join(f"{c}={n}" for c, n in self.parts) + ")")
         if self.sampling is not None:
             parts.append(self.sampling.key())
         if self.diff_base is not None:
@@ -219,7 +231,7 @@ class ModelRef(BaseModel):
     def base(self) -> ModelRef:
         """The same model without LoRAs, embeddings and hypernetworks (a merge stays; the sampling
         override changes no weights and goes)."""
-        return ModelRef(name=self.name, merge=self.merge)
+        return ModelRef(name=self.name, merge=self.merge, parts=self.parts)
 
     @property
     def personalised(self) -> bool:

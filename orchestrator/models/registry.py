@@ -112,6 +112,7 @@ def builtin_entries() -> list[ModelEntry]:
 KIND_TEXT = {"checkpoint": "model", "vae": "VAE", "lora": "LoRA", "embedding": "embedding",
              "controlnet": "ControlNet", "upscaler": "upscale model", "clip_vision": "CLIP vision model",
              "ip_adapter": "IP-Adapter", "onnx": "ONNX model", "hypernetwork": "hypernetwork",
+             "diffusion_model": "diffusion model (UNet)", "text_encoder": "text encoder",
              "gligen": "GLIGEN model"}
 BUILTIN_KIND = {"tiny-controlnet": "controlnet", "tiny-clip-vision": "clip_vision",
                 "tiny-ip-adapter": "ip_adapter"}

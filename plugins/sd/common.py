@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -46,6 +46,10 @@ class Hypernetwork(Params):
     strength: float = Field(1.0, ge=-10.0, le=10.0, description="hypernetwork strength")
 
 
+PartComponent = Literal["unet", "text_encoder", "text_encoder_2"]
+PartName = Annotated[str, Field(min_length=1, max_length=512)]
+
+
 class SamplingSpec(Params):
     """The model's noise levels replaced as ComfyUI's ModelSamplingContinuousEDM does (CosXL, ...)."""
 
@@ -77,6 +81,10 @@ class ModelSpec(Params):
     name: str = Field(..., min_length=1, description="registered model name")
     merge: MergeSpec | None = Field(None, description="weights merged from two models (name: the first's)")
     sampling: SamplingSpec | None = Field(None, description="noise levels replaced (continuous EDM)")
+    parts: list[tuple[PartComponent, PartName]] = Field(
+        default_factory=list, max_length=3,
+              description="a model of parts (name @auto, @sd1, @sd2 or @sdxl): [component, file name] pairs, "
+                          "files in the model folders' unet/ and clip/ (ComfyUI's UNETLoader, CLIPLoader)")
     hypernetworks: list[Hypernetwork] = Field(default_factory=list, max_length=16,
                                               description="hypernetworks on the UNet's attention")
     loras: list[Lora] = Field(default_factory=list, description="LoRAs merged into the model")
