@@ -167,6 +167,9 @@ _RULES: dict[str, str] = {
         r"\(?(?:image|photo|mask) attached\)?|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
         r"based on the (?:image|photo))|"
+        # "picture A", "image 2", "the second image": pictures the user gives, by name
+        r"\b(?:image|picture|photo|pic) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
+        r"\bthe (?:first|second|other|2nd) (?:image|picture|photo|pic)\b|"
         # "the image below", "I'm sending you a photo of my car", "the photo I'm attaching", "[image]"
         r"\bthe " + _PICTURE + r" (?:below|above|here)\b|"
         r"\b(?:i'?m|i am|we'?re|i'?ll|i will|i've|i have) (?:just )?(?:sending|attaching|uploading|giving|"
@@ -221,7 +224,9 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:paleta|tavolozza|farbpalette|palette de couleurs)\b|\bcolore(?:a|ar)\b|"
         r"\bcolori(?:ser|se|ez)\b|"
         r"\b(?:kolorier\w*|einf[äa]rb\w*|colorare|colora|colorir|colorize)\b|调色板|配色|パレット|上色|着色|カラー化|"
-        r"\bcolou?r scheme (?:of|from)\b|\bcolou?rs (?:of|from) " + _GIVEN + r"\b"
+        r"\bcolou?r scheme (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
+        r"\bcolou?rs (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
+        r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b"
     ),
     "regions": (
         r"\b(?:on|at|to) the (?:left|right)\b|\b(?:left|right) (?:side|half)\b|\b(?:left|right)\s*:|"
@@ -246,7 +251,18 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:confined|limited|restricted) to (?:the|my|this) mask\b|"
         r"\b(?:use|using|with|following|per) (?:the|my|this) mask (?:to|for|as)\b"
     ),
-    "pose": r"\b(?:pose|openpose|posed like|same pose|body pose|stick figure|skeleton)\b",
+    # a pose to follow, not a pose described ("a dramatic pose", "a heroic pose")
+    "pose": (
+        r"\b(?:openpose|open pose|posed like|(?:same|exact|identical) pose|stick figure|"
+        r"(?:pose|body|openpose) (?:map|skeleton|image|reference|control|estimation)|"
+        r"(?:this|the attached|my|the given|the uploaded) skeleton|"
+        r"(?:match(?:es|ing)?|follow(?:s|ing)?|copy(?:ing)?|use|using|take|taking|keep(?:ing)?|mimic(?:king)?|"
+        r"mirror(?:ing)?) (?:the |this |my |that |her |his |its |their )?(?:exact )?pose|"
+        r"(?:in|with|from|into) the (?:exact )?pose (?:of|from|in|shown)|"
+        r"pose (?:of|from|in) (?:this|my|"
+        r"the (?:attached|given|uploaded|reference|person|photo|image|picture))|"
+        r"as the pose)\b"
+    ),
     "control": (
         r"\bcontrol ?net\b|\bcontrol (?:image|map)\b|\b(?:follow|keep|use|match) the (?:layout|composition) "
         r"(?:of|from)\b|\blayout (?:of|from) " + _GIVEN
@@ -337,6 +353,25 @@ _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|chang
 _SPLIT = re.compile(r"\bside[- ]by[- ]side\b|\bregional prompt|\barea composition\b|"
                     r"\bsplit (?:image|screen|scene|frame|composition|picture)\b|\bdiptych\b|\btwo halves\b|"
                     r"\bcomposed of two regions\b", re.IGNORECASE)
+# intents that read a given picture: without one only these explicit phrasings ask for them
+_NEEDS_GIVEN = {
+    "palette": re.compile(
+        r"\bpalette (?:image|photo|picture|file|reference|swatch)\b|"
+        r"\b(?:palette|colou?rs?) (?:of|from) (?:this|that|my|our|"
+        r"the (?:attached|given|uploaded|provided|second|other|reference|palette))\b|"
+        r"\b(?:this|my|the attached|the given|the uploaded) palette\b|"
+        r"\bcolou?ri[sz]e (?:this|my|it|the (?:attached|given|uploaded|old))\b|\brecolou?r (?:this|my|it)\b",
+        re.IGNORECASE),
+    "depth": re.compile(r"\bdepth[- ](?:map|control|guided|estimation|controlnet)\b|\b3d layout\b|"
+                        r"\bsame depth\b|\bestimate (?:the )?depth\b", re.IGNORECASE),
+    "edges": re.compile(r"\bcanny\b|\bedge (?:map|detection|control)\b|\bcontrol ?net\b|\bsketch to\b|"
+                        r"\b(?:edges|outlines?|contours?|line ?art|lineart) (?:of|from) (?:this|my|the "
+                        r"(?:attached|given|uploaded|photo|image|picture|sketch|drawing))\b",
+                        re.IGNORECASE),
+}
+_UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
+                                r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
+                                r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
     r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
@@ -471,6 +506,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.discard("inpaint")  # "fix the face in this photo": a detail pass of the given picture
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
+    given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))
+    for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
+        if intent in labels.intents and not given and not explicit.search(prompt):
+            labels.intents.remove(intent)
+    if "upscale" in labels.intents and _UPSCALE_ADJECTIVE.search(prompt) and not given:
+        labels.intents.remove("upscale")  # "an upscale restaurant"
     if "pose" in labels.intents and "control" in labels.intents:
         labels.intents.remove("control")
     if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found

@@ -193,6 +193,22 @@ def test_words_about_the_new_picture_stay_a_text_prompt(prompt) -> None:
     assert classify(prompt).task == "text-to-image"
 
 
+@pytest.mark.parametrize("prompt", [
+    "a fashion model in a dramatic pose, studio light", "a cozy cabin interior, muted color palette",
+    "a sunset over the sea, pastel palette", "the depth of the ocean, bioluminescent creatures",
+    "a deer at the edges of the forest", "the outline of a city skyline at dusk, minimal",
+    "a scribble-style illustration of a cat", "a colorful parrot, vibrant colors of the tropics",
+    "a lineart drawing of a fox", "a dinner party in an upscale restaurant",
+    "a dancing skeleton for halloween",
+])
+def test_intent_words_that_describe_the_new_picture_ask_for_nothing(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and not labels.intents, labels
+    plan = planner.plan(prompt)
+    assert plan.template in ("txt2img", "hires_fix", "sdxl_txt2img")
+    assert not any("needs input" in n for n in plan.trace["notes"])
+
+
 # -- 3. masks and regions -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prompt", [
