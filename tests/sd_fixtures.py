@@ -106,7 +106,7 @@ def to_ldm_checkpoint(folder: Path, open_clip: bool = False) -> dict:
             new = f"out.0.{p[1]}"
         elif p[0] == "conv_out":
             new = f"out.2.{p[1]}"
-        elif p[0] == "add_embedding":  # SDXL's micro-conditioning embedding
+        elif p[0] in ("add_embedding", "class_embedding"):  # SDXL's micro-conditioning, unCLIP's image
             new = f"label_emb.0.{0 if p[1] == 'linear_1' else 2}.{p[2]}"
         elif p[0] == "down_blocks":
             i, kind, j, rest = int(p[1]), p[2], int(p[3]), p[4:]

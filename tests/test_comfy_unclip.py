@@ -409,3 +409,58 @@ def test_comfyui_unclip_workflows_import_clean_and_run(which, catalog, models, r
     assert Path(saved["path"]).is_file()
     unclips = [k for k, n in graph.nodes.items() if n.block == "sd.unclip_conditioning"]
     assert all("unclip" in run.outputs[k]["cond"] for k in unclips)
+
+
+# -- single-file unCLIP checkpoints -------------------------------------------------------------------
+
+
+def test_unclip_checkpoint_families_are_told_by_their_adm_width():
+    from orchestrator.models.detect import UNET, V2_ATTN, Header, checkpoint_family
+
+    def header(adm: int | None) -> Header:
+        shapes = {V2_ATTN: (320, 1024), f"{UNET}input_blocks.0.0.weight": (320, 4, 3, 3), "v_pred": ()}
+        if adm is not None:
+            shapes[f"{UNET}label_emb.0.0.weight"] = (1280, adm)
+        return Header({k: ("F32", s, (0, 0)) for k, s in shapes.items()}, {}, 0, 0)
+
+    assert checkpoint_family(header(2048))[0] == "sd2-unclip-h"
+    assert checkpoint_family(header(1536))[0] == "sd2-unclip-l"
+    assert checkpoint_family(header(None))[0] == "sd2-v"
+
+
+def test_single_file_unclip_checkpoint_converts_with_its_clip_vision(ex, root, tmp_path):
+    """An unCLIP checkpoint in the original layout (UNet label_emb, open_clip vision tower under
+    embedder.model.visual.) converts into a folder whose image encoder is that tower, as ComfyUI's
+    unCLIPCheckpointLoader gives it, and samples."""
+    config = tmp_path / "config"
+    shutil.copytree(root / "tiny-unclip", config, ignore=shutil.ignore_patterns("image_encoder"))
+    index = json.loads((config / "model_index.json").read_text())
+    index.pop("image_encoder")
+    (config / "model_index.json").write_text(json.dumps(index))
+    vision = vision_model(seed=3)
+    state = sd_fixtures.to_ldm_checkpoint(root / "tiny-unclip")
+    state |= {f"embedder.model.{k}": v for k, v in open_clip_layout(vision).items()}
+    assert "model.diffusion_model.label_emb.0.0.weight" in state
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "unclip.safetensors"))
+    registry = ModelRegistry(cache_dir=tmp_path / "cache", allow_paths=False, entries=[
+        {"name": "unclip-file", "source": str(tmp_path / "unclip.safetensors"), "config": str(config)}])
+    models = ModelManager(registry)
+    encoder = models.load("unclip-file", "image_encoder")
+    pixels = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got, want = encoder(pixel_values=pixels).image_embeds, vision(pixel_values=pixels).image_embeds
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    unet, folder_unet = models.load("unclip-file", "unet"), ex.models.load("tiny-unclip", "unet")
+    for layer in ("linear_1", "linear_2"):
+        torch.testing.assert_close(getattr(unet.class_embedding, layer).weight,
+                                   getattr(folder_unet.class_embedding, layer).weight)
+    b = GraphBuilder()
+    c = b.add("sd.encode_prompt", model="unclip-file", prompt=PROMPT, negative_prompt="")
+    enc = b.add("sd.clip_vision_encode", image=b.add("image.load", path="mountains.png").image,
+                model="unclip-file")
+    un = b.add("sd.unclip_conditioning", cond=c.cond, clip_vision_output=enc.clip_vision_output,
+               noise_augmentation=0.1)
+    lat = b.add("sd.empty_latent", model="unclip-file", width=64, height=64)
+    b.add("sd.ksampler", id="k", cond=un.cond, latent=lat.latent, model="unclip-file", steps=2)
+    out = LocalExecutor(ex.catalog, models=models, input_root=root).run(b.build()).outputs
+    assert out["k"]["latent"].shape == (1, 4, 8, 8) and torch.isfinite(out["k"]["latent"]).all()

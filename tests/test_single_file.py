@@ -68,7 +68,11 @@ def test_shipped_configs_are_complete_diffusers_folders(family, tmp_path):
     vae = diffusers.AutoencoderKL.load_config(str(folder / "vae"))
     assert vae["scaling_factor"] == (0.13025 if family.startswith("sdxl") else 0.18215)
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    assert (sched.get("prediction_type") == "v_prediction") == (family == "sd2-v")
+    v_prediction = family in ("sd2-v", "sd2-unclip-h", "sd2-unclip-l")
+    assert (sched.get("prediction_type") == "v_prediction") == v_prediction
+    if "unclip" in family:  # the image embedding and its noise level's embedding as class labels
+        assert (unet["class_embed_type"], unet["projection_class_embeddings_input_dim"]) == \
+            ("projection", {"h": 2048, "l": 1536}[family[-1]])
     for sub in ("text_encoder", "text_encoder_2"):
         if isinstance(index.get(sub), list) and index[sub][0]:
             CLIPTextConfig.from_pretrained(str(folder / sub))

@@ -41,6 +41,7 @@ UNET = "model.diffusion_model."
 CONV_IN = UNET + "input_blocks.0.0.weight"
 V2_ATTN = UNET + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
 XL_BASE = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias"
+UNCLIP_ADM = {2048: "sd2-unclip-h", 1536: "sd2-unclip-l"}  # the adm width: image embedding + its noise level
 XL_REFINER = "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias"
 V_PRED_PROBE = UNET + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
 WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 1280: "sdxl-refiner", 2048: "sdxl"}
@@ -190,6 +191,9 @@ def checkpoint_family(header: Header, path: str | Path | None = None) -> tuple[s
             v = False
         if v:
             base = "sd2-v"
+        adm = header.shape(UNET + "label_emb.0.0.weight")
+        if adm is not None and len(adm) == 2 and adm[1] in UNCLIP_ADM:  # SD 2.1 unCLIP (v-prediction)
+            base, how["unclip"] = UNCLIP_ADM[adm[1]], "label_emb width"
     return (base + "-inpaint" if inpaint else base), how
 
 

@@ -39,14 +39,17 @@ from orchestrator.models.errors import ModelError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_FILE = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
-FAMILIES = ("sd1", "sd1-inpaint", "sd2", "sd2-v", "sd2-inpaint", "sdxl", "sdxl-refiner", "sdxl-inpaint")
+FAMILIES = ("sd1", "sd1-inpaint", "sd2", "sd2-v", "sd2-inpaint", "sdxl", "sdxl-refiner", "sdxl-inpaint",
+            "sd2-unclip-h", "sd2-unclip-l")
 PIPELINES = {"sd1": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline",
              "sd2-v": "StableDiffusionPipeline", "sd1-inpaint": "StableDiffusionInpaintPipeline",
              "sd2-inpaint": "StableDiffusionInpaintPipeline", "sdxl": "StableDiffusionXLPipeline",
              "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline",
-             "sdxl-inpaint": "StableDiffusionXLInpaintPipeline"}
+             "sdxl-inpaint": "StableDiffusionXLInpaintPipeline",
+             "sd2-unclip-h": "StableDiffusionPipeline", "sd2-unclip-l": "StableDiffusionPipeline"}
 # names older entries used for ``family``
 ALIASES = {"sd": "sd1", "inpaint": "sd1-inpaint"}
+UNCLIP_VISION = "embedder.model.visual."  # where an SD 2.1 unCLIP checkpoint keeps its CLIP vision tower
 CONVERSION_VERSION = 2  # bump when what a conversion writes changes
 _LOCK = threading.Lock()
 
@@ -290,9 +293,34 @@ def convert_checkpoint(path: str | Path, dest: str | Path, *, name: str, config:
                          f"{type(exc).__name__}: {first}", reason="load", model=name) from exc
     with quiet_progress():
         pipe.save_pretrained(str(dest), safe_serialization=True)
+    add_image_encoder(path, Path(dest), name, kwargs["torch_dtype"])
     (Path(dest) / "orchestrator_source.json").write_text(json.dumps({"family": fam, "dtype": str(kwargs[
         "torch_dtype"]).replace("torch.", "")}))
     return Path(dest)
+
+
+def add_image_encoder(path: str | Path, dest: Path, name: str, dtype: Any) -> bool:
+    """An unCLIP checkpoint's CLIP vision tower (open_clip's, under ``embedder.model.visual.``) saved as the
+    converted folder's ``image_encoder``, as ComfyUI's unCLIPCheckpointLoader gives it; False without one."""
+    from safetensors import safe_open
+
+    from orchestrator.models import clip_vision
+    from orchestrator.models.detect import read_header
+
+    prefix = UNCLIP_VISION
+    if f"{prefix}transformer.resblocks.0.attn.in_proj_weight" not in read_header(path, name).keys:
+        return False
+    with safe_open(str(path), "pt") as f:
+        sd = {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    encoder = clip_vision.build(sd, name, dtype)
+    from orchestrator.models.quiet import quiet_progress
+
+    with quiet_progress():
+        encoder.save_pretrained(str(dest / "image_encoder"), safe_serialization=True)
+    index = json.loads((dest / "model_index.json").read_text())
+    index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
+    (dest / "model_index.json").write_text(json.dumps(index, indent=2))
+    return True
 
 
 def ensure_converted(path: str | Path, dest: str | Path, *, name: str, config: str | Path | None = None,
