@@ -340,3 +340,75 @@ def test_a_merge_ratio_out_of_range_is_reported_on_the_merge_node(catalog):
                            extra_mappings=COMFY_MAPPINGS)
     errors = [e.to_dict() for e in result.errors]
     assert any(e["node"] == "11" and e["field"] == "ratio" for e in errors), errors
+
+
+# -- through the daemon ----------------------------------------------------------------------------------
+
+
+def _wait(c, job_id: str) -> dict:
+    import time
+
+    deadline = time.monotonic() + 600  # generous: a loaded 2-core machine
+    while (info := c.get(f"/jobs/{job_id}").json())["state"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    return info
+
+
+@pytest.mark.slow
+def test_merge_workflow_and_hostile_merge_refs_through_the_daemon(comfy_models, tmp_path):
+    """A ComfyUI merge workflow naming folder checkpoints runs through a real daemon; hostile recipes (paths,
+    a depth bomb, a bad op, a hypernetwork path) are refused with structured errors showing nothing on
+    disk."""
+    import httpx
+    from daemon_process import Daemon
+
+    root = comfy_models.registry.folders.roots[0]
+    state = tmp_path / "state"
+    state.mkdir()
+    d = Daemon(state, env={"ORCHESTRATOR_MODEL_FILES__ROOTS": str(root.parent),
+                           "ORCHESTRATOR_CACHE_DIR": str(tmp_path / "cache")}).start()
+    try:
+        with httpx.Client(base_url=d.url, timeout=120) as c:
+            wf = merge_workflow({"class_type": "ModelMergeSimple", "inputs": {"ratio": 0.5}},
+                                {"class_type": "CLIPMergeSimple", "inputs": {"ratio": 0.5}})
+            imported = c.post("/import/comfy", json=wf).json()
+            assert imported["valid"], imported["errors"]
+            job = c.post("/jobs", json={"graph": imported["graph"]}).json()
+            info = _wait(c, job["id"])
+            assert info["state"] == "succeeded", info.get("errors")
+            graph = imported["graph"]
+            sampler = next(n for n in graph["nodes"].values() if n["block"] == "sd.ksampler")
+            hostile = [
+                {"name": "a.safetensors",
+                 "merge": {"op": "simple", "a": "a.safetensors", "b": "/etc/passwd"}},
+                {"name": "a.safetensors", "merge": {"op": "simple", "a": "a.safetensors",
+                                                    "b": "../../../../etc/passwd"}},
+                {"name": "a.safetensors", "hypernetworks": [{"path": "/etc/shadow"}]},
+                {"name": "a.safetensors",
+                 "merge": {"op": "rm -rf", "a": "a.safetensors", "b": "b.safetensors"}},
+            ]
+            deep: object = "a.safetensors"
+            for _ in range(40):
+                deep = {"name": "a.safetensors", "merge": {"op": "add", "a": deep, "b": "b.safetensors"}}
+            hostile.append(deep)
+            seen = []
+            for ref in hostile:
+                sampler["params"]["model"] = ref
+                r = c.post("/jobs", json={"graph": graph})
+                if r.status_code < 400:  # accepted: the worker refuses it, the job fails with the error
+                    info = _wait(c, r.json()["id"])
+                    assert info["state"] == "failed"
+                    errors = info["errors"]
+                else:
+                    assert r.status_code < 500
+                    errors = r.json()["errors"]
+                text = str(errors)
+                seen.append((r.status_code, errors[0].get("field")))
+                assert errors and "root:" not in text and "/bin/bash" not in text, errors
+                assert all(set(e) >= {"type", "message", "node", "field"} for e in errors)
+            assert [f for _, f in seen[:3]] == ["params.model.merge.b", "params.model.merge.b",
+                                                 "params.model.hypernetworks[0].path"], seen
+            assert c.get("/health").status_code == 200  # still serving
+    finally:
+        d.kill()

@@ -331,13 +331,18 @@ class ModelManager:
         merge = mref.merge
         assert merge is not None
         a, b = merge.a, merge.b
-        info_a, info_b = self.info(a), self.info(b)
+        with _nested("params.model.merge.a"):
+            info_a = self.info(a)
+        with _nested("params.model.merge.b"):
+            info_b = self.info(b)
         if info_a.family != info_b.family:
             raise ModelError(f"cannot merge {b.key()!r} ({info_b.family}) into {a.key()!r} "
                              f"({info_a.family}): models of different families", reason="merge",
                              model=a.name, field="params.model.merge.b", a=a.key(), b=b.key())
-        first = self._get(a, component, device)
-        second = self._get(b, component, device)
+        with _nested("params.model.merge.a"):
+            first = self._get(a, component, device)
+        with _nested("params.model.merge.b"):
+            second = self._get(b, component, device)
         tolerated = tolerated_mismatches(info_a.unet, info_b.unet) if component == "unet" else frozenset()
         return merge_modules(first, second, merge, component, unet_config=info_a.unet or None,
                              names=(a.key(), b.key()), tolerated=tolerated)
@@ -386,7 +391,8 @@ class ModelManager:
             return net
         base = mref.diff_base
         assert base is not None
-        unet = self._get(self._relevant(base, "unet"), "unet", device).state_dict()
+        with _nested("params.model.diff_base"):
+            unet = self._get(self._relevant(base, "unet"), "unet", device).state_dict()
         out = copy.deepcopy(net)
         params = dict(out.named_parameters())
         added = 0
@@ -810,6 +816,20 @@ class ModelManager:
             return ModelRef.parse(ref)
         except Exception as exc:  # noqa: BLE001 - any bad reference becomes one clear error
             raise ModelError(f"bad model reference {ref!r}: {exc}", reason="reference") from None
+
+
+@contextmanager
+def _nested(prefix: str) -> Iterator[None]:
+    """Errors about a reference inside another (a merge's ``a``/``b``, a ControlNet's ``diff_base``) name
+    its place: ``params.model...`` becomes ``prefix...``; a name nobody knows gets ``prefix`` itself."""
+    try:
+        yield
+    except ModelError as exc:
+        if exc.field is None:
+            exc.field = prefix
+        elif exc.field.startswith("params.model"):
+            exc.field = prefix + exc.field[len("params.model"):]
+        raise
 
 
 @contextmanager
