@@ -149,7 +149,8 @@ _RULES: dict[str, str] = {
         r"huge (?:image|print)|poster|billboard|print[- ]ready|wallpaper|gigapixel|mural)\b"
     ),
     "inpaint": (
-        r"\b(?:inpaint(?:ing)?|remove the|replace the|erase the|mask|fill in the|"
+        r"(?:^|[.;!,:]\s*|\b(?:please|can you|could you|then|and)\s+)(?:remove|replace|erase|delete) the\b|"
+        r"\b(?:inpaint(?:ing)?|mask|fill in the|"
         r"masked(?! (?:man|men|woman|women|bandit|hero|vigilante|figure|stranger|rider|dancer|ball|singer|"
         r"killer|warrior|knight|assassin|ninja|samurai|person|people|crowd|character|girl|boy|wrestler|"
         r"luchador|thief|robber|gunman|gunmen|avenger)s?\b)|"
@@ -288,7 +289,7 @@ _INTENT_RULES: dict[str, str] = {
     "detail": (
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
         r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
-        r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
+        r"(?:faces?|hands?|eyes|fingers|facial features)\b(?! of (?:a|an|the) (?:clock|watch|compass|cliff))|"
         r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our)(?: [\w']+){1,4}?)? "
         r"(?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
         r"\b(?:fix|repair|redo|redraw|correct|improve|restore|sharpen)\b|"
@@ -372,6 +373,20 @@ _NEEDS_GIVEN = {
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
+# a mask the subject wears, not one the user gives
+_SUBJECT_MASK = re.compile(
+    r"\b(?:face|gas|ski|surgical|carnival|venetian|masquerade|halloween|hockey|oxygen|diving|scuba|sleep|eye|"
+    r"death|tribal|golden|gold|iron|theatre|theater|kabuki|noh|oni|fox|bird|plague|party|welding|clay|beauty|"
+    r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
+    r"\b(?:wear(?:s|ing)?|wore|with|holding|behind|under|removes?|removing|takes? off|lifting|adjusting)\s+"
+    r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+)?masks?\b", re.IGNORECASE)
+_USER_MASK = re.compile(
+    r"\b(?:my|this|our|the attached|attached|the given|the uploaded|the provided)\s+mask\b|"
+    r"\bmask (?:is |was )?(?:attached|included|image|file|provided|given|uploaded)\b|"
+    r"\bthe mask (?:marks|shows|covers|says|indicates|defines)\b|"
+    r"\bmasked (?:area|region|part|zone|spot|section)\b|"
+    r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask)\b|\(mask\b|\bwith (?:a |the )?mask\W*$",
+    re.IGNORECASE)
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
     r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
@@ -514,6 +529,10 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.intents.remove("upscale")  # "an upscale restaurant"
     if "pose" in labels.intents and "control" in labels.intents:
         labels.intents.remove("control")
+    if "inpaint" in found and _SUBJECT_MASK.search(prompt) and not _USER_MASK.search(prompt) \
+            and "image-to-image" not in found and not _INTENT_COMPILED["mask-region"].search(prompt) \
+            and not re.search(r"\binpaint", prompt, re.IGNORECASE):
+        found.discard("inpaint")  # "a woman wearing a face mask": the subject's mask
     if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found
                                             or _REPAINT.search(prompt)):
         labels.intents.remove("mask-region")  # the masked area of a given image: an edit

@@ -199,13 +199,14 @@ def test_words_about_the_new_picture_stay_a_text_prompt(prompt) -> None:
     "a deer at the edges of the forest", "the outline of a city skyline at dusk, minimal",
     "a scribble-style illustration of a cat", "a colorful parrot, vibrant colors of the tropics",
     "a lineart drawing of a fox", "a dinner party in an upscale restaurant",
-    "a dancing skeleton for halloween",
+    "a dancing skeleton for halloween", "a magician about to remove the cloth from a table",
+    "a woman wearing a face mask in a crowded subway", "a robot fixing the hands of a clock tower",
 ])
 def test_intent_words_that_describe_the_new_picture_ask_for_nothing(planner, prompt) -> None:
     labels = classify(prompt)
     assert labels.task == "text-to-image" and not labels.intents, labels
     plan = planner.plan(prompt)
-    assert plan.template in ("txt2img", "hires_fix", "sdxl_txt2img")
+    assert plan.template in ("txt2img", "hires_fix", "sdxl_txt2img", "tiled_hires_fix")
     assert not any("needs input" in n for n in plan.trace["notes"])
 
 
