@@ -310,6 +310,24 @@ def test_batch_noise_records_reach_the_sampler_as_comfyui_keeps_them(extra, reco
     assert len(run.files) == size
 
 
+def test_a_noise_mask_set_on_a_generated_latent_reaches_the_next_sampler(catalog, models, tmp_path):
+    """SetLatentNoiseMask on a sampler's output (not a VAEEncode's): the second pass denoises under it."""
+    extra = {"20": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 32, "height": 32}},
+             "21": {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["3", 0], "mask": ["20", 0]}},
+             "22": {"class_type": "KSampler", "inputs": {
+                 "seed": 6, "steps": 2, "cfg": 6.0, "sampler_name": "euler", "scheduler": "normal",
+                 "denoise": 0.5, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                 "latent_image": ["21", 0]}}}
+    prompt = _seeded(extra, ["15", 0])
+    prompt["8"]["inputs"]["samples"] = ["22", 0]
+    result = import_result(prompt, catalog=catalog, extra_mappings=MAPPINGS, model_map=MODELS)
+    assert result.problems == []
+    second = result.graph.nodes["ksampler_22"]
+    assert second.inputs["mask"] == "solid_mask_20.mask" and second.inputs["latent"] == "ksampler_3.latent"
+    run = LocalExecutor(catalog, models=models, outputs_dir=tmp_path).run(result.graph)
+    assert len(run.files) == 1
+
+
 # -- bad input: structured errors ------------------------------------------------------------------
 
 

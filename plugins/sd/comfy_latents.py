@@ -105,6 +105,9 @@ def set_latent_noise_mask(nc: NodeContext) -> list[Any]:
         return [MaskedLatent(nc.id, samples.image, mask, samples.plain)]
     if isinstance(samples, Data) and samples.source_image is not None:
         return [MaskedLatent(nc.id, samples.source_image, mask, lambda: samples)]
+    if isinstance(samples, Data) and samples.type == "LATENT" and nc.has_block("sd.ksampler"):
+        # the native sampler takes any latent with a noise mask, as ComfyUI's (it never reads .image)
+        return [MaskedLatent(nc.id, samples, mask, lambda: samples)]
     nc.error("unsupported_input", "the latent does not come from a VAEEncode of an image, which ours needs "
              "to inpaint; the mask is left out", field="samples")
     return [samples]
