@@ -464,3 +464,34 @@ def test_single_file_unclip_checkpoint_converts_with_its_clip_vision(ex, root, t
     b.add("sd.ksampler", id="k", cond=un.cond, latent=lat.latent, model="unclip-file", steps=2)
     out = LocalExecutor(ex.catalog, models=models, input_root=root).run(b.build()).outputs
     assert out["k"]["latent"].shape == (1, 4, 8, 8) and torch.isfinite(out["k"]["latent"]).all()
+
+
+def test_comfyui_unclip_workflow_on_a_checkpoint_file_in_a_models_folder(catalog, root, tmp_path):
+    """ComfyUI's unCLIP example on an unCLIP checkpoint that is only a file in checkpoints/ (its configs
+    in the ``.config`` sidecar, as tiny models need): MODEL, CLIP, VAE and CLIP_VISION all from it."""
+    folder = tmp_path / "ComfyUI" / "models"
+    ckpts = folder / "checkpoints"
+    ckpts.mkdir(parents=True)
+    shutil.copytree(root / "tiny-unclip", ckpts / "sd21-unclip-h.config",
+                    ignore=shutil.ignore_patterns("image_encoder", "*.safetensors"))
+    index = json.loads((ckpts / "sd21-unclip-h.config" / "model_index.json").read_text())
+    index.pop("image_encoder")
+    (ckpts / "sd21-unclip-h.config" / "model_index.json").write_text(json.dumps(index))
+    state = sd_fixtures.to_ldm_checkpoint(root / "tiny-unclip")
+    state |= {f"embedder.model.{k}": v for k, v in open_clip_layout(vision_model(seed=4)).items()}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(ckpts / "sd21-unclip-h.safetensors"))
+    models = ModelManager(ModelRegistry(cache_dir=tmp_path / "cache", folders=ModelFolders([folder]),
+                                        allow_paths=False))
+    result = import_result(json.dumps(unclip_ui()).encode(), catalog=catalog,
+                           model_map={"sd21-unclip-h.ckpt": "sd21-unclip-h"}, extra_mappings=COMFY_MAPPINGS)
+    assert [p.to_dict() for p in result.problems] == []
+    ex = LocalExecutor(catalog, models=models, input_root=root, outputs_dir=tmp_path / "out")
+    run = ex.run(result.graph)
+    [saved] = run.files
+    assert Path(saved["path"]).is_file()
+    b = GraphBuilder()  # a checkpoint without a vision tower named as a CLIP vision model: a structured error
+    b.add("sd.clip_vision_encode", id="enc", image=b.add("image.load", path="mountains.png").image,
+          model="tiny-sd")
+    with pytest.raises(BlockError) as err:
+        LocalExecutor(catalog, models=models, input_root=root).run(b.build())
+    assert (err.value.to_dict()["node"], err.value.to_dict()["field"]) == ("enc", "params.model")

@@ -191,6 +191,8 @@ class ModelRegistry:
         if e is not None:
             return e
         found = self.folders.find(name, kind) if raw_path_form(name) is None else None
+        if found is None and kind == "clip_vision" and raw_path_form(name) is None:
+            found = self.folders.find(name, "checkpoint")  # an unCLIP checkpoint's own CLIP vision tower
         if found is not None:
             return folder_entry(found)
         if self._may_be_path(name, kind):
