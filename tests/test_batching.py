@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
+from batching_provider import MeetAtTheUNet
 
 from graphs import Graph
 from orchestrator.config import load_settings
@@ -254,29 +255,11 @@ def _reference(models, graphs):
     return [ex.run(g).outputs["decode"]["image"] for g in graphs]
 
 
-class _MeetAtTheUNet:
-    """A model provider whose ``load(ref, "unet")`` returns only once every job has asked: the
-    jobs' sampling loops then start together (an event, not a clock)."""
-
-    def __init__(self, provider, parties):
-        self.provider = provider
-        self.barrier = threading.Barrier(parties, timeout=JOIN_S)
-
-    def load(self, ref, component=None, *, device="cpu"):
-        value = self.provider.load(ref, component, device=device)
-        if component == "unet":
-            self.barrier.wait()
-        return value
-
-    def __getattr__(self, name):
-        return getattr(self.provider, name)
-
-
 def _run_together(engine, graphs, tmp_path, *, on_step=None):
     """Run ``graphs`` as concurrent jobs on ``engine``; their sampling loops start together."""
     from orchestrator.runtime.compile import compile_graph
 
-    engine.models = _MeetAtTheUNet(engine.models, len(graphs))
+    engine.models = MeetAtTheUNet(engine.models, len(graphs), timeout=JOIN_S)
     cancelled = {i: threading.Event() for i in range(len(graphs))}
 
     def job(i):

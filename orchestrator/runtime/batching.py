@@ -15,9 +15,10 @@ How long a call waits for company (the policy, in :meth:`UNetBatcher.call`):
 - never, when no other sampling loop is *expected*: a lone job is not slowed;
 - otherwise until every expected loop has sent its call, ``max_batch`` calls are there, an
   expected loop leaves (its node ends: cancelled, failed or done; it finishes its last
-  step), or at most ``max_wait_ms``. Waiting is on events (arrivals, departures); the clock
-  is only the upper bound. A loop that made a batch wait in vain is not expected again until
-  its next call.
+  step), or no call has come for ``max_wait_ms`` (the clock restarts at each arrival, so a
+  batch keeps filling while the loops come one after the other through the GIL). Waiting is
+  on events (arrivals, departures); the clock is only the upper bound. A loop that made a
+  batch wait in vain is not expected again until its next call.
 
 A call that cannot be batched (ControlNet residuals, ``cross_attention_kwargs``, a
 ``return_dict`` other than False, positional extras) runs alone, unchanged. A call alone in
@@ -356,7 +357,8 @@ class UNetBatcher:
                     self._cond.wait(1.0)  # woken by the leader; the timeout only as a safety net
                     continue
                 expected = self._expected(call.key, group)
-                left = call.arrived + self.max_wait - time.monotonic()
+                # the clock runs from the latest arrival: a batch keeps filling while calls come
+                left = max(c.arrived for c in group) + self.max_wait - time.monotonic()
                 if len(group) < self.max_batch and expected and left > 0:
                     self._cond.wait(left)
                     continue

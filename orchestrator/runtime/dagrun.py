@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.errors import BlockError, JobError
+from orchestrator.runtime.batching import Lanes, prefix_running
 from orchestrator.runtime.executor import gather_inputs
 from orchestrator.runtime.jobs import JobState, Running
 from orchestrator.runtime.pool import DEAD
@@ -64,6 +65,8 @@ class DagRun:
         max_retries: int,
         cancel_grace: float,
         clock: Callable[[], float] = time.monotonic,
+        max_batch: int = 1,
+        batchable: Callable[[str], bool] | None = None,
     ) -> None:
         self.pool = pool
         self.cache = cache
@@ -73,6 +76,12 @@ class DagRun:
         self.max_retries = max_retries
         self.cancel_grace = cancel_grace
         self.clock = clock
+        # cross-job batching: batching nodes (batchable(block id)) of one model run side by side
+        # on a worker, up to max_batch, under the rule the worker applies (runtime.batching.Lanes)
+        self.lanes = Lanes(max_batch)
+        self.batchable = batchable or (lambda _block: False)
+        self.batch_depth = max(queue_depth, self.lanes.max_batch + 1) if max_batch > 1 else queue_depth
+        self.max_depth = self.batch_depth + queue_depth if max_batch > 1 else queue_depth  # per worker
         self.jobs: dict[str, JobState] = {}
         self.running: dict[Any, Running] = {}  # meta ref -> node in flight
         self.cpu_running = 0
@@ -189,12 +198,15 @@ class DagRun:
         """Who goes next: higher priority, then the job served least recently (round robin)."""
         return (-job.priority, job.last_served, job.seq)
 
-    def _pick_job(self, gpu: bool, suspects: bool = True) -> JobState | None:
-        """The job whose next ready node goes now (``suspects``: one that must run alone may)."""
+    def _pick_job(self, gpu: bool, suspects: bool = True, skip: set[str] | None = None) -> JobState | None:
+        """The job whose next ready node goes now (``suspects``: one that must run alone may;
+        ``skip``: jobs whose next node has no room now)."""
         best, best_key = None, None
         for job in self.jobs.values():
             ready = job.ready_gpu if gpu else job.ready_cpu
             if job.finishing or not ready or (not suspects and ready[0][1] in job.suspects):
+                continue
+            if skip and job.id in skip:
                 continue
             key = self._job_key(job)
             if best_key is None or key < best_key:
@@ -210,7 +222,7 @@ class DagRun:
             for node, slot in list(job.pinned.items()):
                 if slot.state == DEAD:
                     del job.pinned[node]
-                elif slot in free:
+                elif slot in free and self._has_room(slot, job, node):
                     key = (*self._job_key(job), job.index[node])
                     if best_key is None or key < best_key:
                         best, best_key = (job, node, slot), key
@@ -222,13 +234,14 @@ class DagRun:
             for job in list(self.jobs.values()):
                 if (job.ready_gpu or job.pinned) and not job.finishing:
                     self.fail(job, JobError(self.pool.error, type="worker_died"))
+        no_room: set[str] = set()  # jobs whose next node finds no worker with room for its kind
         while True:
             # nothing queues behind a suspect: its worker's death must name it
-            free = [s for s in self.pool.free(self.queue_depth) if not any(r.suspect for r in s.queue)]
+            free = [s for s in self.pool.free(self.max_depth) if not any(r.suspect for r in s.queue)]
             if not free:
                 break
             idle = any(not s.queue for s in free)
-            job = self._pick_job(gpu=True, suspects=idle)
+            job = self._pick_job(gpu=True, suspects=idle, skip=no_room)
             pin = self._pick_pinned(free)
             if pin is not None and (job is None or self._job_key(pin[0]) <= self._job_key(job)):
                 pjob, node, slot = pin
@@ -236,9 +249,12 @@ class DagRun:
                 self._start(pjob, node, slot)
             elif job is not None:
                 _i, node = heapq.heappop(job.ready_gpu)
-                depth = 1 if node in job.suspects else self.queue_depth  # a suspect: idle only
-                slot = self.pool.pick(job.model_keys[node], depth, among=free)
-                assert slot is not None
+                among = [s for s in free if self._has_room(s, job, node)]
+                slot = self.pool.pick(job.model_keys[node], self.max_depth, among=among) if among else None
+                if slot is None:  # no worker has room for a node of its kind now: it waits
+                    heapq.heappush(job.ready_gpu, (_i, node))
+                    no_room.add(job.id)
+                    continue
                 self._start(job, node, slot)
             else:
                 break
@@ -248,6 +264,36 @@ class DagRun:
                 break
             _i, node = heapq.heappop(job.ready_cpu)
             self._start(job, node, None)
+
+    def _lane(self, job: JobState, node: str) -> str | None:
+        """The lane of a batching node (its model), else None; a suspect runs alone."""
+        if self.lanes.max_batch <= 1 or node in job.suspects:
+            return None
+        spec = job.compiled.specs[node]
+        if not self.batchable(spec.id):
+            return None
+        return job.model_keys[node] or spec.id
+
+    def _has_room(self, slot: WorkerSlot, job: JobState, node: str) -> bool:
+        """Whether ``node`` may join ``slot``'s queue: a suspect only an idle worker's; a
+        batching node while the queue holds fewer than ``batch_depth``; another node while
+        fewer than ``queue_depth - 1`` wait there behind what runs (without batching: while
+        the queue holds fewer than ``queue_depth``, one of them running)."""
+        if node in job.suspects:
+            return not slot.queue
+        if self._lane(job, node) is not None:
+            return len(slot.queue) < self.batch_depth
+        waiting = sum(1 for r in slot.queue if not r.head)
+        return not slot.queue or waiting < max(1, self.queue_depth - 1)
+
+    def _promote_ready(self, slot: WorkerSlot) -> None:
+        """Promote the nodes of ``slot``'s queue that its worker starts now: the first, and
+        batching nodes beside it as :class:`~orchestrator.runtime.batching.Lanes` admits them."""
+        if slot.state == DEAD:
+            return
+        for run in prefix_running(self.lanes, slot.queue, lambda r: r.lane, lambda r: r.head):
+            if not run.head:
+                self._promote(run)
 
     def _start(self, job: JobState, node: str, slot: WorkerSlot | None) -> None:
         compiled = job.compiled
@@ -259,8 +305,11 @@ class DagRun:
                    "options": job.options}
         # an upstream still in flight (queued on the same worker) is passed as its pending ref
         upstream = [job.refs[d] if d in job.refs else job.running[d].out_ref for d in deps]
+        lane = self._lane(job, node) if slot is not None else None
         if slot is not None:
             request["seq"] = slot.next_seq  # the worker runs them in this order
+            if lane is not None:
+                request["lane"] = lane
         try:
             out_ref, meta_ref = self.port.send(slot, request, upstream)
         except Exception as exc:  # noqa: BLE001 - e.g. params that cannot be sent
@@ -273,15 +322,14 @@ class DagRun:
             self.cpu_running += 1
         job.last_served = next(self._ticks)
         run = Running(job=job, node=node, slot=slot, out_ref=out_ref, meta_ref=meta_ref,
-                      suspect=node in job.suspects)
+                      suspect=node in job.suspects, lane=lane)
         job.running[node] = run
         self.running[meta_ref] = run
         if slot is None:
             self._promote(run)
             return
         slot.queue.append(run)
-        if len(slot.queue) == 1:
-            self._promote(run)
+        self._promote_ready(slot)
         for c in sorted(job.consumers[node], key=job.index.__getitem__):
             self._consider_pin(job, c)
 
@@ -314,9 +362,9 @@ class DagRun:
             if d in job.done:
                 continue
             run = job.running.get(d)
-            if (run is None or run.slot is None or run.suspect
+            if (run is None or run.slot is None or run.suspect or run.lane is not None
                     or (slot is not None and run.slot is not slot)):
-                return
+                return  # (behind a batching node it would hold up, in order, what joins the batch)
             slot = run.slot
         if slot is not None and slot.state != DEAD:
             job.pinned[node] = slot
@@ -350,10 +398,8 @@ class DagRun:
             self.cpu_running -= 1
             return
         if run in slot.queue:
-            first = slot.queue[0] is run
             slot.queue.remove(run)
-            if first and slot.queue and slot.state != DEAD:
-                self._promote(slot.queue[0])
+            self._promote_ready(slot)
 
     def on_result(self, run: Running, meta: dict[str, Any]) -> None:
         """``run`` came back with ``meta`` (decoded): its outputs are at ``run.out_ref``."""

@@ -10,6 +10,7 @@ Only the scheduler's loop thread calls it (nothing here is thread-safe). One
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -58,11 +59,13 @@ class Dispatcher:
         queue_depth: int,
         max_retries: int,
         cancel_grace: float,
+        batchable: Callable[[str], bool] | None = None,
     ) -> None:
         self.pool = pool
         self.cache = cache
         self.run = DagRun(pool=pool, cache=cache, port=RayPort(config), cpu_slots=cpu_slots,
-                          queue_depth=queue_depth, max_retries=max_retries, cancel_grace=cancel_grace)
+                          queue_depth=queue_depth, max_retries=max_retries, cancel_grace=cancel_grace,
+                          max_batch=config.batch_max, batchable=batchable)
 
     def step(self) -> None:
         """Send what can run, wait a little for results, handle them, enforce deadlines."""

@@ -45,6 +45,7 @@ class Running:
     drain_ref: Any = None
     kill_at: float | None = None  # set once asked to stop (cancel, failed job)
     suspect: bool = False  # was on a worker that died: runs alone, nothing queued behind it
+    lane: str | None = None  # a batching node's lane: runs beside others of it (runtime.batching)
 
 
 @dataclass(eq=False)

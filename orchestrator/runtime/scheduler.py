@@ -60,6 +60,7 @@ import ray
 from graphs import Graph
 from orchestrator.catalog import Catalog
 from orchestrator.errors import JobError
+from orchestrator.runtime.batching import batches
 from orchestrator.runtime.compile import CompiledGraph, compile_graph
 from orchestrator.runtime.dispatch import POLL_S, Dispatcher
 from orchestrator.runtime.executor import RunResult
@@ -87,7 +88,14 @@ def worker_config_from_settings(settings: Any) -> WorkerConfig:
         extra_plugins=tuple(plugins.extra), allow=tuple(plugins.allow) if plugins.allow is not None else None,
         strict=plugins.strict, provider="orchestrator.models:provider_from_settings",
         provider_kwargs={"settings": settings}, device=device, gpu_memory_fraction=0.85,
+        **_batching(settings),
     )
+
+
+def _batching(settings: Any) -> dict[str, Any]:
+    """``batch_max`` and ``batch_wait_ms`` of a worker from ``[batching]``."""
+    b = getattr(settings, "batching", None)
+    return {} if b is None else {"batch_max": b.effective_max_batch, "batch_wait_ms": b.max_wait_ms}
 
 
 def connect_ray(address: str | None = None, **init_kwargs: Any) -> None:
@@ -147,19 +155,30 @@ class Scheduler:
         self.input_root = input_root
         self.confine_inputs = confine_inputs
         self.limits = limits  # size limits the workers check around each node (orchestrator.runtime.limits)
+        # with batching a worker holds up to batch_max batching nodes and one more (a thread each)
+        batch_max = self.config.batch_max
+        actor_depth = max(queue_depth, batch_max + 1) + queue_depth if batch_max > 1 else queue_depth
         self.pool = WorkerPool(self.config, gpus=gpus, cpu_workers=cpu_workers, actor_options=actor_options,
-                               start_timeout=start_timeout, queue_depth=max(1, queue_depth))
+                               start_timeout=start_timeout, queue_depth=max(1, actor_depth))
         if cpu_slots is None:  # (CPU tasks run only next to GPU workers, which take no CPU)
             cpu_slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(
             pool=self.pool, cache=self.cache, config=self.config, cpu_slots=cpu_slots,
             queue_depth=max(1, queue_depth), max_retries=max_retries, cancel_grace=cancel_grace,
+            batchable=self._batchable,
         )
         self._seq = itertools.count()
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="orchestrator-scheduler", daemon=True)
         self._thread.start()
+
+    def _batchable(self, block_id: str) -> bool:
+        """Whether ``block_id`` declares ``Resources(batch=True)`` (cross-job batching)."""
+        try:
+            return batches(self.catalog.block_class(block_id))
+        except KeyError:
+            return False
 
     # -- public API (any thread) ------------------------------------------------------------
 

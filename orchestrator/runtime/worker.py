@@ -49,6 +49,7 @@ from orchestrator.blocks import Block
 from orchestrator.context import Context, ModelProvider
 from orchestrator.errors import BlockError, JobCancelled, JobError, plain_error
 from orchestrator.plugins import PluginHost, import_extra_plugins, load_plugins
+from orchestrator.runtime.batching import Batching
 from orchestrator.runtime.cache import measure_bytes
 from orchestrator.runtime.executor import execute_block
 from orchestrator.runtime.tile_serving import serve_tiles
@@ -86,6 +87,10 @@ class WorkerConfig:
     # gives each worker its share of the machine). CPU float results depend on the count:
     # give the driver's to get the in-process executor's bits.
     cpu_threads: int | None = None
+    # cross-job batching (orchestrator.runtime.batching): batching nodes run side by side, up to
+    # batch_max, their UNet calls merged; 1: one node at a time
+    batch_max: int = 1
+    batch_wait_ms: float = 3.0
 
     def plugin_key(self) -> tuple[Any, ...]:
         return (self.extra_plugins, self.sys_path, self.allow, self.entry_points, self.strict)
@@ -96,7 +101,8 @@ class WorkerConfig:
         if callable(prov):
             prov = f"{getattr(prov, '__module__', '?')}:{getattr(prov, '__qualname__', repr(prov))}"
         return repr((*self.plugin_key(), prov, sorted(self.provider_kwargs.items()), self.device,
-                     self.gpu_memory_fraction, self.cpu_memory_fraction, self.cpu_threads))
+                     self.gpu_memory_fraction, self.cpu_memory_fraction, self.cpu_threads,
+                     self.batch_max, self.batch_wait_ms))
 
 
 # -- set-up shared by the actor, the CPU tasks and the driver ---------------------------------
@@ -308,11 +314,11 @@ class WorkerCore:
         self._cond = threading.Condition()
         self._events: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
         self._finished: OrderedDict[tuple[str | None, str], None] = OrderedDict()
-        self._running: tuple[str | None, str] | None = None
+        self._running: dict[tuple[str | None, str], None] = {}  # (job, node) running now
         self._cancelled: OrderedDict[str, None] = OrderedDict()
-        self._turns = threading.Lock()  # one node at a time
-        self._order = threading.Condition()  # ... in the order the scheduler sent them
-        self._next_seq = 0
+        # which nodes run at once, in the order the scheduler sent them: one at a time, or
+        # batching nodes side by side (Lanes), their UNet calls merged (UNetBatcher)
+        self.batching = Batching(self.config.batch_max, self.config.batch_wait_ms)
 
     # -- identity and state ---------------------------------------------------------------
 
@@ -332,9 +338,11 @@ class WorkerCore:
     def stats(self) -> dict[str, Any]:
         """What the worker holds and has done: models (resident, loads, bytes), memory, counts."""
         with self._cond:
-            running = self._running
+            running = list(self._running)
         return {**self.info(), "nodes_run": self.nodes_run, "busy_seconds": self.busy_seconds,
-                "running": None if running is None else {"job": running[0], "node": running[1]},
+                "running": {"job": running[0][0], "node": running[0][1]} if running else None,
+                "running_all": [{"job": j, "node": n} for j, n in running],
+                "batching": self.batching.stats(),
                 "models": provider_stats(self.provider), "rss_bytes": _rss_bytes(),
                 "cancelled_jobs": len(self._cancelled)}
 
@@ -346,17 +354,16 @@ class WorkerCore:
             self._cancelled[job] = None
             while len(self._cancelled) > 4096:
                 self._cancelled.popitem(last=False)
-            return self._running is not None and self._running[0] == job
+            return any(j == job for j, _n in self._running)
 
     def is_cancelled(self, job: str | None) -> bool:
         return job is not None and job in self._cancelled
 
     # -- progress ---------------------------------------------------------------------------
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, key: tuple[str | None, str], event: dict[str, Any]) -> None:
         with self._cond:
-            key = self._running
-            if key is None:  # pragma: no cover - a block that reports after returning
+            if key not in self._running:  # pragma: no cover - a block that reports after returning
                 return
             buf = self._events.setdefault(key, [])
             buf.append(event)
@@ -409,24 +416,29 @@ class WorkerCore:
         node: str | None = None,
         version: str | None = None,
         options: Mapping[str, Any] | None = None,
+        lane: str | None = None,
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """Run one node; returns ``(outputs, meta)``. Never raises for a block's own failure:
         the error is ``meta["error"]`` (a :class:`BlockError` or :class:`JobError`).
 
-        ``options``: ``outputs_dir``, ``input_root``, ``confine_inputs`` of the job.
+        ``options``: ``outputs_dir``, ``input_root``, ``confine_inputs`` of the job. ``lane``:
+        a batching node's lane (:class:`~orchestrator.runtime.batching.Lanes`); its UNet calls
+        may merge with those of the other nodes running here.
         """
         node = node or block_id
         opts = dict(options or {})
         sink = RecordingSink(opts.get("outputs_dir"))
         key = (job, node)
         with self._cond:
-            self._running = key
+            self._running[key] = None
             self._events.pop(key, None)
             self._finished.pop(key, None)
         t0 = time.perf_counter()
         out: dict[str, Any] | None = None
         error: BlockError | JobError | None = None
         tb = None
+        scope = self.batching.batcher.scope(self.provider, lambda e: self._emit(key, e),
+                                            label=f"{job}/{node}", batch=lane is not None)
         try:
             if self.is_cancelled(job):
                 raise JobCancelled(f"job cancelled before node {node!r}", node=node)
@@ -435,9 +447,9 @@ class WorkerCore:
             tile = (opts.get("tiles") or {}).get(node)  # a tiled node: its spec and the tile workers
             ctx = Context(
                 node=node, block=block_id, seed=seed, device=self.device, job=job,
-                models=self.provider, outputs=sink,
+                models=scope.models, outputs=sink,
                 input_root=Path(input_root) if input_root else None,
-                confine_inputs=bool(opts.get("confine_inputs", False)), on_event=self._emit,
+                confine_inputs=bool(opts.get("confine_inputs", False)), on_event=scope.on_event,
                 is_cancelled=(lambda: job in self._cancelled) if job is not None else None,
                 limits=opts.get("limits"), tile=Tiling.of(tile and tile["spec"]),
                 block_class=self.block_class,
@@ -448,9 +460,11 @@ class WorkerCore:
         except Exception as exc:  # noqa: BLE001
             error = plain_error(exc, node, block_id)
             tb = traceback.format_exc(limit=20)
+        finally:
+            scope.close()
         seconds = time.perf_counter() - t0
         with self._cond:
-            self._running = None
+            self._running.pop(key, None)
             events = self._events.pop(key, [])
             self._finished[key] = None
             while len(self._finished) > 256:
@@ -474,7 +488,9 @@ class _WorkerActor(WorkerCore):
 
     The default group has a thread per queued run (so that calls are never held up behind
     them), and runs take turns in the order the scheduler numbered them (``request["seq"]``):
-    one node at a time, first sent first, so the scheduler always knows which one runs.
+    one node at a time, first sent first, so the scheduler always knows which one runs;
+    batching nodes (``request["lane"]``) side by side under the rule of
+    :class:`~orchestrator.runtime.batching.Lanes`, which the scheduler applies too.
     """
 
     ORDER_WAIT_S = 600.0  # never wait longer than this for an earlier run that does not come
@@ -484,21 +500,8 @@ class _WorkerActor(WorkerCore):
         """Run the node ``request`` describes (see :func:`encode_request`) on ``upstream`` outputs."""
         if isinstance(request, bytes):
             request = pickle.loads(request)
-        seq = request.get("seq")
-        if seq is None:
-            with self._turns:
-                return self._run(request, upstream)
-        with self._order:
-            deadline = time.monotonic() + self.ORDER_WAIT_S
-            while self._next_seq < seq and time.monotonic() < deadline:
-                self._order.wait(deadline - time.monotonic())
-        try:
-            with self._turns:
-                return self._run(request, upstream)
-        finally:
-            with self._order:
-                self._next_seq = max(self._next_seq, seq + 1)
-                self._order.notify_all()
+        with self.batching.lanes.turn(request.get("lane"), request.get("seq"), self.ORDER_WAIT_S):
+            return self._run(request, upstream)
 
     def _run(self, request: dict[str, Any], upstream: tuple[dict[str, Any] | None, ...]) -> tuple[Any, bytes]:
         if any(u is None for u in upstream):  # queued behind an upstream node that failed
@@ -510,7 +513,7 @@ class _WorkerActor(WorkerCore):
         out, meta = self.run_node(
             request["block"], request["params"], resolve_slots(request["inputs"], upstream),
             seed=request["seed"], job=request.get("job"), node=request.get("node"),
-            version=request.get("version"), options=request.get("options"),
+            version=request.get("version"), options=request.get("options"), lane=request.get("lane"),
         )
         return out, encode_meta(meta)
 
@@ -537,7 +540,7 @@ class _WorkerActor(WorkerCore):
 
     def exit(self) -> None:
         """End the actor once the node it runs is done."""
-        with self._turns:
+        with self.batching.lanes.exclusive():
             ray.actor.exit_actor()
 
 
@@ -548,7 +551,9 @@ _REMOTE_TASK: Any = None
 def _actor_class() -> Any:
     global _REMOTE_ACTOR
     if _REMOTE_ACTOR is None:
-        _REMOTE_ACTOR = ray.remote(concurrency_groups={CONTROL_GROUP: 4, TILE_GROUP: 1})(_WorkerActor)
+        # control: cancel, stats and a long poll of progress per running node (with batching,
+        # up to batch_max of them at once)
+        _REMOTE_ACTOR = ray.remote(concurrency_groups={CONTROL_GROUP: 12, TILE_GROUP: 1})(_WorkerActor)
     return _REMOTE_ACTOR
 
 
