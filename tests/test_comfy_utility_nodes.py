@@ -34,7 +34,7 @@ from plugins.sd.latent_math import (
     LatentMultiply,
     LatentSeedBehavior,
 )
-from plugins.sd.latent_transform import LatentCrop, LatentFlip, LatentRotate
+from plugins.sd.latent_transform import LatentCrop, LatentFlip, LatentRotate, NoiseMaskBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sd_fixtures
@@ -264,6 +264,17 @@ def test_latent_arithmetic():
     dst, src = torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 4, 4)
     out = LatentCompositeMasked({"x": 48, "y": 8}).run(ctx(), destination=dst, source=src)["latent"]
     assert out[0, 0, 1:5, 6:8].min() == 1.0 and out.sum() == 4 * 4 * 2
+
+
+def test_a_noise_mask_through_the_batch_nodes_is_comfyuis():
+    lat = torch.zeros(3, 4, 2, 2)
+    masks = np.stack([np.full((4, 4), v, np.float32) for v in (0.1, 0.2)])  # 2 masks for 3 latents
+    take = NoiseMaskBatch({"mode": "from_batch", "start": 1, "length": 5}).run(ctx(), mask=masks, latent=lat)
+    assert take["mask"][:, 0, 0].tolist() == pytest.approx([0.2, 0.1])  # repeated to 3 (.1 .2 .1), then 1:3
+    rep = NoiseMaskBatch({"mode": "repeat", "amount": 2}).run(ctx(), mask=masks, latent=lat)["mask"]
+    assert rep[:, 0, 0].tolist() == pytest.approx([0.1, 0.2, 0.1, 0.2])  # the masks as they are, repeated
+    one = NoiseMaskBatch({"mode": "from_batch", "start": 2}).run(ctx(), mask=masks[:1], latent=lat)["mask"]
+    assert one.shape == (1, 4, 4)  # a single mask covers every latent
 
 
 def test_latent_concat_and_seed_behavior():
@@ -587,7 +598,10 @@ def test_the_noise_mask_rides_through_latent_nodes_and_samplers_to_the_next_one(
     nodes = result.graph.nodes
     encoder = next(k for k, n in nodes.items() if n.block == "sd.vae_encode_for_inpaint")
     first, second = nodes["ksampler_3"], nodes["ksampler_13"]
-    assert first.inputs["mask"] == second.inputs["mask"] == f"{encoder}.mask"
+    assert first.inputs["mask"] == second.inputs["mask"] == "repeat_latent_batch_10_mask.mask"
+    mask_node = nodes["repeat_latent_batch_10_mask"]  # the mask through the batch node, as ComfyUI's
+    assert (mask_node.block, mask_node.params) == ("sd.noise_mask_batch", {"mode": "repeat", "amount": 2})
+    assert mask_node.inputs == {"mask": f"{encoder}.mask", "latent": f"{encoder}.latent"}
     assert first.inputs["latent"] == "latent_flip_11.latent"
     assert nodes["latent_flip_11"].inputs["latent"] == "repeat_latent_batch_10.latent"
     assert nodes["repeat_latent_batch_10"].inputs["latent"] == f"{encoder}.latent"

@@ -69,6 +69,8 @@ def utility_export(block: str) -> Callable[[Any, str, Node], None] | None:
         return _latent_add
     if block == "image.scale":
         return _image_scale
+    if block == "sd.noise_mask_batch":
+        return _noise_mask_batch
     if block not in EXACT:
         return None
 
@@ -102,3 +104,8 @@ def _image_scale(exporter: Any, node_id: str, node: Node) -> None:
                   "crop": p["crop"], "image": image}
         new = exporter._new("ImageScale", values, node.meta.get("comfy", {}).get("id"))
     exporter.ports[f"{node_id}.image"] = [new, 0]
+
+
+def _noise_mask_batch(exporter: Any, node_id: str, node: Node) -> None:
+    """In ComfyUI the noise mask rides inside the latent through its batch nodes: no node of its own."""
+    exporter.ports[f"{node_id}.mask"] = exporter._link(node, "mask")

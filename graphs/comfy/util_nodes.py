@@ -134,8 +134,28 @@ def carry_noise_mask(importer: Importer, node: ComfyNode, values: list[Any]) -> 
         break
     if masked is None:
         return values
-    return [MaskedLatent(node.id, masked.image, masked.mask, (lambda d=v: d))
+    mask = masked.mask
+    if node.class_type in _BATCH_NODES and importer.has_block("sd.noise_mask_batch"):
+        mask = _batched_mask(importer, node, masked)
+    return [MaskedLatent(node.id, masked.image, mask, (lambda d=v: d))
             if isinstance(v, Data) and v.type == "LATENT" else v for v in values]
+
+
+_BATCH_NODES = frozenset({"LatentFromBatch", "RepeatLatentBatch"})
+
+
+def _batched_mask(importer: Importer, node: ComfyNode, masked: MaskedLatent) -> Data:
+    """The noise mask through LatentFromBatch / RepeatLatentBatch (a batch of masks is sliced or repeated
+    with the latents: ``sd.noise_mask_batch``)."""
+    nc = NodeContext(importer, node, importer.mapping_for(node.class_type))
+    if node.class_type == "LatentFromBatch":
+        params: dict[str, Any] = {"mode": "from_batch", "start": int(nc.widget("batch_index", 0)),
+                                  "length": int(nc.widget("length", 1))}
+    else:
+        params = {"mode": "repeat", "amount": int(nc.widget("amount", 1))}
+    node_id = importer.add_node(node, "sd.noise_mask_batch", {"mask": masked.mask, "latent": masked.plain()},
+                                params, suffix="_mask")
+    return Data(f"{node_id}.mask", "MASK", size=masked.mask.size)
 
 
 def _latent_block(block: str, ins: tuple[str, ...], ours: tuple[str, ...], widgets: dict[str, str],

@@ -4,7 +4,8 @@
 8 cells (64 pixels) remain, and the cut ends at the latent's edge. ``sd.latent_flip`` mirrors
 across the x axis (vertically: rows reversed) or the y axis (horizontally: columns reversed),
 ``sd.latent_rotate`` turns by quarter turns (``torch.rot90`` over width then height, ComfyUI's
-direction: 90 degrees is a clockwise turn).
+direction: 90 degrees is a clockwise turn). ``sd.noise_mask_batch`` takes a latent's noise mask through
+LatentFromBatch / RepeatLatentBatch as ComfyUI does.
 
 >>> import torch
 >>> from orchestrator import Context
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from orchestrator import Block, BlockError, Context, Params, block
+from orchestrator import Block, BlockError, Context, In, Out, Params, block
 
 
 def check_latent(x: Any, node: str, field: str = "inputs.latent") -> Any:
@@ -96,4 +97,45 @@ class LatentRotate(Block):
         return {"latent": torch.rot90(samples, k=k, dims=[3, 2])}
 
 
-BLOCKS = [LatentCrop, LatentFlip, LatentRotate]
+@block("sd.noise_mask_batch", version="1.0.0")
+class NoiseMaskBatch(Block):
+    """A latent's noise mask through ComfyUI's LatentFromBatch / RepeatLatentBatch: a single mask stays as
+    it is (it covers every latent); a batch of masks is sliced as the latents are (``from_batch``: first
+    repeated to the latent's batch when shorter, ``start`` and ``length`` clamped to it) or repeated
+    ``amount`` times as it is (``repeat``)."""
+
+    inputs = {"mask": In("MASK", "the noise mask [B, H, W]"),
+              "latent": In("LATENT", "the latent the mask belongs to, before the batch node")}
+    outputs = {"mask": Out("MASK", "the mask for the batch node's latent")}
+
+    class Params(Params):
+        mode: Literal["from_batch", "repeat"] = Field("from_batch", description="as the latent's batch node")
+        start: int = Field(0, ge=0, le=4095, description="from_batch: the first latent taken")
+        length: int = Field(1, ge=1, le=4096, description="from_batch: how many")
+        amount: int = Field(1, ge=1, le=64, description="repeat: how many times")
+
+    def run(self, ctx: Context, mask: Any, latent: Any) -> dict:
+        import math
+
+        import numpy as np
+
+        samples = check_latent(latent, ctx.node)
+        m = np.asarray(mask, dtype=np.float32)
+        m = m.reshape((-1, *m.shape[-2:])) if m.ndim >= 2 else m
+        if m.ndim != 3 or 0 in m.shape:
+            raise BlockError(f"node {ctx.node!r}: inputs.mask is not a mask [batch, height, width]",
+                             type="input", node=ctx.node, field="inputs.mask")
+        p = self.params
+        if m.shape[0] == 1:
+            return {"mask": m}
+        if p.mode == "repeat":  # ComfyUI's RepeatLatentBatch repeats the masks as they are (its extended
+            return {"mask": np.tile(m, (p.amount, 1, 1))}  # copy goes unused)
+        batch = samples.shape[0]
+        if m.shape[0] < batch:
+            m = np.tile(m, (math.ceil(batch / m.shape[0]), 1, 1))[:batch]
+        start = min(batch - 1, p.start)
+        length = min(batch - start, p.length)
+        return {"mask": m[start:start + length].copy()}
+
+
+BLOCKS = [LatentCrop, LatentFlip, LatentRotate, NoiseMaskBatch]
