@@ -305,7 +305,9 @@ _INTENT_RULES: dict[str, str] = {
     "reference": (
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
         r"(?: image| photo| picture)?\b|\breference (?:image|photo|picture)\b|"
-        r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b"
+        r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b|"
+        r"\b(?:from|in|of|like|as in) (?:the |a |this )?(?:second|other|2nd|another|catalog(?:ue)?|product) "
+        r"(?:image|photo|picture|pic|shot)\b|\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b"
     ),
     "hires": (
         r"\bhi-?res\.? ?fix\b|\bhigh[- ]res(?:olution)? fix\b|\btwo[- ]pass\b|\bupscaled? and refined?\b|"
@@ -545,7 +547,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
-    if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found:
+    if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found \
+            and "palette" not in labels.intents:
         _add(labels.intents, "style")  # "painted like this reference painting": its style
     if "inpaint" in found:
         labels.task = "inpaint"

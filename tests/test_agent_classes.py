@@ -166,6 +166,10 @@ def test_a_photo_to_read_edges_or_depth_from_is_the_image_input(host, prompt, te
     ("recolor this illustration with the palette from the second image", ["image", "palette"]),
     ("swap the shoes in my photo for the sneakers in the reference image, I masked the feet",
      ["image", "mask", "reference"]),
+    ("replace the sofa in my living room photo with the one from the catalog picture, masked",
+     ["image", "mask", "reference"]),
+    ("add the dog from picture B into picture A where I masked", ["image", "mask", "reference"]),
+    ("apply the palette of picture B to picture A", ["image", "palette"]),
 ])
 def test_reference_style_and_palette_ask_for_their_roles(planner, prompt, roles) -> None:
     with pytest.raises(AgentError) as info:
