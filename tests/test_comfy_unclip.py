@@ -308,6 +308,14 @@ def test_unclip_errors_are_structured(ex, root):
         ex.run(b.build())
     d = err.value.to_dict()
     assert (d["node"], d["field"], d["value"], d["bound"]) == ("k", "inputs.cond", 48, 32), d
+    b = GraphBuilder()  # unCLIP with area conditioning: not composed yet, refused rather than ignored
+    c = b.add("sd.encode_prompt", model="tiny-unclip", prompt=PROMPT, negative_prompt="")
+    area = b.add("cond.set_area", cond=c.cond, width=32, height=32)
+    lat = b.add("sd.empty_latent", model="tiny-unclip", width=64, height=64)
+    b.add("sd.ksampler", id="k", cond=area.cond, latent=lat.latent, model="tiny-unclip", steps=1)
+    with pytest.raises(BlockError) as err:
+        ex.run(b.build())
+    assert (err.value.to_dict()["node"], err.value.to_dict()["field"]) == ("k", "inputs.cond")
     b = GraphBuilder()  # a conditioning where the CLIP vision output goes: refused before any work
     c = b.add("sd.encode_prompt", model="tiny-unclip", prompt=PROMPT, negative_prompt="")
     b.add("sd.unclip_conditioning", id="un", cond=c.cond, clip_vision_output=c.cond)

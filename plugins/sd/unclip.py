@@ -105,6 +105,11 @@ class Adm:
     def build(cls, cond: dict[str, Any], unet_config: dict[str, Any], family: str, *, seed: int, batch: int,
               do_cfg: bool, node: str) -> Adm | None:
         """``None`` unless the UNet is an unCLIP one or the conditioning carries unCLIP images."""
+        needed = unet_config.get("class_embed_type") == "projection" or _has_unclip(cond)
+        if needed and cond.get("entries"):
+            raise BlockError(f"node {node!r}: unCLIP (image embeddings, or an unCLIP model) with area, mask "
+                             f"or combined (list) conditioning is not supported yet", type="input", node=node,
+                             field="inputs.cond")
         if unet_config.get("class_embed_type") == "projection":
             width = int(unet_config.get("projection_class_embeddings_input_dim") or 0)
             return cls("unclip", width, seed, batch, do_cfg, node)
