@@ -141,3 +141,13 @@ def test_playground_sampling_is_reported_not_approximated(catalog):
     errors = [e.to_dict() for e in result.errors]
     assert any(e["node"] == "10" and e["field"] == "sampling" and "latent format" in e["message"]
                for e in errors), errors
+
+
+def test_model_sampling_discrete_after_the_edm_node_brings_back_the_models_own_schedule(models):
+    """ComfyUI: each ModelSampling* node replaces the model's sampling object, so a ModelSamplingDiscrete
+    after the EDM node samples the model's own discrete schedule with its prediction override."""
+    edm_info = models.load(edm_ref(), "info")
+    after = ModelSampling.from_config(dict(edm_info.scheduler), "v_prediction")
+    own = ModelSampling.from_config(dict(models.load("tiny-sd", "info").scheduler), "v_prediction")
+    assert not after.continuous and after.prediction == "v_prediction"
+    assert torch.equal(after.sigmas, own.sigmas)

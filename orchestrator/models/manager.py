@@ -221,7 +221,9 @@ class ModelManager:
         """Family, folder and component configs of a model (reads JSON, loads no weights)."""
         mref = self._ref(ref)
         if mref.sampling is not None:  # ModelSamplingContinuousEDM: the samplers read these sigmas
-            return dataclasses.replace(self.info(mref.name), scheduler=mref.sampling.scheduler_config())
+            own = self.info(mref.model_copy(update={"sampling": None}))
+            edm = {**mref.sampling.scheduler_config(), "discrete": dict(own.scheduler)}
+            return dataclasses.replace(own, scheduler=edm)
         cache = ModelRef(name=mref.name, parts=mref.parts).key() if mref.parts else mref.name
         with self._lock:
             if cache in self._infos:

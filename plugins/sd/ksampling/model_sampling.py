@@ -81,8 +81,11 @@ class ModelSampling:
         """
         import torch
 
-        if sampling is None and str(config.get("_class_name", "")).startswith("EDM"):
-            return cls._continuous_edm(config)
+        if str(config.get("_class_name", "")).startswith("EDM"):
+            if sampling is None:
+                return cls._continuous_edm(config)
+            # a ModelSamplingDiscrete after the EDM node replaces it: the model's own discrete schedule
+            config = dict(config.get("discrete") or {})
         prediction = str(config.get("prediction_type", "epsilon"))
         if sampling is not None:
             if sampling not in OVERRIDES:
