@@ -81,6 +81,27 @@ def test_official_workflow_imports_with_no_error_and_no_approximation(name, cata
     assert result.graph.nodes
 
 
+UPLOAD_WIDGETS = {"upload", "choose file to upload"}  # LoadImage's upload button (UI only; named by version)
+
+
+@pytest.mark.parametrize("name", UI_FILES)
+def test_each_ui_workflow_converts_to_the_prompt_comfyui_ran_beside_it(name):
+    """The UI -> API conversion (Reroutes, PrimitiveNodes, muted and bypassed nodes, group nodes, seed
+    controls) gives the very prompt the PNG carries: node ids, classes, links and widget values."""
+    from graphs.comfy import read_workflow
+
+    ours, fmt, _origin, problems = read_workflow(OFFICIAL / name, MAPPINGS)
+    theirs = json.loads((OFFICIAL / name.replace(".json", "_api.json")).read_text())
+    assert fmt == "ui" and problems == []
+    assert sorted(ours) == sorted(theirs)
+    for node_id, node in theirs.items():
+        mine = ours[node_id]
+        assert mine.class_type == node["class_type"], node_id
+        got = {k: list(v) if isinstance(v, tuple) else v for k, v in mine.inputs.items()
+               if k not in UPLOAD_WIDGETS}
+        assert got == {k: v for k, v in node["inputs"].items() if k not in UPLOAD_WIDGETS}, node_id
+
+
 def test_a_legacy_group_node_converts_to_the_prompt_comfyui_ran():
     """sdxl_edit_model.json holds a group node (``workflow/IP2PSampler``, ``extra.groupNodes``): its inner
     nodes become ``37:0`` ... ``37:8`` with the links and widget values of the prompt ComfyUI saved."""
