@@ -179,6 +179,11 @@ _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after
 _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(\d{1,3}(?:\.\d{1,2})?)\s*"
                        r"(?:(cm|mm|in|inch|inches|\"|″|ft|feet)\b|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
                        r"photos?|frames?|postcards?|paper|art ?prints?|wall art)\b))", re.IGNORECASE)
+_ALONE_BEFORE = re.compile(r"(?:^|[,;(]|--)\s*$")
+_ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")
+# "aspect 1.5", "aspect ratio of 0.8": one number
+_ASPECT_NUMBER = re.compile(r"\baspect(?:\s+ratio)?\s*(?:of|is|=|:)?\s*(\d(?:\.\d{1,3})?)\b"
+                            r"(?!\s*(?:[:x/\u00d7]|by|to)\s*\d)", re.IGNORECASE)
 # ratios no one writes for anything else
 _PLAIN_BY = {(16, 9), (9, 16), (21, 9), (9, 21), (16, 10), (10, 16), (32, 9)}
 COMMON = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4), (4, 5),
@@ -225,8 +230,14 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
             continue
         x, y = pair
         before = _BEFORE.search(text[:m.start()])
-        plain = x.is_integer() and y.is_integer() and (int(x), int(y)) in _PLAIN_BY \
-            and re.match(r"\s*(?:x|\u00d7|by)", text[m.end(1):], re.IGNORECASE)
-        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain):
+        whole = x.is_integer() and y.is_integer()
+        plain = whole and (int(x), int(y)) in _PLAIN_BY
+        # a common ratio standing alone as a clause: "a cat, 2x3", "a dragon, 21/9"
+        alone = whole and (int(x), int(y)) in COMMON and _ALONE_BEFORE.search(text[:m.start()]) \
+            and _ALONE_AFTER.match(text[m.end():])
+        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone):
             return x / y, (before.start() if before else m.start(), m.end())
+    m = _ASPECT_NUMBER.search(text)
+    if m and 0.1 <= float(m.group(1)) <= 10:
+        return float(m.group(1)), m.span()
     return None

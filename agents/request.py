@@ -21,8 +21,12 @@ from agents.orientation import explicit_ratio, find_shape, normalize, says_lands
 from agents.typos import fix_typos
 
 # 1024x512; never a print size in centimetres or inches ("70x100 cm")
-_SIZE = re.compile(r"\b(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})(?!\s*(?:cm|mm|in\b|inch|inches|\"|ft\b|feet)|\d)"
-                   r"(?:\s*(?:px|pixels))?\b", re.IGNORECASE)
+_SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by)\s*(\d{2,5})"
+                   r"(?!\s*(?:cm|mm|in\b|inch|inches|\"|ft\b|feet)|\d)(?:\s*(?:px|pixels))?\b", re.IGNORECASE)
+# "width 1216 height 832", "w=768, h=1024"
+_SIZE_WORDS = re.compile(r"\b(?:width|w)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?(?:height|h)"
+                         r"\s*[:=]?\s*(\d{2,5})\b|\b(?:height|h)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?"
+                         r"(?:width|w)\s*[:=]?\s*(\d{2,5})\b", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
 # steps only as an instruction: its own clause ("..., 30 steps", "steps: 30", "use 30 steps")
 _STEPS = re.compile(
@@ -123,6 +127,10 @@ def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
     for m in _SIZE.finditer(prompt):
         w, h = int(m.group(1)), int(m.group(2))
         if 64 <= w <= 16384 and 64 <= h <= 16384:  # "3x4 grid", "2x zoom" are no sizes
+            return w, h, m.span()
+    for m in _SIZE_WORDS.finditer(prompt):
+        w, h = (int(m.group(1)), int(m.group(2))) if m.group(1) else (int(m.group(4)), int(m.group(3)))
+        if 64 <= w <= 16384 and 64 <= h <= 16384:
             return w, h, m.span()
     return None
 

@@ -80,6 +80,12 @@ SHAPES = [  # (prompt, low, high) for the planned width / height
     ("Ein Fuchs im Schnee, Seitenverhältnis 9:16", 0.5, 0.6),
     ("\uff11\uff16\uff1a\uff19\u306e\u5bcc\u58eb\u5c71", 1.7, 1.85),  # full-width 16:9
     ("a potrait of a samurai, widescren", 1.7, 1.85),  # typos of the format words
+    ("a cat, 2x3", 0.62, 0.72),
+    ("a dragon, 21/9", 2.2, 2.45),
+    ("a sailboat, aspect 1.5", 1.4, 1.6),
+    ("an elf archer, 1024 by 1536", 0.62, 0.72),
+    ("a temple in kyoto, width 1216 height 832", 1.4, 1.5),
+    ("a street in the rain -- ar 4:5", 0.75, 0.85),
 ]
 
 
