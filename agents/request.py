@@ -170,10 +170,10 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
     not in English (the keyword rules read English and the format, picture, mask and edit
     words of a few other languages; what they miss falls back to the plain template)."""
     fixed = fix_typos(normalize(prompt))[1]
-    if fixed:
+    lang = language(prompt)
+    if fixed and lang is None:  # in another language these are its own words ("formato"), read alike
         notes.append("read " + ", ".join(f"{a!r} as {b!r}" for a, b in fixed[:8])
                      + " (a typo of a word the planner's rules read)")
-    lang = language(prompt)
     if lang is None:
         return
     found = request.labels
