@@ -236,3 +236,46 @@ def test_comfyui_edit_workflow_imports_clean_and_runs(catalog, models, root, tmp
     assert len(prompts) == 2 and all("concat_latent_image" in out[k]["cond"] for k in prompts)
     [saved] = run.files
     assert Path(saved["path"]).is_file()
+
+
+# -- single-file edit checkpoints -----------------------------------------------------------------------
+
+
+def test_edit_checkpoint_families_are_told_by_their_8_channel_conv_in():
+    from orchestrator.models.detect import CONV_IN, V2_ATTN, XL_BASE, Header, checkpoint_family
+
+    def header(width: int, xl: bool = False) -> Header:
+        shapes = {CONV_IN: (320, 8, 3, 3), V2_ATTN: (320, width)}
+        if xl:
+            shapes[XL_BASE] = (1280,)
+        return Header({k: ("F32", s, (0, 0)) for k, s in shapes.items()}, {}, 0, 0)
+
+    assert checkpoint_family(header(768))[0] == "sd1-ip2p"
+    assert checkpoint_family(header(2048, xl=True))[0] == "sdxl-ip2p"
+
+
+def test_single_file_edit_checkpoint_with_edm_sigmas_samples_as_continuous_edm(ex, root, tmp_path):
+    """An InstructPix2Pix checkpoint in the original layout carrying CosXL's ``edm_vpred`` sigmas converts
+    into a folder whose scheduler is ComfyUI's ModelSamplingContinuousEDM (v_prediction, sigma_data 1)."""
+    from safetensors.torch import save_file
+
+    from orchestrator.models.single_file import checkpoint_family
+
+    state = sd_fixtures.to_ldm_checkpoint(root / "tiny-ip2p")
+    state |= {"edm_vpred.sigma_min": torch.tensor(0.002), "edm_vpred.sigma_max": torch.tensor(120.0)}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "edit.safetensors"))
+    assert checkpoint_family(tmp_path / "edit.safetensors") == "sd1-ip2p"
+    models = ModelManager(ModelRegistry(cache_dir=tmp_path / "cache", allow_paths=False, entries=[
+        {"name": "edit", "source": str(tmp_path / "edit.safetensors"), "config": str(root / "tiny-ip2p")}]))
+    info = models.load("edit", "info")
+    ms = ModelSampling.from_config(dict(info.scheduler))
+    assert ms.continuous and ms.prediction == "v_prediction"
+    assert abs(float(ms.sigma_min) - 0.002) < 1e-6 and abs(float(ms.sigma_max) - 120.0) < 1e-3
+    assert int(info.unet["in_channels"]) == 8
+    b = GraphBuilder()
+    c = b.add("sd.encode_prompt", model="edit", prompt="make it snowy", negative_prompt="")
+    ip = b.add("sd.ip2p_conditioning", cond=c.cond, image=b.add("image.load", path="photo.png").image,
+               model="edit")
+    b.add("sd.ksampler", id="k", cond=ip.cond, latent=ip.latent, model="edit", seed=SEED, steps=2, cfg=3.0)
+    out = LocalExecutor(ex.catalog, models=models, input_root=root).run(b.build()).outputs["k"]["latent"]
+    assert out.shape == (1, 4, 8, 8) and torch.isfinite(out).all()

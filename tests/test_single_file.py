@@ -64,7 +64,7 @@ def test_shipped_configs_are_complete_diffusers_folders(family, tmp_path):
     unet = diffusers.UNet2DConditionModel.load_config(str(folder / "unet"))
     width = {"sd1": 768, "sd2": 1024, "sdxl": 2048}[family.split("-")[0]] if "refiner" not in family else 1280
     assert unet["cross_attention_dim"] == width
-    assert unet["in_channels"] == (9 if family.endswith("inpaint") else 4)
+    assert unet["in_channels"] == {"inpaint": 9, "ip2p": 8}.get(family.rsplit("-", 1)[-1], 4)
     vae = diffusers.AutoencoderKL.load_config(str(folder / "vae"))
     assert vae["scaling_factor"] == (0.13025 if family.startswith("sdxl") else 0.18215)
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())

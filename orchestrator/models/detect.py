@@ -165,6 +165,7 @@ def checkpoint_family(header: Header, path: str | Path | None = None) -> tuple[s
     keys = header.keys
     conv = header.shape(CONV_IN)
     inpaint = conv is not None and len(conv) > 1 and conv[1] == 9
+    edit = conv is not None and len(conv) > 1 and conv[1] == 8  # InstructPix2Pix: the image latent beside
     attn = header.shape(V2_ATTN)
     if attn is not None and attn[-1] == 1024:
         base = "sd2"
@@ -194,6 +195,9 @@ def checkpoint_family(header: Header, path: str | Path | None = None) -> tuple[s
         adm = header.shape(UNET + "label_emb.0.0.weight")
         if adm is not None and len(adm) == 2 and adm[1] in UNCLIP_ADM:  # SD 2.1 unCLIP (v-prediction)
             base, how["unclip"] = UNCLIP_ADM[adm[1]], "label_emb width"
+    if edit:
+        how["edit"] = "conv_in of 8 channels"
+        return base + "-ip2p", how
     return (base + "-inpaint" if inpaint else base), how
 
 

@@ -40,13 +40,14 @@ from orchestrator.models.errors import ModelError
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_FILE = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
 FAMILIES = ("sd1", "sd1-inpaint", "sd2", "sd2-v", "sd2-inpaint", "sdxl", "sdxl-refiner", "sdxl-inpaint",
-            "sd2-unclip-h", "sd2-unclip-l")
+            "sd2-unclip-h", "sd2-unclip-l", "sd1-ip2p", "sdxl-ip2p")
 PIPELINES = {"sd1": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline",
              "sd2-v": "StableDiffusionPipeline", "sd1-inpaint": "StableDiffusionInpaintPipeline",
              "sd2-inpaint": "StableDiffusionInpaintPipeline", "sdxl": "StableDiffusionXLPipeline",
              "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline",
              "sdxl-inpaint": "StableDiffusionXLInpaintPipeline",
-             "sd2-unclip-h": "StableDiffusionPipeline", "sd2-unclip-l": "StableDiffusionPipeline"}
+             "sd2-unclip-h": "StableDiffusionPipeline", "sd2-unclip-l": "StableDiffusionPipeline",
+             "sd1-ip2p": "StableDiffusionPipeline", "sdxl-ip2p": "StableDiffusionXLPipeline"}
 # names older entries used for ``family``
 ALIASES = {"sd": "sd1", "inpaint": "sd1-inpaint"}
 UNCLIP_VISION = "embedder.model.visual."  # where an SD 2.1 unCLIP checkpoint keeps its CLIP vision tower
@@ -294,6 +295,7 @@ def convert_checkpoint(path: str | Path, dest: str | Path, *, name: str, config:
     with quiet_progress():
         pipe.save_pretrained(str(dest), safe_serialization=True)
     add_image_encoder(path, Path(dest), name, kwargs["torch_dtype"])
+    edm_scheduler(path, Path(dest), name)
     (Path(dest) / "orchestrator_source.json").write_text(json.dumps({"family": fam, "dtype": str(kwargs[
         "torch_dtype"]).replace("torch.", "")}))
     return Path(dest)
@@ -319,6 +321,29 @@ def add_image_encoder(path: str | Path, dest: Path, name: str, dtype: Any) -> bo
         encoder.save_pretrained(str(dest / "image_encoder"), safe_serialization=True)
     index = json.loads((dest / "model_index.json").read_text())
     index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
+    (dest / "model_index.json").write_text(json.dumps(index, indent=2))
+    return True
+
+
+def edm_scheduler(path: str | Path, dest: Path, name: str) -> bool:
+    """A checkpoint with ``edm_vpred.sigma_min``/``sigma_max`` (CosXL, CosXL edit) samples as ComfyUI's
+    ModelSamplingContinuousEDM (v_prediction, sigma_data 1.0) between those sigmas: the converted folder
+    gets that EDM scheduler config. False without them."""
+    from orchestrator.models.detect import read_header, read_tensor
+
+    header = read_header(path, name)
+    if not {"edm_vpred.sigma_min", "edm_vpred.sigma_max"} <= header.keys:
+        return False
+    lo, hi = (read_tensor(path, header, f"edm_vpred.{k}") for k in ("sigma_min", "sigma_max"))
+    if lo is None or hi is None or lo.size != 1 or hi.size != 1 or not 0 < float(lo) < float(hi):
+        raise ModelError(f"model {name!r}: its edm_vpred sigmas are not 0 < sigma_min < sigma_max",
+                         reason="format", model=name)
+    config = {"_class_name": "EDMEulerScheduler", "sigma_min": float(lo), "sigma_max": float(hi),
+              "sigma_data": 1.0, "prediction_type": "v_prediction", "comfyui_sampling": "v_prediction",
+              "num_train_timesteps": 1000}
+    (dest / "scheduler" / "scheduler_config.json").write_text(json.dumps(config, indent=2))
+    index = json.loads((dest / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "EDMEulerScheduler"]
     (dest / "model_index.json").write_text(json.dumps(index, indent=2))
     return True
 
