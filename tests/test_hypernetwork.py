@@ -227,3 +227,17 @@ def test_comfyui_hypernetwork_workflow_imports_clean_and_runs(manager, catalog, 
         run = LocalExecutor(catalog, models=m, outputs_dir=tmp_path / str(i)).run(result.graph)
         images.append(np.asarray(Image.open(run.files[0]["path"])))
     assert np.array_equal(images[0], images[1]) and images[0].std() > 0
+
+
+def test_a_merge_keeps_the_first_models_hypernetwork_and_drops_the_seconds(manager):
+    """ComfyUI merges weights (get_key_patches) into a clone of model1: model1's attention patches stay,
+    model2's are not weights and do not come along."""
+    m, root = manager
+    a1111_file(root / "hypernetworks" / "h.pt")
+    hn = {"name": "tiny-sd", "hypernetworks": [{"path": "h", "strength": 0.7}]}
+    merged_first = m.load({"name": "tiny-sd", "merge": {"op": "simple", "a": hn, "b": "tiny-sd",
+                                                        "ratio": 0.5}}, "unet")
+    assert torch.equal(_unet_out(merged_first), _unet_out(m.load(hn, "unet")))  # tiny-sd with itself
+    merged_second = m.load({"name": "tiny-sd", "merge": {"op": "simple", "a": "tiny-sd", "b": hn,
+                                                         "ratio": 0.5}}, "unet")
+    assert torch.allclose(_unet_out(merged_second), _unet_out(m.load("tiny-sd", "unet")), atol=1e-6)

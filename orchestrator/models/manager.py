@@ -393,8 +393,11 @@ class ModelManager:
             return net
         base = mref.diff_base
         assert base is not None
+        from orchestrator.models.merge import model_weights
+
         with _nested("params.model.diff_base"):
-            unet = self._get(self._relevant(base, "unet"), "unet", device).state_dict()
+            unet_module = self._get(self._relevant(base, "unet"), "unet", device)
+        unet = {k: t for k, (_, t) in model_weights(unet_module).items()}  # hypernetworks are no weights
         out = copy.deepcopy(net)
         params = dict(out.named_parameters())
         added = 0

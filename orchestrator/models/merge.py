@@ -35,6 +35,7 @@ Our UNets are diffusers modules; the block prefixes ComfyUI's nodes use (``input
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,6 +84,21 @@ def tolerated_mismatches(first_config: Any, second_config: Any) -> frozenset[str
     return frozenset({"conv_in.weight"}) if a == b else frozenset()
 
 
+_WRAPPED = re.compile(r"\.(to_[kv])\.projection\.(weight|bias)$")
+
+
+def model_weights(module: Any) -> dict[str, tuple[str, Any]]:
+    """``{name: (name in module, tensor)}`` of a module's weights as its model file names them: a
+    hypernetwork-wrapped projection (``to_k.projection.weight``) as ``to_k.weight``, the hypernetwork's
+    own layers left out (ComfyUI merges weights; attention patches are not weights)."""
+    out = {}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if ".hypernetwork." in name:
+            continue
+        out[_WRAPPED.sub(r".\1.\2", name)] = (name, tensor)
+    return out
+
+
 def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, unet_config: Any = None,
                   names: tuple[str, str] = ("", ""), tolerated: frozenset[str] = frozenset()) -> Any:
     """A copy of ``first`` whose weights are merged with ``second``'s as ``merge`` says.
@@ -96,7 +112,9 @@ def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, u
 
     a_name, b_name = names
     where = "params.model.merge.b"
-    first_sd, second_sd = first.state_dict(), second.state_dict()
+    first_w, second_w = model_weights(first), model_weights(second)
+    first_sd = {k: t for k, (_, t) in first_w.items()}
+    second_sd = {k: t for k, (_, t) in second_w.items()}
     missing = [k for k in second_sd if k not in first_sd]
     if missing or type(first) is not type(second):
         raise ModelError(
@@ -113,16 +131,17 @@ def merge_modules(first: Any, second: Any, merge: MergeRef, component: str, *, u
                 f"{tuple(w1.shape)} in the first and {tuple(w2.shape)} in the second (different model "
                 f"families or shapes)", reason="merge", model=a_name, field=where, a=a_name, b=b_name,
                 component=component, weight=k)
-    out = copy.deepcopy(first)
+    out = copy.deepcopy(first)  # the first model's attention patches (hypernetworks) stay, as in ComfyUI
     params = dict(out.named_parameters())
     buffers = dict(out.named_buffers())
     with torch.no_grad():
         for k, w2 in second_sd.items():
             if component != "unet" and k.endswith(SKIPPED_CLIP_KEYS):
                 continue
-            target = params.get(k)
+            real = first_w[k][0]
+            target = params.get(real)
             if target is None:
-                target = buffers.get(k)
+                target = buffers.get(real)
             if target is None or not torch.is_floating_point(target):
                 continue
             key = ldm_key(k, unet_config) if component == "unet" else k
