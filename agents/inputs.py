@@ -68,9 +68,9 @@ def missing_roles(template: Template, request: Request) -> list[dict[str, str]]:
 
 def use_optional_inputs(graph: Graph, images: Mapping[str, str]) -> Graph:
     """A copy of ``graph`` where each given optional input (``meta.inputs`` with ``optional``)
-    takes the place of its node: an ``image.load`` (``image.load_mask`` for a mask) of the file
-    under the same id, so what read that node reads the file; nodes that then feed nothing the
-    graph keeps are dropped. Without such inputs the graph is returned as it is (a copy)."""
+    takes the place of its node: an ``image.load`` (``image.load_mask`` for a mask) of the file,
+    named ``load_<role>``, and what read that node reads the file; nodes that then feed nothing
+    the graph keeps are dropped. Without such inputs the graph is returned as it is (a copy)."""
     out = graph.model_copy(deep=True)
     declared = template_inputs(Template(name="", description="", labels={}, graph=out))
     replaced = [i for i in declared if i.optional and i.role in images and i.node in out.nodes]
@@ -91,6 +91,31 @@ def use_optional_inputs(graph: Graph, images: Mapping[str, str]) -> Graph:
         stack.extend(src for src, _port, dst, *_rest in out.edges() if dst == node_id)
     for node_id in [n for n in out.nodes if n not in keep]:
         del out.nodes[node_id]
+    for item in replaced:  # the loading node is named for what it loads ("load_image"), not what it replaced
+        new = f"load_{item.role}"
+        if new not in out.nodes:
+            out = _rename(out, item.node, new)
+    return out
+
+
+def _rename(graph: Graph, old: str, new: str) -> Graph:
+    """``graph`` with node ``old`` named ``new``: references and ``meta.inputs`` follow."""
+    def ref(value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            return [ref(v) for v in value]  # type: ignore[misc]
+        return f"{new}.{value[len(old) + 1:]}" if value.startswith(f"{old}.") else value
+
+    nodes = {}
+    for node_id, node in graph.nodes.items():
+        node = node.model_copy(deep=True)
+        node.inputs = {k: ref(v) for k, v in node.inputs.items()}
+        nodes[new if node_id == old else node_id] = node
+    out = graph.model_copy(deep=True)
+    out.nodes = nodes
+    items = out.meta.get("inputs")
+    if isinstance(items, list):
+        out.meta["inputs"] = [{**i, "node": new} if isinstance(i, dict) and i.get("node") == old else i
+                              for i in items]
     return out
 
 

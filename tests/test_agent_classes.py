@@ -292,7 +292,9 @@ def test_fixing_a_given_picture_asks_for_it_and_plans_a_detail_pass(planner, hos
     validate(plan.graph, host.catalog)
     nodes = plan.graph.nodes
     assert not any(n.block == "sd.empty_latent" for n in nodes.values())  # nothing is generated
-    assert nodes["decode"].block == "image.load" and nodes["decode"].params["path"] == "photo.png"
+    assert "decode" not in nodes and nodes["load_image"].params["path"] == "photo.png"
+    assert nodes["crop"].inputs["image"] == "load_image.image"
+    assert plan.graph.meta["inputs"][0]["node"] == "load_image"
     assert nodes["crop"].params["size"] == 512  # the SD-1 checkpoint's native size
     assert nodes["refine"].params["model"] == "dreamy-sd15"
 
