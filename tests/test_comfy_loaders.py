@@ -324,3 +324,35 @@ def test_clip_loaders_of_other_model_families_are_reported(catalog, node, field)
     result = import_result(wf, catalog=catalog, extra_mappings=COMFY_MAPPINGS)
     errors = [e.to_dict() for e in result.errors]
     assert any(e["node"] == "11" and e["field"] == field for e in errors), errors
+
+
+@pytest.mark.parametrize(("files", "family"), [
+    ({"unet": {"input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (320, 768),
+               "input_blocks.0.0.weight": (320, 4, 3, 3)}}, "sd1"),
+    ({"unet": {"model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (640, 2048),
+               "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}}, "sdxl"),
+    ({"unet": {"input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (320, 1024),
+               "input_blocks.0.0.weight": (320, 9, 3, 3)}}, "sd2-inpaint"),
+    ({"text_encoder": {"text_model.final_layer_norm.weight": (1024,)}}, "sd2"),
+    ({"text_encoder": {"clip_l.text_model.final_layer_norm.weight": (768,)},
+      "text_encoder_2": {"text_model.final_layer_norm.weight": (1280,)}}, "sdxl"),
+])
+def test_a_published_shape_is_told_from_the_headers_and_gets_the_shipped_configs(tmp_path, files, family):
+    """Real-size part files (headers only matter: small zero tensors of the real shapes) need no sidecar: the
+    family is read from the cross-attention or text widths and the shipped configs of that family are used."""
+    from orchestrator.models.parts import detect_family
+
+    root = tmp_path / "models"
+    parts = []
+    for component, tensors in files.items():
+        folder = root / ("unet" if component == "unet" else "clip")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{component}.safetensors"
+        save_file({k: torch.zeros(shape, dtype=torch.float16) for k, shape in tensors.items()}, str(path))
+        parts.append([component, path.name])
+    paths = {c: (root / ("unet" if c == "unet" else "clip") / f"{c}.safetensors") for c in files}
+    assert detect_family(paths, {c: c for c in files}) == family
+    reg = ModelRegistry(cache_dir=tmp_path / "cache", folders=ModelFolders([root]), allow_paths=False)
+    info = ModelManager(reg).info({"name": "@auto", "parts": parts})
+    assert info.family == ("sdxl" if family.startswith("sdxl") else "sd")
+    assert info.folder.parent.name == "configs"  # the shipped configs, no weights loaded
