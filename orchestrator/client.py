@@ -141,6 +141,33 @@ def submit_body(prompt: str | None, graph: Any, priority: int, agent: dict[str, 
     return body
 
 
+def seed_variations(graph: Any, n: int, seeded_blocks: Any, base: int | None = None) -> list[dict[str, Any]]:
+    """``n`` copies of ``graph`` (a dict or a ``graphs.Graph``) that differ only in their seeds.
+
+    In every node whose block takes a ``seed`` param (``seeded_blocks``: those block ids), copy
+    ``k`` gets seed ``s + k``, where ``s`` is ``base``, else the node's own seed, else 0. Run
+    together, the copies' denoise steps batch (cross-job batching).
+
+    >>> g = {"format": "orchestrator.graph/1", "nodes": {"d": {"block": "sd.denoise", "params": {"seed": 7}}}}
+    >>> [v["nodes"]["d"]["params"]["seed"] for v in seed_variations(g, 3, {"sd.denoise"})]
+    [7, 8, 9]
+    """
+    if n < 1:
+        raise ValueError(f"variations must be at least 1, got {n}")
+    doc = graph.to_dict() if hasattr(graph, "to_dict") else graph
+    seeded = set(seeded_blocks)
+    out = []
+    for k in range(n):
+        copy = json.loads(json.dumps(doc))
+        for node in copy.get("nodes", {}).values():
+            if node.get("block") in seeded:
+                params = node.setdefault("params", {})
+                start = base if base is not None else params.get("seed")
+                params["seed"] = int(start or 0) + k
+        out.append(copy)
+    return out
+
+
 class SSEParser:
     """Feeds server-sent-event lines; yields each complete event's decoded data."""
 
@@ -572,3 +599,22 @@ class AsyncClient:
 
     async def inputs(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return list((await self._get(INPUTS, limit=limit, offset=offset))["inputs"])
+
+
+def submit_variations(client: Client, n: int, prompt: str | None = None, graph: Any = None, *,
+                      seed: int | None = None, priority: int = 0, agent: dict[str, Any] | None = None,
+                      name: str | None = None) -> list[Job]:
+    """Submit ``n`` variations of a prompt or a graph through ``client``, one job each, back to
+    back (``POST /jobs`` each): seeds ``seed``, ``seed + 1``, ... (a graph's own seeds when
+    ``seed`` is None, see :func:`seed_variations`; a prompt's from 0). The daemon batches their
+    denoise steps when it can (cross-job batching)."""
+    if n < 1:
+        raise ValueError(f"variations must be at least 1, got {n}")
+    names = [None if name is None else (name if n == 1 else f"{name} #{k + 1}") for k in range(n)]
+    if prompt is not None and graph is None:
+        start = 0 if seed is None else seed
+        return [client.submit(prompt=prompt, priority=priority, name=names[k],
+                              agent={**(agent or {}), "seed": start + k}) for k in range(n)]
+    seeded = {b["id"] for b in client.blocks() if "seed" in (b.get("params") or {}).get("properties", {})}
+    return [client.submit(graph=g, priority=priority, agent=agent, name=names[k])
+            for k, g in enumerate(seed_variations(graph, n, seeded, seed))]

@@ -114,6 +114,13 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             from orchestrator.cli.inputs import report_uploads, upload_graph_inputs
 
             report_uploads(upload_graph_inputs(client, graph, Path(args.graph).resolve().parent))
+        variations = getattr(args, "variations", 1)
+        if variations < 1:
+            raise CliError(f"--variations must be at least 1, got {variations}", code=2)
+        if variations > 1:
+            if args.idempotency_key:
+                raise CliError("--idempotency-key names one job; not with --variations", code=2)
+            return _submit_variations(client, args, graph, agent, variations)
         job = client.submit(prompt=args.prompt, graph=graph, priority=args.priority,
                             idempotency_key=args.idempotency_key, agent=agent)
         print(job.id)
@@ -132,6 +139,33 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             for path in job.save(args.output):
                 print(path)
     return 0
+
+
+def _submit_variations(client: Any, args: argparse.Namespace, graph: Any, agent: dict[str, Any] | None,
+                       n: int) -> int:
+    """``submit --variations N``: N jobs with seeds seed, seed + 1, ... submitted back to back (the
+    daemon batches their denoise steps); with --wait or -o, wait for all, outputs in variation-K/."""
+    from orchestrator.client import submit_variations
+
+    jobs = submit_variations(client, n, prompt=args.prompt, graph=graph, seed=args.seed,
+                             priority=args.priority, agent=agent)
+    for job in jobs:
+        print(job.id)
+    if not (args.wait or args.output):
+        return 0
+    failed = 0
+    for k, job in enumerate(jobs):
+        info = job.wait()
+        if info["state"] != "succeeded":
+            failed += 1
+            for e in info["errors"]:
+                print(f"  variation {k + 1} [{e['type']}] {e['message']}", file=sys.stderr)
+        elif args.output:
+            for path in job.save(Path(args.output) / f"variation-{k + 1}"):
+                print(path)
+        elif not args.quiet:
+            print(f"variation {k + 1}: {job.id} succeeded", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,6 +265,11 @@ def register(sub: Any) -> None:
                    help="a prompt's input by role (image, mask, style, palette, reference, control): "
                         "uploaded to the input folder first")
     p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--variations", type=int, default=1, metavar="N",
+                   help="submit N jobs that differ in their seeds (seed, seed+1, ...), together so "
+                        "that their denoise steps batch")
+    p.add_argument("--seed", type=int, help="with --variations: the first seed (default: a graph's "
+                                            "own, or 0)")
     p.add_argument("--idempotency-key", dest="idempotency_key")
     p.add_argument("--llm", help="the LLM that plans a prompt: a name the daemon allows ('offline', its "
                                  "[agent] llm, or one of [agent] allowed_llms)")

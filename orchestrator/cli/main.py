@@ -185,11 +185,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.model_files.allow_paths is None:  # the user's own graph, in process: model paths are fine
         files = settings.model_files.model_copy(update={"allow_paths": True})
         settings = settings.model_copy(update={"model_files": files})
+    input_root = settings.input_dir or Path(args.graph or args.from_png or ".").resolve().parent
+    if args.variations < 1:
+        raise CliError(f"--variations must be at least 1, got {args.variations}", code=2)
+    if args.variations > 1:
+        return _run_variations(args, settings, host, graph, out_dir, input_root)
     executor = LocalExecutor(
         host.catalog,
         models=model_provider(settings),
         outputs_dir=out_dir,
-        input_root=settings.input_dir or Path(args.graph or args.from_png or ".").resolve().parent,
+        input_root=input_root,
         device=settings.resolved_device(),
     )
 
@@ -206,6 +211,56 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         for f in result.files:
             print(f["path"])
     return 0
+
+
+def _run_variations(args: argparse.Namespace, settings: Settings, host: Any, graph: Graph, out_dir: Path,
+                    input_root: Path) -> int:
+    """``run --variations N``: N copies of the graph with seeds s, s+1, ... (``--seed`` or each
+    node's own), run at once in this process so that their denoise steps batch ([batching]);
+    each one's outputs in ``OUT/variation-K``."""
+    import threading
+
+    from orchestrator.client import seed_variations
+    from orchestrator.runtime.batching import Batching
+    from orchestrator.runtime.engine import model_provider
+    from orchestrator.runtime.executor import LocalExecutor
+
+    seeded = {b for b in host.catalog if "seed" in host.catalog[b].params_schema().get("properties", {})}
+    docs = seed_variations(graph, args.variations, seeded, args.seed)
+    models, batching = model_provider(settings), Batching.from_settings(settings)
+    results: list[Any] = [None] * len(docs)
+
+    def one(k: int) -> None:
+        executor = LocalExecutor(host.catalog, models=models, outputs_dir=out_dir / f"variation-{k + 1}",
+                                 input_root=input_root, device=settings.resolved_device(), batching=batching)
+        try:
+            results[k] = executor.run(Graph.from_dict(docs[k]))
+        except Exception as exc:  # noqa: BLE001 - reported below, with the variation's number
+            results[k] = exc
+
+    threads = [threading.Thread(target=one, args=(k,), name=f"variation-{k + 1}") for k in range(len(docs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [(k, r) for k, r in enumerate(results) if isinstance(r, BaseException)]
+    if args.json:
+        _print_json([{"variation": k + 1, "error": r.to_dict() if hasattr(r, "to_dict") else str(r)}
+                     if isinstance(r, BaseException) else
+                     {"variation": k + 1, "files": r.files, "timings": r.timings}
+                     for k, r in enumerate(results)])
+    else:
+        for r in results:
+            if not isinstance(r, BaseException):
+                for f in r.files:
+                    print(f["path"])
+    for k, exc in failed:
+        print(f"variation {k + 1}: {exc}", file=sys.stderr)
+    if not args.quiet:
+        stats = batching.stats()
+        print(f"{len(docs) - len(failed)}/{len(docs)} variations; {stats['calls']} UNet calls ran as "
+              f"{stats['batches']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
@@ -293,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE",
                    help="override a param (VALUE is JSON, else a string); repeatable")
     p.add_argument("--json", action="store_true", help="print files and timings as JSON")
+    p.add_argument("--variations", type=int, default=1, metavar="N",
+                   help="run N copies that differ in their seeds (--seed or each node's own, +1 each) "
+                        "at once, their denoise steps batched; outputs in OUT/variation-K")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=cmd_run)
 
