@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from graphs.comfy.export_models import ModelExport, Unexportable, is_derived
 from graphs.comfy.export_sampling import SamplingExport
 from graphs.comfy.export_utility import utility_export
 from graphs.comfy.samplers import EXPORT_SAMPLERS
@@ -44,7 +45,7 @@ def export_api(graph: Graph, model_map: Mapping[str, str] | None = None) -> tupl
     return _Exporter(graph, model_map or {}).run()
 
 
-class _Exporter(SamplingExport):
+class _Exporter(ModelExport, SamplingExport):
     def __init__(self, graph: Graph, model_map: Mapping[str, str]) -> None:
         self.graph = graph
         reverse: dict[str, str] = {}
@@ -127,9 +128,6 @@ class _Exporter(SamplingExport):
         return self.names.get(ours, ours)
 
     def _checkpoint(self, ref: Any) -> str:
-        if isinstance(ref, dict) and (ref.get("merge") or ref.get("hypernetworks")):
-            raise _Skip("a merged model or one with hypernetworks does not map back to ComfyUI nodes yet",
-                        "params.model")
         name = ref["name"] if isinstance(ref, dict) else str(ref or "tiny-sd")
         key = ("ckpt", name)
         if key not in self.cache:
@@ -137,7 +135,13 @@ class _Exporter(SamplingExport):
         return self.cache[key]
 
     def _loras(self, ref: Any, slot: int) -> Link:
-        """The MODEL (slot 0) or CLIP (slot 1) output after the reference's LoRA chain."""
+        """The MODEL (slot 0) or CLIP (slot 1) output after the reference's LoRA chain (a derived
+        reference's node chain: :mod:`graphs.comfy.export_models`)."""
+        if is_derived(ref):
+            try:
+                return self._derived(ref, slot)
+            except Unexportable as exc:
+                raise _Skip(str(exc), exc.field) from None
         ckpt = self._checkpoint(ref)
         link: Link = [ckpt, slot]
         loras = ref.get("loras", []) if isinstance(ref, dict) else []
@@ -155,6 +159,11 @@ class _Exporter(SamplingExport):
         return link
 
     def _vae(self, ref: Any) -> Link:
+        if is_derived(ref):
+            try:
+                return self.derived_vae(ref)
+            except Unexportable as exc:
+                raise _Skip(str(exc), exc.field) from None
         return [self._checkpoint(ref), 2]
 
     # -- sd blocks ------------------------------------------------------------------------------
