@@ -241,3 +241,42 @@ def test_a_merge_keeps_the_first_models_hypernetwork_and_drops_the_seconds(manag
     merged_second = m.load({"name": "tiny-sd", "merge": {"op": "simple", "a": "tiny-sd", "b": hn,
                                                          "ratio": 0.5}}, "unet")
     assert torch.allclose(_unet_out(merged_second), _unet_out(m.load("tiny-sd", "unet")), atol=1e-6)
+
+
+class SequentialPatchProcessor(ComfyPatchProcessor):
+    """Several hypernetwork patches, run one after the other as ComfyUI runs its attention patches."""
+
+    def __init__(self, patches: list[tuple[dict, float]]) -> None:
+        self.patches = patches
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        k_in, v_in = context, context
+        for layers, strength in self.patches:
+            if context.shape[-1] in layers:
+                mk, mv = layers[context.shape[-1]]
+                k_in, v_in = k_in + mk(k_in) * strength, v_in + mv(v_in) * strength
+        q, k, v = attn.to_q(hidden_states), attn.to_k(k_in), attn.to_v(v_in)
+        b, n = q.shape[0], attn.heads
+        q, k, v = (t.view(b, -1, n, t.shape[-1] // n).transpose(1, 2) for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(b, -1, n * out.shape[-1])
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def test_two_hypernetworks_apply_in_order_as_comfyui_runs_its_patches(manager):
+    import copy
+
+    m, root = manager
+    a1111_file(root / "hypernetworks" / "one.pt", seed=1, activation_func="tanh")
+    a1111_file(root / "hypernetworks" / "two.pt", seed=2, activation_func="tanh")
+    ref = {"name": "tiny-sd",
+           "hypernetworks": [{"path": "one", "strength": 0.9}, {"path": "two", "strength": 0.6}]}
+    ours = _unet_out(m.load(ref, "unet"))
+    reference = copy.deepcopy(m.load("tiny-sd", "unet"))
+    one, two = (read_hypernetwork(root / "hypernetworks" / f"{n}.pt").layers for n in ("one", "two"))
+    reference.set_attn_processor(SequentialPatchProcessor([(one, 0.9), (two, 0.6)]))
+    assert torch.allclose(ours, _unet_out(reference), atol=1e-5)
+    swapped = copy.deepcopy(m.load("tiny-sd", "unet"))
+    swapped.set_attn_processor(SequentialPatchProcessor([(two, 0.6), (one, 0.9)]))
+    assert not torch.allclose(ours, _unet_out(swapped), atol=1e-5)  # the order matters, and is kept

@@ -171,13 +171,18 @@ def _wrapped(projection: Any, mlp: Any, strength: float) -> Any:
     import torch
 
     class Wrapped(torch.nn.Module, HypernetworkProjection):
-        """``projection(x + mlp(x) * strength)``: ComfyUI's hypernetwork patch on a k/v input."""
+        """``projection(x + mlp(x) * strength)``: ComfyUI's hypernetwork patch on a k/v input; several
+        hypernetworks apply in the order they were added, as ComfyUI runs its attention patches."""
 
         def __init__(self) -> None:
             super().__init__()
             self.projection = projection
-            self.hypernetwork = mlp
-            self.strength = float(strength)
+            self.hypernetwork = torch.nn.ModuleList([mlp])
+            self.strengths = [float(strength)]
+
+        def add(self, more: Any, more_strength: float) -> None:
+            self.hypernetwork.append(more)
+            self.strengths.append(float(more_strength))
 
         @property
         def weight(self) -> Any:
@@ -188,8 +193,10 @@ def _wrapped(projection: Any, mlp: Any, strength: float) -> Any:
             return self.projection.in_features
 
         def forward(self, x: Any) -> Any:
-            h = self.hypernetwork.to(device=x.device, dtype=x.dtype)
-            return self.projection(x + h(x) * self.strength)
+            for h, s in zip(self.hypernetwork, self.strengths, strict=True):
+                h.to(device=x.device, dtype=x.dtype)
+                x = x + h(x) * s
+            return self.projection(x)
 
     return Wrapped()
 
@@ -207,8 +214,12 @@ def apply_hypernetwork(unet: Any, net: Hypernetwork, strength: float) -> int:
         if width not in net.layers:
             continue
         mlp_k, mlp_v = net.layers[width]
-        module.to_k = _wrapped(module.to_k, mlp_k, strength)
-        module.to_v = _wrapped(module.to_v, mlp_v, strength)
+        for name, mlp in (("to_k", mlp_k), ("to_v", mlp_v)):
+            current = getattr(module, name)
+            if isinstance(current, HypernetworkProjection):
+                current.add(mlp, strength)  # type: ignore[attr-defined]
+            else:
+                setattr(module, name, _wrapped(current, mlp, strength))
         patched += 1
     if not patched:
         widths = sorted({int(m.to_k.in_features) for m in unet.modules() if isinstance(m, Attention)})
