@@ -354,6 +354,8 @@ def test_a_noise_mask_set_on_a_generated_latent_reaches_the_next_sampler(catalog
     (lambda: CompositeMasked().run(ctx(), destination=rng_image(1, 4, 4, 4), source=rng_image(1, 4, 4, 2)),
      "inputs.source", 2),
     (lambda: LatentFlip().run(ctx(), latent=np.zeros((4, 8, 8))), "inputs.latent", None),
+    (lambda: Batch().run(ctx(), image1=rng_image(1, 4, 4, 1), image2=rng_image(1, 4, 4, 3)),
+     "inputs.image2", 3),
     (lambda: Invert().run(ctx(), image=np.zeros((8, 8))), "inputs.image", None),
 ])
 def test_bad_input_is_a_structured_error(run, field, value):

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from orchestrator import Block, Context, In, Params, block
 from plugins.image.comfy_scale import common_upscale
-from plugins.image.common import check_image
+from plugins.image.common import check_image, input_error
 
 MAX_BATCH = 4096
 
@@ -39,6 +39,9 @@ class Batch(Block):
         a = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image1, "inputs.image1")))
         b = torch.from_numpy(np.ascontiguousarray(check_image(ctx, image2, "inputs.image2")))
         ctx.check_size(a.shape[2], a.shape[1], a.shape[0] + b.shape[0], "inputs.image2")
+        if abs(a.shape[-1] - b.shape[-1]) > 1:  # ComfyUI adds one (alpha) channel; more would fail there too
+            raise input_error(ctx, "inputs.image2", f"has {b.shape[-1]} channels and image1 {a.shape[-1]}: "
+                              "only an alpha channel can be added", int(b.shape[-1]))
         if a.shape[-1] != b.shape[-1]:
             if a.shape[-1] > b.shape[-1]:
                 b = torch.nn.functional.pad(b, (0, 1), mode="constant", value=1.0)
