@@ -178,10 +178,13 @@ class MaskExpand(Block):
         steps = min(abs(expand), sum(m.shape[-2:]))  # past the mask's diameter nothing changes any more
         out = []
         for one in m:
+            step = scipy.ndimage.grey_erosion if expand < 0 else scipy.ndimage.grey_dilation
             for _ in range(steps):
                 ctx.check_cancelled()
-                one = (scipy.ndimage.grey_erosion if expand < 0 else scipy.ndimage.grey_dilation)(
-                    one, footprint=kernel)
+                grown = step(one, footprint=kernel)
+                if np.array_equal(grown, one):  # settled: further steps change nothing
+                    break
+                one = grown
             out.append(one)
         return {"mask": np.stack(out).astype(np.float32)}
 
