@@ -17,7 +17,10 @@ planned so; the panorama template (tiled denoising across a long canvas) is kept
 the shapes the plain one cannot make without repeating its subject.
 A model family the prompt asks for ("with SDXL": ``labels.family``) puts the templates made
 for that family (``meta.model.family``) first. Templates whose blocks the catalog lacks come
-last. Ties go to the plain template of the task (``meta.plain``; in a library that marks
+last. A template for a composition the prompt does not ask for (``hires_fix`` competing on
+labels alone) gets no more than the lowest prior on any label, so subjects and styles
+(landscapes, urban, detailed) never make it win over the plain one; ratings still can.
+Ties go to the plain template of the task (``meta.plain``; in a library that marks
 none, its smallest graph without a format label), then the name.
 """
 
@@ -106,9 +109,14 @@ def rank_templates(labels: Labels, ctx: PlanningContext) -> list[dict[str, Any]]
     for t in pool:
         declared = template_labels(t)
         description = t.description.lower()
+        # a composition the prompt did not ask for (a second pass, a tiled one) wins no tie on what the
+        # picture shows: its priors are at most the plain template's, only ratings can lift it
+        unasked = bool(t.intents) and not set(t.intents) & set(labels.intents)
         values: dict[str, float] = {}
         for label in wanted or [labels.task]:
             prior = _prior(label, declared, description) if wanted else 0.5
+            if unasked:
+                prior = min(prior, PRIOR_NONE)
             count, mean = cells.get((label, t.name), (0, 0.0))
             values[label] = (PRIOR_WEIGHT * prior + count * mean) / (PRIOR_WEIGHT + count)
         score = sum(values.values()) / len(values)

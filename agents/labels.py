@@ -143,10 +143,11 @@ _RULES: dict[str, str] = {
         r"phone wallpaper|mobile wallpaper|story format|instagram story)\b|"
         r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*[2-8]\b"
     ),
+    # a picture larger than a model draws at once; "4k", "8k", "poster", "wallpaper" are quality tags
+    # or content (a pixel size beyond the model's native range sets it in agents.request / planner)
     "large": (
-        r"\b(?:4k|8k|uhd|(?:high[- ]res(?:olution)?|hi-?res)(?!\.?[- ]?fix)|"
-        r"large (?:image|format|print|poster|size)|"
-        r"huge (?:image|print)|poster|billboard|print[- ]ready|wallpaper|gigapixel|mural)\b"
+        r"\b(?:gigapixel|(?:very |extra )?(?:large|huge|big) (?:image|picture|size|resolution)|"
+        r"(?:large|huge|big)[- ]format print)\b"
     ),
     "inpaint": (
         r"(?:^|[.;!,:]\s*|\b(?:please|can you|could you|then|and)\s+)(?:remove|replace|erase|delete) the\b|"
@@ -309,9 +310,18 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:from|in|of|like|as in) (?:the |a |this )?(?:second|other|2nd|another|catalog(?:ue)?|product) "
         r"(?:image|photo|picture|pic|shot)\b|\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b"
     ),
+    # a second pass asked for: by name, "high res", "a second / upscale pass", "small first, then upscale"
     "hires": (
         r"\bhi-?res\.? ?fix\b|\bhigh[- ]res(?:olution)? fix\b|\btwo[- ]pass\b|\bupscaled? and refined?\b|"
-        r"\brefined? at (?:a )?higher resolution\b"
+        r"\brefined? at (?:a )?higher resolution\b|\b(?:hi|high)[- ]?res(?:olution)?\b(?! (?:version of|"
+        r"copy of|scan))|"
+        r"\b(?:second|2nd|extra|another|additional|refin\w*|upscal\w*|high[- ]res) "
+        r"(?:(?:upscal\w*|refin\w*|denois\w*|detail\w*|high[- ]res) )?(?:pass|stage|step)\b"
+        r"(?! (?:on|of|for|over) (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b)|"
+        r"\b(?:small|smaller|low[- ]res\w*|lower resolution|native size)\b(?: first)?[^.;]{0,30}?"
+        r"\b(?:then|and then|before|after that|afterwards)\b[^.;]{0,30}?"
+        r"\b(?:upscal\w*|enlarg\w*|scale it up)|"
+        r"\bupscale (?:it )?(?:in|with) a second pass\b"
     ),
 }
 _INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTENT_RULES.items()}
@@ -542,7 +552,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "mask-region" in labels.intents:
         found.discard("inpaint")  # a prompt for the masked area of a new picture, not an edit
     if "upscale" in labels.intents and "hires" in labels.intents:
-        labels.intents.remove("upscale")
+        # "generate small, then upscale": a second pass of a new picture; "upscale this photo to high
+        # resolution": an upscale of the given one
+        labels.intents.remove("hires" if "image-to-image" in found else "upscale")
     if "detail" in labels.intents and "image-to-image" not in found:
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):

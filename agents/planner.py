@@ -34,7 +34,7 @@ from agents.limits import hold_limits
 from agents.llm import LLMClient, LLMConfig, Usage
 from agents.prompts import planner_messages, str_list
 from agents.repair import Proposal, repair_loop
-from agents.request import Request, labels_text, parse_request, reading_notes, text_notes
+from agents.request import Request, beyond_native, labels_text, parse_request, reading_notes, text_notes
 from agents.slots import named_checkpoint
 from graphs import Graph
 
@@ -104,6 +104,7 @@ class Planner:
         if width and height:
             request.width, request.height, request.aspect = width, height, width / height
         request.images = {str(k): str(v) for k, v in (images or {}).items()}
+        beyond_native(request, self.ctx.native_size(request.model or self.ctx.default_model))
         apply_inputs(request, notes)
         return request
 

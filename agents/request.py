@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.context import family_native
 from agents.labels import Labels, classify
 from agents.language import language
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
@@ -232,7 +233,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     # the plain template unless the shape is a panorama's (see agents.choose)
     labels.aspect = req.aspect if explicit and req.aspect is not None \
         and not _PANORAMA_WORDS.search(prompt) else None
-    req.large = "large" in labels.formats
+    # a second pass asked for in words makes the picture at twice the native size, as ComfyUI's hires fix
+    req.large = "large" in labels.formats or "hires" in labels.intents
     seed = _SEED.search(prompt)
     if seed:
         req.seed = int(seed.group(1)) % 2**32
@@ -271,6 +273,31 @@ def paper_aspect(prompt: str) -> float | None:
         kind = "a"
     aspect = _PAPER_ASPECT[kind]
     return 1 / aspect if says_landscape(prompt) else aspect
+
+
+BEYOND_NATIVE = 1.5  # a size whose area is this much (per side) beyond the model's native one
+
+
+def beyond_native(request: Request, native: int) -> bool:
+    """A new picture asked at a pixel size beyond the model's native range (its area over
+    ``BEYOND_NATIVE``\u00b2 the native one, e.g. 1920x1080 for SD 1.5's 512, 2048x2048 for SDXL) is
+    made in two passes: the ``hires`` intent (and ``large`` from ``LARGE_PIXELS`` on). Words alone
+    ("4k", "poster", "masterpiece") never are. Returns whether it set the intent."""
+    labels = request.labels
+    if not (request.width and request.height) or labels.task != "text-to-image" or labels.intents:
+        return False
+    ratio = request.width / request.height
+    if max(ratio, 1 / ratio) >= PANORAMA_FROM - 1e-6:
+        return False  # a banner's or a panorama's shape: the panorama template tiles it
+    if request.family:
+        native = family_native(request.family)
+    if request.width * request.height < (BEYOND_NATIVE * native) ** 2:
+        return False
+    labels.intents.append("hires")
+    if request.width * request.height >= LARGE_PIXELS and "large" not in labels.formats:
+        labels.formats.append("large")
+    request.large = "large" in labels.formats
+    return True
 
 
 def _add_format(labels: Labels, label: str) -> None:

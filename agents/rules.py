@@ -60,7 +60,7 @@ def target_size(request: Request, native: int) -> tuple[int, int]:
     >>> from agents.request import parse_request
     >>> target_size(parse_request("a wide panorama of a lake"), 512)
     (2048, 512)
-    >>> target_size(parse_request("a 4k poster of a city"), 512)
+    >>> target_size(parse_request("a city at night, hires fix"), 512)
     (1024, 1024)
     """
     if request.width and request.height:

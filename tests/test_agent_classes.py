@@ -382,3 +382,67 @@ def test_a_family_asked_by_name_picks_its_template_and_checkpoint(planner, promp
     plan = planner.plan(prompt)
     assert plan.template == "sdxl_txt2img"
     assert plan.graph.nodes["denoise"].params["model"] == "juggernaut-xl"
+
+
+# -- A. content and quality tags plan the plain template; a second pass only when asked --------------
+
+PLAIN = [  # subjects, styles, formats and quality tags: what the picture shows, not how it is made
+    "a landscape photo of the dolomites at golden hour",
+    "architecture shot of a brutalist concrete library, wide angle",
+    "a concert poster for a jazz night, art deco",
+    "phone wallpaper of a koi pond",
+    "a castle on a hill, 8k, masterpiece, ultra detailed",
+    "a cozy cabin, 4k uhd, best quality, highly detailed",
+    "so I was thinking maybe you could make me something like a quiet little harbor town in the evening "
+    "with boats and warm lights in the windows and maybe some gulls, something peaceful",
+    "a lighthouse on a cliff, portrait orientation, nature photography",
+    "Berglandschaft im Nebel, 8k, Meisterwerk",
+]
+SECOND_PASS = [  # (prompt, template): the intent for a second pass, or a pixel size beyond native
+    ("a fox in the snow, high res", "hires_fix"),
+    ("make it small first and then do a second upscaled pass: a tiger in the jungle", "hires_fix"),
+    ("a dragon over a city, highly detailed second pass", "hires_fix"),
+    ("generate it at low resolution, then upscale: a bowl of ramen", "hires_fix"),
+    ("a red panda in a bamboo forest, 1920x1080", "hires_fix"),
+    ("a large print of a forest, 3000x2000 pixels", "tiled_hires_fix"),
+    ("a mountain lake, 2048x2048", "tiled_hires_fix"),
+]
+
+
+@pytest.mark.parametrize("prompt", PLAIN)
+def test_content_and_quality_tags_plan_the_plain_template(planner, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "txt2img", (plan.template, plan.labels)
+    assert "hires" not in plan.labels
+
+
+def test_on_an_sdxl_model_the_plain_template_is_sdxl_s(planner) -> None:
+    assert planner.plan("a landscape photo of a fjord, 8k, with sdxl").template == "sdxl_txt2img"
+
+
+@pytest.mark.parametrize(("prompt", "template"), SECOND_PASS)
+def test_a_second_pass_is_planned_only_when_asked(planner, prompt, template) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == template and "hires" in plan.labels, (plan.template, plan.labels)
+    w, h = output_size(plan.graph)
+    assert w * h > 512 * 512  # beyond the native size of the SD 1.5 model it plans on
+
+
+def test_a_size_within_the_native_range_or_a_banner_s_shape_is_no_second_pass(planner) -> None:
+    assert planner.plan("a knight, 640x640").template == "txt2img"
+    assert planner.plan("an SDXL portrait of a knight, 1024x1024").template == "sdxl_txt2img"
+    assert planner.plan("banner 1500x500 for my gaming channel, neon dragon").template == "panorama"
+
+
+def test_a_rated_two_pass_template_can_still_win_on_labels(host) -> None:
+    from agents.scores import ScoreTable
+
+    scores = ScoreTable()
+    for i in range(6):  # the user rated the two-pass pictures of landscapes well, the plain ones poorly
+        scores.record(f"fjord {i}", ["landscapes", "photo-realistic"], "hires_fix", {"nodes": {}}, 1.0,
+                      job=f"h{i}", source="rating")
+        scores.record(f"fjord {i}", ["landscapes", "photo-realistic"], "txt2img", {"nodes": {}}, 0.25,
+                      job=f"t{i}", source="rating")
+    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
+                                default_model="dreamy-sd15", scores=scores)
+    assert Planner(ctx).plan("a fjord at dawn, landscape photo").template == "hires_fix"

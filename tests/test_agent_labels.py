@@ -13,8 +13,8 @@ from agents.request import clean_prompt, parse_request
     ("a red fox in the snow", ["wildlife"], [], [], "text-to-image"),
     ("portrait of an old fisherman, oil painting", ["people"], ["painting"], [], "text-to-image"),
     ("a wide panorama of a mountain lake at dawn", ["landscapes"], [], ["wide"], "text-to-image"),
-    ("a 4k poster of tokyo at night", ["urban"], [], ["large"], "text-to-image"),
-    ("phone wallpaper of a waterfall in a jungle, vertical", ["nature"], [], ["tall", "large"],
+    ("a 4k poster of tokyo at night", ["urban"], [], [], "text-to-image"),  # "4k": a quality tag
+    ("phone wallpaper of a waterfall in a jungle, vertical", ["nature"], [], ["tall"],
      "text-to-image"),
     ("anime girl with a cat, manga style", ["people", "animals"], ["anime"], [], "text-to-image"),
     ("turn this photo into an anime drawing", [], ["illustration", "anime"], [], "image-to-image"),

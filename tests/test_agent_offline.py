@@ -30,7 +30,7 @@ EXPECTED = [
     ("a panoramic view of the city skyline at night, 21:9", "panorama", {"urban", "wide"}),
     ("portrait of an old fisherman, oil painting, highly detailed", "hires_fix",
      {"people", "painting", "detailed"}),
-    ("a 4k poster of tokyo at night, neon", "hires_fix", {"urban", "large"}),
+    ("a huge image of tokyo at night, neon", "hires_fix", {"urban", "large"}),
     ("a bowl of ramen, food photography", "txt2img", {"food", "photo-realistic"}),
     ("a golden retriever puppy playing in a garden, watercolor", "txt2img",
      {"animals", "nature", "painting"}),

@@ -144,7 +144,8 @@ REACH = [
     ("a red fox in the snow", {}, "txt2img"),
     ("zorro rojo en la nieve", {}, "txt2img"),  # no label: the plain template, said in the trace
     ("a wide panorama of a mountain lake at dawn", {}, "panorama"),
-    ("a 4k poster of tokyo at night, neon", {}, "tiled_hires_fix"),
+    ("a 4k poster of tokyo at night, neon", {}, "txt2img"),  # quality tags and content: the plain one
+    ("a poster of tokyo at night, neon, 3072x2048", {}, "tiled_hires_fix"),  # beyond native: two passes
     ("portrait of a knight, hires fix", {}, "hires_fix"),
     ("a fox on the left and an owl on the right, in a meadow at dusk", {}, "regional_composition"),
     ("a wooden boat in the masked area, a quiet beach at sunset", {"mask": "m.png"}, "masked_regions"),

@@ -47,7 +47,7 @@ def test_aspect_and_explicit_size_are_checked_and_fixed() -> None:
 
 
 def test_large_images_need_more_than_native_size() -> None:
-    req = parse_request("a 4k poster of a red fox")
+    req = parse_request("a huge image of a red fox")
     c = ctx()
     assert "size" in rules_of(check_rules(graph(cond={"prompt": "a red fox poster"}), req, c)[0])
     assert target_size(req, 64) == (128, 128)
