@@ -207,10 +207,10 @@ class BatchingSettings(BaseModel):
     enabled: bool = Field(True, description="batch compatible UNet calls of concurrent jobs")
     max_batch: int = Field(8, ge=1, le=64, description="UNet calls (jobs) merged into one at most; also "
                                                        "how many batching nodes a worker runs at once")
-    max_wait_ms: float = Field(3.0, ge=0.0, le=1000.0, description="the longest a call waits for the "
-                                                                   "others' (only while other jobs "
-                                                                   "are mid-step; a lone job never "
-                                                                   "waits)")
+    max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0, description="the longest a batch waits for the "
+                                                                   "next call (only while other "
+                                                                   "jobs are mid-step; a lone job "
+                                                                   "never waits)")
 
     @property
     def effective_max_batch(self) -> int:

@@ -65,7 +65,10 @@ def _start(tmp: Path, *extra: str, token: str | None = None, max_streams: int | 
         text += f"[server]\nmax_streams = {max_streams}\n"
     cfg.write_text(text)
     env = {"ORCHESTRATOR_CONFIG": str(cfg),
-           "ORCHESTRATOR_PLUGINS__EXTRA": "daemon_blocks,comfy_protocol_plugin"}  # tests/*.py plugins
+           "ORCHESTRATOR_PLUGINS__EXTRA": "daemon_blocks,comfy_protocol_plugin",  # tests/*.py plugins
+           # ComfyUI's queue, one prompt running at a time: cross-job batching would run a second
+           # one beside a sampling first one (tested in tests/test_batching*.py)
+           "ORCHESTRATOR_BATCHING__ENABLED": "false"}
     if token:
         env["ORCHESTRATOR_TOKEN"] = token
     return Daemon(state, *extra, env=env).start()

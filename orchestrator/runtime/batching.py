@@ -282,7 +282,7 @@ class UNetBatcher:
     bounds the calls merged (not the samples: a call under guidance holds two).
     """
 
-    def __init__(self, max_batch: int = 8, max_wait_ms: float = 3.0) -> None:
+    def __init__(self, max_batch: int = 8, max_wait_ms: float = 5.0) -> None:
         self.max_batch = max(1, int(max_batch))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self._cond = threading.Condition()
@@ -409,7 +409,9 @@ class NodeScope:
                  on_event: EventFn | None) -> None:
         self.batcher = batcher
         self.participant = part
-        self.models = BatchingModels(provider, batcher, part) if provider is not None else None
+        # without batching (max_batch 1) the node gets the provider itself: nothing in the way
+        batched = provider is not None and batcher.max_batch > 1
+        self.models = BatchingModels(provider, batcher, part) if batched else provider
         self._on_event = on_event
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -519,7 +521,7 @@ class Batching:
     ``on_change`` (if set) is called, outside any lock, whenever a node starts or ends.
     """
 
-    def __init__(self, max_batch: int = 8, max_wait_ms: float = 3.0) -> None:
+    def __init__(self, max_batch: int = 8, max_wait_ms: float = 5.0) -> None:
         self.max_batch = max(1, int(max_batch))
         self.batcher = UNetBatcher(self.max_batch, max_wait_ms)
         self.lanes = Lanes(self.max_batch)

@@ -1,7 +1,9 @@
 """Workers: the logic as a plain class (:class:`WorkerCore`), a Ray actor facade (:class:`Worker`).
 
-A worker runs one node at a time. It resolves the block from its own plugin host (block
-classes never cross the wire: a request names a block id and its version), builds the
+A worker runs one node at a time (or, with cross-job batching, sampling nodes of one model
+side by side, their UNet calls merged: :mod:`orchestrator.runtime.batching`). It resolves
+the block from its own plugin host (block classes never cross the wire: a request names a
+block id and its version), builds the
 node's :class:`~orchestrator.context.Context`, runs the block through
 :func:`~orchestrator.runtime.executor.execute_block` exactly as the in-process executor does, and
 returns ``(outputs, meta)``. ``meta`` says what happened: the error (as one of our own
@@ -90,7 +92,7 @@ class WorkerConfig:
     # cross-job batching (orchestrator.runtime.batching): batching nodes run side by side, up to
     # batch_max, their UNet calls merged; 1: one node at a time
     batch_max: int = 1
-    batch_wait_ms: float = 3.0
+    batch_wait_ms: float = 5.0
 
     def plugin_key(self) -> tuple[Any, ...]:
         return (self.extra_plugins, self.sys_path, self.allow, self.entry_points, self.strict)
@@ -294,8 +296,9 @@ def decode_meta(blob: bytes | dict[str, Any]) -> dict[str, Any]:
 class WorkerCore:
     """The worker's logic: plain Python, testable without Ray.
 
-    Thread-safe for one ``run_node`` at a time alongside any number of ``cancel``,
-    ``drain_events`` and ``stats`` calls from other threads.
+    Thread-safe for ``run_node`` calls from several threads (the actor runs one at a time, or
+    batching nodes side by side: see :class:`~orchestrator.runtime.batching.Lanes`) alongside
+    any number of ``cancel``, ``drain_events`` and ``stats`` calls from other threads.
     """
 
     def __init__(self, config: WorkerConfig | None = None, name: str = "worker") -> None:
