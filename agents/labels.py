@@ -397,7 +397,10 @@ _USER_MASK = re.compile(
     r"\bmask (?:is |was )?(?:attached|included|image|file|provided|given|uploaded)\b|"
     r"\bthe mask (?:marks|shows|covers|says|indicates|defines)\b|"
     r"\bmasked (?:area|region|part|zone|spot|section)\b|"
-    r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask)\b|\(mask\b|\bwith (?:a |the )?mask\W*$",
+    r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask|made a mask|marked)\b|\(mask\b|"
+    r"\bwith (?:a |the )?mask\W*$|"
+    r"\b(?:marked|masked|covered|outlined|painted) (?:with|by|in) (?:a|the|my) mask\b|"
+    r"\bthe mask (?:is )?(?:over|on|around)\b",
     re.IGNORECASE)
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
@@ -410,6 +413,52 @@ _EDIT_VERBS = re.compile(
     r"удали\w*|убери\w*|замени\w*)\b|"  # ru
     r"消して|消す|削除|取り除|除去|去掉|删除|删掉|移除|去除|抹掉|替换|지워|제거", re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
+# one of several pictures the user gives, named by its place ("image B", "the second photo", "the
+# other one", "the first one") or as a reference ("ref pic attached", "the reference image")
+_ORDINAL_PICTURE = re.compile(
+    r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
+    r"\bthe (?:first|second|other|2nd|1st|last) (?:image|picture|photo|pic|one|shot|file)\b|"
+    r"\b(?:ref|reference) (?:pic|image|photo|picture|shot)s?\b|\b(?:ref|reference) (?:is )?attached\b",
+    re.IGNORECASE)
+# a picture the user gives, with the noun that names it: "my photo", "the painting I uploaded",
+# "this selfie", "the illustration I attached", "my living room photo"
+# the picture nouns and the art a user may give as a second picture ("the watercolor I scanned")
+_ART_PICTURE = (r"(?:" + _PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|collages?|comics?|etchings?|"
+                r"mockups?)")
+_GIVEN_NOUN = re.compile(
+    r"\b(?:this|these|my|our|that|the (?:attached|given|uploaded|provided))\s+(?:[a-z'-]+\s+){0,2}?"
+    r"(?P<a>" + _ART_PICTURE + r")\b|"
+    r"\b(?:the|a|an)\s+(?:[a-z'-]+\s+){0,2}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)(?:'ve)?\s+"
+    r"(?:just\s+)?"
+    r"(?:attached|uploaded|sent|shared|gave|added|made|drew|painted|took|shot|created|scanned)\b|"
+    r"\b(?P<c>" + _ART_PICTURE + r")\s+(?:is\s+)?attached\b", re.IGNORECASE)
+# a given picture told by what the user did with it ("the picture I made yesterday (attached)")
+_MADE_PICTURE = re.compile(
+    r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:that )?(?:i|we) (?:made|drew|painted|created|did|took)\b|"
+    r"\((?:see )?attached\)", re.IGNORECASE)
+
+
+_PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",
+                "selfie", "headshot", "portrait", "scan", "screenshot", "capture", "jpeg", "jpg", "png",
+                "still", "frame")
+
+
+def _stem(noun: str) -> str:
+    """A given picture's kind: every word for a photo is one kind (so "my photo ... this image" is one
+    picture); a painting, an illustration, a drawing, a render each its own."""
+    noun = re.sub(r"[\s]", "", noun.lower())
+    noun = noun[:-2] if noun.endswith("es") and noun[:-2].endswith("sketch") else noun.rstrip("s")
+    return "photo" if noun in _PHOTO_NOUNS else noun
+
+
+def two_pictures(prompt: str) -> bool:
+    """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
+    ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
+    ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
+    if _ORDINAL_PICTURE.search(prompt):
+        return True
+    nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
+    return len(nouns) >= 2
 
 # what each label means, for an embedding model to compare prompts with
 DESCRIPTIONS: dict[str, str] = {
@@ -559,6 +608,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
+    if _MADE_PICTURE.search(prompt):
+        found.add("image-to-image")  # "the picture I made yesterday (attached)"
+    if ("image-to-image" in found or "inpaint" in found) and two_pictures(prompt) \
+            and not set(labels.intents) & {"style", "palette", "reference", "upscale", "detail", "depth",
+                                           "edges", "control", "pose"}:
+        _add(labels.intents, "reference")  # the second picture: what to put there, or (below) its style
     if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found \
             and "palette" not in labels.intents:
         _add(labels.intents, "style")  # "painted like this reference painting": its style

@@ -446,3 +446,46 @@ def test_a_rated_two_pass_template_can_still_win_on_labels(host) -> None:
     ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
                                 default_model="dreamy-sd15", scores=scores)
     assert Planner(ctx).plan("a fjord at dawn, landscape photo").template == "hires_fix"
+
+
+# -- B. two given pictures, a drawn mask, a picture the user made: every implied role is asked for ----
+
+TWO_PICTURES = [  # (prompt, roles the refusal names): planned without files
+    ("use my photo and the painting I uploaded: paint me like that", {"image", "style"}),
+    ("image A is my dog, image B is a van gogh; make A look like B", {"image", "style"}),
+    ("make the second photo look like the first one", {"image", "style"}),
+    ("ref pic attached, apply its look to my selfie", {"image", "style"}),
+    ("take my portrait and the illustration I attached and render me in that illustration's style",
+     {"image", "style"}),
+    ("the mask covers her shoes, swap them for the boots in the second photo", {"image", "mask", "reference"}),
+    ("put the sofa from the catalog photo into my living room photo where the mask is",
+     {"image", "mask", "reference"}),
+    ("the mask covers her shoes, replace them with red boots", {"image", "mask"}),
+    ("I drew a mask over the sky, make it a sunset", {"image", "mask"}),
+    ("marked with a mask: the car; remove it", {"image", "mask"}),
+    ("the picture I made yesterday (attached), make it look like winter", {"image"}),
+]
+
+
+@pytest.mark.parametrize(("prompt", "roles"), TWO_PICTURES)
+def test_every_implied_role_is_named_when_no_file_is_given(planner, prompt, roles) -> None:
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.type == "input" and set(err.value.to_dict()["roles"]) == roles, err.value.to_dict()
+    assert err.value.to_dict()["field"] == f"inputs.{err.value.to_dict()['roles'][0]}"
+
+
+def test_two_given_pictures_plan_with_both_files(planner) -> None:
+    plan = planner.plan("use my photo and the painting I uploaded: paint me like that",
+                        images={"image": "me.png", "style": "art.png"})
+    assert plan.template == "style_transfer"
+    loads = {n.params.get("path") for n in plan.graph.nodes.values() if n.block == "image.load"}
+    assert loads == {"me.png", "art.png"}
+
+
+@pytest.mark.parametrize("prompt", ["turn my photo into a watercolor, the image I took last summer",
+                                    "make this photo of my cat look like an oil painting",
+                                    "a photo of a woman holding a painting"])
+def test_one_picture_named_twice_or_a_new_one_asks_for_no_second_role(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert "style" not in labels.intents and "reference" not in labels.intents, labels
