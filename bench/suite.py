@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "tiling": "bench.tiling",        # (4) tile speedup on 1 vs 2 workers, break-even tile cost
     "daemon": "bench.daemon",        # (5) no-op jobs/s and submit-to-start latency vs Ray tasks
     "transfer": "bench.transfer",    # (6) arrays between workers vs ray.put/ray.get
+    "batching": "bench.batching",    # (7) N concurrent txt2img jobs, batched vs one at a time
     "gpu": "bench.gpu",              # full-size SD 1.5 / SDXL on CUDA (skipped without)
 }
 
