@@ -283,8 +283,12 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:r[ée]solu\w*|risoluzione|aufl[öo]sung)\b|アップスケール|高解像度|放大|超分|提高分辨率|高清化|업스케일|"
         r"\b(?:increase|double|triple|quadruple|raise) (?:the )?(?:resolution|size|pixel count)\b|"
         r"\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
-        r"\bmake (?:it|this|(?:this|the|my) (?:image|photo|picture)) (?:bigger|larger|higher resolution|"
-        r"sharper)\b|"
+        r"\bmake (?:it|this|that|them|(?:this|the|my|that|our) (?:[a-z]+ )?(?:image|photo|picture|pic|shot|"
+        r"selfie|scan|drawing|painting|one)s?) (?:a lot |much |a bit |way )?"
+        r"(?:bigger|larger|higher resolution|sharper)\b|"
+        r"\b(?:vergroot\w*|opschal\w*|agrand(?:ar|a|e)\b|ampliar\w*|ingrandire)\b|"
+        r"\baument(?:a|ar|e)\w* (?:esta|este|essa|esse|la|el|a|o|mi|minha|meu) (?:foto\w*|imagen|imagem|"
+        r"dibujo|desenho)\b|\b(?:увелич\w*)|拡大|확대|"
         r"\bhigher resolution version\b"
     ),
     "detail": (
@@ -342,6 +346,27 @@ _GIVEN_MAP = re.compile(
     r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
     r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b",
     re.IGNORECASE)
+# a map the user has, however it is said: "I already have a depth map", "the attached depth map of our
+# bottle" (a map that is attached is the input, whatever it shows), "lineart I drew", "my pose skeleton",
+# and in other languages ("j'ai déjà une image de contours", "tengo un mapa de profundidad")
+_MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords|pose|normales)|"
+                r"mapa (?:de )?(?:profundidad|profundidade|bordes|bordas|contornos?|pose|normales)|"
+                r"(?:tiefen|kanten|posen|normal|linien)(?:karte|bild|map)|"
+                r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
+                r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
+_OWN_MAP = re.compile(
+    r"\b(?:i|we)\s+(?:already|also)\s+(?:have|got|made|drew)\s+(?:(?:a|an|the|my|our)\s+)?(?:[a-z]+\s+)?"
+    + _MAP +
+    r"|\b(?:the\s+)?(?:attached|uploaded|provided|existing|ready[- ]made)\s+(?:[a-z]+\s+)?" + _MAP +
+    r"|\b(?:my|our)\s+(?:own\s+)?(?:[a-z]+\s+)?" + _MAP +
+    r"|\b(?:my|our|this|the)?\s*(?:line ?art|lineart|scribble|outline|pose skeleton|stick figure|skeleton)"
+    r"s?\s+"
+    r"(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?(?:drew|made|drawn|traced|did|sketched)\b"
+    r"|(?:j'ai(?: d[ée]j[àa])?|voici|ma|mon|tengo|aqu[ií] (?:est[áa]|tienes)|mi|ich habe(?: schon| bereits)?|"
+    r"hier ist|meine?n?|ho(?: gi[àa])?|la mia|il mio|tenho|eu tenho|minha|meu|ik heb|mijn|我有|我的|附上的|"
+    r"私の|既に|내|제)\s*(?:d[ée]j[àa]\s+)?(?:une |un |una |eine |einen |uma |een )?(?:" + _MAP_FOREIGN
+    + r")",
+    re.IGNORECASE)
 # a picture the user gives, in other languages ("esta foto", "dieses Bild", "この写真", "这张照片")
 _GIVEN_FOREIGN = re.compile(
     r"\b(?:esta|esa|mi|mis|nuestra)\s+(?:foto(?:graf[ií]a)?|imagen|ilustraci[oó]n|dibujo|pintura|retrato|selfie)\b|"
@@ -355,7 +380,7 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:deze|dit|mijn|onze)\s+(?:foto|afbeelding|tekening|schilderij)\b|"
     r"\b(?:это|эту|эта|мою|моё|мое|мой|моя|этот|этой)\s+(?:фото\w*|изображени\w*|картин\w*|рисун\w*|снимок)|"
     r"(?:この|その|私の|僕の|添付の|添付した|アップロードした)(?:写真|画像|イラスト|絵|スケッチ)|"
-    r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|画|畫|插画|草图)|"
+    r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|图|圖|画|畫|插画|草图)|"
     r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)", re.IGNORECASE)
 # a mask the user gives, in other languages
 _MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\b|\bmasque\b|\bmasker\b|"
@@ -382,6 +407,25 @@ _NEEDS_GIVEN = {
                         r"(?:attached|given|uploaded|photo|image|picture|sketch|drawing))\b",
                         re.IGNORECASE),
 }
+# an upscale of a given picture said plainly: "print size", "without getting blurry", "bigger"
+# a pose taken from a picture for a new subject, not the pose of the picture being redrawn
+_POSE_FROM = re.compile(r"\bpose (?:as|of|from|in|shown in|like)\b|\bas (?:the|a|my) pose\b|"
+                        r"\bpose (?:reference|ref|map|skeleton)\b|\bposed like\b", re.IGNORECASE)
+_UPSCALE_GIVEN = re.compile(
+    r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
+    r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
+    r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
+    r"\bhigher[- ]res(?:olution)?\b|"
+    r"\bmore (?:pixels|resolution)\b|\bpara imprimir\b|\bper (?:la )?stampa\b|\bzum drucken\b|"
+    r"\bpour (?:l')?imprim\w*|\bom (?:af )?te drukken\b|"
+    # "N times as big" of the given picture, in other languages
+    r"\b(?:(?:twee|drie|vier|acht|[2-8]) ?(?:keer|maal) (?:zo )?(?:groot|groter)|"
+    r"(?:doppelt|dreimal|viermal|zweimal|[2-8] ?mal) so gro(?:ß|ss)|"
+    r"(?:deux|trois|quatre|[2-8]) fois plus grand\w*|(?:dos|tres|cuatro|[2-8]) veces m[áa]s grande|"
+    r"(?:due|tre|quattro|[2-8]) volte pi[ùu] grande|(?:duas|tr[êe]s|quatro|[2-8]) vezes maior|"
+    r"(?:twice|three times|four times|[2-8] ?x) (?:as )?(?:big|large)|pi[ùu] grande|m[áa]s grande|"
+    r"plus grand)\b|"
+    r"大きく(?:して|する)|크게|[2-8]\s*倍", re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
@@ -562,7 +606,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
-    given_map = _GIVEN_MAP.search(prompt)
+    given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt)
     if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
         labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
         if "pose" not in labels.intents:
@@ -570,8 +614,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         rest = prompt[:given_map.start()] + " " + prompt[given_map.end():]
         if not _COMPILED["image-to-image"].search(rest):
             found.discard("image-to-image")
-    elif "control" in labels.intents and _COMPILED["image-to-image"].search(prompt):
-        labels.intents.remove("control")  # "keep the composition of my photo": read from the photo
+    elif ("control" in labels.intents or ("pose" in labels.intents and not _POSE_FROM.search(prompt))) \
+            and _given_picture(prompt):
+        # "keep the composition of my photo", "turn my photo into a statue, keep the pose": the photo is
+        # redrawn, its outlines keep the pose and the layout (a pose taken from a picture for a new
+        # subject, "a knight in the same pose as the person in this photo", stays a pose to follow)
+        labels.intents = [i for i in labels.intents if i not in ("control", "pose")]
         _add(labels.intents, "edges")
     if _GIVEN_FOREIGN.search(prompt):
         found.add("image-to-image")
@@ -586,6 +634,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
         if intent in labels.intents and not given and not explicit.search(prompt):
             labels.intents.remove(intent)
+    if given and "upscale" not in labels.intents and _UPSCALE_GIVEN.search(prompt) \
+            and not set(labels.intents) & {"style", "palette", "depth", "edges", "control", "pose", "detail"}:
+        _add(labels.intents, "upscale")  # "make this pic print size without getting blurry"
     if "upscale" in labels.intents and _UPSCALE_ADJECTIVE.search(prompt) and not given:
         labels.intents.remove("upscale")  # "an upscale restaurant"
     if "pose" in labels.intents and "control" in labels.intents:
@@ -631,6 +682,11 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels
+
+
+def _given_picture(prompt: str) -> bool:
+    return bool(_COMPILED["image-to-image"].search(prompt) or _GIVEN_FOREIGN.search(prompt)
+                or _MADE_PICTURE.search(prompt))
 
 
 def _misspelt_edit(prompt: str) -> bool:

@@ -457,7 +457,8 @@ TWO_PICTURES = [  # (prompt, roles the refusal names): planned without files
     ("ref pic attached, apply its look to my selfie", {"image", "style"}),
     ("take my portrait and the illustration I attached and render me in that illustration's style",
      {"image", "style"}),
-    ("the mask covers her shoes, swap them for the boots in the second photo", {"image", "mask", "reference"}),
+    ("the mask covers her shoes, swap them for the boots in the second photo",
+     {"image", "mask", "reference"}),
     ("put the sofa from the catalog photo into my living room photo where the mask is",
      {"image", "mask", "reference"}),
     ("the mask covers her shoes, replace them with red boots", {"image", "mask"}),
@@ -489,3 +490,76 @@ def test_two_given_pictures_plan_with_both_files(planner) -> None:
 def test_one_picture_named_twice_or_a_new_one_asks_for_no_second_role(planner, prompt) -> None:
     labels = classify(prompt)
     assert "style" not in labels.intents and "reference" not in labels.intents, labels
+
+
+# -- C. the pose of a given photo being redrawn is read from the photo --------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "turn my photo into a bronze statue, keep the pose",
+    "here's a photo of my daughter dancing, keep her pose and make her a fairy",
+    "redraw this picture as a comic, same pose",
+    "keep the composition of the attached photo, make it autumn",
+])
+def test_keeping_the_pose_of_a_given_photo_asks_for_the_image(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert labels.task == "image-to-image" and not {"pose", "control"} & set(labels.intents), labels
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.to_dict()["roles"] == ["image"]
+    plan = planner.plan(prompt, images={"image": "me.png"})
+    assert plan.template in ("img2img", "image_translation")
+    assert plan.graph.nodes["load"].params["path"] == "me.png"
+
+
+def test_a_pose_taken_from_a_photo_for_a_new_subject_stays_a_pose_to_follow() -> None:
+    assert "pose" in classify("a knight in the same pose as the person in this photo").intents
+
+
+# -- D. a map the user has, in more phrasings and languages: the control input ------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "I already have a depth map, render a cozy cabin interior from it",
+    "use the attached depth map of our bottle to make a studio product shot",
+    "j'ai déjà une image de contours (canny), fais-en un château",
+    "my pose skeleton: a knight in armor",
+    "lineart I drew, color it like a ghibli background",
+    "tengo un mapa de profundidad, haz una cocina moderna",
+    "ich habe eine Tiefenkarte, mach daraus eine Bibliothek",
+    "ho già una mappa di profondità, crea un salotto moderno",
+])
+def test_a_map_the_user_has_is_control_in_any_phrasing(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert {"control", "pose"} & set(labels.intents) and labels.task == "text-to-image", labels
+    bare = planner.plan(prompt)  # no image is asked for: the text-only fallback names the control role
+    assert any("control" in n and "fell back" in n for n in bare.trace["notes"]), bare.trace["notes"]
+    plan = planner.plan(prompt, images={"control": "map.png"})
+    assert plan.template == "controlnet_guided"
+    assert plan.graph.nodes["control_map"].params["path"] == "map.png"
+
+
+# -- E. an upscale of a given picture, in casual or foreign phrasing ---------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "make this pic bigger without getting blurry",
+    "print size please, this photo of my grandma",
+    "make this photo vier keer zo groot",
+    "这张照片放大4倍", "把这张图4倍",
+    "ingrandisci questa foto",
+    "aumentar esta foto para imprimir",
+    "can you make my picture larger so I can print it",
+    "diese Foto doppelt so groß bitte",
+])
+def test_an_upscale_in_casual_or_foreign_words_is_a_tiled_upscale(planner, prompt) -> None:
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.to_dict()["roles"] == ["image"] and err.value.to_dict()["template"] == "tiled_upscale"
+    plan = planner.plan(prompt, images={"image": "small.png"})
+    assert plan.template == "tiled_upscale"
+
+
+@pytest.mark.parametrize("prompt", ["a dog four times as big as a house",
+                                    "een huis vier keer zo groot als een kerk",
+                                    "a poster-size print of a wolf, without getting blurry"])
+def test_size_words_about_a_new_picture_are_no_upscale(prompt) -> None:
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and "upscale" not in labels.intents, labels
