@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.orientation import find_shape, normalize, strip_shapes
-from agents.regions import split_regions
+from agents.regions import foreign_regions, split_regions
 from agents.typos import fix_typos
 
 SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "objects", "food")
@@ -628,6 +628,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "detail" in labels.intents and "image-to-image" in found \
             and not (_MASK_WORD.search(prompt) or _MASK_FOREIGN.search(prompt)):
         found.discard("inpaint")  # "fix the face in this photo": a detail pass of the given picture
+    if "regions" not in labels.intents and foreign_regions(prompt) >= 2 \
+            and len(split_regions(prompt)[1]) >= 2:
+        labels.intents.append("regions")  # "un renard à gauche et une chouette à droite", "左边...右边..."
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))

@@ -55,6 +55,70 @@ def _name(m: re.Match[str]) -> str:
     return _NAMES.get(word, word)
 
 
+# the sides of a picture in other languages, as the English words the splitter reads (corners first);
+# only phrasings that name a place in the picture ("à gauche", "links", "왼쪽에"), not "under the table"
+_FOREIGN_SIDES: list[tuple[str, str]] = [
+    # corners
+    (r"\ben haut (?:à|a) gauche\b|\bin alto a sinistra\b|\barriba a la izquierda\b|\boben links\b|"
+     r"\blinksboven\b|\bno canto superior esquerdo\b|왼쪽 위(?:에는|에|는)?|左上(?:に|は|の|角)?|"
+     r"左上角", "in the top left corner"),
+    (r"\ben haut (?:à|a) droite\b|\bin alto a destra\b|\barriba a la derecha\b|\boben rechts\b|"
+     r"\brechtsboven\b|\bno canto superior direito\b|오른쪽 위(?:에는|에|는)?|右上(?:に|は|の|角)?|"
+     r"右上角", "in the top right corner"),
+    (r"\ben bas (?:à|a) gauche\b|\bin basso a sinistra\b|\babajo a la izquierda\b|\bunten links\b|"
+     r"\blinksonder\b|\bno canto inferior esquerdo\b|왼쪽 아래(?:에는|에|는)?|左下(?:に|は|の|角)?|"
+     r"左下角", "in the bottom left corner"),
+    (r"\ben bas (?:à|a) droite\b|\bin basso a destra\b|\babajo a la derecha\b|\bunten rechts\b|"
+     r"\brechtsonder\b|\bno canto inferior direito\b|오른쪽 아래(?:에는|에|는)?|右下(?:に|は|の|角)?|"
+     r"右下角", "in the bottom right corner"),
+    # sides
+    (r"(?:\b(?:sur la|du c[ôo]t[ée]|[àa]) gauche\b|\b(?:a|sulla|alla) sinistra\b|\ba la izquierda\b|"
+     r"\b(?:à|a|na) esquerda\b|\bauf der linken seite\b|\blinks\b|\baan de linkerkant\b|"
+     r"왼쪽(?:에는|에|은|는)?|왼편(?:에는|에)?|左側?(?:に|は|には)|左边|左側|左侧)", "on the left"),
+    (r"(?:\b(?:sur la|du c[ôo]t[ée]|[àa]) droite\b|\b(?:a|sulla|alla) destra\b|\ba la derecha\b|"
+     r"\b(?:à|a|na) direita\b|\bauf der rechten seite\b|\brechts\b|\baan de rechterkant\b|"
+     r"오른쪽(?:에는|에|은|는)?|오른편(?:에는|에)?|右側?(?:に|は|には)|右边|右側|右侧)", "on the right"),
+    (r"(?:\ben haut\b|\bin alto\b|\barriba\b|\ben la parte (?:de )?(?:superior|arriba)\b|\boben\b|"
+     r"\bna parte (?:superior|de cima)\b|\bno (?:topo|alto)\b|\bbovenaan\b|\baan de bovenkant\b|"
+     r"위쪽(?:에는|에|은|는)?|상단(?:에는|에)?|"
+     r"上部(?:に|は|には)?|上側(?:に|は)?|上半部分?|上方|上面)", "at the top"),
+    (r"(?:\ben bas\b|\bin basso\b|\babajo\b|\ben la parte (?:de )?(?:inferior|abajo)\b|\bunten\b|"
+     r"\bna parte (?:inferior|de baixo)\b|\bonderaan\b|\baan de onderkant\b|"
+     r"아래쪽(?:에는|에|은|는)?|하단(?:에는|에)?|"
+     r"下部(?:に|は|には)?|下側(?:に|は)?|下半部分?|下方|下面)", "at the bottom"),
+    (r"(?:\bau (?:centre|milieu)\b|\bal centro\b|\ben el (?:centro|medio)\b|\bin der mitte\b|"
+     r"\bno (?:centro|meio)\b|\bin het midden\b|가운데(?:에는|에)?|중앙(?:에는|에)?|"
+     r"真ん中(?:に|は)?|中央(?:に|は)|中间)",
+     "in the center"),
+]
+_FOREIGN_SIDE = re.compile("|".join(f"(?:{rx})" for rx, _ in _FOREIGN_SIDES), re.IGNORECASE)
+# the "and" of other languages at the start of a region's clause ("et un chien", "und eine Eule")
+_FOREIGN_AND = re.compile(r"^(?:et|und|y|e|en|och|og|i|и|그리고|そして|和|与|及)\s+|"
+                          r"^(?:と|和|\uff0c|是|有)", re.IGNORECASE)
+
+
+def english_sides(text: str) -> str:
+    """``text`` with the sides of the picture named in French, Italian, Spanish, German, Portuguese,
+    Dutch, Korean, Japanese or Chinese written as the English words :func:`split_regions` reads, each
+    a clause of its own ("un chat à gauche et un chien à droite" -> "un chat on the left et un chien
+    on the right"; "左边是一只猫、右边是一只狗" -> "on the left 是一只猫, on the right 是一只狗").
+
+    >>> english_sides("links ein Fuchs, rechts eine Eule")
+    'on the left ein Fuchs, on the right eine Eule'
+    """
+    if not _FOREIGN_SIDE.search(text):
+        return text
+    text = re.sub("[、。\uff0c\uff1b]", ", ", text)
+    for rx, words in _FOREIGN_SIDES:
+        text = re.sub(rx, f" {words} ", text, flags=re.IGNORECASE)
+    return re.sub(r"\s+", " ", re.sub(r"\s+([,;])", r"\1", text)).strip()
+
+
+def foreign_regions(text: str) -> int:
+    """How many regions ``text`` names by the sides of the picture in another language."""
+    return len(_FOREIGN_SIDE.findall(text))
+
+
 def split_regions(text: str) -> tuple[str, dict[str, str]]:
     """The base prompt and one prompt per region named in ``text`` (``left``, ``right``, ``top``,
     ``bottom``, ``center``, corners such as ``top-left``, ``mask``), split at commas, semicolons
@@ -65,6 +129,7 @@ def split_regions(text: str) -> tuple[str, dict[str, str]]:
     >>> split_regions("in the top left corner a sun, in the bottom right corner a house")
     ('', {'top-left': 'a sun', 'bottom-right': 'a house'})
     """
+    text = english_sides(text)
     clauses = [c.strip() for c in re.split(r"\s*[;,]\s*|\s+and\s+|\.\s+", text) if c.strip()]
     clauses = [part for clause in clauses for part in _split_markers(clause)]
     regions: dict[str, str] = {}
@@ -77,7 +142,7 @@ def split_regions(text: str) -> tuple[str, dict[str, str]]:
         if m:
             region = _name(m)
             rest = _tidy(clause[:m.start()] + " " + clause[m.end():])
-            rest = _LEAD.sub("", rest)
+            rest = _LEAD.sub("", _FOREIGN_AND.sub("", rest))
         if region is not None and not rest:
             pending = region
             continue

@@ -563,3 +563,39 @@ def test_an_upscale_in_casual_or_foreign_words_is_a_tiled_upscale(planner, promp
 def test_size_words_about_a_new_picture_are_no_upscale(prompt) -> None:
     labels = classify(prompt)
     assert labels.task == "text-to-image" and "upscale" not in labels.intents, labels
+
+
+# -- G. regions in other languages: one prompt per region ---------------------------------------------
+
+FOREIGN_REGIONS = [  # (prompt, {region: its prompt})
+    ("un renard à gauche et une chouette à droite, dans une prairie",
+     {"left": "un renard", "right": "une chouette"}),
+    ("una volpe a sinistra e un gufo a destra", {"left": "una volpe", "right": "un gufo"}),
+    ("un zorro a la izquierda y un búho a la derecha, en un bosque",
+     {"left": "un zorro", "right": "un búho"}),
+    ("links ein Fuchs, rechts eine Eule, im Wald", {"left": "ein Fuchs", "right": "eine Eule"}),
+    ("uma raposa à esquerda e uma coruja à direita", {"left": "uma raposa", "right": "uma coruja"}),
+    ("een vos aan de linkerkant en een uil aan de rechterkant", {"left": "een vos", "right": "een uil"}),
+    ("왼쪽에는 여우, 오른쪽에는 부엉이", {"left": "여우", "right": "부엉이"}),
+    ("左に狐、右にフクロウ", {"left": "狐", "right": "フクロウ"}),
+    ("左边是一只狐狸\uff0c右边是一只猫头鹰", {"left": "一只狐狸", "right": "一只猫头鹰"}),
+    ("en haut un ciel d'orage, en bas une mer calme",
+     {"top": "un ciel d'orage", "bottom": "une mer calme"}),
+]
+
+
+@pytest.mark.parametrize(("prompt", "regions"), FOREIGN_REGIONS)
+def test_regions_in_other_languages_get_one_prompt_each(planner, host, prompt, regions) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "regional_composition", (plan.template, plan.labels)
+    validate(plan.graph, host.catalog)
+    slots = sorted(n.params["prompt"] for n in plan.graph.nodes.values() if n.meta.get("region"))
+    assert slots == sorted(regions.values())
+    areas = sorted(n.params["area"] for n in plan.graph.nodes.values() if "area" in n.params)
+    assert areas == sorted(region_areas(list(regions)).values())
+
+
+@pytest.mark.parametrize("prompt", ["ein Haus mit Garten, links davon ein Baum",
+                                    "un gatto sotto il tavolo a destra", "een kat onder de tafel"])
+def test_one_foreign_side_is_no_regional_composition(planner, prompt) -> None:
+    assert planner.plan(prompt).template != "regional_composition"
