@@ -251,7 +251,19 @@ _INTENT_RULES: dict[str, str] = {
         r"\bwhere (?:the|my|this|our) mask (?:is|says|shows|marks)\b|"
         r"\b(?:the|my|this) mask (?:marks|shows|says|indicates|defines|tells) where\b|"
         r"\b(?:confined|limited|restricted) to (?:the|my|this) mask\b|"
-        r"\b(?:use|using|with|following|per) (?:the|my|this) mask (?:to|for|as)\b"
+        r"\b(?:use|using|with|following|per) (?:the|my|this) mask (?:to|for|as)\b|"
+        # "I drew a mask where the balloon should go", "only where my mask shape is",
+        # "inside the shape I masked"
+        r"\b(?:drew|drawn|painted|made|marked)\s+(?:a|the|my)\s+mask\s+(?:where|for where|to show where|"
+        r"over where|around where)\b[^.;]{0,50}\b(?:should|will|goes|go|must|to)\b|"
+        r"\bwhere (?:the|my|this|our) mask(?:'s)? (?:shape|area|region|outline|white)? ?"
+        r"(?:is|says|shows|marks)\b|"
+        r"\b(?:in|inside|within|into) the (?:shape|area|region|part|spot|outline) (?:that )?(?:i|we)(?:'ve)? "
+        r"(?:masked|marked|painted|drew|outlined)\b|"
+        r"마스크(?:의|에서)?\s?(?:흰|하얀)\s?(?:부분|영역|곳)|マスク(?:の)?白い(?:部分|領域|ところ)|"
+        r"(?:蒙版|遮罩)(?:的)?白色(?:区域|部分|區域)|\b(?:dans|sur) la zone blanche du masque\b|"
+        r"\ben la zona blanca de la m[áa]scara\b|\bim wei(?:ß|ss)en bereich der maske\b|"
+        r"\bnella zona bianca della maschera\b|\bna [áa]rea branca da m[áa]scara\b"
     ),
     # a pose to follow, not a pose described ("a dramatic pose", "a heroic pose")
     "pose": (
@@ -305,7 +317,15 @@ _INTENT_RULES: dict[str, str] = {
         r"\bgesicht\w* (?:verbessern|reparieren|korrigieren)\b|"
         r"(?:顔|手)(?:を)?(?:修正|直して|補正|きれいに)|修复.{0,4}(?:脸|面部|手)|(?:脸|面部|手部)修复|"
         r"\b(?:face|hand|facial) (?:detail(?:er|ing)?|fix|restoration|refine(?:ment)?)\b|"
-        r"\badetailer\b|\bdetail pass\b"
+        r"\badetailer\b|\bdetail pass\b|"
+        # "then do a second touch-up pass on the face so it's sharp", "an extra pass on the hands"
+        r"\b(?:touch[- ]?up|detail(?:ing)?|refin\w*|fix(?:ing)?|second|2nd|extra|separate|another|additional|"
+        r"clean[- ]?up|sharpen\w*|restor\w*|face|hand)"
+        r"(?: (?:touch[- ]?up|detail(?:ing)?|refin\w*|fix(?:ing)?|"
+        r"clean[- ]?up|inpaint(?:ing)?))? (?:pass|step|round)(?:es)? (?:on|over|for|of|just for) "
+        r"(?:the |her |his |their |its |all (?:the )?|each )?"
+        r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
+        r"\btouch(?:es|ed|ing)? up (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b"
     ),
     "reference": (
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 ORIENTED = 1.5  # landscape orientation 3:2; portrait 2:3
 PHONE = 9 / 16  # a phone screen, a story or reel
 SCREEN = 16 / 9  # widescreen, a desktop wallpaper, a video thumbnail
+EQUIRECT = 2.0  # a 360 panorama (equirectangular: 360 by 180 degrees)
 TALL_WORD = 0.5  # "a tall image"
 TALL_BANNER = 1 / 3  # a vertical banner, a roll-up
 CINEMA = 2.39  # cinemascope, anamorphic
@@ -70,6 +71,13 @@ class Shape:
 
 # (kind, format, aspect, pattern): the first kind in this order wins when two are found
 _SHAPES: list[tuple[str, str, float, str]] = [
+    # a 360 (equirectangular) panorama is 2:1, whatever other shape word comes with it
+    ("360", "wide", EQUIRECT,
+     r"\b360\s*(?:°|º|degrees?|[- ]degree)?(?:\s*(?:x|by)\s*180)?\s*"
+     r"(?:view|panorama|pano|photo|image|picture|shot|sphere|vr|environment|render|scene|skybox|background)s?\b|"
+     r"\b360°|\ball the way (?:a)?round\b|"
+     r"\bequirectangular\b|\bspherical (?:panorama|image|photo)\b|\bfull[- ](?:circle|sphere) panorama\b|"
+     r"全天球|360度|360도|360\s*全景"),
     ("phone", "tall", PHONE,
      r"\b(?:(?:mobile|cell|smart)?\s*phone|mobile|iphone|android|smartphone|handy|cellphone)[- ]?"
      r"(?:wallpapers?|backgrounds?|lock ?screens?|screens?|hintergrund|screensavers?)\b|\block ?screens?\b|"
@@ -92,7 +100,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("screen", "wide", SCREEN,
      r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|\byoutube thumbnails?\b|"
      r"\b(?:tv|television|monitor) (?:format|screen|aspect)\b|\bbreitbild\w*|"
-     r"\b(?:pantalla ancha|[ée]cran large|schermo largo)\b|宽屏|寬屏|横屏|橫屏|横画面"),
+     r"\b(?:pantalla ancha|[ée]cran large|schermo largo|tela larga)\b|\bbreedbeeld\w*|"
+     r"\bpanoramisch formaat\b|"
+     r"宽屏|寬屏|横屏|橫屏|横画面|ワイド(?:画面|スクリーン)?|와이드(?:\s*(?:화면|스크린))?"),
     ("word", "tall", TALL_WORD,
      r"\btall(?:,?\s+(?:and\s+)?(?:narrow|thin|slim))?\s+(?:image|format|poster|picture|frame|aspect|composition|crop|"
      r"orientation|canvas|print|shape)\b"),

@@ -599,3 +599,68 @@ def test_regions_in_other_languages_get_one_prompt_each(planner, host, prompt, r
                                     "un gatto sotto il tavolo a destra", "een kat onder de tafel"])
 def test_one_foreign_side_is_no_regional_composition(planner, prompt) -> None:
     assert planner.plan(prompt).template != "regional_composition"
+
+
+# -- H. a touch-up pass asked for a new picture is a detail pass ------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "a portrait of a violinist, then do a second touch-up pass on the face so it's sharp",
+    "an elf queen, and a separate touch-up pass on her face so it's crisp",
+    "a knight in armor, extra pass on the hands",
+    "a group photo of a rowing team, touch up the faces afterwards",
+])
+def test_a_touch_up_pass_of_a_new_picture_is_a_detail_pass(planner, host, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "detail_pass" and "text-to-image" in plan.labels, (plan.template, plan.labels)
+    validate(plan.graph, host.catalog)
+    assert not any(n.block == "image.load" for n in plan.graph.nodes.values())  # it makes the picture
+
+
+def test_a_touch_up_pass_of_a_given_picture_stays_the_image_variant(planner) -> None:
+    prompt = "fix the face in this photo with a touch-up pass"
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.to_dict()["roles"] == ["image"] and err.value.to_dict()["template"] == "detail_pass"
+    plan = planner.plan(prompt, images={"image": "me.png"})
+    assert plan.template == "detail_pass" and plan.graph.nodes["load_image"].params["path"] == "me.png"
+
+
+# -- I. a subject placed in a mask the user drew: masked regions, not an inpainting --------------------
+
+@pytest.mark.parametrize("prompt", [
+    "I drew a mask where the balloon should go, put a balloon there",
+    "a dragon only where my mask shape is",
+    "마스크의 흰 부분에만 고양이를 그려줘",
+    "put a red car inside the shape I masked",
+    "dessine un renard dans la zone blanche du masque",
+])
+def test_a_subject_in_a_mask_the_user_drew_is_a_masked_region(planner, prompt) -> None:
+    labels = classify(prompt)
+    assert "mask-region" in labels.intents and labels.task == "text-to-image", labels
+    bare = planner.plan(prompt)  # without the mask: the text-only fallback names the role
+    assert any("masked_regions" in n and "mask" in n and "fell back" in n for n in bare.trace["notes"])
+    plan = planner.plan(prompt, images={"mask": "m.png"})
+    assert plan.template == "masked_regions"
+    assert plan.graph.nodes["mask"].params["path"] == "m.png"
+
+
+def test_a_drawn_mask_over_a_part_to_redo_stays_an_inpainting() -> None:
+    assert classify("I drew a mask over the sky, make it a sunset").task == "inpaint"
+
+
+# -- J. panorama and wide-screen words set the aspect; a 360 is 2:1 -----------------------------------
+
+@pytest.mark.parametrize("prompt", ["a mountain range, 360 view",
+                                    "a beach all the way round, equirectangular",
+                                    "a city skyline, 360 panorama", "360° photo of a cathedral interior"])
+def test_a_360_is_a_panorama_at_two_to_one(planner, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "panorama", plan.template
+    assert math.isclose(_aspect(plan), 2.0, rel_tol=0.03), output_size(plan.graph)
+
+
+@pytest.mark.parametrize("prompt", ["와이드 해변 풍경", "een strand in breedbeeld", "ワイド画面の夜景"])
+def test_wide_screen_words_in_other_languages_set_the_aspect(planner, prompt) -> None:
+    plan = planner.plan(prompt)
+    assert plan.template == "txt2img", plan.template
+    assert 1.7 <= _aspect(plan) <= 1.85, output_size(plan.graph)
