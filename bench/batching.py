@@ -190,6 +190,33 @@ def measure(ctx: Context, label: str, model: str, size: int, steps: int, provide
     return rows
 
 
+def unet_ceiling(ctx: Context, provider: Any, model: str, size: int, n: int = 8, reps: int = 20) -> Row:
+    """The most batching can give on this machine: one UNet call on ``n`` jobs' inputs (two
+    samples each, under guidance) against ``n`` calls of one job's, alternating."""
+    import torch
+
+    from bench.core import alternate
+
+    unet = provider.load(model, "unet")
+    cfg = dict(unet.config)
+    side = size // 8
+    one = (torch.randn(2, cfg["in_channels"], side, side), torch.tensor(500),
+           torch.randn(2, 77, cfg["cross_attention_dim"]))
+    many = tuple(t.repeat(n, *([1] * (t.ndim - 1))) if t.ndim else t for t in one)
+
+    def call(x: Any, t: Any, e: Any) -> None:
+        with torch.no_grad():
+            unet(x, t, encoder_hidden_states=e, return_dict=False)
+
+    t = alternate({"batched": lambda: call(*many), "alone": lambda: [call(*one) for _ in range(n)]},
+                  reps, warmup=3)
+    gain = median(t["alone"]) / median(t["batched"])
+    return Row(NAME, f"the UNet alone, {model} {size}x{size}: one call for {n} jobs (batch {2 * n}) vs {n} "
+               f"calls of batch 2", median(t["batched"]), median(t["alone"]), ours_label="one call",
+               base_label=f"{n} calls",
+               note=f"what batching can give at most at {n} jobs: x{gain:.2f}; {reps} reps")
+
+
 def run(ctx: Context) -> list[Row]:
     import torch
 
@@ -200,7 +227,8 @@ def run(ctx: Context) -> list[Row]:
     state = Path(tempfile.mkdtemp(prefix="bench-batching-"))
     overrides = {"state_dir": str(state), "cache_dir": str(cache_dir()), "device": "cpu"}
     tiny = ModelManager(ModelRegistry(cache_dir=cache_dir()))
-    rows = measure(ctx, "tiny-sd", "tiny-sd", 64, 4 if ctx.quick else 20, tiny, overrides,
+    rows = [unet_ceiling(ctx, tiny, "tiny-sd", 64, reps=ctx.n(5, 20))]
+    rows += measure(ctx, "tiny-sd", "tiny-sd", 64, 4 if ctx.quick else 20, tiny, overrides,
                    reps=ctx.n(2, 7), warmup=ctx.w(1, 1))
     if ctx.quick or os.environ.get("BENCH_BATCHING_SD15") == "0":
         rows.append(Row(NAME, "SD-1.5-shaped random model (128x128)", None,
