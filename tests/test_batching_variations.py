@@ -86,6 +86,7 @@ def tiny_daemon(state):
         d.kill()
 
 
+@pytest.mark.slow
 def test_submit_variations_to_a_daemon(tiny_daemon, tmp_path):
     with tiny_daemon.client() as c:
         jobs = submit_variations(c, 3, graph=_txt2img(), seed=11, name="fox")
@@ -103,6 +104,7 @@ def test_submit_variations_to_a_daemon(tiny_daemon, tmp_path):
             submit_variations(c, 0, graph=_txt2img())
 
 
+@pytest.mark.slow
 def test_submit_variations_from_the_cli(tiny_daemon, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tiny_daemon.state))
     graph = tmp_path / "g.json"
