@@ -23,11 +23,11 @@ from plugins.sd.common import (
     make_scheduler,
     model_ref,
     randn,
-    sample,
     schedule,
 )
 from plugins.sd.denoise import SamplingParams
 from plugins.sd.prompt import expand_embedding_tokens
+from plugins.sd.sampling import sample
 from plugins.sd.vae import image_processor, rgb, to_image
 
 

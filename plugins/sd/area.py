@@ -33,7 +33,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import crop, unet_prompt
-from plugins.sd.conditioning import check_conditioning
+from plugins.sd.cond_types import check_conditioning
 
 if TYPE_CHECKING:
     from collections.abc import Callable

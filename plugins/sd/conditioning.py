@@ -2,7 +2,7 @@
 
 ``sd.encode_prompt`` makes a conditioning: a dict of prompt tensors plus ``family`` and
 ``model``. Blocks downstream return a *copy* with one of these lists extended (never
-touching their input), and :func:`plugins.sd.common.sample` applies them:
+touching their input), and :func:`plugins.sd.sampling.sample` applies them:
 
 =================  =====================  =============================================
 key                added by               applied in the loop
@@ -35,37 +35,26 @@ the UNet it calls (:meth:`StepConditioning.unet`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from orchestrator import Block, BlockError, Context, In, Out, Params, block, register_port_type
+from orchestrator import Block, BlockError, Context, In, Out, Params, block
+from plugins.sd import area, controlnet, gligen, ip_adapter, regional
+from plugins.sd.cond_types import (
+    EMBEDDING,
+    EXTRA_KEYS,
+    Sampling,
+    UNetFn,
+    UNetPrompt,
+    Window,
+    check_conditioning,
+    with_extra,
+)
 
-if TYPE_CHECKING:
-    from plugins.sd.common import Sampling, UNetFn, UNetPrompt, Window
-
-EXTRA_KEYS = ("controlnets", "regions", "image_prompts")
-
-EMBEDDING = register_port_type(
-    "EMBEDDING", description="image embeddings [B, D] (a CLIP vision encoder's projected output), "
-                             "a torch tensor; for IP-Adapters and similarity")
-
-
-def with_extra(cond: dict[str, Any], key: str, item: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``cond`` whose list ``key`` has ``item`` appended (the input is left alone)."""
-    if key not in EXTRA_KEYS:
-        raise KeyError(f"{key!r} is not a conditioning extra; extras: {', '.join(EXTRA_KEYS)}")
-    out = dict(cond)
-    out[key] = [*cond.get(key, []), item]
-    return out
-
-
-def check_conditioning(cond: Any, node: str, field: str = "inputs.cond") -> dict[str, Any]:
-    """``cond`` if it is a conditioning from ``sd.encode_prompt`` (or built on one), else an error."""
-    if not isinstance(cond, dict) or "prompt_embeds" not in cond:
-        raise BlockError(f"node {node!r}: {field} is not a conditioning from sd.encode_prompt",
-                         type="input", node=node, field=field)
-    return cond
+# what a conditioning is (plugins.sd.cond_types) is re-exported: blocks import it from here too
+__all__ = ["BLOCKS", "EMBEDDING", "EXTRA_KEYS", "CondCombine", "StepConditioning", "check_conditioning",
+           "with_extra"]
 
 
 class StepConditioning:
@@ -89,8 +78,6 @@ class StepConditioning:
     def build(cls, cond: dict[str, Any], run: Sampling) -> StepConditioning:
         if not any(cond.get(k) for k in (*EXTRA_KEYS, "entries", "gligen")):
             return cls()
-        from plugins.sd import area, controlnet, gligen, ip_adapter, regional
-
         if cond.get("entries") and cond.get("regions"):
             raise BlockError(f"node {run.ctx.node!r}: a conditioning has both ComfyUI-style entries (areas, "
                              "masks) and sd.regional_prompt regions; use one of the two", type="input",
@@ -160,9 +147,7 @@ class CondCombine(Block):
             if items:
                 out[key] = items
         if self.params.prompts == "list":
-            from plugins.sd.area import entries_of
-
-            out["entries"] = [e for c in conds for e in entries_of(c)]
+            out["entries"] = [e for c in conds for e in area.entries_of(c)]
         elif self.params.prompts == "average" and len(conds) > 1:
             share = 1.0 / len(conds)
             whole = [{"prompt_embeds": c["prompt_embeds"], "family": c.get("family"),

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import ModelParam, crop
-from plugins.sd.conditioning import check_conditioning, with_extra
+from plugins.sd.cond_types import check_conditioning, with_extra
 from plugins.sd.model_files import check_model
 from plugins.sd.vae import rgb
 

@@ -20,10 +20,10 @@ from plugins.sd.common import (
     make_scheduler,
     model_ref,
     randn,
-    sample,
     schedule,
     torch_unet,
 )
+from plugins.sd.sampling import sample
 from plugins.sd.vae import image_processor, rgb, vae_encode
 
 

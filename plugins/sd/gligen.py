@@ -26,7 +26,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, model_ref
-from plugins.sd.conditioning import check_conditioning
+from plugins.sd.cond_types import check_conditioning
 from plugins.sd.ip_adapter import shared_weights_copy
 from plugins.sd.model_files import model_file
 

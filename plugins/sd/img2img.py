@@ -8,8 +8,9 @@ import numpy as np
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Resources, block
-from plugins.sd.common import generator, randn, sample, schedule, torch_unet
+from plugins.sd.common import generator, randn, schedule, torch_unet
 from plugins.sd.denoise import SamplingParams, sampler_setup
+from plugins.sd.sampling import sample
 from plugins.sd.vae import image_processor, rgb, to_image, vae_decode, vae_encode
 
 

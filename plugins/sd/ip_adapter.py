@@ -27,7 +27,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import torch_unet
-from plugins.sd.conditioning import check_conditioning, with_extra
+from plugins.sd.cond_types import check_conditioning, with_extra
 from plugins.sd.model_files import model_file
 
 if TYPE_CHECKING:

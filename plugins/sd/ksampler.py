@@ -27,7 +27,6 @@ from plugins.sd.common import (
     check_cond,
     device_of,
     guidance_embedding,
-    latent_preview,
     model_ref,
     torch_unet,
     unet_prompt,
@@ -40,6 +39,7 @@ from plugins.sd.ksampling.model_sampling import ModelSampling, UnsupportedSchedu
 from plugins.sd.ksampling.noise import MAX_SEED, prepare_noise
 from plugins.sd.ksampling.run import prepare_mask, run_sampler
 from plugins.sd.ksampling.schedules import SCHEDULERS, sampler_sigmas, step_range
+from plugins.sd.sampling import latent_preview
 from plugins.sd.unclip import Adm
 
 ComfySampler = Literal[SAMPLER_NAMES]  # type: ignore[valid-type]

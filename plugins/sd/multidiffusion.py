@@ -40,7 +40,6 @@ from orchestrator import BlockError, Context
 from plugins.sd.common import (
     device_of,
     generator,
-    latent_preview,
     lcm_timestep_cond,
     randn,
     rescale_noise_cfg,
@@ -49,6 +48,7 @@ from plugins.sd.common import (
     unet_prompt,
 )
 from plugins.sd.conditioning import EXTRA_KEYS
+from plugins.sd.sampling import latent_preview
 
 if TYPE_CHECKING:
     from plugins.sd.denoise import SamplerSetup

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.common import crop, randn
-from plugins.sd.conditioning import check_conditioning, with_extra
+from plugins.sd.cond_types import check_conditioning, with_extra
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -33,7 +33,7 @@ from pydantic import Field
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
 from plugins.sd.clip_vision import CLIP_VISION_OUTPUT, check_output
 from plugins.sd.common import UNetPrompt
-from plugins.sd.conditioning import check_conditioning
+from plugins.sd.cond_types import check_conditioning
 
 MAX_NOISE_LEVEL = 1000
 SEED_OFFSET = -10  # ComfyUI seeds the noise augmentation with the sampler's seed minus 10
