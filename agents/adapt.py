@@ -14,6 +14,7 @@ from typing import Any
 
 from agents.context import PlanningContext
 from agents.inputs import use_optional_inputs
+from agents.outpaint import outpaint_graph, sides_of
 from agents.regions import fit_region_slots, region_areas, region_slots, split_regions
 from agents.request import Request
 from agents.rules import fix_rules, target_size
@@ -216,7 +217,33 @@ def adapt(
     for node_id, path in input_paths(out, request).items():
         out.nodes[node_id].params["path"] = path
         note(node_id, "params.path", path)
+    if "outpaint" in request.labels.intents and request.labels.task == "inpaint":
+        out = _outpaint(out, request, ctx, native, note)
     out, fixes = fix_rules(out, request, ctx)
     changes.extend({"node": f["node"], "field": f["field"], "value": f["message"], "rule": f["rule"]}
                    for f in fixes)
     return out, changes
+
+
+def _outpaint(graph: Graph, request: Request, ctx: PlanningContext, native: int, note: Any) -> Graph:
+    """The inpainting ``graph`` made to extend its given picture (:mod:`agents.outpaint`); the
+    aspect asked is the padded picture's, so the request's size is what the pad makes."""
+    path = request.images.get("image")
+    size = None
+    if path and ctx.image_size is not None:
+        try:
+            size = ctx.image_size(path)
+        except (OSError, ValueError):
+            size = None
+    out, done = outpaint_graph(graph, native=native, sides=sides_of(request.prompt),
+                               aspect=request.aspect, size=size, mask_given="mask" in request.images)
+    if done:
+        note(None, "outpaint", done)
+        padded = output_size(out)
+        if padded is not None:  # the rules check the padded picture, not a size to resize it to
+            request.width, request.height = padded
+            request.aspect = padded[0] / padded[1]
+        if not done["size_known"]:
+            note(None, "outpaint", "the given picture's size is not known when planning: it is cut to "
+                 f"a {native}x{native} square from its middle before it is extended")
+    return out

@@ -201,6 +201,9 @@ class PlanningContext:
     # the daemon's limits check: graph -> problems ({"type", "message", "node", "field", "value",
     # "bound"}); None: no limits known here
     limits: Callable[[Graph], list[dict[str, Any]]] | None = None
+    # the (width, height) of a given input file, where the caller can read it safely (the CLI's
+    # local files; None: unknown, and nothing is read here): what an outpainting pads to an aspect
+    image_size: Callable[[str], tuple[int, int] | None] | None = None
 
     @classmethod
     def build(

@@ -53,8 +53,8 @@ def implied_roles(request: Request) -> set[str]:
     roles = {r for i in labels.intents for r in INTENT_INPUTS.get(i, ())}
     if labels.task != "text-to-image":
         roles.add("image")
-    if labels.task == "inpaint":
-        roles.add("mask")
+    if labels.task == "inpaint" and "outpaint" not in labels.intents:
+        roles.add("mask")  # an outpainting paints the padded border: the pad makes its mask
     return roles
 
 
@@ -62,8 +62,16 @@ def missing_roles(template: Template, request: Request) -> list[dict[str, str]]:
     """The inputs ``template`` needs that ``request`` does not give: ``{"role", "description"}``.
     An optional input is needed when the prompt implies it ("fix the face in this photo")."""
     implied = implied_roles(request)
+    padded = "outpaint" in request.labels.intents and outpaints(template)
     return [{"role": i.role, "description": i.description} for i in template_inputs(template)
-            if i.role not in request.images and (not i.optional or i.role in implied)]
+            if i.role not in request.images and (not i.optional or i.role in implied)
+            and not (padded and i.role == "mask")]
+
+
+def outpaints(template: Template) -> bool:
+    """Whether the planner can make ``template`` extend a picture (an inpainting of an
+    ``image.load``: :func:`agents.outpaint.outpaint_graph`)."""
+    return any(n.block == "sd.inpaint" for n in template.graph.nodes.values())
 
 
 def use_optional_inputs(graph: Graph, images: Mapping[str, str]) -> Graph:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.orientation import find_shape, normalize, strip_shapes
+from agents.outpaint import asks_outpaint
 from agents.regions import foreign_regions, split_regions
 from agents.typos import fix_typos
 
@@ -33,13 +34,13 @@ FORMATS = ("wide", "tall", "large")
 TASKS = ("text-to-image", "image-to-image", "inpaint")
 # what a composition template does, asked for in words (each names the templates' ``intents``)
 INTENTS = ("style", "palette", "regions", "mask-region", "pose", "control", "depth", "edges",
-           "upscale", "detail", "reference", "hires")
+           "upscale", "detail", "reference", "hires", "outpaint")
 VOCABULARY = SUBJECTS + STYLES + FORMATS + TASKS + INTENTS
 # the input role each intent implies (a prompt asking for it needs that input)
 INTENT_INPUTS: dict[str, tuple[str, ...]] = {
     "style": ("image", "style"), "palette": ("image", "palette"), "mask-region": ("mask",),
     "pose": ("control",), "control": ("control",), "depth": ("image",), "edges": ("image",),
-    "upscale": ("image",), "reference": ("image", "mask", "reference"),
+    "upscale": ("image",), "reference": ("image", "mask", "reference"), "outpaint": ("image",),
 }
 # an intent some given input implies when the words do not name one
 ROLE_INTENTS = {"style": "style", "palette": "palette", "reference": "reference", "control": "control"}
@@ -349,6 +350,7 @@ _INTENT_RULES: dict[str, str] = {
     ),
 }
 _INTENT_COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _INTENT_RULES.items()}
+_INTENT_COMPILED["outpaint"] = re.compile(r"(?!)")  # set in classify: only with a picture to extend
 # a given map ("following this edge map") is a control input, not an image to derive one from
 _MAP = (r"(?:canny|edges?|depth|pose|openpose|normal|segmentation|seg|semantic|scribble|line ?art|mlsd|hed|"
         r"soft ?edge|outline)(?:[- ](?:edge|edges|detection))?[- ]"
@@ -428,6 +430,12 @@ _NEEDS_GIVEN = {
                         re.IGNORECASE),
 }
 # an upscale of a given picture said plainly: "print size", "without getting blurry", "bigger"
+# outpainting words that need no given-picture words beside them
+_STRONG_OUTPAINT = re.compile(r"\bout-?paint\w*|\bun-?crop\w*|\bexpand (?:the )?canvas\b|"
+                              r"\berweiter\w*|\bdorysuj\w*|\brozszerz\w*|\buitbreid\w*|"
+                              r"\bbreid\w* (?:\w+ )?uit\b|\bagrandi[rs] (?:le|la) (?:cadre|toile)\b|"
+                              r"\bampl[ií]a(?:r)? (?:el|o|a) (?:lienzo|tela)\b|"
+                              r"扩图|外扩|扩展画面|拡張して|アウトペイント", re.IGNORECASE)
 # a pose taken from a picture for a new subject, not the pose of the picture being redrawn
 _POSE_FROM = re.compile(r"\bpose (?:as|of|from|in|shown in|like)\b|\bas (?:the|a|my) pose\b|"
                         r"\bpose (?:reference|ref|map|skeleton)\b|\bposed like\b", re.IGNORECASE)
@@ -684,6 +692,11 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
     if _MADE_PICTURE.search(prompt):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
+    if asks_outpaint(prompt) and (_given_picture(prompt) or _STRONG_OUTPAINT.search(prompt)):
+        # "extend this photo to 16:9", "uncrop": an inpainting of the padded border (agents.outpaint)
+        labels.intents = [i for i in labels.intents if i not in ("upscale", "regions", "hires")]
+        _add(labels.intents, "outpaint")
+        found.add("inpaint")
     if ("image-to-image" in found or "inpaint" in found) and two_pictures(prompt) \
             and not set(labels.intents) & {"style", "palette", "reference", "upscale", "detail", "depth",
                                            "edges", "control", "pose"}:

@@ -217,7 +217,8 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
     text = normalize(text)
     for m in _COLON.finditer(text):
         pair = _value(m.group(1), m.group(2))
-        if pair is None or _TIME_BEFORE.search(text[:m.start()]):
+        # "at 10:30" is a time; "to 16:9" is no time (a time's minutes have two digits)
+        if pair is None or (_TIME_BEFORE.search(text[:m.start()]) and len(m.group(2).strip()) == 2):
             continue
         x, y = pair
         before = _BEFORE.search(text[:m.start()])

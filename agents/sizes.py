@@ -75,6 +75,14 @@ def _scale(block: str, params: dict[str, Any]) -> float | None:
     return None
 
 
+def _padded(params: dict[str, Any], size: Size) -> Size:
+    """``size`` with a pad block's borders (``left``/``right``/``top``/``bottom`` pixels) added."""
+    def px(key: str) -> int:
+        value = params.get(key, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return size[0] + px("left") + px("right"), size[1] + px("top") + px("bottom")
+
+
 def node_sizes(graph: Graph) -> dict[str, Size]:
     """The estimated image size of each node whose size can be told from params."""
     try:
@@ -92,6 +100,7 @@ def node_sizes(graph: Graph) -> dict[str, Size]:
                 scale = _scale(node.block, node.params)
                 if scale:
                     size = (round(size[0] * scale), round(size[1] * scale))
+                size = _padded(node.params, size) if node.block.endswith(("pad", "outpaint_pad")) else size
         if size is not None:
             sizes[node_id] = size
     return sizes

@@ -664,3 +664,63 @@ def test_wide_screen_words_in_other_languages_set_the_aspect(planner, prompt) ->
     plan = planner.plan(prompt)
     assert plan.template == "txt2img", plan.template
     assert 1.7 <= _aspect(plan) <= 1.85, output_size(plan.graph)
+
+
+# -- F. outpainting: the inpaint template extends a given picture, only 'image' is needed --------------
+
+OUTPAINT = [  # (prompt, sides padded)
+    ("extend this photo to 16:9", {"left", "right"}),
+    ("extend my picture to the sides", {"left", "right"}),
+    ("uncrop this image", {"left", "top", "right", "bottom"}),
+    ("expand the canvas upward, more sky", {"top"}),
+    ("erweitere das Bild nach links", {"left"}),
+    ("dorysuj boki tego zdjęcia", {"left", "right"}),
+    ("extend this photo downward so her feet are in frame", {"bottom"}),
+]
+
+
+@pytest.mark.parametrize(("prompt", "sides"), OUTPAINT)
+def test_an_outpainting_asks_only_for_the_image_and_pads_the_sides_named(planner, host, prompt,
+                                                                         sides) -> None:
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.to_dict()["roles"] == ["image"] and err.value.to_dict()["template"] == "inpaint"
+    plan = planner.plan(prompt, images={"image": "photo.png"})
+    assert plan.template == "inpaint" and "outpaint" in plan.labels
+    validate(plan.graph, host.catalog)
+    pad = next(n for n in plan.graph.nodes.values() if n.block == "sd.outpaint_pad")
+    assert {s for s in ("left", "top", "right", "bottom") if pad.params[s] > 0} == sides
+    assert plan.graph.nodes["inpaint"].inputs["mask"].endswith(".mask")
+    assert plan.graph.nodes["load"].params["path"] == "photo.png"
+    # its size is not known when planning: a native square from its middle, and the trace says so
+    fit = next(n for n in plan.graph.nodes.values() if n.block == "image.resize")
+    assert (fit.params["width"], fit.params["height"]) == (512, 512)
+    changes = plan.trace["rounds"][0]["answer"]["changes"]
+    assert any("not known" in str(c.get("value")) for c in changes if c.get("field") == "outpaint")
+
+
+def test_an_outpainting_to_an_aspect_reaches_it(planner) -> None:
+    plan = planner.plan("extend this photo to 16:9", images={"image": "photo.png"})
+    assert 1.7 <= _aspect(plan) <= 1.85, output_size(plan.graph)
+
+
+def test_an_outpainting_with_a_given_mask_repaints_the_border_and_the_mask(planner, host) -> None:
+    plan = planner.plan("extend this photo to the right and fix the masked area",
+                        images={"image": "p.png", "mask": "m.png"})
+    assert plan.template == "inpaint"
+    validate(plan.graph, host.catalog)
+    mask_ref = plan.graph.nodes["inpaint"].inputs["mask"]
+    padded = plan.graph.nodes[mask_ref.split(".")[0]]
+    assert padded.block == "image.image_to_mask"
+    pads = [n for n in plan.graph.nodes.values() if n.block == "image.pad"]
+    assert pads and pads[0].params["color"] == [1.0] and pads[0].params["right"] > 0
+    assert any(n.block == "image.load_mask" and n.params["path"] == "m.png"
+               for n in plan.graph.nodes.values())
+
+
+@pytest.mark.parametrize("prompt", ["an extended family portrait at christmas",
+                                    "a zoomed out view of the city", "a road that extends to the horizon",
+                                    "expand your mind, a surreal poster"])
+def test_extending_words_about_a_new_picture_are_no_outpainting(prompt) -> None:
+    labels = classify(prompt)
+    assert "outpaint" not in labels.intents and labels.task == "text-to-image", labels

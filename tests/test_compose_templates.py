@@ -175,3 +175,42 @@ def test_a_planned_three_region_composition_runs(catalog, models, inputs):
     validate(graph, catalog)
     image = LocalExecutor(catalog, models=models, input_root=inputs).run(graph).outputs["decode"]["image"]
     assert image.shape[0] == 1 and image.shape[-1] == 3
+
+
+@pytest.mark.parametrize(("prompt", "aspect"), [("extend this photo to 16:9", 16 / 9),
+                                                ("expand the canvas upward, more sky", None)])
+def test_an_outpainting_extends_the_given_picture_on_tiny_sd(catalog, models, inputs, tmp_path, prompt,
+                                                            aspect):
+    """The inpaint template extends a picture: resized, padded by sd.outpaint_pad on the sides the
+    text names, the padded border inpainted with the pad's mask; only the image is given."""
+    from agents.context import PlanningContext
+    from agents.planner import Planner
+    from orchestrator.plugins import load_plugins
+
+    wide = tmp_path / "wide.png"
+    rng = np.random.default_rng(4)  # a 3:2 picture of noise
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(wide)
+    ctx = PlanningContext.build(catalog, load_plugins().templates)
+    ctx.image_size = lambda path: Image.open(path).size  # the test's own file: its size is known
+    plan = Planner(ctx).plan(prompt, images={"image": str(wide)})
+    assert plan.template == "inpaint" and "outpaint" in plan.labels
+    nodes = plan.graph.nodes
+    pad = next(n for n in nodes.values() if n.block == "sd.outpaint_pad")
+    assert "mask" not in nodes and nodes["inpaint"].inputs["mask"].endswith(".mask")
+    if aspect is None:
+        assert pad.params["top"] > 0
+        assert pad.params["left"] == pad.params["right"] == pad.params["bottom"] == 0
+    validate(plan.graph, catalog)
+    for node in nodes.values():
+        if node.block == "sd.inpaint":
+            node.params["steps"] = 2
+    result = LocalExecutor(catalog, models=models, input_root=tmp_path).run(plan.graph)
+    image = result.outputs["decode"]["image"]
+    h, w = image.shape[1:3]
+    fit = next(n for n in nodes.values() if n.block == "image.resize").params
+    assert (w, h) == (fit["width"] + pad.params["left"] + pad.params["right"],
+                      fit["height"] + pad.params["top"] + pad.params["bottom"])
+    if aspect is not None:
+        assert abs(w / h - aspect) / aspect < 0.05, (w, h)
+    else:
+        assert h > fit["height"] and w == fit["width"]  # taller: sky added above
