@@ -160,6 +160,7 @@ class _Call:
     batched: dict[str, Any] = field(default_factory=dict)  # name -> tensor or dict of tensors
     fixed: dict[str, Any] = field(default_factory=dict)  # name -> value equal in every call
     arrived: float = 0.0
+    turn: threading.Event = field(default_factory=threading.Event)  # done, or leads now
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -350,12 +351,23 @@ class UNetBatcher:
                 part.inflight += 1
                 part.key, part.late, part.loop_done = call.key, False, False
             self._pending.append(call)
-            self._cond.notify_all()
+            self._cond.notify_all()  # the leader (only it waits on the condition) counts arrivals
+        while not self._lead(call):
+            # not the leader: wait for the result, or to become the leader (one wake-up each,
+            # not one per arrival); the timeout is only a safety net
+            call.turn.wait(1.0)
+            call.turn.clear()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _lead(self, call: _Call) -> bool:
+        """If ``call`` leads now, wait for its batch to fill and run it; True once it is done."""
+        with self._cond:
             while not call.done:
                 group = self._leader_group(call)
                 if group is None:
-                    self._cond.wait(1.0)  # woken by the leader; the timeout only as a safety net
-                    continue
+                    return False
                 expected = self._expected(call.key, group)
                 # the clock runs from the latest arrival: a batch keeps filling while calls come
                 left = max(c.arrived for c in group) + self.max_wait - time.monotonic()
@@ -382,10 +394,11 @@ class UNetBatcher:
                         c.done = True
                         if c.participant is not None:
                             c.participant.inflight -= 1
+                        c.turn.set()
+                    if self._pending:  # the next leader
+                        self._pending[0].turn.set()
                     self._cond.notify_all()
-        if call.error is not None:
-            raise call.error
-        return call.result
+            return True
 
     def _leader_group(self, call: _Call) -> list[_Call] | None:
         """The calls ``call`` would run now if it leads (the oldest pending call leads while no
