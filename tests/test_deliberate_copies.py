@@ -4,10 +4,10 @@ Where a function of ours re-implements one of diffusers' (or another plugin's, s
 plugin stands alone), the copy says so in a comment and this module checks the relation on
 values built here. The larger copies are checked where they are tested end to end:
 ``plugins.sd.multidiffusion.denoise`` (equal to diffusers' panorama pipeline, and to
-``plugins.sd.common.sample`` on one view: tests/test_tiling_sd.py), ``plugins.sd.tiled_vae``
+``plugins.sd.sampling.sample`` on one view: tests/test_tiling_sd.py), ``plugins.sd.tiled_vae``
 (equal to ``AutoencoderKL`` with tiling: tests/test_tiling_sd.py), ``plugins.sd.denoise.window``
 (diffusers' SDXL base + refiner split: tests/test_sdxl_refiner.py) and the sampling loop of
-``plugins.sd.common`` (equal to the diffusers pipelines: tests/test_sd_blocks.py, test_sd_xl.py).
+``plugins.sd.sampling`` (equal to the diffusers pipelines: tests/test_sd_blocks.py, test_sd_xl.py).
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def test_panorama_equals_the_panorama_pipeline(run, models, width, height, sampl
 
 @pytest.mark.parametrize("sampler", ["ddim", "euler_a"])
 def test_one_view_over_the_whole_latent_is_the_plain_sampling_loop(run, sampler):
-    """multidiffusion.denoise copies parts of common.sample on purpose: one view, the same latent."""
+    """multidiffusion.denoise copies parts of sampling.sample on purpose: one view, the same latent."""
     tiled = run(panorama_graph(64, 64, size=64, stride=64, sampler=sampler, steps=2))
     plain = panorama_graph(64, 64, size=64, stride=64, sampler=sampler, steps=2)
     plain.nodes["denoise"].tile = None

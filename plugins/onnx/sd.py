@@ -175,7 +175,7 @@ def ref_has_embeddings(model: ModelParam) -> bool:
 
 
 def onnx_unet(model: Any) -> Any:
-    """The ONNX UNet as :func:`plugins.sd.common.sample` calls it."""
+    """The ONNX UNet as :func:`plugins.sd.sampling.sample` calls it."""
     import torch
 
     def call(sample_in: Any, t: Any, encoder_hidden_states: Any, timestep_cond: Any = None,

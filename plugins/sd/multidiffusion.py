@@ -130,8 +130,8 @@ def _view_prompt(cond: dict[str, Any], *, batch: int, do_cfg: bool, window_px: t
     return {"embeds": embeds.cpu(), "added": added}
 
 
-# A deliberate copy of parts of plugins.sd.common.sample, in the order of diffusers'
-# StableDiffusionPanoramaPipeline.__call__: equal to that pipeline, and to common.sample on one
+# A deliberate copy of parts of plugins.sd.sampling.sample, in the order of diffusers'
+# StableDiffusionPanoramaPipeline.__call__: equal to that pipeline, and to sampling.sample on one
 # view covering the latent (tests/test_tiling_sd.py)
 def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any, rng: Any,
             setup: SamplerSetup) -> Any:
@@ -139,12 +139,12 @@ def denoise(ctx: Context, tiling: Any, p: Any, cond: dict[str, Any], latent: Any
 
     ``p`` are ``sd.denoise``'s params, ``setup`` what it loaded (:class:`~plugins.sd.denoise.SamplerSetup`).
 
-    A deliberate copy of parts of :func:`plugins.sd.common.sample` (the start latent, the
+    A deliberate copy of parts of :func:`plugins.sd.sampling.sample` (the start latent, the
     classifier-free guidance in :func:`unet_views`, the step loop): this loop follows
     ``StableDiffusionPanoramaPipeline`` instead (per-view-batch scheduler states, the UNet
     on ``ctx.tiles``). What is not loop order is shared (``schedule``, ``randn``,
     ``lcm_timestep_cond``, ``step_kwargs``, ``unet_prompt``); ``tests/test_tiling_sd.py``
-    checks that one view covering the latent gives ``common.sample``'s latent.
+    checks that one view covering the latent gives ``sampling.sample``'s latent.
     """
     import torch
 
