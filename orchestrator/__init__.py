@@ -11,8 +11,9 @@ see :mod:`orchestrator.model_access`).
 A plugin that imports ComfyUI node classes onto its blocks (the ``register_comfy_mappings``
 hook) writes its mappings with :class:`ComfyMapping`; a mapping's ``convert`` function gets a
 :class:`NodeContext` and returns, per ComfyUI output, one of the import's values: :class:`Data`,
-:class:`Model`, :class:`Resource`, :class:`Const`, :class:`Cond` (with :class:`PairOp`),
-:class:`MaskedLatent` or :class:`Lazy`; it raises :class:`Unresolved` for a node it cannot build.
+:class:`Model` (with :class:`ModelMerge`), :class:`Resource`, :class:`Const`, :class:`Cond`
+(with :class:`PairOp`), :class:`MaskedLatent` or :class:`Lazy`; it raises :class:`Unresolved` for a
+node it cannot build.
 """
 
 from graphs.comfy.mapping import (
@@ -23,6 +24,7 @@ from graphs.comfy.mapping import (
     Lazy,
     MaskedLatent,
     Model,
+    ModelMerge,
     NodeContext,
     PairOp,
     Resource,
@@ -57,6 +59,7 @@ __all__ = [
     "MaskedLatent",
     "Model",
     "ModelInfo",
+    "ModelMerge",
     "ModelProvider",
     "Models",
     "NodeContext",

@@ -295,6 +295,14 @@ class Importer:
         prop = spec.params_schema().get("properties", {}).get("sampler", {})
         return tuple(prop.get("enum") or OUR_SAMPLERS)
 
+    def widget_names(self, class_type: str) -> tuple[str, ...]:
+        """``class_type``'s widgets in ComfyUI's order: its mapping's, else ComfyUI's declaration."""
+        m = self.mappings.get(class_type)
+        if m is not None and m.widgets:
+            return tuple(m.widgets)
+        info = KNOWN.get(class_type)
+        return info.widget_names() if info is not None else ()
+
     def input_type(self, class_type: str, name: str) -> str | None:
         m = self.mappings.get(class_type)
         if m is not None and name in m.input_types:

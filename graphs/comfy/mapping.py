@@ -379,6 +379,10 @@ class NodeContext:
                    f"using {fallback!r}", field=name)
         return fallback
 
+    def widget_names(self) -> tuple[str, ...]:
+        """This node's class's widgets in ComfyUI's order (its mapping's, else ComfyUI's declaration)."""
+        return self.importer.widget_names(self.node.class_type)
+
     def input_type(self, name: str) -> str | None:
         return self.importer.input_type(self.node.class_type, name)
 
