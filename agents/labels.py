@@ -386,7 +386,8 @@ _OWN_MAP = re.compile(
     r"(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?(?:drew|made|drawn|traced|did|sketched)\b"
     r"|(?:j'ai(?: d[ée]j[àa])?|voici|ma|mon|tengo|aqu[ií] (?:est[áa]|tienes)|mi|ich habe(?: schon| bereits)?|"
     r"hier ist|meine?n?|ho(?: gi[àa])?|la mia|il mio|tenho|eu tenho|minha|meu|ik heb|mijn|我有|我的|附上的|"
-    r"私の|既に|내|제)\s*(?:d[ée]j[àa]\s+)?(?:une |un |una |eine |einen |uma |een )?(?:" + _MAP_FOREIGN
+    r"私の|既に|내|제)\s*(?:d[ée]j[àa]\s+)?(?:une |un |una |eine |einen |uma |een )?(?:[\w-]+[- ])?(?:"
+    + _MAP_FOREIGN
     + r")",
     re.IGNORECASE)
 # a picture the user gives, in other languages ("esta foto", "dieses Bild", "この写真", "这张照片")
@@ -435,7 +436,12 @@ _STRONG_OUTPAINT = re.compile(r"\bout-?paint\w*|\bun-?crop\w*|\bexpand (?:the )?
                               r"\berweiter\w*|\bdorysuj\w*|\brozszerz\w*|\buitbreid\w*|"
                               r"\bbreid\w* (?:\w+ )?uit\b|\bagrandi[rs] (?:le|la) (?:cadre|toile)\b|"
                               r"\bampl[ií]a(?:r)? (?:el|o|a) (?:lienzo|tela)\b|"
-                              r"扩图|外扩|扩展画面|拡張して|アウトペイント", re.IGNORECASE)
+                              r"扩图|外扩|扩展画面|拡張して|アウトペイント|"
+                              # the picture itself is extended: "continue the picture to the right"
+                              r"\b(?:extend|expand|widen|continue)\w* (?:the|this|my|our) "
+                              r"(?:[a-z']+ ){0,3}?"
+                              r"(?:photo|image|picture|pic|shot|canvas|frame|background|scene|portrait|painting)\b"
+                              r"(?! of (?:a|an)\b)", re.IGNORECASE)
 # a pose taken from a picture for a new subject, not the pose of the picture being redrawn
 _POSE_FROM = re.compile(r"\bpose (?:as|of|from|in|shown in|like)\b|\bas (?:the|a|my) pose\b|"
                         r"\bpose (?:reference|ref|map|skeleton)\b|\bposed like\b", re.IGNORECASE)

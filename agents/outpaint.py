@@ -36,10 +36,12 @@ MAX_SHARE = 2.0  # at most this much of the picture is added per side (a 1000:1 
 # an outpainting asked for: the verbs of extending the picture, in English and other languages
 OUTPAINT = re.compile(
     r"\bout-?paint\w*|\bun-?crop\w*|"
-    r"\b(?:extend|expand|widen|enlarge|grow|continue|stretch)(?:s|ed|ing)? (?:out )?"
+    r"\b(?:extend|expand|widen|continue)(?:s|ed|ing)? (?:out )?"
     r"(?:this|the|my|our|it|that)?\s?(?:[a-z]+ )?"
     r"(?:photo|image|picture|pic|shot|painting|canvas|frame|scene|background|borders?|edges?|view|it|sides?)?\s?(?:to|towards?|on|at|by|up|down|upwards?|downwards?|left|right|sideways|horizontally|"
     r"vertically|beyond|outwards?|past)\b|"
+    r"\b(?:extend|expand|widen|continue)(?:s|ed|ing)?\b[^.;]{0,40}?\b(?:to|towards?|on|at|along) "
+    r"(?:the |both |each |all |its )?(?:left|right|sides?|top|bottom|edges?)\b|"
     r"\bexpand (?:the )?canvas\b|\bzoom(?:ed|ing)? out\b|\bmore (?:sky|ground|space|room|background|floor) "
     r"(?:above|below|around|on)\b|\badd (?:more )?(?:sky|ground|space|room) (?:above|below|around|on|to)\b|"
     r"\bmake (?:it|this|the (?:photo|image|picture)) (?:wider|taller)\b|"

@@ -526,6 +526,7 @@ def test_a_pose_taken_from_a_photo_for_a_new_subject_stays_a_pose_to_follow() ->
     "tengo un mapa de profundidad, haz una cocina moderna",
     "ich habe eine Tiefenkarte, mach daraus eine Bibliothek",
     "ho già una mappa di profondità, crea un salotto moderno",
+    "ich habe schon eine Canny-Kantenkarte, mach ein Auto daraus",
 ])
 def test_a_map_the_user_has_is_control_in_any_phrasing(planner, prompt) -> None:
     labels = classify(prompt)
@@ -676,6 +677,9 @@ OUTPAINT = [  # (prompt, sides padded)
     ("erweitere das Bild nach links", {"left"}),
     ("dorysuj boki tego zdjęcia", {"left", "right"}),
     ("extend this photo downward so her feet are in frame", {"bottom"}),
+    ("continue the picture to the right, more ocean", {"right"}),
+    ("extend the background of my portrait on both sides", {"left", "right"}),
+    ("zoom out this photo, show more of the room", {"left", "top", "right", "bottom"}),
 ]
 
 
@@ -720,7 +724,13 @@ def test_an_outpainting_with_a_given_mask_repaints_the_border_and_the_mask(plann
 
 @pytest.mark.parametrize("prompt", ["an extended family portrait at christmas",
                                     "a zoomed out view of the city", "a road that extends to the horizon",
-                                    "expand your mind, a surreal poster"])
+                                    "expand your mind, a surreal poster",
+                                    "a river that extends to the left of a castle"])
 def test_extending_words_about_a_new_picture_are_no_outpainting(prompt) -> None:
     labels = classify(prompt)
     assert "outpaint" not in labels.intents and labels.task == "text-to-image", labels
+
+
+def test_enlarging_a_picture_is_an_upscale_not_an_outpainting() -> None:
+    labels = classify("enlarge this photo to print size")
+    assert labels.intents == ["upscale"] and labels.task == "image-to-image"

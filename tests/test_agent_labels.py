@@ -91,7 +91,7 @@ def test_parse_request_reads_size_ratio_seed_steps_quality_and_avoid() -> None:
     ("use the depth map of this room for a cyberpunk bar", "image-to-image", ["depth"]),
     ("a castle at the top of a hill", "text-to-image", []),
     ("a red fox at the top and a white owl at the bottom", "text-to-image", ["regions"]),
-    ("extend the background of this picture to the left", "image-to-image", []),
+    ("extend the background of this picture to the left", "inpaint", ["outpaint"]),  # an outpainting
 ])
 def test_tasks_and_intents(prompt, task, intents) -> None:
     labels = classify(prompt)
