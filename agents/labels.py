@@ -342,7 +342,8 @@ _INTENT_RULES: dict[str, str] = {
         r"copy of|scan))|"
         r"\b(?:second|2nd|extra|another|additional|refin\w*|upscal\w*|high[- ]res) "
         r"(?:(?:upscal\w*|refin\w*|denois\w*|detail\w*|high[- ]res) )?(?:pass|stage|step)\b"
-        r"(?! (?:on|of|for|over) (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b)|"
+        r"(?! (?:on|of|for|over) (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b)"
+        r"(?! of (?:the|a|an|his|her|their)\b)|"
         r"\b(?:small|smaller|low[- ]res\w*|lower resolution|native size)\b(?: first)?[^.;]{0,30}?"
         r"\b(?:then|and then|before|after that|afterwards)\b[^.;]{0,30}?"
         r"\b(?:upscal\w*|enlarg\w*|scale it up)|"
@@ -495,7 +496,7 @@ _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 # other one", "the first one") or as a reference ("ref pic attached", "the reference image")
 _ORDINAL_PICTURE = re.compile(
     r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
-    r"\bthe (?:first|second|other|2nd|1st|last) (?:image|picture|photo|pic|one|shot|file)\b|"
+    r"\bthe (?:second|other|2nd|last) (?:image|picture|photo|pic|one|shot|file)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot)s?\b|\b(?:ref|reference) (?:is )?attached\b",
     re.IGNORECASE)
 # a picture the user gives, with the noun that names it: "my photo", "the painting I uploaded",
@@ -504,7 +505,9 @@ _ORDINAL_PICTURE = re.compile(
 _ART_PICTURE = (r"(?:" + _PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|collages?|comics?|etchings?|"
                 r"mockups?)")
 _GIVEN_NOUN = re.compile(
-    r"\b(?:this|these|my|our|that|the (?:attached|given|uploaded|provided))\s+(?:[a-z'-]+\s+){0,2}?"
+    r"\b(?:this|these|my|our|that|the (?:attached|given|uploaded|provided)|"
+    r"here(?:'s| is| are) (?:the|a|an))\s+"
+    r"(?:[a-z'-]+\s+){0,2}?"
     r"(?P<a>" + _ART_PICTURE + r")\b|"
     r"\b(?:the|a|an)\s+(?:[a-z'-]+\s+){0,2}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)(?:'ve)?\s+"
     r"(?:just\s+)?"
@@ -692,6 +695,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         # "generate small, then upscale": a second pass of a new picture; "upscale this photo to high
         # resolution": an upscale of the given one
         labels.intents.remove("hires" if "image-to-image" in found else "upscale")
+    elif "hires" in labels.intents and "image-to-image" in found and "inpaint" not in found:
+        labels.intents[labels.intents.index("hires")] = "upscale"  # "this photo, but high res"
     if "detail" in labels.intents and "image-to-image" not in found:
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):

@@ -428,6 +428,12 @@ def test_a_second_pass_is_planned_only_when_asked(planner, prompt, template) -> 
     assert w * h > 512 * 512  # beyond the native size of the SD 1.5 model it plans on
 
 
+def test_a_second_pass_of_something_in_the_picture_or_of_a_given_photo_is_no_hires_fix() -> None:
+    assert "hires" not in classify("a second pass of the marathon runners crossing the bridge").intents
+    labels = classify("this photo, but high res")  # a given picture made larger: an upscale
+    assert labels.intents == ["upscale"] and labels.task == "image-to-image"
+
+
 def test_a_size_within_the_native_range_or_a_banner_s_shape_is_no_second_pass(planner) -> None:
     assert planner.plan("a knight, 640x640").template == "txt2img"
     assert planner.plan("an SDXL portrait of a knight, 1024x1024").template == "sdxl_txt2img"
@@ -465,6 +471,8 @@ TWO_PICTURES = [  # (prompt, roles the refusal names): planned without files
     ("I drew a mask over the sky, make it a sunset", {"image", "mask"}),
     ("marked with a mask: the car; remove it", {"image", "mask"}),
     ("the picture I made yesterday (attached), make it look like winter", {"image"}),
+    ("here is my selfie, and here is the painting I like; combine them", {"image", "style"}),
+    ("the first image is a cat, make it orange", {"image"}),  # one picture, by its place
 ]
 
 
