@@ -81,11 +81,14 @@ _FOREIGN_SIDES: list[tuple[str, str]] = [
     (r"(?:\ben haut\b|\bin alto\b|\barriba\b|\ben la parte (?:de )?(?:superior|arriba)\b|\boben\b|"
      r"\bna parte (?:superior|de cima)\b|\bno (?:topo|alto)\b|\bbovenaan\b|\baan de bovenkant\b|"
      r"위쪽(?:에는|에|은|는)?|상단(?:에는|에)?|"
-     r"上部(?:に|は|には)?|上側(?:に|は)?|上半部分?|上方|上面)", "at the top"),
+     r"上部(?:に|は|には)?|上側(?:に|は)?|上半部分?|上方|上面|"
+     # at the start of a clause only: "上に空、下に海", "위에는 하늘, 아래에는 바다" (not "テーブルの上に")
+     r"(?:^|(?<=[,、\uff0c]\s)|(?<=[,、\uff0c]))(?:上(?:に|は|には)|위(?:에는|에|는)))", "at the top"),
     (r"(?:\ben bas\b|\bin basso\b|\babajo\b|\ben la parte (?:de )?(?:inferior|abajo)\b|\bunten\b|"
      r"\bna parte (?:inferior|de baixo)\b|\bonderaan\b|\baan de onderkant\b|"
      r"아래쪽(?:에는|에|은|는)?|하단(?:에는|에)?|"
-     r"下部(?:に|は|には)?|下側(?:に|は)?|下半部分?|下方|下面)", "at the bottom"),
+     r"下部(?:に|は|には)?|下側(?:に|は)?|下半部分?|下方|下面|"
+     r"(?:^|(?<=[,、\uff0c]\s)|(?<=[,、\uff0c]))(?:下(?:に|は|には)|아래(?:에는|에|는)))", "at the bottom"),
     (r"(?:\bau (?:centre|milieu)\b|\bal centro\b|\ben el (?:centro|medio)\b|\bin der mitte\b|"
      r"\bno (?:centro|meio)\b|\bin het midden\b|가운데(?:에는|에)?|중앙(?:에는|에)?|"
      r"真ん中(?:に|は)?|中央(?:に|は)|中间)",

@@ -590,6 +590,10 @@ FOREIGN_REGIONS = [  # (prompt, {region: its prompt})
     ("左边是一只狐狸\uff0c右边是一只猫头鹰", {"left": "一只狐狸", "right": "一只猫头鹰"}),
     ("en haut un ciel d'orage, en bas une mer calme",
      {"top": "un ciel d'orage", "bottom": "une mer calme"}),
+    ("上に星空、下に湖", {"top": "星空", "bottom": "湖"}),
+    ("위에는 하늘, 아래에는 바다", {"top": "하늘", "bottom": "바다"}),
+    ("in alto un cielo stellato, in basso un lago", {"top": "un cielo stellato", "bottom": "un lago"}),
+    ("bovenaan een sterrenhemel, onderaan een meer", {"top": "een sterrenhemel", "bottom": "een meer"}),
 ]
 
 
@@ -605,7 +609,8 @@ def test_regions_in_other_languages_get_one_prompt_each(planner, host, prompt, r
 
 
 @pytest.mark.parametrize("prompt", ["ein Haus mit Garten, links davon ein Baum",
-                                    "un gatto sotto il tavolo a destra", "een kat onder de tafel"])
+                                    "un gatto sotto il tavolo a destra", "een kat onder de tafel",
+                                    "テーブルの上に猫、窓の下に犬"])
 def test_one_foreign_side_is_no_regional_composition(planner, prompt) -> None:
     assert planner.plan(prompt).template != "regional_composition"
 
