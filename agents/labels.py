@@ -326,7 +326,17 @@ _INTENT_RULES: dict[str, str] = {
         r"clean[- ]?up|inpaint(?:ing)?))? (?:pass|step|round)(?:es)? (?:on|over|for|of|just for) "
         r"(?:the |her |his |their |its |all (?:the )?|each )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
-        r"\btouch(?:es|ed|ing)? up (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b"
+        r"\btouch(?:es|ed|ing)? up (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b|"
+        # the same in French, Spanish, Italian, German, Portuguese
+        r"\bpasses? (?:de )?(?:retouche|d[ée]tails?|correction) (?:sur|pour) (?:le |les |son |ses )?"
+        r"(?:visages?|mains)\b|"
+        r"\bretouche[rsz]? (?:le |les |du |des )?(?:visages?|mains)\b|"
+        r"\b(?:pasada|pase) de (?:retoque|detalle)s? (?:en|para|sobre) (?:la |las |su |sus )?"
+        r"(?:caras?|rostros?|manos)\b|"
+        r"\bretoca[r]? (?:la |las |su |sus )?(?:caras?|rostros?|manos)\b|"
+        r"\b(?:ritocc\w+|passata di dettagli?) (?:al |del |sul |alle |delle )?(?:viso|volto|faccia|mani)\b|"
+        r"\b(?:gesicht|h[äa]nde)\w* (?:nachbessern|retuschieren|nacharbeiten)\b|"
+        r"\bretoc(?:ar|ue) (?:o |os |do |dos )?(?:rosto|rostos|m[ãa]os)\b"
     ),
     "reference": (
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
@@ -458,7 +468,8 @@ _UPSCALE_GIVEN = re.compile(
     r"(?:doppelt|dreimal|viermal|zweimal|[2-8] ?mal) so gro(?:ß|ss)|"
     r"(?:deux|trois|quatre|[2-8]) fois plus grand\w*|(?:dos|tres|cuatro|[2-8]) veces m[áa]s grande|"
     r"(?:due|tre|quattro|[2-8]) volte pi[ùu] grande|(?:duas|tr[êe]s|quatro|[2-8]) vezes maior|"
-    r"(?:twice|three times|four times|[2-8] ?x) (?:as )?(?:big|large)|pi[ùu] grande|m[áa]s grande|"
+    r"(?:twice|two times|three times|four times|[2-8] times|[2-8] ?x) (?:as )?(?:big|large|bigger|larger)|"
+    r"pi[ùu] grande|m[áa]s grande|"
     r"plus grand)\b|"
     r"大きく(?:して|する)|크게|[2-8]\s*倍", re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
@@ -646,6 +657,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt)
     if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
         labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
+        if "palette" in labels.intents and not re.search(r"\bpalettes?\b|\bcolou?rs? (?:of|from)\b", prompt,
+                                                         re.IGNORECASE):
+            labels.intents.remove("palette")  # "colorize my lineart as anime": the map drawn in colour
         if "pose" not in labels.intents:
             _add(labels.intents, "control")
         rest = prompt[:given_map.start()] + " " + prompt[given_map.end():]

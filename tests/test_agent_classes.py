@@ -535,6 +535,7 @@ def test_a_pose_taken_from_a_photo_for_a_new_subject_stays_a_pose_to_follow() ->
     "ich habe eine Tiefenkarte, mach daraus eine Bibliothek",
     "ho già una mappa di profondità, crea un salotto moderno",
     "ich habe schon eine Canny-Kantenkarte, mach ein Auto daraus",
+    "here's a lineart I made, colorize it as anime",
 ])
 def test_a_map_the_user_has_is_control_in_any_phrasing(planner, prompt) -> None:
     labels = classify(prompt)
@@ -557,6 +558,7 @@ def test_a_map_the_user_has_is_control_in_any_phrasing(planner, prompt) -> None:
     "aumentar esta foto para imprimir",
     "can you make my picture larger so I can print it",
     "diese Foto doppelt so groß bitte",
+    "make this image 3 times larger",
 ])
 def test_an_upscale_in_casual_or_foreign_words_is_a_tiled_upscale(planner, prompt) -> None:
     with pytest.raises(AgentError) as err:
@@ -622,6 +624,8 @@ def test_one_foreign_side_is_no_regional_composition(planner, prompt) -> None:
     "an elf queen, and a separate touch-up pass on her face so it's crisp",
     "a knight in armor, extra pass on the hands",
     "a group photo of a rowing team, touch up the faces afterwards",
+    "un portrait de marin, puis une passe de retouche sur le visage",
+    "un retrato de una bailarina, y luego una pasada de retoque en la cara",
 ])
 def test_a_touch_up_pass_of_a_new_picture_is_a_detail_pass(planner, host, prompt) -> None:
     plan = planner.plan(prompt)
