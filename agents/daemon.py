@@ -50,7 +50,8 @@ LimitsFn = Callable[[Any], list[dict[str, Any]]]
 
 
 def make_planner(settings: Any, host: Any, *, models: ModelSource | None = None,
-                 limits: LimitsFn | None = None) -> PlanFn:
+                 limits: LimitsFn | None = None,
+                 image_size: Callable[[str], tuple[int, int] | None] | None = None) -> PlanFn:
     """A thread-safe ``planner(prompt, options) -> (graph dict, trace rounds)`` for the daemon.
 
     ``options["llm"]`` picks an LLM only from the operator's allow-list (see
@@ -76,6 +77,7 @@ def make_planner(settings: Any, host: Any, *, models: ModelSource | None = None,
                           llm=config if config is not None else "offline")
         p.rounds = rounds
         p.ctx.limits = limits
+        p.ctx.image_size = image_size
         with lock:
             planners[key] = p
             while len(planners) > MAX_PLANNERS:

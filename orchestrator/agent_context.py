@@ -9,6 +9,9 @@ pass the results to :func:`agents.daemon.make_planner` (or the planner's context
   configured entries.
 - :func:`limits_check`: ``graph -> problems`` with the configured limits
   (:func:`orchestrator.runtime.limits.check_limits`).
+- :func:`image_size_reader`: ``name -> (width, height)`` of a given input picture, read from
+  its header only (what an outpainting pads to the asked aspect); in the daemon only inside
+  the input folder.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ModelLibrary = Callable[[], list[dict[str, Any]]]
 LimitsCheck = Callable[[Graph], list[dict[str, Any]]]
+ImageSize = Callable[[str], "tuple[int, int] | None"]
 
 
 def model_library(settings: Any, *, trusted: bool = False) -> ModelLibrary:
@@ -82,3 +86,31 @@ def input_files(pairs: list[str] | None, *, image: str | None = None, mask: str 
             raise ValueError(f"--input {role}={file}: no such file")
         out[role] = str(path.resolve())
     return out
+
+
+def image_size_reader(settings: Any, *, confined: bool) -> ImageSize:
+    """``name -> (width, height) | None`` of an input picture, from its header (nothing decoded).
+
+    ``confined`` (the daemon): ``name`` is opened only inside the input folder
+    (:func:`orchestrator.state.input_paths.open_confined`); otherwise (the in-process CLI) it is
+    the user's own file path. A name that cannot be read, or is not a picture, gives ``None``:
+    the planner then says in its trace that it did not know the size.
+    """
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from orchestrator.state.input_paths import InputPathError, open_confined
+
+    root = settings.effective_input_dir if confined else None
+
+    def size(name: str) -> tuple[int, int] | None:
+        try:
+            handle = open_confined(root, name) if root is not None else open(Path(name).expanduser(), "rb")
+            with handle, Image.open(handle) as image:
+                width, height = image.size
+        except (InputPathError, OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+            return None
+        return int(width), int(height)
+
+    return size

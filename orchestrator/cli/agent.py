@@ -37,12 +37,13 @@ def _planner(args: argparse.Namespace, settings: Settings, *, learn: bool = True
     for problem in host.problems:
         print(f"warning: {problem.message}", file=sys.stderr)
     scores = open_scores(settings.agent, settings.state_dir) if learn else None
-    from orchestrator.agent_context import limits_check, model_library
+    from orchestrator.agent_context import image_size_reader, limits_check, model_library
 
     planner = build_planner(settings.agent, host.catalog, host.templates,
                             models=model_library(settings, trusted=True)(), scores=scores,
                             llm=getattr(args, "llm", None))
     planner.ctx.limits = limits_check(settings, host.catalog)
+    planner.ctx.image_size = image_size_reader(settings, confined=False)
     if getattr(args, "rounds", None) is not None:
         planner.rounds = args.rounds
     return planner

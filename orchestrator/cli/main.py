@@ -144,7 +144,7 @@ def _graph_from_png(path: str) -> str:
 def _plan_prompt(args: argparse.Namespace, settings: Settings, host: Any) -> Graph:
     """Plan a graph for a prompt with the agent (offline unless --llm), reporting on stderr."""
     from agents.daemon import make_planner
-    from orchestrator.agent_context import input_files, limits_check, model_library
+    from orchestrator.agent_context import image_size_reader, input_files, limits_check, model_library
 
     try:
         inputs = input_files(args.input)
@@ -153,7 +153,8 @@ def _plan_prompt(args: argparse.Namespace, settings: Settings, host: Any) -> Gra
     options = {"llm": args.llm, "seed": args.seed, "width": args.width, "height": args.height,
                "inputs": inputs or None}
     planner = make_planner(settings, host, models=model_library(settings, trusted=True),
-                           limits=limits_check(settings, host.catalog))
+                           limits=limits_check(settings, host.catalog),
+                           image_size=image_size_reader(settings, confined=False))
     doc, rounds = planner(args.prompt, {k: v for k, v in options.items() if v is not None})
     meta = doc.get("meta", {}).get("agent", {})
     if not args.quiet:

@@ -103,11 +103,12 @@ def make_planner(settings: Settings, host: Any) -> Planner | None:
         module = importlib.import_module("agents.daemon")
     except ImportError:
         return None
-    from orchestrator.agent_context import limits_check, model_library
+    from orchestrator.agent_context import image_size_reader, limits_check, model_library
 
     # the agent gets the model library and the limits check from here: it imports neither
     return module.make_planner(settings, host, models=model_library(settings),  # type: ignore[no-any-return]
-                               limits=limits_check(settings, host.catalog))
+                               limits=limits_check(settings, host.catalog),
+                               image_size=image_size_reader(settings, confined=True))
 
 
 def make_score_recorder(settings: Settings) -> Any:
