@@ -7,16 +7,7 @@ outputs, for the UI <-> API conversions. Their mappings live beside their blocks
 
 from __future__ import annotations
 
-from typing import Any
-
-from graphs.comfy.mapping import NodeContext
 from graphs.comfy.nodes import NodeInfo
-
-
-def cond_arg(nc: NodeContext, name: str) -> Any:
-    """The conditioning linked to input ``name`` (see :meth:`NodeContext.conditioning`)."""
-    return nc.conditioning(name)
-
 
 _COND = {"conditioning": "CONDITIONING"}
 _TWO = {"conditioning_to": "CONDITIONING", "conditioning_from": "CONDITIONING"}
