@@ -32,7 +32,6 @@ from graphs.comfy.mapping import (
     snake,
     value_type,
 )
-from graphs.comfy.merge_nodes import MERGE_MAPPINGS
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
@@ -51,8 +50,8 @@ _ID_CHARS = re.compile(r"[^A-Za-z0-9_\-]+")
 
 
 # what the import maps itself: the primitive, string, math and switch nodes it computes (primitives.py);
-# the mappings still here until they move beside their blocks (issue 21): utility nodes, merging
-OWN_MAPPINGS: tuple[ComfyMapping, ...] = (*PRIMITIVE_MAPPINGS, *UTIL_MAPPINGS, *MERGE_MAPPINGS)
+# the mappings still here until they move beside their blocks (issue 21): utility nodes
+OWN_MAPPINGS: tuple[ComfyMapping, ...] = (*PRIMITIVE_MAPPINGS, *UTIL_MAPPINGS)
 
 
 def mapping_table(extra: Iterable[Any] = ()) -> tuple[dict[str, ComfyMapping], list[GraphError]]:

@@ -23,6 +23,7 @@ from plugins.sd import (
     comfy_ip2p,
     comfy_latents,
     comfy_loaders,
+    comfy_merge,
     comfy_sampling,
     comfy_unclip,
     conditioning,
@@ -67,4 +68,5 @@ def register_comfy_mappings() -> list:
     """ComfyUI's loaders, text encoders, conditioning, ControlNet, sampler and latent nodes."""
     return [*comfy_loaders.MAPPINGS, *comfy_cond_nodes.MAPPINGS, *comfy_controlnet.MAPPINGS,
             *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS, *comfy_ip2p.MAPPINGS,
-            *comfy_gligen.MAPPINGS, *comfy_unclip.MAPPINGS]
+            *comfy_gligen.MAPPINGS, *comfy_unclip.MAPPINGS,
+            *comfy_merge.MAPPINGS]
