@@ -95,9 +95,38 @@ def sampler_setup(ctx: Context, p: SamplingParams, cond: Any) -> SamplerSetup:
     device = device_of(ctx)
     info = ctx.models.info(ref)
     check_cond(cond, info.family, ctx.node)
+    scheduler = make_scheduler(info.scheduler, p.sampler)
+    check_steps(scheduler, p.steps, p.sampler, ctx.node)
     unet = ctx.models.unet(ref, device=device)
-    return SamplerSetup(ref=ref, device=device, info=info, unet=unet,
-                        scheduler=make_scheduler(info.scheduler, p.sampler))
+    return SamplerSetup(ref=ref, device=device, info=info, unet=unet, scheduler=scheduler)
+
+
+def check_steps(scheduler: Any, steps: int, sampler: str, node: str) -> None:
+    """Refuse (an ``input`` error naming ``params.steps``) a step count ``scheduler`` cannot run:
+    more steps than its training timesteps, one it refuses itself (LCM: more than its original
+    steps), or a schedule that reaches past the last training timestep (DDIM and DDPM with a
+    ``steps_offset`` at as many steps as training timesteps, which would fail mid-loop with an
+    IndexError)."""
+    n_train = int(scheduler.config.num_train_timesteps)
+
+    def refuse(why: str, bound: int) -> BlockError:
+        return BlockError(f"node {node!r}: {steps} steps {why} (sampler {sampler!r}); at most {bound}",
+                          type="input", node=node, field="params.steps", value=steps, bound={"le": bound})
+
+    if steps > n_train:
+        raise refuse(f"are more than the scheduler's {n_train} training timesteps", n_train)
+    try:
+        scheduler.set_timesteps(steps, device="cpu")
+    except ValueError as exc:
+        bound = int(getattr(scheduler.config, "original_inference_steps", 0) or 0) or n_train - 1
+        raise refuse(f"are refused by the scheduler: {str(exc)[:200]}", bound) from None
+    timesteps = scheduler.timesteps
+    # the schedulers that index their training table by timestep (DDIM, DDPM, PNDM, LCM; not the
+    # sigma schedulers, which interpolate)
+    if not hasattr(scheduler, "sigmas") and len(timesteps) and float(timesteps.max()) >= n_train:
+        offset = int(getattr(scheduler.config, "steps_offset", 0) or 0)
+        raise refuse(f"reach timestep {int(timesteps.max())}, past the scheduler's last training timestep "
+                     f"{n_train - 1}", n_train - max(offset, 1))
 
 
 @block("sd.denoise", version="1.0.0")
