@@ -32,10 +32,10 @@ from graphs.comfy.mapping import (
     snake,
     value_type,
 )
+from graphs.comfy.noise_mask import carry_noise_mask
 from graphs.comfy.primitives import PRIMITIVE_MAPPINGS
 from graphs.comfy.refused import refusal
 from graphs.comfy.samplers import OUR_SAMPLERS
-from graphs.comfy.util_nodes import UTIL_MAPPINGS, carry_noise_mask
 from graphs.errors import GraphError
 from graphs.model import Graph, Node, TileSpec
 
@@ -49,9 +49,8 @@ _BYPASS = object()
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_\-]+")
 
 
-# what the import maps itself: the primitive, string, math and switch nodes it computes (primitives.py);
-# the mappings still here until they move beside their blocks (issue 21): utility nodes
-OWN_MAPPINGS: tuple[ComfyMapping, ...] = (*PRIMITIVE_MAPPINGS, *UTIL_MAPPINGS)
+# what the import maps itself: the primitive, string, math and switch nodes it computes (primitives.py)
+OWN_MAPPINGS: tuple[ComfyMapping, ...] = PRIMITIVE_MAPPINGS
 
 
 def mapping_table(extra: Iterable[Any] = ()) -> tuple[dict[str, ComfyMapping], list[GraphError]]:

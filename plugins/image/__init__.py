@@ -9,6 +9,7 @@ from plugins.image import (
     batches,
     comfy_nodes,
     comfy_scale,
+    comfy_utils,
     composite,
     edges,
     filters,
@@ -31,5 +32,5 @@ def register_blocks() -> list[Any]:
 
 @hookimpl
 def register_comfy_mappings() -> list[Any]:
-    """ComfyUI's image and mask nodes (load, save, scale, pad, blend, Canny, masks)."""
-    return [*comfy_nodes.MAPPINGS]
+    """ComfyUI's image and mask nodes (load, save, scale, pad, blend, Canny, masks) and utility nodes."""
+    return [*comfy_nodes.MAPPINGS, *comfy_utils.MAPPINGS]

@@ -21,6 +21,7 @@ from plugins.sd import (
     comfy_controlnet,
     comfy_gligen,
     comfy_ip2p,
+    comfy_latent_utils,
     comfy_latents,
     comfy_loaders,
     comfy_merge,
@@ -69,4 +70,4 @@ def register_comfy_mappings() -> list:
     return [*comfy_loaders.MAPPINGS, *comfy_cond_nodes.MAPPINGS, *comfy_controlnet.MAPPINGS,
             *comfy_sampling.MAPPINGS, *comfy_latents.MAPPINGS, *comfy_ip2p.MAPPINGS,
             *comfy_gligen.MAPPINGS, *comfy_unclip.MAPPINGS,
-            *comfy_merge.MAPPINGS]
+            *comfy_merge.MAPPINGS, *comfy_latent_utils.MAPPINGS]
