@@ -1,8 +1,9 @@
 """Every ComfyUI class whose declaration the import knows: inputs, widget order, outputs.
 
 The core classes (:mod:`graphs.comfy.nodes`), the conditioning classes
-(:mod:`graphs.comfy.cond_nodes`) and the custom-sampling ones
-(:mod:`graphs.comfy.sampling_nodes`), in one table for the UI <-> API conversions.
+(:mod:`graphs.comfy.cond_nodes`), the custom-sampling ones (:mod:`graphs.comfy.sampling_nodes`),
+the utility, unCLIP and merging ones, in one table for the UI <-> API conversions. Declarations
+only: which block each class becomes is its plugin's mapping.
 """
 
 from __future__ import annotations

@@ -13,8 +13,12 @@ string), :class:`Cond` (conditioning not built yet: ComfyUI keeps the positive a
 negative prompt apart until a sampler pairs them, our ``sd.encode_prompt`` takes both)
 and :class:`MaskedLatent` (a latent with an inpainting mask).
 
-A block plugin adds mappings for the custom nodes it reimplements through the
-``register_comfy_mappings`` hook, as :class:`ComfyMapping` objects or plain dicts::
+Mappings live beside their blocks: every block plugin, the built-in ones included
+(``plugins/sd/comfy_*.py``, ``plugins/image/comfy_*.py``, ``plugins/upscale/comfy_nodes.py``),
+returns the mappings of the ComfyUI classes its blocks reimplement from the
+``register_comfy_mappings`` hook, importing what it needs from ``orchestrator`` (which
+re-exports :class:`ComfyMapping`, :class:`NodeContext` and the values), as
+:class:`ComfyMapping` objects or plain dicts::
 
     {"class_type": "ImageInvertPlus", "block": "myplugin.invert",
      "inputs": {"image": "image"},          # ComfyUI input -> our input
