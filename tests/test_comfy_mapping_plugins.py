@@ -61,6 +61,7 @@ def test_without_the_plugins_mappings_the_core_classes_are_unmapped():
     assert problems == [] and set(table) == {m.class_type for m in OWN_MAPPINGS}
     assert {"KSampler", "CheckpointLoaderSimple", "CLIPTextEncode", "SaveImage"}.isdisjoint(table)
     assert {"PrimitiveInt", "StringConcatenate", "ComfyMathExpression"} <= set(table)  # computed at import
+    assert all(not m.requires and m.block is None for m in OWN_MAPPINGS)  # graphs maps nothing onto a block
     result = import_result(TXT2IMG, model_map=MODELS)
     unmapped = {p.details["value"] for p in result.problems if p.type == "unsupported_node"}
     assert unmapped == {"CheckpointLoaderSimple", "EmptyLatentImage", "CLIPTextEncode", "KSampler",
