@@ -246,7 +246,7 @@ _INTENT_RULES: dict[str, str] = {
     "mask-region": (
         r"\b(?:in|inside|within|into|onto|over|on|to)\s+(?:exactly\s+|only\s+|just\s+)?"
         r"(?:the|my|this|that|a|our)\s+(?:(?:white|masked|marked|painted|drawn|black)\s+)?"
-        r"(?:(?:area|region|part|zone|spot|shape|space|section|portion|outline)\s+"
+        r"(?:(?:area|region|part|zone|spot|shape|space|section|portion|outline|circle|square|oval|blob)\s+"
         r"(?:of|in|on|inside|covered by|given by|marked by|defined by|shown by|that)\s+"
         r"(?:the|my|this|a|our)\s+)?(?:mask(?:ed)?|marked|white)\b|"
         r"\bwhere (?:the|my|this|our) mask (?:is|says|shows|marks)\b|"
@@ -264,7 +264,16 @@ _INTENT_RULES: dict[str, str] = {
         r"마스크(?:의|에서)?\s?(?:흰|하얀)\s?(?:부분|영역|곳)|マスク(?:の)?白い(?:部分|領域|ところ)|"
         r"(?:蒙版|遮罩)(?:的)?白色(?:区域|部分|區域)|\b(?:dans|sur) la zone blanche du masque\b|"
         r"\ben la zona blanca de la m[áa]scara\b|\bim wei(?:ß|ss)en bereich der maske\b|"
-        r"\bnella zona bianca della maschera\b|\bna [áa]rea branca da m[áa]scara\b"
+        r"\bnella zona bianca della maschera\b|\bna [áa]rea branca da m[áa]scara\b|"
+        # "nur innerhalb des Kreises der Maske", "dans le cercle du masque", "внутри круга маски"
+        r"\b(?:innerhalb|im|in)\s+(?:des|dem|der)\s+(?:wei(?:ß|ss)en\s+)?\w+\s+der\s+maske\b|"
+        r"\bdans (?:le|la) (?:cercle|forme|zone|partie|r[ée]gion) (?:blanche? )?du masque\b|"
+        r"\bdentro (?:del|de la) (?:c[íi]rculo|forma|zona|[áa]rea) de la m[áa]scara\b|"
+        r"\bdentro (?:il|del|la|della) (?:cerchio|forma|zona|area) della maschera\b|"
+        r"\bdentro d[oa] (?:c[íi]rculo|forma|zona|[áa]rea) da m[áa]scara\b|"
+        r"\bbinnen (?:de|het) (?:cirkel|vorm|zone|gebied) van (?:het|de) masker\b|"
+        r"внутри\s+(?:белого\s+)?(?:круга|области|формы|контура)\s+маски|"
+        r"\bw(?:ewnątrz)?\s+(?:kółk\w*|okręg\w*|obszar\w*)\s+mask\w*"
     ),
     # a pose to follow, not a pose described ("a dramatic pose", "a heroic pose")
     "pose": (
@@ -309,7 +318,7 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b(?! of (?:a|an|the) (?:clock|watch|compass|cliff))|"
         r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our)(?: [\w']+){1,4}?)? "
-        r"(?:looks?|are|is|came out|come out|seems?)\b[^.;]{0,40}"
+        r"(?:looks?|are|is|came out|come out|seems?|have|has)\b[^.;]{0,40}"
         r"\b(?:fix|repair|redo|redraw|correct|improve|restore|sharpen)\b|"
         r"\b(?:corrige[rz]?|r[ée]pare[rz]?|am[ée]liore[rz]?) (?:le |les |son |ses )?(?:visage|mains)\b|"
         r"\b(?:arregla|corrige|mejora|repara|restaura) (?:la |las |su |sus )?(?:cara|rostro|manos)\b|"
@@ -415,10 +424,36 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:это|эту|эта|мою|моё|мое|мой|моя|этот|этой)\s+(?:фото\w*|изображени\w*|картин\w*|рисун\w*|снимок)|"
     r"(?:この|その|私の|僕の|添付の|添付した|アップロードした)(?:写真|画像|イラスト|絵|スケッチ)|"
     r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|图|圖|画|畫|插画|草图)|"
-    r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)", re.IGNORECASE)
+    r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)|(?:사진|이미지)\s?(?:에서|속)|"
+    # pl "na tym zdjęciu", "przerób to zdjęcie"; cs "na této fotce", "tuto fotku"
+    r"\b(?:to|tego|tym|t[ąę]|moje|mojego|moim|moj[ąe]|nasze|naszym|na|ze)\s+(?:zdjęci\w*|fotografi\w*|fotk\w*)|"
+    r"\b(?:tuto|této|tato|tomto|moji|mou|na|z)\s+(?:fot[kc]\w*|fotografi\w*|obrázk\w*|obrázek)|"
+    # ru: on the photo, on the second photo, from this shot
+    r"(?<!\w)(?:на|с|со|из|по|в)\s+(?:(?:первом|втором|этом|моём|моем|моей|этой|первой|второй)\s+)?"  # noqa: RUF001
+    r"(?:фото\w*|снимк\w*|изображени\w*|картинк\w*)|"
+    # el "στη φωτογραφία", "τη φωτογραφία μου"
+    r"(?<!\w)(?:στη|στην|αυτή\s+τη|αυτήν\s+την|τη|την)\s+(?:δεύτερη\s+)?(?:φωτογραφ\w*|εικόνα\w*)|"
+    r"φωτογραφ\w*\s+μου|"
+    # tr: this photo, in the photo, my photo (its case endings)
+    r"\bfotoğraf(?:ımı|ımdaki|ımda|taki|ta|tan)(?!\w)|"  # noqa: RUF001
+    r"\bbu\s+(?:fotoğraf\w*|resm\w*|resim\w*|görsel\w*)|"
+    # sv "bilden", "fotot", "min bild"
+    r"\b(?:bilden|fotot|fotografiet|teckningen|målningen)\b|\b(?:min|mitt|den här|det här)\s+(?:bild|foto)\b|"
+    # vi "ảnh này", "trong ảnh", "bức ảnh của tôi"
+    r"(?<!\w)ảnh\s+(?:này|của tôi|đính kèm|thứ hai)|(?<!\w)trong\s+(?:bức\s+)?ảnh|"
+    # Hindi in Latin script: "photo ko", "meri photo", "tasveer mein"
+    r"\b(?:photo|foto|tasveer|tasvir|pic)\s+(?:ko|mein|se|ki|ka)\b|"
+    r"\b(?:meri|mera|yeh|ye|iss)\s+(?:photo|foto|tasveer|tasvir|pic)\b|"
+    # pt "a foto em anexo", "na foto"; es "la foto"; nl "de foto", "op de foto"
+    r"\bem anexo\b|\b(?:na|da|à)\s+foto(?:grafia)?\b|"
+    r"\ba\s+foto(?:grafia)?\s+(?:no|na|em|do|da|num|numa|para|com|que|ao|à|e)\b|"
+    r"\b(?:en la|de la)\s+foto(?:graf[ií]a)?\b|"
+    r"\bla\s+foto(?:graf[ií]a)?\s+(?:en|con|a|al|que|y|e|in|nel|nella)\b|"
+    r"\b(?:op de|in de|van de|de)\s+afbeelding\b|\b(?:op de|in de|van de)\s+foto\b|"
+    r"(?:^|[.,;!?]\s*|\b(?:maak|zet|verander|vervang|bewerk|pas)\s+)de\s+foto\b", re.IGNORECASE)
 # a mask the user gives, in other languages
-_MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\b|\bmasque\b|\bmasker\b|"
-                           r"маск\w*|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
+_MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmasque\b|\bmasker\b|\bmask\w*|gemaskeerd\w*|"
+                           r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
                       re.IGNORECASE)
@@ -471,7 +506,14 @@ _UPSCALE_GIVEN = re.compile(
     r"(?:twice|two times|three times|four times|[2-8] times|[2-8] ?x) (?:as )?(?:big|large|bigger|larger)|"
     r"pi[ùu] grande|m[áa]s grande|"
     r"plus grand)\b|"
-    r"大きく(?:して|する)|크게|[2-8]\s*倍", re.IGNORECASE)
+    r"大きく(?:して|する)|크게|[2-8]\s*倍|"
+    r"\bbüyüt\w*|\bbaskı için\b|\bförstora\w*|\bför utskrift\b|\bpowiększ\w*|\bdo druku\b|"  # noqa: RUF001
+    r"увелич\w*\s+(?:\w+\s+)?(?:фото|изображени|снимо?к|картин|размер|разрешени)\w*|для печати|"
+    r"\bzvětš\w*|\bpro tisk\b|\bphóng to\b|\bđể in\b|"
+    r"\bampl[ií](?:a|e|ar)\s+(?:(?:esta|essa|a|la|mi|minha|este|el|o)\s+)?(?:foto\w*|imagem|imagen)\b|"
+    r"\bpara impress[ãa]o\b|μεγέθυν\w*|για εκτύπωση|\bprint ke liye\b|\bbada kar\w*|"  # noqa: RUF001
+    r"\bvergro(?:ot|ten)\s+(?:(?:deze|de|dit|mijn|het)\s+)?(?:foto|afbeelding|beeld)\b|\bom te printen\b",
+    re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
@@ -508,7 +550,15 @@ _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 _ORDINAL_PICTURE = re.compile(
     r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
     r"\bthe (?:second|other|2nd|last) (?:image|picture|photo|pic|one|shot|file)\b|"
-    r"\b(?:ref|reference) (?:pic|image|photo|picture|shot)s?\b|\b(?:ref|reference) (?:is )?attached\b",
+    r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
+    r"\b(?:ref|reference) (?:is )?attached\b|"
+    r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
+    r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
+    r"(?:de|di) refer[êeé]n[cz]\w*|"
+    r"\b(?:segunda|seconda|zweiten?|tweede|deuxi[èe]me|druh\w+|drug\w+|andra|ikinci) "
+    r"(?:foto\w*|imagem|imagen|immagine|bild\w*|afbeelding|image|photo|fotk\w*|zdjęci\w*|fotoğraf\w*)|"
+    r"(?<!\w)(?:втором|вторая|второй|вторую|второе)\s+(?:фото\w*|снимк\w*|изображени\w*|картин\w*)|"
+    r"δεύτερη\s+(?:φωτογραφ\w*|εικόνα)|ảnh thứ hai|두 번째 (?:사진|이미지)|2枚目|第二张",
     re.IGNORECASE)
 # a picture the user gives, with the noun that names it: "my photo", "the painting I uploaded",
 # "this selfie", "the illustration I attached", "my living room photo"
@@ -527,7 +577,11 @@ _GIVEN_NOUN = re.compile(
 # a given picture told by what the user did with it ("the picture I made yesterday (attached)")
 _MADE_PICTURE = re.compile(
     r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:that )?(?:i|we) (?:made|drew|painted|created|did|took)\b|"
-    r"\((?:see )?attached\)", re.IGNORECASE)
+    r"\((?:see )?attached\)|"
+    r"\b(?:i|we)(?: have| 've|'ve| have got|'ve got| got)\s+(?:a|an|this|one|some)\s+"
+    r"(?:(?:old|nice|lovely|great|favou?rite|little|blurry|faded|scanned|digital)\s+)?"
+    r"(?:photo|picture|pic|snapshot|photograph|selfie|scan|render|drawing|sketch)s?\s+(?:of|from)\s+"
+    r"(?:my|our|his|her|their|me|us|the)\b", re.IGNORECASE)
 
 
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",

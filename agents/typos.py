@@ -46,6 +46,9 @@ KEY_WORDS = (
     "perfume", "jewelry", "jewellery", "helmet", "backpack", "breakfast", "dessert", "chocolate",
     "croissant", "pancake", "cupcake", "noodle", "noodles",
 )
+# words of other languages one letter from a key word, never corrected ("Maske" is no "masked")
+NOT_TYPOS = frozenset(("maske", "masken", "maskeli", "maskou", "maskel", "bilden", "fotot", "fotce", "fotka",
+                       "fotku", "fotky", "photoe"))
 _WORD = re.compile(r"[^\W\d_]+")  # whole words in any script; only ASCII ones are corrected
 
 
@@ -106,7 +109,8 @@ def correction(word: str) -> str | None:
     """The key word ``word`` is a typo of, or ``None``. Another form of the same word
     ("detailer", "upscaler") is no typo of it."""
     low = word.lower()
-    if not low.isascii() or len(low) < 5 or low in KEY_WORDS or low in known_words():
+    if not low.isascii() or len(low) < 5 or low in KEY_WORDS or low in NOT_TYPOS\
+            or low in known_words():
         return None
     found = [k for k in KEY_WORDS if k[0] == low[0] or k[1:2] == low[1:2]
              if _one_edit(low, k, swap_only=len(k) <= 5) and _stem(low) != _stem(k)]
