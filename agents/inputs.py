@@ -16,7 +16,7 @@ from typing import Any
 from agents.choose import rank_templates
 from agents.context import PlanningContext, missing_models, template_inputs, template_task
 from agents.errors import AgentError
-from agents.labels import INTENT_INPUTS, ROLE_INTENTS
+from agents.labels import INTENT_INPUTS, ROLE_INTENTS, gives_mask
 from agents.request import Request
 from graphs import Graph, Node, Template
 
@@ -48,12 +48,13 @@ def apply_inputs(request: Request, notes: list[str]) -> None:
 
 def implied_roles(request: Request) -> set[str]:
     """The input roles the words of ``request`` imply: a given picture (image-to-image or
-    inpaint), a mask (inpaint), and the inputs of its intents."""
+    inpaint), a mask (inpaint; an outpainting only when the words say the user gives one:
+    "I widened the canvas and masked the empty strips"), and the inputs of its intents."""
     labels = request.labels
     roles = {r for i in labels.intents for r in INTENT_INPUTS.get(i, ())}
     if labels.task != "text-to-image":
         roles.add("image")
-    if labels.task == "inpaint" and "outpaint" not in labels.intents:
+    if labels.task == "inpaint" and ("outpaint" not in labels.intents or gives_mask(request.prompt)):
         roles.add("mask")  # an outpainting paints the padded border: the pad makes its mask
     return roles
 
@@ -65,7 +66,7 @@ def missing_roles(template: Template, request: Request) -> list[dict[str, str]]:
     padded = "outpaint" in request.labels.intents and outpaints(template)
     return [{"role": i.role, "description": i.description} for i in template_inputs(template)
             if i.role not in request.images and (not i.optional or i.role in implied)
-            and not (padded and i.role == "mask")]
+            and not (padded and i.role == "mask" and i.role not in implied)]
 
 
 def outpaints(template: Template) -> bool:

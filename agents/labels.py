@@ -216,6 +216,12 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:image|picture|photo|painting|artwork|one) as (?:a |the )?(?:style )?reference\b|"
         r"\bas (?:a |the )?style reference\b|"
         r"\bim stil (?:dieses|des beigef[üu]gten|des angeh[äa]ngten|des zweiten|meines)\b|"
+        # "mach mein Foto in genau diesem Stil", "dans ce style", "in questo stile", "w tym stylu"
+        r"\bin (?:genau |exakt )?(?:diesem|demselben|dem gleichen) stil\b|\bdans (?:ce|le m[êe]me) style\b|"
+        r"\b(?:en|con) (?:este|ese|el mismo) estilo\b|\bin questo stile\b|"
+        r"\b(?:neste|nesse|no mesmo) estilo\b|"
+        r"\bin (?:deze|dezelfde) stijl\b|\bw tym (?:samym )?stylu\b|(?<!\w)в (?:этом|том же) стиле\b|"
+        r"\bi (?:den här|samma) stil\b|\bv tomto stylu\b|\bbu tarzda\b|"
         r"\bdans le style de (?:cette|cet|ce|l'image|la photo|la deuxi[èe]me)\b|"
         r"\b(?:al|en el) estilo de (?:esta|este|la segunda|la otra|la imagen adjunta)\b|"
         r"\bnello stile di (?:questa|questo|quest'|la seconda)\b|\bno estilo (?:desta|deste|da segunda)\b|"
@@ -229,7 +235,11 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:kolorier\w*|einf[äa]rb\w*|colorare|colora|colorir|colorize)\b|调色板|配色|パレット|上色|着色|カラー化|"
         r"\bcolou?r scheme (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
-        r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b"
+        r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b|"
+        # "I'd like the colours soft and faded like in this other photo I'm sending"
+        r"\bcolou?rs?\b[^.;!?]{0,50}\b(?:like|as|from|of) (?:in |on )?(?:this|that|the|my|our) "
+        r"(?:other|second|attached|reference|sample|example) (?:[\w'-]+ )?(?:photo|image|picture|pic|one)\b|"
+        r"\b(?:brand|our|company|corporate) colou?rs\b[^.;!?]{0,30}\b(?:swatch|colou?r chart|palette image)\b"
     ),
     "regions": (
         r"\b(?:on|at|to) the (?:left|right)\b|\b(?:left|right) (?:side|half)\b|\b(?:left|right)\s*:|"
@@ -534,6 +544,17 @@ _USER_MASK = re.compile(
     r"\b(?:marked|masked|covered|outlined|painted) (?:with|by|in) (?:a|the|my) mask\b|"
     r"\bthe mask (?:is )?(?:over|on|around)\b",
     re.IGNORECASE)
+
+
+def gives_mask(prompt: str) -> bool:
+    """Whether the words of ``prompt`` say the user gives a mask ("I masked the empty strips",
+    "zaznaczyłem maską"), not one a subject wears ("a woman wearing a face mask")."""
+    prompt = fix_typos(normalize(prompt))[0]
+    if _USER_MASK.search(prompt):
+        return True
+    return bool(_MASK_FOREIGN.search(prompt)) and not _SUBJECT_MASK.search(prompt)
+
+
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
     r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
