@@ -238,8 +238,12 @@ _INTENT_RULES: dict[str, str] = {
         r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b|"
         # "I'd like the colours soft and faded like in this other photo I'm sending"
         r"\bcolou?rs?\b[^.;!?]{0,50}\b(?:like|as|from|of) (?:in |on )?(?:this|that|the|my|our) "
-        r"(?:other|second|attached|reference|sample|example) (?:[\w'-]+ )?(?:photo|image|picture|pic|one)\b|"
-        r"\b(?:brand|our|company|corporate) colou?rs\b[^.;!?]{0,30}\b(?:swatch|colou?r chart|palette image)\b"
+        r"(?:other|second|attached|reference|sample|example) (?:[\w'-]+ )?"
+        r"(?:photo|image|picture|pic|one)\b|"
+        r"\b(?:brand|our|company|corporate) colou?rs\b[^.;!?]{0,30}"
+        r"\b(?:swatch|colou?r chart|palette image)\b|"
+        # a swatch or colour chart the user gives ("the colours in the swatch image I attached")
+        r"\b(?:colou?r )?swatch(?:es)?\b|\bcolou?r (?:chart|card)s?\b"
     ),
     "regions": (
         r"\b(?:on|at|to) the (?:left|right)\b|\b(?:left|right) (?:side|half)\b|\b(?:left|right)\s*:|"
@@ -462,7 +466,8 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:op de|in de|van de|de)\s+afbeelding\b|\b(?:op de|in de|van de)\s+foto\b|"
     r"(?:^|[.,;!?]\s*|\b(?:maak|zet|verander|vervang|bewerk|pas)\s+)de\s+foto\b", re.IGNORECASE)
 # a mask the user gives, in other languages
-_MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmasque\b|\bmasker\b|\bmask\w*|gemaskeerd\w*|"
+_MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmas(?:ce|ka|ku|kou|ky)\b|"
+                           r"\bmasque\b|\bmasker\b|\bmask\w*|gemaskeerd\w*|"
                            r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
@@ -477,6 +482,9 @@ _NEEDS_GIVEN = {
         r"\b(?:palette|colou?rs?) (?:of|from) (?:this|that|my|our|"
         r"the (?:attached|given|uploaded|provided|second|other|reference|palette))\b|"
         r"\b(?:this|my|the attached|the given|the uploaded) palette\b|"
+        r"\b(?:swatch|colou?r chart|colou?r card) (?:image|photo|picture|file|pic)\b|"
+        r"\b(?:attached|given|uploaded|provided|our|my|this) "
+        r"(?:colou?r )?(?:swatch|colou?r chart|colou?r card)\b|"
         r"\bcolou?ri[sz]e (?:this|my|it|the (?:attached|given|uploaded|old))\b|\brecolou?r (?:this|my|it)\b",
         re.IGNORECASE),
     "depth": re.compile(r"\bdepth[- ](?:map|control|guided|estimation|controlnet)\b|\b3d layout\b|"
