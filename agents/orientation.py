@@ -110,7 +110,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      _oriented(_VERTICAL) + r"|"
      r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape)\b|"
      r"\b(?:in|it|as|to) portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|"
-     r"\bstaand formaat\b|"
+     r"\bstaand formaat\b|\bst[åa]ende (?:format|bild|läge)\b|\bna v[ýy][šs]ku\b|"
+     r"\bdikey (?:format\w*|g[öo]rsel\w*|poster\w*)|\bportre format\w*|\bkh[ổo] d[ọo]c\b|"
+     r"κάθετ\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t)\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
@@ -121,7 +123,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|\blandschaftsformat\w*|\bliggend formaat\b|"
-     r"\bapaisad[oa]s?\b|"
+     r"\bapaisad[oa]s?\b|\bliggande (?:format|bild|läge)\b|\bna [šs][íi][řr]ku\b|"
+     r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
+     r"οριζόντι\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:paysage|paisaje|paisagem|paesaggio|landscape)\b|"
      r"\bальбомн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001

@@ -48,7 +48,7 @@ KEY_WORDS = (
 )
 # words of other languages one letter from a key word, never corrected ("Maske" is no "masked")
 NOT_TYPOS = frozenset(("maske", "masken", "maskeli", "maskou", "maskel", "bilden", "fotot", "fotce", "fotka",
-                       "fotku", "fotky", "photoe"))
+                       "fotku", "fotky", "formaat", "liggend", "liggande"))
 _WORD = re.compile(r"[^\W\d_]+")  # whole words in any script; only ASCII ones are corrected
 
 
