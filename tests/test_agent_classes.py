@@ -751,3 +751,173 @@ def test_extending_words_about_a_new_picture_are_no_outpainting(prompt) -> None:
 def test_enlarging_a_picture_is_an_upscale_not_an_outpainting() -> None:
     labels = classify("enlarge this photo to print size")
     assert labels.intents == ["upscale"] and labels.task == "image-to-image"
+
+
+# -- issue 17 round 3: every implied input, in any language ----------------------------------------------
+
+def _asked_roles(planner: Planner, prompt: str) -> set[str]:
+    """The roles the planner names when ``prompt`` is planned without files: those of its input
+    error, or those of a text-only fallback's note."""
+    try:
+        plan = planner.plan(prompt)
+    except AgentError as err:
+        assert err.type == "input", err.to_dict()
+        return set(err.to_dict()["roles"])
+    return {role for note in plan.trace["notes"] if "fell back" in note or "needs input" in note
+            for role in ("image", "mask", "style", "palette", "reference", "control") if repr(role) in note
+            or f"input {role}" in note}
+
+
+def _assert_implied(planner: Planner, host, prompt: str, templates: list[str], roles: list[str]) -> None:
+    asked = _asked_roles(planner, prompt)
+    assert set(roles) <= asked, (prompt, asked)
+    files = {role: f"{role}.png" for role in roles}
+    plan = planner.plan(prompt, images=files)
+    assert plan.template in templates, (prompt, plan.template)
+    validate(plan.graph, host.catalog)
+    paths = {n.params.get("path") for n in plan.graph.nodes.values()}
+    assert set(files.values()) <= paths, (prompt, paths)
+
+
+# -- 1. a given picture, a mask, a second picture, an upscale, in languages the rules did not know ----------
+
+@pytest.mark.parametrize(("prompt", "templates", "roles"), [
+    ("na tym zdjęciu zaznaczyłem maską niebo, zamień je na zachód słońca", ["inpaint"], ["image", "mask"]),
+    ("przerób to zdjęcie na obraz olejny", ["img2img", "image_translation"], ["image"]),
+    ("на фото я закрасил маской забор, убери его", ["inpaint"], ["image", "mask"]),  # noqa: RUF001
+    ("сделай фото в стиле картины на втором фото", ["style_transfer"], ["image", "style"]),
+    ("στη φωτογραφία έβαλα μάσκα στον ουρανό, κάνε τον ηλιοβασίλεμα", ["inpaint"], ["image", "mask"]),
+    ("bu fotoğrafı baskı için büyüt ve netleştir", ["tiled_upscale"], ["image"]),  # noqa: RUF001
+    ("fotoğraftaki maskeli alanı çiçeklerle doldur", ["inpaint"], ["image", "mask"]),  # noqa: RUF001
+    ("gör om fotot till en oljemålning, liggande format", ["img2img", "image_translation"], ["image"]),
+    ("förstora bilden så att den går att skriva ut i stort format", ["tiled_upscale"], ["image"]),
+    ("v masce na fotce nahraď auto stromem", ["inpaint"], ["image", "mask"]),
+    ("udělej z této fotky akvarel", ["img2img", "image_translation"], ["image"]),
+    ("trong ảnh, vùng mặt nạ hãy thay bằng bầu trời sao", ["inpaint"], ["image", "mask"]),
+    ("phóng to ảnh này để in khổ lớn", ["tiled_upscale"], ["image"]),
+    ("is photo ko oil painting jaisa bana do", ["img2img", "image_translation"], ["image"]),
+    ("mask wala hissa photo mein badal do, wahan phool laga do", ["inpaint"], ["image", "mask"]),
+    ("transforme a foto em anexo numa aquarela", ["img2img", "image_translation"], ["image"]),
+    ("pinte a foto no estilo da ilustração de referência", ["style_transfer"], ["image", "style"]),
+    ("vervang in de foto het gemaskeerde deel door een tuin", ["inpaint"], ["image", "mask"]),
+    ("사진에서 마스크 부분을 꽃으로 바꿔줘", ["inpaint"], ["image", "mask"]),
+    ("Hier ist mein Foto und ein Holzschnitt: mach mein Foto in genau diesem Stil", ["style_transfer"],
+     ["image", "style"]),
+])
+def test_a_given_picture_and_mask_in_more_languages_are_asked_for(planner, host, prompt, templates,
+                                                                   roles) -> None:
+    _assert_implied(planner, host, prompt, templates, roles)
+
+
+@pytest.mark.parametrize("prompt", [
+    # "a photo of a cat at sunset": the photo is the style
+    "gün batımında bir kedi fotoğrafı",  # noqa: RUF001
+    "zrób zdjęcie kota na plaży", "en bild av en katt på stranden", "een foto van een kat",
+    "una imagen estilo de foto realista de un gato", "кот в стиле фото, реалистично",
+    "사진의 질감으로 고양이", "can u make a pic of a puppy, make it look real like a foto not a cartoon",
+])
+def test_picture_words_of_a_new_picture_in_those_languages_stay_text_to_image(prompt) -> None:
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and not labels.intents, labels
+
+
+def test_a_foreign_mask_word_is_not_corrected_to_an_english_one() -> None:
+    assert fix_typos("ein Drache nur innerhalb des Kreises der Maske")[1] == []
+    assert fix_typos("een kat in liggend formaat")[1] == []
+
+
+# -- 2. a second picture in the user's words: reference, palette, style ------------------------------------
+
+@pytest.mark.parametrize(("prompt", "templates", "roles"), [
+    ("replace the masked spot on my kitchen photo with the exact mug from this other product photo",
+     ["inpaint_reference"], ["image", "mask", "reference"]),
+    ("put the lamp from the other photo into the masked corner of my living room picture",
+     ["inpaint_reference"], ["image", "mask", "reference"]),
+    ("recolour my logo drawing, our brand colours are in the attached swatch", ["palette_colorization"],
+     ["image", "palette"]),
+    ("colour my line drawing using the colours in the swatch image I attached", ["palette_colorization"],
+     ["image", "palette"]),
+    ("colour this illustration with the palette from our colour chart image", ["palette_colorization"],
+     ["image", "palette"]),
+    ("I have an old black and white picture of my parents, could you put colour in it? I'd like the "
+     "colours soft and faded like in this other photo I'm sending you", ["palette_colorization"],
+     ["image", "palette"]),
+    ("redo my photo in the style of the reference illustration I'm sending as an attachment",
+     ["style_transfer"], ["image", "style"]),
+])
+def test_a_second_picture_in_the_users_words_is_asked_for(planner, host, prompt, templates, roles) -> None:
+    _assert_implied(planner, host, prompt, templates, roles)
+
+
+def test_a_swatch_or_colour_chart_of_a_new_picture_is_no_palette_input() -> None:
+    for prompt in ("a fabric swatch on a wooden table, macro photo", "a colour chart poster of the rainbow"):
+        labels = classify(prompt)
+        assert labels.task == "text-to-image" and "palette" not in labels.intents, (prompt, labels)
+
+
+# -- 3. a long chatty prompt about a photo the user has -----------------------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "I have a photo of my late husband's old car, a blue 1965 Mustang parked by our lake house. I would love "
+    "it to look like an oil painting to hang in the hall",
+    "I've got a picture of our dog from last summer on the beach and I'd love to see it as a watercolour",
+    "We have this lovely old photo of grandma in her garden from the 70s, could you turn it into a "
+    "watercolour for her birthday card?",
+])
+def test_a_photo_the_user_says_they_have_is_asked_for(planner, host, prompt) -> None:
+    _assert_implied(planner, host, prompt, ["img2img", "image_translation"], ["image"])
+
+
+@pytest.mark.parametrize("prompt", ["I have a photo idea: a cat on the moon",
+                                    "I have a picture in my head of a castle on a cliff"])
+def test_an_idea_of_a_picture_is_no_given_picture(prompt) -> None:
+    assert classify(prompt).task == "text-to-image"
+
+
+# -- 4. a fix of the user's render or photo is a detail pass of it -----------------------------------------
+
+@pytest.mark.parametrize("prompt", ["hands in my render have 6 fingers, fix them pls",
+                                    "the eyes in my portrait photo look weird, fix them please",
+                                    "my render's face is melted, can you repair the face"])
+def test_a_fix_of_the_users_render_is_a_detail_pass_of_it(planner, host, prompt) -> None:
+    _assert_implied(planner, host, prompt, ["detail_pass"], ["image"])
+    with pytest.raises(AgentError) as err:
+        planner.plan(prompt)
+    assert err.value.to_dict()["template"] == "detail_pass"
+
+
+# -- 5. a subject only inside the circle of the mask, in any language --------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "a golden koi fish only inside the circle of the mask", "a red balloon only within the circle of my mask",
+    "ein Drache nur innerhalb des Kreises der Maske", "un hibou seulement dans le cercle du masque",
+    "un globo rojo solo dentro del círculo de la máscara",
+    "un palloncino solo dentro il cerchio della maschera",
+])
+def test_a_subject_inside_the_masks_circle_is_a_masked_region(planner, host, prompt) -> None:
+    labels = classify(prompt)
+    assert "mask-region" in labels.intents and labels.task == "text-to-image", labels
+    _assert_implied(planner, host, prompt, ["masked_regions"], ["mask"])
+
+
+# -- an outpainting whose words say the user masked the border needs that mask ------------------------------
+
+def test_an_outpainting_the_user_masked_asks_for_the_mask(planner) -> None:
+    prompt = "Poszerzyłem płótno zdjęcia i zaznaczyłem maską puste pasy po bokach - dorysuj resztę plaży"
+    assert {"image", "mask"} <= _asked_roles(planner, prompt)
+    assert _asked_roles(planner, "extend this photo to 16:9") == {"image"}  # the pad makes the mask
+
+
+# -- landscape and portrait format in Swedish, Czech, Turkish, Vietnamese, Greek, Dutch --------------------
+
+@pytest.mark.parametrize(("prompt", "fmt"), [
+    ("en katt i ett fönster, stående format", "tall"), ("en fjällsjö i gryningen, liggande format", "wide"),
+    ("kočka na okně, na výšku", "tall"), ("kočka na šířku", "wide"),
+    ("yatay formatta bir dağ manzarası", "wide"),  # noqa: RUF001
+    ("portre formatında bir kedi", "tall"),  # noqa: RUF001
+    ("một con mèo trên cửa sổ, khổ dọc", "tall"),
+    ("μια γάτα σε οριζόντια μορφή", "wide"), ("een kat in liggend formaat", "wide"),
+])
+def test_orientation_words_in_more_languages(planner, prompt, fmt) -> None:
+    aspect = _aspect(planner.plan(prompt))
+    assert (aspect > 1.2) if fmt == "wide" else (aspect < 0.85), (prompt, aspect)
