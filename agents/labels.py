@@ -199,6 +199,7 @@ _INPUT_PHRASE = re.compile(
 
 _IMG = r"(?:image|picture|photo|photograph|pic|painting|reference|ref|example|file|one)"
 _GIVEN = r"(?:this|the|my|that|our|attached|given|uploaded|provided|second|other|reference|input)"
+_ART_STYLE = r"(?:painting|picture|image|photo|illustration|drawing|artwork|print|poster|pic)s?"
 _INTENT_RULES: dict[str, str] = {
     "style": (
         r"\bstyle transfer\b|\bin the style of (?:this|that|the attached|the given|the uploaded|my)\b|"
@@ -215,6 +216,10 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:use|using|take|taking) (?:this|that|the (?:attached|second|other)|my) (?:[\w'-]+ ){0,2}?"
         r"(?:image|picture|photo|painting|artwork|one) as (?:a |the )?(?:style )?reference\b|"
         r"\bas (?:a |the )?style reference\b|"
+        # "in the style of the painting I'm attaching"
+        r"\bstyle of (?:the|this|my) (?:[\w'-]+ ){0,2}?" + _ART_STYLE
+        + r" (?:that )?(?:i|we)(?:'m|'ve| am| have)? "
+        r"(?:just )?(?:attach|send|sent|upload|shar|giv|gave|includ|add)\w*|"
         r"\bim stil (?:dieses|des beigef[üu]gten|des angeh[äa]ngten|des zweiten|meines)\b|"
         # "mach mein Foto in genau diesem Stil", "dans ce style", "in questo stile", "w tym stylu"
         r"\bin (?:genau |exakt )?(?:diesem|demselben|dem gleichen) stil\b|\bdans (?:ce|le m[êe]me) style\b|"
@@ -460,6 +465,10 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:meri|mera|yeh|ye|iss)\s+(?:photo|foto|tasveer|tasvir|pic)\b|"
     # pt "a foto em anexo", "na foto"; es "la foto"; nl "de foto", "op de foto"
     r"\bem anexo\b|\b(?:na|da|à)\s+foto(?:grafia)?\b|"
+    # "in the attachment": pl, cs, ru, sv, nl, vi, el, tr
+    r"\bw załącz\w*|\bv příloze\b|(?<!\w)(?:в|во) (?:приложени|вложени)\w*|\bi bilagan\b|\bbifogad\w*|"
+    r"\bin de bijlage\b|\bbijgevoegd\w*|đính kèm|συνημμέν\w*|\bekte(?:ki)?\b|"
+    r"(?:^|[.,;:!?]\s*)fotoğrafı\s|"  # noqa: RUF001
     r"\ba\s+foto(?:grafia)?\s+(?:no|na|em|do|da|num|numa|para|com|que|ao|à|e)\b|"
     r"\b(?:en la|de la)\s+foto(?:graf[ií]a)?\b|"
     r"\bla\s+foto(?:graf[ií]a)?\s+(?:en|con|a|al|que|y|e|in|nel|nella)\b|"
@@ -585,7 +594,8 @@ _ORDINAL_PICTURE = re.compile(
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
     r"(?:de|di) refer[êeé]n[cz]\w*|"
     r"\b(?:segunda|seconda|zweiten?|tweede|deuxi[èe]me|druh\w+|drug\w+|andra|ikinci) "
-    r"(?:foto\w*|imagem|imagen|immagine|bild\w*|afbeelding|image|photo|fotk\w*|zdjęci\w*|fotoğraf\w*)|"
+    r"(?:foto\w*|imagem|imagen|immagine|bild\w*|afbeelding|image|photo|fotk\w*|zdjęci\w*|fotoğraf\w*|"
+    r"schilderij|tekening|pintura|dipinto|gem[äa]lde|peinture|tableau|obraz\w*|resim\w*|målning\w*)|"
     r"(?<!\w)(?:втором|вторая|второй|вторую|второе)\s+(?:фото\w*|снимк\w*|изображени\w*|картин\w*)|"
     r"δεύτερη\s+(?:φωτογραφ\w*|εικόνα)|ảnh thứ hai|두 번째 (?:사진|이미지)|2枚目|第二张",
     re.IGNORECASE)
@@ -607,6 +617,9 @@ _GIVEN_NOUN = re.compile(
 _MADE_PICTURE = re.compile(
     r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:that )?(?:i|we) (?:made|drew|painted|created|did|took)\b|"
     r"\((?:see )?attached\)|"
+    r"\b(?:i|we) (?:took|shot|snapped) (?:a|an|this|one) (?:[a-z]+ )?"
+    r"(?:photo|picture|pic|snapshot|selfie|shot|photograph)s? of\b[^.;!?]{0,80}"
+    r"\b(?:make|turn|change|edit|fix|give|can you|could you|please)\b|"
     r"\b(?:i|we)(?: have| 've|'ve| have got|'ve got| got)\s+(?:a|an|this|one|some)\s+"
     r"(?:(?:old|nice|lovely|great|favou?rite|little|blurry|faded|scanned|digital)\s+)?"
     r"(?:photo|picture|pic|snapshot|photograph|selfie|scan|render|drawing|sketch)s?\s+(?:of|from)\s+"

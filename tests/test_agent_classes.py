@@ -803,6 +803,13 @@ def _assert_implied(planner: Planner, host, prompt: str, templates: list[str], r
     ("사진에서 마스크 부분을 꽃으로 바꿔줘", ["inpaint"], ["image", "mask"]),
     ("Hier ist mein Foto und ein Holzschnitt: mach mein Foto in genau diesem Stil", ["style_transfer"],
      ["image", "style"]),
+    ("zdjęcie w załączniku przerób na akwarelę", ["img2img", "image_translation"], ["image"]),
+    ("на втором фото диван, поставь его в замаскированное место на первом фото",  # noqa: RUF001
+     ["inpaint_reference"], ["image", "mask", "reference"]),
+    ("fotoğrafı büyüt, baskı için net olsun", ["tiled_upscale"], ["image"]),  # noqa: RUF001
+    ("zet de foto in de stijl van het tweede schilderij", ["style_transfer"], ["image", "style"]),
+    ("is tasveer ko cartoon bana do", ["img2img", "image_translation"], ["image"]),
+    ("첨부한 사진을 인쇄용으로 확대해줘", ["tiled_upscale"], ["image"]),
 ])
 def test_a_given_picture_and_mask_in_more_languages_are_asked_for(planner, host, prompt, templates,
                                                                    roles) -> None:
@@ -844,6 +851,9 @@ def test_a_foreign_mask_word_is_not_corrected_to_an_english_one() -> None:
      ["image", "palette"]),
     ("redo my photo in the style of the reference illustration I'm sending as an attachment",
      ["style_transfer"], ["image", "style"]),
+    ("paint my portrait in the style of the painting I'm attaching", ["style_transfer"], ["image", "style"]),
+    ("swap the chair in the masked area of my room photo for the one in the catalogue photo",
+     ["inpaint_reference"], ["image", "mask", "reference"]),
 ])
 def test_a_second_picture_in_the_users_words_is_asked_for(planner, host, prompt, templates, roles) -> None:
     _assert_implied(planner, host, prompt, templates, roles)
@@ -863,13 +873,16 @@ def test_a_swatch_or_colour_chart_of_a_new_picture_is_no_palette_input() -> None
     "I've got a picture of our dog from last summer on the beach and I'd love to see it as a watercolour",
     "We have this lovely old photo of grandma in her garden from the 70s, could you turn it into a "
     "watercolour for her birthday card?",
+    "I took a picture of the sunset from our balcony last night, can you make it look like a watercolour?",
+    "Here's a snapshot of our cabin in winter, I'd like it as a pencil sketch",
 ])
 def test_a_photo_the_user_says_they_have_is_asked_for(planner, host, prompt) -> None:
     _assert_implied(planner, host, prompt, ["img2img", "image_translation"], ["image"])
 
 
 @pytest.mark.parametrize("prompt", ["I have a photo idea: a cat on the moon",
-                                    "I have a picture in my head of a castle on a cliff"])
+                                    "I have a picture in my head of a castle on a cliff",
+                                    "I took a photo of a cat once, it was cute"])
 def test_an_idea_of_a_picture_is_no_given_picture(prompt) -> None:
     assert classify(prompt).task == "text-to-image"
 
@@ -893,6 +906,7 @@ def test_a_fix_of_the_users_render_is_a_detail_pass_of_it(planner, host, prompt)
     "ein Drache nur innerhalb des Kreises der Maske", "un hibou seulement dans le cercle du masque",
     "un globo rojo solo dentro del círculo de la máscara",
     "un palloncino solo dentro il cerchio della maschera",
+    "a tiny house only inside the oval of the mask", "кот только внутри круга маски",
 ])
 def test_a_subject_inside_the_masks_circle_is_a_masked_region(planner, host, prompt) -> None:
     labels = classify(prompt)
