@@ -238,6 +238,10 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:paleta|tavolozza|farbpalette|palette de couleurs)\b|\bcolore(?:a|ar)\b|"
         r"\bcolori(?:ser|se|ez)\b|"
         r"\b(?:kolorier\w*|einf[äa]rb\w*|colorare|colora|colorir|colorize)\b|调色板|配色|パレット|上色|着色|カラー化|"
+        # pl, cs, ru, tr, sv, nl, el, vi: colourise, a palette
+        r"\bpalet(?:a|y|ę|ie|u|te|ten|t|ti)?\b|\bpalett(?:en)?\b|палитр\w*|παλέτα|bảng màu|"
+        r"\bpokoloruj\w*|\bkoloruj\w*|\bvybarv\w*|раскрас\w*|\brenklendir\w*|\bfärglägg\w*|\binkleur\w*|"
+        r"χρωμάτισ\w*|(?<!\w)tô màu|"
         r"\bcolou?r scheme (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b|"
@@ -445,7 +449,8 @@ _GIVEN_FOREIGN = re.compile(
     r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|图|圖|画|畫|插画|草图)|"
     r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)|(?:사진|이미지)\s?(?:에서|속)|"
     # pl "na tym zdjęciu", "przerób to zdjęcie"; cs "na této fotce", "tuto fotku"
-    r"\b(?:to|tego|tym|t[ąę]|moje|mojego|moim|moj[ąe]|nasze|naszym|na|ze)\s+(?:zdjęci\w*|fotografi\w*|fotk\w*)|"
+    r"\b(?:to|tego|tym|t[ąę]|tej|moje|mojego|moim|moj[ąe]j?|nasze|naszym|naszej|na|ze)\s+"
+    r"(?:zdjęci\w*|fotografi\w*|fot[kc]\w*|obrazk\w*|rysun\w*)|"
     r"\b(?:tuto|této|tato|tomto|moji|mou|na|z)\s+(?:fot[kc]\w*|fotografi\w*|obrázk\w*|obrázek)|"
     # ru: on the photo, on the second photo, from this shot
     r"(?<!\w)(?:на|с|со|из|по|в)\s+(?:(?:первом|втором|этом|моём|моем|моей|этой|первой|второй)\s+)?"  # noqa: RUF001
@@ -459,7 +464,7 @@ _GIVEN_FOREIGN = re.compile(
     # sv "bilden", "fotot", "min bild"
     r"\b(?:bilden|fotot|fotografiet|teckningen|målningen)\b|\b(?:min|mitt|den här|det här)\s+(?:bild|foto)\b|"
     # vi "ảnh này", "trong ảnh", "bức ảnh của tôi"
-    r"(?<!\w)ảnh\s+(?:này|của tôi|đính kèm|thứ hai)|(?<!\w)trong\s+(?:bức\s+)?ảnh|"
+    r"(?<!\w)ảnh\s+(?:này|của tôi|đính kèm|thứ hai)|(?<!\w)(?:trong|của|trên|vào)\s+(?:bức\s+)?ảnh|"
     # Hindi in Latin script: "photo ko", "meri photo", "tasveer mein"
     r"\b(?:photo|foto|tasveer|tasvir|pic)\s+(?:ko|mein|se|ki|ka)\b|"
     r"\b(?:meri|mera|yeh|ye|iss)\s+(?:photo|foto|tasveer|tasvir|pic)\b|"
@@ -468,6 +473,7 @@ _GIVEN_FOREIGN = re.compile(
     # "in the attachment": pl, cs, ru, sv, nl, vi, el, tr
     r"\bw załącz\w*|\bv příloze\b|(?<!\w)(?:в|во) (?:приложени|вложени)\w*|\bi bilagan\b|\bbifogad\w*|"
     r"\bin de bijlage\b|\bbijgevoegd\w*|đính kèm|συνημμέν\w*|\bekte(?:ki)?\b|"
+    r"\b(?:anexad[oa]|adjunt[oa]|allegat[oa]|in allegato|ci-joint|beigef[üu]gt\w*|angeh[äa]ngt\w*)\b|"
     r"(?:^|[.,;:!?]\s*)fotoğrafı\s|"  # noqa: RUF001
     r"\ba\s+foto(?:grafia)?\s+(?:no|na|em|do|da|num|numa|para|com|que|ao|à|e)\b|"
     r"\b(?:en la|de la)\s+foto(?:graf[ií]a)?\b|"
@@ -476,7 +482,7 @@ _GIVEN_FOREIGN = re.compile(
     r"(?:^|[.,;!?]\s*|\b(?:maak|zet|verander|vervang|bewerk|pas)\s+)de\s+foto\b", re.IGNORECASE)
 # a mask the user gives, in other languages
 _MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmas(?:ce|ka|ku|kou|ky)\b|"
-                           r"\bmasque\b|\bmasker\b|\bmask\w*|gemaskeerd\w*|"
+                           r"\bmasque\b|\bmasker\b|\b(?:za|ze|o)?mask\w*|gemaskeerd\w*|"
                            r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
@@ -539,6 +545,7 @@ _UPSCALE_GIVEN = re.compile(
     r"\bzvětš\w*|\bpro tisk\b|\bphóng to\b|\bđể in\b|"
     r"\bampl[ií](?:a|e|ar)\s+(?:(?:esta|essa|a|la|mi|minha|este|el|o)\s+)?(?:foto\w*|imagem|imagen)\b|"
     r"\bpara impress[ãa]o\b|μεγέθυν\w*|για εκτύπωση|\bprint ke liye\b|\bbada kar\w*|"  # noqa: RUF001
+    r"\baf te drukken\b|\bafdrukken\b|\bvergroten\b|"
     r"\bvergro(?:ot|ten)\s+(?:(?:deze|de|dit|mijn|het)\s+)?(?:foto|afbeelding|beeld)\b|\bom te printen\b",
     re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
@@ -595,7 +602,7 @@ _ORDINAL_PICTURE = re.compile(
     r"(?:de|di) refer[êeé]n[cz]\w*|"
     r"\b(?:segunda|seconda|zweiten?|tweede|deuxi[èe]me|druh\w+|drug\w+|andra|ikinci) "
     r"(?:foto\w*|imagem|imagen|immagine|bild\w*|afbeelding|image|photo|fotk\w*|zdjęci\w*|fotoğraf\w*|"
-    r"schilderij|tekening|pintura|dipinto|gem[äa]lde|peinture|tableau|obraz\w*|resim\w*|målning\w*)|"
+    r"schilderij|tekening|pintura|dipinto|gem[äa]lde|peinture|tableau|obraz\w*|obrázk\w*|resim\w*|målning\w*)|"
     r"(?<!\w)(?:втором|вторая|второй|вторую|второе)\s+(?:фото\w*|снимк\w*|изображени\w*|картин\w*)|"
     r"δεύτερη\s+(?:φωτογραφ\w*|εικόνα)|ảnh thứ hai|두 번째 (?:사진|이미지)|2枚目|第二张",
     re.IGNORECASE)
@@ -617,6 +624,10 @@ _GIVEN_NOUN = re.compile(
 _MADE_PICTURE = re.compile(
     r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:that )?(?:i|we) (?:made|drew|painted|created|did|took)\b|"
     r"\((?:see )?attached\)|"
+    r"\b(?:i|we|he|she|they|(?:my|our) (?:[a-z]+ )?(?:son|daughter|kid|child|boy|girl|kids|children|friend|"
+    r"wife|husband|mum|mom|dad|grandson|granddaughter|niece|nephew|student|partner))(?: just)? "
+    r"(?:drew|painted|sketched|made|took|shot) (?:this|these|that)\b"
+    r"(?! (?:conclusion|lesson|idea|inspiration|line|card|number|name|breath|decision|mistake|choice)s?\b)|"
     r"\b(?:i|we) (?:took|shot|snapped) (?:a|an|this|one) (?:[a-z]+ )?"
     r"(?:photo|picture|pic|snapshot|selfie|shot|photograph)s? of\b[^.;!?]{0,80}"
     r"\b(?:make|turn|change|edit|fix|give|can you|could you|please)\b|"

@@ -810,6 +810,14 @@ def _assert_implied(planner: Planner, host, prompt: str, templates: list[str], r
     ("zet de foto in de stijl van het tweede schilderij", ["style_transfer"], ["image", "style"]),
     ("is tasveer ko cartoon bana do", ["img2img", "image_translation"], ["image"]),
     ("첨부한 사진을 인쇄용으로 확대해줘", ["tiled_upscale"], ["image"]),
+    ("na mojej fotce zamaskowałem samochód, usuń go", ["inpaint"], ["image", "mask"]),
+    ("pokoloruj ten rysunek kolorami z palety w załączniku", ["palette_colorization"], ["image", "palette"]),
+    ("раскрась этот рисунок цветами с палитры на втором изображении",  # noqa: RUF001
+     ["palette_colorization"], ["image", "palette"]),
+    ("přemaluj moji fotku ve stylu druhého obrázku", ["style_transfer"], ["image", "style"]),
+    ("xóa chiếc xe trong vùng mặt nạ của ảnh", ["inpaint"], ["image", "mask"]),
+    ("deixe a foto anexada com cara de pintura a óleo", ["img2img", "image_translation"], ["image"]),
+    ("maak de afbeelding geschikt om groot af te drukken, scherper en groter", ["tiled_upscale"], ["image"]),
 ])
 def test_a_given_picture_and_mask_in_more_languages_are_asked_for(planner, host, prompt, templates,
                                                                    roles) -> None:
@@ -860,7 +868,9 @@ def test_a_second_picture_in_the_users_words_is_asked_for(planner, host, prompt,
 
 
 def test_a_swatch_or_colour_chart_of_a_new_picture_is_no_palette_input() -> None:
-    for prompt in ("a fabric swatch on a wooden table, macro photo", "a colour chart poster of the rainbow"):
+    for prompt in ("a fabric swatch on a wooden table, macro photo", "a colour chart poster of the rainbow",
+                   "a painter with a wooden palette in his studio",
+                   "paleta de colores cálidos, un atardecer"):
         labels = classify(prompt)
         assert labels.task == "text-to-image" and "palette" not in labels.intents, (prompt, labels)
 
@@ -875,6 +885,7 @@ def test_a_swatch_or_colour_chart_of_a_new_picture_is_no_palette_input() -> None
     "watercolour for her birthday card?",
     "I took a picture of the sunset from our balcony last night, can you make it look like a watercolour?",
     "Here's a snapshot of our cabin in winter, I'd like it as a pencil sketch",
+    "My daughter drew this unicorn and I'd love to see it as a watercolour",
 ])
 def test_a_photo_the_user_says_they_have_is_asked_for(planner, host, prompt) -> None:
     _assert_implied(planner, host, prompt, ["img2img", "image_translation"], ["image"])
@@ -882,7 +893,8 @@ def test_a_photo_the_user_says_they_have_is_asked_for(planner, host, prompt) -> 
 
 @pytest.mark.parametrize("prompt", ["I have a photo idea: a cat on the moon",
                                     "I have a picture in my head of a castle on a cliff",
-                                    "I took a photo of a cat once, it was cute"])
+                                    "I took a photo of a cat once, it was cute",
+                                    "I drew this conclusion: cats are best, paint a cat"])
 def test_an_idea_of_a_picture_is_no_given_picture(prompt) -> None:
     assert classify(prompt).task == "text-to-image"
 
