@@ -159,6 +159,9 @@ class _Call:
     timestep: Any = None  # [size] tensor
     batched: dict[str, Any] = field(default_factory=dict)  # name -> tensor or dict of tensors
     fixed: dict[str, Any] = field(default_factory=dict)  # name -> value equal in every call
+    model: int = 0  # id of the module it calls (what a participant that asked for it may call)
+    fn: Any = None  # what a batch runs (the module, or a method such as a VAE's decode); None: module
+    positional: list[Any] = field(default_factory=list)  # generic calls: batch-leading tensors
     arrived: float = 0.0
     turn: threading.Event = field(default_factory=threading.Event)  # done, or leads now
     done: bool = False
@@ -224,6 +227,74 @@ def plan_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ca
     return call
 
 
+def plan_generic(module: Any, fn: Any, tag: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+    """``fn(*args, **kwargs)`` (a text encoder's or a VAE decoder's call) as a call the batcher can
+    merge: every positional argument a tensor of one batch size ``n`` (its first dimension), each
+    keyword a tensor of batch ``n``, None, or a plain value; the output a tensor, a tuple of them or
+    a ``ModelOutput`` of them, split back along the batch (``key`` None: it cannot be batched)."""
+    import torch
+
+    call = _Call(None, module, args, kwargs, None, fn=fn)
+    if not args or not isinstance(args[0], torch.Tensor) or args[0].ndim < 1:
+        return call
+    n = int(args[0].shape[0])
+    sig: list[Any] = [tag]
+    for value in args:
+        if not _batch_tensor(value, n, torch):
+            return call
+        call.positional.append(value)
+        sig.append(("arg", _describe(value, torch)))
+    for name in sorted(kwargs):
+        value = kwargs[name]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            call.fixed[name] = value
+            sig.append((name, "value", type(value).__name__, value))
+        elif _batch_tensor(value, n, torch):
+            call.batched[name] = value
+            sig.append((name, "tensor", _describe(value, torch)))
+        else:
+            return call
+    modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
+             torch.is_autocast_enabled() if hasattr(torch, "is_autocast_enabled") else False)
+    call.key = (id(module), modes, tuple(sig))
+    call.size = n
+    return call
+
+
+def split_output(out: Any, sizes: list[int]) -> list[Any]:
+    """A batched output cut into one output per call (``sizes`` along the first dimension): a
+    tensor, a tuple or list of them (None kept), a ``ModelOutput`` (a dict of them) as its class."""
+    import torch
+
+    total = sum(sizes)
+    if out is None:
+        return [None] * len(sizes)
+    if isinstance(out, torch.Tensor):
+        if out.ndim < 1 or out.shape[0] != total:
+            raise TypeError("an output that is not a batch")
+        return list(torch.split(out, sizes))
+    if isinstance(out, dict) and hasattr(out, "to_tuple"):  # transformers/diffusers ModelOutput
+        fields = {k: split_output(v, sizes) for k, v in out.items()}
+        return [type(out)(**{k: v[i] for k, v in fields.items()}) for i in range(len(sizes))]
+    if isinstance(out, (tuple, list)):
+        parts = [split_output(v, sizes) for v in out]
+        return [type(out)(p[i] for p in parts) for i in range(len(sizes))]
+    raise TypeError(f"an output of type {type(out).__name__} cannot be split")
+
+
+def _run_generic(calls: list[_Call]) -> None:
+    import torch
+
+    first = calls[0]
+    args = [torch.cat([c.positional[i] for c in calls]) for i in range(len(first.positional))]
+    kwargs: dict[str, Any] = dict(first.fixed)
+    for name in first.batched:
+        kwargs[name] = torch.cat([c.batched[name] for c in calls])
+    out = first.fn(*args, **kwargs)
+    for c, part in zip(calls, split_output(out, [c.size for c in calls]), strict=True):
+        c.result = part
+
+
 def _run_batch(calls: list[_Call]) -> None:
     """Run ``calls`` (one key) as one call and give each its slice; alone when one."""
     import torch
@@ -231,6 +302,13 @@ def _run_batch(calls: list[_Call]) -> None:
     first = calls[0]
     if len(calls) == 1:
         _run_alone(first)
+        return
+    if first.fn is not None:
+        try:
+            _run_generic(calls)
+        except Exception:  # noqa: BLE001 - each call again on its own: only a bad one fails
+            for c in calls:
+                _run_alone(c)
         return
     try:
         kwargs: dict[str, Any] = dict(first.fixed)
@@ -255,7 +333,7 @@ def _run_batch(calls: list[_Call]) -> None:
 
 def _run_alone(call: _Call) -> None:
     try:
-        call.result = call.module(*call.args, **call.kwargs)
+        call.result = (call.fn or call.module)(*call.args, **call.kwargs)
     except Exception as exc:  # noqa: BLE001 - handed to its caller
         call.error = exc
 
@@ -274,6 +352,8 @@ class _Participant:
     key: tuple[Any, ...] | None = None  # of its last call
     late: bool = False  # made a batch wait in vain: not expected until its next call
     loop_done: bool = False  # reported its last step
+    models: set[int] = field(default_factory=set)  # ids of the batched modules it asked for
+    loading: int = 0  # batched modules it is asking for now
 
 
 class UNetBatcher:
@@ -315,6 +395,22 @@ class UNetBatcher:
             self._participants.discard(part)
             self._cond.notify_all()
 
+    @contextmanager
+    def _asking(self, part: _Participant) -> Iterator[list[Any]]:
+        """``part`` asks for a batched module (put in the list inside): while it loads, no batch
+        waits for it; once it has it, batches of that module's calls may."""
+        with self._cond:
+            part.loading += 1
+            self._cond.notify_all()  # a batch waiting for it waits no more
+        got: list[Any] = []
+        try:
+            yield got
+        finally:
+            with self._cond:
+                part.loading -= 1
+                part.models.update(id(m) for m in got)
+                self._cond.notify_all()
+
     def _step(self, part: _Participant, event: dict[str, Any]) -> None:
         if event.get("event") == "step" and event.get("step") == event.get("total"):
             with self._cond:
@@ -322,13 +418,18 @@ class UNetBatcher:
                 self._cond.notify_all()
 
     def _expected(self, key: tuple[Any, ...], group: list[_Call]) -> list[_Participant]:
-        """Participants whose next call may join a batch of ``key`` and have not sent it."""
+        """Participants whose next call may join a batch of ``key`` and have not sent it: those
+        whose last call had ``key``, and batch-lane nodes yet to call that asked for its module
+        (a job's sampling loop is not waited for by another job's prompt encoding); one that
+        asked for none yet may call any."""
         members = {c.participant for c in group}
+        model = group[0].model
         out = []
         for p in self._participants:
             if not p.open or p.inflight or p.late or p.loop_done or p in members:
                 continue
-            if (p.key is None and p.expected) or p.key == key:
+            fresh = p.key is None and p.expected
+            if (fresh and (model in p.models or not (p.models or p.loading))) or p.key == key:
                 out.append(p)
         return out
 
@@ -336,14 +437,23 @@ class UNetBatcher:
 
     def call(self, part: _Participant | None, module: Any, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
-        """``module(*args, **kwargs)``, batched with other participants' concurrent calls."""
-        call = plan_call(module, args, kwargs)
+        """``module(*args, **kwargs)`` (a UNet), batched with other participants' concurrent calls."""
+        return self.run(part, plan_call(module, args, kwargs))
+
+    def call_generic(self, part: _Participant | None, module: Any, fn: Any, tag: str,
+                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``fn(*args, **kwargs)`` of ``module`` (see :func:`plan_generic`), batched likewise."""
+        return self.run(part, plan_generic(module, fn, tag, args, kwargs))
+
+    def run(self, part: _Participant | None, call: _Call) -> Any:
+        """A planned call, batched with other participants' concurrent calls of its key."""
         call.participant = part
+        call.model = id(call.module)
         if call.key is None or self.max_batch == 1:
             with self._cond:
                 self.calls += 1
                 self.alone += call.key is None
-            return module(*args, **kwargs)
+            return (call.fn or call.module)(*call.args, **call.kwargs)
         with self._cond:
             self.calls += 1
             call.arrived = time.monotonic()
@@ -454,10 +564,20 @@ class BatchingModels:
         self._part = part
 
     def load(self, ref: Any, component: str | None = None, *, device: str = "cpu") -> Any:
-        value = self._provider.load(ref, component, device=device)
+        if component not in ("unet", "text_encoder", "text_encoder_2", "vae"):
+            return self._provider.load(ref, component, device=device)
+        with self._batcher._asking(self._part) as got:
+            value = self._provider.load(ref, component, device=device)
+            got.append(value)
         if component == "unet" and callable(value) and hasattr(value, "forward"):
-            return BatchedUNet(value, self._batcher, self._part)
-        return value
+            wrapped: BatchedUNet = BatchedUNet(value, self._batcher, self._part)
+        elif component in ("text_encoder", "text_encoder_2") and hasattr(value, "forward"):
+            wrapped = BatchedModule(value, self._batcher, self._part, call="__call__")
+        elif component == "vae" and callable(getattr(value, "decode", None)) and hasattr(value, "forward"):
+            wrapped = BatchedModule(value, self._batcher, self._part, call="decode")
+        else:
+            return value
+        return wrapped
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._provider, name)
@@ -499,8 +619,32 @@ class BatchedUNet:
         return f"BatchedUNet({type(self._module).__name__})"
 
 
+class BatchedModule(BatchedUNet):
+    """A text encoder (its calls) or a VAE (its ``decode``) whose calls go through the batcher
+    (:func:`plan_generic`): several jobs' prompt encodings or decodes of one shape become one
+    call. Everything else (``encode``, ``config``, ``dtype``...) is the module's own."""
+
+    def __init__(self, module: Any, batcher: UNetBatcher, part: _Participant, call: str) -> None:
+        super().__init__(module, batcher, part)
+        object.__setattr__(self, "_method", call)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._method != "__call__":
+            return self._module(*args, **kwargs)
+        return self._batcher.call_generic(self._part, self._module, self._module, "__call__", args, kwargs)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        if self._method != "decode":
+            return self._module.decode(*args, **kwargs)
+        decode = self._module.decode
+        return self._batcher.call_generic(self._part, self._module, decode, "decode", args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"BatchedModule({type(self._module).__name__}.{self._method})"
+
+
 def unwrap(module: Any) -> Any:
-    """The module behind a :class:`BatchedUNet` (or ``module`` itself)."""
+    """The module behind a :class:`BatchedUNet` or :class:`BatchedModule` (or ``module`` itself)."""
     return module.module if isinstance(module, BatchedUNet) else module
 
 

@@ -13,6 +13,7 @@ exactly as diffusers' pipelines encode it.
 from __future__ import annotations
 
 import math
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,10 +46,21 @@ def _ids(tokenizer: Any, text: str, max_length: int) -> Any:
                      truncation=True, return_tensors="pt")
 
 
+# a fast tokenizer keeps its padding and truncation settings on the shared Rust object, set at
+# each call: two jobs' encodings at once (cross-job batching runs them side by side) could mix
+# them up (one call's ids unpadded). Tokenizing is short; it takes turns.
+_TOKENIZING = threading.Lock()
+
+
 def token_windows(tokenizer: Any, text: str) -> list[Any]:
     """``text`` as windows of ``model_max_length`` token ids (each with ``input_ids`` and
     ``attention_mask``, ``[1, 77]``): one window, as diffusers tokenizes it, when it fits; else
     its tokens cut into windows of 75, each between the start and end tokens, padded."""
+    with _TOKENIZING:
+        return _token_windows(tokenizer, text)
+
+
+def _token_windows(tokenizer: Any, text: str) -> list[Any]:
     import torch
 
     length = int(tokenizer.model_max_length)
@@ -143,7 +155,7 @@ class EncodePrompt(Block):
     """
 
     outputs = {"cond": Out("CONDITIONING", "prompt and negative-prompt embeddings")}
-    resources = Resources(device="gpu", memory_mb=1024)
+    resources = Resources(device="gpu", memory_mb=1024, batch=True)  # several jobs' encodings: one call
 
     class Params(Params):
         model: ModelParam = Field("tiny-sd", description=MODEL_FIELD_DESCRIPTION)

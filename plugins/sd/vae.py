@@ -128,7 +128,7 @@ class VaeDecode(Block):
 
     inputs = {"latent": "LATENT"}
     outputs = {"image": Out("IMAGE", "[B, H, W, 3] in 0..1")}
-    resources = Resources(device="gpu", memory_mb=1024)
+    resources = Resources(device="gpu", memory_mb=1024, batch=True)  # several jobs' decodes: one call
     tiling = "vae"
 
     class Params(Params):
