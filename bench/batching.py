@@ -2,12 +2,13 @@
 
 The daemon's local engine runs the jobs in both modes, side by side in one run (alternating
 after a warm-up): *batched* is the engine with ``[batching]`` on (max_batch 8), the jobs
-admitted as the job service admits them (:meth:`LocalEngine.has_room`), their UNet calls
-merged by :mod:`orchestrator.runtime.batching`; *one at a time* is the engine with batching
-off, the same jobs run one after the other. All jobs are handed over at once; a job's
-latency is from then to its end. Each job has its own prompt and seed. The images of both
-modes must agree within 1/255 (the largest difference is in the notes). Peak memory is
-the process's resident set, sampled while each mode runs (one model manager serves both).
+admitted as the job service admits them (:meth:`LocalEngine.has_room`), their UNet, text-
+encoder and VAE-decode calls merged by :mod:`orchestrator.runtime.batching`; *one at a time*
+is the engine with batching off, the same jobs run one after the other. All jobs are handed
+over at once; a job's latency is from then to its end. Each job has its own prompt and seed.
+The images of both modes must agree within 1/255 (the largest difference is in the notes).
+Peak memory is the process's resident set, sampled while each mode runs (one model manager
+serves both).
 
 Models: ``tiny-sd`` (64x64, 20 ddim steps; 4 in ``--quick``), and an SD-1.5-shaped model
 with random weights built here from the published configs (no download; about 4 GB in
@@ -174,18 +175,19 @@ def measure(ctx: Context, label: str, model: str, size: int, steps: int, provide
         calls = after["calls"] - before["calls"]
         batches = after["batches"] - before["batches"]
         ctx.log(f"[{NAME}] {label} x{n}: {median(samples['batched']):.2f} vs {median(samples['alone']):.2f} "
-                f"jobs/s, {calls / max(1, batches):.1f} calls per UNet batch, max diff {diff:.2g}")
+                f"jobs/s, {calls / max(1, batches):.1f} calls per model batch, max diff {diff:.2g}")
         rows.append(Row(
             NAME, f"{n} concurrent job(s), {case}", median(samples["batched"]), median(samples["alone"]),
             unit="jobs/s", ours_label="batched", base_label="one at a time",
             note=(f"median latency per job {median(lat['batched']):.3f} s vs {median(lat['alone']):.3f} s; "
                   f"peak RSS {peak['batched'] / 2**20:.0f} vs {peak['alone'] / 2**20:.0f} MiB; "
-                  f"{calls / max(1, batches):.1f} UNet calls per batched call; "
+                  f"{calls / max(1, batches):.1f} model calls per batched call (UNet, text encoder, VAE "
+                  f"decode); "
                   f"max pixel diff {diff:.2g} (limit 1/255); {reps} reps"),
             extra={"samples": samples["batched"], "base_samples": samples["alone"],
                    "latency": lat["batched"], "base_latency": lat["alone"], "peak_rss": peak["batched"],
-                   "base_peak_rss": peak["alone"], "max_abs_diff": diff, "unet_calls": calls,
-                   "unet_batches": batches}))
+                   "base_peak_rss": peak["alone"], "max_abs_diff": diff, "model_calls": calls,
+                   "model_batches": batches}))
         assert diff <= 1 / 255, f"{label} x{n}: batched images differ from one at a time by {diff}"
     return rows
 
