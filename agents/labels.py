@@ -57,6 +57,16 @@ _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|logos?|frames?|stills?|"
             r"captures?|snaps?|photo|jpe?g|png)(?! life)")
+# the white area of a mask, in several languages
+_WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
+               r"bidang) putih\b|"
+               r"\b(?:vùng|phần|khu vực) (?:màu )?trắng\b|(?:ال)?(?:منطقة|مساحة|جزء) (?:ال)?(?:بيضاء|"
+               r"أبيض|ابيض)|"
+               r"\bbia[łl]\w* (?:obszar|pol|miejsc)\w*|\b(?:obszar|pol|miejsc)\w* bia[łl]\w*|"
+               r"\bbíl\w* (?:oblast|část|plo)\w*|бел\w* (?:област|част|зон)\w*|λευκ\w* (?:περιοχ|μέρ)\w*|"
+               r"\bbeyaz (?:alan|bölge|kısım)\w*|\bvita (?:området|ytan|delen)\b|\bwitte (?:gebied|"  # noqa: RUF001
+               r"vlak|deel)\b|"
+               r"흰\s?(?:부분|영역|곳)|하얀\s?(?:부분|영역|곳))")
 _RULES: dict[str, str] = {
     "people": _words(
         "person", "people", "man", "men", "woman", "women", "girl", "boy", "child", "children",
@@ -200,6 +210,11 @@ _INPUT_PHRASE = re.compile(
 _IMG = r"(?:image|picture|photo|photograph|pic|painting|reference|ref|example|file|one)"
 _GIVEN = r"(?:this|the|my|that|our|attached|given|uploaded|provided|second|other|reference|input)"
 _ART_STYLE = r"(?:painting|picture|image|photo|illustration|drawing|artwork|print|poster|pic)s?"
+# what a verb that also means "enlarge" raises when it is no upscale ("увеличь яркость",
+# "vergroot het contrast")
+_TONE = (r"(?:яркост|контраст|насыщенност|резкост|ч[её]ткост|экспозици|количеств|число|"
+         r"contrast|helderheid|verzadiging|scherpte|belichting|brightness|saturation|exposure|"
+         r"contraste|brillo|saturaci|contrasto|luminosit)\w*")
 _INTENT_RULES: dict[str, str] = {
     "style": (
         r"\bstyle transfer\b|\bin the style of (?:this|that|the attached|the given|the uploaded|my)\b|"
@@ -296,7 +311,12 @@ _INTENT_RULES: dict[str, str] = {
         r"\bdentro d[oa] (?:c[íi]rculo|forma|zona|[áa]rea) da m[áa]scara\b|"
         r"\bbinnen (?:de|het) (?:cirkel|vorm|zone|gebied) van (?:het|de) masker\b|"
         r"внутри\s+(?:белого\s+)?(?:круга|области|формы|контура)\s+маски|"
-        r"\bw(?:ewnątrz)?\s+(?:kółk\w*|okręg\w*|obszar\w*)\s+mask\w*"
+        r"\bw(?:ewnątrz)?\s+(?:kółk\w*|okręg\w*|obszar\w*)\s+mask\w*|"
+        # a mask the user sends and its white area, in any order and language ("Pakai mask yang aku
+        # kirim: X di area putih", "dùng mặt nạ tôi gửi: ... vùng trắng", "القناع المرفق ... المنطقة البيضاء")
+        r"(?:\bmask\w*|m[ặa]t n[ạa]|(?:ال)?قناع|маск\w*|μάσκ\w*|m[áa]scara|maschera|masque|masker|maske)"
+        r"[^.;!?]{0,80}?" + _WHITE_AREA + r"|" + _WHITE_AREA + r"[^.;!?]{0,40}?"
+        r"(?:\bmask\w*|m[ặa]t n[ạa]|(?:ال)?قناع|маск\w*|μάσκ\w*|m[áa]scara|maschera|masque|masker|maske)"
     ),
     # a pose to follow, not a pose described ("a dramatic pose", "a heroic pose")
     "pose": (
@@ -319,7 +339,11 @@ _INTENT_RULES: dict[str, str] = {
               r"(?<!deep depth)|\b3d layout\b|\bsame depth\b"),
     "edges": (
         r"\b(?:canny|edge map|edges|outlines?|line ?art|lineart|contours?|scribble)\b|"
-        r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b"
+        r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b|"
+        # ar "the edges of the attached picture", id/ms, vi, ko
+        r"(?<!\w)(?:ال)?(?:حواف|الحواف|خطوط (?:ال)?خارجية)|\b(?:garis )?tepi(?:an)?\s+(?:foto|gambar)\w*|"
+        r"\b(?:kontur|outline) (?:foto|gambar)\w*|(?<!\w)(?:đường viền|đường nét|các cạnh)(?!\w)|윤곽선|"
+        r"외곽선"
     ),
     "upscale": (
         r"\bup-?scal(?:e|ed|ing)\b|\bup-?sampl(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
@@ -331,9 +355,10 @@ _INTENT_RULES: dict[str, str] = {
         r"\bmake (?:it|this|that|them|(?:this|the|my|that|our) (?:[a-z]+ )?(?:image|photo|picture|pic|shot|"
         r"selfie|scan|drawing|painting|one)s?) (?:a lot |much |a bit |way )?"
         r"(?:bigger|larger|higher resolution|sharper)\b|"
-        r"\b(?:vergroot\w*|opschal\w*|agrand(?:ar|a|e)\b|ampliar\w*|ingrandire)\b|"
+        r"\b(?:vergroot\w*|opschal\w*|agrand(?:ar|a|e)\b|ampliar\w*|"
+        r"ingrandire)\b(?!\s+(?:\w+\s+)?" + _TONE + r")|"
         r"\baument(?:a|ar|e)\w* (?:esta|este|essa|esse|la|el|a|o|mi|minha|meu) (?:foto\w*|imagen|imagem|"
-        r"dibujo|desenho)\b|\b(?:увелич\w*)|拡大|확대|"
+        r"dibujo|desenho)\b|(?<!\w)увелич\w*\b(?!\s+(?:\w+\s+)?" + _TONE + r")|拡大|확대|"
         r"\bhigher resolution version\b"
     ),
     "detail": (
@@ -355,7 +380,8 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:touch[- ]?up|detail(?:ing)?|refin\w*|fix(?:ing)?|second|2nd|extra|separate|another|additional|"
         r"clean[- ]?up|sharpen\w*|restor\w*|face|hand)"
         r"(?: (?:touch[- ]?up|detail(?:ing)?|refin\w*|fix(?:ing)?|"
-        r"clean[- ]?up|inpaint(?:ing)?))? (?:pass|step|round)(?:es)? (?:on|over|for|of|just for) "
+        r"clean[- ]?up|inpaint(?:ing)?))? (?:pass|step|round)(?:es)? (?:just |only )?(?:on|over|for|"
+        r"of|around) "
         r"(?:the |her |his |their |its |all (?:the )?|each )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b|"
         r"\btouch(?:es|ed|ing)? up (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b|"
@@ -368,7 +394,28 @@ _INTENT_RULES: dict[str, str] = {
         r"\bretoca[r]? (?:la |las |su |sus )?(?:caras?|rostros?|manos)\b|"
         r"\b(?:ritocc\w+|passata di dettagli?) (?:al |del |sul |alle |delle )?(?:viso|volto|faccia|mani)\b|"
         r"\b(?:gesicht|h[äa]nde)\w* (?:nachbessern|retuschieren|nacharbeiten)\b|"
-        r"\bretoc(?:ar|ue) (?:o |os |do |dos )?(?:rosto|rostos|m[ãa]os)\b"
+        r"\bretoc(?:ar|ue) (?:o |os |do |dos )?(?:rosto|rostos|m[ãa]os)\b|"
+        # "make her eyes look sharper", "so her eyes are open"
+        r"\bmake (?:the |her |his |their |its )?(?:faces?|eyes|hands|fingers) (?:look )?(?:sharper|clearer|"
+        r"better|more natural|natural|less blurry|normal|open|symmetrical|realistic)\b|"
+        r"\b(?:fix|repair|correct|sharpen|restore|redo|redraw|clean up|improve|refine)\b[^.;]{0,40}"
+        r"\bso (?:that )?(?:her|his|their|the) (?:eyes|face|hands|fingers) (?:are|is|look)\b|"
+        # pl, cs, ru, el, tr, sv, nl, pt, id/ms, vi, ar, ko
+        r"\b(?:popraw|napraw|wyostrz|skoryguj|oprav|vylepši|zaostři|spravi)\w*\s+(?:\w+\s+){0,2}?"
+        r"(?:twarz\w*|r[ęe]c\w*|r[ęe]k\w*|d[łl]on\w*|oczy|oczu|palc\w*|obli[čc]ej\w*|tv[áa][řr]\w*|ruce|ruk\w*|o[čc]i|prst\w*)|"
+        r"(?<!\w)(?:исправ|почин|улучш|поправ|подправ)\w*\s+(?:\w+\s+){0,2}?(?:лиц|рук|глаз|пальц|кист)\w*|"
+        r"(?<!\w)(?:διόρθω|φτιάξ|βελτίω)\w*\s+(?:\w+\s+){0,2}?(?:πρόσωπ|χέρ|μάτι|δάχτυλ)\w*|"
+        r"\b(?:yüz(?:ü|ünü)?|eller\w*|elin\w*|göz\w*|parmak\w*)\s+(?:\w+\s+)?(?:düzelt|onar|netleştir|iyileştir)\w*|"
+        r"\b(?:fixa|förbättra|laga|rätta)\s+(?:till\s+)?(?:\w+\s+)?(?:ansikt\w*|händ\w*|hand\w*|ögon\w*|fingr\w*)|"
+        r"\b(?:herstel|verbeter|repareer|fix)\w*\s+(?:het |de |haar |zijn |hun )?(?:gezicht|handen|"
+        r"ogen|vingers)\b|"
+        r"\b(?:corrig|consert|arrum|melhor)\w*\s+(?:o |a |os |as |seu |sua |seus |suas )?(?:rosto|"
+        r"cara|m[ãa]os|olhos)\b|"
+        r"\b(?:perbaiki|benerin|betulkan|pertajam|perjelas|rapikan)\s+(?:\w+\s+)?(?:wajah|muka|tangan|mata|jari)\w*|"
+        r"(?<!\w)(?:sửa|chỉnh|làm rõ|làm nét)(?!\w)[^.;]{0,15}?(?:khuôn mặt|gương mặt|mặt|bàn tay|"
+        r"tay|mắt|ngón tay)(?!\w)|"
+        r"(?<!\w)(?:أصلح|اصلح|صحح|صحّح|حسّن|حسن|عدّل|عدل)\w*\s+(?:\S+\s+)?(?:ال)?(?:وجه|يد|يدي|أيدي|ايدي|عين|عيون)\w*|"
+        r"(?:얼굴|손가락|손|눈)(?:만|을|를|이|가|도)\s?[^.;]{0,12}?(?:고쳐|고치|수정|선명하게|보정|복원|다듬)"
     ),
     "reference": (
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
@@ -384,7 +431,8 @@ _INTENT_RULES: dict[str, str] = {
         r"copy of|scan))|"
         r"\b(?:second|2nd|extra|another|additional|refin\w*|upscal\w*|high[- ]res) "
         r"(?:(?:upscal\w*|refin\w*|denois\w*|detail\w*|high[- ]res) )?(?:pass|stage|step)\b"
-        r"(?! (?:on|of|for|over) (?:the |her |his |their |its )?(?:faces?|hands?|eyes|fingers)\b)"
+        r"(?! (?:just |only )?(?:on|of|for|over|around) (?:the |her |his |their |its )?(?:faces?|"
+        r"hands?|eyes|fingers)\b)"
         r"(?! of (?:the|a|an|his|her|their)\b)|"
         r"\b(?:small|smaller|low[- ]res\w*|lower resolution|native size)\b(?: first)?[^.;]{0,30}?"
         r"\b(?:then|and then|before|after that|afterwards)\b[^.;]{0,30}?"
@@ -447,7 +495,7 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:это|эту|эта|мою|моё|мое|мой|моя|этот|этой)\s+(?:фото\w*|изображени\w*|картин\w*|рисун\w*|снимок)|"
     r"(?:この|その|私の|僕の|添付の|添付した|アップロードした)(?:写真|画像|イラスト|絵|スケッチ)|"
     r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|图|圖|画|畫|插画|草图)|"
-    r"(?:이|내|제|첨부한|첨부된|업로드한)\s?(?:사진|이미지|그림)|(?:사진|이미지)\s?(?:에서|속)|"
+    r"(?<!\w)(?:이|내|제|첨부한|첨부된|업로드한|보낸|보내준)\s?(?:사진|이미지|그림)|(?:사진|이미지)\s?(?:에서|속)|"
     # pl "na tym zdjęciu", "przerób to zdjęcie"; cs "na této fotce", "tuto fotku"
     r"\b(?:to|tego|tym|t[ąę]|tej|moje|mojego|moim|moj[ąe]j?|nasze|naszym|naszej|na|ze)\s+"
     r"(?:zdjęci\w*|fotografi\w*|fot[kc]\w*|obrazk\w*|rysun\w*)|"
@@ -479,11 +527,19 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:en la|de la)\s+foto(?:graf[ií]a)?\b|"
     r"\bla\s+foto(?:graf[ií]a)?\s+(?:en|con|a|al|que|y|e|in|nel|nella)\b|"
     r"\b(?:op de|in de|van de|de)\s+afbeelding\b|\b(?:op de|in de|van de)\s+foto\b|"
-    r"(?:^|[.,;!?]\s*|\b(?:maak|zet|verander|vervang|bewerk|pas)\s+)de\s+foto\b", re.IGNORECASE)
+    r"(?:^|[.,;!?]\s*|\b(?:maak|zet|verander|vervang|bewerk|pas)\s+)de\s+foto\b|"
+    # id/ms "foto ini", "gambar yang aku kirim", "fotoku", "terlampir"
+    r"\b(?:foto|gambar|potret|lukisan|swafoto|selfie)(?:nya|ku)?\s+(?:\w+\s+)?ini\b|\b(?:foto|gambar)ku\b|"
+    r"\b(?:foto|gambar)\w*\s+(?:yang|yg)\s+(?:aku|saya|ku|gue|gw)\s+(?:kirim|lampirkan|upload|unggah)\w*|"
+    r"\bterlampir\b|\blampiran\b|"
+    # ar "this picture", "the attached picture", "my picture"
+    r"(?:هذه|هذي|تلك)\s+(?:ال)?(?:صورة|لقطة|الصوره|اللوحة)|(?:ال)?صور\w*\s+(?:ال)?مرفق\w*|صورتي|"
+    r"(?:ال)?صورة\s+(?:التي|اللي)\s+(?:أرسلت|ارسلت|أرفقت|ارفقت)\w*", re.IGNORECASE)
 # a mask the user gives, in other languages
 _MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmas(?:ce|ka|ku|kou|ky)\b|"
                            r"\bmasque\b|\bmasker\b|\b(?:za|ze|o)?mask\w*|gemaskeerd\w*|"
-                           r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크", re.IGNORECASE)
+                           r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크|(?:ال)?قناع\w*|"
+                           r"(?<!\w)بالقناع", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
                       re.IGNORECASE)
@@ -542,7 +598,8 @@ _UPSCALE_GIVEN = re.compile(
     r"大きく(?:して|する)|크게|[2-8]\s*倍|"
     r"\bbüyüt\w*|\bbaskı için\b|\bförstora\w*|\bför utskrift\b|\bpowiększ\w*|\bdo druku\b|"  # noqa: RUF001
     r"увелич\w*\s+(?:\w+\s+)?(?:фото|изображени|снимо?к|картин|размер|разрешени)\w*|для печати|"
-    r"\bzvětš\w*|\bpro tisk\b|\bphóng to\b|\bđể in\b|"
+    r"\bzvětš\w*|\bpro tisk\b|\bphóng to\b|\bđể in\b|\b(?:perbesar|dibesar|besarkan|gedein|digedein)\w*|"
+    r"(?<!\w)(?:كبّر|كبر|تكبير|قم بتكبير)(?!\w)|(?:ب)?دقة (?:أعلى|اعلى|عالية)|"
     r"\bampl[ií](?:a|e|ar)\s+(?:(?:esta|essa|a|la|mi|minha|este|el|o)\s+)?(?:foto\w*|imagem|imagen)\b|"
     r"\bpara impress[ãa]o\b|μεγέθυν\w*|για εκτύπωση|\bprint ke liye\b|\bbada kar\w*|"  # noqa: RUF001
     r"\baf te drukken\b|\bafdrukken\b|\bvergroten\b|"

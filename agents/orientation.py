@@ -32,7 +32,8 @@ EQUIRECT = 2.0  # a 360 panorama (equirectangular: 360 by 180 degrees)
 TALL_WORD = 0.5  # "a tall image"
 TALL_BANNER = 1 / 3  # a vertical banner, a roll-up
 CINEMA = 2.39  # cinemascope, anamorphic
-HEADER = 3.0  # a social-media or website header
+HEADER = 3.0  # a social-media or website header, a wide banner
+SPREAD = 2.0  # a book's two-page spread: two portrait pages side by side
 
 # nouns that name the picture's format (after or before an orientation word), in several languages
 _FORMAT_NOUNS = (
@@ -43,10 +44,15 @@ _FORMAT_NOUNS = (
     r"prints?|flyers?|covers?|cards?|videos?|compositions?|composici[oó]n|composizione|crops?|frames?|"
     r"layouts?|versions?|aspect|canvas|lienzo|illustrations?|artworks?|renders?|stills?|designs?|ads?|"
     r"adverts?|pages?|sheets?|paintings?|drawings?|shape|ratio|view|screen|display|thumbnail|"
-    r"формат\w*|изображени\w*|постер\w*|плакат\w*|обо\w*|ориентаци\w*|фото\w*"  # noqa: RUF001
+    r"формат\w*|изображени\w*|постер\w*|плакат\w*|обо\w*|ориентаци\w*|фото\w*|"  # noqa: RUF001
+    r"εικόν\w*|σελίδ\w*|αφίσ\w*|φωτογραφί\w*|μορφ\w*|προσανατολισμ\w*|"
+    r"(?:ال)?صور\w*|(?:ال)?ملصق\w*|(?:ال)?خلفي\w*|(?:ال)?بوستر|(?:ال)?تنسيق|(?:ال)?اتجاه|(?:ال)?لوح\w*|"
+    r"gambar|orientasi|poster|h[ìi]nh|[ảa]nh|b[ứu]c [ảa]nh"
 )
-_VERTICAL = r"vertical(?:es|e|s)?|verticali|vertikal(?:e[nmrs]?)?|pionow\w*|вертикальн\w*|upright"
-_HORIZONTAL = r"horizontal(?:es|e|s)?|orizzontal[ei]|waagerecht\w*|poziom\w*|горизонтальн\w*"
+_VERTICAL = (r"vertical(?:es|e|s)?|verticali|vertikal(?:e[nmrs]?)?|pionow\w*|вертикальн\w*|upright|"
+             r"κάθετ\w*|κατακόρυφ\w*|(?:بشكل |ب)?(?:ال)?عمودي\w*")
+_HORIZONTAL = (r"horizontal(?:es|e|s)?|orizzontal[ei]|waagerecht\w*|poziom\w*|горизонтальн\w*|"
+               r"οριζόντι\w*|(?:بشكل |ب)?(?:ال)?أفقي\w*|(?:بشكل |ب)?(?:ال)?افقي\w*")
 
 
 def _oriented(word: str) -> str:
@@ -54,7 +60,7 @@ def _oriented(word: str) -> str:
     after one ("format vertical", "affiche verticale"), or closing a clause (", vertical")."""
     return (rf"\b(?:{word})(?:ly)?\s+(?:[\w:'-]+\s+){{0,2}}?(?:{_FORMAT_NOUNS})\b|"
             rf"\b(?:{_FORMAT_NOUNS})\s+(?:\w+\s+)?(?:{word})\b|"
-            rf"(?:^|[,;(:]|\b(?:in|en|im|na|w|и|it|this)\s)\s*(?:{word})(?:ly)?\s*(?=$|[,;.)!])|"
+            rf"(?:^|[,;(:\u060c]|\b(?:in|en|im|na|w|и|it|this|σε)\s)\s*(?:{word})(?:ly)?\s*(?=$|[,;.)!\u060c])|"
             rf"\b(?:{word})(?:ly)?[- ]orient(?:ed|ated)\b")
 
 
@@ -89,11 +95,28 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"fond d'[ée]cran (?:de |pour )?(?:t[ée]l[ée]phone|mobile|smartphone|portable)|"
      r"fondo de pantalla (?:del |de |para )?(?:m[oó]vil|celular|tel[ée]fono)|"
      r"sfondo (?:per (?:il )?)?(?:telefono|cellulare|smartphone)|"
-     r"papel de parede (?:de |para )?(?:celular|telem[oó]vel)|handy-?(?:hintergrund|wallpaper)"),
+     r"papel de parede (?:de |para )?(?:celular|telem[oó]vel)|handy-?(?:hintergrund|wallpaper)|"
+     r"\b(?:wallpaper|latar(?: belakang)?)\s+(?:hp|ponsel|handphone|hape|android|iphone)\b|"
+     r"h[ìi]nh n[ềe]n (?:đi[ệe]n tho[ạa]i|đt)|(?:폰|휴대폰|핸드폰|스마트폰)\s*배경(?:화면)?|"
+     r"\btelefon (?:duvar ka[ğg][ıi]d\w*|arka plan\w*)|\bobo\w* (?:на|для) (?:телефон|смартфон)\w*|"  # noqa: RUF001
+     r"\btapet\w* (?:na|do) (?:telefon|smartfon|komórk)\w*|\b(?:bakgrund|tapet) (?:till|"
+     r"för) (?:mobil|telefon)\w*|"
+     r"\btapet\w* (?:na|do) mobil\w*|ταπετσαρία\s+(?:για\s+)?κινητού|"  # noqa: RUF001
+     r"خلفي\w* (?:لل|ل)?(?:هاتف|جوال|موبايل)\w*"),
     ("banner", "tall", TALL_BANNER,
      r"\b(?:vertical|tall|upright|portrait)\s+(?:roll-?up\s+)?banners?\b|\broll-?up banners?\b|"
      r"\bbanners?\s+(?:in\s+)?(?:vertical|portrait)\b"),
+    ("spread", "wide", SPREAD,
+     r"\b(?:two|2|double)[- ]page(?:d)?\s+(?:spread|layout)s?\b|\bdouble[- ]spreads?\b|\bpage[- ]spreads?\b|"
+     r"\b(?:book|magazine|album)\s+spreads?\b|\bspread (?:across|over) two pages\b|"
+     r"\bdoppelseite\w*|\bdouble page\b|\bdoble p[áa]gina\b|\brozk[łl]ad\w* (?:na )?dwie strony\b|"
+     r"\bразворот\w*|양면\s*펼침|見開き|跨页|跨頁"),  # noqa: RUF001
     ("header", "wide", HEADER,
+     r"\bwide\s+banners?\b|\bbanners?\s+(?:lebar|l[ớo]n ngang|ngang)\b|(?:ال)?بانر\s+(?:ال)?عريض\w*|"
+     r"(?:ال)?لافتة\s+(?:ال)?عريض\w*|가로\s*배너|와이드\s*배너|横幅|横断幕|"
+     r"\bbanni[eè]re large\b|\bbanner (?:ancho|largo|larga)\b|\bbreite[sn]? banner\b|"
+     r"\bшироки\w* баннер\w*|"  # noqa: RUF001
+
      r"\b(?:twitter|x|linkedin|facebook|fb|youtube|website|web|blog|email|newsletter|page|site)\s+"
      r"(?:header|banner|cover)(?: image| photo| picture)?s?\b|\bchannel art\b"),
     ("cinema", "wide", CINEMA, r"\b(?:cinemascope|anamorphic(?: widescreen| format)?|scope format)\b"),
@@ -114,10 +137,11 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\bdikey (?:format\w*|g[öo]rsel\w*|poster\w*)|\bportre format\w*|\bkh[ổo] d[ọo]c\b|"
      r"κάθετ\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
-     r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t)\b|"
+     r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|\b(?:mode|orientasi|"
+     r"format) potret\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
      r"縦長|縦向き|縦構図|縦位置|縦型|竖版|竖图|竖幅|竖构图|竖向|纵向构图|纵向|直幅|豎版|豎圖|豎幅|"
-     r"세로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도)"),
+     r"세로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도|\s*(?=\d{1,2}\s*[:x]\s*\d))"),
     ("oriented", "wide", ORIENTED,
      _oriented(_HORIZONTAL) + r"|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
@@ -127,10 +151,10 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
      r"οριζόντι\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
-     r"\s+(?:de\s+|di\s+)?(?:paysage|paisaje|paisagem|paesaggio|landscape)\b|"
+     r"\s+(?:de\s+|di\s+)?(?:paysage|paisaje|paisagem|paesaggio|landscape|lanskap)\b|\blanskap\s*(?=$|[,;.)])|"
      r"\bальбомн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
      r"横長|横構図|横位置|横型|横向き(?:の)?(?:画像|写真|ポスター|壁紙|バナー|構図|イラスト)|横版|横图|横构图|"
-     r"橫版|橫圖|가로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도)"),
+     r"橫版|橫圖|가로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도|\s*(?=\d{1,2}\s*[:x]\s*\d))"),
 ]
 _SHAPE_RX = [(kind, fmt, aspect, re.compile(rx, re.IGNORECASE)) for kind, fmt, aspect, rx in _SHAPES]
 
@@ -192,7 +216,8 @@ _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after
 # a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
 _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(\d{1,3}(?:\.\d{1,2})?)\s*"
                        r"(?:(cm|mm|in|inch|inches|\"|″|ft|feet)\b|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
-                       r"photos?|frames?|postcards?|paper|art ?prints?|wall art)\b))", re.IGNORECASE)
+                       r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|"
+                       r"landscape)\b))", re.IGNORECASE)
 _ALONE_BEFORE = re.compile(r"(?:^|[,;(]|--)\s*$")
 _ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")
 # "aspect 1.5", "aspect ratio of 0.8": one number

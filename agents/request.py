@@ -51,7 +51,11 @@ CLIP_TOKENS = 75  # per window, without the start and end tokens
 CLIP_WINDOWS = 8  # windows sd.encode_prompt encodes (plugins.sd.prompt.MAX_WINDOWS)
 LARGE_PIXELS = 1536 * 1536  # an explicit size this large asks for a large image
 # a model family the prompt asks for; "with the sdxl model" is an instruction and leaves the text
-_FAMILY = re.compile(r"\b(sd ?xl|sdxl|sd ?1\.?5|sd ?2(?:\.[01])?|stable diffusion (?:xl|1\.5|2(?:\.1)?))\b",
+# the name may carry a particle or suffix of another script ("SDXL로", "SDXL-ով", "SDXLで"): no Latin
+# letter or digit after it
+_FAMILY = re.compile(r"(?<![a-z0-9])(sd ?xl|sdxl|sd ?1\.?5|sd ?2(?:\.[01])?|stable diffusion (?:xl|"
+                     r"1\.5|2(?:\.1)?))"
+                     r"(?![a-z0-9]|\.\d)",
                      re.IGNORECASE)
 _FAMILY_INSTRUCTION = re.compile(r",?\s*\b(?:with|using|on|in) (?:the |an? )?(?:sd ?xl|sdxl|sd ?1\.?5|"
                                  r"sd ?2(?:\.[01])?)(?: (?:model|checkpoint|base))?\b", re.IGNORECASE)
@@ -210,6 +214,10 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if req.aspect is None:
         ratio = explicit_ratio(prompt)
         req.aspect = ratio[0] if ratio else None
+        turned = find_shape(prompt)
+        if req.aspect is not None and turned is not None and turned.kind == "oriented" \
+                and abs(req.aspect - 1) > 0.01 and (req.aspect > 1) != (turned.format == "wide"):
+            req.aspect = 1 / req.aspect  # "세로 16:9", "a 16:9 vertical poster": the orientation decides
     if req.aspect is None:
         req.aspect = paper_aspect(prompt)
     if req.aspect is not None and not size and abs(req.aspect - 1) > 0.2:
