@@ -418,6 +418,9 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:얼굴|손가락|손|눈)(?:만|을|를|이|가|도)\s?[^.;]{0,12}?(?:고쳐|고치|수정|선명하게|보정|복원|다듬)"
     ),
     "reference": (
+        r"\b(?:attached|attaching|here(?:'s| is)|sending|sent|uploaded)\b[^.;]{0,60}\b(?:a |the )?"
+        r"(?:photo|picture|pic|shot|image)s? of (?:it|them)\b|"
+        r"\b(?:photo|picture|pic|shot|image)s? of (?:it|them) (?:is |are )?(?:attached|included|uploaded)\b|"
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
         r"(?: image| photo| picture)?\b|\breference (?:image|photo|picture)\b|"
         r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b|"
@@ -448,11 +451,19 @@ _MAP = (r"(?:canny|edges?|depth|pose|openpose|normal|segmentation|seg|semantic|s
         r"(?:map|image|pass|render|mask|drawing|skeleton|control(?: image)?)s?")
 _GIVEN_MAP = re.compile(
     r"(?:\b(?:this|these|my|our|attached|given|uploaded|provided|ready|existing|here(?:'s| is| are)|"
-    r"i(?:'ve| have)(?: got)?|i made|i drew|we have|using|use|from|following|follow|with|based on|"
+    r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|got|made|drew|drawn|prepared|exported|rendered|"
+    r"generated|created|baked|extracted|traced|computed|saved|have))+|i(?:'ve| have)|we have|"
+    r"using|use|from|following|follow|with|based on|"
     r"according to)\s+(?:(?:a|an|the|my|this|our)\s+)?(?:[a-z]+\s+)?" + _MAP +
     r"|\b(?:a|an|the)\s+(?:[a-z]+\s+)?" + _MAP + r"\s+(?:(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?"
     r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
-    r"(?!\s+(?:of|from|for)\s+(?:this|my|that|our|these|your|the (?:attached|given|uploaded)|"
+    # "the depth map of this photo" is read from the photo; "a depth map of my living room (exported
+    # from Blender)" is the user's map of a scene
+    r"(?!\s+(?:of|from|for)\s+(?:(?:this|that|these|your|the (?:attached|given|"
+    r"uploaded))\b(?!\s+(?:[a-z]+\s+)?"
+    r"(?:scenes?|rooms?|models?|scans?|sculpts?|objects?|products?|cad|blender|3d)\b)|"
+    r"(?:my|our)\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?|pics?|"
+    r"snaps?)\b|"
     r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
     r"\b(?:the attached|this|my|the uploaded|the given) (?:image|picture|file|photo|one) is "
     r"(?:a|an|my|the)\s+(?:[a-z]+\s+)?" + _MAP + r"|"
@@ -501,6 +512,8 @@ _GIVEN_FOREIGN = re.compile(
     r"(?:zdjęci\w*|fotografi\w*|fot[kc]\w*|obrazk\w*|rysun\w*)|"
     r"\b(?:tuto|této|tato|tomto|moji|mou|na|z)\s+(?:fot[kc]\w*|fotografi\w*|obrázk\w*|obrázek)|"
     # ru: on the photo, on the second photo, from this shot
+    r"(?<!\w)(?:отправляю|прилагаю|прикладываю|посылаю|скидываю|прикрепляю|прикрепил\w*|загрузил\w*|"
+    r"отправил\w*|вот)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*|репродукци\w*)|"
     r"(?<!\w)(?:на|с|со|из|по|в)\s+(?:(?:первом|втором|этом|моём|моем|моей|этой|первой|второй)\s+)?"  # noqa: RUF001
     r"(?:фото\w*|снимк\w*|изображени\w*|картинк\w*)|"
     # el "στη φωτογραφία", "τη φωτογραφία μου"
@@ -673,9 +686,10 @@ _GIVEN_NOUN = re.compile(
     r"here(?:'s| is| are) (?:the|a|an))\s+"
     r"(?:[a-z'-]+\s+){0,2}?"
     r"(?P<a>" + _ART_PICTURE + r")\b|"
-    r"\b(?:the|a|an)\s+(?:[a-z'-]+\s+){0,2}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)(?:'ve)?\s+"
-    r"(?:just\s+)?"
-    r"(?:attached|uploaded|sent|shared|gave|added|made|drew|painted|took|shot|created|scanned)\b|"
+    r"\b(?:the|a|an)\s+(?:[a-z'-]+\s+){0,2}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)"
+    r"(?:'ve|'m|'re| am| are| will|'ll)?\s+(?:just\s+|also\s+)?"
+    r"(?:attached|uploaded|sent|shared|gave|added|made|drew|painted|took|shot|created|scanned|"
+    r"attaching|uploading|sending|sharing|adding|giving)\b|"
     r"\b(?P<c>" + _ART_PICTURE + r")\s+(?:is\s+)?attached\b", re.IGNORECASE)
 # a given picture told by what the user did with it ("the picture I made yesterday (attached)")
 _MADE_PICTURE = re.compile(
@@ -685,6 +699,10 @@ _MADE_PICTURE = re.compile(
     r"wife|husband|mum|mom|dad|grandson|granddaughter|niece|nephew|student|partner))(?: just)? "
     r"(?:drew|painted|sketched|made|took|shot) (?:this|these|that)\b"
     r"(?! (?:conclusion|lesson|idea|inspiration|line|card|number|name|breath|decision|mistake|choice)s?\b)|"
+    r"\b(?:this|that|here)(?:'s| is) (?:a|an|my|the) (?:[a-z]+ ){0,2}?(?:photo|pic|snap|snapshot|"
+    r"shot|picture|"
+    r"selfie|photograph|image)s? of\b[^.;!?]{0,80}\b(?:redo|re-do|make|turn|change|edit|fix|can (?:you|u)|"
+    r"could (?:you|u)|please|pls|plz)\b|"
     r"\b(?:i|we) (?:took|shot|snapped) (?:a|an|this|one) (?:[a-z]+ )?"
     r"(?:photo|picture|pic|snapshot|selfie|shot|photograph)s? of\b[^.;!?]{0,80}"
     r"\b(?:make|turn|change|edit|fix|give|can you|could you|please)\b|"
@@ -694,6 +712,12 @@ _MADE_PICTURE = re.compile(
     r"(?:my|our|his|her|their|me|us|the)\b", re.IGNORECASE)
 
 
+# two pictures the user sends, named in one breath in another language
+_TWO_FOREIGN = re.compile(
+    r"(?<!\w)(?:отправляю|прилагаю|прикладываю|посылаю|скидываю|прикрепляю|прикрепил\w*|загрузил\w*|"
+    r"отправил\w*)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*)[^.;!?]{0,60}?"
+    r"\s(?:и|а также|плюс)\s+(?:\w+\s+)?(?:картин\w*|репродукци\w*|рисун\w*|фото\w*|снимок|кадр\w*|"  # noqa: RUF001
+    r"изображени\w*)", re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",
                 "selfie", "headshot", "portrait", "scan", "screenshot", "capture", "jpeg", "jpg", "png",
                 "still", "frame")
@@ -711,7 +735,7 @@ def two_pictures(prompt: str) -> bool:
     """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
     ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
-    if _ORDINAL_PICTURE.search(prompt):
+    if _ORDINAL_PICTURE.search(prompt) or _TWO_FOREIGN.search(prompt):
         return True
     nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
     return len(nouns) >= 2
