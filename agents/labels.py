@@ -468,6 +468,8 @@ _GIVEN_MAP = re.compile(
     r"\b(?:the attached|this|my|the uploaded|the given) (?:image|picture|file|photo|one) is "
     r"(?:a|an|my|the)\s+(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
+    r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|made|drew|drawn|prepared|done|did|have|got))+"
+    r"(?:\s+(?:a|an|my|the))?|"
     r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b",
     re.IGNORECASE)
 # a map the user has, however it is said: "I already have a depth map", "the attached depth map of our
@@ -712,8 +714,13 @@ _MADE_PICTURE = re.compile(
     r"(?:my|our|his|her|their|me|us|the)\b", re.IGNORECASE)
 
 
-# two pictures the user sends, named in one breath in another language
+# two pictures the user sends, named in one breath ("I'm attaching my photo and the album cover I
+# love", "Прилагаю фотографию ... и репродукцию картины")
 _TWO_FOREIGN = re.compile(
+    r"\b(?:attach(?:ing|ed)?|send(?:ing)?|sent|upload(?:ing|ed)?|here (?:are|is)|giving you)\b[^.;]{0,30}?"
+    r"\b(?:my|a|the|this) (?:[a-z]+ )?(?:photo|picture|pic|image|selfie|snap|shot|portrait)s? "
+    r"(?:and|plus|\+|together with|along with) (?:a|an|the|my|this|one) (?:[a-z'-]+ ){0,2}?"
+    r"(?:" + _ART_PICTURE + r"|(?:album |book |magazine )?covers?|film stills?|screenshots?)\b|"
     r"(?<!\w)(?:отправляю|прилагаю|прикладываю|посылаю|скидываю|прикрепляю|прикрепил\w*|загрузил\w*|"
     r"отправил\w*)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*)[^.;!?]{0,60}?"
     r"\s(?:и|а также|плюс)\s+(?:\w+\s+)?(?:картин\w*|репродукци\w*|рисун\w*|фото\w*|снимок|кадр\w*|"  # noqa: RUF001
