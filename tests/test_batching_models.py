@@ -170,3 +170,27 @@ def test_tokenizing_from_several_threads_keeps_every_window_padded(models):
 
     _together([lambda i=i: go(i) for i in range(4)])
     assert bad == []
+
+
+def test_nodes_side_by_side_find_torch_imported_whole():
+    """Two nodes of a batch lane starting at once in a fresh process (a new worker): each body
+    starts with torch fully imported (two threads importing it at once can leave one with a
+    half-initialised module: seen as "module 'torch' has no attribute 'nn'" in a worker)."""
+    import subprocess
+
+    code = (
+        "import sys, threading\n"
+        "from orchestrator.runtime.batching import Lanes\n"
+        "assert 'torch' not in sys.modules\n"
+        "lanes, seen = Lanes(4), []\n"
+        "def node():\n"
+        "    with lanes.turn('tiny-sd'):\n"
+        "        seen.append(hasattr(sys.modules.get('torch'), 'nn'))\n"
+        "ts = [threading.Thread(target=node) for _ in range(3)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[True, True, True]", out.stdout

@@ -109,11 +109,14 @@ class Lanes:
                     on_wait()
                 # a lower number still to come: wait for it at most until the deadline
                 self._cond.wait(None if in_order else max(0.01, deadline - time.monotonic()))
+            beside = len(self._running) > 0
             self._running.append(lane)
             if seq is not None:
                 self._started = max(self._started, seq + 1)
             self._cond.notify_all()
         try:
+            if lane is not None or beside:  # nodes may run side by side: torch comes in first
+                import_torch_once()
             yield
         finally:
             with self._cond:
@@ -125,6 +128,26 @@ class Lanes:
         """Wait until nothing runs, and run alone inside (a worker's exit)."""
         with self.turn(None):
             yield
+
+
+_IMPORTING = threading.Lock()
+
+
+def import_torch_once() -> None:
+    """Import torch, one thread at a time: importing it from two threads at once can leave one
+    with a half-initialised module ("module 'torch' has no attribute 'nn'"), and nodes running
+    side by side (a batch lane, a short node beside it) may each import it first. A node of a
+    batch lane, or one beside running nodes, calls this before its body (nothing without torch)."""
+    import sys
+
+    if "torch" in sys.modules and _IMPORTING.acquire(blocking=False):
+        _IMPORTING.release()  # imported, and no import under way
+        return
+    with _IMPORTING:
+        try:
+            import torch  # noqa: F401
+        except ImportError:  # an install without torch: no model nodes, nothing to guard
+            pass
 
 
 def prefix_running(lanes: Lanes, queue: Sequence[Any], lane_of: Callable[[Any], str | None],
