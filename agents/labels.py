@@ -282,8 +282,9 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:^|[,;.]\s*)(?:top|bottom|upper|lower)\s*:.*[,;.]\s*(?:top|bottom|upper|lower)\s*:"
     ),
     "mask-region": (
+        # "in a mask" (worn: "a woman in a mask at a carnival") is no mask the user gives
         r"\b(?:in|inside|within|into|onto|over|on|to)\s+(?:exactly\s+|only\s+|just\s+)?"
-        r"(?:the|my|this|that|a|our)\s+(?:(?:white|masked|marked|painted|drawn|black)\s+)?"
+        r"(?!an?\s+(?:[\w-]+\s+)?masks?\b)(?:the|my|this|that|a|our)\s+(?:(?:white|masked|marked|painted|drawn|black)\s+)?"
         r"(?:(?:area|region|part|zone|spot|shape|space|section|portion|outline|circle|square|oval|blob)\s+"
         r"(?:of|in|on|inside|covered by|given by|marked by|defined by|shown by|that)\s+"
         r"(?:the|my|this|a|our)\s+)?(?:mask(?:ed)?|marked|white)\b|"
@@ -459,9 +460,7 @@ _GIVEN_MAP = re.compile(
     r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
     # "the depth map of this photo" is read from the photo; "a depth map of my living room (exported
     # from Blender)" is the user's map of a scene
-    r"(?!\s+(?:of|from|for)\s+(?:(?:this|that|these|your|the (?:attached|given|"
-    r"uploaded))\b(?!\s+(?:[a-z]+\s+)?"
-    r"(?:scenes?|rooms?|models?|scans?|sculpts?|objects?|products?|cad|blender|3d)\b)|"
+    r"(?!\s+(?:of|from|for)\s+(?:(?:this|that|these|your|the (?:attached|given|uploaded))\b|"
     r"(?:my|our)\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?|pics?|"
     r"snaps?)\b|"
     r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
@@ -629,7 +628,8 @@ _SUBJECT_MASK = re.compile(
     r"death|tribal|golden|gold|iron|theatre|theater|kabuki|noh|oni|fox|bird|plague|party|welding|clay|beauty|"
     r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
     r"\b(?:wear(?:s|ing)?|wore|with|holding|behind|under|removes?|removing|takes? off|lifting|adjusting)\s+"
-    r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+)?masks?\b", re.IGNORECASE)
+    r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+)?masks?\b|"
+    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+)?masks?\b(?!\s+(?:area|region|image|file|shape))", re.IGNORECASE)
 _USER_MASK = re.compile(
     r"\b(?:my|this|our|the attached|attached|the given|the uploaded|the provided)\s+mask\b|"
     r"\bmask (?:is |was )?(?:attached|included|image|file|provided|given|uploaded)\b|"

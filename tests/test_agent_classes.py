@@ -947,3 +947,162 @@ def test_an_outpainting_the_user_masked_asks_for_the_mask(planner) -> None:
 def test_orientation_words_in_more_languages(planner, prompt, fmt) -> None:
     aspect = _aspect(planner.plan(prompt))
     assert (aspect > 1.2) if fmt == "wide" else (aspect < 0.85), (prompt, aspect)
+
+
+# -- issue 17 round 4: 1. orientation and format words in el/ar/id/ko, print sizes, book spreads ------------
+
+@pytest.mark.parametrize(("prompt", "low", "high"), [
+    ("μια βάρκα στο λιμάνι, κάθετη σελίδα", 0.5, 0.85),
+    ("ένα ηλιοβασίλεμα στη θάλασσα, οριζόντια", 1.25, 2.0),
+    ("بانر عريض لمتجر قهوة", 2.5, 3.5),
+    ("لوحة عمودية لشجرة زيتون", 0.5, 0.85),
+    ("سوق قديم في المدينة، أفقي", 1.25, 2.0),
+    ("wallpaper hp bunga sakura", 0.5, 0.6),
+    ("danau Toba saat senja, format lanskap", 1.25, 2.0),
+    ("seorang penari Bali, mode potret", 0.5, 0.85),
+    ("세로 16:9 비율의 폭포", 0.5, 0.6),  # the orientation word turns the ratio
+    ("가로 3:2 비율의 바다", 1.4, 1.6),
+    ("a 5x7 portrait of a beagle", 0.65, 0.78),
+    ("5x7 landscape of a wheat field", 1.3, 1.5),
+    ("a two-page spread for a picture book: whales under the ice", 1.7, 2.3),
+])
+def test_orientation_and_format_words_of_round_four(planner, prompt, low, high) -> None:
+    aspect = _aspect(planner.plan(prompt))
+    assert low <= aspect <= high, (prompt, aspect)
+
+
+@pytest.mark.parametrize("prompt", [
+    "potret seorang nelayan tua di pantai",  # a portrait (the subject), no format
+    "a landscape of rolling hills",
+    "ένα κάθετο τοίχο με κισσό",  # a vertical wall (the subject), no format noun
+])
+def test_subject_words_that_look_like_orientation_set_no_shape(prompt) -> None:
+    assert find_shape(prompt) is None, prompt
+
+
+def test_a_korean_ratio_with_orientation_plans_the_turned_ratio() -> None:
+    assert explicit_ratio("세로 16:9 비율")[0] > 1  # the ratio as written ...
+    assert parse_request("세로 16:9 비율의 폭포", classify("세로 16:9 비율의 폭포")).aspect < 1  # ... turned
+
+
+# -- 2. a model named with a particle or in another script ---------------------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "SDXL로 벚꽃 길을 그려줘", "buat pemandangan sawah dengan SDXL", "vẽ một ngôi chùa bằng SDXL",
+    "SDXL-ով նկարիր լեռներ", "SDXLで雪の京都を描いて",
+])
+def test_a_model_named_with_a_particle_plans_its_family(planner, prompt) -> None:
+    assert planner.plan(prompt).template == "sdxl_txt2img", prompt
+
+
+# -- 3. a face, hand or eye fix of a given photo in any language; a second pass on a region -----------------
+
+@pytest.mark.parametrize("prompt", [
+    "popraw mu ręce na tym zdjęciu",
+    "이 사진에서 얼굴만 선명하게 고쳐줘",
+    "fix her face so her eyes are open in this one, here is the photo",
+    "исправь ему руки на этом фото",
+    "perbaiki tangannya di foto ini",
+    "sửa bàn tay trong ảnh này",
+    "أصلح اليدين في هذه الصورة",
+    "bu fotoğrafta gözleri düzelt",
+    "förbättra ansiktet på bilden",
+    "herstel het gezicht op de foto",
+])
+def test_a_face_or_hand_fix_of_a_given_photo_is_a_detail_pass_of_it(planner, host, prompt) -> None:
+    _assert_implied(planner, host, prompt, ["detail_pass"], ["image"])
+
+
+@pytest.mark.parametrize("prompt", [
+    "a samurai at dawn, then run a second pass just on the face",
+    "an old sailor, and afterwards another pass only over the eyes",
+])
+def test_a_second_pass_on_a_region_is_a_detail_pass(planner, prompt) -> None:
+    assert planner.plan(prompt).template == "detail_pass", prompt
+
+
+def test_a_second_pass_of_the_whole_picture_stays_a_hires_fix(planner) -> None:
+    plan = planner.plan("a samurai at dawn, then run a second pass to sharpen everything")
+    assert plan.template == "hires_fix"
+
+
+@pytest.mark.parametrize("prompt", [
+    "hands of a potter shaping clay, close-up", "portrait of a smiling child with blue eyes",
+    "세로 2:3 비율의 고양이 그림",  # "고양이 그림" (a cat picture) holds no "이 그림" (this picture)
+])
+def test_face_and_picture_words_of_a_new_picture_ask_for_nothing(planner, prompt) -> None:
+    assert _asked_roles(planner, prompt) == set(), prompt
+
+
+# -- 4. two pictures: a film still's palette, a painting's style, a product photo for a masked spot ---------
+
+@pytest.mark.parametrize(("prompt", "templates", "roles"), [
+    ("my photo plus a still from a film I love - colour the photo using that film's palette",
+     ["palette_colorization"], ["image", "palette"]),
+    ("make my selfie look like the painting I'm attaching", ["style_transfer"], ["image", "style"]),
+    ("Прилагаю фотографию улицы и репродукцию картины Шагала, сделай фото в стиле картины",
+     ["style_transfer"], ["image", "style"]),
+    ("I'm sending my photo and the poster I love, give my photo the poster's style",
+     ["style_transfer"], ["image", "style"]),
+    ("my actual product, a photo of it attached, goes in the masked spot of the scene",
+     ["inpaint_reference"], ["image", "mask", "reference"]),
+])
+def test_two_pictures_of_round_four_are_asked_for(planner, host, prompt, templates, roles) -> None:
+    _assert_implied(planner, host, prompt, templates, roles)
+
+
+# -- 5. maps the user has, with words between the verb and the map -----------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "I have a depth map of my scene exported from Blender, make it a snowy village",
+    "I have prepared a Canny edge map of a teapot from my CAD drawing (attached), render it as porcelain",
+    "I've made an edge map out of my floor plan, make it a glass house",
+    "we've already exported a normal map of the statue, render it in jade",
+    "I have also prepared a scribble of the layout, make it a cozy attic",
+])
+def test_a_map_the_user_made_is_a_control_input(planner, host, prompt) -> None:
+    _assert_implied(planner, host, prompt, ["controlnet_guided"], ["control"])
+
+
+def test_a_depth_map_of_the_users_photo_is_still_read_from_the_photo() -> None:
+    labels = classify("use the depth map of my photo to make a medieval tavern")
+    assert "control" not in labels.intents and labels.task == "image-to-image", labels
+
+
+# -- 6. a chatty given picture ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prompt", [
+    "this is a phone pic of my sneakers, can u redo it as a studio shot",
+    "that's a snap of my balcony from last night, could you redo it as a pastel drawing",
+])
+def test_a_chatty_given_picture_is_asked_for(planner, host, prompt) -> None:
+    _assert_implied(planner, host, prompt, ["img2img", "image_translation"], ["image"])
+
+
+# -- 7. upscale, edge and mask words in id/ms, ar, vi -------------------------------------------------------
+
+@pytest.mark.parametrize(("prompt", "templates", "roles"), [
+    ("tolong foto ini dibesarin 4x", ["tiled_upscale"], ["image"]),
+    ("perbesar gambar ini", ["tiled_upscale"], ["image"]),
+    ("phóng to ảnh này lên gấp đôi", ["tiled_upscale"], ["image"]),
+    ("كبّر الصورة المرفقة", ["tiled_upscale"], ["image"]),
+    ("ارسم مدينة مستقبلية باستخدام حواف الصورة المرفقة", ["image_translation", "controlnet_guided"],
+     ["image"]),
+    ("Pakai mask yang aku kirim: kupu-kupu di area putih", ["masked_regions"], ["mask"]),
+    ("dùng mặt nạ của tôi: một ngọn hải đăng trong vùng trắng", ["masked_regions"], ["mask"]),
+])
+def test_upscale_edge_and_mask_words_of_round_four(planner, host, prompt, templates, roles) -> None:
+    _assert_implied(planner, host, prompt, templates, roles)
+
+
+# -- 8. brightness and contrast are no upscale; a mask worn at a carnival is no masked region ----------------
+
+@pytest.mark.parametrize("prompt", [
+    "увеличь яркость: осенний парк на рассвете",
+    "een bos in de mist, vergroot het contrast",
+    "a woman in a mask at a carnival",
+    "a masked ball in a baroque palace",
+])
+def test_tone_words_and_worn_masks_ask_for_nothing(planner, prompt) -> None:
+    assert _asked_roles(planner, prompt) == set(), prompt
+    assert planner.plan(prompt).template in ("txt2img", "hires_fix", "sdxl_txt2img"), prompt
