@@ -257,6 +257,11 @@ _INTENT_RULES: dict[str, str] = {
         r"\bpalet(?:a|y|ę|ie|u|te|ten|t|ti)?\b|\bpalett(?:en)?\b|палитр\w*|παλέτα|bảng màu|"
         r"\bpokoloruj\w*|\bkoloruj\w*|\bvybarv\w*|раскрас\w*|\brenklendir\w*|\bfärglägg\w*|\binkleur\w*|"
         r"χρωμάτισ\w*|(?<!\w)tô màu|"
+        # the colours of another picture the user sends: el, ru, id/ms
+        r"χρώματα (?:της|μιας|από (?:την|μια)|του) (?:\w+\s+){0,2}?(?:εικόν|φωτογραφ|πίνακ)\w*|"
+        r"(?<!\w)цвет\w* (?:(?:с|из|как на|как в|со) )?(?:друг\w*|втор\w*|приложенн\w*) "  # noqa: RUF001
+        r"(?:фото|картин|изображени|снимк|кадр)\w*|"
+        r"\bwarna (?:dari )?(?:gambar|foto) (?:lain|kedua|yang (?:aku|saya) kirim)\b|"
         r"\bcolou?r scheme (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b|"
@@ -877,6 +882,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "regions" not in labels.intents and foreign_regions(prompt) >= 2 \
             and len(split_regions(prompt)[1]) >= 2:
         labels.intents.append("regions")  # "un renard à gauche et une chouette à droite", "左边...右边..."
+    if "regions" in labels.intents and shape is not None and shape.kind == "spread" \
+            and len(split_regions(prompt)[1]) < 2:
+        labels.intents.remove("regions")  # "two A4 pages side by side": a book spread, one picture
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))

@@ -98,7 +98,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"papel de parede (?:de |para )?(?:celular|telem[oó]vel)|handy-?(?:hintergrund|wallpaper)|"
      r"\b(?:wallpaper|latar(?: belakang)?)\s+(?:hp|ponsel|handphone|hape|android|iphone)\b|"
      r"h[ìi]nh n[ềe]n (?:đi[ệe]n tho[ạa]i|đt)|(?:폰|휴대폰|핸드폰|스마트폰)\s*배경(?:화면)?|"
-     r"\btelefon (?:duvar ka[ğg][ıi]d\w*|arka plan\w*)|\bobo\w* (?:на|для) (?:телефон|смартфон)\w*|"  # noqa: RUF001
+     r"\btelefon (?:duvar ka[ğg][ıi]d\w*|arka plan\w*)|(?<!\w)обо\w* (?:на|для) (?:телефон|смартфон)\w*|"  # noqa: RUF001
      r"\btapet\w* (?:na|do) (?:telefon|smartfon|komórk)\w*|\b(?:bakgrund|tapet) (?:till|"
      r"för) (?:mobil|telefon)\w*|"
      r"\btapet\w* (?:na|do) mobil\w*|ταπετσαρία\s+(?:για\s+)?κινητού|"  # noqa: RUF001
@@ -109,6 +109,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("spread", "wide", SPREAD,
      r"\b(?:two|2|double)[- ]page(?:d)?\s+(?:spread|layout)s?\b|\bdouble[- ]spreads?\b|\bpage[- ]spreads?\b|"
      r"\b(?:book|magazine|album)\s+spreads?\b|\bspread (?:across|over) two pages\b|"
+     r"\btwo (?:[\w-]+ )?pages (?:placed )?side[- ]by[- ]side\b|"
      r"\bdoppelseite\w*|\bdouble page\b|\bdoble p[áa]gina\b|\brozk[łl]ad\w* (?:na )?dwie strony\b|"
      r"\bразворот\w*|양면\s*펼침|見開き|跨页|跨頁"),  # noqa: RUF001
     ("header", "wide", HEADER,

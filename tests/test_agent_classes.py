@@ -1106,3 +1106,25 @@ def test_upscale_edge_and_mask_words_of_round_four(planner, host, prompt, templa
 def test_tone_words_and_worn_masks_ask_for_nothing(planner, prompt) -> None:
     assert _asked_roles(planner, prompt) == set(), prompt
     assert planner.plan(prompt).template in ("txt2img", "hires_fix", "sdxl_txt2img"), prompt
+
+
+def test_the_colours_of_another_picture_in_greek_are_a_palette(planner, host) -> None:
+    prompt = "φτιάξε τη φωτογραφία μου με τα χρώματα μιας άλλης εικόνας που σου στέλνω"  # noqa: RUF001
+    _assert_implied(planner, host, prompt, ["palette_colorization"], ["image", "palette"])
+
+
+def test_pages_side_by_side_are_one_spread_not_two_regions(planner) -> None:
+    plan = planner.plan("a two-page spread of two A4 pages side by side: a jungle at night")
+    assert plan.template != "regional_composition"
+    assert 1.3 <= _aspect(plan) <= 1.5  # two portrait A4 pages: 420 x 297
+    assert planner.plan("a fox on the left and an owl on the right, side by side").template \
+        == "regional_composition"
+
+
+@pytest.mark.parametrize("prompt", [
+    "обои на телефон с котом",  # noqa: RUF001
+    "tapeta na telefon z kotem",
+    "telefon duvar kağıdı, kedi",  # noqa: RUF001
+])
+def test_phone_wallpapers_in_more_languages(planner, prompt) -> None:
+    assert 0.5 <= _aspect(planner.plan(prompt)) <= 0.6, prompt
