@@ -20,6 +20,12 @@ How long a call waits for company (the policy, in :meth:`UNetBatcher.call`):
   on events (arrivals, departures); the clock is only the upper bound. A loop that made a
   batch wait in vain is not expected again until its next call.
 
+The same batcher merges the jobs' other model calls of one shape (:func:`plan_generic`,
+:class:`BatchedModule`): the CLIP text encoder's calls of ``sd.encode_prompt`` and the VAE's
+``decode`` of ``sd.vae_decode`` (both batch-lane nodes), each job's output cut back from the
+batch's (a tensor, a tuple or a ``ModelOutput``: :func:`split_output`). A batch waits only for
+nodes that asked for its module (or have asked for none yet), never for one still loading it.
+
 A call that cannot be batched (ControlNet residuals, ``cross_attention_kwargs``, a
 ``return_dict`` other than False, positional extras) runs alone, unchanged. A call alone in
 its batch runs with its own arguments, untouched: the one-job path is bit for bit the
