@@ -26,7 +26,7 @@ from plugins.sd.common import (
     schedule,
 )
 from plugins.sd.denoise import SamplingParams
-from plugins.sd.prompt import expand_embedding_tokens
+from plugins.sd.prompt import padded_ids
 from plugins.sd.sampling import sample
 from plugins.sd.vae import image_processor, rgb, to_image
 
@@ -114,8 +114,7 @@ class OnnxVaeEncode(Block):
 
 
 def _encode(model: Any, tok: Any, text: str, max_length: int) -> dict[str, Any]:
-    ids = tok(expand_embedding_tokens(text, tok), padding="max_length", max_length=max_length,
-              truncation=True, return_tensors="pt").input_ids
+    ids = padded_ids(tok, text, max_length)
     return model.run({"input_ids": ids})
 
 

@@ -29,6 +29,7 @@ from plugins.sd.common import MODEL_FIELD_DESCRIPTION, ModelParam, device_of, mo
 from plugins.sd.cond_types import check_conditioning
 from plugins.sd.ip_adapter import shared_weights_copy
 from plugins.sd.model_files import model_file
+from plugins.sd.prompt import padded_ids
 
 if TYPE_CHECKING:
     from plugins.sd.common import Sampling, UNetFn
@@ -45,8 +46,7 @@ def pooled_text(ctx: Context, model: ModelParam, text: str) -> Any:
     ref = model_ref(model)
     tokenizer = ctx.models.tokenizer(ref)
     encoder = ctx.models.text_encoder(ref, device=device_of(ctx))
-    ids = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
+    ids = padded_ids(tokenizer, text)
     text_model = getattr(encoder, "text_model", encoder)  # CLIPTextModelWithProjection: before its projection
     with torch.no_grad():
         out = text_model(ids.to(encoder.device))

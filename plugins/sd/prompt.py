@@ -60,6 +60,13 @@ def token_windows(tokenizer: Any, text: str) -> list[Any]:
         return _token_windows(tokenizer, text)
 
 
+def padded_ids(tokenizer: Any, text: str, max_length: int | None = None) -> Any:
+    """``[1, max_length]`` token ids of ``text`` (embedding tokens expanded), padded and cut as
+    diffusers does; taking turns with every other tokenization (see ``_TOKENIZING``)."""
+    with _TOKENIZING:
+        return _ids(tokenizer, text, int(max_length or tokenizer.model_max_length)).input_ids
+
+
 def _token_windows(tokenizer: Any, text: str) -> list[Any]:
     import torch
 
