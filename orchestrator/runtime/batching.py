@@ -52,6 +52,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphs.model_refs import model_key
+
 EventFn = Callable[[dict[str, Any]], None]
 
 # keyword arguments of a UNet call that may differ per caller only as batch-leading tensors
@@ -680,20 +682,6 @@ def unwrap(module: Any) -> Any:
 # -- what an engine or a worker holds -----------------------------------------------------------------
 
 
-def lane_key(ref: Any) -> str | None:
-    """A model reference as a lane name (a name, or the reference as sorted JSON)."""
-    import json
-
-    if ref is None:
-        return None
-    if isinstance(ref, str):
-        return ref
-    if hasattr(ref, "model_dump"):
-        ref = ref.model_dump(mode="json")
-    try:
-        return json.dumps(ref, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(ref)
 
 
 def batches(block_class: Any) -> bool:
@@ -730,7 +718,7 @@ class Batching:
         if not self.enabled or not batches(block_class):
             return None
         model = params.get("model") if isinstance(params, dict) else getattr(params, "model", None)
-        return lane_key(model) or block_class.id
+        return model_key(model) or block_class.id
 
     @contextmanager
     def node(self, provider: Any, on_event: EventFn | None, *, lane: str | None, label: str = "",

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from graphs.model_refs import model_key
 from orchestrator.errors import BlockError, JobError
 from orchestrator.runtime.cache import ObjectCache as ObjectCache  # re-exported; one home with ResultCache
 from orchestrator.runtime.compile import CompiledGraph
 from orchestrator.runtime.executor import RunResult
-from orchestrator.runtime.pool import model_key
 from orchestrator.runtime.worker import translate_error
 from orchestrator.state.outputs import DirectorySink
 

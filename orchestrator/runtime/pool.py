@@ -12,7 +12,6 @@ else the idle worker with the least model memory in use, then the fewest nodes r
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from typing import Any
 
 import ray
 
+from graphs.model_refs import model_key
 from orchestrator.runtime.worker import Worker, WorkerConfig, model_name
 
 log = logging.getLogger(__name__)
@@ -29,18 +29,6 @@ STARTING, READY, DEAD = "starting", "ready", "dead"
 MAX_HELD = 16  # model keys remembered per worker when its provider reports nothing
 
 
-def model_key(ref: Any) -> str | None:
-    """A hashable identity of a model reference (a name, or the whole reference as JSON)."""
-    if ref is None:
-        return None
-    if isinstance(ref, str):
-        return ref
-    if hasattr(ref, "model_dump"):
-        ref = ref.model_dump(mode="json")
-    try:
-        return json.dumps(ref, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(ref)
 
 
 @dataclass(eq=False)
