@@ -1,8 +1,7 @@
 """Code copied on purpose, checked against what it copies (issue 19).
 
-Where a function of ours re-implements one of diffusers' (or another plugin's, since each
-plugin stands alone), the copy says so in a comment and this module checks the relation on
-values built here. The larger copies are checked where they are tested end to end:
+Where a function of ours re-implements one of diffusers', the copy says so in a comment and
+this module checks the relation on values built here. The larger copies are checked where they are tested end to end:
 ``plugins.sd.multidiffusion.denoise`` (equal to diffusers' panorama pipeline, and to
 ``plugins.sd.sampling.sample`` on one view: tests/test_tiling_sd.py), ``plugins.sd.tiled_vae``
 (equal to ``AutoencoderKL`` with tiling: tests/test_tiling_sd.py), ``plugins.sd.denoise.window``
@@ -17,9 +16,7 @@ import itertools
 import pytest
 import torch
 
-from plugins.image.regions import composite as image_composite
 from plugins.sd.common import guidance_embedding, rescale_noise_cfg
-from plugins.sd.latent_math import composite as latent_composite
 from plugins.sd.multidiffusion import get_views
 
 
@@ -63,25 +60,3 @@ def test_multidiffusion_views_are_the_panorama_pipelines_plus_the_edges():
         for h0, h1, w0, w1 in ours:
             covered[h0:h1, w0:w1] += 1
         assert bool((covered > 0).all())  # nothing left out at the edges
-
-
-@pytest.mark.parametrize("x,y,with_mask,resize", [(0, 0, False, False), (16, 8, True, False),
-                                                  (-24, 40, True, False), (200, -8, False, False),
-                                                  (8, 8, True, True), (-300, -300, False, False)])
-def test_the_latent_composite_is_the_image_plugins(x, y, with_mask, resize):
-    """plugins.sd.latent_math.composite is a copy of plugins.image.regions.composite (ComfyUI's
-    nodes_mask.composite): equal results (or the same error) for offsets inside, outside and across
-    the edges."""
-    gen = torch.Generator().manual_seed(11)
-    dest = torch.randn(2, 4, 12, 10, generator=gen)
-    src = torch.randn(1, 4, 5, 7, generator=gen)
-    mask = torch.rand(1, 5, 7, generator=gen) if with_mask else None
-
-    def outcome(fn):  # the result, or the error where the offset leaves nothing to paste
-        try:
-            return fn(dest.clone(), src, x, y, mask, 8, resize)
-        except RuntimeError as exc:
-            return type(exc)
-
-    ours, theirs = outcome(latent_composite), outcome(image_composite)
-    assert (torch.equal(ours, theirs) if isinstance(ours, torch.Tensor) else ours is theirs), (ours, theirs)

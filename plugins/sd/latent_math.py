@@ -18,22 +18,13 @@ cell's channel vector interpolated apart), ``sd.latent_composite_masked``
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import Field
 
 from orchestrator import Block, BlockError, Context, In, Out, Params, block
+from plugins.image.regions import composite, repeat_to_batch_size
 from plugins.sd.latent_transform import check_latent
-
-
-def repeat_to_batch_size(tensor: Any, batch_size: int) -> Any:
-    """ComfyUI's ``comfy.utils.repeat_to_batch_size``."""
-    if tensor.shape[0] > batch_size:
-        return tensor[:batch_size]
-    if tensor.shape[0] < batch_size:
-        return tensor.repeat([math.ceil(batch_size / tensor.shape[0])] + [1] * (tensor.ndim - 1))[:batch_size]
-    return tensor
 
 
 def reshape_latent_to(shape: Any, latent: Any) -> Any:
@@ -200,36 +191,6 @@ class LatentSeedBehavior(Block):
         return {"latent": check_latent(latent, ctx.node)}
 
 
-# Copied from plugins.image.regions.composite (ComfyUI's nodes_mask.composite; each plugin stands alone)
-def composite(destination: Any, source: Any, x: int, y: int, mask: Any = None, multiplier: int = 8,
-              resize_source: bool = False) -> Any:
-    """ComfyUI's ``nodes_mask.composite`` on [B, C, H, W] tensors; ``destination`` is written in place."""
-    import torch
-    import torch.nn.functional as F
-
-    source = source.to(destination.device)
-    if resize_source:
-        source = F.interpolate(source, size=(destination.shape[2], destination.shape[3]), mode="bilinear")
-    source = repeat_to_batch_size(source, destination.shape[0])
-    x = max(-source.shape[3] * multiplier, min(x, destination.shape[3] * multiplier))
-    y = max(-source.shape[2] * multiplier, min(y, destination.shape[2] * multiplier))
-    left, top = x // multiplier, y // multiplier
-    right, bottom = left + source.shape[3], top + source.shape[2]
-    if mask is None:
-        mask = torch.ones_like(source)
-    else:
-        mask = mask.to(destination.device, copy=True)
-        mask = F.interpolate(mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])),
-                             size=(source.shape[2], source.shape[3]), mode="bilinear")
-        mask = repeat_to_batch_size(mask, source.shape[0])
-    visible_width = destination.shape[3] - left + min(0, x)
-    visible_height = destination.shape[2] - top + min(0, y)
-    mask = mask[:, :, :visible_height, :visible_width]
-    inverse_mask = torch.ones_like(mask) - mask
-    source_portion = mask * source[:, :, :visible_height, :visible_width]
-    destination_portion = inverse_mask * destination[:, :, top:bottom, left:right]
-    destination[:, :, top:bottom, left:right] = source_portion + destination_portion
-    return destination
 
 
 BLOCKS = [LatentAdd, LatentMultiply, LatentInterpolate, LatentCompositeMasked, LatentConcat,
