@@ -1,7 +1,8 @@
 """Code copied on purpose, checked against what it copies (issue 19).
 
 Where a function of ours re-implements one of diffusers', the copy says so in a comment and
-this module checks the relation on values built here. The larger copies are checked where they are tested end to end:
+this module checks the relation on values built here. The larger copies are checked where
+they are tested end to end:
 ``plugins.sd.multidiffusion.denoise`` (equal to diffusers' panorama pipeline, and to
 ``plugins.sd.sampling.sample`` on one view: tests/test_tiling_sd.py), ``plugins.sd.tiled_vae``
 (equal to ``AutoencoderKL`` with tiling: tests/test_tiling_sd.py), ``plugins.sd.denoise.window``
