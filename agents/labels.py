@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents import lexicon
 from agents.orientation import find_shape, normalize, strip_shapes
 from agents.outpaint import asks_outpaint
 from agents.regions import foreign_regions, split_regions
@@ -175,7 +176,11 @@ _RULES: dict[str, str] = {
         r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
         r"took|shot|posted|added)\b|"
         r"\bthe one (?:i|we) (?:just )?(?:attached|uploaded|sent|shared)\b|\bsee (?:the )?attached\b|"
-        r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|"
+        r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z/]+ ){0,3}" + _PICTURE + r"\b|"
+        # the picture as a place ("the hand in the shot", "the guy on the pic", "in this one")
+        r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan)\b"
+        r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
+        r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"\(?(?:image|photo|mask) attached\)?|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
@@ -192,8 +197,12 @@ _RULES: dict[str, str] = {
         r"(?:sending|attaching|uploading|giving|sharing)\b|"
         r"[\[<](?:image|photo|picture|attached image|img)[\]>]|"
         # an edit told to "the photo" at the start: "change the background of the photo to a beach"
-        r"(?:^\s*|\b(?:please|can you|could you)\s+)(?:make|change|edit|turn|convert|transform|give|adjust|"
-        r"brighten|darken|enhance|retouch|fix|restyle|sharpen|apply|crop|recolou?r)\b[^.;]{0,40}?"
+        r"(?:(?:^\s*|\b(?:please|pls|plz|can (?:you|u)|could (?:you|u))\s+)"
+        r"(?:make|change|edit|turn|convert|transform|give|adjust|apply)|"
+        # an edit of what is there, after any clause ("..., colour the b/w photo")
+        r"(?:^\s*|[.;:!?,\u2013\u2014-]\s*|\b(?:please|pls|plz|can (?:you|u)|could (?:you|u))\s+)"
+        r"(?:brighten|darken|enhance|retouch|fix|restyle|sharpen|crop|recolou?r|colou?r|colou?ri[sz]e|"
+        r"restore|repair|clean|upscale|extend|expand|widen|remove|erase|replace|blur|unblur|denoise))\b[^.;]{0,40}?"
         r"\b(?:the|my) (?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
     ),
 }
@@ -559,6 +568,12 @@ _MASK_FOREIGN = re.compile(r"m[áa]scara|maschera|\bmaske\w*|\bmas(?:ce|ka|ku|ko
                            r"\bmasque\b|\bmasker\b|\b(?:za|ze|o)?mask\w*|gemaskeerd\w*|"
                            r"маск\w*|μάσκ\w*|m[ặa]t n[ạa]|マスク|蒙版|遮罩|마스크|(?:ال)?قناع\w*|"
                            r"(?<!\w)بالقناع", re.IGNORECASE)
+# the words of an input that is not a picture (a mask, a pose skeleton, a map): a verb of giving
+# beside one gives that input ("pakai mask yang aku kirim", "Přikládám pózu (OpenPose kostru)")
+_OTHER_INPUT = re.compile(_MASK_FOREIGN.pattern + r"|\bmask\w*|\bmarked\b|openpose|\bpose\w*|\bp[óo]z\w*|"
+                          r"\bkostr\w*|\bskelet\w*|\bszkielet\w*|\bmaps?\b|\bmapa\b|karte\b|\bcanny\b|"
+                          r"\bdepth\b|\bedges?\b|\bline ?art\b|\bscribble\w*|поз[уае]\b|скелет\w*|карт[уа]\b|"  # noqa: RUF001
+                          r"ポーズ|骨架|姿势|深度|线稿|포즈|스켈레톤|σκελετ\w*|πόζα", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
                       re.IGNORECASE)
@@ -747,7 +762,8 @@ def two_pictures(prompt: str) -> bool:
     """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
     ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
-    if _ORDINAL_PICTURE.search(prompt) or _TWO_FOREIGN.search(prompt):
+    if _ORDINAL_PICTURE.search(prompt) or _TWO_FOREIGN.search(prompt) \
+            or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
         return True
     nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
     return len(nouns) >= 2
@@ -872,7 +888,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         # subject, "a knight in the same pose as the person in this photo", stays a pose to follow)
         labels.intents = [i for i in labels.intents if i not in ("control", "pose")]
         _add(labels.intents, "edges")
-    if _GIVEN_FOREIGN.search(prompt):
+    if _GIVEN_FOREIGN.search(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT):
         found.add("image-to-image")
         if _MASK_FOREIGN.search(prompt):
             found.add("inpaint")
@@ -888,6 +904,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))
+    second = lexicon.second_picture_role(prompt, _OTHER_INPUT) if given else None
+    if second and not set(labels.intents) & {"style", "palette", "reference"}:
+        _add(labels.intents, second)  # "la foto del mio outfit nello stile del dipinto che ti allego"
     for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
         if intent in labels.intents and not given and not explicit.search(prompt):
             labels.intents.remove(intent)
@@ -920,7 +939,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
     if _MADE_PICTURE.search(prompt):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
-    if asks_outpaint(prompt) and (_given_picture(prompt) or _STRONG_OUTPAINT.search(prompt)):
+    if (asks_outpaint(prompt) and (_given_picture(prompt) or _STRONG_OUTPAINT.search(prompt))) \
+            or (lexicon.has_word(prompt, "extend") and "upscale" not in labels.intents
+                and lexicon.gives_picture(prompt, _OTHER_INPUT)):
         # "extend this photo to 16:9", "uncrop": an inpainting of the padded border (agents.outpaint)
         labels.intents = [i for i in labels.intents if i not in ("upscale", "regions", "hires")]
         _add(labels.intents, "outpaint")
@@ -950,7 +971,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
 
 def _given_picture(prompt: str) -> bool:
     return bool(_COMPILED["image-to-image"].search(prompt) or _GIVEN_FOREIGN.search(prompt)
-                or _MADE_PICTURE.search(prompt))
+                or _MADE_PICTURE.search(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT))
 
 
 def _misspelt_edit(prompt: str) -> bool:

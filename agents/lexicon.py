@@ -1,0 +1,158 @@
+"""A picture the user gives, read from the words of many languages: the keyword rules' fallback
+when no embedding model is configured to classify a prompt by meaning.
+
+:data:`agents.lexicon_data.LEXICON` lists, per language, the nouns for a picture, the words that
+point at one the user has (a demonstrative or possessive before or after the noun, a form with
+the possessive glued on), the verbs and phrases of giving one (attach, send, upload), and the
+words for a style, a palette, colouring in and extending. A noun counts only beside a pointing
+word of its own language ("dieses Foto", "foto ini", "この写真"), never alone, so "una foto de un
+gato" stays a text prompt.
+
+Mentions close together are one picture ("ti allego la mia foto"); two apart are two pictures,
+which is what a style or palette of a second picture needs ("la foto del mio outfit nello stile del
+dipinto che ti allego").
+
+>>> gives_picture("Verander deze foto in een aquarel")
+True
+>>> gives_picture("una foto de un gato en la nieve")
+False
+>>> second_picture_role("Trasforma la mia foto nello stile del dipinto che ti allego")
+'style'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from agents.lexicon_data import LEXICON
+
+# languages written without spaces between words: matched by substring
+UNSPACED = ("ja", "zh", "th")
+NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
+SAME_PICTURE = 4  # mentions closer than this many words are one picture
+OTHER_REACH = 12  # characters between a verb of giving and a mask (or map) word it gives
+# a word, with the combining marks of Indic, Arabic and Hebrew scripts and Persian's zero-width non-joiner
+_WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0591-\u05c7\u064b-\u065f\u0670\u0900-\u0dff\u200c])+")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A place in the prompt that names a picture the user gives."""
+
+    lang: str
+    start: int  # word index (character index in an unspaced script)
+    end: int
+    kind: str  # "picture" (a pointed-at noun), "form", "phrase" or "give"
+
+
+def _norm(text: str) -> str:
+    return text.lower().replace("\u2019", "'").replace("`", "'")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_norm(text))
+
+
+@cache
+def _entries(lang: str, field: str) -> tuple[tuple[str, ...], ...]:
+    """A field of a language as word sequences (unspaced scripts: one string each)."""
+    values = LEXICON.get(lang, {}).get(field, ())
+    if lang in UNSPACED:
+        return tuple((_norm(v),) for v in values if v.strip())
+    return tuple(w for w in (tuple(_words(v)) for v in values) if w)
+
+
+def _find(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
+    spans = []
+    for seq in seqs:
+        n = len(seq)
+        for i in range(len(words) - n + 1):
+            if tuple(words[i:i + n]) == seq:
+                spans.append((i, i + n))
+    return spans
+
+
+def _find_chars(text: str, seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
+    spans = []
+    for (form,) in seqs:
+        start = text.find(form)
+        while start >= 0:
+            spans.append((start, start + len(form)))
+            start = text.find(form, start + 1)
+    return spans
+
+
+def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]:
+    """Every place ``prompt`` names a picture the user gives, in any language of the lexicon.
+    ``other`` matches the words of the user's other inputs (a mask, a pose skeleton, a map): a
+    verb of giving beside one of them gives that input, not a picture ("pakai mask yang aku
+    kirim", "蒙版已附上")."""
+    found: list[Mention] = []
+    text = _norm(prompt)
+    located = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
+    words = [w for w, _s, _e in located]
+    others = [(m.start(), m.end()) for m in other.finditer(text)] if other is not None else []
+    for lang in LEXICON:
+        unspaced = lang in UNSPACED
+        find = (lambda seqs: _find_chars(text, seqs)) if unspaced else (lambda seqs: _find(words, seqs))
+        near = NEAR * 2 if unspaced else NEAR
+        nouns = find(_entries(lang, "picture"))
+        before = find(_entries(lang, "before"))
+        after = find(_entries(lang, "after"))
+        for start, end in nouns:
+            if any(0 <= start - b_end <= near for _b, b_end in before) \
+                    or any(0 <= a_start - end <= near for a_start, _a in after):
+                found.append(Mention(lang, start, end, "picture"))
+        for kind, field in (("form", "forms"), ("phrase", "phrases"), ("give", "give")):
+            for start, end in find(_entries(lang, field)):
+                if kind != "form" and others:
+                    chars = (start, end) if unspaced else (located[start][1], located[end - 1][2])
+                    reach = OTHER_REACH // 2 if unspaced else OTHER_REACH
+                    if any(o_start - chars[1] <= reach and chars[0] - o_end <= reach
+                           for o_start, o_end in others):
+                        continue
+                found.append(Mention(lang, start, end, kind))
+    return found
+
+
+def gives_picture(prompt: str, other: re.Pattern[str] | None = None) -> bool:
+    """Whether ``prompt`` names a picture the user gives, in a language of the lexicon."""
+    return bool(mentions(prompt, other))
+
+
+def pictures(prompt: str, other: re.Pattern[str] | None = None) -> int:
+    """How many different pictures the user gives, by the places that name them: mentions
+    closer than :data:`SAME_PICTURE` words (characters in an unspaced script) are one picture."""
+    spans = sorted({(m.lang in UNSPACED, m.start, m.end) for m in mentions(prompt, other)})
+    count, last = 0, {}
+    for unspaced, start, end in spans:
+        if unspaced in last and start - last[unspaced] <= SAME_PICTURE:
+            last[unspaced] = max(last[unspaced], end)
+            continue
+        count += 1
+        last[unspaced] = end
+    return count
+
+
+def has_word(prompt: str, field: str) -> bool:
+    """Whether ``prompt`` has a word of ``field`` ("style", "palette", "colorize", "extend") in a
+    language of the lexicon."""
+    words = _words(prompt)
+    text = _norm(prompt)
+    return any(_find_chars(text, _entries(lang, field)) if lang in UNSPACED
+               else _find(words, _entries(lang, field)) for lang in LEXICON)
+
+
+def second_picture_role(prompt: str, other: re.Pattern[str] | None = None) -> str | None:
+    """What a second given picture is for: ``"palette"`` (its colours, a palette, colouring in),
+    ``"style"`` (its style), or ``None`` when the prompt names fewer than two given pictures or
+    neither."""
+    if pictures(prompt, other) < 2:
+        return None
+    if has_word(prompt, "palette") or has_word(prompt, "colorize"):
+        return "palette"
+    if has_word(prompt, "style"):
+        return "style"
+    return None
