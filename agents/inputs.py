@@ -177,6 +177,19 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
     missing = missing_roles(best, request)
     if not missing:
         return best.name, request
+    if _redraw_without_mask(missing, request):
+        # "get rid of the exit sign in this shot" with a photo and no mask: the whole picture is
+        # redrawn towards the prompt rather than refused; a mask would confine the change
+        request.labels.task = "image-to-image"
+        for entry in rank_templates(request.labels, ctx):
+            other = ctx.templates[entry["template"]]
+            if not missing_roles(other, request) and not missing_models(other, ctx):
+                how = HOW.replace("ROLE", "mask")
+                notes.append(f"the prompt asks to change part of the picture ({best.name}), but no mask was "
+                             f"given and the words do not say there is one: planned with {other.name}, which "
+                             f"redraws the whole picture; {how} to repaint only that part")
+                return other.name, request
+        request.labels.task = "inpaint"
     for entry in ranking[1:]:
         other = ctx.templates[entry["template"]]
         if not missing_roles(other, request):
@@ -196,6 +209,16 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
                              f"to the text-only {other.name}")
                 return other.name, request
     raise input_error(best, missing, request.labels.task)
+
+
+def _redraw_without_mask(missing: list[dict[str, str]], request: Request) -> bool:
+    """Whether an inpainting that lacks only its mask is planned as an image-to-image redraw: a
+    picture is given, the words neither say the user gives a mask nor extend the picture (an
+    outpainting makes its own) nor bring a reference for the masked part."""
+    return ([m["role"] for m in missing] == ["mask"] and request.labels.task == "inpaint"
+            and "image" in request.images and "mask" not in request.images
+            and not set(request.labels.intents) & {"outpaint", "reference"}
+            and not gives_mask(request.prompt))
 
 
 def note_unused_inputs(template: Template, request: Request, notes: list[str]) -> None:

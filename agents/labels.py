@@ -182,12 +182,19 @@ _RULES: dict[str, str] = {
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
-        r"\(?(?:image|photo|mask) attached\)?|"
+        r"\(?(?:image|photo) attached\)?|"
+        # "bride blinked in the attached", "see the uploaded": the picture named by its participle alone
+        r"\b(?:in|on|from|see|of) the (?:attached|uploaded|enclosed)\b"
+        r"(?! (?:[a-z]+ )?(?:mask|map|depth|pose|skeleton|palette|swatch|scribble|line ?art)s?\b)|"
+        # a file the user names ("tweak portrait_final.jpg"); maps and masks by name are other inputs
+        r"(?<![/\\.\w-])(?![\w-]*(?:mask|depth|canny|edge|pose|lineart|scribble|normal|seg)[\w-]*\.)[\w-]+\."
+        r"(?:png|jpe?g|webp|bmp|tiff?|heic)\b|"
         r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
         r"based on the (?:image|photo))|"
         # "picture A", "image 2", "the second image": pictures the user gives, by name
         r"\b(?:image|picture|photo|pic) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
         r"\bthe (?:first|second|other|2nd) (?:image|picture|photo|pic)\b|"
+        r"\b(?:first|second|third|1st|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
         # "the image below", "I'm sending you a photo of my car", "the photo I'm attaching", "[image]"
         r"\bthe " + _PICTURE + r" (?:below|above|here)\b|"
         r"\b(?:i'?m|i am|we'?re|i'?ll|i will|i've|i have) (?:just )?(?:sending|attaching|uploading|giving|"
@@ -444,7 +451,10 @@ _INTENT_RULES: dict[str, str] = {
     ),
     # a second pass asked for: by name, "high res", "a second / upscale pass", "small first, then upscale"
     "hires": (
-        r"\bhi-?res\.? ?fix\b|\bhigh[- ]res(?:olution)? fix\b|\btwo[- ]pass\b|\bupscaled? and refined?\b|"
+        r"\bhi-?res\.? ?fix\b|\bhigh[- ]res(?:olution)? fix\b|\btwo[- ]pass(?:es)?\b|"
+        r"\bin two (?:passes|stages|steps)\b|"
+        r"\bgenerate\b[^.;]{0,25}?\bupscal\w*\b[^.;]{0,25}?\b(?:refine|re-?denoise|add detail)|"
+        r"\bupscaled? and refined?\b|"
         r"\brefined? at (?:a )?higher resolution\b|\b(?:hi|high)[- ]?res(?:olution)?\b(?! (?:version of|"
         r"copy of|scan))|"
         r"\b(?:second|2nd|extra|another|additional|refin\w*|upscal\w*|high[- ]res) "
@@ -494,6 +504,8 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
                 r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
 _OWN_MAP = re.compile(
+    r"(?:^|[.;,!?]\s*)(?:got|have|attached|here'?s|sending|attaching)\s+(?:(?:a|an|my|the|our)\s+)?"
+    r"(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:i|we)\s+(?:already|also)\s+(?:have|got|made|drew)\s+(?:(?:a|an|the|my|our)\s+)?(?:[a-z]+\s+)?"
     + _MAP +
     r"|\b(?:the\s+)?(?:attached|uploaded|provided|existing|ready[- ]made)\s+(?:[a-z]+\s+)?" + _MAP +
@@ -507,6 +519,9 @@ _OWN_MAP = re.compile(
     + _MAP_FOREIGN
     + r")",
     re.IGNORECASE)
+# a map the user names as a file ("depth.png", "pose_ref_canny.jpg")
+_MAP_FILE = re.compile(r"(?<![/\\.\w-])[\w-]*(?:depth|canny|edges?|pose|lineart|scribble|normals?|seg)"
+                       r"[\w-]*\.(?:png|jpe?g|webp|bmp|tiff?|exr)\b", re.IGNORECASE)
 # a picture the user gives, in other languages ("esta foto", "dieses Bild", "この写真", "这张照片")
 _GIVEN_FOREIGN = re.compile(
     r"\b(?:esta|esa|mi|mis|nuestra)\s+(?:foto(?:graf[ií]a)?|imagen|ilustraci[oó]n|dibujo|pintura|retrato|selfie)\b|"
@@ -651,6 +666,7 @@ _SUBJECT_MASK = re.compile(
     r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+)?masks?\b|"
     r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+)?masks?\b(?!\s+(?:area|region|image|file|shape))", re.IGNORECASE)
 _USER_MASK = re.compile(
+    r"(?<![/\\.\w-])[\w-]*mask[\w-]*\.(?:png|jpe?g|webp|bmp|tiff?)\b|"  # a mask named as a file
     r"\b(?:my|this|our|the attached|attached|the given|the uploaded|the provided)\s+mask\b|"
     r"\bmask (?:is |was )?(?:attached|included|image|file|provided|given|uploaded)\b|"
     r"\bthe mask (?:marks|shows|covers|says|indicates|defines)\b|"
@@ -687,6 +703,7 @@ _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 _ORDINAL_PICTURE = re.compile(
     r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
     r"\bthe (?:second|other|2nd|last) (?:image|picture|photo|pic|one|shot|file)\b|"
+    r"\b(?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
     r"\b(?:ref|reference) (?:is )?attached\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
@@ -849,7 +866,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     subject and style labels whose description is close to the prompt (cosine >= threshold)
     and, when the rules found no subject, the closest subject."""
     # the rules read key words with their typos fixed ("potrait") and full-width forms as ASCII
-    prompt = fix_typos(normalize(prompt))[0]
+    prompt = without_paths(fix_typos(normalize(prompt))[0])
     # "this photo" names the input, not the style; "phone wallpaper" a format, not a phone:
     # styles are matched without input phrases, subjects without input and format phrases
     styled = _INPUT_PHRASE.sub(" ", prompt)
@@ -870,7 +887,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
-    given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt)
+    given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt) or _MAP_FILE.search(prompt)
     if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
         labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
         if "palette" in labels.intents and not re.search(r"\bpalettes?\b|\bcolou?rs? (?:of|from)\b", prompt,
@@ -967,6 +984,25 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if embedder is not None:
         _embedding_labels(prompt, labels, embedder, threshold)
     return labels
+
+
+# a file system path ("/etc/shadow", "~/x.png", "../../secrets.png", "C:\\x"): never an input
+_PATH = re.compile(r"(?:^|(?<=[\s(\"'`]))(?:/|~/|\.\.?/|[a-z]:\\)\S*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
+
+
+def has_paths(prompt: str) -> bool:
+    """Whether ``prompt`` names a file system path (the planner never reads one: inputs come only
+    from the files given by role)."""
+    return bool(_PATH.search(prompt))
+
+
+def without_paths(prompt: str) -> str:
+    """``prompt`` without the sentences that name a file system path: "load /etc/shadow as the
+    input image" asks for nothing the planner would do, so it sets no task."""
+    if not _PATH.search(prompt):
+        return prompt
+    return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
 
 
 def _given_picture(prompt: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.context import family_native
-from agents.labels import Labels, classify
+from agents.labels import Labels, classify, has_paths
 from agents.language import language
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
 from agents.typos import fix_typos
@@ -175,6 +175,9 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
     not in English (the keyword rules read English and the format, picture, mask and edit
     words of a few other languages; what they miss falls back to the plain template)."""
     fixed = fix_typos(normalize(prompt))[1]
+    if has_paths(prompt):
+        notes.append("the sentences naming a file system path were not read: the planner never reads a "
+                     "path from the prompt; inputs come only from the files given by role")
     lang = language(prompt)
     if fixed and lang is None:  # in another language these are its own words ("formato"), read alike
         notes.append("read " + ", ".join(f"{a!r} as {b!r}" for a, b in fixed[:8])
@@ -186,9 +189,9 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
         "no embedding model is configured (agent.embedding_model) to classify it by meaning"
     fallback = "" if found.intents else \
         f"; with no composition recognised, the plain template of the task ({found.task}) is planned"
-    notes.append(f"the prompt looks {lang}: {how}; the keyword rules read English and the format, "
-                 f"given-picture, mask and edit words of a few languages (found: {', '.join(found.all())})"
-                 + fallback)
+    notes.append(f"the prompt looks {lang}: {how}; the keyword rules read English, the format, mask and "
+                 f"edit words of a few languages and the given-picture, style and palette words of 33 "
+                 f"(agents.lexicon_data) (found: {', '.join(found.all())})" + fallback)
 
 
 def estimate_tokens(text: str) -> int:

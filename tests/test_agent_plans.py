@@ -198,7 +198,8 @@ def test_a_prompt_with_no_label_says_so() -> None:
     ("this photo in the style of the reference image", {}, "image"),
     ("colorize this old photo with the palette of the second image", {"image": "i.png"}, "palette"),
     ("turn this photo into a watercolor", {}, "image"),
-    ("remove the bench from this photo", {"image": "i.png"}, "mask"),
+    ("remove the bench from this photo, I masked it", {"image": "i.png"}, "mask"),
+    ("fill the masked area with grass", {"image": "i.png"}, "mask"),
     ("replace the chair with the one in the reference image", {"image": "i.png", "mask": "m.png"},
      "reference"),
 ])
@@ -207,6 +208,17 @@ def test_a_missing_implied_input_fails_naming_its_role(host, prompt, given, miss
         planner(host, SD1).plan(prompt, images=given)
     assert err.value.type == "input" and missing in err.value.details["roles"]
     assert err.value.field.startswith("inputs.") and repr(missing) in err.value.message
+
+
+def test_an_edit_of_a_region_without_a_mask_redraws_the_picture_with_a_note(host) -> None:
+    # the words do not say the user gives a mask: the photo is redrawn (image-to-image), not refused
+    plan = planner(host, SD1).plan("remove the bench from this photo", images={"image": "i.png"})
+    assert plan.template == "img2img"
+    assert plan.graph.nodes[plan.graph.meta["inputs"][0]["node"]].params["path"] == "i.png"
+    assert any("no mask was given" in n and "mask=FILE" in n for n in plan.trace["notes"])
+    with pytest.raises(AgentError) as err:  # with no picture at all, both are asked for
+        planner(host, SD1).plan("remove the bench from this photo")
+    assert sorted(err.value.details["roles"]) == ["image", "mask"]
 
 
 def test_a_text_to_image_composition_without_its_input_falls_back_with_a_note(host) -> None:
