@@ -16,11 +16,14 @@ from typing import Any
 from agents.choose import rank_templates
 from agents.context import PlanningContext, missing_models, template_inputs, template_task
 from agents.errors import AgentError
-from agents.labels import INTENT_INPUTS, ROLE_INTENTS, gives_mask
+from agents.labels import INTENT_INPUTS, ROLE_INTENTS, gives_mask, names_palette, two_pictures
 from agents.request import Request
 from graphs import Graph, Node, Template
 
 TEXT_INTENTS = ("regions", "mask-region", "pose", "control", "detail", "hires")  # over a new picture
+# what a redraw without its mask or palette does instead, and what the missing input would do
+REDRAWS = {"mask": ("change part of the picture", "to repaint only that part"),
+           "palette": ("colour the picture", "to take its colours from a palette")}
 HOW = "give it with --input ROLE=FILE (CLI) or agent.inputs {ROLE: uploaded name} (API)"
 
 
@@ -177,19 +180,23 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
     missing = missing_roles(best, request)
     if not missing:
         return best.name, request
-    if _redraw_without_mask(missing, request):
-        # "get rid of the exit sign in this shot" with a photo and no mask: the whole picture is
-        # redrawn towards the prompt rather than refused; a mask would confine the change
+    redraw = _redraw_without(missing, request)
+    if redraw:
+        # "get rid of the exit sign in this shot" with a photo and no mask, "colourise it" with no
+        # palette: the whole picture is redrawn towards the prompt rather than refused
+        task, intents = request.labels.task, list(request.labels.intents)
         request.labels.task = "image-to-image"
+        request.labels.intents = [i for i in intents if i != "palette"]
         for entry in rank_templates(request.labels, ctx):
             other = ctx.templates[entry["template"]]
             if not missing_roles(other, request) and not missing_models(other, ctx):
-                how = HOW.replace("ROLE", "mask")
-                notes.append(f"the prompt asks to change part of the picture ({best.name}), but no mask was "
-                             f"given and the words do not say there is one: planned with {other.name}, which "
-                             f"redraws the whole picture; {how} to repaint only that part")
+                how = HOW.replace("ROLE", redraw)
+                what, confine = REDRAWS[redraw]
+                notes.append(f"the prompt asks to {what} ({best.name}), but no {redraw} was given and the "
+                             f"words do not say there is one: planned with {other.name}, which redraws the "
+                             f"whole picture; {how} {confine}")
                 return other.name, request
-        request.labels.task = "inpaint"
+        request.labels.task, request.labels.intents = task, intents
     for entry in ranking[1:]:
         other = ctx.templates[entry["template"]]
         if not missing_roles(other, request):
@@ -211,14 +218,22 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
     raise input_error(best, missing, request.labels.task)
 
 
-def _redraw_without_mask(missing: list[dict[str, str]], request: Request) -> bool:
-    """Whether an inpainting that lacks only its mask is planned as an image-to-image redraw: a
-    picture is given, the words neither say the user gives a mask nor extend the picture (an
-    outpainting makes its own) nor bring a reference for the masked part."""
-    return ([m["role"] for m in missing] == ["mask"] and request.labels.task == "inpaint"
-            and "image" in request.images and "mask" not in request.images
-            and not set(request.labels.intents) & {"outpaint", "reference"}
-            and not gives_mask(request.prompt))
+def _redraw_without(missing: list[dict[str, str]], request: Request) -> str | None:
+    """The one input (``"mask"`` or ``"palette"``) whose lack makes the plan an image-to-image
+    redraw of the given picture, or ``None``. An inpainting that lacks only its mask, when the
+    words neither say the user gives one nor extend the picture (an outpainting makes its own)
+    nor bring a reference; a colourisation that lacks only its palette, when the words name no
+    palette and no second picture ("colourise this scan naturally")."""
+    roles = [m["role"] for m in missing]
+    if "image" not in request.images or len(roles) != 1 or roles[0] in request.images:
+        return None
+    if roles == ["mask"] and request.labels.task == "inpaint" \
+            and not set(request.labels.intents) & {"outpaint", "reference"} \
+            and not gives_mask(request.prompt):
+        return "mask"
+    if roles == ["palette"] and not names_palette(request.prompt) and not two_pictures(request.prompt):
+        return "palette"
+    return None
 
 
 def note_unused_inputs(template: Template, request: Request, notes: list[str]) -> None:

@@ -184,6 +184,8 @@ _RULES: dict[str, str] = {
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"\(?(?:image|photo) attached\)?|"
         # "bride blinked in the attached", "see the uploaded": the picture named by its participle alone
+        r"\b(?:the|this|my|our) (?:attached|uploaded|enclosed) (?!(?:[a-z]+ )?(?:mask|map|depth|pose|"
+        r"skeleton|palette|swatch|scribble|line ?art|canny|edge|file)s?\b)[a-z]+|"
         r"\b(?:in|on|from|see|of) the (?:attached|uploaded|enclosed)\b"
         r"(?! (?:[a-z]+ )?(?:mask|map|depth|pose|skeleton|palette|swatch|scribble|line ?art)s?\b)|"
         # a file the user names ("tweak portrait_final.jpg"); maps and masks by name are other inputs
@@ -504,6 +506,9 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
                 r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
 _OWN_MAP = re.compile(
+    r"(?:^|[.;,!?(\u2013\u2014-]\s*)(?:[a-z]+\s+)?" + _MAP + r"\s*(?:\(\s*)?(?:is\s+)?"
+    r"(?:attached|enclosed|uploaded|included)\b|\b(?:exported|saved|rendered|converted|baked)\s+(?:it\s+)?as\s+(?:a|an|the|my)\s+"
+    r"(?:[a-z]+\s+)?" + _MAP + r"(?:\s*\((?:see )?attached\))?|"
     r"(?:^|[.;,!?]\s*)(?:got|have|attached|here'?s|sending|attaching)\s+(?:(?:a|an|my|the|our)\s+)?"
     r"(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:i|we)\s+(?:already|also)\s+(?:have|got|made|drew)\s+(?:(?:a|an|the|my|our)\s+)?(?:[a-z]+\s+)?"
@@ -678,6 +683,34 @@ _USER_MASK = re.compile(
     re.IGNORECASE)
 
 
+# the area a mask marks, for a new subject ("put a puppy only inside that area")
+_INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into) (?:that|this|the|its|my) "
+                          r"(?:(?:white|masked|marked|painted) )?"
+                          r"(?:area|region|part|zone|spot|shape|blob|space)\b", re.IGNORECASE)
+
+
+_PALETTE_NAMED = re.compile(r"palett|paleta|tavolozza|палитр|παλέτα|bảng màu|パレット|调色板|配色|swatch|"
+                            r"\bcolou?r (?:chart|card|scheme)s?\b|\bcolou?rs? (?:of|from)\b", re.IGNORECASE)
+
+
+def names_palette(prompt: str) -> bool:
+    """Whether ``prompt`` names a palette (a swatch, a colour chart, "the colours of ..."), not
+    only a verb of colouring ("colourise it naturally")."""
+    return bool(_PALETTE_NAMED.search(prompt) or lexicon.words_of("palette").search(prompt))
+
+
+def mask_given(prompt: str) -> bool:
+    """Whether the words of ``prompt`` say the user gives a mask: in English ("I drew a mask",
+    "mask attached"), or a mask word beside a verb of giving in a language of the lexicon
+    ("masku přikládám", "pakai mask yang aku kirim"); a worn mask never is."""
+    prompt = fix_typos(normalize(prompt))[0]
+    if _USER_MASK.search(prompt):
+        return True
+    if _SUBJECT_MASK.search(prompt):
+        return False
+    return lexicon.gives_input(prompt, _MASK_FOREIGN) or lexicon.gives_input(prompt, lexicon.words_of("mask"))
+
+
 def gives_mask(prompt: str) -> bool:
     """Whether the words of ``prompt`` say the user gives a mask ("I masked the empty strips",
     "zaznaczyłem maską"), not one a subject wears ("a woman wearing a face mask")."""
@@ -702,7 +735,7 @@ _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 # other one", "the first one") or as a reference ("ref pic attached", "the reference image")
 _ORDINAL_PICTURE = re.compile(
     r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
-    r"\bthe (?:second|other|2nd|last) (?:image|picture|photo|pic|one|shot|file)\b|"
+    r"\bthe (?:second|third|fourth|other|2nd|3rd|4th|last) (?:image|picture|photo|pic|one|shot|file)\b|"
     r"\b(?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
     r"\b(?:ref|reference) (?:is )?attached\b|"
@@ -907,7 +940,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         _add(labels.intents, "edges")
     if _GIVEN_FOREIGN.search(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT):
         found.add("image-to-image")
-        if _MASK_FOREIGN.search(prompt):
+        if _MASK_FOREIGN.search(prompt) or lexicon.words_of("mask").search(prompt):
+            found.add("inpaint")
+    if "image-to-image" not in found and "mask-region" not in labels.intents and mask_given(prompt):
+        if _INSIDE_AREA.search(prompt) and not _REPAINT.search(prompt):
+            labels.intents.append("mask-region")  # "I drew a mask - put a puppy only inside that area"
+        else:  # "masku přikládám, doplň tam kus oblohy": a mask is of a picture to repaint
             found.add("inpaint")
     if "detail" in labels.intents and "image-to-image" in found \
             and not (_MASK_WORD.search(prompt) or _MASK_FOREIGN.search(prompt)):
@@ -954,7 +992,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
-    if _MADE_PICTURE.search(prompt):
+    unmapped = prompt[:given_map.start()] + " " + prompt[given_map.end():] if given_map else prompt
+    if _MADE_PICTURE.search(unmapped):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
     if (asks_outpaint(prompt) and (_given_picture(prompt) or _STRONG_OUTPAINT.search(prompt))) \
             or (lexicon.has_word(prompt, "extend") and "upscale" not in labels.intents

@@ -117,6 +117,38 @@ def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]
     return found
 
 
+def gives_input(prompt: str, words: re.Pattern[str]) -> bool:
+    """Whether a verb or phrase of giving (any language of the lexicon) stands within reach of a
+    match of ``words`` (a mask, a map): the user gives that input ("masku přikládám")."""
+    text = _norm(prompt)
+    spans = [(m.start(), m.end()) for m in words.finditer(text)]
+    spans += [(s, e) for lang in UNSPACED for s, e in _find_chars(text, _entries(lang, "mask"))]
+    if not spans:
+        return False
+    given = [m for m in mentions(prompt) if m.kind in ("give", "phrase")]
+    located = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    for m in given:
+        unspaced = m.lang in UNSPACED
+        chars = (m.start, m.end) if unspaced else (located[m.start][0], located[m.end - 1][1])
+        reach = OTHER_REACH // 2 if unspaced else OTHER_REACH
+        if any(o_start - chars[1] <= reach and chars[0] - o_end <= reach for o_start, o_end in spans):
+            return True
+    return False
+
+
+@cache
+def words_of(field: str) -> re.Pattern[str]:
+    """A pattern of every word of ``field`` in every language (whole words in spaced scripts)."""
+    spaced = sorted({" ".join(seq) for lang in LEXICON if lang not in UNSPACED
+                     for seq in _entries(lang, field)}, key=len, reverse=True)
+    unspaced = sorted({seq[0] for lang in UNSPACED for seq in _entries(lang, field)}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(w).replace(r"\ ", r"\W+") for w in spaced)
+    parts = [r"(?<![^\W_])(?:" + alternatives + r")(?![^\W_])"] if spaced else []
+    if unspaced:
+        parts.append("|".join(re.escape(w) for w in unspaced))
+    return re.compile("|".join(parts) or r"(?!)", re.IGNORECASE)
+
+
 def gives_picture(prompt: str, other: re.Pattern[str] | None = None) -> bool:
     """Whether ``prompt`` names a picture the user gives, in a language of the lexicon."""
     return bool(mentions(prompt, other))
