@@ -990,7 +990,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.intents[labels.intents.index("hires")] = "upscale"  # "this photo, but high res"
     if "detail" in labels.intents and "image-to-image" not in found:
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
-    if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)):
+    if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)
+                                      or lexicon.words_of("remove").search(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
     unmapped = prompt[:given_map.start()] + " " + prompt[given_map.end():] if given_map else prompt
     if _MADE_PICTURE.search(unmapped):

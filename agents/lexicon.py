@@ -31,6 +31,7 @@ from agents.lexicon_data import LEXICON
 # languages written without spaces between words: matched by substring
 UNSPACED = ("ja", "zh", "th")
 NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
+NEAR_AFTER = 3  # after the noun: its adjectives come first ("ảnh tư liệu cũ này", "foto lama saya ini")
 SAME_PICTURE = 4  # mentions closer than this many words are one picture
 OTHER_REACH = 12  # characters between a verb of giving and a mask (or map) word it gives
 # a word, with the combining marks of Indic, Arabic and Hebrew scripts and Persian's zero-width non-joiner
@@ -94,17 +95,31 @@ def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]
     located = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
     words = [w for w, _s, _e in located]
     others = [(m.start(), m.end()) for m in other.finditer(text)] if other is not None else []
+    if other is not None:  # a mask in any language of the lexicon is no picture either
+        others += [(m.start(), m.end()) for m in words_of("mask").finditer(text)]
     for lang in LEXICON:
         unspaced = lang in UNSPACED
         find = (lambda seqs: _find_chars(text, seqs)) if unspaced else (lambda seqs: _find(words, seqs))
         near = NEAR * 2 if unspaced else NEAR
+        after_near = NEAR_AFTER * 2 if unspaced else NEAR_AFTER
         nouns = find(_entries(lang, "picture"))
         before = find(_entries(lang, "before"))
         after = find(_entries(lang, "after"))
-        for start, end in nouns:
-            if any(0 <= start - b_end <= near for _b, b_end in before) \
-                    or any(0 <= a_start - end <= near for a_start, _a in after):
-                found.append(Mention(lang, start, end, "picture"))
+        # a pointing word points at one noun, the nearest (a word of both lists, sw "hii", at the
+        # noun beside it: "picha hii kuwa mchoro" points at "picha" only)
+        targets: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
+        pairs = [(w, n, n[0] - w[1]) for w in before for n in nouns if 0 <= n[0] - w[1] <= near]
+        pairs += [(w, n, w[0] - n[1]) for w in after for n in nouns if 0 <= w[0] - n[1] <= after_near]
+        for word, noun, gap in pairs:
+            if word not in targets or gap < targets[word][0]:
+                targets[word] = (gap, noun)
+        found.extend(Mention(lang, start, end, "picture")
+                     for start, end in sorted({noun for _gap, noun in targets.values()}))
+        for w in find(_entries(lang, "second")):  # "the second picture", "другої картинки"
+            beside = [n for n in nouns if 0 <= n[0] - w[1] <= near or 0 <= w[0] - n[1] <= near]
+            if beside:
+                noun = min(beside, key=lambda n: min(abs(n[0] - w[1]), abs(w[0] - n[1])))
+                found.append(Mention(lang, noun[0], noun[1], "second"))
         for kind, field in (("form", "forms"), ("phrase", "phrases"), ("give", "give")):
             for start, end in find(_entries(lang, field)):
                 if kind != "form" and others:
@@ -155,17 +170,22 @@ def gives_picture(prompt: str, other: re.Pattern[str] | None = None) -> bool:
 
 
 def pictures(prompt: str, other: re.Pattern[str] | None = None) -> int:
-    """How many different pictures the user gives, by the places that name them: mentions
-    closer than :data:`SAME_PICTURE` words (characters in an unspaced script) are one picture."""
-    spans = sorted({(m.lang in UNSPACED, m.start, m.end) for m in mentions(prompt, other)})
-    count, last = 0, {}
-    for unspaced, start, end in spans:
-        if unspaced in last and start - last[unspaced] <= SAME_PICTURE:
-            last[unspaced] = max(last[unspaced], end)
+    """How many different pictures the user gives, by the places that name them: a verb or phrase
+    of giving within :data:`SAME_PICTURE` words (characters in an unspaced script) of a named
+    picture is that picture ("ti allego la mia foto"); two pointed-at nouns are two pictures ("mein
+    Foto im Stil des Gemäldes, das ich dir im Anhang schicke")."""
+    named = mentions(prompt, other)
+    found = sorted({(m.lang in UNSPACED, m.start, m.end, m.kind in ("picture", "second")) for m in named})
+    count = 0
+    last: dict[bool, tuple[int, bool]] = {}  # script kind -> (end of the last group, whether it has a noun)
+    for unspaced, start, end, noun in found:
+        prev = last.get(unspaced)
+        if prev is not None and start - prev[0] <= SAME_PICTURE and not (noun and prev[1]):
+            last[unspaced] = (max(prev[0], end), prev[1] or noun)
             continue
         count += 1
-        last[unspaced] = end
-    return count
+        last[unspaced] = (end, noun)
+    return max(count, 2) if any(m.kind == "second" for m in named) else count
 
 
 def has_word(prompt: str, field: str) -> bool:

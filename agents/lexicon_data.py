@@ -3,8 +3,8 @@
 USER GIVES ("edit this photo", "my drawing", "the attached painting"), as opposed to a picture to be
 generated ("a photo of a cat"), plus the words for a style, a palette, colouring in and extending.
 
-Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to ten fields, every value a
-tuple of lower-case strings (diacritics as written natively):
+Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to sixteen fields, every value
+a tuple of lower-case strings (diacritics as written natively):
 
 - ``picture``: nouns for a picture a user could give, in their common inflected forms. Genre words
   that mostly mean photography as an art ("Fotografie", "fotografía") are left out, as are words that
@@ -20,6 +20,15 @@ tuple of lower-case strings (diacritics as written natively):
 - ``give``: verbs and participles of giving a picture (attach, send, upload, share).
 - ``style``, ``palette``, ``colorize``, ``extend``: an art style or look; a palette or colour scheme;
   colouring or recolouring; extending a picture beyond its edges (outpainting).
+- ``mask``: nouns for a mask the user draws or gives for inpainting (the same word as a face mask
+  where a language has one word for both).
+- ``second``: ordinals and "other" words beside a picture noun that name ANOTHER given picture
+  ("zweite", "another", "the last", "2枚目", "另一张").
+- ``remove``: verbs (imperative, infinitive) of removing, erasing, deleting, getting rid of or
+  replacing something in a picture. Plain "retouch" (a general touch-up) is left out.
+- ``tall`` / ``wide`` / ``square``: a portrait (vertical), landscape (horizontal) or square format or
+  orientation. Words that also mean a portrait of a person or scenery ("portrait", "paysage") are
+  listed only inside orientation phrases ("format portrait", "en paysage").
 
 Japanese ("ja"), Chinese ("zh") and Thai ("th") are written without spaces and matched by substring.
 Variants are included where writers differ: Romanian comma and cedilla letters (ș/ş, ț/ţ), Greek with
@@ -87,6 +96,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'verbreitere', 'ausweiten', 'weite aus', 'herauszoomen', 'rauszoomen', 'zoome heraus',
             'zoom heraus', 'über den rand hinaus', 'ergänze den rand',
         ),
+        "mask": (
+            'maske', 'masken', 'bildmaske', 'bildmasken', 'maskenbild', 'maskenbilder',
+            'inpainting-maske', 'inpaintingmaske', 'schwarzweißmaske', 'schwarz-weiß-maske',
+            'freistellungsmaske', 'ebenenmaske', 'malmaske',
+        ),
+        "second": (
+            'zweite', 'zweiten', 'zweiter', 'zweites', 'zweitem', 'dritte', 'dritten', 'dritter',
+            'drittes', 'drittem', 'vierte', 'vierten', 'viertes', 'andere', 'anderen', 'anderer',
+            'anderes', 'anderem', 'weitere', 'weiteren', 'weiterer', 'weiteres', 'weiterem',
+            'noch ein', 'noch eine', 'noch einen', 'noch einem', 'noch einer', 'letzte', 'letzten',
+            'letzter', 'letztes', 'letztem', '2te', '2ten', '3te', '3ten',
+        ),
+        "remove": (
+            'entferne', 'entfernen', 'entfernt', 'entfern', 'lösche', 'löschen', 'lösch', 'löscht',
+            'radiere weg', 'radier weg', 'wegradieren', 'weg radieren', 'ausradieren', 'radiere aus',
+            'wegretuschieren', 'retuschiere weg', 'ersetze', 'ersetzen', 'ersetzt', 'tausche aus',
+            'tausch aus', 'austauschen', 'beseitige', 'beseitigen', 'mach weg', 'mache weg',
+            'wegmachen', 'weg machen', 'lass verschwinden', 'lasse verschwinden',
+            'verschwinden lassen', 'schneide heraus', 'herausschneiden', 'entferne bitte',
+            'lösche bitte', 'retuschier weg',
+        ),
+        "tall": (
+            'hochformat', 'im hochformat', 'hochformatig', 'hochformatige', 'hochformatigen',
+            'hochformatiges', 'hochformatiger', 'hochkant', 'senkrecht', 'senkrechte', 'senkrechten',
+            'vertikal', 'vertikale', 'vertikalen', 'vertikales', 'vertikaler', 'vertikalformat',
+            'vertikales format', 'im vertikalen format', 'porträtformat', 'portraitformat',
+            'im porträtformat', 'im portraitformat',
+        ),
+        "wide": (
+            'querformat', 'im querformat', 'querformatig', 'querformatige', 'querformatigen',
+            'querformatiges', 'querformatiger', 'waagerecht', 'waagerechte', 'waagerechten',
+            'waagrecht', 'horizontal', 'horizontale', 'horizontalen', 'horizontales', 'horizontaler',
+            'horizontalformat', 'horizontales format', 'im horizontalen format', 'landschaftsformat',
+            'im landschaftsformat', 'breitformat', 'breitbild', 'breitbildformat', 'panoramaformat',
+            'im panoramaformat',
+        ),
+        "square": (
+            'quadratisch', 'quadratische', 'quadratischen', 'quadratisches', 'quadratischer',
+            'quadratischem', 'quadratformat', 'im quadratformat', 'als quadrat', 'im quadrat',
+            'seitenverhältnis 1:1', 'format 1:1', 'im format 1:1',
+        ),
     },
     "fr": {  # French
         "picture": (
@@ -150,6 +200,41 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'prolonge', 'prolongez', 'dézoomer', 'dézoome', 'dézoomez', 'agrandir le cadre',
             'agrandis le cadre',
         ),
+        "mask": (
+            'masque', 'masques', "masque d'inpainting", 'masque de retouche', 'masque noir et blanc',
+            'masque de sélection', 'masque de fusion', 'masque de calque',
+        ),
+        "second": (
+            'deuxième', 'deuxièmes', 'second', 'seconde', 'seconds', 'secondes', '2ème', '2eme',
+            '2nde', '2nd', 'la 2e', 'le 2e', 'troisième', 'troisièmes', '3ème', '3eme', 'la 3e',
+            'le 3e', 'quatrième', 'autre', 'autres', "l'autre", 'une autre', 'un autre', 'encore une',
+            'encore un', 'dernière', 'dernier', 'dernières', 'derniers',
+        ),
+        "remove": (
+            'supprime', 'supprimer', 'supprimez', 'supprimes', 'efface', 'effacer', 'effacez',
+            'effaces', 'enlève', 'enlever', 'enlevez', 'enlèves', 'enleve', 'retire', 'retirer',
+            'retirez', 'retires', 'ôte', 'ôter', 'ôtez', 'élimine', 'éliminer', 'éliminez', 'remplace',
+            'remplacer', 'remplacez', 'remplaces', 'gomme', 'gommer', 'gommez', 'fais disparaître',
+            'faites disparaître', 'faire disparaître', 'débarrasse-toi de', 'débarrassez-vous de',
+            'se débarrasser de', 'détoure', 'détourer', 'détourez',
+        ),
+        "tall": (
+            'format portrait', 'au format portrait', 'en format portrait', 'en portrait',
+            'en mode portrait', 'mode portrait', 'orientation portrait', 'en orientation portrait',
+            'vertical', 'verticale', 'verticaux', 'verticales', 'format vertical',
+            'au format vertical', 'en vertical', 'à la verticale', 'orientation verticale',
+        ),
+        "wide": (
+            'format paysage', 'au format paysage', 'en format paysage', 'en paysage',
+            'en mode paysage', 'mode paysage', 'orientation paysage', 'en orientation paysage',
+            'horizontal', 'horizontale', 'horizontaux', 'horizontales', 'format horizontal',
+            'au format horizontal', 'en horizontal', "à l'horizontale", 'orientation horizontale',
+            "format à l'italienne", 'format panoramique', 'panoramique', 'panoramiques',
+        ),
+        "square": (
+            'carré', 'carrée', 'carrés', 'carrées', 'format carré', 'au format carré',
+            'en format carré', 'en carré',
+        ),
     },
     "es": {  # Spanish
         "picture": (
@@ -204,6 +289,39 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ensanchar', 'ensancha', 'ensanche', 'expandir', 'expande', 'expanda', 'prolongar',
             'prolonga', 'prolongue', 'alejar el zoom', 'aleja la cámara',
         ),
+        "mask": (
+            'máscara', 'máscaras', 'mascara', 'mascaras', 'máscara de inpainting',
+            'máscara de recorte', 'máscara en blanco y negro', 'máscara de capa',
+        ),
+        "second": (
+            'segunda', 'segundo', 'segundas', 'segundos', '2da', '2do', 'la 2ª', 'el 2º', 'tercera',
+            'tercer', 'tercero', 'terceras', 'terceros', '3ra', '3er', '3ro', 'la 3ª', 'el 3º',
+            'cuarta', 'otra', 'otro', 'otras', 'otros', 'una más', 'última', 'último', 'últimas',
+            'últimos',
+        ),
+        "remove": (
+            'elimina', 'eliminar', 'elimine', 'eliminen', 'eliminá', 'borra', 'borrar', 'borre',
+            'borren', 'borrá', 'quita', 'quitar', 'quite', 'quiten', 'quitá', 'quítale', 'quitale',
+            'quítalo', 'quítala', 'suprime', 'suprimir', 'suprima', 'reemplaza', 'reemplazar',
+            'reemplace', 'reemplacen', 'sustituye', 'sustituir', 'sustituya', 'reemplazá',
+            'deshazte de', 'deshágase de', 'deshacerse de', 'haz desaparecer', 'hacer desaparecer',
+            'remueve', 'remover', 'remueva', 'saca de la foto', 'sácalo', 'sácala',
+        ),
+        "tall": (
+            'vertical', 'verticales', 'formato vertical', 'en formato vertical', 'en vertical',
+            'orientación vertical', 'formato retrato', 'en formato retrato', 'modo retrato',
+            'en modo retrato', 'orientación retrato',
+        ),
+        "wide": (
+            'horizontal', 'horizontales', 'formato horizontal', 'en formato horizontal',
+            'en horizontal', 'orientación horizontal', 'formato apaisado', 'apaisado', 'apaisada',
+            'apaisados', 'apaisadas', 'formato paisaje', 'en formato paisaje', 'modo paisaje',
+            'en modo paisaje', 'orientación paisaje', 'panorámico', 'panorámica', 'formato panorámico',
+        ),
+        "square": (
+            'cuadrado', 'cuadrada', 'cuadrados', 'cuadradas', 'formato cuadrado',
+            'en formato cuadrado', 'en cuadrado',
+        ),
     },
     "it": {  # Italian
         "picture": (
@@ -246,6 +364,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'estendere', 'estendi', 'estenda', 'allargare', 'allarga', 'allarghi', 'ampliare',
             'amplia', 'espandere', 'espandi', 'espanda', 'prolungare', 'prolunga', 'zoom indietro',
             "allarga l'inquadratura",
+        ),
+        "mask": (
+            'maschera', 'maschere', 'maschera di inpainting', 'maschera in bianco e nero',
+            'maschera di ritaglio', 'maschera di livello', 'maschera di selezione',
+        ),
+        "second": (
+            'seconda', 'secondo', 'seconde', 'secondi', 'terza', 'terzo', 'terze', 'terzi', 'quarta',
+            'quarto', 'altra', 'altro', 'altre', 'altri', "un'altra", 'un altro', "un'ultima",
+            'ultima', 'ultimo', 'ultime', 'ultimi',
+        ),
+        "remove": (
+            'rimuovi', 'rimuovere', 'rimuova', 'rimuovete', 'elimina', 'eliminare', 'elimini',
+            'eliminate', 'cancella', 'cancellare', 'cancelli', 'cancellate', 'togli', 'togliere',
+            'tolga', 'togliete', 'levare', 'sostituisci', 'sostituire', 'sostituisca', 'sostituite',
+            'fai sparire', 'fate sparire', 'far sparire', 'sbarazzati di', 'sbarazzarsi di',
+            'cancellami', 'toglimi', 'rimuovimi', 'toglilo', 'toglila',
+        ),
+        "tall": (
+            'verticale', 'verticali', 'formato verticale', 'in formato verticale', 'in verticale',
+            'orientamento verticale', 'formato ritratto', 'in formato ritratto', 'modalità ritratto',
+            'orientamento ritratto',
+        ),
+        "wide": (
+            'orizzontale', 'orizzontali', 'formato orizzontale', 'in formato orizzontale',
+            'in orizzontale', 'orientamento orizzontale', 'formato paesaggio', 'in formato paesaggio',
+            'modalità paesaggio', 'orientamento paesaggio', 'panoramico', 'panoramica',
+            'formato panoramico',
+        ),
+        "square": (
+            'quadrato', 'quadrata', 'quadrati', 'quadrate', 'formato quadrato', 'in formato quadrato',
+            'in quadrato',
         ),
     },
     "pt": {  # Portuguese
@@ -291,6 +440,38 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'expande', 'alargar', 'alargue', 'alarga', 'prolongar', 'prolongue', 'prolonga',
             'afastar o zoom', 'diminuir o zoom',
         ),
+        "mask": (
+            'máscara', 'máscaras', 'mascara', 'mascaras', 'máscara de inpainting',
+            'máscara em preto e branco', 'máscara de recorte', 'máscara de camada',
+        ),
+        "second": (
+            'segunda', 'segundo', 'segundas', 'segundos', 'a 2ª', 'o 2º', 'terceira', 'terceiro',
+            'terceiras', 'terceiros', 'a 3ª', 'o 3º', 'quarta', 'outra', 'outro', 'outras', 'outros',
+            'mais uma', 'mais um', 'última', 'último', 'últimas', 'últimos',
+        ),
+        "remove": (
+            'remova', 'remover', 'remove', 'removam', 'removê', 'apague', 'apagar', 'apaga', 'apaguem',
+            'elimine', 'eliminar', 'elimina', 'eliminem', 'retire', 'retirar', 'retira', 'retirem',
+            'exclua', 'excluir', 'exclui', 'excluam', 'substitua', 'substituir', 'substitui',
+            'substituam', 'troque por', 'trocar por', 'troca por', 'livre-se de', 'se livrar de',
+            'livrar-se de', 'faça sumir', 'faz sumir', 'fazer sumir', 'faça desaparecer',
+            'tira da foto', 'tire da foto',
+        ),
+        "tall": (
+            'vertical', 'verticais', 'formato vertical', 'no formato vertical', 'em formato vertical',
+            'na vertical', 'em pé', 'foto em pé', 'formato retrato', 'em formato retrato',
+            'modo retrato', 'em modo retrato', 'orientação vertical', 'orientação retrato',
+        ),
+        "wide": (
+            'horizontal', 'horizontais', 'formato horizontal', 'no formato horizontal',
+            'em formato horizontal', 'na horizontal', 'formato paisagem', 'em formato paisagem',
+            'modo paisagem', 'em modo paisagem', 'orientação horizontal', 'orientação paisagem',
+            'panorâmico', 'panorâmica', 'formato panorâmico',
+        ),
+        "square": (
+            'quadrado', 'quadrada', 'quadrados', 'quadradas', 'formato quadrado',
+            'em formato quadrado', 'no formato quadrado',
+        ),
     },
     "nl": {  # Dutch
         "picture": (
@@ -333,6 +514,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'uitbreiden', 'breid uit', 'breid', 'verbreden', 'verbreed', 'uitzoomen', 'zoom uit',
             'verlengen', 'verleng',
         ),
+        "mask": (
+            'masker', 'maskers', 'inpaintingmasker', 'inpainting-masker', 'zwart-witmasker',
+            'maskerafbeelding', 'maskerafbeeldingen', 'laagmasker', 'selectiemasker',
+        ),
+        "second": (
+            'tweede', 'derde', 'vierde', 'andere', 'ander', 'nog een', 'laatste', '2de', '3de',
+            '2e foto', '2e afbeelding',
+        ),
+        "remove": (
+            'verwijder', 'verwijderen', 'verwijdert', 'wis', 'wissen', 'wist', 'haal weg', 'weghalen',
+            'haal eruit', 'eruit halen', 'haal uit', 'gum weg', 'weggummen', 'uitgummen', 'vervang',
+            'vervangen', 'vervangt', 'wegretoucheren', 'retoucheer weg', 'laat verdwijnen',
+            'laten verdwijnen', 'schrap', 'schrappen', 'ontdoe van', 'weg laten', 'laat weg',
+            'weglaten',
+        ),
+        "tall": (
+            'staand', 'staand formaat', 'in staand formaat', 'staande foto', 'staande afbeelding',
+            'staande oriëntatie', 'in staande oriëntatie', 'portretformaat', 'in portretformaat',
+            'portretstand', 'portretmodus', 'portretoriëntatie', 'verticaal', 'verticale',
+            'verticaal formaat', 'in verticaal formaat', 'hoogformaat',
+        ),
+        "wide": (
+            'liggend', 'liggend formaat', 'in liggend formaat', 'liggende foto', 'liggende afbeelding',
+            'liggende oriëntatie', 'in liggende oriëntatie', 'landschapsformaat',
+            'in landschapsformaat', 'landschapsstand', 'landschapsmodus', 'landschapsoriëntatie',
+            'horizontaal', 'horizontale', 'horizontaal formaat', 'in horizontaal formaat',
+            'breedbeeld', 'breedformaat', 'panoramaformaat',
+        ),
+        "square": (
+            'vierkant', 'vierkante', 'vierkant formaat', 'in vierkant formaat', 'vierkantsformaat',
+        ),
     },
     "sv": {  # Swedish
         "picture": (
@@ -374,6 +586,35 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'utöka', 'utvidga', 'bredda', 'förläng', 'förlänga', 'expandera', 'zooma ut', 'vidga',
         ),
+        "mask": (
+            'mask', 'masken', 'masker', 'maskerna', 'maskbild', 'maskbilden', 'maskbilder',
+            'inpaintingmask', 'lagermask', 'svartvit mask',
+        ),
+        "second": (
+            'andra', 'tredje', 'fjärde', 'annan', 'annat', 'en annan', 'ett annat', 'en till',
+            'ytterligare', 'ytterligare en', 'sista', 'senaste',
+        ),
+        "remove": (
+            'ta bort', 'tar bort', 'tag bort', 'radera', 'raderar', 'radera ut', 'sudda', 'sudda ut',
+            'sudda bort', 'ersätt', 'ersätta', 'ersätter', 'byt ut', 'byta ut', 'byter ut',
+            'retuschera bort', 'avlägsna', 'få bort', 'gör dig av med', 'eliminera', 'rensa bort',
+            'ta väck', 'plocka bort',
+        ),
+        "tall": (
+            'stående format', 'i stående format', 'stående bild', 'stående foto', 'stående läge',
+            'i stående läge', 'porträttformat', 'i porträttformat', 'porträttläge', 'i porträttläge',
+            'vertikal', 'vertikalt', 'vertikala', 'vertikalt format', 'höjdformat',
+        ),
+        "wide": (
+            'liggande format', 'i liggande format', 'liggande bild', 'liggande foto', 'liggande läge',
+            'i liggande läge', 'landskapsformat', 'i landskapsformat', 'landskapsläge',
+            'i landskapsläge', 'horisontell', 'horisontellt', 'horisontella', 'horisontellt format',
+            'bredformat', 'panoramaformat',
+        ),
+        "square": (
+            'kvadratisk', 'kvadratiskt', 'kvadratiska', 'kvadratformat', 'i kvadratformat',
+            'kvadratiskt format',
+        ),
     },
     "da": {  # Danish
         "picture": (
@@ -414,6 +655,34 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'udvide', 'udvid', 'forlænge', 'forlæng', 'gøre bredere', 'gør bredere', 'zoome ud',
             'zoom ud',
         ),
+        "mask": (
+            'maske', 'masken', 'masker', 'maskerne', 'maskebillede', 'maskebilledet',
+            'inpainting-maske', 'lagmaske', 'sort-hvid maske',
+        ),
+        "second": (
+            'anden', 'andet', 'andre', 'tredje', 'fjerde', 'en anden', 'et andet', 'en til', 'et til',
+            'endnu en', 'endnu et', 'sidste', 'seneste',
+        ),
+        "remove": (
+            'fjern', 'fjerne', 'fjerner', 'slet den', 'slet det', 'slet dem', 'slette', 'sletter',
+            'visk ud', 'viske ud', 'erstat', 'erstatte', 'erstatter', 'udskift', 'udskifte',
+            'skift ud', 'retoucher væk', 'få væk', 'slip af med', 'slippe af med', 'eliminer',
+            'eliminere',
+        ),
+        "tall": (
+            'stående format', 'i stående format', 'stående billede', 'stående foto',
+            'stående tilstand', 'portrætformat', 'i portrætformat', 'portrættilstand', 'lodret',
+            'lodrette', 'lodret format', 'højformat', 'vertikal', 'vertikalt', 'vertikale',
+        ),
+        "wide": (
+            'liggende format', 'i liggende format', 'liggende billede', 'liggende foto',
+            'liggende tilstand', 'landskabsformat', 'i landskabsformat', 'landskabstilstand',
+            'vandret', 'vandrette', 'vandret format', 'bredformat', 'horisontal', 'horisontalt',
+            'horisontale', 'panoramaformat',
+        ),
+        "square": (
+            'kvadratisk', 'kvadratiske', 'kvadratformat', 'i kvadratformat', 'kvadratisk format',
+        ),
     },
     "no": {  # Norwegian (Bokmål)
         "picture": (
@@ -452,6 +721,33 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'utvide', 'utvid', 'forlenge', 'forleng', 'gjøre bredere', 'gjør bredere', 'zoome ut',
             'zoom ut',
+        ),
+        "mask": (
+            'maske', 'masken', 'masker', 'maskene', 'maskebilde', 'maskebildet', 'inpainting-maske',
+            'lagmaske', 'svart-hvitt maske',
+        ),
+        "second": (
+            'andre', 'annen', 'annet', 'tredje', 'fjerde', 'en annen', 'et annet', 'ei anna', 'en til',
+            'ett til', 'enda en', 'enda et', 'siste', 'seneste',
+        ),
+        "remove": (
+            'fjern', 'fjerne', 'fjerner', 'slett', 'slette', 'sletter', 'visk ut', 'viske ut',
+            'bytt ut', 'bytte ut', 'bytter ut', 'erstatt', 'erstatte', 'erstatter', 'retusjer bort',
+            'få bort', 'bli kvitt', 'kvitt deg med', 'eliminer', 'eliminere',
+        ),
+        "tall": (
+            'stående format', 'i stående format', 'stående bilde', 'stående foto', 'stående modus',
+            'portrettformat', 'i portrettformat', 'portrettmodus', 'loddrett', 'loddrette',
+            'loddrett format', 'høydeformat', 'vertikal', 'vertikalt', 'vertikale',
+        ),
+        "wide": (
+            'liggende format', 'i liggende format', 'liggende bilde', 'liggende foto',
+            'liggende modus', 'landskapsformat', 'i landskapsformat', 'landskapsmodus', 'vannrett',
+            'vannrette', 'vannrett format', 'bredformat', 'horisontal', 'horisontalt', 'horisontale',
+            'panoramaformat',
+        ),
+        "square": (
+            'kvadratisk', 'kvadratiske', 'kvadratformat', 'i kvadratformat', 'kvadratisk format',
         ),
     },
     "fi": {  # Finnish
@@ -508,6 +804,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'tee värilliseksi', 'muuta värilliseksi',
         ),
         "extend": ('laajenna', 'laajentaa', 'levennä', 'leventää', 'zoomaa ulos', 'loitonna',),
+        "mask": (
+            'maski', 'maskin', 'maskia', 'maskiksi', 'maskilla', 'maskista', 'maskissa', 'maskiin',
+            'maskina', 'maskit', 'maskeja', 'maskeilla', 'maskien', 'maskikuva', 'maskikuvan',
+            'maskikuvaa', 'naamio', 'naamion', 'naamiota', 'naamiolla', 'naamioksi', 'peitemaski',
+            'peitemaskin', 'peitemaskia',
+        ),
+        "second": (
+            'toinen', 'toisen', 'toista', 'toisessa', 'toiseen', 'toisesta', 'toisella', 'toiselle',
+            'toisena', 'kolmas', 'kolmannen', 'kolmatta', 'kolmannessa', 'kolmanteen', 'kolmannesta',
+            'neljäs', 'neljännen', 'neljättä', 'muu', 'muun', 'muuta', 'muussa', 'vielä yksi',
+            'yksi lisää', 'viimeinen', 'viimeisen', 'viimeistä', 'viimeisessä', 'viimeiseen',
+            'viimeisestä',
+        ),
+        "remove": (
+            'poista', 'poistaa', 'poistakaa', 'poistetaan', 'poistaisitko', 'pyyhi', 'pyyhi pois',
+            'pyyhkiä', 'pyyhkikää', 'kumita', 'kumita pois', 'korvaa', 'korvata', 'korvatkaa',
+            'retusoi pois', 'häivytä', 'häivyttää', 'ota pois', 'hankkiudu eroon', 'pääse eroon',
+            'päästä eroon',
+        ),
+        "tall": (
+            'pystykuva', 'pystykuvan', 'pystykuvana', 'pystykuvaksi', 'pystykuvaa', 'pystysuuntainen',
+            'pystysuuntaisen', 'pystysuuntaisena', 'pystysuuntaiseksi', 'pystysuuntaista',
+            'pystysuunta', 'pystysuunnassa', 'pystysuuntaan', 'pystyformaatti', 'pystyformaatissa',
+            'pystyformaattiin', 'pystymuoto', 'pystymuodossa', 'pystymuotoon', 'pystyasento',
+            'pystyasennossa', 'pystyasentoon',
+        ),
+        "wide": (
+            'vaakakuva', 'vaakakuvan', 'vaakakuvana', 'vaakakuvaksi', 'vaakakuvaa', 'vaakasuuntainen',
+            'vaakasuuntaisen', 'vaakasuuntaisena', 'vaakasuuntaiseksi', 'vaakasuuntaista',
+            'vaakasuunta', 'vaakasuunnassa', 'vaakasuuntaan', 'vaakaformaatti', 'vaakaformaatissa',
+            'vaakaformaattiin', 'vaakamuoto', 'vaakamuodossa', 'vaakamuotoon', 'vaaka-asento',
+            'vaaka-asennossa', 'vaaka-asentoon', 'vaakatasossa', 'laajakuva', 'laajakuvana',
+            'laajakuvaksi', 'panoraamakuva', 'panoraamakuvana',
+        ),
+        "square": (
+            'neliö', 'neliön', 'neliönä', 'neliöksi', 'neliötä', 'neliön muotoinen',
+            'neliön muotoisena', 'neliön muotoiseksi', 'neliönmuotoinen', 'neliönmuotoisen',
+            'neliönmuotoisena', 'neliönmuotoiseksi', 'neliönmuotoista', 'neliömäinen', 'neliömäisen',
+            'neliömäisenä', 'neliömäiseksi', 'neliömäistä', 'neliöformaatti', 'neliöformaatissa',
+            'neliöformaattiin',
+        ),
     },
     "pl": {  # Polish
         "picture": (
@@ -614,6 +951,46 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'rozszerz', 'rozszerzyć', 'poszerz', 'poszerzyć', 'przedłuż', 'przedłużyć', 'oddal',
             'oddalić',
         ),
+        "mask": (
+            'maska', 'maski', 'maskę', 'maską', 'masce', 'masek', 'maskami', 'maskach', 'maskom',
+            'maska do inpaintingu', 'maskę do inpaintingu', 'maska czarno-biała', 'maskę czarno-białą',
+        ),
+        "second": (
+            'drugi', 'druga', 'drugie', 'drugiego', 'drugiej', 'drugą', 'drugim', 'drugiemu', 'trzeci',
+            'trzecia', 'trzecie', 'trzeciego', 'trzeciej', 'trzecią', 'trzecim', 'czwarty', 'czwarta',
+            'czwarte', 'czwartego', 'czwartej', 'czwartą', 'inny', 'inna', 'inne', 'innego', 'innej',
+            'inną', 'innym', 'kolejny', 'kolejna', 'kolejne', 'kolejnego', 'kolejnej', 'kolejną',
+            'kolejnym', 'jeszcze jeden', 'jeszcze jedna', 'jeszcze jedno', 'jeszcze jedną', 'ostatni',
+            'ostatnia', 'ostatnie', 'ostatniego', 'ostatniej', 'ostatnią', 'ostatnim',
+        ),
+        "remove": (
+            'usuń', 'usunąć', 'usuńcie', 'usun', 'usuwaj', 'wymaż', 'wymazać', 'wymażcie', 'skasuj',
+            'skasować', 'zetrzyj', 'zetrzeć', 'pozbądź się', 'pozbyć się', 'pozbądźcie się', 'zastąp',
+            'zastąpić', 'zastąpcie', 'wyretuszuj', 'wyretuszować', 'wytnij', 'wyciąć', 'wyrzuć',
+            'wyrzucić', 'zlikwiduj',
+        ),
+        "tall": (
+            'pionowy', 'pionowa', 'pionowe', 'pionowego', 'pionowej', 'pionową', 'pionowym',
+            'w pionie', 'format pionowy', 'formacie pionowym', 'w formacie pionowym',
+            'orientacja pionowa', 'orientacji pionowej', 'w orientacji pionowej', 'orientację pionową',
+            'format portretowy', 'formacie portretowym', 'w formacie portretowym',
+            'orientacja portretowa', 'orientacji portretowej', 'w orientacji portretowej',
+            'orientację portretową',
+        ),
+        "wide": (
+            'poziomy', 'pozioma', 'poziome', 'poziomego', 'poziomej', 'poziomą', 'poziomym',
+            'w poziomie', 'format poziomy', 'formacie poziomym', 'w formacie poziomym',
+            'orientacja pozioma', 'orientacji poziomej', 'w orientacji poziomej', 'orientację poziomą',
+            'format krajobrazowy', 'formacie krajobrazowym', 'w formacie krajobrazowym',
+            'orientacja krajobrazowa', 'orientacji krajobrazowej', 'w orientacji krajobrazowej',
+            'orientację krajobrazową', 'panoramiczny', 'panoramiczna', 'panoramiczne', 'panoramicznym',
+            'panoramicznej',
+        ),
+        "square": (
+            'kwadratowy', 'kwadratowa', 'kwadratowe', 'kwadratowego', 'kwadratowej', 'kwadratową',
+            'kwadratowym', 'format kwadratowy', 'formacie kwadratowym', 'w formacie kwadratowym',
+            'w kwadracie', 'kwadrat 1:1',
+        ),
     },
     "cs": {  # Czech
         "picture": (
@@ -710,6 +1087,42 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'rozšiř', 'rozšířit', 'rozšiřte', 'prodluž', 'prodloužit', 'oddal', 'oddálit',
         ),
+        "mask": (
+            'maska', 'masky', 'masku', 'maskou', 'masce', 'masek', 'maskám', 'maskami', 'maskách',
+            'maskovací obrázek', 'černobílá maska', 'černobílou masku',
+        ),
+        "second": (
+            'druhý', 'druhá', 'druhé', 'druhého', 'druhou', 'druhém', 'druhým', 'druhému', 'třetí',
+            'třetího', 'třetím', 'třetímu', 'čtvrtý', 'čtvrtá', 'čtvrté', 'čtvrtou', 'jiný', 'jiná',
+            'jiné', 'jiného', 'jinou', 'jiném', 'jiným', 'další', 'dalšího', 'dalším', 'dalšímu',
+            'ještě jeden', 'ještě jedna', 'ještě jedno', 'ještě jednu', 'poslední', 'posledního',
+            'posledním',
+        ),
+        "remove": (
+            'odstraň', 'odstranit', 'odstraňte', 'smaž', 'smazat', 'smažte', 'vymaž', 'vymazat',
+            'vymažte', 'odeber', 'odebrat', 'odeberte', 'zbav se', 'zbavit se', 'zbavte se', 'nahraď',
+            'nahradit', 'nahraďte', 'vyměň', 'vyměnit', 'vyměňte', 'vyretušuj', 'vyretušovat',
+            'vyretušujte', 'vygumuj', 'vygumovat', 'vystřihni',
+        ),
+        "tall": (
+            'na výšku', 'formát na výšku', 've formátu na výšku', 'orientace na výšku',
+            'orientaci na výšku', 'svislý', 'svislá', 'svislé', 'svislém', 'svislou', 'vertikální',
+            'vertikálním', 'vertikální formát', 've vertikálním formátu', 'portrétní formát',
+            'v portrétním formátu', 'portrétní orientace', 'portrétní orientaci',
+            'na výšku orientovaný',
+        ),
+        "wide": (
+            'na šířku', 'formát na šířku', 've formátu na šířku', 'orientace na šířku',
+            'orientaci na šířku', 'vodorovný', 'vodorovná', 'vodorovné', 'vodorovném', 'vodorovnou',
+            'horizontální', 'horizontálním', 'horizontální formát', 'v horizontálním formátu',
+            'krajinný formát', 'v krajinném formátu', 'krajinná orientace', 'krajinnou orientaci',
+            'širokoúhlý', 'širokoúhlá', 'širokoúhlé', 'panoramatický', 'panoramatická',
+            'panoramatické',
+        ),
+        "square": (
+            'čtvercový', 'čtvercová', 'čtvercové', 'čtvercového', 'čtvercovou', 'čtvercovém',
+            'čtvercovým', 'čtvercový formát', 've čtvercovém formátu', 'do čtverce', 'formát čtverce',
+        ),
     },
     "sk": {  # Slovak
         "picture": (
@@ -790,6 +1203,42 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'prefarbiť', 'pridaj farby', 'dodaj farby',
         ),
         "extend": ('rozšír', 'rozšíriť', 'rozšírte', 'predĺž', 'predĺžiť', 'oddiaľ', 'oddialiť',),
+        "mask": (
+            'maska', 'masky', 'masku', 'maskou', 'maske', 'masiek', 'maskám', 'maskami', 'maskách',
+            'čiernobiela maska', 'čiernobielu masku',
+        ),
+        "second": (
+            'druhý', 'druhá', 'druhé', 'druhého', 'druhú', 'druhom', 'druhým', 'druhému', 'tretí',
+            'tretia', 'tretie', 'tretieho', 'tretiu', 'tretej', 'tretom', 'tretím', 'štvrtý', 'štvrtá',
+            'štvrté', 'štvrtú', 'iný', 'iná', 'iné', 'iného', 'inú', 'inej', 'inom', 'iným', 'ďalší',
+            'ďalšia', 'ďalšie', 'ďalšieho', 'ďalšiu', 'ďalšej', 'ďalšom', 'ešte jeden', 'ešte jedna',
+            'ešte jedno', 'ešte jednu', 'posledný', 'posledná', 'posledné', 'posledného', 'poslednú',
+            'poslednej', 'poslednom',
+        ),
+        "remove": (
+            'odstráň', 'odstrániť', 'odstráňte', 'zmaž', 'zmazať', 'zmažte', 'vymaž', 'vymazať',
+            'vymažte', 'odober', 'odobrať', 'odoberte', 'zbav sa', 'zbaviť sa', 'zbavte sa', 'nahraď',
+            'nahradiť', 'nahraďte', 'vymeň', 'vymeniť', 'vymeňte', 'vyretušuj', 'vyretušovať',
+            'vygumuj', 'vygumovať', 'vystrihni',
+        ),
+        "tall": (
+            'na výšku', 'formát na výšku', 'vo formáte na výšku', 'orientácia na výšku',
+            'orientáciu na výšku', 'zvislý', 'zvislá', 'zvislé', 'zvislom', 'zvislú', 'vertikálny',
+            'vertikálna', 'vertikálne', 'vertikálnom', 'vertikálny formát', 'vo vertikálnom formáte',
+            'portrétny formát', 'v portrétnom formáte', 'portrétna orientácia', 'portrétnu orientáciu',
+            'na výšku orientovaný',
+        ),
+        "wide": (
+            'na šírku', 'formát na šírku', 'vo formáte na šírku', 'orientácia na šírku',
+            'orientáciu na šírku', 'vodorovný', 'vodorovná', 'vodorovné', 'vodorovnom', 'vodorovnú',
+            'horizontálny', 'horizontálna', 'horizontálne', 'horizontálnom', 'horizontálny formát',
+            'v horizontálnom formáte', 'krajinkový formát', 'krajinná orientácia', 'širokouhlý',
+            'širokouhlá', 'širokouhlé', 'panoramatický', 'panoramatická', 'panoramatické',
+        ),
+        "square": (
+            'štvorcový', 'štvorcová', 'štvorcové', 'štvorcového', 'štvorcovú', 'štvorcovom',
+            'štvorcovým', 'štvorcový formát', 'vo štvorcovom formáte', 'do štvorca', 'formát štvorca',
+        ),
     },
     "hu": {  # Hungarian
         "picture": (
@@ -846,6 +1295,49 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'bővítsd', 'bővítsd ki', 'bővítse', 'bővíteni', 'terjeszd ki', 'terjessze ki',
             'kiterjeszteni', 'szélesítsd', 'szélesítse', 'szélesíteni', 'zoomolj ki',
         ),
+        "mask": (
+            'maszk', 'maszkot', 'maszkja', 'maszkját', 'maszkom', 'maszkomat', 'maszkkal', 'maszkra',
+            'maszkban', 'maszkon', 'maszknak', 'maszkból', 'maszkként', 'maszkok', 'maszkokat',
+            'maszkkép', 'maszkképet', 'fekete-fehér maszk',
+        ),
+        "second": (
+            'második', 'másodikat', 'másodikon', 'másodikra', 'másodikból', 'harmadik', 'harmadikat',
+            'harmadikon', 'harmadikra', 'negyedik', 'negyediket', 'másik', 'másikat', 'másikon',
+            'másikra', 'másikból', 'egy másik', 'még egy', 'utolsó', 'utolsót', 'utolsón', 'utolsóra',
+            'utolsóból',
+        ),
+        "remove": (
+            'távolítsd el', 'távolítsa el', 'távolítsátok el', 'eltávolít', 'eltávolítani',
+            'eltávolítja', 'töröld', 'törölje', 'töröljétek', 'törölni', 'töröl', 'töröld ki',
+            'radírozd ki', 'radírozza ki', 'kiradíroz', 'kiradírozni', 'cseréld ki', 'cserélje ki',
+            'kicserélni', 'kicserél', 'cseréld le', 'cserélje le', 'lecserélni', 'tüntesd el',
+            'tüntesse el', 'eltüntet', 'eltüntetni', 'szedd ki', 'szedje ki', 'vedd ki', 'vegye ki',
+            'vedd le', 'vegye le', 'retusáld ki', 'kiretusál', 'kiretusálni', 'szabadulj meg',
+            'szabaduljon meg',
+        ),
+        "tall": (
+            'álló formátum', 'álló formátumú', 'álló formátumban', 'álló formátumra',
+            'álló formátumúra', 'álló tájolás', 'álló tájolású', 'álló tájolásban', 'álló tájolásra',
+            'állókép formátum', 'függőleges', 'függőlegesen', 'függőleges formátum',
+            'függőleges formátumú', 'függőleges formátumban', 'függőleges tájolás',
+            'függőleges tájolású', 'függőleges tájolásban', 'portré formátum', 'portré formátumban',
+            'portré tájolás', 'portré tájolásban',
+        ),
+        "wide": (
+            'fekvő formátum', 'fekvő formátumú', 'fekvő formátumban', 'fekvő formátumra',
+            'fekvő formátumúra', 'fekvő tájolás', 'fekvő tájolású', 'fekvő tájolásban',
+            'fekvő tájolásra', 'vízszintes', 'vízszintesen', 'vízszintes formátum',
+            'vízszintes formátumú', 'vízszintes formátumban', 'vízszintes tájolás',
+            'vízszintes tájolású', 'vízszintes tájolásban', 'tájkép formátum', 'tájkép formátumban',
+            'tájkép tájolás', 'tájkép tájolásban', 'szélesvásznú', 'panoráma formátum',
+            'panoráma formátumban', 'panorámás',
+        ),
+        "square": (
+            'négyzetes', 'négyzetesre', 'négyzetessé', 'négyzet alakú', 'négyzet alakúra',
+            'négyzet alakúvá', 'négyzetes formátum', 'négyzetes formátumú', 'négyzetes formátumban',
+            'négyzetes formátumra', 'négyzet formátum', 'négyzet formátumú', 'négyzet formátumban',
+            'négyzet formátumúra',
+        ),
     },
     "ro": {  # Romanian
         "picture": (
@@ -898,6 +1390,40 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'extinde', 'extindeți', 'extindeţi', 'lărgește', 'lărgeşte', 'lărgiți', 'lărgiţi', 'lărgi',
             'prelungește', 'prelungeşte', 'prelungiți', 'prelungiţi',
+        ),
+        "mask": (
+            'mască', 'masca', 'măști', 'măşti', 'măștile', 'măştile', 'măștii', 'măştii', 'măștilor',
+            'măştilor', 'masca de inpainting', 'mască alb-negru', 'masca alb-negru',
+        ),
+        "second": (
+            'a doua', 'al doilea', 'a treia', 'al treilea', 'a patra', 'al patrulea', 'altă', 'altul',
+            'o altă', 'un alt', 'încă o', 'încă un', 'ultima', 'ultimul', 'ultimei', 'ultimului',
+            'celeilalte', 'celuilalt', 'celălalt', 'cealaltă',
+        ),
+        "remove": (
+            'elimină', 'elimina', 'eliminați', 'eliminaţi', 'eliminati', 'șterge', 'şterge', 'sterge',
+            'ștergeți', 'ştergeţi', 'stergeti', 'a șterge', 'a şterge', 'îndepărtează', 'indeparteaza',
+            'îndepărta', 'îndepărtați', 'îndepărtaţi', 'scoate', 'scoateți', 'scoateţi', 'scoateti',
+            'înlătură', 'inlatura', 'înlătura', 'înlăturați', 'înlăturaţi', 'înlocuiește',
+            'înlocuieşte', 'inlocuieste', 'înlocui', 'înlocuiți', 'înlocuiţi', 'inlocuiti',
+            'fă să dispară', 'fa sa dispara', 'scapă de', 'scapa de', 'a scăpa de',
+        ),
+        "tall": (
+            'vertical', 'verticală', 'verticala', 'verticale', 'verticali', 'format vertical',
+            'în format vertical', 'in format vertical', 'orientare verticală', 'orientare verticala',
+            'format portret', 'în format portret', 'in format portret', 'mod portret',
+            'orientare portret',
+        ),
+        "wide": (
+            'orizontal', 'orizontală', 'orizontala', 'orizontale', 'orizontali', 'format orizontal',
+            'în format orizontal', 'in format orizontal', 'orientare orizontală',
+            'orientare orizontala', 'format peisaj', 'în format peisaj', 'in format peisaj',
+            'mod peisaj', 'orientare peisaj', 'panoramic', 'panoramică', 'panoramica',
+        ),
+        "square": (
+            'pătrat', 'patrat', 'pătrată', 'patrata', 'pătrate', 'patrate', 'pătrați', 'pătraţi',
+            'format pătrat', 'format patrat', 'în format pătrat', 'in format patrat', 'formă pătrată',
+            'forma patrata',
         ),
     },
     "tr": {  # Turkish
@@ -983,6 +1509,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'genişlet', 'genişletin', 'genişletir misin', 'genişletmek', 'uzaklaştır',
             'kenarlarını genişlet',
         ),
+        "mask": (
+            'maske', 'maskeyi', 'maskesi', 'maskesini', 'maskeye', 'maskede', 'maskeden', 'maskeyle',
+            'maskem', 'maskemi', 'maskemle', 'maskeler', 'maskeleri', 'maskelerle',
+            'inpainting maskesi', 'siyah beyaz maske', 'maske görseli', 'maske resmi',
+        ),
+        "second": (
+            'ikinci', 'ikinciyi', 'ikincisi', 'ikincisini', 'ikincide', 'üçüncü', 'üçüncüyü',
+            'üçüncüsü', 'üçüncüsünü', 'dördüncü', 'diğer', 'diğerini', 'diğerinde', 'öbür', 'öteki',
+            'ötekini', 'başka', 'başka bir', 'bir başka', 'bir diğer', 'bir tane daha', 'sonuncu',
+            'sonuncuyu', 'sonuncusu', 'en son',
+        ),
+        "remove": (
+            'kaldır', 'kaldırın', 'kaldırır mısın', 'kaldırmak', 'kaldırabilir misin', 'sil', 'silin',
+            'siler misin', 'silmek', 'silebilir misin', 'çıkar', 'çıkarın', 'çıkarmak', 'çıkart',
+            'çıkartın', 'yok et', 'yok edin', 'temizle', 'temizleyin', 'ile değiştir',
+            'ile değiştirin', 'yerine koy', 'kurtul', 'kurtulun',
+        ),
+        "tall": (
+            'dikey', 'dikey format', 'dikey formatta', 'dikey formata', 'dikey yönlendirme',
+            'dikey yönde', 'dikine', 'dik format', 'dik formatta', 'portre modu', 'portre modunda',
+            'portre formatı', 'portre formatında', 'portre yönünde', 'portre yönlendirme',
+        ),
+        "wide": (
+            'yatay', 'yatay format', 'yatay formatta', 'yatay formata', 'yatay yönlendirme',
+            'yatay yönde', 'manzara modu', 'manzara modunda', 'manzara formatı', 'manzara formatında',
+            'manzara yönünde', 'manzara yönlendirme', 'geniş ekran', 'geniş format', 'panoramik',
+        ),
+        "square": (
+            'kare', 'kare format', 'kare formatta', 'kare formatında', 'kare formata', 'kare şeklinde',
+            'kare boyutta', 'kare boyutunda', 'kareye',
+        ),
     },
     "ru": {  # Russian
         "picture": (
@@ -1038,6 +1595,48 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "extend": (
             'расширь', 'расширить', 'расширьте', 'отдали', 'отдалить', 'продли', 'продлить',
+        ),
+        "mask": (
+            'маска', 'маски', 'маску', 'маской', 'маскою', 'маске', 'масок', 'маскам', 'масками',
+            'масках', 'чёрно-белая маска', 'черно-белая маска',
+        ),
+        "second": (
+            'второй', 'вторая', 'второе', 'второго', 'второму', 'вторую', 'втором', 'вторым', 'вторые',
+            'вторых', 'третий', 'третья', 'третье', 'третьего', 'третьей', 'третью', 'третьем',
+            'третьим', 'четвёртый', 'четвертый', 'четвёртая', 'четвертая', 'четвёртое', 'четвертое',
+            'четвёртую', 'четвертую', 'другой', 'другая', 'другое', 'другого', 'другую', 'другом',
+            'другим', 'другие', 'других', 'ещё одна', 'ещё один', 'ещё одно', 'ещё одну', 'еще одна',
+            'еще один', 'еще одно', 'еще одну', 'последний', 'последняя', 'последнее', 'последнего',
+            'последней', 'последнюю', 'последнем', 'последним',
+        ),
+        "remove": (
+            'удали', 'удалите', 'удалить', 'убери', 'уберите', 'убрать', 'сотри', 'сотрите', 'стереть',
+            'стирай', 'замени', 'замените', 'заменить', 'избавься от', 'избавьтесь от',
+            'избавиться от', 'заретушируй', 'заретушируйте', 'заретушировать', 'подчисти',
+            'подчистите', 'вырежи', 'вырежьте', 'вырезать',
+        ),
+        "tall": (
+            'вертикальный', 'вертикальная', 'вертикальное', 'вертикального', 'вертикальной',
+            'вертикальную', 'вертикальном', 'вертикальным', 'вертикально', 'вертикальный формат',
+            'в вертикальном формате', 'портретный формат', 'в портретном формате',
+            'портретная ориентация', 'портретной ориентации', 'в портретной ориентации',
+            'портретную ориентацию', 'книжная ориентация', 'книжной ориентации',
+            'в книжной ориентации', 'книжную ориентацию', 'книжный формат', 'в книжном формате',
+        ),
+        "wide": (
+            'горизонтальный', 'горизонтальная', 'горизонтальное', 'горизонтального', 'горизонтальной',
+            'горизонтальную', 'горизонтальном', 'горизонтальным', 'горизонтально',
+            'горизонтальный формат', 'в горизонтальном формате', 'альбомная ориентация',
+            'альбомной ориентации', 'в альбомной ориентации', 'альбомную ориентацию',
+            'альбомный формат', 'в альбомном формате', 'ландшафтная ориентация',
+            'ландшафтной ориентации', 'ландшафтный формат', 'в ландшафтном формате', 'широкоформатный',
+            'широкоформатная', 'широкоформатное', 'широкоформатном', 'панорамный', 'панорамная',
+            'панорамное', 'панорамном', 'панорамным',
+        ),
+        "square": (
+            'квадратный', 'квадратная', 'квадратное', 'квадратного', 'квадратной', 'квадратную',
+            'квадратном', 'квадратным', 'квадратные', 'квадратный формат', 'в квадратном формате',
+            'формат квадрат',
         ),
     },
     "uk": {  # Ukrainian
@@ -1136,6 +1735,48 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'додай кольору', 'додай кольорів',
         ),
         "extend": ('розшир', 'розширити', 'розширте', 'віддали', 'віддалити',),
+        "mask": (
+            'маска', 'маски', 'маску', 'маскою', 'маскі', 'масок', 'маскам', 'масками', 'масках',
+            'чорно-біла маска',
+        ),
+        "second": (
+            'другий', 'друга', 'друге', 'другого', 'другої', 'другу', 'другому', 'другім', 'другим',
+            'другі', 'других', 'третій', 'третя', 'третє', 'третього', 'третьої', 'третю', 'третьому',
+            'третім', 'четвертий', 'четверта', 'четверте', 'четвертого', 'четвертої', 'четверту',
+            'інший', 'інша', 'інше', 'іншого', 'іншої', 'іншу', 'іншому', 'іншим', 'інші', 'інших',
+            'ще один', 'ще одна', 'ще одне', 'ще одну', 'останній', 'остання', 'останнє', 'останнього',
+            'останньої', 'останню', 'останньому', 'останнім',
+        ),
+        "remove": (
+            'видали', 'видаліть', 'видалити', 'прибери', 'приберіть', 'прибрати', 'зітри', 'зітріть',
+            'стерти', 'витри', 'витріть', 'заміни', 'замініть', 'замінити', 'позбудься', 'позбудьтеся',
+            'позбутися', 'заретушуй', 'заретушуйте', 'заретушувати', 'вилучи', 'вилучіть', 'вилучити',
+            'виріж', 'виріжте', 'вирізати',
+        ),
+        "tall": (
+            'вертикальний', 'вертикальна', 'вертикальне', 'вертикального', 'вертикальної',
+            'вертикальну', 'вертикальному', 'вертикальним', 'вертикально', 'вертикальний формат',
+            'у вертикальному форматі', 'в вертикальному форматі', 'портретний формат',
+            'у портретному форматі', 'в портретному форматі', 'портретна орієнтація',
+            'портретній орієнтації', 'у портретній орієнтації', 'в портретній орієнтації',
+            'портретну орієнтацію', 'книжкова орієнтація', 'книжковій орієнтації',
+            'книжкову орієнтацію', 'книжковий формат',
+        ),
+        "wide": (
+            'горизонтальний', 'горизонтальна', 'горизонтальне', 'горизонтального', 'горизонтальної',
+            'горизонтальну', 'горизонтальному', 'горизонтальним', 'горизонтально',
+            'горизонтальний формат', 'у горизонтальному форматі', 'в горизонтальному форматі',
+            'альбомна орієнтація', 'альбомній орієнтації', 'в альбомній орієнтації',
+            'у альбомній орієнтації', 'альбомну орієнтацію', 'альбомний формат',
+            'в альбомному форматі', 'у альбомному форматі', 'ландшафтна орієнтація',
+            'ландшафтний формат', 'широкоформатний', 'широкоформатна', 'широкоформатне', 'панорамний',
+            'панорамна', 'панорамне', 'панорамному',
+        ),
+        "square": (
+            'квадратний', 'квадратна', 'квадратне', 'квадратного', 'квадратної', 'квадратну',
+            'квадратному', 'квадратним', 'квадратні', 'квадратний формат', 'у квадратному форматі',
+            'в квадратному форматі',
+        ),
     },
     "el": {  # Greek
         "picture": (
@@ -1198,6 +1839,56 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'επέκτεινε', 'επεκτεινε', 'επεκτείνετε', 'επεκτεινετε', 'διεύρυνε', 'διευρυνε',
             'διευρύνετε', 'διευρυνετε', 'φάρδυνε', 'φαρδυνε', 'φαρδύνετε', 'φαρδυνετε',
         ),
+        "mask": (
+            'μάσκα', 'μασκα', 'μάσκας', 'μασκας', 'μάσκες', 'μασκες', 'μασκών', 'μασκων',
+            'μάσκα inpainting', 'μασκα inpainting', 'ασπρόμαυρη μάσκα', 'ασπρομαυρη μασκα',
+        ),
+        "second": (
+            'δεύτερη', 'δευτερη', 'δεύτερης', 'δευτερης', 'δεύτερο', 'δευτερο', 'δεύτερου', 'δευτερου',
+            'δεύτερος', 'δευτερος', 'δεύτερες', 'δευτερες', 'τρίτη', 'τριτη', 'τρίτης', 'τριτης',
+            'τρίτο', 'τριτο', 'τρίτου', 'τριτου', 'τρίτος', 'τριτος', 'τρίτες', 'τριτες', 'τέταρτη',
+            'τεταρτη', 'τέταρτο', 'τεταρτο', 'άλλη', 'αλλη', 'άλλης', 'αλλης', 'άλλο', 'αλλο', 'άλλου',
+            'αλλου', 'άλλος', 'αλλος', 'άλλες', 'αλλες', 'μια άλλη', 'μια αλλη', 'μία άλλη',
+            'ένα άλλο', 'ενα αλλο', 'ακόμα μία', 'ακομα μια', 'ακόμα μια', 'ακόμη μία', 'ακομη μια',
+            'ακόμη μια', 'ακόμα ένα', 'ακομα ενα', 'ακόμη ένα', 'ακομη ενα', 'τελευταία', 'τελευταια',
+            'τελευταίας', 'τελευταιας', 'τελευταίο', 'τελευταιο', 'τελευταίου', 'τελευταιου',
+            'τελευταίος', 'τελευταιος', 'τελευταίες', 'τελευταιες',
+        ),
+        "remove": (
+            'αφαίρεσε', 'αφαιρεσε', 'αφαιρέστε', 'αφαιρεστε', 'να αφαιρέσεις', 'να αφαιρεσεις',
+            'διάγραψε', 'διαγραψε', 'διαγράψτε', 'διαγραψτε', 'να διαγράψεις', 'να διαγραψεις',
+            'σβήσε', 'σβησε', 'σβήστε', 'σβηστε', 'να σβήσεις', 'να σβησεις', 'απομάκρυνε',
+            'απομακρυνε', 'απομακρύνετε', 'απομακρυνετε', 'να απομακρύνεις', 'να απομακρυνεις',
+            'αντικατάστησε', 'αντικαταστησε', 'αντικαταστήστε', 'αντικαταστηστε', 'να αντικαταστήσεις',
+            'να αντικαταστησεις', 'ξεφορτώσου', 'ξεφορτωσου', 'ξεφορτωθείτε', 'ξεφορτωθειτε',
+            'εξαφάνισε', 'εξαφανισε', 'εξαφανίστε', 'εξαφανιστε', 'να εξαφανίσεις', 'να εξαφανισεις',
+        ),
+        "tall": (
+            'κατακόρυφο', 'κατακορυφο', 'κατακόρυφη', 'κατακορυφη', 'κατακόρυφος', 'κατακορυφος',
+            'κατακόρυφου', 'κατακορυφου', 'κατακόρυφης', 'κατακορυφης', 'κατακόρυφα', 'κατακορυφα',
+            'κάθετο', 'καθετο', 'κάθετη', 'καθετη', 'κάθετος', 'καθετος', 'κάθετου', 'καθετου',
+            'κάθετης', 'καθετης', 'κάθετη μορφή', 'καθετη μορφη', 'σε κάθετη μορφή', 'σε καθετη μορφη',
+            'κατακόρυφη μορφή', 'κατακορυφη μορφη', 'σε κατακόρυφη μορφή', 'σε κατακορυφη μορφη',
+            'κάθετο προσανατολισμό', 'καθετο προσανατολισμο', 'κατακόρυφο προσανατολισμό',
+            'κατακορυφο προσανατολισμο', 'κατακόρυφος προσανατολισμός', 'κατακορυφος προσανατολισμος',
+            'κάθετος προσανατολισμός', 'καθετος προσανατολισμος', 'προσανατολισμό πορτρέτου',
+            'προσανατολισμο πορτρετου', 'μορφή πορτρέτου', 'μορφη πορτρετου',
+        ),
+        "wide": (
+            'οριζόντιο', 'οριζοντιο', 'οριζόντια', 'οριζοντια', 'οριζόντιος', 'οριζοντιος',
+            'οριζόντιου', 'οριζοντιου', 'οριζόντιας', 'οριζοντιας', 'οριζόντια μορφή',
+            'οριζοντια μορφη', 'σε οριζόντια μορφή', 'σε οριζοντια μορφη', 'οριζόντιο προσανατολισμό',
+            'οριζοντιο προσανατολισμο', 'οριζόντιος προσανατολισμός', 'οριζοντιος προσανατολισμος',
+            'προσανατολισμό τοπίου', 'προσανατολισμο τοπιου', 'μορφή τοπίου', 'μορφη τοπιου',
+            'πανοραμικό', 'πανοραμικο', 'πανοραμική', 'πανοραμικη', 'πανοραμικής', 'πανοραμικης',
+            'πανοραμικού', 'πανοραμικου', 'ευρεία μορφή', 'ευρεια μορφη',
+        ),
+        "square": (
+            'τετράγωνο', 'τετραγωνο', 'τετράγωνη', 'τετραγωνη', 'τετράγωνος', 'τετραγωνος',
+            'τετράγωνου', 'τετραγωνου', 'τετράγωνης', 'τετραγωνης', 'τετράγωνα', 'τετραγωνα',
+            'τετράγωνη μορφή', 'τετραγωνη μορφη', 'σε τετράγωνη μορφή', 'σε τετραγωνη μορφη',
+            'τετράγωνο φορμά', 'τετραγωνο φορμα', 'σε τετράγωνο', 'σε τετραγωνο',
+        ),
     },
     "he": {  # Hebrew
         "picture": (
@@ -1233,6 +1924,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'הפוך לצבעוני', 'הפוך לצבעונית', 'לצבוע מחדש',
         ),
         "extend": ('הרחב', 'הרחיבי', 'הרחיבו', 'להרחיב', 'תרחיב', 'תרחיבי',),
+        "mask": (
+            'מסכה', 'המסכה', 'במסכה', 'למסכה', 'מהמסכה', 'והמסכה', 'מסכת', 'מסכות', 'המסכות', 'מסיכה',
+            'המסיכה', 'במסיכה', 'למסיכה', 'מהמסיכה', 'מסיכות', 'המסיכות', 'מסכה בשחור לבן',
+            'מסכה שחור לבן', 'מסכה שחור-לבן',
+        ),
+        "second": (
+            'שנייה', 'שניה', 'השנייה', 'השניה', 'שני', 'השני', 'שלישית', 'השלישית', 'שלישי', 'השלישי',
+            'רביעית', 'הרביעית', 'אחרת', 'האחרת', 'אחר', 'האחר', 'נוספת', 'הנוספת', 'נוסף', 'הנוסף',
+            'עוד אחת', 'עוד אחד', 'אחרונה', 'האחרונה', 'אחרון', 'האחרון',
+        ),
+        "remove": (
+            'הסר', 'הסירי', 'הסירו', 'להסיר', 'תסיר', 'תסירי', 'תסירו', 'מחק', 'מחקי', 'מחקו', 'למחוק',
+            'תמחק', 'תמחקי', 'תמחקו', 'הורד', 'הורידי', 'הורידו', 'להוריד', 'תוריד', 'תורידי',
+            'תורידו', 'הוצא', 'הוציאי', 'להוציא', 'תוציא', 'תוציאי', 'החלף', 'החליפי', 'החליפו',
+            'להחליף', 'תחליף', 'תחליפי', 'תחליפו', 'להיפטר', 'היפטר', 'תיפטר', 'תיפטרי', 'להעלים',
+            'העלם', 'תעלים', 'תעלימי',
+        ),
+        "tall": (
+            'לאורך', 'פורמט לאורך', 'בפורמט לאורך', 'לגובה', 'פורמט לגובה', 'בפורמט לגובה', 'אנכי',
+            'אנכית', 'אנכיים', 'אנכיות', 'פורמט אנכי', 'בפורמט אנכי', 'בצורה אנכית', 'תמונה אנכית',
+            'כיוון אנכי', 'בכיוון אנכי', 'פורמט פורטרט', 'בפורמט פורטרט',
+        ),
+        "wide": (
+            'לרוחב', 'פורמט לרוחב', 'בפורמט לרוחב', 'אופקי', 'אופקית', 'אופקיים', 'אופקיות',
+            'פורמט אופקי', 'בפורמט אופקי', 'בצורה אופקית', 'תמונה אופקית', 'כיוון אופקי',
+            'בכיוון אופקי', 'פורמט נוף', 'בפורמט נוף', 'פנורמי', 'פנורמית', 'בפורמט פנורמי', 'מסך רחב',
+        ),
+        "square": (
+            'ריבועי', 'ריבועית', 'ריבועיים', 'ריבועיות', 'פורמט ריבועי', 'בפורמט ריבועי',
+            'בצורה ריבועית', 'בצורת ריבוע', 'כריבוע', 'לריבוע',
+        ),
     },
     "ar": {  # Arabic
         "picture": (
@@ -1277,6 +1999,42 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'وسّع', 'وسع', 'وسعها', 'وسّعها', 'قم بتوسيع', 'توسيع', 'مدد', 'مدّد', 'قم بتمديد',
             'تمديد',
+        ),
+        "mask": (
+            'قناع', 'القناع', 'قناعًا', 'قناعا', 'بالقناع', 'للقناع', 'والقناع', 'قناعي', 'أقنعة',
+            'اقنعة', 'الأقنعة', 'الاقنعة', 'ماسك', 'الماسك', 'بالماسك', 'للماسك', 'ماسكًا',
+            'قناع أبيض وأسود', 'قناع ابيض واسود', 'قناع الرسم', 'صورة القناع',
+        ),
+        "second": (
+            'الثانية', 'الثاني', 'ثانية', 'ثاني', 'ثانٍ', 'الثالثة', 'الثالث', 'ثالثة', 'ثالث',
+            'الرابعة', 'الرابع', 'رابعة', 'الأخرى', 'الاخرى', 'أخرى', 'اخرى', 'الآخر', 'الاخر', 'آخر',
+            'اخر', 'الأخيرة', 'الاخيرة', 'الأخير', 'الاخير', 'أخيرة', 'اخيرة', 'إضافية', 'اضافية',
+            'الإضافية', 'الاضافية', 'واحدة أخرى', 'واحدة اخرى',
+        ),
+        "remove": (
+            'احذف', 'احذفي', 'احذفوا', 'حذف', 'أزل', 'ازل', 'أزيلي', 'ازيلي', 'أزيلوا', 'ازيلوا',
+            'أزله', 'ازله', 'أزلها', 'ازلها', 'إزالة', 'ازالة', 'امسح', 'امسحي', 'امسحوا', 'تخلص من',
+            'تخلصي من', 'التخلص من', 'استبدل', 'استبدلي', 'استبدلوا', 'استبدال', 'اشطب', 'اشطبي',
+            'شيل', 'شيلي', 'انزع', 'انزعي', 'نزع', 'امح', 'امحي', 'محو',
+        ),
+        "tall": (
+            'عمودي', 'عمودية', 'عموديًا', 'عموديا', 'بشكل عمودي', 'بتنسيق عمودي', 'تنسيق عمودي',
+            'بالطول', 'طولي', 'طولية', 'بشكل طولي', 'رأسي', 'راسي', 'رأسية', 'راسية', 'بشكل رأسي',
+            'بشكل راسي', 'وضع عمودي', 'بوضع عمودي', 'الوضع العمودي', 'بالوضع العمودي', 'اتجاه عمودي',
+            'الاتجاه العمودي', 'بالاتجاه العمودي', 'الوضع الرأسي', 'الوضع الراسي', 'بالوضع الرأسي',
+            'بالوضع الراسي', 'وضع البورتريه', 'بوضع البورتريه',
+        ),
+        "wide": (
+            'أفقي', 'افقي', 'أفقية', 'افقية', 'أفقيًا', 'افقيًا', 'أفقيا', 'افقيا', 'بشكل أفقي',
+            'بشكل افقي', 'بتنسيق أفقي', 'بتنسيق افقي', 'تنسيق أفقي', 'تنسيق افقي', 'بالعرض',
+            'بشكل عرضي', 'وضع أفقي', 'وضع افقي', 'بوضع أفقي', 'بوضع افقي', 'الوضع الأفقي',
+            'الوضع الافقي', 'بالوضع الأفقي', 'بالوضع الافقي', 'اتجاه أفقي', 'اتجاه افقي',
+            'الاتجاه الأفقي', 'الاتجاه الافقي', 'بالاتجاه الأفقي', 'بالاتجاه الافقي', 'بانورامي',
+            'بانورامية', 'بشكل بانورامي', 'شاشة عريضة', 'وضع المناظر الطبيعية',
+        ),
+        "square": (
+            'مربع', 'مربعة', 'مربعًا', 'مربعا', 'مربّع', 'مربّعة', 'بشكل مربع', 'بشكل مربّع',
+            'بتنسيق مربع', 'تنسيق مربع', 'بتنسيق مربّع', 'على شكل مربع', 'مربع الشكل',
         ),
     },
     "fa": {  # Persian
@@ -1333,6 +2091,33 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'گسترش بده', 'گسترش دهید', 'بسط بده', 'گسترده\u200cتر کن', 'گستردهتر کن', 'گسترده تر کن',
             'عریض\u200cتر کن', 'عریضتر کن', 'عریض تر کن', 'وسیع\u200cتر کن', 'وسیعتر کن', 'زوم اوت',
+        ),
+        "mask": (
+            'ماسک', 'ماسک\u200cها', 'ماسکها', 'ماسکی', 'ماسکم', 'ماسکه', 'ماسکش', 'ماسک را',
+            'تصویر ماسک', 'ماسک سیاه و سفید',
+        ),
+        "second": (
+            'دوم', 'دومی', 'دومین', 'سوم', 'سومی', 'سومین', 'چهارم', 'چهارمی', 'چهارمین', 'دیگر',
+            'دیگری', 'دیگه', 'یکی دیگر', 'یکی دیگه', 'آخرین', 'آخری',
+        ),
+        "remove": (
+            'حذف', 'حذف کن', 'حذف کنید', 'حذفش کن', 'حذفش کنید', 'حذف کردن', 'پاک کن', 'پاک کنید',
+            'پاکش کن', 'پاکش کنید', 'پاک کردن', 'بردار', 'بردارید', 'برش دار', 'جایگزین کن',
+            'جایگزین کنید', 'جایگزین کردن', 'تعویض کن', 'تعویض کنید', 'از بین ببر', 'از بین ببرید',
+            'محو کن', 'محو کنید', 'خلاص شو', 'خلاص شوید',
+        ),
+        "tall": (
+            'عمودی', 'به صورت عمودی', 'بصورت عمودی', 'قالب عمودی', 'فرمت عمودی', 'حالت عمودی',
+            'جهت عمودی', 'کادر عمودی', 'طولی', 'به صورت طولی', 'قاب عمودی', 'حالت پرتره', 'فرمت پرتره',
+        ),
+        "wide": (
+            'افقی', 'به صورت افقی', 'بصورت افقی', 'قالب افقی', 'فرمت افقی', 'حالت افقی', 'جهت افقی',
+            'کادر افقی', 'عرضی', 'به صورت عرضی', 'قاب افقی', 'حالت لنداسکیپ', 'پانوراما', 'پانورامیک',
+            'عریض',
+        ),
+        "square": (
+            'مربع', 'مربعی', 'مربع شکل', 'مربعی شکل', 'به صورت مربع', 'بصورت مربع', 'به شکل مربع',
+            'قالب مربع', 'فرمت مربع', 'کادر مربع', 'قاب مربع',
         ),
     },
     "hi": {  # Hindi (Devanagari and Latin-script Hinglish)
@@ -1441,6 +2226,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'फैलाओ', 'फैलाएं', 'विस्तार करो', 'विस्तार करें', 'चौड़ा करो', 'चौड़ा करें', 'failao',
             'phailao', 'vistaar karo', 'chauda karo', 'extend karo', 'zoom out karo',
         ),
+        "mask": (
+            'मास्क', 'मास्क्स', 'मास्कों', 'मास्क इमेज', 'mask', 'masks', 'maask', 'mask image',
+        ),
+        "second": (
+            'दूसरी', 'दूसरा', 'दूसरे', 'तीसरी', 'तीसरा', 'तीसरे', 'चौथी', 'चौथा', 'चौथे', 'अन्य',
+            'एक और', 'आखिरी', 'आख़िरी', 'अंतिम', 'doosri', 'dusri', 'doosra', 'dusra', 'doosre',
+            'dusre', 'teesri', 'tisri', 'teesra', 'tisra', 'chauthi', 'ek aur', 'aakhri', 'akhri',
+            'aakhiri', 'antim',
+        ),
+        "remove": (
+            'हटाओ', 'हटाएं', 'हटाएँ', 'हटा दो', 'हटा दें', 'हटा दे', 'हटाना', 'मिटाओ', 'मिटा दो',
+            'मिटा दें', 'मिटा दे', 'मिटाएं', 'मिटाना', 'डिलीट करो', 'डिलीट कर दो', 'डिलीट करें',
+            'निकालो', 'निकाल दो', 'निकाल दें', 'निकाल दे', 'निकालें', 'से बदलो', 'से बदल दो',
+            'से बदलें', 'hatao', 'hatado', 'hata do', 'hata de', 'hataen', 'hatana', 'mitao',
+            'mita do', 'mita de', 'mitana', 'delete karo', 'delete kar do', 'nikalo', 'nikal do',
+            'nikal de', 'se badlo', 'se badal do',
+        ),
+        "tall": (
+            'वर्टिकल', 'वर्टिकल फॉर्मेट', 'लंबवत', 'ऊर्ध्वाधर', 'खड़ी फोटो', 'खड़ी तस्वीर',
+            'खड़ी इमेज', 'पोर्ट्रेट मोड', 'पोर्ट्रेट फॉर्मेट', 'पोर्ट्रेट मोड में', 'vertical',
+            'vertical format', 'khadi photo', 'khadi image', 'portrait mode', 'portrait format',
+        ),
+        "wide": (
+            'हॉरिज़ॉन्टल', 'हॉरिजॉन्टल', 'हॉरिजॉन्टल फॉर्मेट', 'क्षैतिज', 'आड़ी फोटो', 'आड़ी तस्वीर',
+            'आड़ी इमेज', 'लैंडस्केप मोड', 'लैंडस्केप फॉर्मेट', 'लैंडस्केप मोड में', 'वाइडस्क्रीन',
+            'horizontal', 'horizontal format', 'landscape mode', 'landscape format', 'widescreen',
+        ),
+        "square": (
+            'वर्गाकार', 'चौकोर', 'चौकोन', 'स्क्वायर', 'स्क्वेयर', 'स्क्वायर फॉर्मेट', 'square',
+            'square format', 'chaukor', 'chokor', 'vargakar',
+        ),
     },
     "id": {  # Indonesian
         "picture": (
@@ -1481,6 +2297,33 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'perluas', 'perlebar', 'memperluas', 'memperlebar', 'lebarkan', 'luaskan', 'zoom out',
         ),
+        "mask": (
+            'masker', 'maskernya', 'mask', 'masknya', 'topeng', 'topengnya', 'gambar mask',
+            'gambar masker',
+        ),
+        "second": (
+            'kedua', 'ketiga', 'keempat', 'lain', 'lainnya', 'yang lain', 'satu lagi', 'terakhir',
+            'yang kedua', 'yang ketiga', 'yang terakhir',
+        ),
+        "remove": (
+            'hapus', 'hapuskan', 'hapusin', 'menghapus', 'hilangkan', 'hilangin', 'ilangin',
+            'menghilangkan', 'buang', 'buangin', 'membuang', 'singkirkan', 'menyingkirkan', 'gantikan',
+            'ganti dengan', 'apus', 'apusin', 'bersihkan', 'lenyapkan', 'tolong hapus', 'hapuslah',
+            'mengganti dengan',
+        ),
+        "tall": (
+            'vertikal', 'format vertikal', 'orientasi vertikal', 'mode vertikal', 'format potret',
+            'orientasi potret', 'mode potret', 'posisi tegak',
+        ),
+        "wide": (
+            'horizontal', 'horisontal', 'format horizontal', 'format horisontal',
+            'orientasi horizontal', 'orientasi horisontal', 'mode horizontal', 'mendatar',
+            'format lanskap', 'orientasi lanskap', 'mode lanskap', 'layar lebar', 'format panorama',
+        ),
+        "square": (
+            'bujur sangkar', 'format persegi', 'rasio persegi', 'format bujur sangkar',
+            'persegi sama sisi',
+        ),
     },
     "ms": {  # Malay
         "picture": (
@@ -1515,6 +2358,30 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'luaskan', 'perluaskan', 'memperluaskan', 'lebarkan', 'melebarkan', 'zum keluar',
             'zoom out',
+        ),
+        "mask": ('topeng', 'topengnya', 'mask', 'masknya', 'pelitup', 'gambar mask',),
+        "second": (
+            'kedua', 'ketiga', 'keempat', 'lain', 'yang lain', 'satu lagi', 'terakhir', 'yang kedua',
+            'yang ketiga', 'yang terakhir',
+        ),
+        "remove": (
+            'buang', 'buangkan', 'membuang', 'padam', 'padamkan', 'memadam', 'memadamkan', 'hapus',
+            'hapuskan', 'menghapuskan', 'hilangkan', 'menghilangkan', 'singkirkan', 'menyingkirkan',
+            'tanggalkan', 'menanggalkan', 'gantikan', 'menggantikan', 'bersihkan', 'tukar dengan',
+            'ganti dengan',
+        ),
+        "tall": (
+            'menegak', 'format menegak', 'orientasi menegak', 'mod menegak', 'format potret',
+            'orientasi potret', 'mod potret', 'vertikal', 'format vertikal',
+        ),
+        "wide": (
+            'melintang', 'format melintang', 'orientasi melintang', 'mendatar', 'format mendatar',
+            'format landskap', 'orientasi landskap', 'mod landskap', 'horizontal', 'format horizontal',
+            'skrin lebar', 'format panorama',
+        ),
+        "square": (
+            'segi empat sama', 'berbentuk segi empat sama', 'format segi empat sama', 'format persegi',
+            'bujur sangkar',
         ),
     },
     "vi": {  # Vietnamese
@@ -1566,6 +2433,32 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'lên màu',
         ),
         "extend": ('mở rộng', 'nới rộng', 'mở rộng khung hình', 'mở rộng ảnh', 'zoom out',),
+        "mask": (
+            'mặt nạ', 'lớp mặt nạ', 'ảnh mặt nạ', 'mặt nạ đen trắng', 'mask', 'ảnh mask', 'vùng mask',
+            'vùng che',
+        ),
+        "second": (
+            'thứ hai', 'thứ 2', 'thứ ba', 'thứ 3', 'thứ tư', 'thứ 4', 'khác', 'nữa', 'còn lại',
+            'cuối cùng', 'sau cùng',
+        ),
+        "remove": (
+            'xóa', 'xoá', 'xóa bỏ', 'xoá bỏ', 'xóa đi', 'xoá đi', 'loại bỏ', 'bỏ đi', 'gỡ bỏ', 'tẩy',
+            'tẩy xóa', 'tẩy đi', 'thay thế', 'thay bằng', 'làm biến mất', 'xóa sạch', 'xoá sạch',
+            'dẹp bỏ',
+        ),
+        "tall": (
+            'khổ dọc', 'ảnh dọc', 'hình dọc', 'hướng dọc', 'chiều dọc', 'theo chiều dọc',
+            'định dạng dọc', 'chế độ dọc', 'khung dọc', 'dạng dọc', 'thẳng đứng',
+        ),
+        "wide": (
+            'khổ ngang', 'ảnh ngang', 'hình ngang', 'hướng ngang', 'chiều ngang', 'theo chiều ngang',
+            'định dạng ngang', 'chế độ ngang', 'khung ngang', 'dạng ngang', 'màn hình rộng',
+            'toàn cảnh',
+        ),
+        "square": (
+            'khổ vuông', 'ảnh vuông', 'hình vuông', 'định dạng vuông', 'khung vuông', 'dạng vuông',
+            'tỷ lệ vuông', 'tỉ lệ vuông', 'tỷ lệ 1:1', 'tỉ lệ 1:1',
+        ),
     },
     "th": {  # Thai (matched by substring)
         "picture": (
@@ -1600,6 +2493,28 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'ขยายออก', 'ขยายขอบ', 'ขยายพื้นที่', 'ขยายฉาก', 'ขยายเฟรม', 'ต่อเติมภาพ', 'ต่อขอบ',
             'ซูมออก',
+        ),
+        "mask": ('มาสก์', 'มาสค์', 'มาส์ก', 'แมสก์', 'หน้ากาก', 'ภาพมาสก์', 'มาสก์ขาวดำ',),
+        "second": (
+            'ที่สอง', 'ที่ 2', 'ที่2', 'ที่สาม', 'ที่ 3', 'ที่3', 'ที่สี่', 'อีกภาพ', 'อีกรูป',
+            'อีกใบ', 'อีกอัน', 'อีกหนึ่งภาพ', 'อีกหนึ่งรูป', 'ภาพอื่น', 'รูปอื่น', 'ภาพสุดท้าย',
+            'รูปสุดท้าย', 'ใบสุดท้าย', 'อันสุดท้าย',
+        ),
+        "remove": (
+            'ลบ', 'ลบออก', 'ลบทิ้ง', 'เอาออก', 'นำออก', 'กำจัด', 'ตัดออก', 'แทนที่', 'ทำให้หายไป',
+            'ลบให้หน่อย',
+        ),
+        "tall": (
+            'แนวตั้ง', 'ภาพแนวตั้ง', 'รูปแนวตั้ง', 'ในแนวตั้ง', 'โหมดแนวตั้ง', 'แนวพอร์ตเทรต',
+            'แนวดิ่ง', 'ทรงตั้ง',
+        ),
+        "wide": (
+            'แนวนอน', 'ภาพแนวนอน', 'รูปแนวนอน', 'ในแนวนอน', 'โหมดแนวนอน', 'แนวแลนด์สเคป', 'จอกว้าง',
+            'พาโนรามา', 'ทรงนอน',
+        ),
+        "square": (
+            'สี่เหลี่ยมจัตุรัส', 'สี่เหลี่ยมจตุรัส', 'ทรงจัตุรัส', 'แบบจัตุรัส', 'ขนาดจัตุรัส',
+            'สแควร์',
         ),
     },
     "tl": {  # Tagalog
@@ -1636,6 +2551,28 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'gawing makulay', 'kulayan ulit',
         ),
         "extend": ('palawakin', 'palaparin', 'i-extend', 'i-zoom out',),
+        "mask": ('maskara', 'maskarang', 'mask', 'masks', 'ang mask', 'yung mask',),
+        "second": (
+            'pangalawa', 'pangalawang', 'ikalawa', 'ikalawang', 'pangatlo', 'pangatlong', 'ikatlo',
+            'ikatlong', 'pang-apat', 'pang-apat na', 'ibang', 'iba pang', 'isa pang', 'huling',
+            'panghuling',
+        ),
+        "remove": (
+            'tanggalin', 'tanggalan', 'tanggalin mo', 'alisin', 'alisan', 'alisin mo', 'burahin',
+            'burahan', 'burahin mo', 'i-delete', 'idelete', 'i-delete mo', 'palitan ng', 'itapon',
+            'pawiin',
+        ),
+        "tall": (
+            'patayo', 'patayong', 'patayo na', 'nakatayo na format', 'pabertikal', 'bertikal',
+            'vertical', 'vertical na',
+        ),
+        "wide": (
+            'pahiga', 'pahigang', 'pahiga na', 'pahalang', 'pahalang na', 'pahorisontal', 'horisontal',
+            'horizontal', 'horizontal na',
+        ),
+        "square": (
+            'parisukat', 'parisukat na', 'kuwadrado', 'kwadrado', 'kuwadradong', 'kwadradong',
+        ),
     },
     "sw": {  # Swahili
         "picture": (
@@ -1666,6 +2603,28 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'tia rangi', 'ipake rangi', 'paka rangi', 'weka rangi', 'ongeza rangi', 'piga rangi',
         ),
         "extend": ('panua', 'ipanue', 'kupanua', 'ongeza upana',),
+        "mask": ('barakoa', 'kinyago', 'vinyago', 'mask', 'maski', 'picha ya barakoa',),
+        "second": (
+            'ya pili', 'wa pili', 'la pili', 'cha pili', 'ya tatu', 'wa tatu', 'la tatu', 'ya nne',
+            'nyingine', 'ingine', 'jingine', 'nyingine tena', 'moja zaidi', 'ya mwisho', 'wa mwisho',
+            'la mwisho',
+        ),
+        "remove": (
+            'ondoa', 'ondoeni', 'kuondoa', 'iondoe', 'futa', 'futeni', 'kufuta', 'ifute',
+            'badilisha na', 'badilisha kwa', 'weka badala', 'ondolea', 'safisha', 'futilia mbali',
+            'tupa', 'itupe',
+        ),
+        "tall": (
+            'wima', 'picha wima', 'kwa wima', 'kiwima', 'mkao wima', 'umbo wima', 'muundo wima',
+            'mwelekeo wima', 'mwelekeo wa wima',
+        ),
+        "wide": (
+            'mlalo', 'picha mlalo', 'kwa mlalo', 'kimlalo', 'mkao mlalo', 'umbo mlalo', 'muundo mlalo',
+            'mwelekeo mlalo', 'mwelekeo wa mlalo', 'skrini pana',
+        ),
+        "square": (
+            'mraba', 'umbo la mraba', 'ya mraba', 'kwa mraba', 'muundo wa mraba', 'mraba kamili',
+        ),
     },
     "ja": {  # Japanese (matched by substring)
         "picture": (
@@ -1738,6 +2697,26 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '拡張', '外側を描き足', '周囲を描き足', 'アウトペイント', 'ズームアウト',
             'キャンバスを広げ', '画像を広げ', '左右に広げ', '上下に広げ', '範囲を広げ',
         ),
+        "mask": ('マスク', 'マスキング', 'マスク画像', '塗りマスク',),
+        "second": (
+            '2枚目', '２枚目', '二枚目', '3枚目', '３枚目', '三枚目', '4枚目', '４枚目', '四枚目',
+            'もう一枚', 'もう1枚', 'もう１枚', '別の', '他の', 'ほかの', 'もう一つの', '2番目',
+            '２番目', '二番目', '3番目', '３番目', '三番目', '2つ目', '２つ目', '二つ目', '3つ目',
+            '３つ目', '三つ目', '最後の',
+        ),
+        "remove": (
+            '消して', '消す', '消去', '消しゴム', '消し去', '削除', '取り除', '除去', '取り払',
+            'なくして', '無くして', '置き換え', '置換', '差し替え', '入れ替え', 'レタッチで消',
+        ),
+        "tall": (
+            '縦長', '縦向き', '縦位置', '縦構図', '縦型', '縦画面', '縦方向', '縦フォーマット',
+            'ポートレート向き',
+        ),
+        "wide": (
+            '横長', '横向きの画像', '横向きの写真', '横向き画像', '横位置', '横構図', '横型', '横画面',
+            '横方向', '横フォーマット', 'ランドスケープ向き', 'ワイド画面', 'ワイドサイズ', 'パノラマ',
+        ),
+        "square": ('正方形', 'スクエア', '真四角', 'ましかく',),
     },
     "zh": {  # Chinese, simplified and traditional (matched by substring)
         "picture": (
@@ -1864,6 +2843,28 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             '扩展', '擴展', '扩图', '擴圖', '扩充', '擴充', '外扩', '外擴', '延展', '扩大画面',
             '擴大畫面', '向外扩', '往外扩',
+        ),
+        "mask": ('蒙版', '遮罩', '掩码', '掩膜', '蒙板', '遮罩图', '掩碼', '遮罩圖', '蒙版圖',),
+        "second": (
+            '第二张', '第二張', '第2张', '第2張', '第三张', '第三張', '第3张', '第3張', '第四张',
+            '第四張', '第二幅', '第三幅', '第二个', '第二個', '第三个', '第三個', '另一张', '另一張',
+            '另外一张', '另外一張', '另一幅', '另一个', '另一個', '另外的', '其他的', '其它的',
+            '再一张', '再一張', '最后一张', '最後一張', '最后那张', '最後那張',
+        ),
+        "remove": (
+            '删除', '删掉', '删去', '去掉', '去除', '移除', '擦除', '擦掉', '抹掉', '抹去', '消除',
+            '清除', '替换', '换掉', '修掉', 'p掉', '刪除', '刪掉', '刪去', '替換', '換掉', '去除掉',
+        ),
+        "tall": (
+            '竖版', '竖屏', '竖图', '竖构图', '竖向', '竖幅', '竖直构图', '纵向', '直式', '直幅',
+            '豎版', '豎屏', '豎圖', '豎構圖', '豎向', '豎幅', '縱向', '竖着', '豎著',
+        ),
+        "wide": (
+            '横版', '横屏', '横图', '横构图', '横向', '横幅', '宽屏', '寬屏', '橫版', '橫屏', '橫圖',
+            '橫構圖', '橫向', '橫幅', '横式', '橫式', '横着', '橫著',
+        ),
+        "square": (
+            '正方形', '方图', '方圖', '方版', '方形图', '方形圖', '方形构图', '方形構圖', '一比一',
         ),
     },
     "ko": {  # Korean
@@ -2041,6 +3042,39 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '확장', '확장해', '확장해줘', '넓혀', '넓혀줘', '바깥쪽을 그려', '주변을 채워',
             '아웃페인팅', '줌 아웃', '줌아웃', '캔버스를 넓혀', '배경을 확장',
         ),
+        "mask": (
+            '마스크', '마스크를', '마스크로', '마스크는', '마스크가', '마스크의', '마스크에',
+            '마스크에서', '마스크와', '마스크도', '마스크만', '마스크처럼', '마스크 이미지',
+            '마스크이미지', '마스킹', '마스크된',
+        ),
+        "second": (
+            '두번째', '두 번째', '두번째로', '두 번째로', '두번째의', '세번째', '세 번째', '세번째로',
+            '네번째', '네 번째', '2번째', '3번째', '또 다른', '또다른', '하나 더', '마지막',
+            '마지막의',
+        ),
+        "remove": (
+            '지워줘', '지워 줘', '지워주세요', '지워 주세요', '지워라', '지우기', '지우다', '지워서',
+            '제거해', '제거해줘', '제거해 줘', '제거해주세요', '제거해 주세요', '제거하기', '제거하다',
+            '제거하고', '삭제해', '삭제해줘', '삭제해 줘', '삭제해주세요', '삭제해 주세요', '삭제하기',
+            '없애줘', '없애 줘', '없애주세요', '없애 주세요', '없애기', '빼 줘', '빼주세요',
+            '빼 주세요', '교체해', '교체해줘', '교체해 줘', '교체해주세요', '대체해', '대체해줘',
+            '대체해 줘',
+        ),
+        "tall": (
+            '세로형', '세로형으로', '세로로', '세로의', '세로 방향', '세로방향', '세로 방향으로',
+            '세로 모드', '세로 사진', '세로 이미지', '세로 비율', '세로 포맷', '세로 형식',
+            '세로 화면', '세로 구도', '세로로 긴', '포트레이트 모드',
+        ),
+        "wide": (
+            '가로형', '가로형으로', '가로로', '가로의', '가로 방향', '가로방향', '가로 방향으로',
+            '가로 모드', '가로 사진', '가로 이미지', '가로 비율', '가로 포맷', '가로 형식',
+            '가로 화면', '가로 구도', '가로로 긴', '와이드', '와이드 화면', '파노라마',
+            '랜드스케이프 모드',
+        ),
+        "square": (
+            '정사각형', '정사각형으로', '정사각형의', '정사각형 비율', '정방형', '정방형으로',
+            '정방형의', '스퀘어', '1:1 비율', '1대1 비율',
+        ),
     },
     "eo": {  # Esperanto
         "picture": (
@@ -2087,6 +3121,36 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "extend": (
             'etendu', 'etendi', 'plilarĝigu', 'plilargxigu', 'plilarĝigi', 'plilargxigi', 'vastigu',
             'vastigi', 'elzomu',
+        ),
+        "mask": (
+            'masko', 'maskon', 'maskoj', 'maskojn', 'maskobildo', 'maskobildon', 'nigrablanka masko',
+        ),
+        "second": (
+            'duan', 'duaj', 'duajn', 'tria', 'trian', 'triaj', 'kvara', 'kvaran', 'alia', 'alian',
+            'aliaj', 'aliajn', 'plia', 'plian', 'ankoraŭ unu', 'ankoraux unu', 'lasta', 'lastan',
+            'lastaj', 'lastajn', 'la dua',
+        ),
+        "remove": (
+            'forigu', 'forigi', 'forigas', 'forviŝu', 'forvisxu', 'forviŝi', 'forvisxi', 'viŝu',
+            'visxu', 'viŝi', 'visxi', 'forprenu', 'forpreni', 'anstataŭigu', 'anstatauxigu',
+            'anstataŭigi', 'anstatauxigi', 'anstataŭu', 'anstatauxu', 'anstataŭi', 'anstatauxi',
+            'forĵetu', 'forjxetu', 'malaperigu', 'malaperigi',
+        ),
+        "tall": (
+            'vertikala', 'vertikalan', 'vertikale', 'vertikala formato', 'vertikalan formaton',
+            'en vertikala formato', 'portreta formato', 'portretan formaton', 'en portreta formato',
+            'portreta orientiĝo', 'portreta orientigxo', 'alta formato',
+        ),
+        "wide": (
+            'horizontala', 'horizontalan', 'horizontale', 'horizontala formato',
+            'horizontalan formaton', 'en horizontala formato', 'pejzaĝa formato', 'pejzagxa formato',
+            'pejzaĝan formaton', 'pejzagxan formaton', 'en pejzaĝa formato', 'en pejzagxa formato',
+            'pejzaĝa orientiĝo', 'pejzagxa orientigxo', 'larĝa formato', 'largxa formato',
+            'panorama formato',
+        ),
+        "square": (
+            'kvadrata', 'kvadratan', 'kvadrataj', 'kvadratajn', 'kvadrata formato',
+            'kvadratan formaton', 'en kvadrata formato',
         ),
     },
 }

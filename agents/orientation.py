@@ -176,8 +176,35 @@ def find_shape(text: str) -> Shape | None:
             found.append((rank if kind != "oriented" else len(_SHAPE_RX), m.start(),
                           Shape(fmt, aspect, m.group(0).strip(" ,;:("), kind)))
     if not found:
-        return None
+        return _lexicon_orientation(text)
     return min(found, key=lambda f: (f[0], f[1]))[2]
+
+
+# words other languages borrow from English, which read English prompts as adjectives ("a vertical
+# garden"), and panoramic words, which the panorama rules read (a panorama is no 3:2 picture)
+_ENGLISH_SHAPE_WORDS = {"vertical", "horizontal", "portrait", "landscape", "wide", "tall", "square",
+                        "upright", "widescreen", "panorama", "panoramic"}
+# a single word is a shape only when it names the picture's format (fi "pystykuva", de "Hochformat",
+# ja "縦長"), not an adjective a subject may take (el "ένα κάθετο τοίχο", "a vertical wall")
+_FORMAT_MORPHEME = re.compile(r"kuva|format|formaat|bild|kép|obraz|resim|gambar|ảnh|picha|larawan|"
+                              r"картин|фото|εικόν|φωτογραφ|תמונה|صورة|عکس|ภาพ|รูป|图|圖|画|版|屏|幅|構図|"
+                              r"向き|位置|長|형|로|tilstand|läge|modus|stand|oriënt|kant|"
+                              r"apaisad", re.IGNORECASE)
+_PANORAMIC = re.compile(r"panor|パノラマ|全景|파노라마|πανόραμα|панорам", re.IGNORECASE)
+
+
+def _lexicon_orientation(text: str) -> Shape | None:
+    """An orientation word of a language of :mod:`agents.lexicon` ("pystykuva", "פורמט לאורך",
+    "querformat"), the first one said: what the patterns above do not read."""
+    from agents.lexicon import words_of
+
+    hits = [(m.start(), fmt, m.group(0)) for fmt in ("tall", "wide") for m in words_of(fmt).finditer(text)
+            if m.group(0).lower() not in _ENGLISH_SHAPE_WORDS and not _PANORAMIC.search(m.group(0))
+            and (re.search(r"\W", m.group(0).strip()) or _FORMAT_MORPHEME.search(m.group(0)))]
+    if not hits:
+        return None
+    _start, fmt, phrase = min(hits)
+    return Shape(fmt, 1 / ORIENTED if fmt == "tall" else ORIENTED, phrase, "oriented")
 
 
 _BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat)|(portrait|vertical\w*|hochformat))\b",

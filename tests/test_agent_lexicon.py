@@ -11,7 +11,8 @@ from agents import lexicon
 from agents.labels import classify
 from agents.lexicon_data import LEXICON
 
-FIELDS = ("picture", "before", "after", "forms", "phrases", "give", "style", "palette", "colorize", "extend")
+FIELDS = ("picture", "before", "after", "forms", "phrases", "give", "style", "palette", "colorize", "extend",
+          "mask", "second", "remove", "tall", "wide", "square")
 
 
 def test_every_language_has_every_field_in_lower_case() -> None:
@@ -137,3 +138,51 @@ def test_the_planner_asks_for_what_the_words_imply(planner, prompt: str, roles: 
     with pytest.raises(AgentError) as info:
         planner.plan(prompt)
     assert sorted(info.value.details["roles"]) == sorted(roles)
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("Mach mein Foto im Stil des zweiten Bildes", "style"),  # a second picture by its ordinal
+    ("pokoloruj moje zdjęcie kolorami z drugiego obrazka", "palette"),
+])
+def test_an_ordinal_names_a_second_picture(prompt: str, intent: str) -> None:
+    assert lexicon.pictures(prompt) >= 2
+    assert intent in classify(prompt).intents
+
+
+@pytest.mark.parametrize("prompt", [
+    "ช่วยลบสายไฟในรูปนี้",  # th: remove the wires in this picture
+    "töröld a villanyoszlopot erről a fotóról",  # hu: delete the pole from this photo
+    "ลบรอยเปื้อนในรูปนี้ เฉพาะส่วนสีขาวในมาสก์",  # th: a mask word
+])
+def test_a_removal_from_a_given_picture_is_an_inpainting(prompt: str) -> None:
+    assert classify(prompt).task == "inpaint"
+
+
+def test_a_verb_of_giving_beside_a_mask_gives_the_mask_not_a_second_picture() -> None:
+    from agents.labels import _OTHER_INPUT, mask_given
+
+    prompt = "esta foto: borra el cartel, usa la máscara que te mando"
+    assert lexicon.pictures(prompt, _OTHER_INPUT) == 1
+    assert mask_given(prompt) and "reference" not in classify(prompt).intents
+    assert not mask_given("una mujer con una máscara veneciana en un baile")
+
+
+@pytest.mark.parametrize(("prompt", "fmt"), [
+    ("satukirjan kuvitus: siili ja orava metsässä, pystykuva kiitos", "tall"),  # fi
+    ("כרזה לתערוכה על הדואר, פורמט לאורך", "tall"),  # he
+    ("ein Leuchtturm im Sturm, Querformat", "wide"),  # de
+    ("una foto vertical de un faro", "tall"),  # es: an orientation phrase with its noun
+])
+def test_orientation_words_of_the_lexicon_set_the_shape(prompt: str, fmt: str) -> None:
+    from agents.orientation import find_shape
+
+    shape = find_shape(prompt)
+    assert shape is not None and shape.format == fmt, shape
+
+
+@pytest.mark.parametrize("prompt", ["ένα κάθετο τοίχο με κισσό", "a vertical garden on an office wall",
+                                    "un jardín vertical en la pared de una oficina"])
+def test_an_orientation_adjective_of_a_subject_sets_no_shape(prompt: str) -> None:
+    from agents.orientation import find_shape
+
+    assert find_shape(prompt) is None

@@ -221,6 +221,18 @@ def test_an_edit_of_a_region_without_a_mask_redraws_the_picture_with_a_note(host
     assert sorted(err.value.details["roles"]) == ["image", "mask"]
 
 
+def test_a_colourisation_without_a_palette_redraws_the_picture_with_a_note(host) -> None:
+    prompt = "scanned b/w photograph of my grandparents from 1950, please colourise it naturally"
+    plan = planner(host, SD1).plan(prompt, images={"image": "i.png"})
+    assert plan.template == "img2img"
+    assert any("no palette was given" in n and "palette=FILE" in n for n in plan.trace["notes"])
+    # a palette the words name is still asked for
+    with pytest.raises(AgentError) as err:
+        planner(host, SD1).plan("colourise this photo with the palette of the second image",
+                                images={"image": "i.png"})
+    assert err.value.details["roles"] == ["palette"]
+
+
 def test_a_text_to_image_composition_without_its_input_falls_back_with_a_note(host) -> None:
     plan = planner(host, SD1).plan("a dancer in the same pose as the statue")
     assert plan.template == "txt2img"
