@@ -996,14 +996,15 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     unmapped = prompt[:given_map.start()] + " " + prompt[given_map.end():] if given_map else prompt
     if _MADE_PICTURE.search(unmapped):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
-    if (asks_outpaint(prompt) and (_given_picture(prompt) or _STRONG_OUTPAINT.search(prompt))) \
+    if (asks_outpaint(prompt) and _given_picture(prompt)) or _STRONG_OUTPAINT.search(prompt) \
             or (lexicon.has_word(prompt, "extend") and "upscale" not in labels.intents
                 and lexicon.gives_picture(prompt, _OTHER_INPUT)):
         # "extend this photo to 16:9", "uncrop": an inpainting of the padded border (agents.outpaint)
         labels.intents = [i for i in labels.intents if i not in ("upscale", "regions", "hires")]
         _add(labels.intents, "outpaint")
         found.add("inpaint")
-    if ("image-to-image" in found or "inpaint" in found) and two_pictures(prompt) \
+    if ("image-to-image" in found or "inpaint" in found) and "outpaint" not in labels.intents \
+            and two_pictures(prompt) \
             and not set(labels.intents) & {"style", "palette", "reference", "upscale", "detail", "depth",
                                            "edges", "control", "pose"}:
         _add(labels.intents, "reference")  # the second picture: what to put there, or (below) its style

@@ -1160,3 +1160,12 @@ def test_a_path_in_the_prompt_is_not_read_and_the_trace_says_so(planner) -> None
     assert any("file system path" in n for n in plan.trace["notes"])
     loads = [n.params for n in plan.graph.nodes.values() if n.block.startswith("image.")]
     assert "/etc/passwd" not in str(loads)
+
+
+@pytest.mark.parametrize("prompt", [
+    "extend this square beach photo to 16:9, add more sand and sea on both sides",  # two adjectives
+    "extend this beach photo to the right so there's room for our logo text",  # no second picture
+])
+def test_an_extension_of_a_given_photo_is_an_outpainting(prompt) -> None:
+    labels = classify(prompt)
+    assert labels.task == "inpaint" and labels.intents == ["outpaint"], labels
