@@ -159,6 +159,8 @@ _RULES: dict[str, str] = {
     # or content (a pixel size beyond the model's native range sets it in agents.request / planner)
     "large": (
         r"\b(?:gigapixel|(?:very |extra )?(?:large|huge|big) (?:image|picture|size|resolution)|"
+        r"as (?:big|large) as (?:you can(?: go| make it)?|possible|it (?:can|gets))|"
+        r"(?:do|make|render) it in tiles|"
         r"(?:large|huge|big)[- ]format print)\b"
     ),
     "inpaint": (
@@ -191,7 +193,18 @@ _RULES: dict[str, str] = {
         # a file the user names ("tweak portrait_final.jpg"); maps and masks by name are other inputs
         r"(?<![/\\.\w-])(?![\w-]*(?:mask|depth|canny|edge|pose|lineart|scribble|normal|seg)[\w-]*\.)[\w-]+\."
         r"(?:png|jpe?g|webp|bmp|tiff?|heic)\b|"
-        r"restyle|re-?draw|(?:turn|make) (?:this|my)(?: (?:photo|image|picture|drawing|sketch))?\b|"
+        r"restyle|re-?draw|(?:turn|make) this\b|"
+        r"(?:turn|make) my (?:[\w'-]+ ){0,2}?(?:photo|image|picture|drawing|sketch|pic|selfie|portrait)s?\b|"
+        # a picture named first, then edited by pronoun ("old tattoo photo, colours faded - make it
+        # fresh", "latte art pic from this morning, ... extend it downward", "the couple's shot: ...
+        # can u fix his face"); "portrait photo, 85mm" (no edit of it) stays a text prompt
+        r"^\W*(?:(?:the|my|our|his|her|their|this) )?(?:[\w'-]+ ){0,4}?"
+        r"(?:photo|pic|shot|picture|image|selfie|screenshot|scan|snap|photograph)s?\b(?! of\b)[^.!?]{0,120}?"
+        r"\b(?:(?:make|turn|get|extend|fix|change|edit|colou?r|clean|restore|sharpen|brighten|crop|expand|"
+        r"enhance|redo|retouch) (?:it|its|this|them)\b|can (?:you|u)|could (?:you|u)|pls|please)|"
+        # a picture someone sent ("client sent a photo of her forearm", "my mum sent me this pic")
+        r"\bsent (?:me |us )?(?:a|an|this|the|that|these|some) (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|"
+        r"selfie|screenshot|scan|snap|shot)s?\b|"
         r"based on the (?:image|photo))|"
         # "picture A", "image 2", "the second image": pictures the user gives, by name
         r"\b(?:image|picture|photo|pic) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
@@ -506,6 +519,8 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
                 r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
 _OWN_MAP = re.compile(
+    r"\b(?:(?:openpose|pose) )?(?:skeleton|stick figure|openpose)s?\s*(?:\(\s*)?(?:is\s+)?"
+    r"(?:attached|enclosed|uploaded|included)\b|"
     r"(?:^|[.;,!?(\u2013\u2014-]\s*)(?:[a-z]+\s+)?" + _MAP + r"\s*(?:\(\s*)?(?:is\s+)?"
     r"(?:attached|enclosed|uploaded|included)\b|\b(?:exported|saved|rendered|converted|baked)\s+(?:it\s+)?as\s+(?:a|an|the|my)\s+"
     r"(?:[a-z]+\s+)?" + _MAP + r"(?:\s*\((?:see )?attached\))?|"
@@ -738,7 +753,7 @@ _ORDINAL_PICTURE = re.compile(
     r"\bthe (?:second|third|fourth|other|2nd|3rd|4th|last) (?:image|picture|photo|pic|one|shot|file)\b|"
     r"\b(?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
-    r"\b(?:ref|reference) (?:is )?attached\b|"
+    r"\b(?:ref|reference) (?:is )?attached\b|\b(?:other|second|2nd|another) (?:file|upload|attachment)\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
     r"(?:de|di) refer[êeé]n[cz]\w*|"
@@ -920,7 +935,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
-    given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt) or _MAP_FILE.search(prompt)
+    _lexicon_intents(prompt, labels)
+    given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt) or _MAP_FILE.search(prompt) \
+        or _given_control(prompt)
     if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
         labels.intents = [i for i in labels.intents if i not in ("edges", "depth")]
         if "palette" in labels.intents and not re.search(r"\bpalettes?\b|\bcolou?rs? (?:of|from)\b", prompt,
@@ -965,7 +982,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
         if intent in labels.intents and not given and not explicit.search(prompt):
             labels.intents.remove(intent)
-    if given and "upscale" not in labels.intents and _UPSCALE_GIVEN.search(prompt) \
+    if given and "upscale" not in labels.intents \
+            and (_UPSCALE_GIVEN.search(prompt) or lexicon.words_of("upscale").search(prompt)) \
             and not set(labels.intents) & {"style", "palette", "depth", "edges", "control", "pose", "detail"}:
         _add(labels.intents, "upscale")  # "make this pic print size without getting blurry"
     if "upscale" in labels.intents and _UPSCALE_ADJECTIVE.search(prompt) and not given:
@@ -1044,6 +1062,31 @@ def without_paths(prompt: str) -> str:
     if not _PATH.search(prompt):
         return prompt
     return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
+
+
+# the technical names of a control map, which users keep in English in any language
+_CONTROL_WORD = re.compile(r"\b(?:canny|openpose|line ?art|depth ?map|normal ?map|scribble|controlnet|"
+                           r"pose skeleton)\b|лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
+
+
+def _given_control(prompt: str) -> re.Match[str] | None:
+    """The control word a verb of giving stands beside, or a pointing word stands before, in any
+    language of the lexicon ("мій лайнарт (контури canny, додаю файлом)"): the user gives that map."""
+    found = _CONTROL_WORD.search(prompt)
+    if found and (lexicon.gives_input(prompt, _CONTROL_WORD) or lexicon.points_at(prompt, _CONTROL_WORD)):
+        return found
+    return None
+
+
+def _lexicon_intents(prompt: str, labels: Labels) -> None:
+    """The intents the words of another language name (:mod:`agents.lexicon`): a second pass
+    ("în două treceri"), a fix of a face or hands ("popraw twarz"); the sides of a picture are
+    read by :func:`agents.regions.english_sides`."""
+    if "hires" not in labels.intents and lexicon.words_of("hires").search(prompt):
+        labels.intents.append("hires")
+    if "detail" not in labels.intents and lexicon.words_of("fix").search(prompt) \
+            and (lexicon.words_of("face").search(prompt) or lexicon.words_of("hand").search(prompt)):
+        labels.intents.append("detail")
 
 
 def _given_picture(prompt: str) -> bool:

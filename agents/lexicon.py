@@ -137,7 +137,6 @@ def gives_input(prompt: str, words: re.Pattern[str]) -> bool:
     match of ``words`` (a mask, a map): the user gives that input ("masku přikládám")."""
     text = _norm(prompt)
     spans = [(m.start(), m.end()) for m in words.finditer(text)]
-    spans += [(s, e) for lang in UNSPACED for s, e in _find_chars(text, _entries(lang, "mask"))]
     if not spans:
         return False
     given = [m for m in mentions(prompt) if m.kind in ("give", "phrase")]
@@ -151,12 +150,29 @@ def gives_input(prompt: str, words: re.Pattern[str]) -> bool:
     return False
 
 
+def points_at(prompt: str, words: re.Pattern[str]) -> bool:
+    """Whether a pointing word of a language of the lexicon (a demonstrative or possessive:
+    "мій", "mein", "this") stands right before a match of ``words`` ("мій лайнарт")."""
+    text = _norm(prompt)
+    for m in words.finditer(text):
+        before = _words(text[:m.start()])[-2:]
+        for lang in LEXICON:
+            if lang in UNSPACED:
+                continue
+            for seq in _entries(lang, "before"):
+                if before[-len(seq):] == list(seq):
+                    return True
+    return False
+
+
 @cache
-def words_of(field: str) -> re.Pattern[str]:
-    """A pattern of every word of ``field`` in every language (whole words in spaced scripts)."""
+def words_of(field: str, spaced_only: bool = False) -> re.Pattern[str]:
+    """A pattern of every word of ``field`` in every language (whole words in spaced scripts;
+    ``spaced_only``: without the languages written without spaces)."""
     spaced = sorted({" ".join(seq) for lang in LEXICON if lang not in UNSPACED
                      for seq in _entries(lang, field)}, key=len, reverse=True)
-    unspaced = sorted({seq[0] for lang in UNSPACED for seq in _entries(lang, field)}, key=len, reverse=True)
+    unspaced = [] if spaced_only else sorted({seq[0] for lang in UNSPACED for seq in _entries(lang, field)},
+                                              key=len, reverse=True)
     alternatives = "|".join(re.escape(w).replace(r"\ ", r"\W+") for w in spaced)
     parts = [r"(?<![^\W_])(?:" + alternatives + r")(?![^\W_])"] if spaced else []
     if unspaced:

@@ -3,7 +3,7 @@
 USER GIVES ("edit this photo", "my drawing", "the attached painting"), as opposed to a picture to be
 generated ("a photo of a cat"), plus the words for a style, a palette, colouring in and extending.
 
-Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to sixteen fields, every value
+Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to twenty-five fields, every value
 a tuple of lower-case strings (diacritics as written natively):
 
 - ``picture``: nouns for a picture a user could give, in their common inflected forms. Genre words
@@ -29,6 +29,16 @@ a tuple of lower-case strings (diacritics as written natively):
 - ``tall`` / ``wide`` / ``square``: a portrait (vertical), landscape (horizontal) or square format or
   orientation. Words that also mean a portrait of a person or scenery ("portrait", "paysage") are
   listed only inside orientation phrases ("format portrait", "en paysage").
+- ``left`` / ``right`` / ``top`` / ``bottom``: phrases placing something on that side or half of the
+  picture ("links", "auf der rechten Seite", "obere Hälfte", "बाईं ओर", "左半分").
+- ``hires``: phrases asking for a two-pass generation (generate, then upscale and refine: "in zwei
+  Durchgängen", "a doua trecere", "高清修复").
+- ``upscale``: verbs and phrases of enlarging a given picture or raising its resolution
+  ("vergrößere", "höhere Auflösung", "phóng to"), not of extending its canvas.
+- ``face`` / ``hand``: nouns for a face, eyes or facial features; for hands or fingers (all forms).
+- ``fix``: verbs (imperative, infinitive) of fixing, repairing, correcting or improving a flawed part.
+  Bare words that are also English words ("main", "arc", "chip", "macho") are left out or listed only
+  inside phrases, and so are words that mostly mean something else ("sistema", "φτιάξε", "صورت").
 
 Japanese ("ja"), Chinese ("zh") and Thai ("th") are written without spaces and matched by substring.
 Variants are included where writers differ: Romanian comma and cedilla letters (ș/ş, ț/ţ), Greek with
@@ -137,6 +147,56 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'quadratischem', 'quadratformat', 'im quadratformat', 'als quadrat', 'im quadrat',
             'seitenverhältnis 1:1', 'format 1:1', 'im format 1:1',
         ),
+        "left": (
+            'links', 'nach links', 'auf der linken seite', 'an der linken seite', 'linke seite',
+            'linken seite', 'linke hälfte', 'linken hälfte', 'in der linken hälfte',
+            'linke bildhälfte', 'linken bildhälfte', 'linker rand', 'linken rand', 'am linken rand',
+            'links im bild', 'linker teil', 'linken teil', 'im linken teil',
+        ),
+        "right": (
+            'rechts', 'nach rechts', 'auf der rechten seite', 'an der rechten seite', 'rechte seite',
+            'rechten seite', 'rechte hälfte', 'rechten hälfte', 'in der rechten hälfte',
+            'rechte bildhälfte', 'rechten bildhälfte', 'rechter rand', 'rechten rand',
+            'am rechten rand', 'rechts im bild', 'rechter teil', 'rechten teil', 'im rechten teil',
+        ),
+        "top": (
+            'oben', 'obere hälfte', 'oberen hälfte', 'in der oberen hälfte', 'obere bildhälfte',
+            'oberen bildhälfte', 'oberer teil', 'oberen teil', 'im oberen teil', 'oberer rand',
+            'oberen rand', 'am oberen rand', 'oben im bild', 'obere seite', 'oberen seite',
+        ),
+        "bottom": (
+            'unten', 'untere hälfte', 'unteren hälfte', 'in der unteren hälfte', 'untere bildhälfte',
+            'unteren bildhälfte', 'unterer teil', 'unteren teil', 'im unteren teil', 'unterer rand',
+            'unteren rand', 'am unteren rand', 'unten im bild', 'untere seite', 'unteren seite',
+        ),
+        "hires": (
+            'in zwei durchgängen', 'zwei durchgänge', 'zweiter durchgang', 'zweiten durchgang',
+            'zweitem durchgang', 'im zweiten durchgang', 'zweistufig generieren',
+            'zweistufige generierung', 'zweipass', 'zwei-pass', 'in zwei pässen', 'zweiter pass',
+            'hochauflösungs-fix', 'hochauflösungsfix',
+        ),
+        "upscale": (
+            'vergrößern', 'vergrößere', 'vergrößert', 'vergrößer', 'hochskalieren', 'hochskaliere',
+            'hochskaliert', 'hochskalier', 'skaliere hoch', 'skalier hoch', 'upscalen',
+            'auflösung erhöhen', 'erhöhe die auflösung', 'erhöhe auflösung', 'auflösung hochsetzen',
+            'höhere auflösung', 'höheren auflösung', 'in höherer auflösung', 'auflösung verdoppeln',
+            'verdopple die auflösung', 'verdoppele die auflösung', 'hochrechnen', 'rechne hoch',
+        ),
+        "face": (
+            'gesicht', 'gesichts', 'gesichtes', 'gesichter', 'gesichtern', 'antlitz', 'augen', 'auge',
+            'auges', 'gesichtszüge', 'gesichtszügen', 'gesichtsausdruck', 'gesichtsausdrucks', 'mimik',
+            'gesichtspartie', 'gesichtspartien',
+        ),
+        "hand": (
+            'hand', 'hände', 'händen', 'finger', 'fingern', 'fingers', 'handfläche', 'handflächen',
+            'fingernägel', 'händchen',
+        ),
+        "fix": (
+            'korrigiere', 'korrigieren', 'korrigier', 'korrigiert', 'repariere', 'reparieren',
+            'reparier', 'repariert', 'verbessere', 'verbessern', 'verbesser', 'verbessert', 'richte',
+            'richte gerade', 'richten', 'behebe', 'beheben', 'beheb', 'ausbessern', 'bessere aus',
+            'nachbessern', 'bessere nach', 'korrigieren sie', 'reparieren sie', 'verbessern sie',
+        ),
     },
     "fr": {  # French
         "picture": (
@@ -235,6 +295,56 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'carré', 'carrée', 'carrés', 'carrées', 'format carré', 'au format carré',
             'en format carré', 'en carré',
         ),
+        "left": (
+            'à gauche', 'a gauche', 'sur la gauche', 'vers la gauche', 'du côté gauche', 'côté gauche',
+            'partie gauche', 'la partie gauche', 'dans la partie gauche', 'moitié gauche',
+            'la moitié gauche', 'dans la moitié gauche', 'bord gauche', 'sur le bord gauche',
+            "à gauche de l'image",
+        ),
+        "right": (
+            'à droite', 'a droite', 'sur la droite', 'vers la droite', 'du côté droit', 'côté droit',
+            'partie droite', 'la partie droite', 'dans la partie droite', 'moitié droite',
+            'la moitié droite', 'dans la moitié droite', 'bord droit', 'sur le bord droit',
+            "à droite de l'image",
+        ),
+        "top": (
+            'en haut', "en haut de l'image", 'dans le haut', "le haut de l'image", 'partie supérieure',
+            'la partie supérieure', 'dans la partie supérieure', 'moitié supérieure',
+            'la moitié supérieure', 'dans la moitié supérieure', 'moitié haute', 'bord supérieur',
+            'sur le bord supérieur',
+        ),
+        "bottom": (
+            'en bas', "en bas de l'image", 'dans le bas', "le bas de l'image", 'partie inférieure',
+            'la partie inférieure', 'dans la partie inférieure', 'moitié inférieure',
+            'la moitié inférieure', 'dans la moitié inférieure', 'moitié basse', 'bord inférieur',
+            'sur le bord inférieur',
+        ),
+        "hires": (
+            'en deux passes', 'en deux passages', 'deux passes', 'deuxième passe', 'seconde passe',
+            'une deuxième passe', 'une seconde passe', 'double passe', 'correctif haute résolution',
+            'correction haute résolution',
+        ),
+        "upscale": (
+            'agrandis', 'agrandir', 'agrandissez', 'agrandisse', 'augmente la résolution',
+            'augmenter la résolution', 'augmentez la résolution', 'en plus haute résolution',
+            'plus haute résolution', 'résolution plus élevée', 'meilleure résolution',
+            'double la résolution', 'doubler la résolution', 'doublez la résolution',
+            'améliore la résolution', 'améliorer la résolution', 'suréchantillonne',
+            'suréchantillonner', "mets à l'échelle supérieure",
+        ),
+        "face": (
+            'visage', 'visages', 'yeux', 'œil', 'oeil', 'traits du visage', 'expression du visage',
+            'expression faciale', 'frimousse',
+        ),
+        "hand": (
+            'mains', 'la main', 'une main', 'les mains', 'sa main', 'ses mains', 'leur main',
+            'leurs mains', 'main gauche', 'main droite', 'doigt', 'doigts', 'paume', 'paumes',
+        ),
+        "fix": (
+            'corrige', 'corriger', 'corrigez', 'répare', 'réparer', 'réparez', 'repare', 'reparer',
+            'améliore', 'améliorer', 'améliorez', 'arrangez', 'rectifie', 'rectifier', 'rectifiez',
+            'retravaille', 'retravailler', 'retravaillez',
+        ),
     },
     "es": {  # Spanish
         "picture": (
@@ -322,6 +432,49 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'cuadrado', 'cuadrada', 'cuadrados', 'cuadradas', 'formato cuadrado',
             'en formato cuadrado', 'en cuadrado',
         ),
+        "left": (
+            'a la izquierda', 'izquierda', 'izquierdo', 'lado izquierdo', 'el lado izquierdo',
+            'en el lado izquierdo', 'mitad izquierda', 'la mitad izquierda', 'en la mitad izquierda',
+            'parte izquierda', 'la parte izquierda', 'en la parte izquierda', 'borde izquierdo',
+            'hacia la izquierda',
+        ),
+        "right": (
+            'a la derecha', 'derecha', 'lado derecho', 'el lado derecho', 'en el lado derecho',
+            'mitad derecha', 'la mitad derecha', 'en la mitad derecha', 'parte derecha',
+            'la parte derecha', 'en la parte derecha', 'borde derecho', 'hacia la derecha',
+        ),
+        "top": (
+            'arriba', 'en la parte superior', 'parte superior', 'la parte superior', 'mitad superior',
+            'la mitad superior', 'en la mitad superior', 'parte de arriba', 'la parte de arriba',
+            'borde superior', 'arriba de la imagen', 'en lo alto de la imagen',
+        ),
+        "bottom": (
+            'abajo', 'en la parte inferior', 'parte inferior', 'la parte inferior', 'mitad inferior',
+            'la mitad inferior', 'en la mitad inferior', 'parte de abajo', 'la parte de abajo',
+            'borde inferior', 'abajo de la imagen',
+        ),
+        "hires": (
+            'en dos pasadas', 'dos pasadas', 'segunda pasada', 'una segunda pasada', 'doble pasada',
+            'en dos pases', 'segundo pase', 'corrección de alta resolución',
+        ),
+        "upscale": (
+            'amplía', 'ampliar', 'amplíe', 'amplíala', 'amplíalo', 'agranda', 'agrandar', 'agrande',
+            'reescala', 'reescalar', 'aumenta la resolución', 'aumentar la resolución',
+            'aumente la resolución', 'sube la resolución', 'subir la resolución', 'mayor resolución',
+            'más resolución', 'duplica la resolución', 'duplicar la resolución',
+            'mejora la resolución', 'mejorar la resolución', 'escalar a mayor resolución',
+        ),
+        "face": (
+            'cara', 'caras', 'rostro', 'rostros', 'ojos', 'ojo', 'rasgos faciales', 'facciones',
+            'expresión facial', 'semblante',
+        ),
+        "hand": ('mano', 'manos', 'dedo', 'dedos', 'palma de la mano', 'palmas de las manos',),
+        "fix": (
+            'arregla', 'arreglar', 'arregle', 'arreglen', 'arreglá', 'arréglale', 'arréglalo',
+            'arréglala', 'corrige', 'corregir', 'corrija', 'corrijan', 'corregí', 'corrígele',
+            'corrígelo', 'corrígela', 'repara', 'reparar', 'repare', 'reparen', 'mejora', 'mejorar',
+            'mejore', 'mejoren', 'soluciona', 'solucionar', 'solucione',
+        ),
     },
     "it": {  # Italian
         "picture": (
@@ -395,6 +548,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'quadrato', 'quadrata', 'quadrati', 'quadrate', 'formato quadrato', 'in formato quadrato',
             'in quadrato',
+        ),
+        "left": (
+            'a sinistra', 'sulla sinistra', 'verso sinistra', 'lato sinistro', 'sul lato sinistro',
+            'metà sinistra', 'nella metà sinistra', 'parte sinistra', 'nella parte sinistra',
+            'bordo sinistro', 'sul bordo sinistro',
+        ),
+        "right": (
+            'a destra', 'sulla destra', 'verso destra', 'destra', 'lato destro', 'sul lato destro',
+            'metà destra', 'nella metà destra', 'parte destra', 'nella parte destra', 'bordo destro',
+            'sul bordo destro',
+        ),
+        "top": (
+            'in alto', 'in cima', 'parte superiore', 'nella parte superiore', 'metà superiore',
+            'nella metà superiore', 'parte alta', 'nella parte alta', 'bordo superiore',
+            'sul bordo superiore', "in alto nell'immagine",
+        ),
+        "bottom": (
+            'in basso', 'parte inferiore', 'nella parte inferiore', 'metà inferiore',
+            'nella metà inferiore', 'parte bassa', 'nella parte bassa', 'bordo inferiore',
+            'sul bordo inferiore', "in basso nell'immagine",
+        ),
+        "hires": (
+            'in due passaggi', 'due passaggi', 'secondo passaggio', 'un secondo passaggio',
+            'doppio passaggio', 'in due passate', 'seconda passata', 'correzione ad alta risoluzione',
+        ),
+        "upscale": (
+            'ingrandisci', 'ingrandire', 'ingrandisca', 'ingrandite', 'ingrandiscila', 'ingrandiscilo',
+            'aumenta la risoluzione', 'aumentare la risoluzione', 'aumenti la risoluzione',
+            'risoluzione più alta', 'risoluzione maggiore', 'maggiore risoluzione',
+            'raddoppia la risoluzione', 'migliora la risoluzione', 'upscala', 'upscalare',
+        ),
+        "face": (
+            'viso', 'visi', 'volto', 'volti', 'faccia', 'facce', 'occhi', 'occhio', 'lineamenti',
+            'tratti del viso', 'espressione del viso', 'espressione facciale',
+        ),
+        "hand": ('mano', 'mani', 'dito', 'dita', 'palmo', 'palmi', 'palmo della mano',),
+        "fix": (
+            'correggi', 'correggere', 'corregga', 'correggete', 'correggila', 'correggilo',
+            'sistemare', 'sistemate', 'sistemala', 'sistemalo', 'sistemami', 'ripara', 'riparare',
+            'riparate', 'riparala', 'riparalo', 'migliora', 'migliorare', 'migliorate', 'aggiusta',
+            'aggiustare', 'aggiusti', 'aggiustate', 'aggiustala', 'aggiustalo',
         ),
     },
     "pt": {  # Portuguese
@@ -472,6 +666,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'quadrado', 'quadrada', 'quadrados', 'quadradas', 'formato quadrado',
             'em formato quadrado', 'no formato quadrado',
         ),
+        "left": (
+            'à esquerda', 'a esquerda', 'na esquerda', 'para a esquerda', 'esquerda', 'esquerdo',
+            'lado esquerdo', 'no lado esquerdo', 'do lado esquerdo', 'metade esquerda',
+            'na metade esquerda', 'parte esquerda', 'na parte esquerda', 'borda esquerda',
+            'na borda esquerda',
+        ),
+        "right": (
+            'à direita', 'a direita', 'na direita', 'para a direita', 'direita', 'lado direito',
+            'no lado direito', 'do lado direito', 'metade direita', 'na metade direita',
+            'parte direita', 'na parte direita', 'borda direita', 'na borda direita',
+        ),
+        "top": (
+            'em cima', 'no topo', 'no alto', 'parte de cima', 'na parte de cima', 'parte superior',
+            'na parte superior', 'metade superior', 'na metade superior', 'metade de cima',
+            'borda superior', 'na borda superior', 'topo da imagem',
+        ),
+        "bottom": (
+            'embaixo', 'em baixo', 'parte de baixo', 'na parte de baixo', 'parte inferior',
+            'na parte inferior', 'metade inferior', 'na metade inferior', 'metade de baixo',
+            'borda inferior', 'na borda inferior', 'base da imagem',
+        ),
+        "hires": (
+            'em duas passadas', 'duas passadas', 'segunda passada', 'uma segunda passada',
+            'em duas passagens', 'segunda passagem', 'passada dupla', 'correção de alta resolução',
+        ),
+        "upscale": (
+            'amplie', 'ampliar', 'amplia a imagem', 'aumente a resolução', 'aumentar a resolução',
+            'aumenta a resolução', 'resolução maior', 'maior resolução', 'mais resolução',
+            'melhore a resolução', 'melhorar a resolução', 'dobre a resolução', 'dobrar a resolução',
+            'aumente o tamanho', 'aumentar o tamanho', 'faça upscale', 'fazer upscale', 'faz upscale',
+        ),
+        "face": (
+            'rosto', 'rostos', 'olhos', 'olho', 'feições', 'traços faciais', 'traços do rosto',
+            'expressão facial', 'semblante',
+        ),
+        "hand": ('mão', 'mãos', 'dedo', 'dedos', 'palma da mão', 'palmas das mãos',),
+        "fix": (
+            'corrija', 'corrigir', 'corrige', 'corrijam', 'conserte', 'consertar', 'conserta',
+            'consertem', 'arrume', 'arrumar', 'arruma', 'repare', 'reparar', 'repara', 'melhore',
+            'melhorar', 'melhora', 'melhorem', 'ajeite', 'ajeitar', 'ajeita',
+        ),
     },
     "nl": {  # Dutch
         "picture": (
@@ -545,6 +780,48 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'vierkant', 'vierkante', 'vierkant formaat', 'in vierkant formaat', 'vierkantsformaat',
         ),
+        "left": (
+            'links', 'naar links', 'aan de linkerkant', 'op de linkerkant', 'linkerkant',
+            'linkerzijde', 'aan de linkerzijde', 'linkerhelft', 'in de linkerhelft', 'linker helft',
+            'linkerrand', 'aan de linkerrand', 'links in beeld', 'links in de afbeelding',
+            'linkerdeel',
+        ),
+        "right": (
+            'rechts', 'naar rechts', 'aan de rechterkant', 'op de rechterkant', 'rechterkant',
+            'rechterzijde', 'aan de rechterzijde', 'rechterhelft', 'in de rechterhelft',
+            'rechter helft', 'rechterrand', 'aan de rechterrand', 'rechts in beeld',
+            'rechts in de afbeelding', 'rechterdeel',
+        ),
+        "top": (
+            'bovenaan', 'bovenin', 'boven in beeld', 'bovenkant', 'aan de bovenkant', 'bovenste helft',
+            'in de bovenste helft', 'bovenhelft', 'bovenrand', 'aan de bovenrand', 'bovenste deel',
+            'bovendeel',
+        ),
+        "bottom": (
+            'onderaan', 'onderin', 'onder in beeld', 'onderkant', 'aan de onderkant', 'onderste helft',
+            'in de onderste helft', 'onderhelft', 'onderrand', 'aan de onderrand', 'onderste deel',
+            'onderdeel van het beeld',
+        ),
+        "hires": (
+            'in twee passes', 'twee passes', 'tweede pass', 'een tweede pass', 'in twee doorgangen',
+            'twee doorgangen', 'tweede doorgang', 'hoge-resolutiecorrectie',
+        ),
+        "upscale": (
+            'vergroot', 'vergroten', 'opschalen', 'schaal op', 'upscalen', 'resolutie verhogen',
+            'verhoog de resolutie', 'hogere resolutie', 'in hogere resolutie',
+            'verdubbel de resolutie', 'resolutie verdubbelen',
+        ),
+        "face": (
+            'gezicht', 'gezichten', 'gezichtje', 'aangezicht', 'gelaat', 'ogen', 'oog',
+            'gelaatstrekken', 'gezichtsuitdrukking',
+        ),
+        "hand": (
+            'hand', 'handen', 'handje', 'handjes', 'vinger', 'vingers', 'handpalm', 'handpalmen',
+        ),
+        "fix": (
+            'corrigeer', 'corrigeren', 'repareer', 'repareren', 'verbeter', 'verbeteren', 'herstel',
+            'herstellen', 'verhelp', 'verhelpen',
+        ),
     },
     "sv": {  # Swedish
         "picture": (
@@ -615,6 +892,46 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'kvadratisk', 'kvadratiskt', 'kvadratiska', 'kvadratformat', 'i kvadratformat',
             'kvadratiskt format',
         ),
+        "left": (
+            'till vänster', 'åt vänster', 'vänster', 'på vänster sida', 'vänstra sidan',
+            'på vänstra sidan', 'vänstra halvan', 'i vänstra halvan', 'vänsterkant', 'vänsterkanten',
+            'vänstra kanten', 'längst till vänster',
+        ),
+        "right": (
+            'till höger', 'åt höger', 'höger', 'på höger sida', 'högra sidan', 'på högra sidan',
+            'högra halvan', 'i högra halvan', 'högerkant', 'högerkanten', 'högra kanten',
+            'längst till höger',
+        ),
+        "top": (
+            'upptill', 'högst upp', 'överst', 'längst upp', 'övre halvan', 'i övre halvan',
+            'övre delen', 'i övre delen', 'överkant', 'överkanten', 'övre kanten', 'uppe i bilden',
+        ),
+        "bottom": (
+            'nedtill', 'längst ner', 'längst ned', 'nederst', 'undre halvan', 'i undre halvan',
+            'nedre halvan', 'nedre delen', 'i nedre delen', 'underkant', 'underkanten', 'nedre kanten',
+            'nere i bilden',
+        ),
+        "hires": (
+            'i två pass', 'två pass', 'andra passet', 'ett andra pass', 'tvåstegsgenerering',
+            'högupplöst korrigering',
+        ),
+        "upscale": (
+            'förstora', 'förstorar', 'förstoring', 'skala upp', 'skalar upp', 'uppskala',
+            'uppskalning', 'öka upplösningen', 'höj upplösningen', 'högre upplösning',
+            'i högre upplösning', 'dubbla upplösningen',
+        ),
+        "face": (
+            'ansikte', 'ansiktet', 'ansikten', 'ansiktena', 'ansiktets', 'ögon', 'ögonen', 'ögat',
+            'ansiktsdrag', 'ansiktsdragen', 'ansiktsuttryck',
+        ),
+        "hand": (
+            'hand', 'handen', 'händer', 'händerna', 'fingrar', 'fingrarna', 'finger', 'fingret',
+            'fingertoppar', 'handflata', 'handflatan',
+        ),
+        "fix": (
+            'fixa', 'fixar', 'åtgärda', 'åtgärdar', 'korrigera', 'korrigerar', 'rätta', 'rätta till',
+            'rättar', 'reparera', 'reparerar', 'förbättra', 'förbättrar',
+        ),
     },
     "da": {  # Danish
         "picture": (
@@ -683,6 +1000,44 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'kvadratisk', 'kvadratiske', 'kvadratformat', 'i kvadratformat', 'kvadratisk format',
         ),
+        "left": (
+            'til venstre', 'mod venstre', 'venstre', 'i venstre side', 'på venstre side',
+            'venstre side', 'venstre halvdel', 'i venstre halvdel', 'venstre kant',
+            'yderst til venstre',
+        ),
+        "right": (
+            'til højre', 'mod højre', 'højre', 'i højre side', 'på højre side', 'højre side',
+            'højre halvdel', 'i højre halvdel', 'højre kant', 'yderst til højre',
+        ),
+        "top": (
+            'foroven', 'øverst', 'i toppen', 'øverste halvdel', 'i øverste halvdel', 'øvre halvdel',
+            'øverste del', 'den øverste del', 'øverste kant', 'oppe i billedet',
+        ),
+        "bottom": (
+            'forneden', 'nederst', 'i bunden', 'nederste halvdel', 'i nederste halvdel',
+            'nedre halvdel', 'nederste del', 'den nederste del', 'nederste kant', 'nede i billedet',
+        ),
+        "hires": (
+            'i to gennemløb', 'to gennemløb', 'andet gennemløb', 'et andet gennemløb', 'i to pass',
+            'andet pass', 'totrinsgenerering',
+        ),
+        "upscale": (
+            'forstør', 'forstørre', 'forstørrer', 'forstørrelse', 'opskaler', 'opskalere', 'skaler op',
+            'øg opløsningen', 'hæv opløsningen', 'højere opløsning', 'i højere opløsning',
+            'fordobl opløsningen',
+        ),
+        "face": (
+            'ansigt', 'ansigtet', 'ansigter', 'ansigterne', 'ansigts', 'øjne', 'øjnene', 'øje', 'øjet',
+            'ansigtstræk', 'ansigtsudtryk',
+        ),
+        "hand": (
+            'hånd', 'hånden', 'hænder', 'hænderne', 'fingre', 'fingrene', 'finger', 'fingeren',
+            'håndflade', 'håndfladen',
+        ),
+        "fix": (
+            'fiks', 'fikse', 'fikser', 'korriger', 'korrigere', 'reparer', 'reparere', 'forbedr',
+            'forbedre', 'forbedrer', 'ret op på', 'udbedr', 'udbedre',
+        ),
     },
     "no": {  # Norwegian (Bokmål)
         "picture": (
@@ -748,6 +1103,43 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "square": (
             'kvadratisk', 'kvadratiske', 'kvadratformat', 'i kvadratformat', 'kvadratisk format',
+        ),
+        "left": (
+            'til venstre', 'mot venstre', 'venstre', 'på venstre side', 'venstre side',
+            'venstre halvdel', 'i venstre halvdel', 'venstre kant', 'lengst til venstre',
+        ),
+        "right": (
+            'til høyre', 'mot høyre', 'høyre', 'på høyre side', 'høyre side', 'høyre halvdel',
+            'i høyre halvdel', 'høyre kant', 'lengst til høyre',
+        ),
+        "top": (
+            'øverst', 'i toppen', 'øverste halvdel', 'i øverste halvdel', 'øvre halvdel',
+            'øverste del', 'øverste kant', 'oppe i bildet', 'oventil',
+        ),
+        "bottom": (
+            'nederst', 'i bunnen', 'nederste halvdel', 'i nederste halvdel', 'nedre halvdel',
+            'nederste del', 'nederste kant', 'nede i bildet', 'nedentil',
+        ),
+        "hires": (
+            'i to gjennomløp', 'to gjennomløp', 'andre gjennomløp', 'et andre gjennomløp', 'i to pass',
+            'andre pass', 'totrinnsgenerering',
+        ),
+        "upscale": (
+            'forstørr', 'forstørre', 'forstørrer', 'forstørrelse', 'oppskaler', 'oppskalere',
+            'skaler opp', 'øk oppløsningen', 'høyere oppløsning', 'i høyere oppløsning',
+            'doble oppløsningen',
+        ),
+        "face": (
+            'ansikt', 'ansiktet', 'ansikter', 'ansiktene', 'ansikts', 'øyne', 'øynene', 'øye', 'øyet',
+            'ansiktstrekk', 'ansiktsuttrykk',
+        ),
+        "hand": (
+            'hånd', 'hånden', 'hender', 'hendene', 'fingre', 'fingrene', 'finger', 'fingeren',
+            'håndflate', 'håndflaten',
+        ),
+        "fix": (
+            'fiks', 'fikse', 'fikser', 'korriger', 'korrigere', 'reparer', 'reparere', 'forbedre',
+            'forbedrer', 'rett opp', 'rette opp', 'utbedre',
         ),
     },
     "fi": {  # Finnish
@@ -844,6 +1236,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'neliönmuotoisena', 'neliönmuotoiseksi', 'neliönmuotoista', 'neliömäinen', 'neliömäisen',
             'neliömäisenä', 'neliömäiseksi', 'neliömäistä', 'neliöformaatti', 'neliöformaatissa',
             'neliöformaattiin',
+        ),
+        "left": (
+            'vasemmalla', 'vasemmalle', 'vasemmalta', 'vasen puoli', 'vasemmalla puolella',
+            'vasemmalle puolelle', 'vasen puolisko', 'vasemmassa puoliskossa', 'vasempaan puoliskoon',
+            'vasemmassa reunassa', 'vasempaan reunaan', 'vasen reuna',
+        ),
+        "right": (
+            'oikealla', 'oikealle', 'oikealta', 'oikea puoli', 'oikealla puolella',
+            'oikealle puolelle', 'oikea puolisko', 'oikeassa puoliskossa', 'oikeaan puoliskoon',
+            'oikeassa reunassa', 'oikeaan reunaan', 'oikea reuna',
+        ),
+        "top": (
+            'ylhäällä', 'yläosassa', 'yläosaan', 'yläosa', 'yläpuolisko', 'yläpuoliskossa',
+            'yläpuoliskoon', 'yläreunassa', 'yläreunaan', 'kuvan yläosassa', 'kuvan yläosaan',
+        ),
+        "bottom": (
+            'alhaalla', 'alaosassa', 'alaosaan', 'alaosa', 'alapuolisko', 'alapuoliskossa',
+            'alapuoliskoon', 'alareunassa', 'alareunaan', 'kuvan alaosassa', 'kuvan alaosaan',
+        ),
+        "hires": (
+            'kahdella ajolla', 'toinen ajo', 'toisella ajolla', 'kahdessa läpiajossa',
+            'toinen läpiajo', 'kaksivaiheinen generointi',
+        ),
+        "upscale": (
+            'suurenna', 'suurentaa', 'suurentakaa', 'skaalaa ylös', 'skaalata ylös', 'ylösskaalaa',
+            'ylösskaalaus', 'nosta resoluutiota', 'nostaa resoluutiota', 'kasvata resoluutiota',
+            'suurempi resoluutio', 'suuremmalla resoluutiolla', 'korkeampi resoluutio',
+            'korkeammalla resoluutiolla', 'tuplaa resoluutio',
+        ),
+        "face": (
+            'kasvot', 'kasvoja', 'kasvojen', 'kasvoihin', 'kasvoissa', 'kasvoista', 'kasvoille',
+            'kasvoilla', 'silmät', 'silmiä', 'silmien', 'silmä', 'silmän', 'kasvonpiirteet',
+            'kasvonpiirteitä', 'kasvonilme',
+        ),
+        "hand": (
+            'käsi', 'kädet', 'käden', 'käsiä', 'käsien', 'kädessä', 'käsissä', 'kädet ja sormet',
+            'sormet', 'sormia', 'sormien', 'sormi', 'kämmen', 'kämmenet',
+        ),
+        "fix": (
+            'korjaa', 'korjata', 'korjatkaa', 'paranna', 'parantaa', 'parantakaa', 'oikaise',
+            'oikaista', 'kohenna', 'fiksaa',
         ),
     },
     "pl": {  # Polish
@@ -991,6 +1424,50 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'kwadratowym', 'format kwadratowy', 'formacie kwadratowym', 'w formacie kwadratowym',
             'w kwadracie', 'kwadrat 1:1',
         ),
+        "left": (
+            'po lewej', 'po lewej stronie', 'z lewej', 'z lewej strony', 'na lewo', 'w lewo',
+            'lewa strona', 'lewej stronie', 'lewą stronę', 'lewa połowa', 'lewej połowie',
+            'w lewej połowie', 'lewą połowę', 'lewa część', 'lewej części', 'w lewej części',
+            'przy lewej krawędzi',
+        ),
+        "right": (
+            'po prawej', 'po prawej stronie', 'z prawej', 'z prawej strony', 'na prawo', 'w prawo',
+            'prawa strona', 'prawej stronie', 'prawą stronę', 'prawa połowa', 'prawej połowie',
+            'w prawej połowie', 'prawą połowę', 'prawa część', 'prawej części', 'w prawej części',
+            'przy prawej krawędzi',
+        ),
+        "top": (
+            'na górze', 'u góry', 'górna część', 'górnej części', 'w górnej części', 'górną część',
+            'górna połowa', 'górnej połowie', 'w górnej połowie', 'górną połowę',
+            'przy górnej krawędzi', 'u góry obrazu', 'na górze obrazka',
+        ),
+        "bottom": (
+            'na dole', 'u dołu', 'dolna część', 'dolnej części', 'w dolnej części', 'dolną część',
+            'dolna połowa', 'dolnej połowie', 'w dolnej połowie', 'dolną połowę',
+            'przy dolnej krawędzi', 'u dołu obrazu', 'na dole obrazka',
+        ),
+        "hires": (
+            'w dwóch przebiegach', 'dwa przebiegi', 'drugi przebieg', 'drugim przebiegu',
+            'dwuprzebiegowo', 'w dwóch przejściach', 'drugie przejście',
+        ),
+        "upscale": (
+            'powiększ', 'powiększyć', 'powiększcie', 'powiększenie', 'przeskaluj w górę',
+            'skaluj w górę', 'zwiększ rozdzielczość', 'zwiększyć rozdzielczość',
+            'zwiększcie rozdzielczość', 'wyższa rozdzielczość', 'wyższej rozdzielczości',
+            'w wyższej rozdzielczości', 'podwój rozdzielczość', 'upscaluj',
+        ),
+        "face": (
+            'twarz', 'twarzy', 'twarze', 'twarzą', 'twarzach', 'twarzami', 'buzia', 'buzię', 'buzi',
+            'oczy', 'oczu', 'oczami', 'oko', 'rysy twarzy', 'wyraz twarzy', 'mimika',
+        ),
+        "hand": (
+            'ręka', 'ręki', 'rękę', 'ręką', 'ręce', 'rąk', 'rękach', 'rękami', 'rękoma', 'dłoń',
+            'dłoni', 'dłonie', 'dłońmi', 'palce', 'palców', 'palcami', 'palcach', 'palec',
+        ),
+        "fix": (
+            'popraw', 'poprawić', 'poprawcie', 'napraw', 'naprawić', 'naprawcie', 'skoryguj',
+            'skorygować', 'skorygujcie', 'ulepsz', 'ulepszyć', 'polepsz', 'polepszyć',
+        ),
     },
     "cs": {  # Czech
         "picture": (
@@ -1123,6 +1600,46 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'čtvercový', 'čtvercová', 'čtvercové', 'čtvercového', 'čtvercovou', 'čtvercovém',
             'čtvercovým', 'čtvercový formát', 've čtvercovém formátu', 'do čtverce', 'formát čtverce',
         ),
+        "left": (
+            'vlevo', 'nalevo', 'doleva', 'zleva', 'na levé straně', 'levá strana', 'levé straně',
+            'levou stranu', 'levá polovina', 'levé polovině', 'v levé polovině', 'levou polovinu',
+            'levá část', 'levé části', 'v levé části', 'u levého okraje',
+        ),
+        "right": (
+            'vpravo', 'napravo', 'zprava', 'na pravé straně', 'pravá strana', 'pravé straně',
+            'pravou stranu', 'pravá polovina', 'pravé polovině', 'v pravé polovině', 'pravou polovinu',
+            'pravá část', 'pravé části', 'v pravé části', 'u pravého okraje',
+        ),
+        "top": (
+            'nahoře', 'navrchu', 'horní část', 'horní části', 'v horní části', 'horní polovina',
+            'horní polovině', 'v horní polovině', 'horní polovinu', 'u horního okraje',
+        ),
+        "bottom": (
+            'dolní část', 'dolní části', 'v dolní části', 'dolní polovina', 'dolní polovině',
+            'v dolní polovině', 'dolní polovinu', 'u dolního okraje', 'úplně dole', 'dole na obrázku',
+            'dole v obraze',
+        ),
+        "hires": (
+            've dvou průchodech', 'dva průchody', 'druhý průchod', 'druhém průchodu',
+            'dvoufázové generování',
+        ),
+        "upscale": (
+            'zvětši', 'zvětšit', 'zvětšete', 'zvětšení', 'zvyš rozlišení', 'zvýšit rozlišení',
+            'zvyšte rozlišení', 'vyšší rozlišení', 've vyšším rozlišení', 'zdvojnásob rozlišení',
+            'upscaluj',
+        ),
+        "face": (
+            'obličej', 'obličeje', 'obličeji', 'obličejem', 'obličejů', 'tvář', 'tváře', 'tváři',
+            'tváří', 'oči', 'očí', 'očima', 'oko', 'rysy obličeje', 'výraz obličeje',
+        ),
+        "hand": (
+            'ruka', 'ruky', 'ruce', 'ruku', 'rukou', 'rukách', 'rukama', 'dlaň', 'dlaně', 'prsty',
+            'prstů', 'prstech', 'prst',
+        ),
+        "fix": (
+            'oprav', 'opravit', 'opravte', 'sprav', 'spravit', 'spravte', 'vylepši', 'vylepšit',
+            'vylepšete', 'zlepši', 'zlepšit', 'zlepšete', 'korigovat', 'zkoriguj',
+        ),
     },
     "sk": {  # Slovak
         "picture": (
@@ -1239,6 +1756,45 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'štvorcový', 'štvorcová', 'štvorcové', 'štvorcového', 'štvorcovú', 'štvorcovom',
             'štvorcovým', 'štvorcový formát', 'vo štvorcovom formáte', 'do štvorca', 'formát štvorca',
         ),
+        "left": (
+            'vľavo', 'naľavo', 'doľava', 'zľava', 'na ľavej strane', 'ľavá strana', 'ľavej strane',
+            'ľavú stranu', 'ľavá polovica', 'ľavej polovici', 'v ľavej polovici', 'ľavú polovicu',
+            'ľavá časť', 'ľavej časti', 'v ľavej časti', 'pri ľavom okraji',
+        ),
+        "right": (
+            'vpravo', 'napravo', 'sprava', 'na pravej strane', 'pravá strana', 'pravej strane',
+            'pravú stranu', 'pravá polovica', 'pravej polovici', 'v pravej polovici', 'pravú polovicu',
+            'pravá časť', 'pravej časti', 'v pravej časti', 'pri pravom okraji',
+        ),
+        "top": (
+            'hore', 'navrchu', 'horná časť', 'hornej časti', 'v hornej časti', 'horná polovica',
+            'hornej polovici', 'v hornej polovici', 'hornú polovicu', 'pri hornom okraji',
+        ),
+        "bottom": (
+            'dolná časť', 'dolnej časti', 'v dolnej časti', 'dolná polovica', 'dolnej polovici',
+            'v dolnej polovici', 'dolnú polovicu', 'pri dolnom okraji', 'úplne dole',
+            'dole na obrázku', 'dole v obraze',
+        ),
+        "hires": (
+            'v dvoch prechodoch', 'dva prechody', 'druhý prechod', 'druhom prechode',
+            'dvojfázové generovanie',
+        ),
+        "upscale": (
+            'zväčši', 'zväčšiť', 'zväčšite', 'zväčšenie', 'zvýš rozlíšenie', 'zvýšiť rozlíšenie',
+            'zvýšte rozlíšenie', 'vyššie rozlíšenie', 'vo vyššom rozlíšení', 'zdvojnásob rozlíšenie',
+        ),
+        "face": (
+            'tvár', 'tváre', 'tvári', 'tvárou', 'tvárí', 'oči', 'očí', 'očami', 'oko', 'črty tváre',
+            'výraz tváre',
+        ),
+        "hand": (
+            'ruka', 'ruky', 'ruke', 'ruku', 'rukou', 'rúk', 'rukách', 'rukami', 'dlaň', 'dlane',
+            'prsty', 'prstov', 'prstoch', 'prst',
+        ),
+        "fix": (
+            'oprav', 'opraviť', 'opravte', 'vylepši', 'vylepšiť', 'vylepšite', 'zlepši', 'zlepšiť',
+            'zlepšite', 'skoriguj', 'skorigovať', 'naprav', 'napraviť', 'napravte',
+        ),
     },
     "hu": {  # Hungarian
         "picture": (
@@ -1338,6 +1894,47 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'négyzetes formátumra', 'négyzet formátum', 'négyzet formátumú', 'négyzet formátumban',
             'négyzet formátumúra',
         ),
+        "left": (
+            'balra', 'bal oldalon', 'bal oldalt', 'a bal oldalon', 'bal oldalra', 'bal oldal',
+            'bal fele', 'bal felén', 'bal felére', 'a bal felén', 'bal szélén', 'bal szélére',
+            'bal oldali részén',
+        ),
+        "right": (
+            'jobbra', 'jobb oldalon', 'jobb oldalt', 'a jobb oldalon', 'jobb oldalra', 'jobb oldal',
+            'jobb fele', 'jobb felén', 'jobb felére', 'a jobb felén', 'jobb szélén', 'jobb szélére',
+            'jobb oldali részén',
+        ),
+        "top": (
+            'fent', 'fenn', 'felül', 'felülre', 'felső részén', 'felső részen', 'felső rész',
+            'felső része', 'felső fele', 'felső felén', 'felső felébe', 'a kép tetején',
+            'felső szélén', 'felső szélére',
+        ),
+        "bottom": (
+            'lenn', 'alul', 'alulra', 'alsó részén', 'alsó részen', 'alsó rész', 'alsó része',
+            'alsó fele', 'alsó felén', 'alsó felébe', 'a kép alján', 'alsó szélén', 'alsó szélére',
+        ),
+        "hires": (
+            'két menetben', 'második menet', 'második menetben', 'kétmenetes', 'kétlépcsős generálás',
+        ),
+        "upscale": (
+            'nagyítsd', 'nagyítsd fel', 'nagyítsa fel', 'nagyítás', 'felnagyít', 'felnagyítani',
+            'felnagyítja', 'felskálázás', 'felskálázd', 'skálázd fel', 'növeld a felbontást',
+            'növelje a felbontást', 'nagyobb felbontás', 'nagyobb felbontásban',
+            'nagyobb felbontásúra', 'duplázd meg a felbontást',
+        ),
+        "face": (
+            'arca', 'arcot', 'arcát', 'arcok', 'arcokat', 'arcán', 'arcon', 'arcvonások',
+            'arcvonásait', 'szem', 'szeme', 'szemek', 'szemeket', 'szemét', 'szemeit', 'arckifejezés',
+            'arckifejezését',
+        ),
+        "hand": (
+            'kéz', 'keze', 'kezét', 'kezek', 'kezeket', 'kezei', 'kezeit', 'kézen', 'kezén', 'ujj',
+            'ujjak', 'ujjakat', 'ujjai', 'ujjait', 'tenyér', 'tenyere', 'tenyerét',
+        ),
+        "fix": (
+            'javítsd', 'javítsd ki', 'javítsa', 'javítsa ki', 'javítani', 'kijavítani', 'javíts',
+            'javítsd fel', 'korrigáld', 'korrigálja', 'korrigálni', 'tedd rendbe', 'hozd rendbe',
+        ),
     },
     "ro": {  # Romanian
         "picture": (
@@ -1424,6 +2021,56 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'pătrat', 'patrat', 'pătrată', 'patrata', 'pătrate', 'patrate', 'pătrați', 'pătraţi',
             'format pătrat', 'format patrat', 'în format pătrat', 'in format patrat', 'formă pătrată',
             'forma patrata',
+        ),
+        "left": (
+            'în stânga', 'in stanga', 'la stânga', 'spre stânga', 'pe stânga', 'stânga',
+            'partea stângă', 'în partea stângă', 'pe partea stângă', 'partea din stânga',
+            'jumătatea stângă', 'în jumătatea stângă', 'marginea stângă', 'pe marginea stângă',
+        ),
+        "right": (
+            'în dreapta', 'in dreapta', 'la dreapta', 'spre dreapta', 'pe dreapta', 'dreapta',
+            'partea dreaptă', 'în partea dreaptă', 'pe partea dreaptă', 'partea din dreapta',
+            'jumătatea dreaptă', 'în jumătatea dreaptă', 'marginea dreaptă', 'pe marginea dreaptă',
+        ),
+        "top": (
+            'în partea de sus', 'partea de sus', 'partea superioară', 'în partea superioară',
+            'jumătatea de sus', 'jumătatea superioară', 'în jumătatea de sus',
+            'în jumătatea superioară', 'marginea de sus', 'marginea superioară', 'sus în imagine',
+            'sus în poză',
+        ),
+        "bottom": (
+            'jos', 'în partea de jos', 'partea de jos', 'partea inferioară', 'în partea inferioară',
+            'jumătatea de jos', 'jumătatea inferioară', 'în jumătatea de jos',
+            'în jumătatea inferioară', 'marginea de jos', 'marginea inferioară', 'jos în imagine',
+            'jos în poză',
+        ),
+        "hires": (
+            'în două treceri', 'in doua treceri', 'două treceri', 'a doua trecere', 'o a doua trecere',
+            'dublă trecere', 'corecție de rezoluție înaltă', 'corecţie de rezoluţie înaltă',
+        ),
+        "upscale": (
+            'mărește', 'măreşte', 'mareste', 'a mări', 'măriți', 'măriţi', 'mărire',
+            'mărește rezoluția', 'măreşte rezoluţia', 'crește rezoluția', 'creşte rezoluţia',
+            'creșteți rezoluția', 'creşteţi rezoluţia', 'a crește rezoluția', 'a creşte rezoluţia',
+            'rezoluție mai mare', 'rezoluţie mai mare', 'la rezoluție mai mare',
+            'la rezoluţie mai mare', 'rezoluția mai mare', 'rezoluţia mai mare', 'dublează rezoluția',
+            'dublează rezoluţia', 'scalează în sus', 'upscalează',
+        ),
+        "face": (
+            'fața ei', 'faţa ei', 'fața lui', 'faţa lui', 'fața persoanei', 'faţa persoanei', 'fețe',
+            'feţe', 'fețele', 'feţele', 'feței', 'feţei', 'chipul', 'chipuri', 'chipurile', 'ochi',
+            'ochii', 'ochilor', 'trăsăturile feței', 'trăsăturile feţei', 'trăsături faciale',
+            'expresia feței', 'expresia feţei',
+        ),
+        "hand": (
+            'mână', 'mâna', 'mâini', 'mâinile', 'mâinilor', 'mâinii', 'degete', 'degetele',
+            'degetelor', 'deget', 'degetul', 'palmele',
+        ),
+        "fix": (
+            'corectează', 'corecteaza', 'a corecta', 'corectați', 'corectaţi', 'repară', 'repara',
+            'a repara', 'reparați', 'reparaţi', 'îmbunătățește', 'îmbunătăţeşte', 'imbunatateste',
+            'a îmbunătăți', 'a îmbunătăţi', 'îmbunătățiți', 'îmbunătăţiţi', 'aranjează', 'aranjați',
+            'aranjaţi', 'remediază', 'remediați', 'remediaţi', 'fixează',
         ),
     },
     "tr": {  # Turkish
@@ -1540,6 +2187,48 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'kare', 'kare format', 'kare formatta', 'kare formatında', 'kare formata', 'kare şeklinde',
             'kare boyutta', 'kare boyutunda', 'kareye',
         ),
+        "left": (
+            'solda', 'sol tarafta', 'sol tarafa', 'sol taraf', 'sol tarafı', 'sol yarı', 'sol yarısı',
+            'sol yarısında', 'sol kısım', 'sol kısımda', 'sol kısmında', 'sol kenarda', 'sol kenara',
+            'sola doğru',
+        ),
+        "right": (
+            'sağda', 'sağ tarafta', 'sağ tarafa', 'sağ taraf', 'sağ tarafı', 'sağ yarı', 'sağ yarısı',
+            'sağ yarısında', 'sağ kısım', 'sağ kısımda', 'sağ kısmında', 'sağ kenarda', 'sağ kenara',
+            'sağa', 'sağa doğru',
+        ),
+        "top": (
+            'üstte', 'üst tarafta', 'üst kısım', 'üst kısımda', 'üst kısmında', 'üst yarı',
+            'üst yarısı', 'üst yarısında', 'üst kenarda', 'üst kenara', 'yukarıda', 'resmin üstünde',
+            'resmin üst kısmında',
+        ),
+        "bottom": (
+            'altta', 'alt tarafta', 'alt kısım', 'alt kısımda', 'alt kısmında', 'alt yarı',
+            'alt yarısı', 'alt yarısında', 'alt kenarda', 'alt kenara', 'aşağıda', 'resmin altında',
+            'resmin alt kısmında',
+        ),
+        "hires": (
+            'iki geçişte', 'iki geçişli', 'ikinci geçiş', 'ikinci geçişte', 'iki aşamalı üretim',
+            'yüksek çözünürlük düzeltmesi',
+        ),
+        "upscale": (
+            'büyüt', 'büyütün', 'büyütmek', 'çözünürlüğü artır', 'çözünürlüğü artırın',
+            'çözünürlüğünü artır', 'çözünürlüğünü artırın', 'çözünürlüğü yükselt',
+            'çözünürlüğünü yükselt', 'daha yüksek çözünürlük', 'daha yüksek çözünürlükte',
+            'yukarı ölçekle', 'ölçeği büyüt',
+        ),
+        "face": (
+            'yüzü', 'yüzünü', 'yüzün', 'yüzler', 'yüzleri', 'yüzlerini', 'surat', 'suratı', 'suratını',
+            'gözler', 'gözleri', 'gözlerini', 'göz', 'gözü', 'gözünü', 'yüz hatları', 'yüz ifadesi',
+        ),
+        "hand": (
+            'eller', 'elleri', 'ellerini', 'ellerin', 'ellerde', 'elini', 'elinde', 'parmak',
+            'parmaklar', 'parmakları', 'parmaklarını', 'avuç', 'avucu',
+        ),
+        "fix": (
+            'düzelt', 'düzeltin', 'düzeltmek', 'düzeltir misin', 'onar', 'onarın', 'onarmak',
+            'iyileştir', 'iyileştirin', 'iyileştirmek', 'tamir et', 'tamir edin', 'düzgünleştir',
+        ),
     },
     "ru": {  # Russian
         "picture": (
@@ -1574,7 +2263,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'у меня есть фотография', 'я загрузил', 'я загрузила', 'скидываю',
         ),
         "give": (
-            'прикрепляю', 'прикрепил', 'прикрепила', 'прикреплено', 'прикрепить', 'прилагаю',
+            'прикрепляю', 'прикрепил', 'прикрепила', 'прикреплено', 'прикрепить', 'прилагаю', 'добавляю',
+            'добавил', 'добавила',
             'приложил', 'приложила', 'приложено', 'отправляю', 'отправил', 'отправила', 'посылаю',
             'загружаю', 'загрузил', 'загрузила', 'загружено', 'скидываю', 'скинул', 'скинула',
             'делюсь',
@@ -1637,6 +2327,52 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'квадратный', 'квадратная', 'квадратное', 'квадратного', 'квадратной', 'квадратную',
             'квадратном', 'квадратным', 'квадратные', 'квадратный формат', 'в квадратном формате',
             'формат квадрат',
+        ),
+        "left": (
+            'слева', 'налево', 'влево', 'с левой стороны', 'на левой стороне', 'левая сторона',
+            'левой стороне', 'левую сторону', 'левая половина', 'левой половине', 'в левой половине',
+            'левую половину', 'левая часть', 'в левой части', 'левую часть', 'у левого края',
+            'по левому краю',
+        ),
+        "right": (
+            'справа', 'направо', 'вправо', 'с правой стороны', 'на правой стороне', 'правая сторона',
+            'правой стороне', 'правую сторону', 'правая половина', 'правой половине',
+            'в правой половине', 'правую половину', 'правая часть', 'в правой части', 'правую часть',
+            'у правого края', 'по правому краю',
+        ),
+        "top": (
+            'сверху', 'вверху', 'наверху', 'верхняя часть', 'верхней части', 'в верхней части',
+            'верхнюю часть', 'верхняя половина', 'верхней половине', 'в верхней половине',
+            'верхнюю половину', 'у верхнего края',
+        ),
+        "bottom": (
+            'снизу', 'внизу', 'нижняя часть', 'нижней части', 'в нижней части', 'нижнюю часть',
+            'нижняя половина', 'нижней половине', 'в нижней половине', 'нижнюю половину',
+            'у нижнего края',
+        ),
+        "hires": (
+            'в два прохода', 'два прохода', 'второй проход', 'вторым проходом', 'второго прохода',
+            'двухпроходная генерация', 'хайрез фикс', 'хайрес фикс',
+        ),
+        "upscale": (
+            'увеличь', 'увеличить', 'увеличьте', 'апскейл', 'апскейлни', 'апскейлить',
+            'сделай апскейл', 'повысь разрешение', 'повысить разрешение', 'повысьте разрешение',
+            'увеличь разрешение', 'увеличить разрешение', 'увеличьте разрешение',
+            'более высокое разрешение', 'в более высоком разрешении', 'удвой разрешение',
+            'масштабируй вверх',
+        ),
+        "face": (
+            'лицо', 'лица', 'лицу', 'лицом', 'лице', 'лиц', 'лицах', 'глаза', 'глаз', 'глазами',
+            'глазах', 'черты лица', 'выражение лица',
+        ),
+        "hand": (
+            'рука', 'руки', 'руку', 'рукой', 'руке', 'рук', 'руках', 'руками', 'ладонь', 'ладони',
+            'пальцы', 'пальцев', 'пальцами', 'пальцах', 'палец', 'кисть руки', 'кисти рук',
+        ),
+        "fix": (
+            'исправь', 'исправить', 'исправьте', 'почини', 'починить', 'почините', 'поправь',
+            'поправить', 'поправьте', 'улучши', 'улучшить', 'улучшите', 'подправь', 'подправить',
+            'подправьте', 'скорректируй', 'скорректировать', 'откорректируй',
         ),
     },
     "uk": {  # Ukrainian
@@ -1719,6 +2455,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "give": (
             'прикріплюю', 'прикріпив', 'прикріпила', 'надсилаю', 'надіслав', 'надіслала', 'завантажую',
             'завантажив', 'завантажила', 'завантажено', 'ділюся', 'скидаю', 'скинув', 'скинула',
+            'додаю', 'додав', 'додала', 'додано',
         ),
         "style": (
             'стиль', 'стилю', 'стилі', 'стилем', 'манера', 'манеру', 'манері', 'манерою', 'естетика',
@@ -1776,6 +2513,50 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'квадратний', 'квадратна', 'квадратне', 'квадратного', 'квадратної', 'квадратну',
             'квадратному', 'квадратним', 'квадратні', 'квадратний формат', 'у квадратному форматі',
             'в квадратному форматі',
+        ),
+        "left": (
+            'ліворуч', 'зліва', 'вліво', 'наліво', 'з лівого боку', 'на лівому боці', 'ліва сторона',
+            'лівій стороні', 'ліву сторону', 'ліва половина', 'лівій половині', 'у лівій половині',
+            'ліву половину', 'ліва частина', 'у лівій частині', 'ліву частину', 'біля лівого краю',
+        ),
+        "right": (
+            'праворуч', 'справа', 'вправо', 'направо', 'з правого боку', 'на правому боці',
+            'права сторона', 'правій стороні', 'праву сторону', 'права половина', 'правій половині',
+            'у правій половині', 'праву половину', 'права частина', 'у правій частині',
+            'праву частину', 'біля правого краю',
+        ),
+        "top": (
+            'зверху', 'вгорі', 'нагорі', 'верхня частина', 'верхній частині', 'у верхній частині',
+            'верхню частину', 'верхня половина', 'верхній половині', 'у верхній половині',
+            'верхню половину', 'біля верхнього краю',
+        ),
+        "bottom": (
+            'знизу', 'внизу', 'нижня частина', 'нижній частині', 'у нижній частині', 'нижню частину',
+            'нижня половина', 'нижній половині', 'у нижній половині', 'нижню половину',
+            'біля нижнього краю',
+        ),
+        "hires": (
+            'у два проходи', 'в два проходи', 'два проходи', 'другий прохід', 'другим проходом',
+            'другого проходу', 'двопрохідна генерація',
+        ),
+        "upscale": (
+            'збільш', 'збільшити', 'збільште', 'апскейл', 'підвищ роздільну здатність',
+            'підвищити роздільну здатність', 'підвищте роздільну здатність',
+            'збільш роздільну здатність', 'збільшити роздільну здатність', 'вищу роздільну здатність',
+            'у вищій роздільній здатності', 'вища роздільна здатність', 'подвой роздільну здатність',
+        ),
+        "face": (
+            'обличчя', 'обличчі', 'обличчям', 'облич', 'лице', 'лиця', 'очі', 'очей', 'очима', 'око',
+            'риси обличчя', 'вираз обличчя',
+        ),
+        "hand": (
+            'рука', 'руки', 'руку', 'рукою', 'руці', 'рук', 'руках', 'руками', 'долоня', 'долоні',
+            'пальці', 'пальців', 'пальцями', 'палець',
+        ),
+        "fix": (
+            'виправ', 'виправити', 'виправте', 'полагодь', 'полагодити', 'полагодьте', 'покращ',
+            'покращити', 'покращте', 'поправ', 'поправити', 'поправте', 'підправ', 'підправити',
+            'відкоригуй', 'скоригуй',
         ),
     },
     "el": {  # Greek
@@ -1889,6 +2670,64 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'τετράγωνη μορφή', 'τετραγωνη μορφη', 'σε τετράγωνη μορφή', 'σε τετραγωνη μορφη',
             'τετράγωνο φορμά', 'τετραγωνο φορμα', 'σε τετράγωνο', 'σε τετραγωνο',
         ),
+        "left": (
+            'αριστερά', 'αριστερα', 'στα αριστερά', 'στα αριστερα', 'προς τα αριστερά',
+            'προς τα αριστερα', 'στην αριστερή πλευρά', 'στην αριστερη πλευρα', 'αριστερή πλευρά',
+            'αριστερη πλευρα', 'αριστερό μέρος', 'αριστερο μερος', 'στο αριστερό μέρος',
+            'στο αριστερο μερος', 'αριστερό μισό', 'αριστερο μισο', 'στο αριστερό μισό',
+            'στο αριστερο μισο', 'αριστερή άκρη', 'αριστερη ακρη', 'στην αριστερή άκρη',
+            'στην αριστερη ακρη',
+        ),
+        "right": (
+            'δεξιά', 'δεξια', 'στα δεξιά', 'στα δεξια', 'προς τα δεξιά', 'προς τα δεξια',
+            'στη δεξιά πλευρά', 'στη δεξια πλευρα', 'στην δεξιά πλευρά', 'στην δεξια πλευρα',
+            'δεξιά πλευρά', 'δεξια πλευρα', 'δεξί μέρος', 'δεξι μερος', 'στο δεξί μέρος',
+            'στο δεξι μερος', 'δεξί μισό', 'δεξι μισο', 'στο δεξί μισό', 'στο δεξι μισο', 'δεξιά άκρη',
+            'δεξια ακρη', 'στη δεξιά άκρη', 'στη δεξια ακρη',
+        ),
+        "top": (
+            'στο πάνω μέρος', 'στο πανω μερος', 'πάνω μέρος', 'πανω μερος', 'πάνω μισό', 'πανω μισο',
+            'στο πάνω μισό', 'στο πανω μισο', 'επάνω μέρος', 'επανω μερος', 'στο επάνω μέρος',
+            'στο επανω μερος', 'στην κορυφή της εικόνας', 'στην κορυφη της εικονας', 'πάνω άκρη',
+            'πανω ακρη', 'στην πάνω άκρη', 'στην πανω ακρη', 'άνω μέρος', 'ανω μερος', 'στο άνω μέρος',
+            'στο ανω μερος',
+        ),
+        "bottom": (
+            'στο κάτω μέρος', 'στο κατω μερος', 'κάτω μέρος', 'κατω μερος', 'κάτω μισό', 'κατω μισο',
+            'στο κάτω μισό', 'στο κατω μισο', 'στο κάτω τμήμα', 'στο κατω τμημα', 'κάτω τμήμα',
+            'κατω τμημα', 'κάτω άκρη', 'κατω ακρη', 'στην κάτω άκρη', 'στην κατω ακρη',
+            'στο κάτω μέρος της εικόνας', 'στο κατω μερος της εικονας',
+        ),
+        "hires": (
+            'σε δύο περάσματα', 'σε δυο περασματα', 'δύο περάσματα', 'δυο περασματα',
+            'δεύτερο πέρασμα', 'δευτερο περασμα', 'ένα δεύτερο πέρασμα', 'ενα δευτερο περασμα',
+            'διπλό πέρασμα', 'διπλο περασμα',
+        ),
+        "upscale": (
+            'μεγέθυνε', 'μεγεθυνε', 'μεγεθύνετε', 'μεγεθυνετε', 'μεγέθυνση', 'μεγεθυνση',
+            'να μεγεθύνεις', 'να μεγεθυνεις', 'αύξησε την ανάλυση', 'αυξησε την αναλυση',
+            'αυξήστε την ανάλυση', 'αυξηστε την αναλυση', 'αύξηση ανάλυσης', 'αυξηση αναλυσης',
+            'μεγαλύτερη ανάλυση', 'μεγαλυτερη αναλυση', 'σε μεγαλύτερη ανάλυση',
+            'σε μεγαλυτερη αναλυση', 'υψηλότερη ανάλυση', 'υψηλοτερη αναλυση', 'σε υψηλότερη ανάλυση',
+            'σε υψηλοτερη αναλυση', 'διπλασίασε την ανάλυση', 'διπλασιασε την αναλυση',
+        ),
+        "face": (
+            'πρόσωπο', 'προσωπο', 'προσώπου', 'προσωπου', 'πρόσωπα', 'προσωπα', 'προσώπων', 'προσωπων',
+            'μάτια', 'ματια', 'ματιών', 'ματιων', 'μάτι', 'ματι', 'χαρακτηριστικά του προσώπου',
+            'χαρακτηριστικα του προσωπου', 'έκφραση του προσώπου', 'εκφραση του προσωπου',
+            'έκφραση προσώπου', 'εκφραση προσωπου', 'φάτσα', 'φατσα',
+        ),
+        "hand": (
+            'χέρι', 'χερι', 'χεριού', 'χεριου', 'χέρια', 'χερια', 'χεριών', 'χεριων', 'δάχτυλα',
+            'δαχτυλα', 'δάχτυλο', 'δαχτυλο', 'δαχτύλων', 'δαχτυλων', 'δάκτυλα', 'δακτυλα', 'παλάμη',
+            'παλαμη', 'παλάμες', 'παλαμες',
+        ),
+        "fix": (
+            'διόρθωσε', 'διορθωσε', 'διορθώστε', 'διορθωστε', 'να διορθώσεις', 'να διορθωσεις',
+            'διόρθωση', 'διορθωση', 'βελτίωσε', 'βελτιωσε', 'βελτιώστε', 'βελτιωστε', 'επιδιόρθωσε',
+            'επιδιορθωσε', 'επιδιορθώστε', 'επιδιορθωστε', 'επισκεύασε', 'επισκευασε', 'επισκευάστε',
+            'επισκευαστε',
+        ),
     },
     "he": {  # Hebrew
         "picture": (
@@ -1954,6 +2793,40 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'ריבועי', 'ריבועית', 'ריבועיים', 'ריבועיות', 'פורמט ריבועי', 'בפורמט ריבועי',
             'בצורה ריבועית', 'בצורת ריבוע', 'כריבוע', 'לריבוע',
+        ),
+        "left": (
+            'משמאל', 'בצד שמאל', 'לצד שמאל', 'צד שמאל', 'החצי השמאלי', 'בחצי השמאלי', 'חצי שמאלי',
+            'הצד השמאלי', 'בצד השמאלי', 'שמאלה', 'בקצה השמאלי', 'בחלק השמאלי',
+        ),
+        "right": (
+            'מימין', 'בצד ימין', 'לצד ימין', 'צד ימין', 'החצי הימני', 'בחצי הימני', 'חצי ימני',
+            'הצד הימני', 'בצד הימני', 'ימינה', 'בקצה הימני', 'בחלק הימני',
+        ),
+        "top": (
+            'למעלה', 'בחלק העליון', 'החלק העליון', 'החצי העליון', 'בחצי העליון', 'בקצה העליון',
+            'בראש התמונה', 'מלמעלה',
+        ),
+        "bottom": (
+            'למטה', 'בחלק התחתון', 'החלק התחתון', 'החצי התחתון', 'בחצי התחתון', 'בקצה התחתון',
+            'בתחתית התמונה', 'בתחתית', 'מלמטה',
+        ),
+        "hires": ('בשני מעברים', 'שני מעברים', 'מעבר שני', 'במעבר שני', 'במעבר השני',),
+        "upscale": (
+            'הגדל', 'להגדיל', 'תגדיל', 'תגדילי', 'הגדילו', 'הגדלה', 'הגדל את הרזולוציה',
+            'להגדיל את הרזולוציה', 'הגדלת רזולוציה', 'רזולוציה גבוהה יותר', 'ברזולוציה גבוהה יותר',
+            'העלה את הרזולוציה', 'להעלות את הרזולוציה', 'תעלה את הרזולוציה', 'אפסקייל',
+        ),
+        "face": (
+            'פנים', 'הפנים', 'פניו', 'פניה', 'פרצוף', 'הפרצוף', 'פרצופים', 'עיניים', 'העיניים',
+            'עיניו', 'עיניה', 'תווי פנים', 'תווי הפנים', 'הבעת פנים', 'הבעת הפנים',
+        ),
+        "hand": (
+            'ידיים', 'הידיים', 'ידיו', 'ידיה', 'היד', 'ידו', 'ידה', 'כף יד', 'כפות ידיים', 'אצבעות',
+            'האצבעות', 'אצבע', 'אצבעותיו', 'אצבעותיה',
+        ),
+        "fix": (
+            'תקן', 'תתקן', 'תתקני', 'לתקן', 'תקנו', 'תקני', 'שפר', 'תשפר', 'תשפרי', 'לשפר', 'שפרו',
+            'תקן את', 'שפר את',
         ),
     },
     "ar": {  # Arabic
@@ -2035,6 +2908,51 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'مربع', 'مربعة', 'مربعًا', 'مربعا', 'مربّع', 'مربّعة', 'بشكل مربع', 'بشكل مربّع',
             'بتنسيق مربع', 'تنسيق مربع', 'بتنسيق مربّع', 'على شكل مربع', 'مربع الشكل',
+        ),
+        "left": (
+            'على اليسار', 'في اليسار', 'إلى اليسار', 'الى اليسار', 'جهة اليسار', 'اليسار',
+            'الجانب الأيسر', 'الجانب الايسر', 'في الجانب الأيسر', 'في الجانب الايسر',
+            'على الجانب الأيسر', 'على الجانب الايسر', 'النصف الأيسر', 'النصف الايسر',
+            'في النصف الأيسر', 'في النصف الايسر', 'الجزء الأيسر', 'الجزء الايسر', 'في الجزء الأيسر',
+            'في الجزء الايسر', 'الحافة اليسرى',
+        ),
+        "right": (
+            'على اليمين', 'في اليمين', 'إلى اليمين', 'الى اليمين', 'جهة اليمين', 'الجانب الأيمن',
+            'الجانب الايمن', 'في الجانب الأيمن', 'في الجانب الايمن', 'على الجانب الأيمن',
+            'على الجانب الايمن', 'النصف الأيمن', 'النصف الايمن', 'في النصف الأيمن', 'في النصف الايمن',
+            'الجزء الأيمن', 'الجزء الايمن', 'في الجزء الأيمن', 'في الجزء الايمن', 'الحافة اليمنى',
+        ),
+        "top": (
+            'في الأعلى', 'في الاعلى', 'بالأعلى', 'بالاعلى', 'أعلى الصورة', 'اعلى الصورة',
+            'في أعلى الصورة', 'في اعلى الصورة', 'الجزء العلوي', 'في الجزء العلوي', 'النصف العلوي',
+            'في النصف العلوي', 'الحافة العلوية',
+        ),
+        "bottom": (
+            'في الأسفل', 'في الاسفل', 'بالأسفل', 'بالاسفل', 'أسفل الصورة', 'اسفل الصورة',
+            'في أسفل الصورة', 'في اسفل الصورة', 'الجزء السفلي', 'في الجزء السفلي', 'النصف السفلي',
+            'في النصف السفلي', 'الحافة السفلية',
+        ),
+        "hires": (
+            'على مرورين', 'في مرورين', 'المرور الثاني', 'مرور ثان', 'تمريرة ثانية', 'على تمريرتين',
+            'بتمريرتين',
+        ),
+        "upscale": (
+            'كبّر', 'كبّر الصورة', 'كبر الصورة', 'تكبير', 'تكبير الصورة', 'قم بتكبير', 'كبّري',
+            'زد الدقة', 'زيادة الدقة', 'ارفع الدقة', 'رفع الدقة', 'دقة أعلى', 'دقة اعلى', 'بدقة أعلى',
+            'بدقة اعلى', 'ضاعف الدقة', 'مضاعفة الدقة',
+        ),
+        "face": (
+            'وجه', 'الوجه', 'وجهه', 'وجهها', 'وجوه', 'الوجوه', 'عيون', 'العيون', 'عينين', 'العينين',
+            'عيناه', 'عيناها', 'ملامح', 'الملامح', 'ملامح الوجه', 'تعابير الوجه',
+        ),
+        "hand": (
+            'اليد', 'يدين', 'اليدين', 'يديه', 'يديها', 'أيدي', 'ايدي', 'الأيدي', 'الايدي', 'أصابع',
+            'اصابع', 'الأصابع', 'الاصابع', 'أصابعه', 'اصابعه', 'أصابعها', 'اصابعها', 'إصبع', 'اصبع',
+            'الكف', 'كفوف',
+        ),
+        "fix": (
+            'صحح', 'صحّح', 'تصحيح', 'أصلح', 'اصلح', 'إصلاح', 'اصلاح', 'حسّن', 'تحسين', 'قم بإصلاح',
+            'قم باصلاح', 'قم بتصحيح', 'قم بتحسين', 'صلّح',
         ),
     },
     "fa": {  # Persian
@@ -2118,6 +3036,43 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'مربع', 'مربعی', 'مربع شکل', 'مربعی شکل', 'به صورت مربع', 'بصورت مربع', 'به شکل مربع',
             'قالب مربع', 'فرمت مربع', 'کادر مربع', 'قاب مربع',
+        ),
+        "left": (
+            'سمت چپ', 'در سمت چپ', 'طرف چپ', 'در طرف چپ', 'نیمه چپ', 'در نیمه چپ', 'نیمه\u200cی چپ',
+            'نیمهی چپ', 'قسمت چپ', 'در قسمت چپ', 'لبه چپ', 'به سمت چپ', 'چپ تصویر',
+        ),
+        "right": (
+            'سمت راست', 'در سمت راست', 'طرف راست', 'در طرف راست', 'نیمه راست', 'در نیمه راست',
+            'نیمه\u200cی راست', 'نیمهی راست', 'قسمت راست', 'در قسمت راست', 'لبه راست', 'به سمت راست',
+            'راست تصویر',
+        ),
+        "top": (
+            'در بالا', 'بالای تصویر', 'بالای عکس', 'قسمت بالا', 'در قسمت بالا', 'قسمت بالایی',
+            'نیمه بالایی', 'در نیمه بالایی', 'نیمه بالا', 'لبه بالا',
+        ),
+        "bottom": (
+            'در پایین', 'پایین تصویر', 'پایین عکس', 'قسمت پایین', 'در قسمت پایین', 'قسمت پایینی',
+            'نیمه پایینی', 'در نیمه پایینی', 'نیمه پایین', 'لبه پایین',
+        ),
+        "hires": ('در دو پاس', 'دو پاس', 'پاس دوم', 'در پاس دوم', 'دو گذر', 'گذر دوم',),
+        "upscale": (
+            'بزرگ کن', 'بزرگ کنید', 'بزرگ\u200cتر کن', 'بزرگتر کن', 'بزرگ\u200cتر کنید', 'بزرگتر کنید',
+            'بزرگ\u200cنمایی', 'بزرگنمایی', 'افزایش وضوح', 'وضوح را افزایش بده', 'وضوح را بالا ببر',
+            'رزولوشن را افزایش بده', 'افزایش رزولوشن', 'رزولوشن بالاتر', 'وضوح بالاتر',
+            'با وضوح بالاتر', 'آپ\u200cاسکیل', 'آپاسکیل',
+        ),
+        "face": (
+            'صورتش', 'صورت\u200cها', 'صورتها', 'صورت او', 'صورت را', 'چهره', 'چهره\u200cاش', 'چهرهاش',
+            'چهره\u200cها', 'چهرهها', 'چشم', 'چشم\u200cها', 'چشمها', 'چشمان', 'چشمانش', 'اجزای صورت',
+            'حالت چهره',
+        ),
+        "hand": (
+            'دست', 'دست\u200cها', 'دستها', 'دستان', 'دستانش', 'دستش', 'انگشت', 'انگشتان',
+            'انگشت\u200cها', 'انگشتها', 'کف دست',
+        ),
+        "fix": (
+            'درست کن', 'درست کنید', 'اصلاح کن', 'اصلاح کنید', 'تعمیر کن', 'تعمیر کنید', 'ترمیم کن',
+            'ترمیم کنید', 'بهتر کن', 'بهتر کنید', 'بهبود بده', 'بهبود بدهید', 'رفع کن', 'رفع کنید',
         ),
     },
     "hi": {  # Hindi (Devanagari and Latin-script Hinglish)
@@ -2257,6 +3212,51 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'वर्गाकार', 'चौकोर', 'चौकोन', 'स्क्वायर', 'स्क्वेयर', 'स्क्वायर फॉर्मेट', 'square',
             'square format', 'chaukor', 'chokor', 'vargakar',
         ),
+        "left": (
+            'बाईं तरफ़', 'बाईं तरफ', 'बाईं ओर', 'बाएं', 'बाएँ', 'बाईं', 'बाएं तरफ', 'बाएँ तरफ़',
+            'बायीं ओर', 'बायीं तरफ', 'बाएं हिस्से में', 'बाएँ हिस्से में', 'बायां हिस्सा', 'बाएं आधे',
+            'बाएँ आधे', 'baayein', 'baaye', 'baayi', 'baayi taraf', 'baayin taraf', 'bayen', 'bayein',
+            'baayein taraf',
+        ),
+        "right": (
+            'दाईं तरफ़', 'दाईं तरफ', 'दाईं ओर', 'दाएं', 'दाएँ', 'दाईं', 'दाहिने', 'दाहिनी ओर',
+            'दाएं तरफ', 'दाएँ तरफ़', 'दायीं ओर', 'दायीं तरफ', 'दाएं हिस्से में', 'दाएँ हिस्से में',
+            'दायां हिस्सा', 'दाएं आधे', 'दाएँ आधे', 'daayein', 'daaye', 'daayi', 'daayi taraf',
+            'daayin taraf', 'dayen', 'dayein', 'daahine', 'dahine', 'daayein taraf',
+        ),
+        "top": (
+            'ऊपरी हिस्से', 'ऊपरी हिस्से में', 'ऊपरी हिस्सा', 'ऊपरी आधे', 'ऊपरी आधा', 'सबसे ऊपर',
+            'upari hisse', 'upari hisse mein', 'sabse upar',
+        ),
+        "bottom": (
+            'निचले हिस्से', 'निचले हिस्से में', 'निचला हिस्सा', 'निचले आधे', 'निचला आधा', 'सबसे नीचे',
+            'nichle hisse', 'nichle hisse mein', 'sabse neeche',
+        ),
+        "hires": (
+            'दो पास में', 'दो पासों में', 'दूसरा पास', 'दूसरे पास में', 'do pass mein', 'doosra pass',
+            'dusra pass', 'dusre pass mein',
+        ),
+        "upscale": (
+            'बड़ा करो', 'बड़ा करें', 'बड़ा कर दो', 'बड़ा कीजिए', 'रिज़ॉल्यूशन बढ़ाओ',
+            'रिज़ॉल्यूशन बढ़ाएं', 'रिजॉल्यूशन बढ़ाओ', 'रेज़ोल्यूशन बढ़ाओ', 'अपस्केल', 'अपस्केल करो',
+            'अपस्केल करें', 'bada karo', 'bada kar do', 'bada karein', 'resolution badhao',
+            'resolution badha do', 'resolution badhaye', 'upscale karo', 'upscale kar do',
+        ),
+        "face": (
+            'चेहरा', 'चेहरे', 'चेहरों', 'आंखें', 'आँखें', 'आंखों', 'आँखों', 'आंख', 'आँख', 'नैन-नक्श',
+            'नैन नक्श', 'chehra', 'chehre', 'chehron', 'aankhen', 'ankhen', 'aankhon', 'aankh',
+        ),
+        "hand": (
+            'हाथ', 'हाथों', 'उंगली', 'उंगलियां', 'उंगलियाँ', 'उँगलियाँ', 'उंगलियों', 'उँगलियों',
+            'हथेली', 'haath', 'haathon', 'hathon', 'ungli', 'ungliyan', 'ungliyaan', 'ungliyon',
+            'hatheli',
+        ),
+        "fix": (
+            'ठीक करो', 'ठीक करें', 'ठीक कर दो', 'ठीक कीजिए', 'सुधारो', 'सुधारें', 'सुधार दो',
+            'सुधारिए', 'सही करो', 'सही करें', 'सही कर दो', 'बेहतर करो', 'बेहतर बनाओ', 'theek karo',
+            'thik karo', 'theek kar do', 'thik kar do', 'sudharo', 'sudhar do', 'sahi karo',
+            'sahi kar do', 'behtar karo', 'behtar banao',
+        ),
     },
     "id": {  # Indonesian
         "picture": (
@@ -2324,6 +3324,46 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'bujur sangkar', 'format persegi', 'rasio persegi', 'format bujur sangkar',
             'persegi sama sisi',
         ),
+        "left": (
+            'di kiri', 'di sebelah kiri', 'sebelah kiri', 'sisi kiri', 'di sisi kiri', 'bagian kiri',
+            'di bagian kiri', 'separuh kiri', 'setengah kiri', 'belahan kiri', 'ke kiri', 'tepi kiri',
+            'kiri gambar',
+        ),
+        "right": (
+            'di kanan', 'di sebelah kanan', 'sebelah kanan', 'sisi kanan', 'di sisi kanan',
+            'bagian kanan', 'di bagian kanan', 'separuh kanan', 'setengah kanan', 'belahan kanan',
+            'ke kanan', 'tepi kanan', 'kanan gambar',
+        ),
+        "top": (
+            'bagian atas', 'di bagian atas', 'di atas gambar', 'sisi atas', 'separuh atas',
+            'setengah atas', 'belahan atas', 'tepi atas', 'paling atas', 'di paling atas',
+        ),
+        "bottom": (
+            'bagian bawah', 'di bagian bawah', 'di bawah gambar', 'sisi bawah', 'separuh bawah',
+            'setengah bawah', 'belahan bawah', 'tepi bawah', 'paling bawah', 'di paling bawah',
+        ),
+        "hires": (
+            'dalam dua pass', 'dua pass', 'pass kedua', 'dua lintasan', 'dalam dua lintasan',
+            'lintasan kedua', 'generasi dua tahap',
+        ),
+        "upscale": (
+            'perbesar', 'memperbesar', 'diperbesar', 'perbesar gambar', 'tingkatkan resolusi',
+            'meningkatkan resolusi', 'naikkan resolusi', 'menaikkan resolusi', 'resolusi lebih tinggi',
+            'dengan resolusi lebih tinggi', 'gandakan resolusi',
+        ),
+        "face": (
+            'wajah', 'wajahnya', 'muka', 'mukanya', 'matanya', 'kedua mata', 'kedua matanya',
+            'raut wajah', 'fitur wajah', 'ekspresi wajah',
+        ),
+        "hand": (
+            'tangan', 'tangannya', 'kedua tangan', 'telapak tangan', 'jari', 'jarinya', 'jari-jari',
+            'jari jemari', 'jemari', 'jari tangan',
+        ),
+        "fix": (
+            'perbaiki', 'memperbaiki', 'diperbaiki', 'betulkan', 'membetulkan', 'koreksi',
+            'mengoreksi', 'benahi', 'membenahi', 'sempurnakan', 'menyempurnakan', 'rapikan',
+            'merapikan',
+        ),
     },
     "ms": {  # Malay
         "picture": (
@@ -2382,6 +3422,43 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'segi empat sama', 'berbentuk segi empat sama', 'format segi empat sama', 'format persegi',
             'bujur sangkar',
+        ),
+        "left": (
+            'di kiri', 'di sebelah kiri', 'sebelah kiri', 'sisi kiri', 'di sisi kiri', 'bahagian kiri',
+            'di bahagian kiri', 'separuh kiri', 'ke kiri', 'tepi kiri', 'belah kiri', 'di belah kiri',
+        ),
+        "right": (
+            'di kanan', 'di sebelah kanan', 'sebelah kanan', 'sisi kanan', 'di sisi kanan',
+            'bahagian kanan', 'di bahagian kanan', 'separuh kanan', 'ke kanan', 'tepi kanan',
+            'belah kanan', 'di belah kanan',
+        ),
+        "top": (
+            'bahagian atas', 'di bahagian atas', 'sisi atas', 'separuh atas', 'tepi atas',
+            'paling atas', 'di atas gambar', 'belah atas',
+        ),
+        "bottom": (
+            'bahagian bawah', 'di bahagian bawah', 'sisi bawah', 'separuh bawah', 'tepi bawah',
+            'paling bawah', 'di bawah gambar', 'belah bawah',
+        ),
+        "hires": (
+            'dalam dua laluan', 'dua laluan', 'laluan kedua', 'dalam dua pas', 'pas kedua',
+        ),
+        "upscale": (
+            'besarkan', 'membesarkan', 'dibesarkan', 'besarkan gambar', 'tingkatkan resolusi',
+            'meningkatkan resolusi', 'naikkan resolusi', 'resolusi lebih tinggi',
+            'dengan resolusi lebih tinggi', 'gandakan resolusi',
+        ),
+        "face": (
+            'wajah', 'wajahnya', 'muka', 'mukanya', 'matanya', 'kedua-dua mata', 'kedua mata',
+            'raut wajah', 'ciri wajah', 'ciri-ciri wajah', 'ekspresi muka',
+        ),
+        "hand": (
+            'tangan', 'tangannya', 'kedua-dua tangan', 'kedua tangan', 'tapak tangan', 'jari',
+            'jarinya', 'jari-jari', 'jari jemari', 'jemari',
+        ),
+        "fix": (
+            'baiki', 'membaiki', 'dibaiki', 'betulkan', 'membetulkan', 'perbaiki', 'memperbaiki',
+            'perbetulkan', 'perelokkan', 'baik pulih', 'membaik pulih',
         ),
     },
     "vi": {  # Vietnamese
@@ -2459,6 +3536,43 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'khổ vuông', 'ảnh vuông', 'hình vuông', 'định dạng vuông', 'khung vuông', 'dạng vuông',
             'tỷ lệ vuông', 'tỉ lệ vuông', 'tỷ lệ 1:1', 'tỉ lệ 1:1',
         ),
+        "left": (
+            'bên trái', 'phía bên trái', 'ở bên trái', 'phía trái', 'nửa bên trái', 'nửa trái',
+            'cạnh trái', 'sang trái', 'về bên trái', 'phần bên trái', 'phần trái',
+        ),
+        "right": (
+            'bên phải', 'phía bên phải', 'ở bên phải', 'phía phải', 'nửa bên phải', 'nửa phải',
+            'cạnh phải', 'sang phải', 'về bên phải', 'phần bên phải', 'phần phải',
+        ),
+        "top": (
+            'phía trên', 'ở phía trên', 'phần trên', 'nửa trên', 'nửa phía trên', 'cạnh trên',
+            'trên cùng', 'ở trên cùng', 'phía trên cùng', 'phần trên cùng',
+        ),
+        "bottom": (
+            'phía dưới', 'ở phía dưới', 'phần dưới', 'nửa dưới', 'nửa phía dưới', 'cạnh dưới',
+            'dưới cùng', 'ở dưới cùng', 'phía dưới cùng', 'phần dưới cùng',
+        ),
+        "hires": (
+            'hai lượt', 'qua hai lượt', 'trong hai lượt', 'lượt thứ hai', 'lượt tạo thứ hai',
+            'sửa độ phân giải cao',
+        ),
+        "upscale": (
+            'phóng to', 'phóng to ảnh', 'phóng lớn', 'tăng độ phân giải', 'nâng độ phân giải',
+            'nâng cao độ phân giải', 'độ phân giải cao hơn', 'với độ phân giải cao hơn',
+            'gấp đôi độ phân giải',
+        ),
+        "face": (
+            'khuôn mặt', 'gương mặt', 'đôi mắt', 'mắt', 'nét mặt', 'đường nét khuôn mặt',
+            'các đường nét khuôn mặt', 'biểu cảm khuôn mặt',
+        ),
+        "hand": (
+            'bàn tay', 'đôi bàn tay', 'hai bàn tay', 'ngón tay', 'các ngón tay', 'những ngón tay',
+            'đôi tay', 'hai tay', 'lòng bàn tay', 'tay của', 'tay bị', 'sửa tay', 'bàn tay bị',
+        ),
+        "fix": (
+            'sửa', 'sửa lại', 'sửa chữa', 'khắc phục', 'cải thiện', 'chỉnh lại', 'sửa lỗi',
+            'hiệu chỉnh',
+        ),
     },
     "th": {  # Thai (matched by substring)
         "picture": (
@@ -2516,6 +3630,23 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'สี่เหลี่ยมจัตุรัส', 'สี่เหลี่ยมจตุรัส', 'ทรงจัตุรัส', 'แบบจัตุรัส', 'ขนาดจัตุรัส',
             'สแควร์',
         ),
+        "left": (
+            'ด้านซ้าย', 'ทางซ้าย', 'ฝั่งซ้าย', 'ซ้ายมือ', 'ครึ่งซ้าย', 'ครึ่งทางซ้าย', 'ขอบซ้าย',
+            'ไปทางซ้าย',
+        ),
+        "right": (
+            'ด้านขวา', 'ทางขวา', 'ฝั่งขวา', 'ขวามือ', 'ครึ่งขวา', 'ครึ่งทางขวา', 'ขอบขวา', 'ไปทางขวา',
+        ),
+        "top": ('ด้านบน', 'ส่วนบน', 'ครึ่งบน', 'ข้างบน', 'ขอบบน', 'บนสุด',),
+        "bottom": ('ด้านล่าง', 'ส่วนล่าง', 'ครึ่งล่าง', 'ข้างล่าง', 'ขอบล่าง', 'ล่างสุด',),
+        "hires": ('สองพาส', 'พาสที่สอง', 'รอบที่สอง', 'สร้างสองรอบ', 'ไฮเรสฟิกซ์',),
+        "upscale": (
+            'ขยายภาพ', 'ขยายรูป', 'ขยายขนาด', 'เพิ่มความละเอียด', 'ความละเอียดสูงขึ้น',
+            'ความละเอียดที่สูงขึ้น', 'อัปสเกล', 'อัพสเกล',
+        ),
+        "face": ('ใบหน้า', 'หน้าตา', 'ดวงตา', 'ตาของ', 'โครงหน้า', 'สีหน้า',),
+        "hand": ('นิ้วมือ', 'สองมือ', 'มือทั้งสอง', 'ฝ่ามือ', 'นิ้วของ', 'มือและนิ้ว',),
+        "fix": ('แก้ไข', 'ซ่อม', 'ปรับปรุง', 'ทำให้ดีขึ้น', 'แก้ให้', 'ซ่อมแซม',),
     },
     "tl": {  # Tagalog
         "picture": (
@@ -2573,6 +3704,39 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'parisukat', 'parisukat na', 'kuwadrado', 'kwadrado', 'kuwadradong', 'kwadradong',
         ),
+        "left": (
+            'sa kaliwa', 'sa gawing kaliwa', 'kaliwang bahagi', 'sa kaliwang bahagi', 'kaliwang gilid',
+            'sa kaliwang gilid', 'kaliwang kalahati', 'sa kaliwang kalahati', 'pakaliwa',
+        ),
+        "right": (
+            'sa kanan', 'sa gawing kanan', 'kanang bahagi', 'sa kanang bahagi', 'kanang gilid',
+            'sa kanang gilid', 'kanang kalahati', 'sa kanang kalahati', 'pakanan',
+        ),
+        "top": (
+            'sa itaas', 'itaas na bahagi', 'sa itaas na bahagi', 'itaas na kalahati',
+            'sa itaas na kalahati', 'sa taas', 'pinakaitaas', 'sa pinakaitaas',
+        ),
+        "bottom": (
+            'sa ibaba', 'ibabang bahagi', 'sa ibabang bahagi', 'ibabang kalahati',
+            'sa ibabang kalahati', 'sa baba', 'pinakaibaba', 'sa pinakaibaba',
+        ),
+        "hires": (
+            'sa dalawang pasada', 'dalawang pasada', 'ikalawang pasada', 'pangalawang pasada',
+        ),
+        "upscale": (
+            'palakihin', 'palakihin ang larawan', 'lakihan', 'pinalaki', 'taasan ang resolusyon',
+            'itaas ang resolusyon', 'mas mataas na resolusyon', 'dagdagan ang resolusyon',
+            'doblehin ang resolusyon',
+        ),
+        "face": (
+            'mukha', 'mga mukha', 'mukha niya', 'kanyang mukha', 'mga mata', 'kanyang mata',
+            'mata niya', 'mata nila', 'ekspresyon ng mukha',
+        ),
+        "hand": ('kamay', 'mga kamay', 'kanyang kamay', 'mga daliri', 'daliri', 'palad',),
+        "fix": (
+            'ayusin', 'ayusin mo', 'iayos', 'itama', 'itama mo', 'iwasto', 'kumpunihin', 'pagandahin',
+            'pagbutihin', 'paghusayin',
+        ),
     },
     "sw": {  # Swahili
         "picture": (
@@ -2624,6 +3788,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "square": (
             'mraba', 'umbo la mraba', 'ya mraba', 'kwa mraba', 'muundo wa mraba', 'mraba kamili',
+        ),
+        "left": (
+            'upande wa kushoto', 'kushoto', 'kwa kushoto', 'sehemu ya kushoto', 'nusu ya kushoto',
+            'ukingo wa kushoto',
+        ),
+        "right": (
+            'upande wa kulia', 'kwa kulia', 'sehemu ya kulia', 'nusu ya kulia', 'ukingo wa kulia',
+        ),
+        "top": (
+            'sehemu ya juu', 'upande wa juu', 'nusu ya juu', 'ukingo wa juu', 'juu ya picha',
+            'juu kabisa',
+        ),
+        "bottom": (
+            'sehemu ya chini', 'upande wa chini', 'nusu ya chini', 'ukingo wa chini', 'chini ya picha',
+            'chini kabisa',
+        ),
+        "hires": ('kwa mizunguko miwili', 'mizunguko miwili', 'mzunguko wa pili',),
+        "upscale": (
+            'kuza picha', 'ikuze', 'kukuza picha', 'ongeza azimio', 'kuongeza azimio',
+            'azimio la juu zaidi', 'azimio kubwa zaidi', 'ifanye kubwa zaidi',
+        ),
+        "face": (
+            'uso wake', 'uso wa', 'nyuso', 'macho yake', 'macho yao', 'macho ya', 'jicho',
+            'sura ya uso',
+        ),
+        "hand": (
+            'mkono', 'mikono', 'mkono wake', 'mikono yake', 'vidole', 'kidole', 'kiganja', 'viganja',
+        ),
+        "fix": (
+            'rekebisha', 'irekebishe', 'kurekebisha', 'sahihisha', 'isahihishe', 'kusahihisha',
+            'boresha', 'iboreshe', 'kuboresha',
         ),
     },
     "ja": {  # Japanese (matched by substring)
@@ -2717,6 +3912,37 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '横方向', '横フォーマット', 'ランドスケープ向き', 'ワイド画面', 'ワイドサイズ', 'パノラマ',
         ),
         "square": ('正方形', 'スクエア', '真四角', 'ましかく',),
+        "left": (
+            '左側', '左に', '左半分', '左の方', '左寄せ', '左端', '画面左', '左手側', '左サイド',
+            '左部分',
+        ),
+        "right": (
+            '右側', '右に', '右半分', '右の方', '右寄せ', '右端', '画面右', '右手側', '右サイド',
+            '右部分',
+        ),
+        "top": (
+            '上部', '上半分', '上側', '上の方', '上端', '画面上部', '上に配置', '上寄せ', '上部分',
+            '上段',
+        ),
+        "bottom": (
+            '下部', '下半分', '下側', '下の方', '下端', '画面下部', '下に配置', '下寄せ', '下部分',
+            '下段',
+        ),
+        "hires": (
+            '2パス', '２パス', '二段階生成', '2段階生成', 'セカンドパス', '高解像度補助',
+            'ハイレゾ修正', '2回に分けて生成',
+        ),
+        "upscale": (
+            '拡大して', '拡大する', '拡大し', '高解像度化', 'アップスケール', '解像度を上げ',
+            '解像度を高く', '解像度アップ', '解像度を2倍', '高画質化',
+        ),
+        "face": (
+            '顔', '目元', '瞳', '両目', '目を', '目が', '表情', '顔立ち', '顔つき', 'フェイス',
+        ),
+        "hand": (
+            '両手', '片手', '手指', '指先', '指の', '指を', '指が', '手のひら', '手の指', '手の形',
+        ),
+        "fix": ('修正', '直して', '直す', '直し', '修復', '補正', '改善',),
     },
     "zh": {  # Chinese, simplified and traditional (matched by substring)
         "picture": (
@@ -2865,6 +4091,41 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "square": (
             '正方形', '方图', '方圖', '方版', '方形图', '方形圖', '方形构图', '方形構圖', '一比一',
+        ),
+        "left": (
+            '左边', '左邊', '左侧', '左側', '左半部', '左半边', '左半邊', '左方', '靠左', '在左',
+            '左部',
+        ),
+        "right": (
+            '右边', '右邊', '右侧', '右側', '右半部', '右半边', '右半邊', '右方', '靠右', '在右',
+            '右部',
+        ),
+        "top": (
+            '上方', '上半部', '上半边', '上半邊', '顶部', '頂部', '上部', '上侧', '上側', '最上面',
+            '靠上', '上边缘', '上邊緣',
+        ),
+        "bottom": (
+            '下方', '下半部', '下半边', '下半邊', '底部', '下部', '下侧', '下側', '最下面', '靠下',
+            '下边缘', '下邊緣',
+        ),
+        "hires": (
+            '高清修复', '高清修復', '高分辨率修复', '高解析度修復', '二次生成', '两阶段生成',
+            '兩階段生成', '两遍生成', '兩遍生成', '第二遍', '二次采样', '二次採樣',
+        ),
+        "upscale": (
+            '放大', '超分', '超分辨率', '提高分辨率', '提升分辨率', '提高解析度', '提升解析度',
+            '更高分辨率', '更高的分辨率', '更高解析度', '高清化',
+        ),
+        "face": (
+            '脸', '臉', '面部', '脸部', '臉部', '面孔', '眼睛', '双眼', '雙眼', '五官', '面容', '脸庞',
+            '臉龐', '面部表情',
+        ),
+        "hand": (
+            '手部', '双手', '雙手', '手指', '手掌', '手指头', '手指頭', '指头', '指頭', '一只手',
+            '一隻手', '两只手', '兩隻手',
+        ),
+        "fix": (
+            '修复', '修復', '修正', '修好', '改善', '纠正', '糾正', '修一下', '改进', '改進',
         ),
     },
     "ko": {  # Korean
@@ -3075,6 +4336,44 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '정사각형', '정사각형으로', '정사각형의', '정사각형 비율', '정방형', '정방형으로',
             '정방형의', '스퀘어', '1:1 비율', '1대1 비율',
         ),
+        "left": (
+            '왼쪽에', '왼쪽으로', '왼편에', '좌측에', '왼쪽 절반', '왼쪽 부분', '왼쪽 가장자리',
+            '좌측 절반',
+        ),
+        "right": (
+            '오른쪽', '오른쪽에', '오른쪽으로', '오른편에', '우측에', '오른쪽 절반', '오른쪽 부분',
+            '오른쪽 가장자리', '우측 절반',
+        ),
+        "top": (
+            '위쪽에', '상단에', '위쪽 절반', '상단 절반', '윗부분', '윗부분에', '맨 위', '맨 위에',
+            '상반부',
+        ),
+        "bottom": (
+            '아래쪽', '아래쪽에', '하단에', '아래쪽 절반', '하단 절반', '아랫부분', '아랫부분에',
+            '맨 아래', '맨 아래에', '하반부',
+        ),
+        "hires": (
+            '두 번의 패스', '두 패스', '두 번째 패스', '세컨드 패스', '2단계 생성', '두 단계로 생성',
+            '하이레스 픽스', '고해상도 보정',
+        ),
+        "upscale": (
+            '확대해', '확대해줘', '확대해 줘', '확대해주세요', '확대해 주세요', '업스케일',
+            '업스케일해', '업스케일링', '해상도를 높여', '해상도 높여', '해상도를 올려', '해상도 올려',
+            '더 높은 해상도', '해상도 향상',
+        ),
+        "face": (
+            '얼굴을', '얼굴이', '얼굴은', '얼굴의', '얼굴도', '얼굴과', '얼굴들', '얼굴 부분',
+            '얼굴 표정', '두 눈', '눈동자', '이목구비',
+        ),
+        "hand": (
+            '손가락', '손가락을', '손가락이', '손가락들', '손가락의', '두 손', '양손을', '양손이',
+            '손 부분', '손 모양', '손바닥',
+        ),
+        "fix": (
+            '고쳐줘', '고쳐 줘', '고쳐주세요', '고쳐 주세요', '수정해', '수정해줘', '수정해 줘',
+            '수정해주세요', '보정해', '보정해줘', '보정해 줘', '개선해', '개선해줘', '바로잡아',
+            '바로잡아줘', '교정해', '교정해줘',
+        ),
     },
     "eo": {  # Esperanto
         "picture": (
@@ -3151,6 +4450,41 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "square": (
             'kvadrata', 'kvadratan', 'kvadrataj', 'kvadratajn', 'kvadrata formato',
             'kvadratan formaton', 'en kvadrata formato',
+        ),
+        "left": (
+            'maldekstre', 'maldekstren', 'maldekstra flanko', 'maldekstran flankon',
+            'ĉe la maldekstra flanko', 'cxe la maldekstra flanko', 'maldekstra duono',
+            'maldekstran duonon', 'en la maldekstra duono', 'maldekstra parto', 'maldekstra rando',
+        ),
+        "right": (
+            'dekstre', 'dekstren', 'dekstra flanko', 'dekstran flankon', 'ĉe la dekstra flanko',
+            'cxe la dekstra flanko', 'dekstra duono', 'dekstran duonon', 'en la dekstra duono',
+            'dekstra parto', 'dekstra rando',
+        ),
+        "top": (
+            'supre', 'supra parto', 'supran parton', 'en la supra parto', 'supra duono',
+            'supran duonon', 'en la supra duono', 'supra rando',
+        ),
+        "bottom": (
+            'malsupre', 'malsupra parto', 'en la malsupra parto', 'malsupra duono',
+            'en la malsupra duono', 'suba parto', 'suba duono', 'malsupra rando',
+        ),
+        "hires": ('en du pasoj', 'du pasoj', 'dua paso', 'en dua paso',),
+        "upscale": (
+            'grandigu', 'grandigi', 'pligrandigu', 'pligrandigi', 'pligrandigo',
+            'plialtigu la distingivon', 'plialtigi la distingivon', 'altigu la distingivon',
+            'pli alta distingivo', 'duobligu la distingivon',
+        ),
+        "face": (
+            'vizaĝo', 'vizagxo', 'vizaĝon', 'vizagxon', 'vizaĝoj', 'vizagxoj', 'vizaĝojn', 'vizagxojn',
+            'okuloj', 'okulojn', 'okulo', 'okulon', 'vizaĝaj trajtoj', 'vizagxaj trajtoj', 'mieno',
+        ),
+        "hand": (
+            'mano', 'manon', 'manoj', 'manojn', 'fingroj', 'fingrojn', 'fingro', 'fingron', 'manplato',
+        ),
+        "fix": (
+            'korektu', 'korekti', 'riparu', 'ripari', 'plibonigu', 'plibonigi', 'ĝustigu', 'gxustigu',
+            'ĝustigi', 'gxustigi',
         ),
     },
 }

@@ -94,9 +94,24 @@ _FOREIGN_SIDES: list[tuple[str, str]] = [
      r"真ん中(?:に|は)?|中央(?:に|は)|中间)",
      "in the center"),
 ]
+
+
+
+def _lexicon_sides() -> list[tuple[str, str]]:
+    """The sides in the spaced languages of :mod:`agents.lexicon` ("बाईं तरफ़", "vasemmalla"),
+    after the phrasings above (the unspaced scripts' side words need the clause rules above)."""
+    from agents.lexicon import words_of
+
+    return [(words_of(field, spaced_only=True).pattern, words)
+            for field, words in (("left", "on the left"), ("right", "on the right"),
+                                 ("top", "at the top"), ("bottom", "at the bottom"))]
+
+
+_FOREIGN_SIDES += _lexicon_sides()
 _FOREIGN_SIDE = re.compile("|".join(f"(?:{rx})" for rx, _ in _FOREIGN_SIDES), re.IGNORECASE)
 # the "and" of other languages at the start of a region's clause ("et un chien", "und eine Eule")
-_FOREIGN_AND = re.compile(r"^(?:et|und|y|e|en|och|og|i|и|그리고|そして|和|与|及)\s+|"
+_AND_WORDS = r"et|und|y|e|en|och|og|i|и|ja|és|și|ve|và|dan|और|ও|و|그리고|そして"
+_FOREIGN_AND = re.compile(r"^(?:" + _AND_WORDS + r"|和|与|及)\s+|"
                           r"^(?:と|和|\uff0c|是|有)", re.IGNORECASE)
 
 
@@ -114,6 +129,11 @@ def english_sides(text: str) -> str:
     text = re.sub("[、。\uff0c\uff1b]", ", ", text)
     for rx, words in _FOREIGN_SIDES:
         text = re.sub(rx, f" {words} ", text, flags=re.IGNORECASE)
+    # a side that opens its clause after a colon or an "and" starts a clause of its own ("...: बाईं
+    # तरफ़ X और दाईं तरफ़ Y" -> "..., on the left X, on the right Y")
+    text = re.sub(r"\s*:\s*(?=(?:on|at|in) the (?:left|right|top|bottom|center)\b)", ", ", text)
+    text = re.sub(r"\s+(?:" + _AND_WORDS + r")\s+(?=(?:on|at|in) the (?:left|right|top|bottom|center)\b)",
+                  ", ", text, flags=re.IGNORECASE)
     return re.sub(r"\s+", " ", re.sub(r"\s+([,;])", r"\1", text)).strip()
 
 

@@ -1169,3 +1169,24 @@ def test_a_path_in_the_prompt_is_not_read_and_the_trace_says_so(planner) -> None
 def test_an_extension_of_a_given_photo_is_an_outpainting(prompt) -> None:
     labels = classify(prompt)
     assert labels.task == "inpaint" and labels.intents == ["outpaint"], labels
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    # a picture named first and then edited by pronoun, or sent by someone
+    ("old holiday photo, colours went faded - make it look fresh again", "image-to-image", []),
+    ("garden pic from yesterday, the hedge got cut off at the top - extend it upward", "inpaint",
+     ["outpaint"]),
+    ("my aunt sent me a photo of her cat, make it look like a renaissance portrait", "image-to-image", []),
+    # a control map said in passing, or in another language with its technical name
+    ("did this in the openpose editor (skeleton attached) - draw my OC in that pose", "text-to-image",
+     ["pose"]),
+    ("ось мій лайнарт (контури canny) - згенеруй за ним кольорову сцену", "text-to-image", ["control"]),
+    # a picture to make stays one
+    ("portrait photo of a woman in a red coat, 85mm, bokeh", "text-to-image", []),
+    ("make my OC a knight in shining armour, full body", "text-to-image", []),
+    ("huge detailed poster of a biomechanical skull, as big as you can go, do it in tiles", "text-to-image",
+     []),
+])
+def test_round5_pictures_and_maps_said_in_passing(prompt, task, intents) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and labels.intents == intents, labels

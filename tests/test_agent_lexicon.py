@@ -12,7 +12,8 @@ from agents.labels import classify
 from agents.lexicon_data import LEXICON
 
 FIELDS = ("picture", "before", "after", "forms", "phrases", "give", "style", "palette", "colorize", "extend",
-          "mask", "second", "remove", "tall", "wide", "square")
+          "mask", "second", "remove", "tall", "wide", "square",
+          "left", "right", "top", "bottom", "hires", "upscale", "face", "hand", "fix")
 
 
 def test_every_language_has_every_field_in_lower_case() -> None:
@@ -186,3 +187,25 @@ def test_an_orientation_adjective_of_a_subject_sets_no_shape(prompt: str) -> Non
     from agents.orientation import find_shape
 
     assert find_shape(prompt) is None
+
+
+@pytest.mark.parametrize(("prompt", "regions"), [
+    ("एक नई तस्वीर बनाओ: बाईं तरफ़ एक पुराना मंदिर और दाईं तरफ़ एक कांच की इमारत", {"left", "right"}),  # hi
+    ("vasemmalla punainen kettu ja oikealla valkoinen pöllö, lumisessa metsässä", {"left", "right"}),  # fi
+    ("solda kırmızı bir tilki, sağda beyaz bir baykuş", {"left", "right"}),  # tr
+])
+def test_sides_of_the_lexicon_split_regions(prompt: str, regions: set[str]) -> None:
+    from agents.regions import split_regions
+
+    base, found = split_regions(prompt)
+    assert set(found) == regions and all(found.values()), (base, found)
+    assert "regions" in classify(prompt).intents
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("o randare foarte detaliată a unui motor V8, fă-o în două treceri", "hires"),  # ro
+    ("popraw twarz na tym zdjęciu, oczy są rozmazane", "detail"),  # pl: fix the face in this photo
+    ("sửa bàn tay trong ảnh này, bị thừa ngón", "detail"),  # vi: fix the hand in this picture
+])
+def test_second_passes_and_fixes_in_other_languages(prompt: str, intent: str) -> None:
+    assert intent in classify(prompt).intents
