@@ -156,7 +156,7 @@ _RULES: dict[str, str] = {
         r"\b9\s*:\s*(?:16|21|32)\b|\b1\s*:\s*[2-8]\b"
     ),
     # a picture larger than a model draws at once; "4k", "8k", "poster", "wallpaper" are quality tags
-    # or content (a pixel size beyond the model's native range sets it in agents.request / planner)
+    # or content (a pixel size too large for one pass sets it in agents.request / planner)
     "large": (
         r"\b(?:gigapixel|(?:very |extra )?(?:large|huge|big) (?:image|picture|size|resolution)|"
         r"as (?:big|large) as (?:you can(?: go| make it)?|possible|it (?:can|gets))|"

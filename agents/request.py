@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.context import family_native
 from agents.labels import Labels, classify, has_paths
 from agents.language import language
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
@@ -286,28 +285,26 @@ def paper_aspect(prompt: str) -> float | None:
     return 1 / aspect if says_landscape(prompt) else aspect
 
 
-BEYOND_NATIVE = 1.5  # a size whose area is this much (per side) beyond the model's native one
-
-
 def beyond_native(request: Request, native: int) -> bool:
-    """A new picture asked at a pixel size beyond the model's native range (its area over
-    ``BEYOND_NATIVE``\u00b2 the native one, e.g. 1920x1080 for SD 1.5's 512, 2048x2048 for SDXL) is
-    made in two passes: the ``hires`` intent (and ``large`` from ``LARGE_PIXELS`` on). Words alone
-    ("4k", "poster", "masterpiece") never are. Returns whether it set the intent."""
+    """A new picture asked at a pixel size too large for one pass of any model (``LARGE_PIXELS``,
+    e.g. 2048x2048, 3000x2000) is made in tiled passes: the ``hires`` intent and the ``large``
+    format. A size up to that (1920x1080, 1080x1350, 832x1216) is generated as asked by the plain
+    template of the task, as a ComfyUI user sets EmptyLatentImage (the rules tile what goes
+    beyond the model's native size); a second pass is planned when the words ask for one ("high
+    res", "two passes", "generate small then upscale"). Words alone ("4k", "poster") never are.
+    Returns whether it set the intent."""
     labels = request.labels
     if not (request.width and request.height) or labels.task != "text-to-image" or labels.intents:
         return False
     ratio = request.width / request.height
     if max(ratio, 1 / ratio) >= PANORAMA_FROM - 1e-6:
         return False  # a banner's or a panorama's shape: the panorama template tiles it
-    if request.family:
-        native = family_native(request.family)
-    if request.width * request.height < (BEYOND_NATIVE * native) ** 2:
+    if request.width * request.height < LARGE_PIXELS:
         return False
     labels.intents.append("hires")
-    if request.width * request.height >= LARGE_PIXELS and "large" not in labels.formats:
+    if "large" not in labels.formats:
         labels.formats.append("large")
-    request.large = "large" in labels.formats
+    request.large = True
     return True
 
 

@@ -403,10 +403,22 @@ SECOND_PASS = [  # (prompt, template): the intent for a second pass, or a pixel 
     ("make it small first and then do a second upscaled pass: a tiger in the jungle", "hires_fix"),
     ("a dragon over a city, highly detailed second pass", "hires_fix"),
     ("generate it at low resolution, then upscale: a bowl of ramen", "hires_fix"),
-    ("a red panda in a bamboo forest, 1920x1080", "hires_fix"),
     ("a large print of a forest, 3000x2000 pixels", "tiled_hires_fix"),
     ("a mountain lake, 2048x2048", "tiled_hires_fix"),
 ]
+
+
+@pytest.mark.parametrize(("prompt", "size"), [
+    ("a red panda in a bamboo forest, 1920x1080", (1920, 1080)),
+    ("thumbnail bg, a volcano of gaming keyboards, 1280x720", (1280, 720)),
+    ("runway shot, model in a blazer, width 832 height 1216", (832, 1216)),
+])
+def test_a_size_one_pass_can_make_is_the_plain_template_at_that_size(planner, prompt, size) -> None:
+    # as a ComfyUI user sets EmptyLatentImage; the rules tile what goes beyond the native size
+    plan = planner.plan(prompt)
+    assert plan.template == "txt2img" and "hires" not in plan.labels, (plan.template, plan.labels)
+    w, h = output_size(plan.graph)
+    assert abs(w - size[0]) <= 8 and abs(h - size[1]) <= 8
 
 
 @pytest.mark.parametrize("prompt", PLAIN)
