@@ -26,7 +26,7 @@ from typing import Any
 from agents import lexicon
 from agents.orientation import find_shape, normalize, strip_shapes
 from agents.outpaint import asks_outpaint
-from agents.regions import foreign_regions, split_regions
+from agents.regions import english_sides, foreign_regions, split_regions
 from agents.typos import fix_typos
 
 SUBJECTS = ("people", "animals", "wildlife", "nature", "landscapes", "urban", "objects", "food")
@@ -202,6 +202,11 @@ _RULES: dict[str, str] = {
         r"(?:photo|pic|shot|picture|image|selfie|screenshot|scan|snap|photograph)s?\b(?! of\b)[^.!?]{0,120}?"
         r"\b(?:(?:make|turn|get|extend|fix|change|edit|colou?r|clean|restore|sharpen|brighten|crop|expand|"
         r"enhance|redo|retouch) (?:it|its|this|them)\b|can (?:you|u)|could (?:you|u)|pls|please)|"
+        # a picture told by what it shows and how it is ("the photo of the shelf is cropped too tight",
+        # "the selfie of me n lola is blurry")
+        r"\bthe (?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
+        r"(?:the |my |our |me\b|us\b|his |her |their )[^.;!?]{0,40}?"
+        r"\b(?:is|was|looks|came out|got|has|have|are)\b|"
         # a picture someone sent ("client sent a photo of her forearm", "my mum sent me this pic")
         r"\bsent (?:me |us )?(?:a|an|this|the|that|these|some) (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|"
         r"selfie|screenshot|scan|snap|shot)s?\b|"
@@ -400,7 +405,7 @@ _INTENT_RULES: dict[str, str] = {
     ),
     "detail": (
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
-        r"(?:e?s|ed|ing)? (?:up )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
+        r"(?:e?s|ed|ing)? (?:up )?(?:just |only )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b(?! of (?:a|an|the) (?:clock|watch|compass|cliff))|"
         r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our)(?: [\w']+){1,4}?)? "
         r"(?:looks?|are|is|came out|come out|seems?|have|has)\b[^.;]{0,40}"
@@ -612,6 +617,11 @@ _OTHER_INPUT = re.compile(_MASK_FOREIGN.pattern + r"|\bmask\w*|\bmarked\b|openpo
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
 _REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
                       re.IGNORECASE)
+# "2 nightstands ... side by side", "two chairs side by side": the subjects stand so, in one picture
+_COUNTED_SIDE_BY_SIDE = re.compile(
+    r"\b(?:\d+|two|three|four|both|a pair of|pair of|twin)\s+(?:[\w'-]+\s+){0,4}?[\w'-]+s?\b[^.;:]{0,40}?"
+    r"\bside[- ]by[- ]side\b(?!\s*(?::|comparison|view))", re.IGNORECASE)
+_NAMED_SIDE = re.compile(r"\b(?:left|right|top|bottom)\b", re.IGNORECASE)
 _SPLIT = re.compile(r"\bside[- ]by[- ]side\b|\bregional prompt|\barea composition\b|"
                     r"\bsplit (?:image|screen|scene|frame|composition|picture)\b|\bdiptych\b|\btwo halves\b|"
                     r"\bcomposed of two regions\b", re.IGNORECASE)
@@ -817,9 +827,12 @@ _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", 
 
 def _stem(noun: str) -> str:
     """A given picture's kind: every word for a photo is one kind (so "my photo ... this image" is one
-    picture); a painting, an illustration, a drawing, a render each its own."""
+    picture), every word for a drawing another ("my sketch ... my drawing"); a painting, an
+    illustration, a render each its own."""
     noun = re.sub(r"[\s]", "", noun.lower())
     noun = noun[:-2] if noun.endswith("es") and noun[:-2].endswith("sketch") else noun.rstrip("s")
+    if noun in ("sketch", "drawing", "doodle", "lineart", "line art"):
+        return "drawing"  # "my pencil sketch ... exactly like my drawing": one drawing
     return "photo" if noun in _PHOTO_NOUNS else noun
 
 
@@ -973,6 +986,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "regions" in labels.intents and shape is not None and shape.kind == "spread" \
             and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "two A4 pages side by side": a book spread, one picture
+    if "regions" in labels.intents and _COUNTED_SIDE_BY_SIDE.search(prompt) \
+            and not _NAMED_SIDE.search(english_sides(prompt)):
+        labels.intents.remove("regions")  # "2 nightstands side by side": one picture of both
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))

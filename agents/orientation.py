@@ -244,7 +244,8 @@ _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after
 # a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
 _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(\d{1,3}(?:\.\d{1,2})?)\s*"
                        r"(?:(cm|mm|in|inch|inches|\"|″|ft|feet)\b|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
-                       r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|"
+                       r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|cards?|"
+                       r"greeting cards?|invitations?|flyers?|book ?covers?|"
                        r"landscape)\b))", re.IGNORECASE)
 _ALONE_BEFORE = re.compile(r"(?:^|[,;(]|--)\s*$")
 _ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")

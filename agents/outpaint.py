@@ -38,7 +38,7 @@ OUTPAINT = re.compile(
     r"\bout-?paint\w*|\bun-?crop\w*|"
     r"\b(?:extend|expand|widen|continue)(?:s|ed|ing)? (?:out )?"
     r"(?:this|the|my|our|it|that)?\s?(?:[a-z]+ )?"
-    r"(?:photo|image|picture|pic|shot|painting|canvas|frame|scene|background|borders?|edges?|view|it|sides?)?\s?(?:to|towards?|on|at|by|up|down|upwards?|downwards?|left|right|sideways|horizontally|"
+    r"(?:photo|image|picture|pic|shot|painting|canvas|frame|scene|background|borders?|edges?|view|it|sides?)?\s?(?:to|into|towards?|on|at|by|up|down|upwards?|downwards?|left|right|sideways|horizontally|"
     r"vertically|beyond|outwards?|past)\b|"
     r"\b(?:extend|expand|widen|continue)(?:s|ed|ing)?\b[^.;]{0,40}?\b(?:to|towards?|on|at|along) "
     r"(?:the |both |each |all |its )?(?:left|right|sides?|top|bottom|edges?)\b|"

@@ -26,7 +26,10 @@ _SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by)\s*(\d{2,5})"
 # "width 1216 height 832", "w=768, h=1024"
 _SIZE_WORDS = re.compile(r"\b(?:width|w)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?(?:height|h)"
                          r"\s*[:=]?\s*(\d{2,5})\b|\b(?:height|h)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?"
-                         r"(?:width|w)\s*[:=]?\s*(\d{2,5})\b", re.IGNORECASE)
+                         r"(?:width|w)\s*[:=]?\s*(\d{2,5})\b|"
+                         # "1200 wide x 800 tall", "1080px wide by 1920px high"
+                         r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{2,5})\s*(?:px|pixels)?"
+                         r"\s*(?:tall|high)\b", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
 # steps only as an instruction: its own clause ("..., 30 steps", "steps: 30", "use 30 steps")
 _STEPS = re.compile(
@@ -133,7 +136,8 @@ def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
         if 64 <= w <= 16384 and 64 <= h <= 16384:  # "3x4 grid", "2x zoom" are no sizes
             return w, h, m.span()
     for m in _SIZE_WORDS.finditer(prompt):
-        w, h = (int(m.group(1)), int(m.group(2))) if m.group(1) else (int(m.group(4)), int(m.group(3)))
+        g = m.groups()
+        w, h = (int(g[0]), int(g[1])) if g[0] else (int(g[3]), int(g[2])) if g[2] else (int(g[4]), int(g[5]))
         if 64 <= w <= 16384 and 64 <= h <= 16384:
             return w, h, m.span()
     return None

@@ -1202,3 +1202,21 @@ def test_an_extension_of_a_given_photo_is_an_outpainting(prompt) -> None:
 def test_round5_pictures_and_maps_said_in_passing(prompt, task, intents) -> None:
     labels = classify(prompt)
     assert labels.task == task and labels.intents == intents, labels
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents", "aspect"), [
+    ("the photo of the hallway is cropped too tight on both sides, extend it into a 16:9 banner", "inpaint",
+     ["outpaint"], 16 / 9),
+    ("the selfie of me and my sister is blurry on her face, can you fix just her face", "image-to-image",
+     ["detail"], None),
+    ("three teacups side by side on a linen cloth, soft window light", "text-to-image", [], None),
+    ("a fox and an owl side by side: the fox on the left, the owl on the right", "text-to-image",
+     ["regions"], None),
+    ("a wedding invitation with eucalyptus, folded 5x7 card", "text-to-image", [], 5 / 7),
+    ("two armchairs in green velvet, 1200 wide x 800 tall", "text-to-image", [], 1.5),
+])
+def test_round5_told_pictures_counted_subjects_and_sizes(prompt, task, intents, aspect) -> None:
+    request = parse_request(prompt)
+    assert request.labels.task == task and request.labels.intents == intents, request.labels
+    if aspect is not None:
+        assert request.aspect is not None and abs(request.aspect - aspect) < 0.01
