@@ -140,7 +140,8 @@ _RULES: dict[str, str] = {
         r"fill in|clean up)\b"
     ),
     "wide": (
-        r"パノラマ|全景|파노라마|\b(?:panor[aáâ]m\w*|widescreen|banner|ultra-?wide|"
+        r"パノラマ|全景|파노라마|بانورام|پانورام|פנורמ|पैनोरमा|พาโนรามา|πανοραμ|панорам|toàn cảnh|"
+        r"\b(?:panor[aáâ]m\w*|widescreen|banner|ultra-?wide|"
         r"wide[- ](?:format|aspect(?: ratio)?|image|picture|crop|banner|wallpaper|screen|frame|poster)|"
         r"(?:landscape|horizontal) (?:[\w:-]+ ){0,2}?(?:format|orientation|mode|image|poster|banner|print|"
         r"wallpaper|picture|shot|flyer|cover|card)|(?:landscape|horizontal)[- ]orient(?:ed|ation)|"
@@ -198,15 +199,23 @@ _RULES: dict[str, str] = {
         # a picture named first, then edited by pronoun ("old tattoo photo, colours faded - make it
         # fresh", "latte art pic from this morning, ... extend it downward", "the couple's shot: ...
         # can u fix his face"); "portrait photo, 85mm" (no edit of it) stays a text prompt
-        r"^\W*(?:(?:the|my|our|his|her|their|this) )?(?:[\w'-]+ ){0,4}?"
-        r"(?:photo|pic|shot|picture|image|selfie|screenshot|scan|snap|photograph)s?\b(?! of\b)[^.!?]{0,120}?"
+        r"^\W*(?:(?:the|my|our|his|her|their|this) )?"
+        r"(?:(?!(?:a|an|some|need|want|make|create)\b)[\w'-]+ ){0,4}?"
+        r"(?:photo|pic|shot|picture|image|selfie|screenshot|scan|snap|photograph)s?\b(?! of\b)[^!?]{0,160}?"
         r"\b(?:(?:make|turn|get|extend|fix|change|edit|colou?r|clean|restore|sharpen|brighten|crop|expand|"
-        r"enhance|redo|retouch) (?:it|its|this|them)\b|can (?:you|u)|could (?:you|u)|pls|please)|"
+        r"enhance|redo|retouch|blow|upscale|enlarge|scale) (?:it|its|this|them)\b|"
+        r"(?:can|could) (?:you|u) (?:please )?(?:fix|repair|restore|clean|sharpen|remove|extend|colou?r))|"
         # a picture told by what it shows and how it is ("the photo of the shelf is cropped too tight",
         # "the selfie of me n lola is blurry")
         r"\bthe (?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
         r"(?:the |my |our |me\b|us\b|his |her |their )[^.;!?]{0,40}?"
         r"\b(?:is|was|looks|came out|got|has|have|are)\b|"
+        # a picture taken up by a verb ("take the photo of our students and make it ...", "use my selfie"),
+        # or one the user got ("got a frame from the first dance")
+        r"\b(?:take|use|grab|using) (?:the|this|that|my|our) (?:[\w'-]+ ){0,2}?"
+        r"(?:photo|pic|picture|image|shot|selfie|screenshot|frame|scan|snap)s?\b(?! of (?:a|an)\b)|"
+        r"^\W*(?:i |we )?(?:got|have|took|grabbed) (?:a|an|this|one) (?:[\w'-]+ ){0,2}?"
+        r"(?:frame|photo|pic|shot|snap|screenshot|still|scan|selfie)s? (?:from|of)\b|"
         # a picture someone sent ("client sent a photo of her forearm", "my mum sent me this pic")
         r"\bsent (?:me |us )?(?:a|an|this|the|that|these|some) (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|"
         r"selfie|screenshot|scan|snap|shot)s?\b|"
@@ -663,7 +672,7 @@ _UPSCALE_GIVEN = re.compile(
     r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
-    r"\bhigher[- ]res(?:olution)?\b|"
+    r"\bhigher[- ]res(?:olution)?\b|\bblow (?:it |this |them )?up\b|"
     r"\bmore (?:pixels|resolution)\b|\bpara imprimir\b|\bper (?:la )?stampa\b|\bzum drucken\b|"
     r"\bpour (?:l')?imprim\w*|\bom (?:af )?te drukken\b|"
     # "N times as big" of the given picture, in other languages
@@ -684,6 +693,8 @@ _UPSCALE_GIVEN = re.compile(
     r"\baf te drukken\b|\bafdrukken\b|\bvergroten\b|"
     r"\bvergro(?:ot|ten)\s+(?:(?:deze|de|dit|mijn|het)\s+)?(?:foto|afbeelding|beeld)\b|\bom te printen\b",
     re.IGNORECASE)
+_UPSCALE_VERB = re.compile(r"\bupscal\w*|\benlarg\w*|\bblow (?:it |this |them )?up\b|"
+                           r"\bscale (?:it |this )?up\b|\b[2-8] ?x\b|\b(?:twice|double)\b", re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
@@ -1002,6 +1013,10 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
             and (_UPSCALE_GIVEN.search(prompt) or lexicon.words_of("upscale").search(prompt)) \
             and not set(labels.intents) & {"style", "palette", "depth", "edges", "control", "pose", "detail"}:
         _add(labels.intents, "upscale")  # "make this pic print size without getting blurry"
+    if "upscale" in labels.intents and not given and "image-to-image" not in found \
+            and not _UPSCALE_VERB.search(prompt):
+        # "SDXLで大きな高解像度で描いてください": a new picture at high resolution, a second pass
+        labels.intents[labels.intents.index("upscale")] = "hires"
     if "upscale" in labels.intents and _UPSCALE_ADJECTIVE.search(prompt) and not given:
         labels.intents.remove("upscale")  # "an upscale restaurant"
     if "pose" in labels.intents and "control" in labels.intents:
@@ -1010,6 +1025,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
             and "image-to-image" not in found and not _INTENT_COMPILED["mask-region"].search(prompt) \
             and not re.search(r"\binpaint", prompt, re.IGNORECASE):
         found.discard("inpaint")  # "a woman wearing a face mask": the subject's mask
+    if "mask-region" in labels.intents and "regions" in labels.intents and mask_given(prompt):
+        labels.intents.remove("regions")  # "I drew a mask (white blob on the right) ... in the mask: X"
     if "mask-region" in labels.intents and ("reference" in labels.intents or "image-to-image" in found
                                             or _REPAINT.search(prompt)):
         labels.intents.remove("mask-region")  # the masked area of a given image: an edit

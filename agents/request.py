@@ -45,7 +45,8 @@ _LORA = re.compile(r"<(?:lora|lyco):([^:<>]{1,200})(?::(-?\d+(?:\.\d+)?))?(?::[^
 _FAST = re.compile(r"\b(?:quick|draft|fast|preview|rough)\b", re.IGNORECASE)
 _QUALITY = re.compile(r"\b(?:highly detailed|best quality|masterpiece|ultra[- ]detailed|intricate|"
                       r"high quality)\b", re.IGNORECASE)
-_PANORAMA = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|ultra-?wide|banner)\b|パノラマ|全景|파노라마",
+_PANORAMA = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|ultra-?wide|banner)\b|パノラマ|全景|파노라마|"
+                       r"بانورام|پانورام|פנורמ|पैनोरमा|พาโนรามา|πανοραμ|панорам|toàn cảnh",
                        re.IGNORECASE)
 # estimate of CLIP tokens: words and punctuation, long words count twice
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")

@@ -1220,3 +1220,21 @@ def test_round5_told_pictures_counted_subjects_and_sizes(prompt, task, intents, 
     assert request.labels.task == task and request.labels.intents == intents, request.labels
     if aspect is not None:
         assert request.aspect is not None and abs(request.aspect - aspect) < 0.01
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    ("need a hero image for our website: golden hour over a savanna, 16:9 pls", "text-to-image", []),
+    ("take the photo of our team from the gala and make it look like the painting in the second file",
+     "image-to-image", ["style"]),
+    ("the screenshot from our promo video - her face is smeared. can you fix just her face", "image-to-image",
+     ["detail"]),
+    ("got a frame from the first dance, want the same composition as an anime scene", "image-to-image", []),
+    ("the finish line shot is tiny, blow it up 4x for the print edition", "image-to-image", ["upscale"]),
+    ("I drew a mask (white blob on the right). background: a ruined temple; in the mask: a demon hunter",
+     "text-to-image", ["mask-region"]),
+    ("星空の下で望遠鏡をのぞく子どもたちの絵を、大きな高解像度で描いてください", "text-to-image", ["hires"]),
+    ("صورة بانورامية عريضة جدا لسوق التوابل القديم", "text-to-image", []),
+])
+def test_round5_last_classes(prompt, task, intents) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and labels.intents == intents, labels
