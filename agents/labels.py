@@ -214,7 +214,7 @@ _RULES: dict[str, str] = {
         # or one the user got ("got a frame from the first dance")
         r"\b(?:take|use|grab|using) (?:the|this|that|my|our) (?:[\w'-]+ ){0,2}?"
         r"(?:photo|pic|picture|image|shot|selfie|screenshot|frame|scan|snap)s?\b(?! of (?:a|an)\b)|"
-        r"^\W*(?:i |we )?(?:got|have|took|grabbed) (?:a|an|this|one) (?:[\w'-]+ ){0,2}?"
+        r"^\W*(?:i |we )?(?:got|grabbed) (?:a|an|this|one) (?:[\w'-]+ ){0,2}?"
         r"(?:frame|photo|pic|shot|snap|screenshot|still|scan|selfie)s? (?:from|of)\b|"
         # a picture someone sent ("client sent a photo of her forearm", "my mum sent me this pic")
         r"\bsent (?:me |us )?(?:a|an|this|the|that|these|some) (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|"
