@@ -57,7 +57,7 @@ def _words(*words: str) -> str:
 _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|logos?|frames?|stills?|"
-            r"captures?|snaps?|photo|jpe?g|png)(?! life)")
+            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?)(?! life)")
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
                r"bidang) putih\b|"
@@ -185,7 +185,7 @@ _RULES: dict[str, str] = {
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
-        r"\(?(?:image|photo) attached\)?|"
+        r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render) attached\)?|"
         # "bride blinked in the attached", "see the uploaded": the picture named by its participle alone
         r"\b(?:the|this|my|our) (?:attached|uploaded|enclosed) (?!(?:[a-z]+ )?(?:mask|map|depth|pose|"
         r"skeleton|palette|swatch|scribble|line ?art|canny|edge|file)s?\b)[a-z]+|"
@@ -207,9 +207,13 @@ _RULES: dict[str, str] = {
         r"(?:can|could) (?:you|u) (?:please )?(?:fix|repair|restore|clean|sharpen|remove|extend|colou?r))|"
         # a picture told by what it shows and how it is ("the photo of the shelf is cropped too tight",
         # "the selfie of me n lola is blurry")
-        r"\bthe (?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
+        r"\bthe (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
         r"(?:the |my |our |me\b|us\b|his |her |their )[^.;!?]{0,40}?"
         r"\b(?:is|was|looks|came out|got|has|have|are)\b|"
+        # "make the terrace shot wider", "widen my beach photo"
+        r"\b(?:make|extend|widen|expand) (?:the|my|this|our) (?:[\w'-]+ ){0,2}?"
+        r"(?:photo|shot|pic|picture|image)s? "
+        r"(?:wider|taller|bigger|longer)\b|"
         # a picture taken up by a verb ("take the photo of our students and make it ...", "use my selfie"),
         # or one the user got ("got a frame from the first dance")
         r"\b(?:take|use|grab|using) (?:the|this|that|my|our) (?:[\w'-]+ ){0,2}?"
@@ -309,7 +313,9 @@ _INTENT_RULES: dict[str, str] = {
         r"\bwarna (?:dari )?(?:gambar|foto) (?:lain|kedua|yang (?:aku|saya) kirim)\b|"
         r"\bcolou?r scheme (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
         r"\bcolou?rs (?:of|from) (?!the\b)" + _GIVEN + r"\b|"
-        r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette)\b|"
+        r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette|"
+        r"2nd|3rd|third|first|1st|last)\b|"
+        r"\bcolou?rs? (?:to )?(?:come|taken) from the (?:[\w'-]+ ){0,2}?(?:photo|image|picture|pic|shot)\b|"
         # "I'd like the colours soft and faded like in this other photo I'm sending"
         r"\bcolou?rs?\b[^.;!?]{0,50}\b(?:like|as|from|of) (?:in |on )?(?:this|that|the|my|our) "
         r"(?:other|second|attached|reference|sample|example) (?:[\w'-]+ )?"
@@ -517,7 +523,7 @@ _GIVEN_MAP = re.compile(
     r"(?:my|our)\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?|pics?|"
     r"snaps?)\b|"
     r"the\s+(?:[a-z]+\s+){0,2}?(?:photos?|images?|pictures?|renders?|shots?|selfies?|portraits?)\b))|"
-    r"\b(?:the attached|this|my|the uploaded|the given) (?:image|picture|file|photo|one) is "
+    r"\b(?:the attached|this|my|the uploaded|the given)(?: (?:image|picture|file|photo|one))? is "
     r"(?:a|an|my|the)\s+(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
     r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|made|drew|drawn|prepared|done|did|have|got))+"
@@ -533,6 +539,10 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
                 r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
 _OWN_MAP = re.compile(
+    r"\b(?:i|we)(?:'m| am|'re| are)? "
+    r"(?:attach|attaching|attached|send|sending|sent|upload|uploading|uploaded)"
+    r" (?:you )?(?:the |my |a |an |some |our )?(?:canny|depth|openpose|pose|edge|line ?art|lineart|scribble|"
+    r"normal)\w*(?: (?:edges?|maps?|skeleton|lines?))?\b|"
     r"\b(?:(?:openpose|pose) )?(?:skeleton|stick figure|openpose)s?\s*(?:\(\s*)?(?:is\s+)?"
     r"(?:attached|enclosed|uploaded|included)\b|"
     r"(?:^|[.;,!?(\u2013\u2014-]\s*)(?:[a-z]+\s+)?" + _MAP + r"\s*(?:\(\s*)?(?:is\s+)?"
@@ -695,6 +705,12 @@ _UPSCALE_GIVEN = re.compile(
     re.IGNORECASE)
 _UPSCALE_VERB = re.compile(r"\bupscal\w*|\benlarg\w*|\bblow (?:it |this |them )?up\b|"
                            r"\bscale (?:it |this )?up\b|\b[2-8] ?x\b|\b(?:twice|double)\b", re.IGNORECASE)
+# "generate 50 images of a cheetah ... then upscale x16": a second pass of the pictures it makes
+_MAKE_THEN_UPSCALE = re.compile(r"\b(?:generate|create|make|draw|paint|render)\b[^.;!?]{0,120}?"
+                                r"\b(?:then|and then|after that|afterwards)\s+"
+                                r"(?:upscal|enlarg|scale (?:it |them )?up)",
+                                re.IGNORECASE)
+_UPSCALED_LOOK = re.compile(r"\bupscaled (?:look|style|feel|quality|vibe)\b", re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
@@ -831,6 +847,8 @@ _TWO_FOREIGN = re.compile(
     r"отправил\w*)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*)[^.;!?]{0,60}?"
     r"\s(?:и|а также|плюс)\s+(?:\w+\s+)?(?:картин\w*|репродукци\w*|рисун\w*|фото\w*|снимок|кадр\w*|"  # noqa: RUF001
     r"изображени\w*)", re.IGNORECASE)
+_IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
+                      re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",
                 "selfie", "headshot", "portrait", "scan", "screenshot", "capture", "jpeg", "jpg", "png",
                 "still", "frame")
@@ -851,8 +869,9 @@ def two_pictures(prompt: str) -> bool:
     """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
     ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
-    if _ORDINAL_PICTURE.search(prompt) or _TWO_FOREIGN.search(prompt) \
-            or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
+    ordinals = [m for m in _ORDINAL_PICTURE.finditer(prompt)
+                if not _IS_MASK.match(prompt, m.end())]  # "on the second file (that's the mask)"
+    if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
         return True
     nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
     return len(nouns) >= 2
@@ -945,8 +964,10 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     content = strip_shapes(styled)
     for label in FORMATS:
         content = _COMPILED[label].sub(" ", content)
+    unquoted = _QUOTED.sub(" ", prompt)  # a title or words to render ("the 'Mask & Milonga' festival")
     found = {label for label, rx in _COMPILED.items()
-             if rx.search(content if label in SUBJECTS else styled if label in STYLES else prompt)}
+             if rx.search(content if label in SUBJECTS else styled if label in STYLES
+                          else unquoted if label in TASKS else prompt)}
     shape = find_shape(prompt)  # an orientation or format phrase in any language wins
     if shape is not None:
         found.discard("tall" if shape.format == "wide" else "wide")
@@ -1014,7 +1035,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
             and not set(labels.intents) & {"style", "palette", "depth", "edges", "control", "pose", "detail"}:
         _add(labels.intents, "upscale")  # "make this pic print size without getting blurry"
     if "upscale" in labels.intents and not given and "image-to-image" not in found \
-            and not _UPSCALE_VERB.search(prompt):
+            and (not _UPSCALE_VERB.search(prompt) or _MAKE_THEN_UPSCALE.search(prompt)
+                 or _UPSCALED_LOOK.search(prompt)):
         # "SDXLで大きな高解像度で描いてください": a new picture at high resolution, a second pass
         labels.intents[labels.intents.index("upscale")] = "hires"
     if "upscale" in labels.intents and _UPSCALE_ADJECTIVE.search(prompt) and not given:
@@ -1097,6 +1119,8 @@ def without_paths(prompt: str) -> str:
     return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
 
 
+_QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,60}'(?!\w)|\"[^\"\n]{1,60}\"|"
+                     r"[\u201c\u00ab\u300c][^\n]{1,60}?[\u201d\u00bb\u300d]")
 # the technical names of a control map, which users keep in English in any language
 _CONTROL_WORD = re.compile(r"\b(?:canny|openpose|line ?art|depth ?map|normal ?map|scribble|controlnet|"
                            r"pose skeleton)\b|лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
@@ -1115,8 +1139,9 @@ def _lexicon_intents(prompt: str, labels: Labels) -> None:
     """The intents the words of another language name (:mod:`agents.lexicon`): a second pass
     ("în două treceri"), a fix of a face or hands ("popraw twarz"); the sides of a picture are
     read by :func:`agents.regions.english_sides`."""
-    if "hires" not in labels.intents and lexicon.words_of("hires").search(prompt):
-        labels.intents.append("hires")
+    faces = lexicon.words_of("face").search(prompt) or lexicon.words_of("hand").search(prompt)
+    if not {"hires", "detail"} & set(labels.intents) and lexicon.words_of("hires").search(prompt):
+        labels.intents.append("detail" if faces else "hires")  # "pass kedua khusus wajah": over the faces
     if "detail" not in labels.intents and lexicon.words_of("fix").search(prompt) \
             and (lexicon.words_of("face").search(prompt) or lexicon.words_of("hand").search(prompt)):
         labels.intents.append("detail")

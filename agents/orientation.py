@@ -193,6 +193,17 @@ _FORMAT_MORPHEME = re.compile(r"kuva|format|formaat|bild|kép|obraz|resim|gambar
 _PANORAMIC = re.compile(r"panor|パノラマ|全景|파노라마|πανόραμα|панорам", re.IGNORECASE)
 
 
+_CLAUSE_END = re.compile(r"[,;.:()!?\u060c\u061b\u3001\u3002\uff0c\n]")
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    """Whether the word at ``start:end`` is a clause of at most two words ("..., yatay olsun",
+    "..., افقی (لینڈ اسکیپ)"): an orientation said of the picture, not an adjective of a subject."""
+    left = max((m.end() for m in _CLAUSE_END.finditer(text, 0, start)), default=0)
+    right = next((m.start() for m in _CLAUSE_END.finditer(text, end)), len(text))
+    return len(text[left:right].split()) <= 2
+
+
 def _lexicon_orientation(text: str) -> Shape | None:
     """An orientation word of a language of :mod:`agents.lexicon` ("pystykuva", "פורמט לאורך",
     "querformat"), the first one said: what the patterns above do not read."""
@@ -200,7 +211,8 @@ def _lexicon_orientation(text: str) -> Shape | None:
 
     hits = [(m.start(), fmt, m.group(0)) for fmt in ("tall", "wide") for m in words_of(fmt).finditer(text)
             if m.group(0).lower() not in _ENGLISH_SHAPE_WORDS and not _PANORAMIC.search(m.group(0))
-            and (re.search(r"\W", m.group(0).strip()) or _FORMAT_MORPHEME.search(m.group(0)))]
+            and (re.search(r"\W", m.group(0).strip()) or _FORMAT_MORPHEME.search(m.group(0))
+                 or _alone(text, m.start(), m.end()))]
     if not hits:
         return None
     _start, fmt, phrase = min(hits)
@@ -247,6 +259,10 @@ _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(
                        r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|cards?|"
                        r"greeting cards?|invitations?|flyers?|book ?covers?|"
                        r"landscape)\b))", re.IGNORECASE)
+_UNIT = r"(?:\s*(?:cm|mm|in|inch|inches|\"|″|ft|feet|px|pixels)\b)?"
+_WIDE_BY_TALL = re.compile(r"(?<![\d.])(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
+                           + r"\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
+                           + r"\s*(?:tall|high)\b", re.IGNORECASE)
 _ALONE_BEFORE = re.compile(r"(?:^|[,;(]|--)\s*$")
 _ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")
 # "aspect 1.5", "aspect ratio of 0.8": one number
@@ -285,6 +301,10 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
                 (decimal and 1.0 in pair and _ok(x, y)) or (before and _ok(x, y)) or \
                 (_AFTER.match(text[m.end():]) and _ok(x, y)):
             return x / y, (before.start() if before else m.start(), m.end())
+    for m in _WIDE_BY_TALL.finditer(text):  # "3 inches wide by 4 tall", "40 cm wide and 60 cm high"
+        pair = _value(m.group(1), m.group(2))
+        if pair and _ok(*pair):
+            return pair[0] / pair[1], m.span()
     for m in _PHYSICAL.finditer(text):
         pair = _value(m.group(1), m.group(2))
         if pair and _ok(*pair):

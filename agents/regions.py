@@ -78,13 +78,13 @@ _FOREIGN_SIDES: list[tuple[str, str]] = [
     (r"(?:\b(?:sur la|du c[ôo]t[ée]|[àa]) droite\b|\b(?:a|sulla|alla) destra\b|\ba la derecha\b|"
      r"\b(?:à|a|na) direita\b|\bauf der rechten seite\b|\brechts\b|\baan de rechterkant\b|"
      r"오른쪽(?:에는|에|은|는)?|오른편(?:에는|에)?|右側?(?:に|は|には)|右边|右側|右侧)", "on the right"),
-    (r"(?:\ben haut\b|\bin alto\b|\barriba\b|\ben la parte (?:de )?(?:superior|arriba)\b|\boben\b|"
+    (r"(?:\ben haut\b|\bin alto\b|\barriba\b(?! de\b)|\ben la parte (?:de )?(?:superior|arriba)\b|\boben\b|"
      r"\bna parte (?:superior|de cima)\b|\bno (?:topo|alto)\b|\bbovenaan\b|\baan de bovenkant\b|"
      r"위쪽(?:에는|에|은|는)?|상단(?:에는|에)?|"
      r"上部(?:に|は|には)?|上側(?:に|は)?|上半部分?|上方|上面|"
      # at the start of a clause only: "上に空、下に海", "위에는 하늘, 아래에는 바다" (not "テーブルの上に")
      r"(?:^|(?<=[,、\uff0c]\s)|(?<=[,、\uff0c]))(?:上(?:に|は|には)|위(?:에는|에|는)))", "at the top"),
-    (r"(?:\ben bas\b|\bin basso\b|\babajo\b|\ben la parte (?:de )?(?:inferior|abajo)\b|\bunten\b|"
+    (r"(?:\ben bas\b|\bin basso\b|\babajo\b(?! de\b)|\ben la parte (?:de )?(?:inferior|abajo)\b|\bunten\b|"
      r"\bna parte (?:inferior|de baixo)\b|\bonderaan\b|\baan de onderkant\b|"
      r"아래쪽(?:에는|에|은|는)?|하단(?:에는|에)?|"
      r"下部(?:に|は|には)?|下側(?:に|は)?|下半部分?|下方|下面|"
@@ -102,7 +102,9 @@ def _lexicon_sides() -> list[tuple[str, str]]:
     after the phrasings above (the unspaced scripts' side words need the clause rules above)."""
     from agents.lexicon import words_of
 
-    return [(words_of(field, spaced_only=True).pattern, words)
+    # a side followed by "of" is a place by something ("abajo de un farol": under a lamp), not a side
+    of = r"(?!\s+(?:de|di|del|della|von|vom|des|du|do|da|of|van)\b)"
+    return [(f"(?:{words_of(field, spaced_only=True).pattern}){of}", words)
             for field, words in (("left", "on the left"), ("right", "on the right"),
                                  ("top", "at the top"), ("bottom", "at the bottom"))]
 

@@ -1238,3 +1238,41 @@ def test_round5_told_pictures_counted_subjects_and_sizes(prompt, task, intents, 
 def test_round5_last_classes(prompt, task, intents) -> None:
     labels = classify(prompt)
     assert labels.task == task and labels.intents == intents, labels
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    ("i painted the pool white on the second file (that's the mask) - fill it with clear blue water",
+     "inpaint", []),
+    ("can you make the terrace shot wider? extend it to the right for a 2:1 banner", "inpaint", ["outpaint"]),
+    ("take the colours from the 2nd photo and put them on the grey rickshaw in the first one",
+     "image-to-image", ["palette"]),
+    ("the menu photo of the noodle soup has a fly on the rim, pls get rid of it", "inpaint", []),
+    ("catalog shot attached: her face came out blurry. fix just the face", "image-to-image", ["detail"]),
+    ("the attached is a depth map i exported from blender, generate a linen shirt that follows it",
+     "text-to-image", ["control"]),
+    ("I attach canny edges of a rug design, generate a wool carpet following those lines", "text-to-image",
+     ["control"]),
+    ("poster for the 'Mask & Milonga' festival: silhouettes of dancers, 2:3", "text-to-image", []),
+    ("generate 50 images of a cheetah at 2000x2000, then upscale x16", "text-to-image", ["hires"]),
+    ("an old truck, upscaled look, 8k hdr, no image attached i just want it made", "text-to-image",
+     ["hires"]),
+    ("pareja bailando abajo de un farol, letras arriba, formato vertical", "text-to-image", []),
+    ("gambar baru: dua orang di halte, terus wajah mereka dipertajam pakai pass kedua khusus wajah",
+     "text-to-image", ["detail"]),
+])
+def test_round5_blind16_17_classes(prompt, task, intents) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and labels.intents == intents, labels
+
+
+@pytest.mark.parametrize(("prompt", "fmt"), [
+    ("otelimizin kahvaltı büfesi, deniz manzarası, yatay olsun", "wide"),  # noqa: RUF001 - tr, its own clause
+    ("شیر کی تصویر، پھولوں کی بیل، افقی (لینڈ اسکیپ) تصویر", "wide"),
+])
+def test_an_orientation_word_alone_in_its_clause_is_the_shape(prompt, fmt) -> None:
+    shape = find_shape(prompt)
+    assert shape is not None and shape.format == fmt
+
+
+def test_a_physical_size_wide_by_tall_is_its_aspect() -> None:
+    assert abs(parse_request("label art 3 inches wide by 4 tall: copper stills").aspect - 0.75) < 1e-6
