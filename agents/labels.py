@@ -56,7 +56,7 @@ def _words(*words: str) -> str:
 # only after a determiner that points at it, so "a portrait of a woman" stays a text prompt
 _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
-            r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|logos?|frames?|stills?|"
+            r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|frames?|stills?|"
             r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?)(?! life)")
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
@@ -207,9 +207,13 @@ _RULES: dict[str, str] = {
         r"(?:can|could) (?:you|u) (?:please )?(?:fix|repair|restore|clean|sharpen|remove|extend|colou?r))|"
         # a picture told by what it shows and how it is ("the photo of the shelf is cropped too tight",
         # "the selfie of me n lola is blurry")
-        r"\bthe (?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
+        r"(?:\bthe |^\W*)(?:[\w'-]+ ){0,2}?(?:photo|pic|picture|image|shot|selfie|snap|photograph|scan) of "
         r"(?:the |my |our |me\b|us\b|his |her |their )[^.;!?]{0,40}?"
         r"\b(?:is|was|looks|came out|got|has|have|are)\b|"
+        # a logo the user shows ("here's my logo, make it embossed"), not one to draw ("pixel art of our
+        # fandom logo as a neon sign")
+        r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z]+ ){0,2}logos?\b|"
+        r"\b(?:this|the attached|attached|the uploaded) (?:[a-z]+ ){0,2}logos?\b|"
         # "make the terrace shot wider", "widen my beach photo"
         r"\b(?:make|extend|widen|expand) (?:the|my|this|our) (?:[\w'-]+ ){0,2}?"
         r"(?:photo|shot|pic|picture|image)s? "
@@ -539,6 +543,8 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
                 r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
 _OWN_MAP = re.compile(
+    r"\bsent (?:me |us )?(?:a|an|the|their|his|her|this) (?:[\w-]+ )?" + _MAP + r"|"
+    r"\b(?:posed|made|built|set up|created|rigged) (?:a|the|my) (?:pose |openpose )?skeleton\b|"
     r"\b(?:i|we)(?:'m| am|'re| are)? "
     r"(?:attach|attaching|attached|send|sending|sent|upload|uploading|uploaded)"
     r" (?:you )?(?:the |my |a |an |some |our )?(?:canny|depth|openpose|pose|edge|line ?art|lineart|scribble|"
@@ -634,7 +640,8 @@ _OTHER_INPUT = re.compile(_MASK_FOREIGN.pattern + r"|\bmask\w*|\bmarked\b|openpo
                           r"\bdepth\b|\bedges?\b|\bline ?art\b|\bscribble\w*|поз[уае]\b|скелет\w*|карт[уа]\b|"  # noqa: RUF001
                           r"ポーズ|骨架|姿势|深度|线稿|포즈|스켈레톤|σκελετ\w*|πόζα", re.IGNORECASE)
 # a masked part of a picture to redo, not a place for a new subject ("fill the masked region with sky")
-_REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint)\w*\b",
+_REPAINT = re.compile(r"\b(?:fill|refill|repaint|replace|swap|remove|erase|change|fix|retouch|inpaint|"
+                      r"get rid|take out|clean up)\w*\b",
                       re.IGNORECASE)
 # "2 nightstands ... side by side", "two chairs side by side": the subjects stand so, in one picture
 _COUNTED_SIDE_BY_SIDE = re.compile(
@@ -720,8 +727,9 @@ _SUBJECT_MASK = re.compile(
     r"death|tribal|golden|gold|iron|theatre|theater|kabuki|noh|oni|fox|bird|plague|party|welding|clay|beauty|"
     r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
     r"\b(?:wear(?:s|ing)?|wore|with|holding|behind|under|removes?|removing|takes? off|lifting|adjusting)\s+"
-    r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+)?masks?\b|"
-    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+)?masks?\b(?!\s+(?:area|region|image|file|shape))", re.IGNORECASE)
+    r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+){0,3}?masks?\b|"
+    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+){0,3}?masks?\b(?!\s+(?:area|region|image|file|shape))",
+    re.IGNORECASE)
 _USER_MASK = re.compile(
     r"(?<![/\\.\w-])[\w-]*mask[\w-]*\.(?:png|jpe?g|webp|bmp|tiff?)\b|"  # a mask named as a file
     r"\b(?:my|this|our|the attached|attached|the given|the uploaded|the provided)\s+mask\b|"
@@ -790,6 +798,9 @@ _ORDINAL_PICTURE = re.compile(
     r"\bthe (?:second|third|fourth|other|2nd|3rd|4th|last) (?:image|picture|photo|pic|one|shot|file)\b|"
     r"\b(?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
+    r"\b(?:2nd|3rd|second|third) (?:image|picture|photo|pic|shot|file)\b(?! of\b)|"
+    r"\b(?:sending|attaching|uploading|sent|attached|uploaded|here are) (?:you )?(?:3|three|4|four) "
+    r"(?:things|files|pics|pictures|photos|images)\b|"
     r"\b(?:ref|reference) (?:is )?attached\b|\b(?:other|second|2nd|another) (?:file|upload|attachment)\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
@@ -804,13 +815,13 @@ _ORDINAL_PICTURE = re.compile(
 # "this selfie", "the illustration I attached", "my living room photo"
 # the picture nouns and the art a user may give as a second picture ("the watercolor I scanned")
 _ART_PICTURE = (r"(?:" + _PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|collages?|comics?|etchings?|"
-                r"mockups?)")
+                r"mockups?|covers?)")
 _GIVEN_NOUN = re.compile(
     r"\b(?:this|these|my|our|that|the (?:attached|given|uploaded|provided)|"
     r"here(?:'s| is| are) (?:the|a|an))\s+"
     r"(?:[a-z'-]+\s+){0,2}?"
     r"(?P<a>" + _ART_PICTURE + r")\b|"
-    r"\b(?:the|a|an)\s+(?:[a-z'-]+\s+){0,2}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)"
+    r"\b(?:the|a|an)\s+(?:[\w'-]+\s+){0,3}?(?P<b>" + _ART_PICTURE + r")\s+(?:that\s+)?(?:i|we)"
     r"(?:'ve|'m|'re| am| are| will|'ll)?\s+(?:just\s+|also\s+)?"
     r"(?:attached|uploaded|sent|shared|gave|added|made|drew|painted|took|shot|created|scanned|"
     r"attaching|uploading|sending|sharing|adding|giving)\b|"
@@ -874,6 +885,11 @@ def two_pictures(prompt: str) -> bool:
     if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
         return True
     nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
+    if nouns:  # and the picture an edit names ("make the photo of my layout look like the cover I attached")
+        edited = _COMPILED["image-to-image"].search(prompt)
+        found = re.search(r"\b(" + _PICTURE + r")\b", edited.group(0), re.IGNORECASE) if edited else None
+        if found:
+            nouns.add(_stem(found.group(1)))
     return len(nouns) >= 2
 
 # what each label means, for an embedding model to compare prompts with
@@ -990,7 +1006,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
             labels.intents.remove("palette")  # "colorize my lineart as anime": the map drawn in colour
         if "pose" not in labels.intents:
             _add(labels.intents, "control")
-        rest = prompt[:given_map.start()] + " " + prompt[given_map.end():]
+        # "(attached png)" beside a map is the map's attachment, not a picture's
+        rest = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():])
         if not _COMPILED["image-to-image"].search(rest):
             found.discard("image-to-image")
     elif ("control" in labels.intents or ("pose" in labels.intents and not _POSE_FROM.search(prompt))) \
@@ -1066,7 +1083,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)
                                       or lexicon.words_of("remove").search(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
-    unmapped = prompt[:given_map.start()] + " " + prompt[given_map.end():] if given_map else prompt
+    unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
+        if given_map else prompt
     if _MADE_PICTURE.search(unmapped):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
     if (asks_outpaint(prompt) and _given_picture(prompt)) or _STRONG_OUTPAINT.search(prompt) \
@@ -1119,6 +1137,7 @@ def without_paths(prompt: str) -> str:
     return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
 
 
+_ATTACHED_NOTE = re.compile(r"\((?:see )?attached[^)]{0,20}\)", re.IGNORECASE)
 _QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,60}'(?!\w)|\"[^\"\n]{1,60}\"|"
                      r"[\u201c\u00ab\u300c][^\n]{1,60}?[\u201d\u00bb\u300d]")
 # the technical names of a control map, which users keep in English in any language

@@ -1276,3 +1276,24 @@ def test_an_orientation_word_alone_in_its_clause_is_the_shape(prompt, fmt) -> No
 
 def test_a_physical_size_wide_by_tall_is_its_aspect() -> None:
     assert abs(parse_request("label art 3 inches wide by 4 tall: copper stills").aspect - 0.75) < 1e-6
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    ("guest photo of the salon came out nice except a water bottle on the table, get rid of it, "
+     "I painted it white in the mask file", "inpaint", []),
+    ("in the room shot I sent, the corner I masked is empty - put a pouf there like ours (3rd pic, tan one)",
+     "inpaint", ["reference"]),
+    ("the architect sent a depth map of the new suite - make a realistic photo of the room that follows it",
+     "text-to-image", ["control"]),
+    ("I posed a skeleton in the openpose editor (attached png) - a woman in a kimono, follow that pose",
+     "text-to-image", ["pose"]),
+    ("sending 3 things: the cafe photo, a mask over the empty shelf, and a pic of our bag. fill the shelf",
+     "inpaint", ["reference"]),
+    ("make the photo of my model railway look like the old catalogue cover i attached", "image-to-image",
+     ["style"]),
+    ("photo of a woman wearing a knitted balaclava mask with an icelandic pattern", "text-to-image", []),
+    ("pixel art of our fandom logo as a pink neon sign in a rainy alley", "text-to-image", []),
+])
+def test_round5_blind18_19_classes(prompt, task, intents) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and labels.intents == intents, labels
