@@ -59,13 +59,13 @@ BLIND_FLOORS = {"blind3.jsonl": 59, "blind4.jsonl": 60, "blind5.jsonl": 60, "bli
                 "blind7.jsonl": 60, "blind8.jsonl": 57, "blind9.jsonl": 59, "blind10.jsonl": 59,
                 "blind11.jsonl": 59, "blind12.jsonl": 57, "blind13.jsonl": 57, "blind14.jsonl": 60,
                 "blind15.jsonl": 57, "blind16.jsonl": 59, "blind17.jsonl": 60, "blind18.jsonl": 58,
-                "blind19.jsonl": 60}
+                "blind19.jsonl": 60, "blind20.jsonl": 59, "blind21.jsonl": 57}
 # and the prompts planned without their files that named every implied input (issue 17 rounds 3-5)
 INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "blind6.jsonl": 22,
                 "blind7.jsonl": 23, "blind8.jsonl": 23, "blind9.jsonl": 24, "blind10.jsonl": 24,
                 "blind11.jsonl": 24, "blind12.jsonl": 21, "blind13.jsonl": 23, "blind14.jsonl": 24,
                 "blind15.jsonl": 23, "blind16.jsonl": 23, "blind17.jsonl": 24, "blind18.jsonl": 24,
-                "blind19.jsonl": 23}
+                "blind19.jsonl": 23, "blind20.jsonl": 23, "blind21.jsonl": 21}
 
 
 @pytest.mark.parametrize(("name", "floor"), sorted(BLIND_FLOORS.items()))
