@@ -68,7 +68,12 @@ INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "bli
                 "blind19.jsonl": 23, "blind20.jsonl": 23, "blind21.jsonl": 21}
 
 
-@pytest.mark.parametrize(("name", "floor"), sorted(BLIND_FLOORS.items()))
+FAST_SETS = {"blind20.jsonl", "blind21.jsonl"}  # the rest run with --slow (CI runs both): ~1 min of plans
+
+
+@pytest.mark.parametrize(("name", "floor"), [
+    pytest.param(name, floor, marks=() if name in FAST_SETS else pytest.mark.slow)
+    for name, floor in sorted(BLIND_FLOORS.items())])
 def test_the_blind_sets_keep_their_figures(planner, name, floor) -> None:
     records = load_prompts(SETS / name)
     report = evaluate(planner, records, limits_check=lambda graph: [])
