@@ -157,7 +157,8 @@ def test_dual_cfg_guider_is_comfyuis_two_scale_guidance(ex, models, style):
     with torch.no_grad():
         ref = run_sampler("euler", reference, ms, sigmas, prepare_noise((1, 4, 8, 8), SEED),
                           torch.zeros(1, 4, 8, 8), seed=SEED)
-    assert float((out["s"]["latent"] - ref).abs().max()) <= 1e-4
+    # float32 rounding at latents of ~20 differs between CPUs by ~1e-4 (a wrong guider by ~1e-1)
+    assert float((out["s"]["latent"] - ref).abs().max()) <= 1e-4 + 1e-5 * float(ref.abs().max())
 
 
 def test_ip2p_and_dual_guider_errors_are_structured(ex, root):

@@ -164,9 +164,12 @@ def brownian(setup: Setup, sigmas, kd=None):
 
 
 def assert_close(a, b, what: str) -> None:
+    """Equal to float32 rounding: TOL, plus 1e-5 of the largest value (latents reach ~20, where
+    summation order differs between CPUs by ~1e-4; a wrong sampler differs by ~1e-1)."""
     diff = float((a - b).abs().max())
-    print(f"{what}: max abs diff {diff:.3g}")
-    assert a.shape == b.shape and math.isfinite(diff) and diff <= TOL, f"{what}: {diff}"
+    bound = TOL + 1e-5 * float(b.abs().max())
+    print(f"{what}: max abs diff {diff:.3g} (bound {bound:.3g})")
+    assert a.shape == b.shape and math.isfinite(diff) and diff <= bound, f"{what}: {diff} > {bound}"
 
 
 # the k-diffusion function for each of ours, and how its noise is given
