@@ -298,6 +298,7 @@ def test_models_and_metrics_describe_what_is_configured_and_held(daemon):
     assert "tiny-sd" in str(engine["models"])
 
 
+@pytest.mark.slow  # ~25-55 s on 2 cores; the fast run keeps the Ray engine in test_scheduler
 def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
     # no node timeout here: on a loaded 2-core machine a text encoder can take many seconds
     d = Daemon(state, "--engine", "ray", "--workers", "2").start(timeout=180)
@@ -316,6 +317,7 @@ def test_the_default_ray_engine_runs_jobs_on_worker_actors(state):
         assert d.terminate() == 0
 
 
+@pytest.mark.slow  # ~25-55 s on 2 cores; the fast run keeps the Ray engine in test_scheduler
 def test_a_hung_node_times_out_on_the_ray_engine(state):
     # Only the hung job runs, so the timeout cannot catch a node that is merely slow because the
     # machine is busy; the hung block sleeps far longer than the timeout, whatever the load.

@@ -481,6 +481,7 @@ def test_higher_priority_first_then_fair_shares(one_worker):
     assert order[3:] == ["other0", "low1", "other1", "low2"]
 
 
+@pytest.mark.slow  # ~25-55 s on 2 cores; the fast run keeps the Ray engine in test_scheduler
 def test_a_late_high_priority_job_waits_for_at_most_the_queued_node(ray_session):
     with Scheduler(config=CONFIG, gpus=0, cpu_workers=1, queue_depth=2) as s:
         s.wait_ready()
