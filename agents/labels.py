@@ -413,9 +413,11 @@ _INTENT_RULES: dict[str, str] = {
         r"(?:r[ée]solu\w*|risoluzione|aufl[öo]sung)\b|アップスケール|高解像度|放大|超分|提高分辨率|高清化|업스케일|"
         r"\b(?:increase|double|triple|quadruple|raise) (?:the )?(?:resolution|size|pixel count)\b|"
         r"\b[248]x (?:bigger|larger|resolution|upscale|size)\b|"
-        r"\bmake (?:it|this|that|them|(?:this|the|my|that|our) (?:[a-z]+ )?(?:image|photo|picture|pic|shot|"
-        r"selfie|scan|drawing|painting|one)s?) (?:a lot |much |a bit |way )?"
-        r"(?:bigger|larger|higher resolution|sharper)\b|"
+        r"\bmake (?:it|this|that|them|(?:this|the|my|that|our) (?:[\w'-]+ ){0,3}?(?:image|photo|picture|pic|"
+        r"shot|selfie|scan|drawing|painting|one)s?"
+        r"(?: (?:i|we) (?:\w+ ){0,2}?(?:uploaded|attached|sent|shared|posted|gave you))?) "
+        r"(?:a lot |much |a bit |way |\d+ ?x |\d+ times )?"
+        r"(?:bigger|larger|higher[- ]res\w*|sharper)\b|"
         r"\b(?:vergroot\w*|opschal\w*|agrand(?:ar|a|e)\b|ampliar\w*|"
         r"ingrandire)\b(?!\s+(?:\w+\s+)?" + _TONE + r")|"
         r"\baument(?:a|ar|e)\w* (?:esta|este|essa|esse|la|el|a|o|mi|minha|meu) (?:foto\w*|imagen|imagem|"
@@ -689,7 +691,7 @@ _UPSCALE_GIVEN = re.compile(
     r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
-    r"\bhigher[- ]res(?:olution)?\b|\bblow (?:it |this |them )?up\b|"
+    r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     r"\bmore (?:pixels|resolution)\b|\bpara imprimir\b|\bper (?:la )?stampa\b|\bzum drucken\b|"
     r"\bpour (?:l')?imprim\w*|\bom (?:af )?te drukken\b|"
     # "N times as big" of the given picture, in other languages
@@ -790,6 +792,36 @@ _EDIT_VERBS = re.compile(
     r"remov\w*|apag\w*|substitu\w*|"  # pt
     r"удали\w*|убери\w*|замени\w*)\b|"  # ru
     r"消して|消す|削除|取り除|除去|去掉|删除|删掉|移除|去除|抹掉|替换|지워|제거", re.IGNORECASE)
+# verbs that act only on a picture the user has ("poistaa ton tyypin", "tirar aquele poste", "colorize
+# grandpa's portrait"): no new picture has anything to remove, colour in or extend (a subject's action,
+# "a magician about to remove the cloth", is no edit)
+_PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|uncrop)\b", re.IGNORECASE)
+# a background changed (a region of the given picture repainted): "swap out the background", Hinglish
+# "uska background badal ke"
+_NEW_BACKGROUND = re.compile(r"\b(?:change|replace|swap|switch)\s+(?:out\s+)?(?:the|its|his|her|their)\s+"
+                             r"background|\bbackground\s+(?:ko\s+)?badal", re.IGNORECASE)
+_SUBJECT_ACTION = re.compile(r"\b(?:about|going|trying|ready|starting) to\s+$|\b(?:is|are|was|were)\s+$",
+                             re.IGNORECASE)
+
+
+def _edits_given(prompt: str) -> bool:
+    """Whether ``prompt`` asks for an edit only a given picture can have: something removed,
+    coloured in or extended, a background changed, in English or a language of the lexicon."""
+    for rx in (_PICTURE_VERB, _NEW_BACKGROUND, lexicon.words_of("remove"), lexicon.words_of("colorize"),
+               lexicon.words_of("extend")):
+        for m in rx.finditer(prompt):
+            if not _SUBJECT_ACTION.search(prompt[max(0, m.start() - 20):m.start()]):
+                return True
+    return False
+
+
+# a resolution tag ("4k", "8k") alone is a quality tag; beside words of a huge picture or of fine detail
+# everywhere it asks for a picture larger than one pass makes
+_RES_TAG = re.compile(r"\b(?:4|8|16) ?k\b|\b(?:uhd|ultra[- ]hd)\b", re.IGNORECASE)
+_BIG_OR_FINE = re.compile(r"\b(?:huge|massive|giant|gigantic|enormous)\b|"
+                          r"\b(?:lots of|tons of|full of) (?:tiny |fine |small |little )?details?\b|"
+                          r"\btiny details\b|\bevery (?:single )?\w+(?: and \w+)? (?:is )?visible\b",
+                          re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 # one of several pictures the user gives, named by its place ("image B", "the second photo", "the
 # other one", "the first one") or as a reference ("ref pic attached", "the reference image")
@@ -993,6 +1025,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         styles=[s for s in STYLES if s in found],
         formats=[f for f in FORMATS if f in found],
     )
+    if "large" not in labels.formats and _RES_TAG.search(prompt) and _BIG_OR_FINE.search(prompt):
+        labels.formats.append("large")  # "huge 4K wallpaper, crisp detail everywhere": two tiled passes
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
     labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
@@ -1021,6 +1055,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.add("image-to-image")
         if _MASK_FOREIGN.search(prompt) or lexicon.words_of("mask").search(prompt):
             found.add("inpaint")
+    if "image-to-image" not in found and not given_map and _edits_given(prompt):
+        found.add("image-to-image")  # "voisitsä poistaa ton tyypin tosta taustalta": a given picture's
     if "image-to-image" not in found and "mask-region" not in labels.intents and mask_given(prompt):
         if _INSIDE_AREA.search(prompt) and not _REPAINT.search(prompt):
             labels.intents.append("mask-region")  # "I drew a mask - put a puppy only inside that area"
@@ -1081,7 +1117,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "detail" in labels.intents and "image-to-image" not in found:
         found.discard("inpaint")  # "then fix the face": a detail pass of the new picture
     if "image-to-image" in found and (_EDIT_VERBS.search(prompt) or _misspelt_edit(prompt)
-                                      or lexicon.words_of("remove").search(prompt)):
+                                      or lexicon.words_of("remove").search(prompt)
+                                      or _NEW_BACKGROUND.search(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
     unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
         if given_map else prompt
@@ -1118,9 +1155,19 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     return labels
 
 
-# a file system path ("/etc/shadow", "~/x.png", "../../secrets.png", "C:\\x"): never an input
-_PATH = re.compile(r"(?:^|(?<=[\s(\"'`]))(?:/|~/|\.\.?/|[a-z]:\\)\S*", re.IGNORECASE)
+# a file system path ("/etc/shadow", "~/x.png", "../secrets.png", "C:\\x", "..\\Windows"): never an input
+_PATH = re.compile(r"(?:^|(?<=[\s(\"'`]))(?:/(?=[\w.~-])|~/|\.\.?[/\\]|[a-z]:\\)\S*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
+_CLAUSE = re.compile(r",\s*|\s+(?:and|then|also)\s+", re.IGNORECASE)
+# words of a prompt injection ("ignore all previous instructions", "developer mode", "SYSTEM:"): there a
+# path is an attack on the daemon, and no sentence naming one is read
+_INJECTION = re.compile(r"\bignore\b[^.]{0,40}\b(?:instructions?|rules|prompt|template)\b|"
+                        r"\bdeveloper mode\b|"
+                        r"\bsystem\s*(?:prompt|override|:)|<\|system\|>|[{\[]\s*\"\w+\"\s*:", re.IGNORECASE)
+# a clause that sends the output or a node to a path ("save it to ..\\Windows", "writes to /etc/cron.d")
+_IMAGE_FILE = re.compile(r"\.(?:png|jpe?g|webp|bmp|tiff?|gif|heic)$", re.IGNORECASE)
+_TO_PATH = re.compile(r"\b(?:save|saves|saved|saving|write|writes|writing|output|store|put|copy|send)\b",
+                      re.IGNORECASE)
 
 
 def has_paths(prompt: str) -> bool:
@@ -1129,12 +1176,34 @@ def has_paths(prompt: str) -> bool:
     return bool(_PATH.search(prompt))
 
 
+def strip_paths(text: str) -> str:
+    """``text`` without its file system paths (what the text encoder is given: a path is nothing to
+    draw, and the prompt text is kept in the job's record)."""
+    return _PATH.sub(" ", text)
+
+
 def without_paths(prompt: str) -> str:
-    """``prompt`` without the sentences that name a file system path: "load /etc/shadow as the
-    input image" asks for nothing the planner would do, so it sets no task."""
+    """``prompt`` as the rules read it when it names file system paths. Paths to picture files only,
+    none sent anything: each is "the given picture" (the file given by role, never the path:
+    "colorize C:\\opa_1921.jpg" colours the given image). A prompt naming another path ("load
+    /etc/passwd as the image") or sending something to one ("and save it to ..\\Windows") is hostile:
+    no clause of it naming such a path is read; in a prompt injection ("ignore all previous instructions",
+    graph JSON) no sentence naming one is."""
     if not _PATH.search(prompt):
         return prompt
-    return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
+    clauses = _CLAUSE.split(prompt)
+    if _INJECTION.search(prompt):
+        return " ".join(s for s in _SENTENCE_END.split(prompt) if s.strip() and not _PATH.search(s))
+    def pictures(text: str) -> bool:
+        return all(_IMAGE_FILE.search(m.group(0).rstrip(".,;:!?)]}'\"")) for m in _PATH.finditer(text))
+
+    if pictures(prompt) and not any(_PATH.search(c) and _TO_PATH.search(c) for c in clauses):
+        return _PATH.sub("the given picture", prompt)
+    def hostile(clause: str) -> bool:  # sends to a path, names another file, or is only a path
+        return bool(_PATH.search(clause)) and (bool(_TO_PATH.search(clause)) or not pictures(clause)
+                                               or not re.search(r"[^\W\d_]", _PATH.sub("", clause)))
+
+    return ", ".join(_PATH.sub("the given picture", c) for c in clauses if c.strip() and not hostile(c))
 
 
 _ATTACHED_NOTE = re.compile(r"\((?:see )?attached[^)]{0,20}\)", re.IGNORECASE)

@@ -650,6 +650,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'substituam', 'troque por', 'trocar por', 'troca por', 'livre-se de', 'se livrar de',
             'livrar-se de', 'faça sumir', 'faz sumir', 'fazer sumir', 'faça desaparecer',
             'tira da foto', 'tire da foto',
+            'tirar aquele', 'tirar aquela', 'tirar esse', 'tirar essa', 'tira aquele', 'tira aquela',
+            'tira esse', 'tira essa', 'tirar isso', 'tira isso',
         ),
         "tall": (
             'vertical', 'verticais', 'formato vertical', 'no formato vertical', 'em formato vertical',
@@ -1125,6 +1127,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'andre pass', 'totrinnsgenerering',
         ),
         "upscale": (
+            'det større', 'den større', 'bildet større', 'biletet større', 'og større', 'større og skarpere',
+            'større og skarpare',
             'forstørr', 'forstørre', 'forstørrer', 'forstørrelse', 'oppskaler', 'oppskalere',
             'skaler opp', 'øk oppløsningen', 'høyere oppløsning', 'i høyere oppløsning',
             'doble oppløsningen',

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.labels import Labels, classify, has_paths
+from agents.labels import Labels, classify, has_paths, strip_paths, without_paths
 from agents.language import language
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
 from agents.typos import fix_typos
@@ -52,6 +52,7 @@ _PANORAMA = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|ultra-?wide|banner)
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 CLIP_TOKENS = 75  # per window, without the start and end tokens
 CLIP_WINDOWS = 8  # windows sd.encode_prompt encodes (plugins.sd.prompt.MAX_WINDOWS)
+MAX_SIDE = 16384  # the largest side a latent block takes
 LARGE_PIXELS = 1536 * 1536  # an explicit size this large asks for a large image
 # a model family the prompt asks for; "with the sdxl model" is an instruction and leaves the text
 # the name may carry a particle or suffix of another script ("SDXL로", "SDXL-ով", "SDXLで"): no Latin
@@ -134,12 +135,12 @@ class Request:
 def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
     for m in _SIZE.finditer(prompt):
         w, h = int(m.group(1)), int(m.group(2))
-        if 64 <= w <= 16384 and 64 <= h <= 16384:  # "3x4 grid", "2x zoom" are no sizes
+        if 64 <= w <= 65536 and 64 <= h <= 65536:  # "3x4 grid", "2x zoom" are no sizes
             return w, h, m.span()
     for m in _SIZE_WORDS.finditer(prompt):
         g = m.groups()
         w, h = (int(g[0]), int(g[1])) if g[0] else (int(g[3]), int(g[2])) if g[2] else (int(g[4]), int(g[5]))
-        if 64 <= w <= 16384 and 64 <= h <= 16384:
+        if 64 <= w <= 65536 and 64 <= h <= 65536:
             return w, h, m.span()
     return None
 
@@ -156,7 +157,7 @@ def without_negations(prompt: str) -> str:
 
 def labels_text(prompt: str) -> str:
     """What labels are read from: the prompt without LoRA tags and negations."""
-    return without_negations(_LORA.sub(" ", prompt))
+    return without_negations(without_paths(_LORA.sub(" ", prompt)))
 
 
 def text_notes(request: Request, notes: list[str]) -> None:
@@ -180,8 +181,9 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
     words of a few other languages; what they miss falls back to the plain template)."""
     fixed = fix_typos(normalize(prompt))[1]
     if has_paths(prompt):
-        notes.append("the sentences naming a file system path were not read: the planner never reads a "
-                     "path from the prompt; inputs come only from the files given by role")
+        notes.append("the file system paths in the prompt were not read (a path to a picture is read as the "
+                     "given picture, nothing is saved to a path): the planner never reads a path from the "
+                     "prompt; inputs come only from the files given by role")
     lang = language(prompt)
     if fixed and lang is None:  # in another language these are its own words ("formato"), read alike
         notes.append("read " + ", ".join(f"{a!r} as {b!r}" for a, b in fixed[:8])
@@ -191,7 +193,10 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
     found = request.labels
     how = "classified by meaning with the embedding model" if embedder else \
         "no embedding model is configured (agent.embedding_model) to classify it by meaning"
+    shaped = {"wide", "tall", "large"} & set(found.formats)
     fallback = "" if found.intents else \
+        f"; with no composition recognised, a template of the task ({found.task}) for the shape asked " \
+        f"({', '.join(sorted(shaped))}) is planned" if shaped else \
         f"; with no composition recognised, the plain template of the task ({found.task}) is planned"
     notes.append(f"the prompt looks {lang}: {how}; the keyword rules read English, the format, mask and "
                  f"edit words of a few languages and the given-picture, style and palette words of 33 "
@@ -207,7 +212,7 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     """Read size, aspect, steps, seed, LoRA tags and things to avoid out of ``prompt``; only
     unambiguous phrases count ("1024x768", "16:9", "portrait orientation", "seed 42", "30 steps"),
     so a time of day, a count of objects or "a wide river" stay in the prompt."""
-    labels = labels if labels is not None else classify(without_negations(_LORA.sub(" ", prompt)))
+    labels = labels if labels is not None else classify(labels_text(prompt))
     req = Request(prompt=prompt.strip(), labels=labels)
     req.loras = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0)
                  for m in _LORA.finditer(prompt)]
@@ -216,7 +221,14 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
     if size:
         req.width, req.height = size[0], size[1]
         req.aspect = size[0] / size[1]
-        if size[0] * size[1] >= LARGE_PIXELS and "large" not in labels.formats:
+        if max(size[0], size[1]) > MAX_SIDE:  # "20000x10000": the asked shape, at the largest side a
+            scale = MAX_SIDE / max(size[0], size[1])  # latent takes (the limits check clamps it further)
+            req.width, req.height = max(64, int(size[0] * scale)), max(64, int(size[1] * scale))
+        if max(req.aspect, 1 / req.aspect) >= PANORAMA_FROM - 1e-6:
+            # "1800 wide 450 tall", "800x4000": a banner's or a scroll's shape, which the panorama
+            # template tiles along its long side (however many pixels)
+            _add_format(labels, "wide" if req.aspect > 1 else "tall")
+        elif size[0] * size[1] >= LARGE_PIXELS and "large" not in labels.formats:
             labels.formats.append("large")  # larger than any model's native size: a large image
     if req.aspect is None:
         ratio = explicit_ratio(prompt)
@@ -338,7 +350,7 @@ def clean_prompt(prompt: str) -> str:
     >>> clean_prompt("a clock tower at 10:30, three ships in the harbour, a wide river")
     'a clock tower at 10:30, three ships in the harbour, a wide river'
     """
-    text = _LORA.sub(" ", prompt)
+    text = strip_paths(_LORA.sub(" ", prompt))
     size = _size(text)
     if size:
         text = text[:size[2][0]] + " " + text[size[2][1]:]
