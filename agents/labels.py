@@ -174,7 +174,8 @@ _RULES: dict[str, str] = {
     ),
     "image-to-image": (
         r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
-        r"(?:(?:this|these|my|our|the (?:input|given|attached|uploaded|provided)|attached) "
+        # "for our website hero image": the picture's purpose, not a given one
+        r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
         r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img|"
         r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
         r"took|shot|posted|added)\b|"
@@ -730,7 +731,11 @@ _SUBJECT_MASK = re.compile(
     r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
     r"\b(?:wear(?:s|ing)?|wore|with|holding|behind|under|removes?|removing|takes? off|lifting|adjusting)\s+"
     r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+){0,3}?masks?\b|"
-    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+){0,3}?masks?\b(?!\s+(?:area|region|image|file|shape))",
+    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+){0,3}?masks?\b(?!\s+(?:area|region|image|file|shape))|"
+    # "a mask-wearing guard", "half his face masked in shadow", "a masked vigilante"
+    r"\bmask-?wearing\b|\bmasked\s+(?:in|by)\s+(?:deep\s+)?(?:shadows?|darkness|light|fog|mist|smoke)\b|"
+    r"\bmasked\s+(?:man|woman|men|women|figures?|heroe?s?|vigilantes?|bandits?|robbers?|dancers?|strangers?|"
+    r"riders?|singers?|wrestlers?|warriors?|knights?|ball|crusaders?|assassins?|thie(?:f|ves))\b",
     re.IGNORECASE)
 _USER_MASK = re.compile(
     r"(?<![/\\.\w-])[\w-]*mask[\w-]*\.(?:png|jpe?g|webp|bmp|tiff?)\b|"  # a mask named as a file
@@ -741,7 +746,10 @@ _USER_MASK = re.compile(
     r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask|made a mask|marked)\b|\(mask\b|"
     r"\bwith (?:a |the )?mask\W*$|"
     r"\b(?:marked|masked|covered|outlined|painted) (?:with|by|in) (?:a|the|my) mask\b|"
-    r"\bthe mask (?:is )?(?:over|on|around)\b",
+    r"\bthe mask (?:is )?(?:over|on|around)\b|"
+    r"\b(?:the|a|my) (?:[\w-]+ ){0,2}?mask (?:that )?(?:i|we)(?:'ve| have)? (?:just )?(?:drew|drawn|made|"
+    r"painted|created|did|prepared)\b|"  # "with the mask i drew (white blob bottom right)"
+    r"\b(?:j'ai|on a) (?:fait|faite|dessin[ée]|peint|cr[ée][ée]) (?:un|le|mon|une) (?:mask|masque)\b",
     re.IGNORECASE)
 
 
@@ -822,6 +830,7 @@ _BIG_OR_FINE = re.compile(r"\b(?:huge|massive|giant|gigantic|enormous)\b|"
                           r"\b(?:lots of|tons of|full of) (?:tiny |fine |small |little )?details?\b|"
                           r"\btiny details\b|\bevery (?:single )?\w+(?: and \w+)? (?:is )?visible\b",
                           re.IGNORECASE)
+_HEX_COLOURS = re.compile(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b", re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 # one of several pictures the user gives, named by its place ("image B", "the second photo", "the
 # other one", "the first one") or as a reference ("ref pic attached", "the reference image")
@@ -849,7 +858,7 @@ _ORDINAL_PICTURE = re.compile(
 _ART_PICTURE = (r"(?:" + _PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|collages?|comics?|etchings?|"
                 r"mockups?|covers?)")
 _GIVEN_NOUN = re.compile(
-    r"\b(?:this|these|my|our|that|the (?:attached|given|uploaded|provided)|"
+    r"\b(?:this|these|(?<!for )my|(?<!for )our|that|the (?:attached|given|uploaded|provided)|"
     r"here(?:'s| is| are) (?:the|a|an))\s+"
     r"(?:[a-z'-]+\s+){0,2}?"
     r"(?P<a>" + _ART_PICTURE + r")\b|"
@@ -876,7 +885,17 @@ _MADE_PICTURE = re.compile(
     r"\b(?:i|we)(?: have| 've|'ve| have got|'ve got| got)\s+(?:a|an|this|one|some)\s+"
     r"(?:(?:old|nice|lovely|great|favou?rite|little|blurry|faded|scanned|digital)\s+)?"
     r"(?:photo|picture|pic|snapshot|photograph|selfie|scan|render|drawing|sketch)s?\s+(?:of|from)\s+"
-    r"(?:my|our|his|her|their|me|us|the)\b", re.IGNORECASE)
+    r"(?:my|our|his|her|their|me|us|the)\b|"
+    # "attached: photo of my studio", "on the card art attached", "got a sleeve photo from a client"
+    r"^\W*attached\s*[:\-\u2013]|\b(?:card |cover |box |concept |key |fan |pixel |line )?art(?:work)?s? "
+    r"(?:is )?attached\b|"
+    r"\b(?:got|received|been sent|was sent|were sent) (?:a|an|this|these|some|the) (?:[\w'-]+ ){0,4}?"
+    + _PICTURE + r" from\b|"
+    # "I drew a rough pencil sketch of our lodge - turn it into a realistic photo"
+    r"\b(?:i|we) (?:drew|painted|sketched|made|did|rendered|doodled) (?:a|an|this|one|some) "
+    r"(?:[\w'-]+ ){0,3}?"
+    r"(?:sketch(?:es)?|drawings?|paintings?|doodles?|renders?|pictures?|pics?|line ?art)\b[^.;!?]{0,80}"
+    r"\b(?:turn|make|change|convert|redo|colou?r|render) (?:it|this|them|that)\b", re.IGNORECASE)
 
 
 # two pictures the user sends, named in one breath ("I'm attaching my photo and the album cover I
@@ -890,6 +909,11 @@ _TWO_FOREIGN = re.compile(
     r"отправил\w*)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*)[^.;!?]{0,60}?"
     r"\s(?:и|а также|плюс)\s+(?:\w+\s+)?(?:картин\w*|репродукци\w*|рисун\w*|фото\w*|снимок|кадр\w*|"  # noqa: RUF001
     r"изображени\w*)", re.IGNORECASE)
+# the rest of a new picture described beside the masked area ("put a cheetah there, rest is savanna")
+_REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
+                      r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b",
+                      re.IGNORECASE)
+_MASK_IS = re.compile(r"\bmask\s*(?:is|=|:|-)\s*(?:the|in the|on the)?\s*$", re.IGNORECASE)
 _IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
                       re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",
@@ -912,15 +936,18 @@ def two_pictures(prompt: str) -> bool:
     """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
     ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
-    ordinals = [m for m in _ORDINAL_PICTURE.finditer(prompt)
-                if not _IS_MASK.match(prompt, m.end())]  # "on the second file (that's the mask)"
+    ordinals = [m for m in _ORDINAL_PICTURE.finditer(prompt)  # "on the second file (that's the mask)",
+                if not _IS_MASK.match(prompt, m.end())  # "mask is the 2nd file"
+                and not _MASK_IS.search(prompt[max(0, m.start() - 16):m.start()])]
     if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
         return True
-    nouns = {_stem(next(g for g in m.groups() if g)) for m in _GIVEN_NOUN.finditer(prompt)}
+    given = list(_GIVEN_NOUN.finditer(prompt))
+    nouns = {_stem(next(g for g in m.groups() if g)) for m in given}
     if nouns:  # and the picture an edit names ("make the photo of my layout look like the cover I attached")
         edited = _COMPILED["image-to-image"].search(prompt)
         found = re.search(r"\b(" + _PICTURE + r")\b", edited.group(0), re.IGNORECASE) if edited else None
-        if found:
+        # one noun phrase is one picture: "here's our box cover render" (cover, render)
+        if found and not any(m.start() <= edited.start() + found.start() <= m.end() + 12 for m in given):
             nouns.add(_stem(found.group(1)))
     return len(nouns) >= 2
 
@@ -1058,7 +1085,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "image-to-image" not in found and not given_map and _edits_given(prompt):
         found.add("image-to-image")  # "voisitsä poistaa ton tyypin tosta taustalta": a given picture's
     if "image-to-image" not in found and "mask-region" not in labels.intents and mask_given(prompt):
-        if _INSIDE_AREA.search(prompt) and not _REPAINT.search(prompt):
+        if (_INSIDE_AREA.search(prompt) or _REST_IS.search(prompt)) and not _REPAINT.search(prompt):
             labels.intents.append("mask-region")  # "I drew a mask - put a puppy only inside that area"
         else:  # "masku přikládám, doplň tam kus oblohy": a mask is of a picture to repaint
             found.add("inpaint")
@@ -1080,6 +1107,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     second = lexicon.second_picture_role(prompt, _OTHER_INPUT) if given else None
     if second and not set(labels.intents) & {"style", "palette", "reference"}:
         _add(labels.intents, second)  # "la foto del mio outfit nello stile del dipinto che ti allego"
+    if "palette" in labels.intents and not given and _HEX_COLOURS.search(prompt):
+        labels.intents.remove("palette")  # "use this palette: #1b2a4a #e8d5b7": the colours, written out
     for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
         if intent in labels.intents and not given and not explicit.search(prompt):
             labels.intents.remove(intent)

@@ -152,3 +152,62 @@ def test_paths_to_save_to_or_in_an_injection_set_no_task(planner: Planner, promp
     plan = planner.plan(prompt)
     assert plan.template == "txt2img"
     assert not any("/etc" in str(n.params) or "Windows" in str(n.params) for n in plan.graph.nodes.values())
+
+
+# -- a given picture in more English forms; a subject's mask; colours written out ---------------------
+
+@pytest.mark.parametrize("prompt", [
+    "attached: photo of my little studio room. make it a cyberpunk studio, neon everywhere",
+    "on the card art attached pls fix the knights hands, fingers are wierd and melted",
+    "got a fresh healed sleeve photo from a client, make a watercolor version of it for our insta",
+    "I drew a rough pencil sketch of our new tented lodge - turn it into a realistic photo, keep my lines",
+    "here's our box cover render. redo it in a darker gothic mood but keep everything where it is",
+])
+def test_a_given_picture_in_more_english_forms(planner: Planner, prompt: str) -> None:
+    assert classify(prompt).task == "image-to-image", prompt
+    assert _refused_roles(planner, prompt) == {"image"}  # one picture: no style or palette asked
+
+
+@pytest.mark.parametrize("prompt", [
+    "Sunset over the caldera, two sun loungers, 1920x1080 for our website hero image",
+    "a cosy reading nook with a cat, as a background for my profile picture",
+])
+def test_a_picture_named_as_the_purpose_is_not_given(prompt: str) -> None:
+    assert classify(prompt).task == "text-to-image"
+
+
+@pytest.mark.parametrize("prompt", [
+    "boxer looking at an old photograph of his younger self, half his face masked in shadow",
+    "Draw a mask-wearing security guard at the gate of an IT park, reference photo quality",
+    "a masked vigilante on a rooftop in the rain, comic style",
+])
+def test_a_subjects_mask_is_no_inpainting(planner: Planner, prompt: str) -> None:
+    assert classify(prompt).task == "text-to-image"
+    assert planner.plan(prompt).template == "txt2img"
+
+
+def test_colours_written_out_are_no_palette_input(planner: Planner) -> None:
+    prompt = "a snowy quebec village at dusk, use this palette: #1b2a4a #e8d5b7 #c0392b"
+    assert "palette" not in classify(prompt).intents
+    assert planner.plan(prompt).template == "txt2img"
+
+
+@pytest.mark.parametrize("prompt", [
+    "with the mask i drew (white blob bottom right) put a sleeping cheetah there, rest is savanna at noon",
+    "j'ai faite un mask blanc dans le coin en haut à droite, mets-y un dragon, le reste un village la nuit",
+])
+def test_a_mask_drawn_for_a_new_picture_is_a_masked_region(planner: Planner, prompt: str, tmp_path) -> None:
+    from PIL import Image
+
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and "mask-region" in labels.intents
+    bare = planner.plan(prompt)  # without the mask: the text-only template, and the trace says so
+    assert bare.template == "txt2img" and any("mask" in n for n in bare.trace["notes"])
+    path = tmp_path / "mask.png"
+    Image.new("L", (64, 64), 0).save(path)
+    assert planner.plan(prompt, images={"mask": str(path)}).template == "masked_regions"
+
+
+def test_a_mask_named_as_the_second_file_is_no_second_picture() -> None:
+    labels = classify("repaint the locomotive in my foto to JR green, only the loco, mask is the 2nd file")
+    assert labels.task == "inpaint" and "reference" not in labels.intents
