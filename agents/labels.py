@@ -186,7 +186,8 @@ _RULES: dict[str, str] = {
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
-        r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render) attached\)?|"
+        r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render)"
+        r"(?:\s*(?:\+|&|and|with)\s*(?:the\s+|a\s+)?mask)? (?:are |is )?attached\)?|"
         # "bride blinked in the attached", "see the uploaded": the picture named by its participle alone
         r"\b(?:the|this|my|our) (?:attached|uploaded|enclosed) (?!(?:[a-z]+ )?(?:mask|map|depth|pose|"
         r"skeleton|palette|swatch|scribble|line ?art|canny|edge|file)s?\b)[a-z]+|"
@@ -1155,7 +1156,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
     if (asks_outpaint(prompt) and _given_picture(prompt)) or _STRONG_OUTPAINT.search(prompt) \
             or (lexicon.has_word(prompt, "extend") and "upscale" not in labels.intents
-                and lexicon.gives_picture(prompt, _OTHER_INPUT)):
+                and ("image-to-image" in found or lexicon.gives_picture(prompt, _OTHER_INPUT))):
         # "extend this photo to 16:9", "uncrop": an inpainting of the padded border (agents.outpaint)
         labels.intents = [i for i in labels.intents if i not in ("upscale", "regions", "hires")]
         _add(labels.intents, "outpaint")

@@ -30,6 +30,12 @@ from agents.lexicon_data import LEXICON
 
 # languages written without spaces between words: matched by substring
 UNSPACED = ("ja", "zh", "th")
+# languages that write compounds as one word: a picture noun is also read at a word's end
+COMPOUNDING = ("de", "nl", "sv", "no", "da", "fi", "hu", "et", "is")
+# compounds that end in a picture noun but name no picture ("mein Vorbild": my role model)
+NOT_PICTURES = frozenset(("leitbild", "sinnbild", "ebenbild", "weltbild", "feindbild", "krankheitsbild",
+                          "menschenbild", "spiegelbild", "voorbeeld", "tegenbeeld", "sinnebild", "förebild",
+                          "forbilde", "forbillede", "esikuva", "mielikuva", "kuvakuva", "példakép"))
 NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
 NEAR_AFTER = 3  # after the noun: its adjectives come first ("ảnh tư liệu cũ này", "foto lama saya ini")
 SAME_PICTURE = 4  # mentions closer than this many words are one picture
@@ -45,7 +51,7 @@ class Mention:
     lang: str
     start: int  # word index (character index in an unspaced script)
     end: int
-    kind: str  # "picture" (a pointed-at noun), "form", "phrase" or "give"
+    kind: str  # "picture" (a pointed-at noun), "second", "form", "inside", "phrase" or "give"
 
 
 def _norm(text: str) -> str:
@@ -73,6 +79,14 @@ def _find(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int
             if tuple(words[i:i + n]) == seq:
                 spans.append((i, i + n))
     return spans
+
+
+def _find_suffix(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
+    """Words that end in a one-word noun of ``seqs`` (of four letters or more) after a stem of four
+    or more: the compounds of languages that write them as one word ("Familienfoto", "mökkikuvan")."""
+    nouns = [seq[0] for seq in seqs if len(seq) == 1 and len(seq[0]) >= 4]
+    return [(i, i + 1) for i, w in enumerate(words) if w not in NOT_PICTURES
+            and any(w.endswith(n) and len(w) >= len(n) + 4 for n in nouns)]
 
 
 def _find_chars(text: str, seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
@@ -103,6 +117,8 @@ def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]
         near = NEAR * 2 if unspaced else NEAR
         after_near = NEAR_AFTER * 2 if unspaced else NEAR_AFTER
         nouns = find(_entries(lang, "picture"))
+        if lang in COMPOUNDING:  # "dieses Urlaubsfoto", "tän mökkikuvan": a compound ending in the noun
+            nouns += _find_suffix(words, _entries(lang, "picture"))
         before = find(_entries(lang, "before"))
         after = find(_entries(lang, "after"))
         # a pointing word points at one noun, the nearest (a word of both lists, sw "hii", at the
@@ -120,9 +136,9 @@ def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]
             if beside:
                 noun = min(beside, key=lambda n: min(abs(n[0] - w[1]), abs(w[0] - n[1])))
                 found.append(Mention(lang, noun[0], noun[1], "second"))
-        for kind, field in (("form", "forms"), ("phrase", "phrases"), ("give", "give")):
+        for kind, field in (("form", "forms"), ("inside", "inside"), ("phrase", "phrases"), ("give", "give")):
             for start, end in find(_entries(lang, field)):
-                if kind != "form" and others:
+                if kind in ("phrase", "give") and others:
                     chars = (start, end) if unspaced else (located[start][1], located[end - 1][2])
                     reach = OTHER_REACH // 2 if unspaced else OTHER_REACH
                     if any(o_start - chars[1] <= reach and chars[0] - o_end <= reach

@@ -3,7 +3,7 @@
 USER GIVES ("edit this photo", "my drawing", "the attached painting"), as opposed to a picture to be
 generated ("a photo of a cat"), plus the words for a style, a palette, colouring in and extending.
 
-Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to twenty-five fields, every value
+Keys are ISO 639-1 codes (32 languages plus Esperanto "eo"); each maps to twenty-six fields, every value
 a tuple of lower-case strings (diacritics as written natively):
 
 - ``picture``: nouns for a picture a user could give, in their common inflected forms. Genre words
@@ -17,6 +17,8 @@ a tuple of lower-case strings (diacritics as written natively):
   "kuvani", Arabic "صورتي"); for Japanese, Chinese and Thai, noun and pointer as written together.
 - ``phrases``: multi-word phrases that by themselves say the user gives a picture ("im Anhang",
   "ti allego", "I have a photo" forms).
+- ``inside``: phrases placing something in or on the picture ("auf dem Foto", "en la foto", "на фото",
+  "trong ảnh"): the picture exists, so it is given (a mask word beside one does not take it away).
 - ``give``: verbs and participles of giving a picture (attach, send, upload, share).
 - ``style``, ``palette``, ``colorize``, ``extend``: an art style or look; a palette or colour scheme;
   colouring or recolouring; extending a picture beyond its edges (outpainting).
@@ -81,7 +83,12 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'hier ist meine zeichnung', 'hier ist meine skizze', 'hier ist das foto',
             'ich habe hochgeladen', 'habe ich hochgeladen', 'hänge ich an', 'füge ich bei',
         ),
+        "inside": (
+            'auf dem foto', 'auf dem bild', 'auf dem scan', 'auf dem selfie', 'auf diesem foto',
+            'auf diesem bild', 'im foto', 'aufm foto', 'aufm bild',
+        ),
         "give": (
+            'dabei', 'anbei',
             'angehängt', 'anhängen', 'hänge an', 'beigefügt', 'beifügen', 'füge bei', 'beigelegt',
             'mitgeschickt', 'ich schicke', 'schicke dir', 'schicke ihnen', 'schicke euch', 'ich sende',
             'sende dir', 'sende ihnen', 'gesendet', 'übermittelt', 'hochgeladen', 'hochladen',
@@ -112,6 +119,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'freistellungsmaske', 'ebenenmaske', 'malmaske',
         ),
         "second": (
+            'erste', 'ersten', 'erstes',
             'zweite', 'zweiten', 'zweiter', 'zweites', 'zweitem', 'dritte', 'dritten', 'dritter',
             'drittes', 'drittem', 'vierte', 'vierten', 'viertes', 'andere', 'anderen', 'anderer',
             'anderes', 'anderem', 'weitere', 'weiteren', 'weiterer', 'weiteres', 'weiterem',
@@ -238,6 +246,10 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ma gribouillage', 'ma gribouillages', 'ma gribouillis', 'ma photomontage', 'ma toile',
             'ma toiles', 'ma rendu 3d',
         ),
+        "inside": (
+            'sur la photo', 'sur cette photo', "sur l'image", 'sur cette image', 'dans la photo',
+            "dans l'image", 'sur le scan', 'sur ma photo',
+        ),
         "give": (
             'je joins', "j'ai joint", 'joindre', 'jointe', "j'envoie", "je t'envoie", 'je vous envoie',
             "je t'ai envoyé", "j'ai envoyé", 'téléverser', 'téléversé', 'téléversée', 'téléverse',
@@ -265,6 +277,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'masque de sélection', 'masque de fusion', 'masque de calque',
         ),
         "second": (
+            'première', 'premier',
             'deuxième', 'deuxièmes', 'second', 'seconde', 'seconds', 'secondes', '2ème', '2eme',
             '2nde', '2nd', 'la 2e', 'le 2e', 'troisième', 'troisièmes', '3ème', '3eme', 'la 3e',
             'le 3e', 'quatrième', 'autre', 'autres', "l'autre", 'une autre', 'un autre', 'encore une',
@@ -379,6 +392,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'mi renders', 'mi instantánea', 'mi instantáneas', 'mi acuarela', 'mi acuarelas',
             'mi garabato', 'mi garabatos', 'mi lienzo', 'mi lienzos',
         ),
+        "inside": (
+            'en la foto', 'en esta foto', 'en la imagen', 'en esta imagen', 'en mi foto',
+        ),
         "give": (
             'adjunto', 'adjunta', 'adjuntar', 'adjuntado', 'adjuntada', 'adjunté', 'envío', 'envié',
             'te envío', 'te mando', 'mandé', 'he subido', 'subí la foto', 'subí una foto', 'comparto',
@@ -404,6 +420,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'máscara de recorte', 'máscara en blanco y negro', 'máscara de capa',
         ),
         "second": (
+            'primera', 'primer',
             'segunda', 'segundo', 'segundas', 'segundos', '2da', '2do', 'la 2ª', 'el 2º', 'tercera',
             'tercer', 'tercero', 'terceras', 'terceros', '3ra', '3er', '3ro', 'la 3ª', 'el 3º',
             'cuarta', 'otra', 'otro', 'otras', 'otros', 'una más', 'última', 'último', 'últimas',
@@ -500,6 +517,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ho un dipinto', 'ho un selfie', 'ho caricato', 'trovi in allegato', 'qui in allegato',
             'ecco la mia foto', 'ecco il mio disegno',
         ),
+        "inside": (
+            'nella foto', 'in questa foto', "nell'immagine", 'sulla foto', 'nella mia foto',
+        ),
         "give": (
             'allego', 'allegato', 'allegata', 'allegare', 'ti allego', 'ti mando', 'ti invio', 'invio',
             'ho caricato', 'caricare', 'condivido', 'ho condiviso',
@@ -523,6 +543,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'maschera di ritaglio', 'maschera di livello', 'maschera di selezione',
         ),
         "second": (
+            'prima', 'primo',
             'seconda', 'secondo', 'seconde', 'secondi', 'terza', 'terzo', 'terze', 'terzi', 'quarta',
             'quarto', 'altra', 'altro', 'altre', 'altri', "un'altra", 'un altro', "un'ultima",
             'ultima', 'ultimo', 'ultime', 'ultimi',
@@ -615,6 +636,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'tenho um desenho', 'tenho um esboço', 'tenho uma pintura', 'tenho uma selfie',
             'tenho uma imagem de', 'anexei', 'enviei uma foto', 'mandei uma foto', 'fiz upload',
         ),
+        "inside": (
+            'na foto', 'nessa foto', 'nesta foto', 'na imagem', 'nessa imagem', 'na minha foto',
+        ),
         "give": (
             'anexei', 'anexar', 'anexado', 'anexada', 'anexo a', 'envio', 'enviei', 'te envio',
             'mandei', 'te mando', 'carreguei', 'fiz upload', 'compartilho', 'compartilhei', 'partilho',
@@ -639,6 +663,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'máscara em preto e branco', 'máscara de recorte', 'máscara de camada',
         ),
         "second": (
+            'primeira', 'primeiro',
             'segunda', 'segundo', 'segundas', 'segundos', 'a 2ª', 'o 2º', 'terceira', 'terceiro',
             'terceiras', 'terceiros', 'a 3ª', 'o 3º', 'quarta', 'outra', 'outro', 'outras', 'outros',
             'mais uma', 'mais um', 'última', 'último', 'últimas', 'últimos',
@@ -731,6 +756,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ik heb een schilderij', 'ik heb een selfie', 'ik heb een afbeelding van',
             'ik heb geüpload', 'ik heb geupload', 'hier is mijn foto',
         ),
+        "inside": (
+            'op de foto', 'op deze foto', 'in de foto', 'op het plaatje', 'op mijn foto', 'op de afbeelding',
+        ),
         "give": (
             'bijvoegen', 'bijgevoegd', 'voeg bij', 'meegestuurd', 'ik stuur', 'stuur je', 'stuur ik',
             'verstuurd', 'uploaden', 'geüpload', 'geupload', 'upload', 'ik deel',
@@ -756,6 +784,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'maskerafbeelding', 'maskerafbeeldingen', 'laagmasker', 'selectiemasker',
         ),
         "second": (
+            'eerste',
             'tweede', 'derde', 'vierde', 'andere', 'ander', 'nog een', 'laatste', '2de', '3de',
             '2e foto', '2e afbeelding',
         ),
@@ -847,6 +876,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'jag har ett foto', 'jag har en bild', 'jag har en teckning', 'jag har en skiss',
             'jag har en målning', 'jag har laddat upp',
         ),
+        "inside": (
+            'på bilden', 'på fotot', 'i bilden', 'på den här bilden',
+        ),
         "give": (
             'bifoga', 'bifogar', 'bifogat', 'bifogad', 'skickar', 'skickat', 'skickade', 'ladda upp',
             'laddar upp', 'laddat upp', 'uppladdad', 'jag delar',
@@ -870,6 +902,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'inpaintingmask', 'lagermask', 'svartvit mask',
         ),
         "second": (
+            'första',
             'andra', 'tredje', 'fjärde', 'annan', 'annat', 'en annan', 'ett annat', 'en till',
             'ytterligare', 'ytterligare en', 'sista', 'senaste',
         ),
@@ -957,6 +990,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'jeg sender jer', 'jeg har et foto', 'jeg har et billede', 'jeg har en tegning',
             'jeg har en skitse', 'jeg har et maleri', 'jeg har uploadet',
         ),
+        "inside": (
+            'på billedet', 'på fotoet', 'i billedet',
+        ),
         "give": (
             'vedhæfte', 'vedhæfter', 'vedhæftet', 'jeg sender', 'sendt', 'sendte', 'uploade',
             'uploader', 'uploadet', 'jeg deler',
@@ -979,6 +1015,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'inpainting-maske', 'lagmaske', 'sort-hvid maske',
         ),
         "second": (
+            'første',
             'anden', 'andet', 'andre', 'tredje', 'fjerde', 'en anden', 'et andet', 'en til', 'et til',
             'endnu en', 'endnu et', 'sidste', 'seneste',
         ),
@@ -1065,6 +1102,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'jeg sender dere', 'jeg legger ved', 'jeg har et bilde', 'jeg har et foto',
             'jeg har en tegning', 'jeg har en skisse', 'jeg har et maleri', 'jeg har lastet opp',
         ),
+        "inside": (
+            'på bildet', 'på fotoet', 'i bildet', 'på biletet', 'i biletet',
+        ),
         "give": (
             'legge ved', 'legger ved', 'lagt ved', 'vedlegge', 'jeg sender', 'sendt', 'sendte',
             'laste opp', 'laster opp', 'lastet opp', 'opplastet', 'jeg deler',
@@ -1084,6 +1124,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'lagmaske', 'svart-hvitt maske',
         ),
         "second": (
+            'første', 'fyrste',
             'andre', 'annen', 'annet', 'tredje', 'fjerde', 'en annen', 'et annet', 'ei anna', 'en til',
             'ett til', 'enda en', 'enda et', 'siste', 'seneste',
         ),
@@ -1093,11 +1134,13 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'få bort', 'bli kvitt', 'kvitt deg med', 'eliminer', 'eliminere',
         ),
         "tall": (
+            'ståande', 'ståande format', 'høgformat',
             'stående format', 'i stående format', 'stående bilde', 'stående foto', 'stående modus',
             'portrettformat', 'i portrettformat', 'portrettmodus', 'loddrett', 'loddrette',
             'loddrett format', 'høydeformat', 'vertikal', 'vertikalt', 'vertikale',
         ),
         "wide": (
+            'breiformat', 'liggjande', 'liggjande format', 'breibilete', 'breidformat',
             'liggende format', 'i liggende format', 'liggende bilde', 'liggende foto',
             'liggende modus', 'landskapsformat', 'i landskapsformat', 'landskapsmodus', 'vannrett',
             'vannrette', 'vannrett format', 'bredformat', 'horisontal', 'horisontalt', 'horisontale',
@@ -1162,6 +1205,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'renderöinnin', 'akvarelli', 'akvarellin',
         ),
         "before": (
+            'tän', 'tää', 'ton', 'tota',
             'tämä', 'tämän', 'tätä', 'tässä', 'tästä', 'tähän', 'tällä', 'nämä', 'näiden', 'näitä',
             'näissä', 'minun', 'meidän', 'liitetty', 'liitetyn', 'liitettyä', 'liitteenä oleva',
             'liitteenä olevan', 'liitteenä olevaa', 'lähettämäni', 'lataamani', 'oheinen', 'oheisen',
@@ -1182,6 +1226,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'minulla on valokuva', 'minulla on piirros', 'minulla on luonnos', 'minulla on maalaus',
             'tätä kuvaa', 'tätä valokuvaa', 'tässä kuvassa', 'tässä on kuva',
         ),
+        "inside": (),
         "give": (
             'liitän', 'liittää', 'liitetty', 'liitteenä', 'lähetän', 'lähettää', 'lähetetty', 'lataan',
             'latasin', 'ladannut', 'jaan kuvan',
@@ -1199,7 +1244,10 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'väritä', 'värittää', 'väritetty', 'väritä uudelleen', 'värjää', 'värjätä',
             'tee värilliseksi', 'muuta värilliseksi',
         ),
-        "extend": ('laajenna', 'laajentaa', 'levennä', 'leventää', 'zoomaa ulos', 'loitonna',),
+        "extend": (
+            'levitettyä', 'levitettyy', 'levittää', 'levitä', 'levennettyä', 'levennä kuvaa', 'laajenna',
+            'laajentaa', 'levennä', 'leventää', 'zoomaa ulos', 'loitonna',
+        ),
         "mask": (
             'maski', 'maskin', 'maskia', 'maskiksi', 'maskilla', 'maskista', 'maskissa', 'maskiin',
             'maskina', 'maskit', 'maskeja', 'maskeilla', 'maskien', 'maskikuva', 'maskikuvan',
@@ -1207,6 +1255,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'peitemaskin', 'peitemaskia',
         ),
         "second": (
+            'ensimmäinen', 'ensimmäisen', 'ensimmäisestä', 'ekan', 'eka',
             'toinen', 'toisen', 'toista', 'toisessa', 'toiseen', 'toisesta', 'toisella', 'toiselle',
             'toisena', 'kolmas', 'kolmannen', 'kolmatta', 'kolmannessa', 'kolmanteen', 'kolmannesta',
             'neljäs', 'neljännen', 'neljättä', 'muu', 'muun', 'muuta', 'muussa', 'vielä yksi',
@@ -1366,6 +1415,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'tą portretem', 'tą portrety', 'tą render', 'tą rendera', 'tą renderem', 'tą malowidło',
             'tą malowidła', 'tą akwarela', 'tą akwarelę', 'tą akwareli', 'tą grafika', 'tą grafikę',
         ),
+        "inside": (
+            'na zdjęciu', 'na fotce', 'na obrazku', 'na fotografii', 'na tym zdjęciu', 'na zdjeciu',
+        ),
         "give": (
             'załączam', 'załączyłem', 'załączyłam', 'załączyć', 'przesyłam', 'przesłałem',
             'przesłałam', 'wysyłam', 'wysłałem', 'wysłałam', 'wgrałem', 'wgrałam', 'wrzucam',
@@ -1393,6 +1445,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'maska do inpaintingu', 'maskę do inpaintingu', 'maska czarno-biała', 'maskę czarno-białą',
         ),
         "second": (
+            'pierwsze', 'pierwszego', 'pierwszym', 'pierwszej', 'pierwszą',
             'drugi', 'druga', 'drugie', 'drugiego', 'drugiej', 'drugą', 'drugim', 'drugiemu', 'trzeci',
             'trzecia', 'trzecie', 'trzeciego', 'trzeciej', 'trzecią', 'trzecim', 'czwarty', 'czwarta',
             'czwarte', 'czwartego', 'czwartej', 'czwartą', 'inny', 'inna', 'inne', 'innego', 'innej',
@@ -1549,6 +1602,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'mý portrétu', 'mý portrétem', 'mý portréty', 'mý render', 'mý renderu', 'mý akvarel',
             'mý akvarelu', 'mý fotografii', 'mý fotografií',
         ),
+        "inside": (
+            'na fotce', 'na fotografii', 'na obrázku', 'na snímku', 'na té fotce',
+        ),
         "give": (
             'přikládám', 'přiložil', 'přiložila', 'přiložit', 'posílám', 'poslal jsem', 'poslala jsem',
             'nahrávám', 'nahrál', 'nahrála', 'nahrát', 'sdílím',
@@ -1573,6 +1629,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'maskovací obrázek', 'černobílá maska', 'černobílou masku',
         ),
         "second": (
+            'první', 'prvního', 'prvním',
             'druhý', 'druhá', 'druhé', 'druhého', 'druhou', 'druhém', 'druhým', 'druhému', 'třetí',
             'třetího', 'třetím', 'třetímu', 'čtvrtý', 'čtvrtá', 'čtvrté', 'čtvrtou', 'jiný', 'jiná',
             'jiné', 'jiného', 'jinou', 'jiném', 'jiným', 'další', 'dalšího', 'dalším', 'dalšímu',
@@ -1708,6 +1765,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ta skeny', 'ta selfie', 'ta portrét', 'ta portrétu', 'ta portrétom', 'ta portréty',
             'ta render', 'ta akvarel', 'ta fotografiu', 'ta fotografie',
         ),
+        "inside": (
+            'na fotke', 'na obrázku', 'na fotografii', 'na snímke',
+        ),
         "give": (
             'prikladám', 'priložil', 'priložila', 'priložiť', 'posielam', 'poslal som', 'poslala som',
             'nahrávam', 'nahral', 'nahrala', 'nahrať', 'zdieľam',
@@ -1729,6 +1789,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'čiernobiela maska', 'čiernobielu masku',
         ),
         "second": (
+            'prvá', 'prvej', 'prvú', 'prvý',
             'druhý', 'druhá', 'druhé', 'druhého', 'druhú', 'druhom', 'druhým', 'druhému', 'tretí',
             'tretia', 'tretie', 'tretieho', 'tretiu', 'tretej', 'tretom', 'tretím', 'štvrtý', 'štvrtá',
             'štvrté', 'štvrtú', 'iný', 'iná', 'iné', 'iného', 'inú', 'inej', 'inom', 'iným', 'ďalší',
@@ -1834,6 +1895,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'van egy rajzom', 'van egy vázlatom', 'van egy fényképem', 'van egy festményem',
             'feltöltöttem',
         ),
+        "inside": (
+            'a képen', 'a fotón', 'ezen a képen', 'a fényképen',
+        ),
         "give": (
             'csatolom', 'csatoltam', 'csatolva', 'mellékelem', 'mellékeltem', 'mellékelve', 'küldöm',
             'küldök', 'küldtem', 'elküldtem', 'feltöltöm', 'feltöltöttem', 'megosztom', 'megosztottam',
@@ -1861,6 +1925,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'maszkkép', 'maszkképet', 'fekete-fehér maszk',
         ),
         "second": (
+            'első',
             'második', 'másodikat', 'másodikon', 'másodikra', 'másodikból', 'harmadik', 'harmadikat',
             'harmadikon', 'harmadikra', 'negyedik', 'negyediket', 'másik', 'másikat', 'másikon',
             'másikra', 'másikból', 'egy másik', 'még egy', 'utolsó', 'utolsót', 'utolsón', 'utolsóra',
@@ -1970,6 +2035,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'am o poză', 'am o fotografie', 'am un desen', 'am o schiță', 'am o schiţă',
             'am o pictură', 'am un selfie',
         ),
+        "inside": (
+            'în poză', 'în fotografie', 'pe poză', 'in poza', 'în imagine',
+        ),
         "give": (
             'atașez', 'ataşez', 'am atașat', 'am ataşat', 'atașată', 'ataşată', 'atașa', 'ataşa',
             'îți trimit', 'îţi trimit', 'vă trimit', 'am trimis', 'am încărcat', 'încarc poza',
@@ -1997,6 +2065,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'măştilor', 'masca de inpainting', 'mască alb-negru', 'masca alb-negru',
         ),
         "second": (
+            'primul', 'primei',
             'a doua', 'al doilea', 'a treia', 'al treilea', 'a patra', 'al patrulea', 'altă', 'altul',
             'o altă', 'un alt', 'încă o', 'încă un', 'ultima', 'ultimul', 'ultimei', 'ultimului',
             'celeilalte', 'celuilalt', 'celălalt', 'cealaltă',
@@ -2137,6 +2206,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'şu portre', 'şu portreyi', 'şu portrede', 'şu portrenin', 'şu render', 'şu tablo',
             'şu tabloyu', 'şu tablodaki',
         ),
+        "inside": (
+            'fotoğrafta', 'fotografta', 'resimde', 'görselde', 'bu fotoğrafta',
+        ),
         "give": (
             'ekledim', 'ekliyorum', 'eklediğim', 'gönderiyorum', 'gönderdim', 'gönderdiğim',
             'yükledim', 'yüklüyorum', 'yüklediğim', 'attım', 'attığım', 'paylaşıyorum', 'paylaştım',
@@ -2166,6 +2238,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'inpainting maskesi', 'siyah beyaz maske', 'maske görseli', 'maske resmi',
         ),
         "second": (
+            'ilk', 'birinci',
             'ikinci', 'ikinciyi', 'ikincisi', 'ikincisini', 'ikincide', 'üçüncü', 'üçüncüyü',
             'üçüncüsü', 'üçüncüsünü', 'dördüncü', 'diğer', 'diğerini', 'diğerinde', 'öbür', 'öteki',
             'ötekini', 'başka', 'başka bir', 'bir başka', 'bir diğer', 'bir tane daha', 'sonuncu',
@@ -2266,6 +2339,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'у меня есть набросок', 'у меня есть картинка', 'у меня есть эскиз', 'у меня есть снимок',
             'у меня есть фотография', 'я загрузил', 'я загрузила', 'скидываю',
         ),
+        "inside": (
+            'на фото', 'на фотографии', 'на снимке', 'на картинке', 'на изображении', 'на этом фото',
+        ),
         "give": (
             'прикрепляю', 'прикрепил', 'прикрепила', 'прикреплено', 'прикрепить', 'прилагаю', 'добавляю',
             'добавил', 'добавила',
@@ -2295,6 +2371,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'масках', 'чёрно-белая маска', 'черно-белая маска',
         ),
         "second": (
+            'первое', 'первого', 'первой', 'первую', 'первом',
             'второй', 'вторая', 'второе', 'второго', 'второму', 'вторую', 'втором', 'вторым', 'вторые',
             'вторых', 'третий', 'третья', 'третье', 'третьего', 'третьей', 'третью', 'третьем',
             'третьим', 'четвёртый', 'четвертый', 'четвёртая', 'четвертая', 'четвёртое', 'четвертое',
@@ -2456,6 +2533,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'цю скриншотом', 'цю скрін', 'цю скан', 'цю скану', 'цю скані', 'цю селфі', 'цю портрет',
             'цю портрета', 'цю портрету', 'цю портреті', 'цю портретом', 'цю рендер', 'цю акварель',
         ),
+        "inside": (
+            'на фото', 'на фотографії', 'на знімку', 'на картинці', 'на зображенні', 'на цьому фото',
+        ),
         "give": (
             'прикріплюю', 'прикріпив', 'прикріпила', 'надсилаю', 'надіслав', 'надіслала', 'завантажую',
             'завантажив', 'завантажила', 'завантажено', 'ділюся', 'скидаю', 'скинув', 'скинула',
@@ -2481,6 +2561,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'чорно-біла маска',
         ),
         "second": (
+            'перше', 'першого', 'першої', 'першу', 'першому',
             'другий', 'друга', 'друге', 'другого', 'другої', 'другу', 'другому', 'другім', 'другим',
             'другі', 'других', 'третій', 'третя', 'третє', 'третього', 'третьої', 'третю', 'третьому',
             'третім', 'четвертий', 'четверта', 'четверте', 'четвертого', 'четвертої', 'четверту',
@@ -2599,6 +2680,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'έχω ένα σχέδιο', 'εχω ενα σχεδιο', 'έχω ένα σκίτσο', 'εχω ενα σκιτσο', 'έχω μια ζωγραφιά',
             'εχω μια ζωγραφια', 'έχω έναν πίνακα', 'εχω εναν πινακα', 'ανέβασα μια', 'ανεβασα μια',
         ),
+        "inside": (
+            'στη φωτογραφία', 'στην εικόνα', 'στη φώτο', 'στη φωτο',
+        ),
         "give": (
             'επισυνάπτω', 'επισυναπτω', 'επισύναψα', 'επισυναψα', 'στέλνω', 'στελνω', 'έστειλα',
             'εστειλα', 'ανεβάζω', 'ανεβαζω', 'ανέβασα', 'ανεβασα', 'μοιράζομαι', 'μοιραζομαι',
@@ -2629,6 +2713,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'μάσκα inpainting', 'μασκα inpainting', 'ασπρόμαυρη μάσκα', 'ασπρομαυρη μασκα',
         ),
         "second": (
+            'πρώτη', 'πρώτης', 'πρώτο',
             'δεύτερη', 'δευτερη', 'δεύτερης', 'δευτερης', 'δεύτερο', 'δευτερο', 'δεύτερου', 'δευτερου',
             'δεύτερος', 'δευτερος', 'δεύτερες', 'δευτερες', 'τρίτη', 'τριτη', 'τρίτης', 'τριτης',
             'τρίτο', 'τριτο', 'τρίτου', 'τριτου', 'τρίτος', 'τριτος', 'τρίτες', 'τριτες', 'τέταρτη',
@@ -2752,6 +2837,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'צירפתי', 'אני מצרף', 'אני מצרפת', 'יש לי תמונה', 'יש לי ציור', 'יש לי סקיצה',
             'יש לי צילום', 'העליתי תמונה',
         ),
+        "inside": (
+            'בתמונה',
+        ),
         "give": (
             'מצרף', 'מצרפת', 'צירפתי', 'מצורפת', 'מצורף', 'שלחתי', 'העליתי', 'שיתפתי', 'משתף', 'משתפת',
         ),
@@ -2855,6 +2943,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ارسلت لكم', 'أرفقت', 'ارفقت', 'قمت بإرفاق', 'قمت بارفاق', 'قمت برفع', 'رفعت الصورة',
             'لدي صورة', 'عندي صورة', 'لدي رسمة', 'عندي رسمة', 'لدي لوحة', 'عندي لوحة', 'إليك صورتي',
             'اليك صورتي', 'إليك الصورة', 'اليك الصورة',
+        ),
+        "inside": (
+            'في الصورة', 'فى الصورة',
         ),
         "give": (
             'أرفقت', 'ارفقت', 'أرفق', 'ارفق', 'مرفق', 'مرفقة', 'أرسلت', 'ارسلت', 'أرسلتها', 'ارسلتها',
@@ -2993,6 +3084,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'تصویر\u200cها ما', 'نقاشی ما', 'نقاشی\u200cها ما', 'نقاشیها ما', 'اسکچ ما', 'اسکیس ما',
             'تابلو ما', 'تابلوی ما', 'نگاره ما', 'اسکرین\u200cشات ما', 'اسکرینشات ما', 'اسکرین شات ما',
             'سلفی ما', 'پرتره ما', 'رندر ما', 'آبرنگ ما',
+        ),
+        "inside": (
+            'در عکس', 'توی عکس', 'تو عکس',
         ),
         "give": (
             'فرستادم', 'می\u200cفرستم', 'میفرستم', 'فرستاده\u200cام', 'فرستادهام', 'ارسال کردم',
@@ -3164,6 +3258,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ye chitr', 'ye photo', 'ye photos', 'ye foto', 'ye pic', 'ye pics', 'ye selfie',
             'ye sketch', 'ye drawing', 'ye painting', 'ye screenshot',
         ),
+        "inside": (
+            'फोटो में', 'तस्वीर में', 'photo mein', 'pic mein',
+        ),
         "give": (
             'भेजी', 'भेजा', 'भेज रहा', 'भेज रही', 'अपलोड', 'अटैच', 'संलग्न', 'शेयर की', 'शेयर किया',
             'bheji', 'bheja', 'upload ki', 'upload kiya', 'attach ki', 'attach kiya', 'share ki',
@@ -3284,6 +3381,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'saya punya foto', 'aku punya foto', 'saya punya gambar', 'aku punya gambar',
             'saya punya sketsa', 'aku punya sketsa', 'saya punya lukisan', 'aku punya lukisan',
         ),
+        "inside": (
+            'di foto', 'dalam foto', 'di gambar', 'dalam gambar', 'di fotonya',
+        ),
         "give": (
             'lampirkan', 'melampirkan', 'terlampir', 'dilampirkan', 'kirimkan', 'mengirimkan',
             'saya kirim', 'aku kirim', 'unggah', 'mengunggah', 'diunggah', 'saya upload', 'aku upload',
@@ -3306,6 +3406,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'gambar masker',
         ),
         "second": (
+            'pertama',
             'kedua', 'ketiga', 'keempat', 'lain', 'lainnya', 'yang lain', 'satu lagi', 'terakhir',
             'yang kedua', 'yang ketiga', 'yang terakhir',
         ),
@@ -3386,6 +3487,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'saya muat naik', 'saya dah muat naik', 'saya ada gambar', 'saya ada foto',
             'saya ada lukisan', 'saya ada lakaran', 'aku ada gambar',
         ),
+        "inside": (
+            'dalam foto', 'dalam gambar', 'di gambar', 'dalam gambar ni',
+        ),
         "give": (
             'lampirkan', 'melampirkan', 'dilampirkan', 'hantar', 'menghantar', 'dihantar', 'muat naik',
             'dimuat naik', 'memuat naik', 'berkongsi', 'dikongsi',
@@ -3405,6 +3509,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "mask": ('topeng', 'topengnya', 'mask', 'masknya', 'pelitup', 'gambar mask',),
         "second": (
+            'pertama',
             'kedua', 'ketiga', 'keempat', 'lain', 'yang lain', 'satu lagi', 'terakhir', 'yang kedua',
             'yang ketiga', 'yang terakhir',
         ),
@@ -3501,6 +3606,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'ảnh tự sướng ấy', 'chân dung ấy', 'ảnh chân dung ấy', 'bản render ấy', 'ảnh minh họa ấy',
             'ảnh minh hoạ ấy', 'tranh sơn dầu ấy', 'tranh màu nước ấy',
         ),
+        "inside": (
+            'trong ảnh', 'trong hình', 'trên ảnh', 'trong bức ảnh',
+        ),
         "give": ('đính kèm', 'gửi kèm', 'tôi gửi', 'mình gửi', 'đã gửi', 'tải lên', 'upload',),
         "style": (
             'phong cách', 'lối vẽ', 'nét vẽ', 'phong cách vẽ', 'thẩm mỹ', 'thẩm mĩ', 'họa phong',
@@ -3519,6 +3627,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'vùng che',
         ),
         "second": (
+            'đầu tiên', 'thứ nhất',
             'thứ hai', 'thứ 2', 'thứ ba', 'thứ 3', 'thứ tư', 'thứ 4', 'khác', 'nữa', 'còn lại',
             'cuối cùng', 'sau cùng',
         ),
@@ -3600,6 +3709,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'แนบรูป', 'แนบภาพ', 'ส่งรูป', 'ส่งภาพ', 'ฉันมีรูป', 'ผมมีรูป', 'ฉันมีภาพ', 'ผมมีภาพ',
             'นี่คือรูป', 'นี่คือภาพ', 'อัปโหลดรูป', 'อัพโหลดรูป',
         ),
+        "inside": (),
         "give": (
             'แนบมา', 'แนบไฟล์', 'แนบรูป', 'แนบภาพ', 'ส่งให้', 'ส่งมา', 'ส่งไป', 'อัปโหลด', 'อัพโหลด',
         ),
@@ -3654,15 +3764,18 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "tl": {  # Tagalog
         "picture": (
+            'picture', 'pic', 'pics', 'photo', 'piktyur', 'litrato ko',
             'larawan', 'larawang', 'litrato', 'litratong', 'retrato', 'retratong', 'imahe', 'imaheng',
             'drawing', 'sketch', 'iskets', 'pintura', 'ilustrasyon', 'screenshot', 'selfie',
             'portrait', 'mga larawan', 'mga litrato',
         ),
         "before": (
+            'yung', 'iyong', 'yong', 'yang', 'ung',
             'itong', 'iyang', 'aking', 'ating', 'aming', 'ang aking', 'ang aming', 'nakalakip na',
             'sumusunod na',
         ),
         "after": (
+            'nila', 'niya',
             'ito', 'na ito', 'iyan', 'na iyan', 'namin', 'natin', 'na nakalakip', 'nakalakip',
             'sa ibaba',
         ),
@@ -3674,6 +3787,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'litrato ko', 'litratong ko', 'retrato ko', 'retratong ko', 'imahe ko', 'imaheng ko',
             'drawing ko', 'sketch ko', 'iskets ko', 'pintura ko', 'ilustrasyon ko', 'screenshot ko',
             'selfie ko', 'portrait ko', 'mga larawan ko', 'mga litrato ko',
+        ),
+        "inside": (
+            'sa picture', 'sa litrato', 'sa larawan', 'sa pic', 'sa photo',
         ),
         "give": (
             'ipinadala', 'pinadala', 'ipadala', 'ilakip', 'inilakip', 'in-upload', 'na-upload',
@@ -3738,6 +3854,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "hand": ('kamay', 'mga kamay', 'kanyang kamay', 'mga daliri', 'daliri', 'palad',),
         "fix": (
+            'pakiayos', 'paki-ayos', 'ayusin naman', 'pakiayusin',
             'ayusin', 'ayusin mo', 'iayos', 'itama', 'itama mo', 'iwasto', 'kumpunihin', 'pagandahin',
             'pagbutihin', 'paghusayin',
         ),
@@ -3757,6 +3874,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "phrases": (
             'nimeambatisha', 'nimeambatanisha', 'imeambatishwa', 'kwenye kiambatisho', 'nakutumia',
             'nimekutumia', 'ninakutumia', 'nimepakia', 'nina picha', 'nina mchoro', 'nina taswira',
+        ),
+        "inside": (
+            'kwenye picha', 'katika picha',
         ),
         "give": (
             'ambatisha', 'nimeambatisha', 'ambatanisha', 'nimeambatanisha', 'nimetuma', 'natuma',
@@ -3878,6 +3998,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '写真があります', '画像があります', '絵があります', 'イラストがあります',
             'スケッチがあります',
         ),
+        "inside": (),
         "give": (
             '添付します', '添付しました', '添付しています', '添付ファイル', '送付します',
             '送付しました', '送ります', '送りました', 'アップロードします', 'アップロードしました',
@@ -4055,6 +4176,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '发给你一张', '發給你一張', '我有一张', '我有一張', '我有一幅', '这是我的照片',
             '這是我的照片', '这是我拍的', '這是我拍的',
         ),
+        "inside": (),
         "give": (
             '附上', '附件', '上传', '上傳', '发送', '發送', '发给你', '發給你', '传给你', '傳給你',
         ),
@@ -4286,6 +4408,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '아래 캡쳐를', '아래 화면 캡처', '아래 스캔본', '아래 셀카', '아래 셀카를', '아래 셀피',
             '아래 초상화', '아래 초상화를', '아래 렌더링', '아래 렌더링을', '아래 낙서', '아래 낙서를',
         ),
+        "inside": (),
         "give": (
             '첨부합니다', '첨부했습니다', '첨부했어요', '보내드립니다', '보내드려요', '보냈습니다',
             '보냈어요', '업로드', '업로드했습니다', '업로드했어요', '올렸습니다', '올렸어요',
@@ -4408,6 +4531,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'mi havas bildon', 'mi havas desegnaĵon', 'mi havas desegnajxon', 'mi havas skizon',
             'mi kunsendas',
         ),
+        "inside": (),
         "give": (
             'kunsendas', 'kunsendis', 'alŝutas', 'alsxutas', 'alŝutis', 'alsxutis', 'alkroĉas',
             'alkrocxas', 'alkroĉis', 'alkrocxis', 'mi sendas', 'mi sendis',

@@ -76,12 +76,19 @@ class Shape:
 
 
 # (kind, format, aspect, pattern): the first kind in this order wins when two are found
+# a bare orientation word asked for politely, not after an article ("Landscape please.", "landscape sana
+# po", "..., portrait pls"): "a portrait, please" is of a person
+_ASKED = (r"(?<!\ba )(?<!\ban )(?<!\bthe )\b{}[,!]?\s+(?:please|pls|plz|sana|po|bitte|por favor|svp|"
+          r"s'il vous plaît|thanks|thx|if possible|would be (?:great|nice|ideal))\b")
 _SHAPES: list[tuple[str, str, float, str]] = [
     # a 360 (equirectangular) panorama is 2:1, whatever other shape word comes with it
     ("360", "wide", EQUIRECT,
      r"\b360\s*(?:°|º|degrees?|[- ]degree)?(?:\s*(?:x|by)\s*180)?\s*"
      r"(?:view|panorama|pano|photo|image|picture|shot|sphere|vr|environment|render|scene|skybox|background)s?\b|"
      r"\b360°|\ball the way (?:a)?round\b|"
+     # "360 gráðu víðmynd", "360 Grad Panorama", "360 derece": a degree word of any language
+     r"\b360\s*(?:gráð\w*|grad\w*|grados|graus|degr[ée]s?|stopni\w*|stup\w*|derece|derajat|độ|fok|"
+     r"μοίρες|μοιρών|градус\w*|gradi)\b|"
      r"\bequirectangular\b|\bspherical (?:panorama|image|photo)\b|\bfull[- ](?:circle|sphere) panorama\b|"
      r"全天球|360度|360도|360\s*全景"),
     ("phone", "tall", PHONE,
@@ -138,7 +145,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\bdikey (?:format\w*|g[öo]rsel\w*|poster\w*)|\bportre format\w*|\bkh[ổo] d[ọo]c\b|"
      r"κάθετ\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
-     r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|\b(?:mode|orientasi|"
+     r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|"
+     + _ASKED.format("portrait") + r"|"
+     r"\b(?:mode|orientasi|"
      r"format) potret\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
      r"縦長|縦向き|縦構図|縦位置|縦型|竖版|竖图|竖幅|竖构图|竖向|纵向构图|纵向|直幅|豎版|豎圖|豎幅|"
@@ -147,7 +156,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      _oriented(_HORIZONTAL) + r"|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
-     r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|\blandschaftsformat\w*|\bliggend formaat\b|"
+     r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
+     + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
      r"\bapaisad[oa]s?\b|\bliggande (?:format|bild|läge)\b|\bna [šs][íi][řr]ku\b|"
      r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
      r"οριζόντι\w* (?:μορφ\w*|προσανατολισμ\w*)|"
@@ -245,6 +255,8 @@ def says_landscape(text: str) -> bool | None:
 _NUM = r"\d{1,2}(?:\.\d{1,3})?"
 _COLON = re.compile(rf"(?<![\d:.])({_NUM})\s*[:\u2236]\s*({_NUM})(?![\d:])"
                     r"(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b|uhr|heures?|horas?|時))", re.IGNORECASE)
+_TO_WORD = re.compile(r"(?<![\d.:])(\d{1,2})\s+(?:zu|op|sur|na|на|ku|til|till|à)\s+(\d{1,2})(?![\d.:])",
+                      re.IGNORECASE)
 _BY = re.compile(rf"(?<![\d.])({_NUM})\s*(?:x|\u00d7|by|to|/)\s*({_NUM})(?![\d.])", re.IGNORECASE)
 _BEFORE = re.compile(r"(?:\b(?:aspect(?:\s+ratio)?|ratio|format|ar|proportions?|seitenverh[äa]ltnis|"
                      r"rapport|relaci[oó]n de aspecto|proporzioni|propor[cç][aã]o|比例|比率|アスペクト比)"
@@ -326,6 +338,10 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
             and _ALONE_AFTER.match(text[m.end():])
         if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone):
             return x / y, (before.start() if before else m.start(), m.end())
+    for m in _TO_WORD.finditer(text):  # "2 zu 1", "16 op 9", "16 na 9": a common ratio in words
+        pair = _value(m.group(1), m.group(2))
+        if pair and pair[0].is_integer() and pair[1].is_integer() and (int(pair[0]), int(pair[1])) in COMMON:
+            return pair[0] / pair[1], m.span()
     m = _ASPECT_NUMBER.search(text)
     if m and 0.1 <= float(m.group(1)) <= 10:
         return float(m.group(1)), m.span()

@@ -211,3 +211,65 @@ def test_a_mask_drawn_for_a_new_picture_is_a_masked_region(planner: Planner, pro
 def test_a_mask_named_as_the_second_file_is_no_second_picture() -> None:
     labels = classify("repaint the locomotive in my foto to JR green, only the loco, mask is the 2nd file")
     assert labels.task == "inpaint" and "reference" not in labels.intents
+
+
+# -- other languages: in/on the picture, compounds, chat forms, first ordinals; shapes in words -------
+
+@pytest.mark.parametrize("prompt", [
+    "Auf dem Scan geht ein Knick quer durchs Gesicht von Oma, bitte reparieren",  # de "on the scan"
+    "corrige le visage sur cette photo",  # fr
+    "na zdjęciu popraw niebo, jest prześwietlone",  # pl
+    "Bitte mach aus meinem Urlaubsfoto ein Aquarell",  # de compound
+    "saisko tän mökkikuvan vähä kirkkaammaksi",  # fi colloquial demonstrative + compound
+    "pwede bang gawing cartoon yung picture namin ng pamilya",  # Taglish
+])
+def test_a_given_picture_in_more_languages(prompt: str) -> None:
+    from agents import lexicon
+
+    assert lexicon.gives_picture(prompt), prompt
+    assert classify(prompt).task in ("image-to-image", "inpaint")
+
+
+@pytest.mark.parametrize("prompt", [
+    "mein Vorbild ist Monet: male einen Seerosenteich im Morgenlicht",  # a role model, no picture
+    "ein Familienfoto am Strand im Stil der 80er Jahre",  # a compound with no pointing word
+    "una foto de un gato en la nieve",
+])
+def test_no_picture_is_given_in_these(prompt: str) -> None:
+    from agents import lexicon
+
+    assert not lexicon.gives_picture(prompt), prompt
+
+
+def test_a_first_and_a_second_picture_in_polish_are_content_and_style() -> None:
+    labels = classify("weź wzór z pierwszego zdjęcia i przerób go w stylu tego drugiego")
+    assert labels.task == "image-to-image" and "style" in labels.intents
+
+
+@pytest.mark.parametrize(("prompt", "task", "intent"), [
+    ("extiende la foto de mi cafe hacia los costados pa que quede 16:9", "inpaint", "outpaint"),
+    ("pakiayos naman yung kamay nung bata sa picture, parang 6 yung daliri", "image-to-image", "detail"),
+    ("flat photo + mask attached, put this grey sofa (3rd pic) in the masked area", "inpaint", "reference"),
+])
+def test_edits_read_in_chat_forms(prompt: str, task: str, intent: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and intent in labels.intents, labels
+
+
+@pytest.mark.parametrize(("prompt", "low", "high"), [
+    ("A watercolour of Llanberis Pass in autumn. Landscape please, nothing too gloomy", 1.2, 2.0),
+    ("birthday tarpaulin design, balloons, lechon and cake, landscape sana po", 1.2, 2.0),
+    ("misty pine forest at dawn, portrait pls", 0.5, 0.85),
+    ("Mach es Bild vom Matterhorn im Winter, 2 zu 1 fürd Website", 1.9, 2.1),
+    ("ein gammal trebåt ved naustet i Lofoten, midnattssol, breiformat", 1.2, 2.5),
+    ("360 gráðu víðmynd af Landmannalaugum, litrík líparítfjöll", 1.9, 2.1),
+])
+def test_shapes_asked_in_words(planner: Planner, prompt: str, low: float, high: float) -> None:
+    w, h = output_size(planner.plan(prompt).graph)
+    assert low <= w / h <= high, (prompt, w, h)
+
+
+def test_a_portrait_with_an_article_is_of_a_person() -> None:
+    from agents.orientation import find_shape
+
+    assert find_shape("a portrait please, of my grandma smiling in her garden") is None

@@ -11,7 +11,8 @@ from agents import lexicon
 from agents.labels import classify
 from agents.lexicon_data import LEXICON
 
-FIELDS = ("picture", "before", "after", "forms", "phrases", "give", "style", "palette", "colorize", "extend",
+FIELDS = ("picture", "before", "after", "forms", "phrases", "inside", "give", "style", "palette", "colorize",
+          "extend",
           "mask", "second", "remove", "tall", "wide", "square",
           "left", "right", "top", "bottom", "hires", "upscale", "face", "hand", "fix")
 
