@@ -536,7 +536,11 @@ _GIVEN_MAP = re.compile(
     r"\b(?:this|my|our|the attached|attached|i drew(?: a| an)?|i made(?: a| an)?|i have(?: a| an)?|"
     r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|made|drew|drawn|prepared|done|did|have|got))+"
     r"(?:\s+(?:a|an|my|the))?|"
-    r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b",
+    r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b|"
+    # "attached canny edges of my storefront", "canny edge map of our track plan is attached"
+    r"\battached:?\s+(?:the\s+|my\s+|our\s+|a\s+)?(?:canny|depth|openpose|normal|scribble|line ?art|mlsd|"
+    r"soft ?edge)\b|"
+    r"(?:^|[.;!?]\s*)\W*(?:the\s+|my\s+|our\s+)?" + _MAP + r"\b[^.;!?]{0,60}?\b(?:is|are) attached\b",
     re.IGNORECASE)
 # a map the user has, however it is said: "I already have a depth map", "the attached depth map of our
 # bottle" (a map that is attached is the input, whatever it shows), "lineart I drew", "my pose skeleton",
@@ -760,14 +764,19 @@ _INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into)
                           r"(?:area|region|part|zone|spot|shape|blob|space)\b", re.IGNORECASE)
 
 
+_PALETTE_STEM = re.compile(r"palet|paleta|палит|паліт|παλέτ|פלט|پالت|باليت|لوحة|팔레트|"  # noqa: RUF001
+                           r"パレット|调色|調色|配色|swatch|skala|scheme|schema|esquema|sch[ée]ma", re.IGNORECASE)
 _PALETTE_NAMED = re.compile(r"palett|paleta|tavolozza|палитр|παλέτα|bảng màu|パレット|调色板|配色|swatch|"
                             r"\bcolou?r (?:chart|card|scheme)s?\b|\bcolou?rs? (?:of|from)\b", re.IGNORECASE)
 
 
 def names_palette(prompt: str) -> bool:
-    """Whether ``prompt`` names a palette (a swatch, a colour chart, "the colours of ..."), not
-    only a verb of colouring ("colourise it naturally")."""
-    return bool(_PALETTE_NAMED.search(prompt) or lexicon.words_of("palette").search(prompt))
+    """Whether ``prompt`` names a palette (a swatch, a colour chart, "the colours of ...", a palette
+    or colour scheme in a language of the lexicon), not only a verb of colouring ("colourise it
+    naturally") or colours ("natürliche Farben": how to colour it, no picture of colours)."""
+    return bool(_PALETTE_NAMED.search(prompt)) or any(
+        " " in m.group(0).strip() or _PALETTE_STEM.search(m.group(0))
+        for m in lexicon.words_of("palette").finditer(prompt))
 
 
 def mask_given(prompt: str) -> bool:

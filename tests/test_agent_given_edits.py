@@ -273,3 +273,28 @@ def test_a_portrait_with_an_article_is_of_a_person() -> None:
     from agents.orientation import find_shape
 
     assert find_shape("a portrait please, of my grandma smiling in her garden") is None
+
+
+@pytest.mark.parametrize("prompt", [
+    "attached canny edges of my storefront, make it a night scene with neon signs",
+    "canny edge map of our track plan is attached -> a realistic aerial photo of a small town on the lines",
+])
+def test_an_attached_map_is_a_control_input(planner: Planner, prompt: str, tmp_path) -> None:
+    from PIL import Image
+
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and "control" in labels.intents
+    path = tmp_path / "edges.png"
+    Image.new("L", (64, 64), 0).save(path)
+    assert planner.plan(prompt, images={"control": str(path)}).template == "controlnet_guided"
+
+
+def test_colours_to_use_are_no_palette_picture(planner: Planner, tmp_path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "old.png"
+    Image.new("L", (64, 64), 128).save(path)
+    prompt = "Bitte dieses alte Foto kolorieren, er trägt Uniform, ca. 1914, natürliche Farben"
+    plan = planner.plan(prompt, images={"image": str(path)})
+    assert plan.template == "img2img"  # redrawn in colour, the trace names the palette input
+    assert any("palette" in n for n in plan.trace["notes"])
