@@ -764,8 +764,9 @@ _INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into)
                           r"(?:area|region|part|zone|spot|shape|blob|space)\b", re.IGNORECASE)
 
 
-_PALETTE_STEM = re.compile(r"palet|paleta|палит|паліт|παλέτ|פלט|پالت|باليت|لوحة|팔레트|"  # noqa: RUF001
-                           r"パレット|调色|調色|配色|swatch|skala|scheme|schema|esquema|sch[ée]ma", re.IGNORECASE)
+_PALETTE_STEM = re.compile(r"palet|paleta|палит|паліт|παλέτ|פלט|پالت|باليت|لوحة|팔레트|"
+                           r"パレット|调色|調色|配色|swatch|skala|scheme|schema|esquema|sch[ée]ma",
+                           re.IGNORECASE)
 _PALETTE_NAMED = re.compile(r"palett|paleta|tavolozza|палитр|παλέτα|bảng màu|パレット|调色板|配色|swatch|"
                             r"\bcolou?r (?:chart|card|scheme)s?\b|\bcolou?rs? (?:of|from)\b", re.IGNORECASE)
 
