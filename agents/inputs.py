@@ -40,6 +40,10 @@ def apply_inputs(request: Request, notes: list[str]) -> None:
             and "mask-region" not in labels.intents:
         notes.append(f"an image and a mask were given: the task is inpaint (the words said {labels.task})")
         labels.task = "inpaint"
+    if "mask" in roles and "image" in roles and "detail" in labels.intents:
+        # "fix the face in this photo" with a mask: the mask marks what to fix, inpainting repaints it
+        labels.intents.remove("detail")
+        notes.append("a mask was given with the picture to fix: it is inpainted where the mask is white")
     elif "image" in roles and labels.task == "text-to-image" \
             and not any(i in TEXT_INTENTS and i != "detail" for i in labels.intents):
         notes.append("an image was given: the task is image-to-image"

@@ -297,3 +297,14 @@ def test_colours_to_use_are_no_palette_picture(planner: Planner, tmp_path) -> No
     plan = planner.plan(prompt, images={"image": str(path)})
     assert plan.template == "img2img"  # redrawn in colour, the trace names the palette input
     assert any("palette" in n for n in plan.trace["notes"])
+
+
+def test_a_mask_given_with_a_picture_to_fix_is_inpainted(planner: Planner, tmp_path) -> None:
+    from PIL import Image
+
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    Image.new("RGB", (64, 64), "gray").save(image)
+    Image.new("L", (64, 64), 0).save(mask)
+    plan = planner.plan("fix the face in this photo", images={"image": str(image), "mask": str(mask)})
+    assert plan.template == "inpaint"  # every given file reaches the graph
+    assert not any("not used" in n for n in plan.trace["notes"])
