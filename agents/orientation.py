@@ -76,6 +76,9 @@ class Shape:
 
 
 # (kind, format, aspect, pattern): the first kind in this order wins when two are found
+# an orientation word closing a list of tags ("..., daylight, landscape"): the shape, and a scene or a
+# person is drawn so anyway
+_CLOSING = r"(?:[,;]|\s-)\s*{}\s*[.!]?\s*$"
 # a bare orientation word asked for politely, not after an article ("Landscape please.", "landscape sana
 # po", "..., portrait pls"): "a portrait, please" is of a person
 _ASKED = (r"(?<!\ba )(?<!\ban )(?<!\bthe )\b{}[,!]?\s+(?:please|pls|plz|sana|po|bitte|por favor|svp|"
@@ -146,7 +149,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"κάθετ\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|"
-     + _ASKED.format("portrait") + r"|"
+     + _ASKED.format("portrait") + r"|" + _CLOSING.format("portrait") + r"|"
      r"\b(?:mode|orientasi|"
      r"format) potret\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
@@ -157,7 +160,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
-     + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
+     + r"|" + _CLOSING.format("landscape") + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
      r"\bapaisad[oa]s?\b|\bliggande (?:format|bild|läge)\b|\bna [šs][íi][řr]ku\b|"
      r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
      r"οριζόντι\w* (?:μορφ\w*|προσανατολισμ\w*)|"

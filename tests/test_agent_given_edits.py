@@ -262,6 +262,8 @@ def test_edits_read_in_chat_forms(prompt: str, task: str, intent: str) -> None:
     ("Mach es Bild vom Matterhorn im Winter, 2 zu 1 fürd Website", 1.9, 2.1),
     ("ein gammal trebåt ved naustet i Lofoten, midnattssol, breiformat", 1.2, 2.5),
     ("360 gráðu víðmynd af Landmannalaugum, litrík líparítfjöll", 1.9, 2.1),
+    ("plate of pierogi with fried onion, rustic wooden table, daylight, landscape", 1.2, 2.0),
+    ("summer sale, lemons and a striped deck chair, bold retro illustration, portrait", 0.5, 0.85),
 ])
 def test_shapes_asked_in_words(planner: Planner, prompt: str, low: float, high: float) -> None:
     w, h = output_size(planner.plan(prompt).graph)
