@@ -516,7 +516,7 @@ _INTENT_COMPILED["outpaint"] = re.compile(r"(?!)")  # set in classify: only with
 # a given map ("following this edge map") is a control input, not an image to derive one from
 _MAP = (r"(?:canny|edges?|depth|pose|openpose|normal|segmentation|seg|semantic|scribble|line ?art|mlsd|hed|"
         r"soft ?edge|outline)(?:[- ](?:edge|edges|detection))?[- ]"
-        r"(?:map|image|pass|render|mask|drawing|skeleton|control(?: image)?)s?")
+        r"(?:map|image|pass|render|mask|drawing|skeleton|file|png|control(?: image)?)s?")
 _GIVEN_MAP = re.compile(
     r"(?:\b(?:this|these|my|our|attached|given|uploaded|provided|ready|existing|here(?:'s| is| are)|"
     r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|got|made|drew|drawn|prepared|exported|rendered|"
@@ -754,7 +754,9 @@ _USER_MASK = re.compile(
     r"\bthe mask (?:is )?(?:over|on|around)\b|"
     r"\b(?:the|a|my) (?:[\w-]+ ){0,2}?mask (?:that )?(?:i|we)(?:'ve| have)? (?:just )?(?:drew|drawn|made|"
     r"painted|created|did|prepared)\b|"  # "with the mask i drew (white blob bottom right)"
-    r"\b(?:j'ai|on a) (?:fait|faite|dessin[ée]|peint|cr[ée][ée]) (?:un|le|mon|une) (?:mask|masque)\b",
+    r"\b(?:j'ai|on a) (?:fait|faite|dessin[ée]|peint|cr[ée][ée]) (?:un|le|mon|une) (?:mask|masque)\b|"
+    r"\b(?:i'll|i will|i'm going to|let me|i can) (?:give|send|attach|upload|provide) (?:you )?(?:a|the|my) "
+    r"(?:[\w-]+ )?mask\b",
     re.IGNORECASE)
 
 
@@ -789,7 +791,9 @@ def mask_given(prompt: str) -> bool:
         return True
     if _SUBJECT_MASK.search(prompt):
         return False
-    return lexicon.gives_input(prompt, _MASK_FOREIGN) or lexicon.gives_input(prompt, lexicon.words_of("mask"))
+    return lexicon.gives_input(prompt, _MASK_FOREIGN) \
+        or lexicon.gives_input(prompt, lexicon.words_of("mask")) \
+        or lexicon.points_at(prompt, lexicon.words_of("mask", spaced_only=True))  # "på min maske"
 
 
 def gives_mask(prompt: str) -> bool:
@@ -920,6 +924,13 @@ _TWO_FOREIGN = re.compile(
     r"отправил\w*)\s+(?:\w+\s+)?(?:фото\w*|снимок|изображени\w*|картин\w*|рисун\w*)[^.;!?]{0,60}?"
     r"\s(?:и|а также|плюс)\s+(?:\w+\s+)?(?:картин\w*|репродукци\w*|рисун\w*|фото\w*|снимок|кадр\w*|"  # noqa: RUF001
     r"изображени\w*)", re.IGNORECASE)
+# words of a new picture ("nyt billede: ... i det hvide område på min maske"): a mask given with them
+# places its subject, there is no picture to repaint
+_NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\bnyt billede\b|\bnytt bilde\b|\bny bild\b|"
+                          r"\bneues bild\b|\bnieuwe afbeelding\b|\bnouvelle image\b|\bnueva imagen\b|"
+                          r"\bnuova immagine\b|\bnova imagem\b|\bnowy obraz\w*|"
+                          r"\bнов\w+ (?:изображени|картин)\w*",  # noqa: RUF001
+                          re.IGNORECASE)
 # the rest of a new picture described beside the masked area ("put a cheetah there, rest is savanna")
 _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
                       r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b",
@@ -1096,7 +1107,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "image-to-image" not in found and not given_map and _edits_given(prompt):
         found.add("image-to-image")  # "voisitsä poistaa ton tyypin tosta taustalta": a given picture's
     if "image-to-image" not in found and "mask-region" not in labels.intents and mask_given(prompt):
-        if (_INSIDE_AREA.search(prompt) or _REST_IS.search(prompt)) and not _REPAINT.search(prompt):
+        if (_INSIDE_AREA.search(prompt) or _REST_IS.search(prompt) or _NEW_PICTURE.search(prompt)) \
+                and not _REPAINT.search(prompt):
             labels.intents.append("mask-region")  # "I drew a mask - put a puppy only inside that area"
         else:  # "masku přikládám, doplň tam kus oblohy": a mask is of a picture to repaint
             found.add("inpaint")

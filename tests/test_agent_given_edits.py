@@ -310,3 +310,19 @@ def test_a_mask_given_with_a_picture_to_fix_is_inpainted(planner: Planner, tmp_p
     plan = planner.plan("fix the face in this photo", images={"image": str(image), "mask": str(mask)})
     assert plan.template == "inpaint"  # every given file reaches the graph
     assert not any("not used" in n for n in plan.trace["notes"])
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("I'll give you a mask (white blob in the middle) - put a red post box inside it, a snowy street around",
+     "mask-region"),
+    ("nyt billede: et torv i København om aftenen, og i det hvide område på min maske en glaspavillon",
+     "mask-region"),
+])
+def test_a_mask_given_for_a_new_picture(prompt: str, intent: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == "text-to-image" and intent in labels.intents, labels
+
+
+def test_a_map_file_the_user_uploaded_is_a_control() -> None:
+    labels = classify("use the canny edges file i uploaded to make an eagle festival poster")
+    assert "control" in labels.intents and labels.task == "text-to-image"
