@@ -763,7 +763,8 @@ _USER_MASK = re.compile(
 # the area a mask marks, for a new subject ("put a puppy only inside that area")
 _INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into) (?:that|this|the|its|my) "
                           r"(?:(?:white|masked|marked|painted) )?"
-                          r"(?:area|region|part|zone|spot|shape|blob|space)\b", re.IGNORECASE)
+                          r"(?:area|region|part|zone|spot|shape|blob|space)\b|\b(?:inside|within) it\b",
+                          re.IGNORECASE)
 
 
 _PALETTE_STEM = re.compile(r"palet|paleta|палит|паліт|παλέτ|פלט|پالت|باليت|لوحة|팔레트|"
