@@ -250,6 +250,8 @@ _RULES: dict[str, str] = {
         r"(?:brighten|darken|enhance|retouch|fix|restyle|sharpen|crop|recolou?r|colou?r|colou?ri[sz]e|"
         r"restore|repair|clean|upscale|extend|expand|widen|remove|erase|replace|blur|unblur|denoise))\b[^.;]{0,40}?"
         r"\b(?:the|my) (?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
+        # "make the image 4000 px wide": the output, not a given picture
+        r"(?!\s+\d{3,6}\s*(?:px|pixels?|x\b|by\b|wide|tall|high))"
     ),
 }
 _COMPILED = {label: re.compile(rx, re.IGNORECASE) for label, rx in _RULES.items()}
@@ -756,7 +758,12 @@ _USER_MASK = re.compile(
     r"painted|created|did|prepared)\b|"  # "with the mask i drew (white blob bottom right)"
     r"\b(?:j'ai|on a) (?:fait|faite|dessin[ée]|peint|cr[ée][ée]) (?:un|le|mon|une) (?:mask|masque)\b|"
     r"\b(?:i'll|i will|i'm going to|let me|i can) (?:give|send|attach|upload|provide) (?:you )?(?:a|the|my) "
-    r"(?:[\w-]+ )?mask\b",
+    r"(?:[\w-]+ )?mask\b|"
+    # "blank canvas + mask: I drew a white blob top right", "i painted over him in white in the 2nd file"
+    r"\+\s*(?:a\s+|the\s+)?mask\b|\b(?:i|we) (?:drew|painted|made|put) a white (?:blob|shape|circle|area|"
+    r"patch|spot|region|box|rectangle)\b|"
+    r"\b(?:painted|coloured|colored|marked|scribbled) over (?:him|her|it|them|that|the [\w-]+) (?:in|with) "
+    r"white\b",
     re.IGNORECASE)
 
 
@@ -927,7 +934,8 @@ _TWO_FOREIGN = re.compile(
     r"изображени\w*)", re.IGNORECASE)
 # words of a new picture ("nyt billede: ... i det hvide område på min maske"): a mask given with them
 # places its subject, there is no picture to repaint
-_NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\bnyt billede\b|\bnytt bilde\b|\bny bild\b|"
+_NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\b(?:blank|empty|new) canvas\b|\bnyt billede\b|"
+                          r"\bnytt bilde\b|\bny bild\b|"
                           r"\bneues bild\b|\bnieuwe afbeelding\b|\bnouvelle image\b|\bnueva imagen\b|"
                           r"\bnuova immagine\b|\bnova imagem\b|\bnowy obraz\w*|"
                           r"\bнов\w+ (?:изображени|картин)\w*",  # noqa: RUF001
@@ -936,7 +944,8 @@ _NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\bnyt billede\b|\bn
 _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
                       r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b",
                       re.IGNORECASE)
-_MASK_IS = re.compile(r"\bmask\s*(?:is|=|:|-)\s*(?:the|in the|on the)?\s*$", re.IGNORECASE)
+_MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
+                      r"\b(?:in|with) white (?:in|on)(?: the| my)?\s*$", re.IGNORECASE)
 _IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
                       re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",
@@ -961,7 +970,7 @@ def two_pictures(prompt: str) -> bool:
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
     ordinals = [m for m in _ORDINAL_PICTURE.finditer(prompt)  # "on the second file (that's the mask)",
                 if not _IS_MASK.match(prompt, m.end())  # "mask is the 2nd file"
-                and not _MASK_IS.search(prompt[max(0, m.start() - 16):m.start()])]
+                and not _MASK_IS.search(prompt[max(0, m.start() - 40):m.start()])]
     if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
         return True
     given = list(_GIVEN_NOUN.finditer(prompt))

@@ -208,16 +208,38 @@ def pictures(prompt: str, other: re.Pattern[str] | None = None) -> int:
     Foto im Stil des Gemäldes, das ich dir im Anhang schicke")."""
     named = mentions(prompt, other)
     found = sorted({(m.lang in UNSPACED, m.start, m.end, m.kind in ("picture", "second")) for m in named})
+    nouns = _noun_places(prompt)
     count = 0
     last: dict[bool, tuple[int, bool]] = {}  # script kind -> (end of the last group, whether it has a noun)
     for unspaced, start, end, noun in found:
         prev = last.get(unspaced)
-        if prev is not None and start - prev[0] <= SAME_PICTURE and not (noun and prev[1]):
+        near = SAME_PICTURE * (2 if unspaced else 1)
+        # a verb or phrase of giving far from the named picture, with no picture noun of its own beside
+        # it, still gives that picture ("... þessa gömlu mynd ... hún er í viðhenginu": it is attached)
+        alone = not noun and prev is not None and prev[1] and not any(
+            u == unspaced and s - end <= near and start - e <= near for u, s, e in nouns)
+        if prev is not None and (alone or (start - prev[0] <= near and not (noun and prev[1]))):
             last[unspaced] = (max(prev[0], end), prev[1] or noun)
             continue
         count += 1
         last[unspaced] = (end, noun)
     return max(count, 2) if any(m.kind == "second" for m in named) else count
+
+
+def _noun_places(prompt: str) -> set[tuple[bool, int, int]]:
+    """Where ``prompt`` has a picture noun of any language, pointed at or not: ``(unspaced, start,
+    end)`` in the units of :func:`mentions`."""
+    text = _norm(prompt)
+    words = _words(text)
+    places: set[tuple[bool, int, int]] = set()
+    for lang in LEXICON:
+        if lang in UNSPACED:
+            places.update((True, a, b) for a, b in _find_chars(text, _entries(lang, "picture")))
+        else:
+            places.update((False, a, b) for a, b in _find(words, _entries(lang, "picture")))
+            if lang in COMPOUNDING:
+                places.update((False, a, b) for a, b in _find_suffix(words, _entries(lang, "picture")))
+    return places
 
 
 def has_word(prompt: str, field: str) -> bool:

@@ -326,3 +326,32 @@ def test_a_mask_given_for_a_new_picture(prompt: str, intent: str) -> None:
 def test_a_map_file_the_user_uploaded_is_a_control() -> None:
     labels = classify("use the canny edges file i uploaded to make an eagle festival poster")
     assert "control" in labels.intents and labels.task == "text-to-image"
+
+
+@pytest.mark.parametrize(("prompt", "task", "intents"), [
+    ("blank canvas + mask: I drew a white blob top right, put a hot air balloon there, the rest should be "
+     "the desert at dawn", "text-to-image", ["mask-region"]),
+    ("theres a random guy walking thru the back of our team photo, i painted over him in white in the 2nd "
+     "file, can u get rid of him", "inpaint", []),
+    ("the rose oil bottle on my desk (see file), put it on white marble, product shot. mask of the desk area is "
+     "the other file", "inpaint", []),
+])
+def test_a_mask_said_in_other_words(prompt: str, task: str, intents: list[str]) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and labels.intents == intents, labels
+
+
+def test_the_output_size_of_the_image_is_no_given_picture(planner: Planner) -> None:
+    prompt = "make the image 100000 px wide, panorama of the Karoo, seed -1, steps: 0"
+    assert classify(prompt).task == "text-to-image"
+    assert planner.plan(prompt).template == "panorama"
+
+
+def test_an_attachment_said_again_is_the_same_picture() -> None:
+    from agents import lexicon
+    from agents.labels import _OTHER_INPUT
+
+    one = "geturðu litað þessa gömlu svarthvítu mynd af Reykjavíkurhöfn frá 1950? hún er í viðhenginu"
+    two = "Mach aus meinem Foto ein Bild im Stil des Gemäldes, das ich dir im Anhang schicke"
+    assert lexicon.pictures(one, _OTHER_INPUT) == 1
+    assert lexicon.pictures(two, _OTHER_INPUT) == 2 and lexicon.second_picture_role(two, _OTHER_INPUT) == "style"
