@@ -333,8 +333,8 @@ def test_a_map_file_the_user_uploaded_is_a_control() -> None:
      "the desert at dawn", "text-to-image", ["mask-region"]),
     ("theres a random guy walking thru the back of our team photo, i painted over him in white in the 2nd "
      "file, can u get rid of him", "inpaint", []),
-    ("the rose oil bottle on my desk (see file), put it on white marble, product shot. mask of the desk area is "
-     "the other file", "inpaint", []),
+    ("the rose oil bottle on my desk (see file), put it on white marble, product shot. mask of the desk "
+     "area is the other file", "inpaint", []),
 ])
 def test_a_mask_said_in_other_words(prompt: str, task: str, intents: list[str]) -> None:
     labels = classify(prompt)
@@ -354,4 +354,5 @@ def test_an_attachment_said_again_is_the_same_picture() -> None:
     one = "geturðu litað þessa gömlu svarthvítu mynd af Reykjavíkurhöfn frá 1950? hún er í viðhenginu"
     two = "Mach aus meinem Foto ein Bild im Stil des Gemäldes, das ich dir im Anhang schicke"
     assert lexicon.pictures(one, _OTHER_INPUT) == 1
-    assert lexicon.pictures(two, _OTHER_INPUT) == 2 and lexicon.second_picture_role(two, _OTHER_INPUT) == "style"
+    assert lexicon.pictures(two, _OTHER_INPUT) == 2
+    assert lexicon.second_picture_role(two, _OTHER_INPUT) == "style"
