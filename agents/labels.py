@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import lexicon
-from agents.orientation import find_shape, normalize, strip_shapes
+from agents.orientation import explicit_ratio, find_shape, normalize, strip_shapes
 from agents.outpaint import asks_outpaint
 from agents.regions import english_sides, foreign_regions, split_regions
 from agents.typos import fix_typos
@@ -176,13 +176,13 @@ _RULES: dict[str, str] = {
         r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
         # "for our website hero image": the picture's purpose, not a given one
         r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
-        r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img|"
+        r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img(?! (?:look|style|vibe|feel|aesthetic))|"
         r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
         r"took|shot|posted|added)\b|"
         r"\bthe one (?:i|we) (?:just )?(?:attached|uploaded|sent|shared)\b|\bsee (?:the )?attached\b|"
         r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z/]+ ){0,3}" + _PICTURE + r"\b|"
         # the picture as a place ("the hand in the shot", "the guy on the pic", "in this one")
-        r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan)\b"
+        r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
@@ -430,7 +430,8 @@ _INTENT_RULES: dict[str, str] = {
     ),
     "detail": (
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
-        r"(?:e?s|ed|ing)? (?:up )?(?:just |only )?(?:the |her |his |their |all |my |its |our )?(?:[a-z]+ )?"
+        r"(?:e?s|ed|ing)? (?:up )?(?:just |only )?(?:the |her |his |their |all |my |its |our )?"
+        r"(?:[a-z'\u2019]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b(?! of (?:a|an|the) (?:clock|watch|compass|cliff))|"
         r"\b(?:faces?|hands?|fingers|eyes)(?: (?:in|on|of) (?:the|this|my|her|his|our)(?: [\w']+){1,4}?)? "
         r"(?:looks?|are|is|came out|come out|seems?|have|has)\b[^.;]{0,40}"
@@ -700,7 +701,9 @@ _UPSCALE_GIVEN = re.compile(
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
-    r"\bmore (?:pixels|resolution)\b|\bpara imprimir\b|\bper (?:la )?stampa\b|\bzum drucken\b|"
+    r"\bmore (?:pixels|resolution)\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
+    r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|at \d{3,5}(?: ?px)?)\b|\bpara imprimir\b|"
+    r"\bper (?:la )?stampa\b|\bzum drucken\b|"
     r"\bpour (?:l')?imprim\w*|\bom (?:af )?te drukken\b|"
     # "N times as big" of the given picture, in other languages
     r"\b(?:(?:twee|drie|vier|acht|[2-8]) ?(?:keer|maal) (?:zo )?(?:groot|groter)|"
@@ -727,7 +730,10 @@ _MAKE_THEN_UPSCALE = re.compile(r"\b(?:generate|create|make|draw|paint|render)\b
                                 r"\b(?:then|and then|after that|afterwards)\s+"
                                 r"(?:upscal|enlarg|scale (?:it |them )?up)",
                                 re.IGNORECASE)
-_UPSCALED_LOOK = re.compile(r"\bupscaled (?:look|style|feel|quality|vibe)\b", re.IGNORECASE)
+_UPSCALED_LOOK = re.compile(r"\bupscaled (?:look|style|feel|quality|vibe)\b|"
+                            r"\b(?:like|as if|as though|jak po|wie nach|comme apr[èe]s)\s+"
+                            r"(?:an?\s+|it was\s+)?upscal\w*",
+                            re.IGNORECASE)
 _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|bars?|boutiques?|"
                                 r"neighbou?rhoods?|apartments?|fashion|stores?|shops?|lounges?|clientele|resorts?|dining|"
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
@@ -910,7 +916,9 @@ _MADE_PICTURE = re.compile(
     r"(?:photo|picture|pic|snapshot|photograph|selfie|scan|render|drawing|sketch)s?\s+(?:of|from)\s+"
     r"(?:my|our|his|her|their|me|us|the)\b|"
     # "attached: photo of my studio", "on the card art attached", "got a sleeve photo from a client"
-    r"^\W*attached\s*[:\-\u2013]|\b(?:card |cover |box |concept |key |fan |pixel |line )?art(?:work)?s? "
+    r"^\W*attached\s*[:\-\u2013]|"
+    r"\b(?:1st|first|2nd|second|3rd|third) (?:attachment|upload|attached file)\b|"
+    r"\b(?:card |cover |box |concept |key |fan |pixel |line )?art(?:work)?s? "
     r"(?:is )?attached\b|"
     r"\b(?:got|received|been sent|was sent|were sent) (?:a|an|this|these|some|the) (?:[\w'-]+ ){0,4}?"
     + _PICTURE + r" from\b|"
@@ -1136,7 +1144,10 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.intents.remove("regions")  # "2 nightstands side by side": one picture of both
     if "regions" in labels.intents and not _SPLIT.search(prompt) and len(split_regions(prompt)[1]) < 2:
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
+    unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
+        if given_map else prompt
     given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))
+    made = given or bool(_MADE_PICTURE.search(unmapped))  # "concept art attached is only 512px": given too
     second = lexicon.second_picture_role(prompt, _OTHER_INPUT) if given else None
     if second and not set(labels.intents) & {"style", "palette", "reference"}:
         _add(labels.intents, second)  # "la foto del mio outfit nello stile del dipinto che ti allego"
@@ -1145,11 +1156,11 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     for intent, explicit in _NEEDS_GIVEN.items():  # "a muted colour palette": a style, not an input
         if intent in labels.intents and not given and not explicit.search(prompt):
             labels.intents.remove(intent)
-    if given and "upscale" not in labels.intents \
+    if made and "upscale" not in labels.intents \
             and (_UPSCALE_GIVEN.search(prompt) or lexicon.words_of("upscale").search(prompt)) \
             and not set(labels.intents) & {"style", "palette", "depth", "edges", "control", "pose", "detail"}:
         _add(labels.intents, "upscale")  # "make this pic print size without getting blurry"
-    if "upscale" in labels.intents and not given and "image-to-image" not in found \
+    if "upscale" in labels.intents and not made and "image-to-image" not in found \
             and (not _UPSCALE_VERB.search(prompt) or _MAKE_THEN_UPSCALE.search(prompt)
                  or _UPSCALED_LOOK.search(prompt)):
         # "SDXLで大きな高解像度で描いてください": a new picture at high resolution, a second pass
@@ -1182,10 +1193,14 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
                                       or lexicon.words_of("remove").search(prompt)
                                       or _NEW_BACKGROUND.search(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
-    unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
-        if given_map else prompt
     if _MADE_PICTURE.search(unmapped):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
+    if "upscale" in labels.intents and lexicon.has_word(prompt, "extend") \
+            and (any(lexicon.has_word(prompt, side) for side in ("left", "right", "top", "bottom"))
+                 or explicit_ratio(prompt) is not None):
+        # "amplia la imatge cap a la dreta, que quedi 16:9": a word of both enlarging and extending, with a
+        # side or a new shape, extends the picture (an upscale keeps its shape)
+        labels.intents.remove("upscale")
     if (asks_outpaint(prompt) and _given_picture(prompt)) or _STRONG_OUTPAINT.search(prompt) \
             or (lexicon.has_word(prompt, "extend") and "upscale" not in labels.intents
                 and ("image-to-image" in found or lexicon.gives_picture(prompt, _OTHER_INPUT))):

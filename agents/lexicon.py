@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from agents.lexicon_data import LEXICON
 
@@ -71,14 +71,24 @@ def _entries(lang: str, field: str) -> tuple[tuple[str, ...], ...]:
     return tuple(w for w in (tuple(_words(v)) for v in values) if w)
 
 
-def _find(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
-    spans = []
+@cache
+def _by_first(seqs: tuple[tuple[str, ...], ...]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """``seqs`` by their first word (what :func:`_find` looks up per word of the prompt)."""
+    index: dict[str, list[tuple[str, ...]]] = {}
     for seq in seqs:
-        n = len(seq)
-        for i in range(len(words) - n + 1):
+        index.setdefault(seq[0], []).append(seq)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _find(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
+    index = _by_first(seqs)
+    spans = []
+    for i, w in enumerate(words):
+        for seq in index.get(w, ()):
+            n = len(seq)
             if tuple(words[i:i + n]) == seq:
                 spans.append((i, i + n))
-    return spans
+    return sorted(spans, key=lambda s: (s[0], s[1]))
 
 
 def _find_suffix(words: list[str], seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
@@ -100,6 +110,12 @@ def _find_chars(text: str, seqs: tuple[tuple[str, ...], ...]) -> list[tuple[int,
 
 
 def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]:
+    """Every place ``prompt`` names a picture the user gives (see :func:`_mentions`)."""
+    return list(_mentions(prompt, other))
+
+
+@lru_cache(maxsize=512)
+def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mention, ...]:
     """Every place ``prompt`` names a picture the user gives, in any language of the lexicon.
     ``other`` matches the words of the user's other inputs (a mask, a pose skeleton, a map): a
     verb of giving beside one of them gives that input, not a picture ("pakai mask yang aku
@@ -145,7 +161,7 @@ def mentions(prompt: str, other: re.Pattern[str] | None = None) -> list[Mention]
                            for o_start, o_end in others):
                         continue
                 found.append(Mention(lang, start, end, kind))
-    return found
+    return tuple(found)
 
 
 def gives_input(prompt: str, words: re.Pattern[str]) -> bool:
@@ -226,7 +242,8 @@ def pictures(prompt: str, other: re.Pattern[str] | None = None) -> int:
     return max(count, 2) if any(m.kind == "second" for m in named) else count
 
 
-def _noun_places(prompt: str) -> set[tuple[bool, int, int]]:
+@lru_cache(maxsize=512)
+def _noun_places(prompt: str) -> frozenset[tuple[bool, int, int]]:
     """Where ``prompt`` has a picture noun of any language, pointed at or not: ``(unspaced, start,
     end)`` in the units of :func:`mentions`."""
     text = _norm(prompt)
@@ -239,7 +256,7 @@ def _noun_places(prompt: str) -> set[tuple[bool, int, int]]:
             places.update((False, a, b) for a, b in _find(words, _entries(lang, "picture")))
             if lang in COMPOUNDING:
                 places.update((False, a, b) for a, b in _find_suffix(words, _entries(lang, "picture")))
-    return places
+    return frozenset(places)
 
 
 def has_word(prompt: str, field: str) -> bool:

@@ -142,7 +142,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"orientation|canvas|print|shape)\b"),
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"
-     r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape)\b|"
+     r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape|size)\b|"
      r"\b(?:in|it|as|to) portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|"
      r"\bstaand formaat\b|\bst[åa]ende (?:format|bild|läge)\b|\bna v[ýy][šs]ku\b|"
      r"\bdikey (?:format\w*|g[öo]rsel\w*|poster\w*)|\bportre format\w*|\bkh[ổo] d[ọo]c\b|"
@@ -157,7 +157,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"세로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도|\s*(?=\d{1,2}\s*[:x]\s*\d))"),
     ("oriented", "wide", ORIENTED,
      _oriented(_HORIZONTAL) + r"|"
-     r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape)\b|"
+     r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape|size)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
      + r"|" + _CLOSING.format("landscape") + r"|\blandschaftsformat\w*|\bliggend formaat\b|"

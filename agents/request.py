@@ -17,11 +17,12 @@ from typing import Any
 
 from agents.labels import Labels, classify, has_paths, strip_paths, without_paths
 from agents.language import language
+from agents.lexicon_data import LEXICON
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
 from agents.typos import fix_typos
 
-# 1024x512; never a print size in centimetres or inches ("70x100 cm")
-_SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by)\s*(\d{2,5})"
+# 1024x512, "1920 на 1080", "1920 por 1080"; never a print size in centimetres or inches ("70x100 cm")
+_SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by|(?<=\s)(?:на|por|per|sur|op|auf|na)(?=\s))\s*(\d{2,5})"
                    r"(?!\s*(?:cm|mm|in\b|inch|inches|\"|ft\b|feet)|\d)(?:\s*(?:px|pixels))?\b", re.IGNORECASE)
 # "width 1216 height 832", "w=768, h=1024"
 _SIZE_WORDS = re.compile(r"\b(?:width|w)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?(?:height|h)"
@@ -199,7 +200,8 @@ def reading_notes(prompt: str, request: Request, notes: list[str], *, embedder: 
         f"({', '.join(sorted(shaped))}) is planned" if shaped else \
         f"; with no composition recognised, the plain template of the task ({found.task}) is planned"
     notes.append(f"the prompt looks {lang}: {how}; the keyword rules read English, the format, mask and "
-                 f"edit words of a few languages and the given-picture, style and palette words of 33 "
+                 f"edit words of a few languages and the given-picture, style and palette words of "
+                 f"{len(LEXICON)} "
                  f"(agents.lexicon_data) (found: {', '.join(found.all())})" + fallback)
 
 

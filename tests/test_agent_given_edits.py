@@ -356,3 +356,46 @@ def test_an_attachment_said_again_is_the_same_picture() -> None:
     assert lexicon.pictures(one, _OTHER_INPUT) == 1
     assert lexicon.pictures(two, _OTHER_INPUT) == 2
     assert lexicon.second_picture_role(two, _OTHER_INPUT) == "style"
+
+
+@pytest.mark.parametrize(("prompt", "task", "intent"), [
+    ("fix the skipper's face on the fotka, looks weird af, eyes all wonky", "image-to-image", "detail"),
+    ("the attached lookbook shot is only 512px, need it big for a billboard", "image-to-image", "upscale"),
+    ("concept art attached is only 512px, need it at 2048 for the artbook", "image-to-image", "upscale"),
+    ("amplia la imatge adjunta cap a la dreta q hi càpiga el logo, que quedi 16:9", "inpaint", "outpaint"),
+    ("paint the photo of our marani (1st attachment) in the style of the Pirosmani painting (2nd attachment)",
+     "image-to-image", "style"),
+    ("Ẹ jọ̀ọ́, ẹ bá mi ṣàtúnṣe ojú ìyàwó nínú fọ́tò yìí", "image-to-image", "detail"),  # Yoruba
+    ("այս նկարը լավացրու ու 2 անգամ մեծացրու, որ տպենք", "image-to-image", "upscale"),  # Armenian
+])
+def test_edits_in_more_words_and_languages(prompt: str, task: str, intent: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and intent in labels.intents, labels
+
+
+@pytest.mark.parametrize("prompt", [
+    "fotka opery we Lwowie nocą, HDR, ostra jak po upscalu, img2img look --ar 3:2 --no people",
+    "a lighthouse at dusk, sharp as if it was upscaled",
+])
+def test_an_upscaled_look_is_a_new_picture(prompt: str) -> None:
+    assert classify(prompt).task == "text-to-image"
+
+
+@pytest.mark.parametrize(("prompt", "size"), [
+    ("түнгі далада киіз үй, млечный путь над ним, фото 1920 на 1080", (1920, 1080)),
+    ("una foto de un gato en la nieve 1920 por 1080", (1920, 1080)),
+])
+def test_a_size_in_words_of_other_languages(prompt: str, size: tuple[int, int]) -> None:
+    req = parse_request(prompt)
+    assert (req.width, req.height) == size
+
+
+@pytest.mark.parametrize("prompt", [
+    "a cup of Ceylon tea on a wooden table, advert poster, portrait size please",
+    "'n braai by sonsondergang in die Karoo, 5 mense wat lag, landskap formaat asseblief",  # Afrikaans
+    "čebelnjak s poslikanimi panjskimi končnicami, Triglav v ozadju, ležeča slika",  # Slovenian
+])
+def test_orientation_words_of_more_languages(prompt: str) -> None:
+    from agents.orientation import find_shape
+
+    assert find_shape(prompt) is not None, prompt
