@@ -53,19 +53,25 @@ def test_the_shipped_sets_are_well_formed(host, name) -> None:
         assert any(not r["prompt"].isascii() for r in records)
 
 
-# The sets written blind (never read by the planner's authors before their first run) and the
-# template hits they had when they were measured: a change of the rules must not lose them.
-BLIND_FLOORS = {"blind3.jsonl": 59, "blind4.jsonl": 60, "blind5.jsonl": 60, "blind6.jsonl": 58,
-                "blind7.jsonl": 60, "blind8.jsonl": 57, "blind9.jsonl": 59, "blind10.jsonl": 59,
+# The sets written blind (never read by the planner's authors before their first run) and their
+# template hits at the end of the last round of rules (stop 25): a change of the rules must not lose
+# them. blind16 went 59 -> 58 in stop 25: "20000x20000" (past a latent's side) now keeps its shape and
+# plans the tiled template, which that writer did not list (every other writer of such sizes did).
+BLIND_FLOORS = {"blind3.jsonl": 60, "blind4.jsonl": 60, "blind5.jsonl": 60, "blind6.jsonl": 58,
+                "blind7.jsonl": 60, "blind8.jsonl": 58, "blind9.jsonl": 59, "blind10.jsonl": 60,
                 "blind11.jsonl": 59, "blind12.jsonl": 57, "blind13.jsonl": 57, "blind14.jsonl": 60,
-                "blind15.jsonl": 57, "blind16.jsonl": 59, "blind17.jsonl": 60, "blind18.jsonl": 58,
-                "blind19.jsonl": 60, "blind20.jsonl": 59, "blind21.jsonl": 57}
-# and the prompts planned without their files that named every implied input (issue 17 rounds 3-5)
+                "blind15.jsonl": 57, "blind16.jsonl": 58, "blind17.jsonl": 60, "blind18.jsonl": 58,
+                "blind19.jsonl": 60, "blind20.jsonl": 60, "blind21.jsonl": 59, "blind22.jsonl": 60,
+                "blind23.jsonl": 60, "blind24.jsonl": 60, "blind25.jsonl": 58, "blind26.jsonl": 60,
+                "blind27.jsonl": 60, "blind28.jsonl": 58, "blind29.jsonl": 60}
+# and the prompts planned without their files that named every implied input (issue 17 rounds 3-6)
 INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "blind6.jsonl": 22,
                 "blind7.jsonl": 23, "blind8.jsonl": 23, "blind9.jsonl": 24, "blind10.jsonl": 24,
                 "blind11.jsonl": 24, "blind12.jsonl": 21, "blind13.jsonl": 23, "blind14.jsonl": 24,
-                "blind15.jsonl": 23, "blind16.jsonl": 23, "blind17.jsonl": 24, "blind18.jsonl": 24,
-                "blind19.jsonl": 23, "blind20.jsonl": 23, "blind21.jsonl": 21}
+                "blind15.jsonl": 23, "blind16.jsonl": 24, "blind17.jsonl": 24, "blind18.jsonl": 24,
+                "blind19.jsonl": 23, "blind20.jsonl": 24, "blind21.jsonl": 23, "blind22.jsonl": 29,
+                "blind23.jsonl": 30, "blind24.jsonl": 30, "blind25.jsonl": 29, "blind26.jsonl": 30,
+                "blind27.jsonl": 30, "blind28.jsonl": 30, "blind29.jsonl": 30}
 
 
 FAST_SETS = {"blind20.jsonl", "blind21.jsonl"}  # the rest run with --slow (CI runs both): ~1 min of plans
