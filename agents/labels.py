@@ -588,7 +588,7 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:esta|esa|mi|mis|nuestra)\s+(?:foto(?:graf[ií]a)?|imagen|ilustraci[oó]n|dibujo|pintura|retrato|selfie)\b|"
     r"\b(?:esta|essa|minha|nossa|este|esse|meu)\s+(?:foto(?:grafia)?|imagem|ilustra[cç][aã]o|desenho|pintura|"
     r"retrato)\b|"
-    r"\b(?:questa|quest'|la mia|mia|questo|il mio)\s?(?:foto(?:grafia)?|immagine|illustrazione|disegno|"
+    r"\b(?:questa|quest'|la mia|una mia|questo|il mio)\s?(?:foto(?:grafia)?|immagine|illustrazione|disegno|"
     r"dipinto|ritratto)\b|"
     r"\b(?:cette|ma|mon|notre|cet)\s+(?:photo(?:graphie)?|image|illustration|dessin|peinture|selfie)\b|"
     r"\b(?:dieses|diese|diesem|dieser|mein|meine|meinem|meinen|meines|unser\w*)\s+(?:foto|bild(?:es)?|"

@@ -32,6 +32,11 @@ from agents.lexicon_data import LEXICON
 UNSPACED = ("ja", "zh", "th")
 # languages that write compounds as one word: a picture noun is also read at a word's end
 COMPOUNDING = ("de", "nl", "sv", "no", "da", "fi", "hu", "et", "is")
+# articles of the languages that write them apart: one between a pointing word and a noun starts a noun
+# phrase of its own
+ARTICLES = frozenset(("a", "an", "the", "een", "de", "het", "ein", "eine", "einen", "einem", "der", "die",
+                      "das", "un", "une", "le", "la", "les", "des", "una", "el", "los", "las", "il", "lo",
+                      "gli", "um", "uma", "os", "as", "en", "ett", "et", "ei"))
 # compounds that end in a picture noun but name no picture ("mein Vorbild": my role model)
 NOT_PICTURES = frozenset(("leitbild", "sinnbild", "ebenbild", "weltbild", "feindbild", "krankheitsbild",
                           "menschenbild", "spiegelbild", "voorbeeld", "tegenbeeld", "sinnebild", "förebild",
@@ -140,7 +145,10 @@ def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mentio
         # a pointing word points at one noun, the nearest (a word of both lists, sw "hii", at the
         # noun beside it: "picha hii kuwa mchoro" points at "picha" only)
         targets: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
-        pairs = [(w, n, n[0] - w[1]) for w in before for n in nouns if 0 <= n[0] - w[1] <= near]
+        # an article between them starts another noun phrase ("onze veilinghal een schilderij": "onze"
+        # points at the hall, not the painting)
+        pairs = [(w, n, n[0] - w[1]) for w in before for n in nouns if 0 <= n[0] - w[1] <= near
+                 and (unspaced or not ARTICLES.intersection(words[w[1]:n[0]]))]
         pairs += [(w, n, w[0] - n[1]) for w in after for n in nouns if 0 <= w[0] - n[1] <= after_near]
         for word, noun, gap in pairs:
             if word not in targets or gap < targets[word][0]:
@@ -154,6 +162,8 @@ def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mentio
                 found.append(Mention(lang, noun[0], noun[1], "second"))
         for kind, field in (("form", "forms"), ("inside", "inside"), ("phrase", "phrases"), ("give", "give")):
             for start, end in find(_entries(lang, field)):
+                if kind == "give" and not unspaced and words[end:end + 1] == ["ready"]:
+                    continue  # "upload-ready": a picture to make, fit for uploading
                 if kind in ("phrase", "give") and others:
                     chars = (start, end) if unspaced else (located[start][1], located[end - 1][2])
                     reach = OTHER_REACH // 2 if unspaced else OTHER_REACH

@@ -399,3 +399,13 @@ def test_orientation_words_of_more_languages(prompt: str) -> None:
     from agents.orientation import find_shape
 
     assert find_shape(prompt) is not None, prompt
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("thelo mia fotografia me koulourakia tis lambris se kalathi, fysiko fos", "text-to-image"),  # Greeklish
+    ("maak van deze foto van onze veilinghal een schilderij in de stijl van Van Gogh", "image-to-image"),
+    ("poster image of a masked dancer at a chilean fonda, upload-ready, 1080x1350", "text-to-image"),
+])
+def test_an_article_ends_a_pointing_words_reach(prompt: str, task: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and "style" not in labels.intents, labels
