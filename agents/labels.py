@@ -186,7 +186,8 @@ _RULES: dict[str, str] = {
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
-        r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render)"
+        r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render|sketch|"
+        r"drawing|painting|doodle)"
         r"(?:\s*(?:\+|&|and|with)\s*(?:the\s+|a\s+)?mask)? (?:are |is )?attached\)?|"
         # "bride blinked in the attached", "see the uploaded": the picture named by its participle alone
         r"\b(?:the|this|my|our) (?:attached|uploaded|enclosed) (?!(?:[a-z]+ )?(?:mask|map|depth|pose|"
@@ -421,7 +422,8 @@ _INTENT_RULES: dict[str, str] = {
         r"shot|selfie|scan|drawing|painting|one)s?"
         r"(?: (?:i|we) (?:\w+ ){0,2}?(?:uploaded|attached|sent|shared|posted|gave you))?) "
         r"(?:a lot |much |a bit |way |\d+ ?x |\d+ times )?"
-        r"(?:bigger|larger|higher[- ]res\w*|sharper)\b|"
+        r"(?:bigger|larger|higher[- ]res\w*|sharper|(?:sharp|clear|crisp)(?:er)? and (?:bigger|larger))\b|"
+        r"\b[48] ?k (?:it|this|that)\b|"
         r"\b(?:vergroot\w*|opschal\w*|agrand(?:ar|a|e)\b|ampliar\w*|"
         r"ingrandire)\b(?!\s+(?:\w+\s+)?" + _TONE + r")|"
         r"\baument(?:a|ar|e)\w* (?:esta|este|essa|esse|la|el|a|o|mi|minha|meu) (?:foto\w*|imagen|imagem|"
@@ -540,7 +542,9 @@ _GIVEN_MAP = re.compile(
     r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|made|drew|drawn|prepared|done|did|have|got))+"
     r"(?:\s+(?:a|an|my|the))?|"
     r"here(?:'s| is)(?: a| an| my)?)\s+(?:rough\s+|quick\s+|little\s+)?scribbles?\b|"
-    # "attached canny edges of my storefront", "canny edge map of our track plan is attached"
+    # "attached canny edges of my storefront", "canny edge map of our track plan is attached", "attached is a
+    # canny edge map i already made"
+    r"\battached (?:is|are) (?:a|an|the|my|our)\s+(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\battached:?\s+(?:the\s+|my\s+|our\s+|a\s+)?(?:canny|depth|openpose|normal|scribble|line ?art|mlsd|"
     r"soft ?edge)\b|"
     r"(?:^|[.;!?]\s*)\W*(?:the\s+|my\s+|our\s+)?" + _MAP + r"\b[^.;!?]{0,60}?\b(?:is|are) attached\b",
@@ -950,7 +954,8 @@ _NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\b(?:blank|empty|ne
                           re.IGNORECASE)
 # the rest of a new picture described beside the masked area ("put a cheetah there, rest is savanna")
 _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
-                      r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b",
+                      r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b|"
+                      r"\by de fondo\b|\bet en fond\b|\be (?:sullo |come )?sfondo\b",
                       re.IGNORECASE)
 _MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
                       r"\b(?:in|with) white (?:in|on)(?: the| my)?\s*$", re.IGNORECASE)

@@ -488,6 +488,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "hand": ('mano', 'manos', 'dedo', 'dedos', 'palma de la mano', 'palmas de las manos',),
         "fix": (
+            'arreglasela', 'arréglasela', 'arreglala', 'arréglala', 'arreglalo', 'arréglalo', 'arreglamela',
             'arregla', 'arreglar', 'arregle', 'arreglen', 'arreglá', 'arréglale', 'arréglalo',
             'arréglala', 'corrige', 'corregir', 'corrija', 'corrijan', 'corregí', 'corrígele',
             'corrígelo', 'corrígela', 'repara', 'reparar', 'repare', 'reparen', 'mejora', 'mejorar',

@@ -98,6 +98,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\b(?:(?:mobile|cell|smart)?\s*phone|mobile|iphone|android|smartphone|handy|cellphone)[- ]?"
      r"(?:wallpapers?|backgrounds?|lock ?screens?|screens?|hintergrund|screensavers?)\b|\block ?screens?\b|"
      r"\b(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\s+stor(?:y|ies)\b|"
+     r"\b(?:formato\s+)?(?:historias?|hist[óo]rias?|stories)\s+(?:de|do|da|del)\s+(?:insta|instagram|ig)\b|"
+     r"\bformato\s+(?:historia|hist[óo]ria|story|stories)\b|"
      r"\b(?:stor(?:y|ies)|reels?|tiktoks?|shorts)\s+(?:format|size|cover|video|post|image|frame|ratio|"
      r"dimensions?)\b|\bfor (?:a |an |my |the )?(?:tiktok|reel|reels|instagram reel|story|stories|"
      r"youtube shorts?)\b|\b(?:vertical|portrait) videos?\b|"
@@ -149,7 +151,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"κάθετ\w* (?:μορφ\w*|προσανατολισμ\w*)|"
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|"
-     + _ASKED.format("portrait") + r"|" + _CLOSING.format("portrait") + r"|"
+     + _ASKED.format("portrait") + r"|" + _CLOSING.format("portrait") + r"|" + _ASKED.format("vertical")
+     + r"|"
      r"\b(?:mode|orientasi|"
      r"format) potret\b|"
      r"\bпортретн\w*\s+(?:ориентац|формат)\w*|"  # noqa: RUF001
@@ -160,7 +163,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape|size)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
-     + r"|" + _CLOSING.format("landscape") + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
+     + r"|" + _CLOSING.format("landscape") + r"|" + _ASKED.format("horizontal")
+     + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
      r"\bapaisad[oa]s?\b|\bliggande (?:format|bild|läge)\b|\bna [šs][íi][řr]ku\b|"
      r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
      r"οριζόντι\w* (?:μορφ\w*|προσανατολισμ\w*)|"

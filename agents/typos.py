@@ -49,6 +49,10 @@ KEY_WORDS = (
 # words of other languages one letter from a key word, never corrected ("Maske" is no "masked")
 NOT_TYPOS = frozenset(("maske", "masken", "maskeli", "maskou", "maskel", "bilden", "fotot", "fotce", "fotka",
                        "fotku", "fotky", "formaat", "liggend", "liggande"))
+# the short words that point at a given picture, as typed in a hurry ("cn u make teh uploaded photo"):
+# too short for the edit-distance rule, so listed
+CHAT_TYPOS = {"teh": "the", "hte": "the", "thsi": "this", "tihs": "this", "thsi's": "this", "yuor": "your",
+              "imge": "image", "imgae": "image", "phtoo": "photo", "poto": "photo"}
 _WORD = re.compile(r"[^\W\d_]+")  # whole words in any script; only ASCII ones are corrected
 
 
@@ -109,6 +113,8 @@ def correction(word: str) -> str | None:
     """The key word ``word`` is a typo of, or ``None``. Another form of the same word
     ("detailer", "upscaler") is no typo of it."""
     low = word.lower()
+    if low in CHAT_TYPOS:
+        return CHAT_TYPOS[low]
     if not low.isascii() or len(low) < 5 or low in KEY_WORDS or low in NOT_TYPOS\
             or low in known_words():
         return None

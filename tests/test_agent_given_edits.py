@@ -409,3 +409,36 @@ def test_orientation_words_of_more_languages(prompt: str) -> None:
 def test_an_article_ends_a_pointing_words_reach(prompt: str, task: str) -> None:
     labels = classify(prompt)
     assert labels.task == task and "style" not in labels.intents, labels
+
+
+@pytest.mark.parametrize(("prompt", "task", "intent"), [
+    ("this facade photo came out all blurry, can you make it sharp and bigger? we want to print it large",
+     "image-to-image", "upscale"),
+    ("bro enhance this pic of the 9 celebrating its super pixelated, 4k it", "image-to-image", "upscale"),
+    ("en la foto q te pase el pibe de la izquierda tiene la cara toda deforme jaja arreglasela porfa",
+     "image-to-image", "detail"),
+    ("attached is a canny edge map i already made of a new tile design, a glossy azulejo on the lines",
+     "text-to-image", "control"),
+    ("con la máscara que te mandé, pon un huaso bailando en la parte blanca, y de fondo un viñedo",
+     "text-to-image", "mask-region"),
+])
+def test_chat_forms_of_the_last_unseen_sets(prompt: str, task: str, intent: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == task and intent in labels.intents, labels
+
+
+@pytest.mark.parametrize("prompt", [
+    "cn u make teh uploaded photo of our cafe look like an oil painting",
+    "sketch attached - pencil drawing of our choir leader. turn it into a realistic photo",
+])
+def test_a_given_picture_typed_in_a_hurry(prompt: str) -> None:
+    assert classify(prompt).task == "image-to-image"
+
+
+@pytest.mark.parametrize("prompt", [
+    "che armame un flyer pal clasico del domingo, la hinchada con bengalas, formato historia de insta",
+    "poster for thursday wine night 8pm, retro 70s vibe, vertical pls",
+])
+def test_tall_shapes_in_chat(planner: Planner, prompt: str) -> None:
+    w, h = output_size(planner.plan(prompt).graph)
+    assert w / h < 0.85, (prompt, w, h)
