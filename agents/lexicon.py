@@ -155,8 +155,11 @@ def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mentio
                 targets[word] = (gap, noun)
         found.extend(Mention(lang, start, end, "picture")
                      for start, end in sorted({noun for _gap, noun in targets.values()}))
-        for w in find(_entries(lang, "second")):  # "the second picture", "другої картинки"
-            beside = [n for n in nouns if 0 <= n[0] - w[1] <= near or 0 <= w[0] - n[1] <= near]
+        # an ordinal before its noun ("другої картинки", "2nd is a scan"), or right after it ("foto kedua"):
+        # a word after the noun and apart from it is another word's ("селфи с другом": with a friend)  # noqa: RUF003
+        after_ordinal = near if unspaced else 0
+        for w in find(_entries(lang, "second")):
+            beside = [n for n in nouns if 0 <= n[0] - w[1] <= near or 0 <= w[0] - n[1] <= after_ordinal]
             if beside:
                 noun = min(beside, key=lambda n: min(abs(n[0] - w[1]), abs(w[0] - n[1])))
                 found.append(Mention(lang, noun[0], noun[1], "second"))

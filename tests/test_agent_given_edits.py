@@ -442,3 +442,11 @@ def test_a_given_picture_typed_in_a_hurry(prompt: str) -> None:
 def test_tall_shapes_in_chat(planner: Planner, prompt: str) -> None:
     w, h = output_size(planner.plan(prompt).graph)
     assert w / h < 0.85, (prompt, w, h)
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("селфи с другом на пляже, закат", "text-to-image"),  # with a friend, no other picture
+    ("возьми стиль с другой картинки и примени к моему фото", "image-to-image"),
+])
+def test_an_ordinal_after_its_noun_stands_right_beside_it(prompt: str, task: str) -> None:
+    assert classify(prompt).task == task
