@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Classes the offline planner missed on the unseen sets blind22-blind25: edits that only a given
 picture can have (something removed, coloured in, extended, a background changed), a given picture
 made bigger, a size's shape (a banner or a scroll is a panorama's, a size past a latent's largest side
