@@ -177,14 +177,20 @@ _RULES: dict[str, str] = {
         # "for our website hero image": the picture's purpose, not a given one
         r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
         r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img(?! (?:look|style|vibe|feel|aesthetic))|"
-        r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:i|we) (?:just )?(?:attached|uploaded|sent|shared|gave|"
-        r"took|shot|posted|added)\b|"
-        r"\bthe one (?:i|we) (?:just )?(?:attached|uploaded|sent|shared)\b|\bsee (?:the )?attached\b|"
+        r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" "
+        r"(?:that |which )?(?:i|we)(?:'ve| have| had)?(?: just| already)? "
+        r"(?:attached|uploaded|sent|shared|gave|took|shot|posted|added|dropped|pasted|included|provided)\b|"
+        r"\bthe one (?:that )?(?:i|we)(?:'ve| have| had)?(?: just| already)? "
+        r"(?:attached|uploaded|sent|shared|"
+        r"dropped|pasted|posted|added|included|provided)\b|\bsee (?:the )?attached\b|"
+        r"\b(?:as|for) (?:the |an? |my )?(?:init(?:ial)?|source|base|starting|input) "
+        r"(?:image|picture|photo|img)\b|"
         r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z/]+ ){0,3}" + _PICTURE + r"\b|"
         # the picture as a place ("the hand in the shot", "the guy on the pic", "in this one")
         r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
-        r"\b(?:in|on|from) this one\b|"
+        r"\b(?:in|on|from|of|to) this one\b|"
+        r"\b(?:edit|fix|enhance|upscale|improve|retouch|restore|colou?rize|sharpen) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render|sketch|"
         r"drawing|painting|doodle)"
@@ -431,6 +437,17 @@ _INTENT_RULES: dict[str, str] = {
         r"\bhigher resolution version\b"
     ),
     "detail": (
+        # a defect of hands or a face said, then a fix asked ("the hands r messed up, 6 fingers lol can u
+        # fix", "le visage est flou, tu peux le retoucher"), in a sentence or two
+        r"\b(?:faces?|hands?|fingers|eyes|visages?|caras?|rostros?|manos|viso|volto|mani|gesicht|h[äa]nde|"
+        r"rosto|m[ãa]os|mukha|kamay)\b[^.;!?]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
+        r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|extra|six|seven|[67]|flou|floue|borros[oa]s?|"
+        r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^.;!?]{0,80}?"
+        r"\b(?:fix|fixed|repair|correct|redo|redraw|improve|restore|sharpen|clean|retouch\w*|retouche[rz]?|"
+        r"arregl\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
+        r"pa-?ayos|ayos)\b|"
+        r"\b(?:unblur|deblur|de-blur)\w* (?:the |her |his |their |my |its )?"
+        r"(?:[a-z'\u2019]+ )?(?:faces?|eyes|hands?|fingers)\b|"
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
         r"(?:e?s|ed|ing)? (?:up )?(?:just |only )?(?:the |her |his |their |all |my |its |our )?"
         r"(?:[a-z'\u2019]+ )?"
@@ -494,8 +511,12 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
         r"(?: image| photo| picture)?\b|\breference (?:image|photo|picture)\b|"
         r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b|"
-        r"\b(?:from|in|of|like|as in) (?:the |a |this )?(?:second|other|2nd|another|catalog(?:ue)?|product) "
-        r"(?:image|photo|picture|pic|shot)\b|\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b"
+        r"\b(?:from|in|of|like|as in) (?:the |a |this )?(?:second|other|2nd|another) "
+        r"(?:image|photo|picture|pic|shot)\b|"
+        # "the one in the product photo": a product to put in; "the background of the product photo" is edited
+        r"\b(?:from|in|like|as in) (?:the |a |this )?(?:catalog(?:ue)?|product) "
+        r"(?:image|photo|picture|pic|shot)\b|"
+        r"\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b"
     ),
     # a second pass asked for: by name, "high res", "a second / upscale pass", "small first, then upscale"
     "hires": (
@@ -573,6 +594,11 @@ _OWN_MAP = re.compile(
     r"(?:[a-z]+\s+)?" + _MAP + r"|"
     r"\b(?:i|we)\s+(?:already|also)\s+(?:have|got|made|drew)\s+(?:(?:a|an|the|my|our)\s+)?(?:[a-z]+\s+)?"
     + _MAP +
+    # "i have a depth map of my living room render", "got this black/white outline image": the user has the
+    # map, whatever it was made from
+    r"|\b(?:(?:i|we)(?:'ve| have)? got|(?:i|we) have|(?:i|we)'ve)\s+(?:(?:a|an|the|this|my|our)\s+)?"
+    r"(?:[a-z/-]+\s+){0,2}?" + _MAP +
+    r"|\bgot (?:this|a|an|the|my)\s+(?:[a-z/-]+\s+){0,2}?" + _MAP +
     r"|\b(?:the\s+)?(?:attached|uploaded|provided|existing|ready[- ]made)\s+(?:[a-z]+\s+)?" + _MAP +
     r"|\b(?:my|our)\s+(?:own\s+)?(?:[a-z]+\s+)?" + _MAP +
     r"|\b(?:my|our|this|the)?\s*(?:line ?art|lineart|scribble|outline|pose skeleton|stick figure|skeleton)"
@@ -705,6 +731,13 @@ _UPSCALE_GIVEN = re.compile(
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
+    # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
+    r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+(?:big|bigger|larger)\b|"
+    r"\baument\w*\s+(?:a\s+|la\s+|sua\s+|su\s+)?(?:resolu[cç][aã]o|resoluci[oó]n|risoluzione)\b|"
+    r"\baugmente[rz]?\s+(?:la\s+)?r[ée]solution\b|\b(?:erh[öo]h|vergr[öo](?:ß|ss)er)\w*\s+(?:die\s+)?aufl[öo]sung\b|"
+    r"\baufl[öo]sung\w*\s+(?:erh[öo]hen|vergr[öo](?:ß|ss)ern)\b|\bzwi[ęe]ksz\w*\s+rozdzielczo\w*|"
+    r"\b(?:tingkatkan|naikkan|gedein)\s+resolusi\w*|\bn[âa]ng\s+(?:cao\s+)?(?:đ|d)[ộo]\s+ph[âa]n\s+gi[ảa]i\b|"
+    r"\b(?:ongeza|iongeze|kuongeza|ongezea)\s+(?:\w+\s+)?(?:size|saizi|ukubwa|resolution)\b|"
     r"\bmore (?:pixels|resolution)\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
     r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|at \d{3,5}(?: ?px)?)\b|\bpara imprimir\b|"
     r"\bper (?:la )?stampa\b|\bzum drucken\b|"
@@ -861,14 +894,26 @@ def _edits_given(prompt: str) -> bool:
 _RES_TAG = re.compile(r"\b(?:4|8|16) ?k\b|\b(?:uhd|ultra[- ]hd)\b", re.IGNORECASE)
 _BIG_OR_FINE = re.compile(r"\b(?:huge|massive|giant|gigantic|enormous)\b|"
                           r"\b(?:lots of|tons of|full of) (?:tiny |fine |small |little )?details?\b|"
-                          r"\btiny details\b|\bevery (?:single )?\w+(?: and \w+)? (?:is )?visible\b",
+                          r"\btiny details\b|\bevery (?:single )?\w+(?: and \w+)? (?:is )?visible\b|"
+                          # "4k wallpaper": a screen's pixels ("8k, ultra detailed" stays a quality tag)
+                          r"\b(?:desktop )?wallpapers?\b",
                           re.IGNORECASE)
+# a print a picture at the model's size cannot fill: "print it big", "300 dpi", an A2 poster
+_BIG_PRINT = re.compile(r"\bprint (?:it |this |that )?(?:big|large|huge|really big)\b|"
+                        r"\b(?:big|large|huge|giant) (?:canvas )?prints?\b|\b(?:[3-6]00) ?dpi\b|"
+                        r"\bA[0-2]"
+                        r"(?= ?(?:posters?|prints?|size|format|hochformat|querformat|canvas|plakat\w*|"
+                        r"affiche|p[oó]ster|formaat)\b)",
+                        re.IGNORECASE)
 _HEX_COLOURS = re.compile(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b", re.IGNORECASE)
 _VERTICAL = re.compile(r"\b(?:vertical|portrait|phone|story)\b", re.IGNORECASE)
 # one of several pictures the user gives, named by its place ("image B", "the second photo", "the
 # other one", "the first one") or as a reference ("ref pic attached", "the reference image")
 _ORDINAL_PICTURE = re.compile(
-    r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:[ab12]|one|two)\b(?! (?:of|to)\b)|"
+    # "image A", "photo b is the style", not "this photo a stormy sunset" (an article)
+    r"\b(?:image|picture|photo|pic|foto|bild|imagen|immagine|imagem) (?:(?-i:[AB])|[12]|one|two|"
+    r"[ab]"
+    r"(?=\s*(?:$|[,.;:)!?=]|and\b|is\b|shows\b|has\b|as\b|with\b|for\b|in\b|into\b|on\b)))\b(?! (?:of|to)\b)|"
     r"\bthe (?:second|third|fourth|other|2nd|3rd|4th|last) (?:image|picture|photo|pic|one|shot|file)\b|"
     r"\b(?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot)s? (?:is|shows|has)\b|"
     r"\b(?:ref|reference) (?:pic|image|photo|picture|shot|illustration|painting|drawing|artwork)s?\b|"
@@ -1097,12 +1142,14 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         styles=[s for s in STYLES if s in found],
         formats=[f for f in FORMATS if f in found],
     )
-    if "large" not in labels.formats and _RES_TAG.search(prompt) and _BIG_OR_FINE.search(prompt):
+    if "large" not in labels.formats and ((_RES_TAG.search(prompt) and _BIG_OR_FINE.search(prompt))
+                                          or _BIG_PRINT.search(prompt)):
         labels.formats.append("large")  # "huge 4K wallpaper, crisp detail everywhere": two tiled passes
     if "wide" in found and "tall" in found:
         labels.formats.remove("tall" if not _VERTICAL.search(prompt) else "wide")
-    labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(prompt)]
-    _lexicon_intents(prompt, labels)
+    # words in quotes are words to render ("a whiteboard that says 'upscale this image'"), no instruction
+    labels.intents = [i for i in INTENTS if _INTENT_COMPILED[i].search(unquoted)]
+    _lexicon_intents(unquoted, labels)
     given_map = _GIVEN_MAP.search(prompt) or _OWN_MAP.search(prompt) or _MAP_FILE.search(prompt) \
         or _given_control(prompt)
     if given_map:  # a map the user has ("my canny edge map") is a control image, not a photo to read
@@ -1293,7 +1340,8 @@ _QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,60}'(?!\w)|\"[^\"\n]{1,60}\"|"
                      r"[\u201c\u00ab\u300c][^\n]{1,60}?[\u201d\u00bb\u300d]")
 # the technical names of a control map, which users keep in English in any language
 _CONTROL_WORD = re.compile(r"\b(?:canny|openpose|line ?art|depth ?map|normal ?map|scribble|controlnet|"
-                           r"pose skeleton)\b|лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
+                           r"pose skeleton|lijntekening\w*|strichzeichnung\w*|linienzeichnung\w*)\b|"
+                           r"лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
 
 
 def _given_control(prompt: str) -> re.Match[str] | None:

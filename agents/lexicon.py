@@ -44,6 +44,9 @@ NOT_PICTURES = frozenset(("leitbild", "sinnbild", "ebenbild", "weltbild", "feind
 NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
 NEAR_AFTER = 3  # after the noun: its adjectives come first ("ảnh tư liệu cũ này", "foto lama saya ini")
 SAME_PICTURE = 4  # mentions closer than this many words are one picture
+# English words for a photo that other languages borrow: two of them name one picture
+LOAN_PHOTO = frozenset({"photo", "photos", "pic", "pics", "picture", "pictures", "image", "images", "selfie",
+                        "screenshot", "snap"})
 OTHER_REACH = 12  # characters between a verb of giving and a mask (or map) word it gives
 # a word, with the combining marks of Indic, Arabic and Hebrew scripts and Persian's zero-width non-joiner
 _WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0591-\u05c7\u064b-\u065f\u0670\u0900-\u0dff\u200c])+")
@@ -238,10 +241,18 @@ def pictures(prompt: str, other: re.Pattern[str] | None = None) -> int:
     named = mentions(prompt, other)
     found = sorted({(m.lang in UNSPACED, m.start, m.end, m.kind in ("picture", "second")) for m in named})
     nouns = _noun_places(prompt)
+    words = _words(_norm(prompt))
+    # a photo named twice by English loanwords ("mukha ko sa pic ... yung face ko dun sa group photo") is one
+    # picture, as in English (agents.labels: every word for a photo is one kind)
+    loan = [not u and any(w in LOAN_PHOTO for w in words[s:e]) for u, s, e, _n in found]
     count = 0
     last: dict[bool, tuple[int, bool]] = {}  # script kind -> (end of the last group, whether it has a noun)
-    for unspaced, start, end, noun in found:
+    for index, (unspaced, start, end, noun) in enumerate(found):
         prev = last.get(unspaced)
+        if prev is not None and loan[index] and any(loan[:index]) \
+                and not any(m.kind == "second" for m in named):
+            last[unspaced] = (max(prev[0], end), True)
+            continue
         near = SAME_PICTURE * (2 if unspaced else 1)
         # a verb or phrase of giving far from the named picture, with no picture noun of its own beside
         # it, still gives that picture ("... þessa gömlu mynd ... hún er í viðhenginu": it is attached)

@@ -532,7 +532,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'gamma cromatica', 'schema di colori', 'schema cromatico', 'colori', 'tonalità', 'cromia',
         ),
         "colorize": (
-            'colorare', 'colora', 'colorate', 'colorizza', 'colorizzare', 'colorizzato', 'colorizzata',
+            'colorare', 'colora', 'colorizza', 'colorizzare', 'colorizzato', 'colorizzata',
             'ricolorare', 'ricolora', 'dai colore', 'dare colore',
         ),
         "extend": (
@@ -625,7 +625,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "before": (
             'este', 'esta', 'estes', 'estas', 'esse', 'essa', 'esses', 'essas', 'aquele', 'aquela',
             'aqueles', 'aquelas', 'meu', 'minha', 'meus', 'minhas', 'nosso', 'nossa', 'nossos',
-            'nossas', 'seguinte', 'seguintes',
+            'nossas', 'seguinte', 'seguintes', 'dessa', 'desta', 'desse', 'deste', 'nessa', 'nesta',
+            'nesse', 'neste', 'dessas', 'destas', 'nessas', 'nestas', 'da minha', 'na minha',
+            'do meu', 'no meu',
         ),
         "after": (
             'anexa', 'anexas', 'anexada', 'anexado', 'anexadas', 'anexados', 'em anexo', 'abaixo',
@@ -763,7 +765,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "give": (
             'bijvoegen', 'bijgevoegd', 'voeg bij', 'meegestuurd', 'ik stuur', 'stuur je', 'stuur ik',
-            'verstuurd', 'uploaden', 'geüpload', 'geupload', 'upload', 'ik deel',
+            'verstuurd', 'uploaden', 'geüpload', 'geupload', 'upload', 'ik deel', 'hier is', 'hier zijn',
+            'hierbij', 'in de bijlage', 'bijlage', 'gestuurd', 'stuurde',
         ),
         "style": (
             'stijl', 'stijlen', 'look', 'uitstraling', 'schilderstijl', 'tekenstijl', 'esthetiek',
@@ -3389,7 +3392,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "give": (
             'lampirkan', 'melampirkan', 'terlampir', 'dilampirkan', 'kirimkan', 'mengirimkan',
             'saya kirim', 'aku kirim', 'unggah', 'mengunggah', 'diunggah', 'saya upload', 'aku upload',
-            'diupload',
+            'diupload', 'kirim', 'dikirim', 'kukirim', 'gw kirim', 'gue kirim', 'gua kirim', 'ku kirim',
+            'gw upload', 'gue upload', 'gw kasih', 'gue kasih', 'aku kasih', 'saya kasih', 'gw lampirin',
+            'dilampirin', 'gw share', 'gue share',
         ),
         "style": ('gaya', 'gayanya', 'corak', 'tampilan', 'estetika',),
         "palette": (
@@ -3856,7 +3861,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "hand": ('kamay', 'mga kamay', 'kanyang kamay', 'mga daliri', 'daliri', 'palad',),
         "fix": (
-            'pakiayos', 'paki-ayos', 'ayusin naman', 'pakiayusin',
+            'pakiayos', 'paki-ayos', 'pa-ayos', 'paayos', 'pa ayos', 'ayusin naman', 'pakiayusin',
             'ayusin', 'ayusin mo', 'iayos', 'itama', 'itama mo', 'iwasto', 'kumpunihin', 'pagandahin',
             'pagbutihin', 'paghusayin',
         ),

@@ -83,6 +83,9 @@ _CLOSING = r"(?:[,;]|\s-)\s*{}\s*[.!]?\s*$"
 # po", "..., portrait pls"): "a portrait, please" is of a person
 _ASKED = (r"(?<!\ba )(?<!\ban )(?<!\bthe )\b{}[,!]?\s+(?:please|pls|plz|sana|po|bitte|por favor|svp|"
           r"s'il vous plaît|thanks|thx|if possible|would be (?:great|nice|ideal))\b")
+# an orientation tag right after a format's tag ("fireworks thumbnail, landscape, crowd at the bottom")
+_TAGGED = (r"\b(?:thumbnail|poster|flyer|wallpaper|cover|card|banner|print|postcard|invitation)s?\s*,\s*{}\s*"
+           r"(?=$|[,;.!])")
 _SHAPES: list[tuple[str, str, float, str]] = [
     # a 360 (equirectangular) panorama is 2:1, whatever other shape word comes with it
     ("360", "wide", EQUIRECT,
@@ -98,11 +101,12 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\b(?:(?:mobile|cell|smart)?\s*phone|mobile|iphone|android|smartphone|handy|cellphone)[- ]?"
      r"(?:wallpapers?|backgrounds?|lock ?screens?|screens?|hintergrund|screensavers?)\b|\block ?screens?\b|"
      r"\b(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\s+stor(?:y|ies)\b|"
+     r"\bstor(?:y|ies)\s+(?:\w{1,3}\s+)?(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\b|"
      r"\b(?:formato\s+)?(?:historias?|hist[óo]rias?|stories)\s+(?:de|do|da|del)\s+(?:insta|instagram|ig)\b|"
      r"\bformato\s+(?:historia|hist[óo]ria|story|stories)\b|"
      r"\b(?:stor(?:y|ies)|reels?|tiktoks?|shorts)\s+(?:format|size|cover|video|post|image|frame|ratio|"
      r"dimensions?)\b|\bfor (?:a |an |my |the )?(?:tiktok|reel|reels|instagram reel|story|stories|"
-     r"youtube shorts?)\b|\b(?:vertical|portrait) videos?\b|"
+     r"youtube shorts?|yt shorts?)\b|\b(?:yt|youtube) shorts?\b|\b(?:vertical|portrait) videos?\b|"
      r"手机壁纸|手機桌布|手机屏保|手机背景|竖屏|豎屏|スマホ(?:の)?壁紙|待ち受け|縦画面|"
      r"fond d'[ée]cran (?:de |pour )?(?:t[ée]l[ée]phone|mobile|smartphone|portable)|"
      r"fondo de pantalla (?:del |de |para )?(?:m[oó]vil|celular|tel[ée]fono)|"
@@ -116,8 +120,11 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\btapet\w* (?:na|do) mobil\w*|ταπετσαρία\s+(?:για\s+)?κινητού|"  # noqa: RUF001
      r"خلفي\w* (?:لل|ل)?(?:هاتف|جوال|موبايل)\w*"),
     ("banner", "tall", TALL_BANNER,
-     r"\b(?:vertical|tall|upright|portrait)\s+(?:roll-?up\s+)?banners?\b|\broll-?up banners?\b|"
-     r"\bbanners?\s+(?:in\s+)?(?:vertical|portrait)\b"),
+     r"\b(?:vertical|tall|upright|portrait)(?:,?\s+(?:and\s+)?(?:skinny|narrow|thin|slim))?\s+"
+     r"(?:roll-?up\s+)?banners?\b|\b(?:roll|pull|pop)[- ]?up (?:banners?|stands?|displays?)\b|\bstandees?\b|"
+     r"\bbanners?\s+(?:in\s+)?(?:vertical|portrait)\b|"
+     # a hanging scroll (kakejiku, a Chinese 立轴) is a tall strip
+     r"\bhanging scrolls?\b|\bkakejiku\b|\bkakemono\b|掛け?軸|挂轴|立轴|족자"),
     ("spread", "wide", SPREAD,
      r"\b(?:two|2|double)[- ]page(?:d)?\s+(?:spread|layout)s?\b|\bdouble[- ]spreads?\b|\bpage[- ]spreads?\b|"
      r"\b(?:book|magazine|album)\s+spreads?\b|\bspread (?:across|over) two pages\b|"
@@ -127,6 +134,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("header", "wide", HEADER,
      r"\bwide\s+banners?\b|\bbanners?\s+(?:lebar|l[ớo]n ngang|ngang)\b|(?:ال)?بانر\s+(?:ال)?عريض\w*|"
      r"(?:ال)?لافتة\s+(?:ال)?عريض\w*|가로\s*배너|와이드\s*배너|横幅|横断幕|"
+     r"\bhand ?scrolls?\b|\bemaki(?:mono)?\b|絵巻|手卷|"
      r"\bbanni[eè]re large\b|\bbanner (?:ancho|largo|larga)\b|\bbreite[sn]? banner\b|"
      r"\bшироки\w* баннер\w*|"  # noqa: RUF001
 
@@ -134,16 +142,30 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"(?:header|banner|cover)(?: image| photo| picture)?s?\b|\bchannel art\b"),
     ("cinema", "wide", CINEMA, r"\b(?:cinemascope|anamorphic(?: widescreen| format)?|scope format)\b"),
     ("screen", "wide", SCREEN,
-     r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|\byoutube thumbnails?\b|"
+     r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|"
+     r"\b(?:4|8) ?k (?:desktop )?(?:wallpaper|background)s?\b|"
+     r"\b(?:desktop )?wallpapers? (?:in|at) (?:4|8) ?k\b|"
+     r"\b(?:1080p|1440p|2160p|full ?hd|fhd|uhd|qhd) (?:desktop )?(?:wallpaper|background|screen|frame)s?\b|"
+     r"\b(?:youtube|yt|you tube)[- ]?thumb(?:nail)?s?\b|\bthumb(?:nail)?s?\s+(?:for|on)\s+(?:youtube|yt)\b|"
      r"\b(?:tv|television|monitor) (?:format|screen|aspect)\b|\bbreitbild\w*|"
      r"\b(?:pantalla ancha|[ée]cran large|schermo largo|tela larga)\b|\bbreedbeeld\w*|"
      r"\bpanoramisch formaat\b|"
      r"宽屏|寬屏|横屏|橫屏|横画面|ワイド(?:画面|スクリーン)?|와이드(?:\s*(?:화면|스크린))?"),
     ("word", "tall", TALL_WORD,
-     r"\btall(?:,?\s+(?:and\s+)?(?:narrow|thin|slim))?\s+(?:image|format|poster|picture|frame|aspect|composition|crop|"
-     r"orientation|canvas|print|shape)\b"),
+     r"\btall(?:,?\s+(?:and\s+)?(?:narrow|thin|slim|skinny))?\s+(?:image|format|poster|picture|frame|aspect|"
+     r"composition|crop|orientation|canvas|print|shape)\b|"
+     r"\balt[oa] (?:e|y) (?:strett?[oa]|estrech[oa]|angost[oa]|estreit[oa])\b|\bhaute? et [ée]troite?\b|"
+     r"\bhoch und schmal\b|\bhoog en smal\b|"
+     # "made tall and narrow like a scroll": a strip
+     r"\b(?:make|made|making|keep|render|do)\s+(?:(?:it|this|that|the (?:image|picture|pic|poster|print|"
+     r"format|canvas|frame|artwork|art|wallpaper))\s+)?(?:extra\s+|really\s+|very\s+)?tall,?\s+(?:and\s+)?"
+     r"(?:narrow|thin|slim|skinny)\b"),
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"
+     # "make it tall like a real poster", "keep the poster tall": said of the picture, a portrait shape
+     r"\b(?:make|made|making|keep|render|do)\s+(?:(?:it|this|that|the (?:image|picture|pic|poster|print|"
+     r"format|canvas|frame|artwork|art|wallpaper))\s+)?(?:extra\s+|really\s+|very\s+|nice\s+and\s+)?tall"
+     r"(?=\s*(?:$|[,;.!)]|and\b|like\b|as\b|for\b|so\b|pls\b|please\b))|"
      r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape|size)\b|"
      r"\b(?:in|it|as|to) portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|"
      r"\bstaand formaat\b|\bst[åa]ende (?:format|bild|läge)\b|\bna v[ýy][šs]ku\b|"
@@ -152,6 +174,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\b(?:format|formato|formaat|mode|modo|orientation|orientaci[oó]n|orientamento|orienta[cç][aã]o)"
      r"\s+(?:de\s+|di\s+)?(?:portrait|retrato|ritratto|portr[äa]t|potret)\b|"
      + _ASKED.format("portrait") + r"|" + _CLOSING.format("portrait") + r"|" + _ASKED.format("vertical")
+     + r"|" + _TAGGED.format("portrait")
      + r"|"
      r"\b(?:mode|orientasi|"
      r"format) potret\b|"
@@ -164,6 +187,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
      + r"|" + _CLOSING.format("landscape") + r"|" + _ASKED.format("horizontal")
+     + r"|" + _TAGGED.format("landscape")
      + r"|\blandschaftsformat\w*|\bliggend formaat\b|"
      r"\bapaisad[oa]s?\b|\bliggande (?:format|bild|läge)\b|\bna [šs][íi][řr]ku\b|"
      r"\byatay (?:format\w*|g[öo]rsel\w*|poster\w*)|\bmanzara format\w*|\bkh[ổo] ngang\b|"
@@ -236,7 +260,10 @@ def _lexicon_orientation(text: str) -> Shape | None:
     return Shape(fmt, 1 / ORIENTED if fmt == "tall" else ORIENTED, phrase, "oriented")
 
 
-_BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat)|(portrait|vertical\w*|hochformat))\b",
+_BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat|paysage|apaisad[oa]|orizzontale|liggend\w*|"
+                   r"yatay|"
+                   r"poziom\w*|альбомн\w*)|(portrait|vertical\w*|hochformat|staand\w*|verticale|dikey|pionow\w*|"
+                   r"книжн\w*))\b",
                    re.IGNORECASE)
 
 
@@ -273,11 +300,24 @@ _AFTER = re.compile(r"^\s*(?:aspect(?:\s+ratio)?|ratio|format|frame|crop|proport
 _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after|to|um|à|a las|alle)\s*$",
                           re.IGNORECASE)
 # a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
-_PHYSICAL = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*(?:x|\u00d7|by)\s*(\d{1,3}(?:\.\d{1,2})?)\s*"
-                       r"(?:(cm|mm|in|inch|inches|\"|″|ft|feet)\b|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
+_IN_CM = {"cm": 1.0, "mm": 0.1, "m": 100.0, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54, "″": 2.54,
+          "ft": 30.48, "feet": 30.48, "foot": 30.48}
+_LENGTH = r"(cm|mm|m|in|inch|inches|\"|″|ft|feet|foot)"
+_PHYSICAL = re.compile(r"(?<![\d.])(\d{1,4}(?:\.\d{1,2})?)\s*(?:" + _LENGTH + r"(?![\w\"″])\.?\s*)?"
+                       r"(?:x|\u00d7|by)\s*"
+                       r"(\d{1,4}(?:\.\d{1,2})?)\s*"
+                       r"(?:" + _LENGTH + r"(?![\w\"″])|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
                        r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|cards?|"
-                       r"greeting cards?|invitations?|flyers?|book ?covers?|"
+                       r"greeting cards?|invitations?|flyers?|book ?covers?|banners?|roll-?ups?|stickers?|"
+                       r"labels?|scrolls?|"
                        r"landscape)\b))", re.IGNORECASE)
+# a format noun just before a common ratio: "banner 1 by 3", "poster 2x3", "print in 4:5"
+_NOUN_BEFORE = re.compile(r"\b(?:banners?|posters?|prints?|flyers?|canvas|wallpapers?|cards?|covers?|photos?|"
+                          r"fotos?|"
+                          r"фото|"
+                          r"scrolls?|"
+                          r"roll-?ups?|stickers?|thumbnails?|frames?|crops?|formats?)\s*(?:of|at|in|is|as|,|:)?\s*$",
+                          re.IGNORECASE)
 _UNIT = r"(?:\s*(?:cm|mm|in|inch|inches|\"|″|ft|feet|px|pixels)\b)?"
 _WIDE_BY_TALL = re.compile(r"(?<![\d.])(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
                            + r"\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
@@ -287,11 +327,23 @@ _ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")
 # "aspect 1.5", "aspect ratio of 0.8": one number
 _ASPECT_NUMBER = re.compile(r"\baspect(?:\s+ratio)?\s*(?:of|is|=|:)?\s*(\d(?:\.\d{1,3})?)\b"
                             r"(?!\s*(?:[:x/\u00d7]|by|to)\s*\d)", re.IGNORECASE)
+# the print and photo sizes people name without a unit ("8.5 x 11", "foto 10x15", "50x70"): at the end of a
+# clause they give the shape
+_PRINT_SIZES = {(8.5, 11), (11, 17), (8.5, 14), (4, 6), (5, 7), (8, 10), (11, 14), (16, 20), (18, 24),
+                (24, 36),
+                (10, 15), (13, 18), (20, 30), (30, 40), (40, 50), (50, 70), (60, 90), (70, 100), (21, 29.7),
+                (29.7, 42), (42, 59.4)}
+_PRINT_SIZES |= {(b, a) for a, b in _PRINT_SIZES}
 # ratios no one writes for anything else
 _PLAIN_BY = {(16, 9), (9, 16), (21, 9), (9, 21), (16, 10), (10, 16), (32, 9)}
 COMMON = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9, 21), (5, 4), (4, 5),
           (2, 1), (1, 2), (3, 1), (1, 3), (4, 1), (1, 4), (16, 10), (10, 16), (32, 9), (9, 32), (7, 5),
           (5, 7), *((n, 1) for n in range(5, 9)), *((1, n) for n in range(5, 9))}
+# a strip's ratio ("a 20:1 panorama strip"): only beside a word of a strip's format (a "1:18 scale model"
+# is none)
+_STRIP = {*((n, 1) for n in range(9, 33)), *((1, n) for n in range(9, 33))}
+_STRIP_WORD = re.compile(r"^\W*(?:[\w-]+\s+)?(?:panoram\w*|pano|strip|banner|frieze|header|scroll|"
+                         r"ratio|aspect|format)\b", re.IGNORECASE)
 
 
 def _value(a: str, b: str) -> tuple[float, float] | None:
@@ -316,7 +368,9 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         x, y = pair
         before = _BEFORE.search(text[:m.start()])
         decimal = "." in m.group(1) or "." in m.group(2)
-        if (x.is_integer() and y.is_integer() and (int(x), int(y)) in COMMON) or \
+        strip = x.is_integer() and y.is_integer() and (int(x), int(y)) in _STRIP \
+            and bool(_STRIP_WORD.match(text[m.end():]) or before)
+        if (x.is_integer() and y.is_integer() and (int(x), int(y)) in COMMON) or strip or \
                 (decimal and 1.0 in pair and _ok(x, y)) or (before and _ok(x, y)) or \
                 (_AFTER.match(text[m.end():]) and _ok(x, y)):
             return x / y, (before.start() if before else m.start(), m.end())
@@ -325,7 +379,9 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         if pair and _ok(*pair):
             return pair[0] / pair[1], m.span()
     for m in _PHYSICAL.finditer(text):
-        pair = _value(m.group(1), m.group(2))
+        pair = _value(m.group(1), m.group(3))
+        if pair and m.group(2) and m.group(4):  # "6 feet by 1 foot", "1 m x 50 cm": each side in its unit
+            pair = (pair[0] * _IN_CM[m.group(2).lower()], pair[1] * _IN_CM[m.group(4).lower()])
         if pair and _ok(*pair):
             x, y = pair
             landscape = says_landscape(text)
@@ -343,7 +399,14 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         # a common ratio standing alone as a clause: "a cat, 2x3", "a dragon, 21/9"
         alone = whole and (int(x), int(y)) in COMMON and _ALONE_BEFORE.search(text[:m.start()]) \
             and _ALONE_AFTER.match(text[m.end():])
-        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone):
+        noun = whole and (int(x), int(y)) in COMMON and _NOUN_BEFORE.search(text[:m.start()])
+        printed = (x, y) in _PRINT_SIZES and (_ALONE_AFTER.match(text[m.end():])
+                                              or _NOUN_BEFORE.search(text[:m.start()]))
+        if printed and not noun and not before:
+            landscape = says_landscape(text)
+            if landscape is not None and (x > y) != landscape:
+                x, y = y, x  # "8.5 x 11, landscape"
+        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone or noun or printed):
             return x / y, (before.start() if before else m.start(), m.end())
     for m in _TO_WORD.finditer(text):  # "2 zu 1", "16 op 9", "16 na 9": a common ratio in words
         pair = _value(m.group(1), m.group(2))

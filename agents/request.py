@@ -22,7 +22,9 @@ from agents.orientation import explicit_ratio, find_shape, normalize, says_lands
 from agents.typos import fix_typos
 
 # 1024x512, "1920 на 1080", "1920 por 1080"; never a print size in centimetres or inches ("70x100 cm")
-_SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by|(?<=\s)(?:на|por|per|sur|op|auf|na)(?=\s))\s*(\d{2,5})"
+_SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by|"
+                   r"(?<=\s)(?:на|por|per|sur|op|auf|na|par|mal|på|bij|kali)(?=\s))"
+                   r"\s*(\d{2,5})"
                    r"(?!\s*(?:cm|mm|in\b|inch|inches|\"|ft\b|feet)|\d)(?:\s*(?:px|pixels))?\b", re.IGNORECASE)
 # "width 1216 height 832", "w=768, h=1024"
 _SIZE_WORDS = re.compile(r"\b(?:width|w)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?(?:height|h)"
@@ -87,7 +89,7 @@ _PANORAMA_WORDS = re.compile(r"\b(?:panor[aáâ]m\w*|360[- ]degree|360|ultra-?wi
 PANORAMA_FROM = 2.0
 
 # default aspect (width / height) for the shape labels
-WIDE_ASPECT = 2.0
+WIDE_ASPECT = 16 / 9  # "a wide image": a widescreen picture (a panorama is asked by name or by its ratio)
 PANORAMA_ASPECT = 4.0
 TALL_ASPECT = 0.5
 ORIENTED_ASPECT = 1.5  # "landscape orientation" (3:2); "portrait orientation" is 2:3
@@ -253,6 +255,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
             req.aspect = PANORAMA_ASPECT if _PANORAMA.search(prompt) else \
                 ORIENTED_ASPECT if _ORIENTATION.search(prompt) and not _WIDE_WORD.search(prompt) \
                 else WIDE_ASPECT
+            # "a wide image", "wide landscape shot": a widescreen picture, planned plain
+            explicit = req.aspect == WIDE_ASPECT
         elif "tall" in labels.formats:  # "tall image" is 1:2; "portrait orientation" 2:3
             req.aspect = TALL_ASPECT if _TALL_WORD.search(prompt) else \
                 PHONE_ASPECT if _PHONE.search(prompt) else \

@@ -47,12 +47,17 @@ KEY_WORDS = (
     "croissant", "pancake", "cupcake", "noodle", "noodles",
 )
 # words of other languages one letter from a key word, never corrected ("Maske" is no "masked")
-NOT_TYPOS = frozenset(("maske", "masken", "maskeli", "maskou", "maskel", "bilden", "fotot", "fotce", "fotka",
+NOT_TYPOS = frozenset(("formato", "formatos", "formati",  # es/pt/it "format"
+                       "maske", "masken", "maskeli", "maskou", "maskel", "bilden", "fotot", "fotce", "fotka",
                        "fotku", "fotky", "formaat", "liggend", "liggande"))
 # the short words that point at a given picture, as typed in a hurry ("cn u make teh uploaded photo"):
 # too short for the edit-distance rule, so listed
 CHAT_TYPOS = {"teh": "the", "hte": "the", "thsi": "this", "tihs": "this", "thsi's": "this", "yuor": "your",
-              "imge": "image", "imgae": "image", "phtoo": "photo", "poto": "photo"}
+              "imge": "image", "imgae": "image", "phtoo": "photo", "poto": "photo",
+              # chat abbreviations of the verbs that give a picture
+              "attchd": "attached", "attachd": "attached", "atchd": "attached", "attd": "attached",
+              "uplded": "uploaded", "upld": "uploaded", "resolutin": "resolution", "resoltion": "resolution",
+              "higer": "higher", "sharpr": "sharper", "biger": "bigger"}
 _WORD = re.compile(r"[^\W\d_]+")  # whole words in any script; only ASCII ones are corrected
 
 

@@ -72,7 +72,7 @@ INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "bli
                 "blind15.jsonl": 23, "blind16.jsonl": 24, "blind17.jsonl": 24, "blind18.jsonl": 24,
                 "blind19.jsonl": 23, "blind20.jsonl": 24, "blind21.jsonl": 23, "blind22.jsonl": 29,
                 "blind23.jsonl": 30, "blind24.jsonl": 30, "blind25.jsonl": 29, "blind26.jsonl": 30,
-                "blind27.jsonl": 30, "blind28.jsonl": 30, "blind29.jsonl": 30, "blind30.jsonl": 30,
+                "blind27.jsonl": 30, "blind28.jsonl": 29, "blind29.jsonl": 30, "blind30.jsonl": 30,
                 "blind31.jsonl": 29}
 
 
