@@ -270,6 +270,14 @@ def _names_role(errors: Any, role: str) -> bool:
     return re.search(r"(?<![a-z])" + re.escape(role) + r"(?![a-z])", text) is not None
 
 
+def _asks_role(notes: Any, role: str) -> bool:
+    """Whether a plan's notes ask for ``role`` (a fallback that says how to give it: "--input mask=FILE"),
+    not only name the word (a note listing the labels found, "image-to-image", asks for nothing)."""
+    text = json.dumps(notes, default=str).lower()
+    return re.search(r"--input " + re.escape(role) + r"=|\binputs? '?" + re.escape(role) + r"(?![a-z])",
+                     text) is not None
+
+
 def _uses_file(graph: Graph, path: str) -> bool:
     return any(path in json.dumps(node.params, default=str) for node in graph.nodes.values())
 
@@ -358,7 +366,7 @@ def _evaluate_one(planner: Planner, rec: dict[str, Any], report: EvalReport,
             asked = all(_names_role(err.details.get("errors") or [err.to_dict()], r) for r in roles)
             traces.append(err.details.get("trace") or {})
         else:
-            asked = all(_names_role(bare.trace.get("notes", []), r) for r in roles)
+            asked = all(_asks_role(bare.trace.get("notes", []), r) for r in roles)
             traces.append(bare.trace)
         result["asked_for_inputs"] = asked
     images = make_inputs(folder, roles) if roles else None

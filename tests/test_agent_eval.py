@@ -65,15 +65,17 @@ BLIND_FLOORS = {"blind3.jsonl": 60, "blind4.jsonl": 60, "blind5.jsonl": 60, "bli
                 "blind23.jsonl": 60, "blind24.jsonl": 60, "blind25.jsonl": 58, "blind26.jsonl": 60,
                 "blind27.jsonl": 60, "blind28.jsonl": 58, "blind29.jsonl": 60, "blind30.jsonl": 59,
                 "blind31.jsonl": 58}
-# and the prompts planned without their files that named every implied input (issue 17 rounds 3-6)
-INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "blind6.jsonl": 22,
-                "blind7.jsonl": 23, "blind8.jsonl": 23, "blind9.jsonl": 24, "blind10.jsonl": 24,
-                "blind11.jsonl": 24, "blind12.jsonl": 21, "blind13.jsonl": 23, "blind14.jsonl": 24,
-                "blind15.jsonl": 23, "blind16.jsonl": 24, "blind17.jsonl": 24, "blind18.jsonl": 24,
-                "blind19.jsonl": 23, "blind20.jsonl": 24, "blind21.jsonl": 23, "blind22.jsonl": 29,
-                "blind23.jsonl": 30, "blind24.jsonl": 30, "blind25.jsonl": 29, "blind26.jsonl": 30,
-                "blind27.jsonl": 30, "blind28.jsonl": 29, "blind29.jsonl": 30, "blind30.jsonl": 30,
-                "blind31.jsonl": 29}
+# and the prompts planned without their files that named every implied input (issue 17 rounds 3-6); stop 26
+# lowered them to what the eval measures since its fix: a plan's notes count as asking for a role only
+# when they say how to give it (the old check matched the word "image" in "text-to-image")
+INPUT_FLOORS = {"blind3.jsonl": 22, "blind4.jsonl": 23, "blind5.jsonl": 22, "blind6.jsonl": 21,
+                "blind7.jsonl": 22, "blind8.jsonl": 23, "blind9.jsonl": 24, "blind10.jsonl": 23,
+                "blind11.jsonl": 23, "blind12.jsonl": 20, "blind13.jsonl": 23, "blind14.jsonl": 23,
+                "blind15.jsonl": 23, "blind16.jsonl": 22, "blind17.jsonl": 23, "blind18.jsonl": 21,
+                "blind19.jsonl": 22, "blind20.jsonl": 23, "blind21.jsonl": 22, "blind22.jsonl": 29,
+                "blind23.jsonl": 30, "blind24.jsonl": 30, "blind25.jsonl": 27, "blind26.jsonl": 29,
+                "blind27.jsonl": 29, "blind28.jsonl": 28, "blind29.jsonl": 29, "blind30.jsonl": 26,
+                "blind31.jsonl": 27}
 
 
 FAST_SETS = {"blind30.jsonl", "blind31.jsonl"}  # the rest run with --slow (CI runs both): ~1 min of plans
@@ -174,3 +176,21 @@ def test_the_cli_filters_and_prints_the_groups(tmp_path, capsys, monkeypatch) ->
     assert main(["--state-dir", str(tmp_path / "state"), "agent", "eval", str(SETS / "blind.jsonl"),
                  "--models", str(tmp_path / "missing.json")]) == 1
     assert "cannot read a model library" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("notes", "role", "asked"), [
+    # a note that only names a label with the word in it asks for nothing
+    (["no label recognised in the prompt: planned with the plain template of the task (text-to-image)"],
+     "image", False),
+    (["the prompt looks Thai: ... (found: image-to-image)"], "image", False),
+    (["no mask was given ...; give it with --input mask=FILE (CLI) or agent.inputs {mask: uploaded name}"],
+     "mask", True),
+    (["the prompt asks for controlnet_guided (control), which needs input control; none was given, so it "
+      "fell back to the text-only txt2img"], "control", True),
+    (["... which needs input 'style' (the image whose style to take)"], "style", True),
+    (["... which needs input 'style' (the image whose style to take)"], "image", False),
+])
+def test_a_plans_notes_ask_for_a_role_only_when_they_say_how_to_give_it(notes, role, asked) -> None:
+    from agents.evaluate import _asks_role
+
+    assert _asks_role(notes, role) is asked
