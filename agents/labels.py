@@ -166,7 +166,7 @@ _RULES: dict[str, str] = {
     ),
     "inpaint": (
         r"(?:^|[.;!,:]\s*|\b(?:please|can you|could you|then|and)\s+)(?:remove|replace|erase|delete) the\b|"
-        r"\b(?:inpaint(?:ing)?|mask|fill in the|"
+        r"\b(?:inpaint(?:ing)?|mask(?![- ]?like\b)|fill in the|"
         r"masked(?! (?:man|men|woman|women|bandit|hero|vigilante|figure|stranger|rider|dancer|ball|singer|"
         r"killer|warrior|knight|assassin|ninja|samurai|person|people|crowd|character|girl|boy|wrestler|"
         r"luchador|thief|robber|gunman|gunmen|avenger)s?\b)|"
@@ -440,10 +440,12 @@ _INTENT_RULES: dict[str, str] = {
         # a defect of hands or a face said, then a fix asked ("the hands r messed up, 6 fingers lol can u
         # fix", "le visage est flou, tu peux le retoucher"), in a sentence or two
         r"\b(?:faces?|hands?|fingers|eyes|visages?|caras?|rostros?|manos|viso|volto|mani|gesicht|h[äa]nde|"
-        r"rosto|m[ãa]os|mukha|kamay)\b[^.;!?]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
-        r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|extra|six|seven|[67]|flou|floue|borros[oa]s?|"
-        r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^.;!?]{0,80}?"
-        r"\b(?:fix|fixed|repair|correct|redo|redraw|improve|restore|sharpen|clean|retouch\w*|retouche[rz]?|"
+        r"rosto|m[ãa]os|mukha|kamay)\b[^.;!]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
+        r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|cursed|extra|six|seven|[67]|flou|floue|"
+        r"borros[oa]s?|"
+        r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^.;!]{0,80}?"
+        r"\b(?:fix|fixed|repair|correct|redo|redraw|improve|restore|sharpen|clean|sort (?:it|them|that)|"
+        r"retouch\w*|retouche[rz]?|"
         r"arregl\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
         r"pa-?ayos|ayos)\b|"
         r"\b(?:unblur|deblur|de-blur)\w* (?:the |her |his |their |my |its )?"
@@ -732,7 +734,10 @@ _UPSCALE_GIVEN = re.compile(
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
-    r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+(?:big|bigger|larger)\b|"
+    r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+"
+    r"(?:big|bigger|larger|more big|"
+    r"hd|full ?hd|uhd|4k|high[- ]?res(?:olution)?)\b|"
+    r"\blow[- ]?res(?:olution)?\b[^.;!?]{0,40}\b(?:make|need|want|print)\b|"
     r"\baument\w*\s+(?:a\s+|la\s+|sua\s+|su\s+)?(?:resolu[cç][aã]o|resoluci[oó]n|risoluzione)\b|"
     r"\baugmente[rz]?\s+(?:la\s+)?r[ée]solution\b|\b(?:erh[öo]h|vergr[öo](?:ß|ss)er)\w*\s+(?:die\s+)?aufl[öo]sung\b|"
     r"\baufl[öo]sung\w*\s+(?:erh[öo]hen|vergr[öo](?:ß|ss)ern)\b|\bzwi[ęe]ksz\w*\s+rozdzielczo\w*|"
@@ -794,7 +799,9 @@ _USER_MASK = re.compile(
     r"\bthe mask (?:marks|shows|covers|says|indicates|defines)\b|"
     r"\bmasked (?:area|region|part|zone|spot|section)\b|"
     r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask|made a mask|marked)\b|\(mask\b|"
-    r"\bwith (?:a |the )?mask\W*$|"
+    r"\bwith (?:a |the )?mask\W*$|\bhere(?:'s| is|s) (?:a |the |my |our )?(?:white |black )?mask\b|"
+    # "i colored it white in the other file": the user painted the mask
+    r"\b(?:i|we)(?:'ve| have)? (?:colou?red|painted|marked|filled) (?:it|them|that|the \w+) (?:in )?white\b|"
     r"\b(?:marked|masked|covered|outlined|painted) (?:with|by|in) (?:a|the|my) mask\b|"
     r"\bthe mask (?:is )?(?:over|on|around)\b|"
     r"\b(?:the|a|my) (?:[\w-]+ ){0,2}?mask (?:that )?(?:i|we)(?:'ve| have)? (?:just )?(?:drew|drawn|made|"
@@ -824,10 +831,20 @@ _PALETTE_NAMED = re.compile(r"palett|paleta|tavolozza|палитр|παλέτα|
                             r"\bcolou?r (?:chart|card|scheme)s?\b|\bcolou?rs? (?:of|from)\b", re.IGNORECASE)
 
 
+# an English palette described by its colours, no picture of them: "snowy palette", "a warm muted colour
+# palette"
+_DESCRIBED_PALETTE = re.compile(r"\b(?!(?:this|that|these|my|our|your|the|a|an|attached|given|uploaded|"
+                                r"provided|"
+                                r"same|reference|brand|separate|second|other|own)\b)[a-z]+(?:[- ][a-z]+)?,? "
+                                r"(?:colou?r )?palettes?\b", re.IGNORECASE)
+
+
 def names_palette(prompt: str) -> bool:
     """Whether ``prompt`` names a palette (a swatch, a colour chart, "the colours of ...", a palette
     or colour scheme in a language of the lexicon), not only a verb of colouring ("colourise it
-    naturally") or colours ("natürliche Farben": how to colour it, no picture of colours)."""
+    naturally") or colours ("natürliche Farben": how to colour it, no picture of colours; "snowy
+    palette": a description of the colours)."""
+    prompt = _DESCRIBED_PALETTE.sub(" ", prompt)
     return bool(_PALETTE_NAMED.search(prompt)) or any(
         " " in m.group(0).strip() or _PALETTE_STEM.search(m.group(0))
         for m in lexicon.words_of("palette").finditer(prompt))
@@ -869,7 +886,8 @@ _EDIT_VERBS = re.compile(
 # verbs that act only on a picture the user has ("poistaa ton tyypin", "tirar aquele poste", "colorize
 # grandpa's portrait"): no new picture has anything to remove, colour in or extend (a subject's action,
 # "a magician about to remove the cloth", is no edit)
-_PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|uncrop)\b", re.IGNORECASE)
+_PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|uncrop|"
+                           r"take (?:it|them|that|those|him|her) (?:away|out))\b", re.IGNORECASE)
 # a background changed (a region of the given picture repainted): "swap out the background", Hinglish
 # "uska background badal ke"
 _NEW_BACKGROUND = re.compile(r"\b(?:change|replace|swap|switch)\s+(?:out\s+)?(?:the|its|his|her|their)\s+"
@@ -999,11 +1017,13 @@ _NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\b(?:blank|empty|ne
                           re.IGNORECASE)
 # the rest of a new picture described beside the masked area ("put a cheetah there, rest is savanna")
 _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
-                      r"is)\b|\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b|"
+                      r"is)\b|\beverywhere else\b|"
+                      r"\b(?:the )?rest of (?:the )?(?:image|picture|scene|frame|canvas)\b|"
+                      r"\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b|"
                       r"\by de fondo\b|\bet en fond\b|\be (?:sullo |come )?sfondo\b",
                       re.IGNORECASE)
 _MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
-                      r"\b(?:in|with) white (?:in|on)(?: the| my)?\s*$", re.IGNORECASE)
+                      r"\b(?:in|with|it|them|that) white (?:in|on)(?: the| my)?\s*$", re.IGNORECASE)
 _IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
                       re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",

@@ -1318,7 +1318,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'toinen läpiajo', 'kaksivaiheinen generointi',
         ),
         "upscale": (
-            'suurenna', 'suurentaa', 'suurentakaa', 'skaalaa ylös', 'skaalata ylös', 'ylösskaalaa',
+            'suurenna', 'suurentaa', 'suurentakaa', 'skaalata isommaks', 'skaalata isommaksi',
+            'skaalaa isommaks', 'skaalaa isommaksi', 'isommaks', 'isommaksi', 'skaalaa ylös', 'skaalata ylös',
+            'ylösskaalaa',
             'ylösskaalaus', 'nosta resoluutiota', 'nostaa resoluutiota', 'kasvata resoluutiota',
             'suurempi resoluutio', 'suuremmalla resoluutiolla', 'korkeampi resoluutio',
             'korkeammalla resoluutiolla', 'tuplaa resoluutio',
@@ -3420,7 +3422,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "remove": (
             'hapus', 'hapuskan', 'hapusin', 'menghapus', 'hilangkan', 'hilangin', 'ilangin',
             'menghilangkan', 'buang', 'buangin', 'membuang', 'singkirkan', 'menyingkirkan', 'gantikan',
-            'ganti dengan', 'apus', 'apusin', 'bersihkan', 'lenyapkan', 'tolong hapus', 'hapuslah',
+            'ganti dengan', 'apusin', 'bersihkan', 'lenyapkan', 'tolong hapus', 'hapuslah',
             'mengganti dengan',
         ),
         "tall": (

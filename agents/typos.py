@@ -57,7 +57,8 @@ CHAT_TYPOS = {"teh": "the", "hte": "the", "thsi": "this", "tihs": "this", "thsi'
               # chat abbreviations of the verbs that give a picture
               "attchd": "attached", "attachd": "attached", "atchd": "attached", "attd": "attached",
               "uplded": "uploaded", "upld": "uploaded", "resolutin": "resolution", "resoltion": "resolution",
-              "higer": "higher", "sharpr": "sharper", "biger": "bigger"}
+              "higer": "higher", "sharpr": "sharper", "biger": "bigger", "screenshoot": "screenshot",
+              "screenshoots": "screenshots"}
 _WORD = re.compile(r"[^\W\d_]+")  # whole words in any script; only ASCII ones are corrected
 
 
