@@ -176,7 +176,7 @@ _RULES: dict[str, str] = {
         r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
         # "for our website hero image": the picture's purpose, not a given one
         r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
-        r"(?:[a-z]+ ){0,2}" + _PICTURE + r"\b|input image|img2img(?! (?:look|style|vibe|feel|aesthetic))|"
+        r"(?:[a-z&/'-]+ ){0,2}" + _PICTURE + r"\b|input image|img2img(?! (?:look|style|vibe|feel|aesthetic))|"
         r"\bthe (?:[a-z]+ ){0,2}" + _PICTURE + r" "
         r"(?:that |which )?(?:i|we)(?:'ve| have| had)?(?: just| already)? "
         r"(?:attached|uploaded|sent|shared|gave|took|shot|posted|added|dropped|pasted|included|provided)\b|"
@@ -185,7 +185,16 @@ _RULES: dict[str, str] = {
         r"dropped|pasted|posted|added|included|provided)\b|\bsee (?:the )?attached\b|"
         r"\b(?:as|for) (?:the |an? |my )?(?:init(?:ial)?|source|base|starting|input) "
         r"(?:image|picture|photo|img)\b|"
-        r"\bhere(?:'s| is) (?:a |an |my |the |our )?(?:[a-z/]+ ){0,3}" + _PICTURE + r"\b|"
+        r"\bhere(?:'s| is|s) (?:a |an |my |the |our )?(?:[a-z/&-]+ ){0,3}" + _PICTURE + r"\b|"
+        # a flaw of an existing picture said ("the photo blur a bit", "the foto is small small", "my scan is
+        # too dark"); "i got an old b&w pic of my avô"
+        r"\b(?:the|this|that|my|our) " + _PICTURE + r" (?:is |was |looks |came out |got |are |r )?"
+        r"(?:(?:a bit |too |so |very |really |kinda |quite |all |super |pure )?"
+        r"(?:blurr?y?|blurred|small|tiny|grainy|pixelated|"
+        r"pixelly|faded|damaged|torn|scratched|low[- ]?res|washed out|overexposed|underexposed|noisy|"
+        r"out of focus|crooked|cut off|cropped)|(?:too|so|very|really|kinda|quite|a bit) dark)\b|"
+        r"\b(?:i |we )?(?:got|have|found) (?:a|an|this|my|our) (?:[a-z&/'-]+ ){0,3}?" + _PICTURE
+        + r" (?:of|from) (?:my|our|me|us)\b|"
         # the picture as a place ("the hand in the shot", "the guy on the pic", "in this one")
         r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
@@ -1046,10 +1055,14 @@ def two_pictures(prompt: str) -> bool:
     """Whether ``prompt`` names two pictures the user gives: one by its place or as a reference
     ("image B", "the second photo", "ref pic attached"), or two given pictures of different nouns
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
-    ordinals = [m for m in _ORDINAL_PICTURE.finditer(prompt)  # "on the second file (that's the mask)",
-                if not _IS_MASK.match(prompt, m.end())  # "mask is the 2nd file"
-                and not _MASK_IS.search(prompt[max(0, m.start() - 40):m.start()])]
-    if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(prompt, _OTHER_INPUT) >= 2:
+    found = list(_ORDINAL_PICTURE.finditer(prompt))
+    masks = [m for m in found if _IS_MASK.match(prompt, m.end())  # "on the second file (that's the mask)",
+             or _MASK_IS.search(prompt[max(0, m.start() - 40):m.start()])]  # "mask is the 2nd file"
+    ordinals = [m for m in found if m not in masks]
+    unmasked = prompt  # the mask's place is no second picture for the lexicon either
+    for m in reversed(masks):
+        unmasked = unmasked[:m.start()] + " mask " + unmasked[m.end():]
+    if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(unmasked, _OTHER_INPUT) >= 2:
         return True
     given = list(_GIVEN_NOUN.finditer(prompt))
     nouns = {_stem(next(g for g in m.groups() if g)) for m in given}
