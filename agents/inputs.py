@@ -10,6 +10,7 @@ fails with an :class:`~agents.errors.AgentError` (``type="input"``) naming each 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -219,7 +220,23 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
                              f"{', '.join(m['role'] for m in missing)}; none was given, so it fell back "
                              f"to the text-only {other.name}")
                 return other.name, request
+    roles = {m["role"] for m in missing}
+    if {"image", "palette"} <= roles and not names_palette(request.prompt) \
+            and not two_pictures(request.prompt) and not _COLOURS_FROM.search(request.prompt):
+        # "recolor it as a winter variant, snowy palette" with no file: the colours are described, so
+        # only the picture is asked for (given, it is redrawn by img2img, see _redraw_without)
+        request.labels.intents = [i for i in request.labels.intents if i != "palette"]
+        for entry in rank_templates(request.labels, ctx):
+            other = ctx.templates[entry["template"]]
+            lacking = missing_roles(other, request)
+            if {m["role"] for m in lacking} == {"image"}:
+                raise input_error(other, lacking, request.labels.task)
     raise input_error(best, missing, request.labels.task)
+
+
+# colours taken from somewhere ("want the label's colours to come from the bog photo"): a palette picture
+_COLOURS_FROM = re.compile(r"\bcolou?rs?\b[^.;!?]{0,30}\b(?:from|of|in|like)\b|\b\w+'s colou?rs?\b",
+                           re.IGNORECASE)
 
 
 def _redraw_without(missing: list[dict[str, str]], request: Request) -> str | None:

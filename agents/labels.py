@@ -841,11 +841,24 @@ _PALETTE_NAMED = re.compile(r"palett|paleta|tavolozza|палитр|παλέτα|
 
 
 # an English palette described by its colours, no picture of them: "snowy palette", "a warm muted colour
-# palette"
-_DESCRIBED_PALETTE = re.compile(r"\b(?!(?:this|that|these|my|our|your|the|a|an|attached|given|uploaded|"
-                                r"provided|"
-                                r"same|reference|brand|separate|second|other|own)\b)[a-z]+(?:[- ][a-z]+)?,? "
-                                r"(?:colou?r )?palettes?\b", re.IGNORECASE)
+# palette"; one pointed at ("this palette", "the colour palette in the attached image") or named as a
+# picture ("palette image") is given
+_PALETTE_WORD = re.compile(r"\bpalettes?\b", re.IGNORECASE)
+_POINTED_PALETTE = re.compile(r"\b(?:this|that|these|my|our|your|the|attached|given|uploaded|provided|same|"
+                              r"reference|brand|using|use|with|from|of|in)\b", re.IGNORECASE)
+_PALETTE_PICTURE = re.compile(r"^\s*(?:image|photo|picture|pic|file|swatch|reference|card|chart|in|from|of|"
+                              r"that|i|we|attached|below|above)\b", re.IGNORECASE)
+
+
+def _described_palettes(prompt: str) -> str:
+    """``prompt`` without the palettes it only describes ("snowy palette")."""
+    for m in reversed(list(_PALETTE_WORD.finditer(prompt))):
+        before = prompt[:m.start()].split()[-3:]
+        if any(_POINTED_PALETTE.fullmatch(w.strip(",;:")) for w in before) \
+                or _PALETTE_PICTURE.match(prompt[m.end():]) or not before:
+            continue
+        prompt = prompt[:m.start()] + " " + prompt[m.end():]
+    return prompt
 
 
 def names_palette(prompt: str) -> bool:
@@ -853,7 +866,7 @@ def names_palette(prompt: str) -> bool:
     or colour scheme in a language of the lexicon), not only a verb of colouring ("colourise it
     naturally") or colours ("natürliche Farben": how to colour it, no picture of colours; "snowy
     palette": a description of the colours)."""
-    prompt = _DESCRIBED_PALETTE.sub(" ", prompt)
+    prompt = _described_palettes(prompt)
     return bool(_PALETTE_NAMED.search(prompt)) or any(
         " " in m.group(0).strip() or _PALETTE_STEM.search(m.group(0))
         for m in lexicon.words_of("palette").finditer(prompt))
