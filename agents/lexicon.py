@@ -44,6 +44,12 @@ NOT_PICTURES = frozenset(("leitbild", "sinnbild", "ebenbild", "weltbild", "feind
 NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
 NEAR_AFTER = 3  # after the noun: its adjectives come first ("ảnh tư liệu cũ này", "foto lama saya ini")
 SAME_PICTURE = 4  # mentions closer than this many words are one picture
+# words of negation of several languages (short ones that are other words elsewhere left out: "ma", "mat")
+NEGATIONS = frozenset((
+    "no", "not", "dont", "don't", "never", "without", "jangan", "jgn", "gak", "nggak", "ngga", "tanpa",
+    "bukan", "sin", "sans", "ohne", "nicht", "kein", "keine", "keinen", "niet", "zonder", "geen", "bez",
+    "без", "не", "нет", "ні", "μην", "χωρίς", "senza", "nie", "nem", "ikke", "inte", "ingen", "sem", "não",
+    "nao", "nunca", "nahi", "nahin", "huwag", "wag", "không", "khong", "değil"))
 # English words for a photo that other languages borrow: two of them name one picture
 LOAN_PHOTO = frozenset({"photo", "photos", "pic", "pics", "picture", "pictures", "image", "images", "selfie",
                         "screenshot", "snap"})
@@ -177,7 +183,9 @@ def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mentio
                            for o_start, o_end in others):
                         continue
                 found.append(Mention(lang, start, end, kind))
-    return tuple(found)
+    # a picture named after a negation is not given ("jgn pake foto gw": don't use my photo)
+    return tuple(m for m in found
+                 if m.lang in UNSPACED or not NEGATIONS.intersection(words[max(0, m.start - 3):m.start]))
 
 
 def gives_input(prompt: str, words: re.Pattern[str]) -> bool:
@@ -292,6 +300,9 @@ def has_word(prompt: str, field: str) -> bool:
                else _find(words, _entries(lang, field)) for lang in LEXICON)
 
 
+_LOOK_LIKE = re.compile(r"\blook(?:s|ing)? (?:like|at|as|more|less|better|good|real)\b", re.IGNORECASE)
+
+
 def second_picture_role(prompt: str, other: re.Pattern[str] | None = None) -> str | None:
     """What a second given picture is for: ``"palette"`` (its colours, a palette, colouring in),
     ``"style"`` (its style), or ``None`` when the prompt names fewer than two given pictures or
@@ -300,6 +311,7 @@ def second_picture_role(prompt: str, other: re.Pattern[str] | None = None) -> st
         return None
     if has_word(prompt, "palette") or has_word(prompt, "colorize"):
         return "palette"
-    if has_word(prompt, "style"):
+    # "look" is a style in many languages ("un look vintage"), English "look like" a likeness
+    if has_word(_LOOK_LIKE.sub(" ", prompt), "style"):
         return "style"
     return None
