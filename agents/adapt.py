@@ -20,6 +20,7 @@ from agents.request import Request
 from agents.rules import fix_rules, target_size
 from agents.sizes import output_size, primary_model, round8, set_output_size
 from agents.slots import fill_slots
+from agents.upscale_size import apply_upscale_target
 from graphs import Graph, Template
 
 # what a select answer may set (see agents.prompts)
@@ -192,6 +193,18 @@ def adapt(
     if output_size(out) not in (None, (width, height)):
         out = set_output_size(out, width, height)
         note(None, "size", [width, height])
+    if "upscale" in request.labels.intents:  # "2x is enough", "to 1920x1080": the factor or size asked
+        for node_id, node in out.nodes.items():
+            if node.block == "image.resize" and "scale" in node.params:
+                changed = apply_upscale_target(node.params, request.prompt)
+                if changed is not None:
+                    node.params = changed
+                    note(node_id, "params", {k: v for k, v in changed.items()
+                                             if k in ("scale", "width", "height")})
+                    # the size asked is the result's (a "64x64" it comes from is the given picture's)
+                    request.width, request.height = changed.get("width"), changed.get("height")
+                    request.aspect = request.width / request.height if request.width and request.height \
+                        else None
 
     steps = _int(settings.get("steps")) or request.steps
     seed = _int(settings.get("seed"))

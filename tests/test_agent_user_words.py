@@ -196,3 +196,28 @@ def test_a_mask_here_with_everything_else_described_is_a_masked_region() -> None
     prompt = "heres a mask, white circle in the middle: a burning skull inside it, dark swamp everywhere else"
     labels = classify(prompt)
     assert labels.task == "text-to-image" and labels.intents == ["mask-region"]
+
+
+# -- an upscale comes out at the factor or the size asked ------------------------------------------------
+
+@pytest.mark.parametrize(("prompt", "params"), [
+    ("upscale this 64x64 sprite to 256x256 but keep it crisp", {"width": 256, "height": 256}),
+    ("4x upscale of the title card png I attached, it's 480x270 and I need it at 1920x1080",
+     {"width": 1920, "height": 1080}),
+    ("can you make my pic sharper and higher resolution? 2x is enough", {"scale": 2.0}),
+    ("make this photo twice as big for the print", {"scale": 2.0}),
+    ("upscale this photo", {"scale": 4.0}),  # the template's own factor
+])
+def test_an_upscale_comes_out_at_the_factor_or_size_asked(planner: Planner, tmp_path, prompt: str,
+                                                          params: dict) -> None:
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(photo)
+    plan = planner.plan(prompt, images={"image": str(photo)})
+    assert plan.template == "tiled_upscale"
+    resize = next(n for n in plan.graph.nodes.values() if n.block == "image.resize")
+    assert {k: resize.params.get(k) for k in params} == params, resize.params
+    assert ("scale" in resize.params) != ("width" in resize.params)  # the block takes one or the other
+    if "width" in params:
+        assert output_size(plan.graph) == (params["width"], params["height"])
