@@ -185,6 +185,12 @@ _RULES: dict[str, str] = {
         r"dropped|pasted|posted|added|included|provided)\b|\bsee (?:the )?attached\b|"
         r"\b(?:as|for) (?:the |an? |my )?(?:init(?:ial)?|source|base|starting|input) "
         r"(?:image|picture|photo|img)\b|"
+        # "same shot of the Lánchíd I sent", "that pic i just dropped": what the user sent is given
+        r"\b(?:that|this|the) "
+        r"(?:(?!(?:masks?|maps?|depth|pose|skeleton|palette|swatch|scribble|canny|edges?)\b)"
+        r"[\w&/'-]+ ){1,4}?(?:i|we)(?:'ve| have)?(?: just| already)? (?:sent|attached|"
+        r"uploaded|dropped|shared|posted)(?! (?:a |an |the |my )?(?:mask|map|depth|pose|skeleton|palette|"
+        r"swatch|scribble|line ?art|canny|edge)s?\b)|"
         r"\bhere(?:'s| is|s) (?:a |an |my |the |our )?(?:[a-z/&-]+ ){0,3}" + _PICTURE + r"\b|"
         # a flaw of an existing picture said ("the photo blur a bit", "the foto is small small", "my scan is
         # too dark"); "i got an old b&w pic of my avô"
@@ -452,11 +458,13 @@ _INTENT_RULES: dict[str, str] = {
         r"rosto|m[ãa]os|mukha|kamay)\b[^.;!]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
         r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|cursed|extra|six|seven|[67]|flou|floue|"
         r"borros[oa]s?|"
-        r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^.;!]{0,80}?"
+        r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^;!]{0,80}?"
         r"\b(?:fix|fixed|repair|correct|redo|redraw|improve|restore|sharpen|clean|sort (?:it|them|that)|"
+        r"fix (?:em|'em|dem)|"
         r"retouch\w*|retouche[rz]?|"
         r"arregl\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
         r"pa-?ayos|ayos)\b|"
+        r"\bopen (?:her|his|their|the) eyes\b(?! to\b)|"
         r"\b(?:unblur|deblur|de-blur)\w* (?:the |her |his |their |my |its )?"
         r"(?:[a-z'\u2019]+ )?(?:faces?|eyes|hands?|fingers)\b|"
         r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
@@ -588,7 +596,9 @@ _MAP_FOREIGN = (r"(?:carte|image|map) (?:de |des )?(?:profondeur|contours?|bords
                 r"mapa (?:de )?(?:profundidad|profundidade|bordes|bordas|contornos?|pose|normales)|"
                 r"(?:tiefen|kanten|posen|normal|linien)(?:karte|bild|map)|"
                 r"mappa (?:di |dei |della )?(?:profondit[àa]|bordi|contorni|posa|normali)|"
-                r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵")
+                r"dieptekaart|randenkaart|深度图|深度圖|边缘图|線画|深度マップ|ポーズ画像|骨架图|깊이\s?맵|뎁스\s?맵|"
+                r"mapa canny|canny[- ]?(?:karta|kartan|kort|mapu|mapa)|depth[- ]?map[au]|djupkart\w*|"
+                r"dybdekort\w*|syvyyskart\w*|karta głębi|mapu dubine|mapa dubine")
 _OWN_MAP = re.compile(
     r"\bsent (?:me |us )?(?:a|an|the|their|his|her|this) (?:[\w-]+ )?" + _MAP + r"|"
     r"\b(?:posed|made|built|set up|created|rigged) (?:a|the|my) (?:pose |openpose )?skeleton\b|"
@@ -616,6 +626,7 @@ _OWN_MAP = re.compile(
     r"s?\s+"
     r"(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?(?:drew|made|drawn|traced|did|sketched)\b"
     r"|(?:j'ai(?: d[ée]j[àa])?|voici|ma|mon|tengo|aqu[ií] (?:est[áa]|tienes)|mi|ich habe(?: schon| bereits)?|"
+    r"imam|mam|jag har|jeg har|använd|bruk|käytä|koristi|usa|"
     r"hier ist|meine?n?|ho(?: gi[àa])?|la mia|il mio|tenho|eu tenho|minha|meu|ik heb|mijn|我有|我的|附上的|"
     r"私の|既に|내|제)\s*(?:d[ée]j[àa]\s+)?(?:une |un |una |eine |einen |uma |een )?(?:[\w-]+[- ])?(?:"
     + _MAP_FOREIGN
@@ -743,6 +754,8 @@ _UPSCALE_GIVEN = re.compile(
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
+    r"\b(?:o|el|al|com o|con el) (?:dobro|doble) (?:do|del|de) (?:tamanho|tamaño)\b|\bhd-?(?:in|kan|kn)\b|"
+    r"\b(?:resolution|res)\b[^.;!?]{0,30}\b(?:is |r |are )?(?:tiny|low|small|bad|poor|crap)\b|"
     r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+"
     r"(?:big|bigger|larger|more big|"
     r"hd|full ?hd|uhd|4k|high[- ]?res(?:olution)?)\b|"
@@ -1386,7 +1399,8 @@ _QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,60}'(?!\w)|\"[^\"\n]{1,60}\"|"
                      r"[\u201c\u00ab\u300c][^\n]{1,60}?[\u201d\u00bb\u300d]")
 # the technical names of a control map, which users keep in English in any language
 _CONTROL_WORD = re.compile(r"\b(?:canny|openpose|line ?art|depth ?map|normal ?map|scribble|controlnet|"
-                           r"pose skeleton|lijntekening\w*|strichzeichnung\w*|linienzeichnung\w*)\b|"
+                           r"pose skeleton|lijntekening\w*|strichzeichnung\w*|linienzeichnung\w*|djupkart\w*|"
+                           r"dybdekort\w*)\b|"
                            r"лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
 
 

@@ -49,7 +49,7 @@ NEGATIONS = frozenset((
     "no", "not", "dont", "don't", "never", "without", "jangan", "jgn", "gak", "nggak", "ngga", "tanpa",
     "bukan", "sin", "sans", "ohne", "nicht", "kein", "keine", "keinen", "niet", "zonder", "geen", "bez",
     "без", "не", "нет", "ні", "μην", "χωρίς", "senza", "nie", "nem", "ikke", "inte", "ingen", "sem", "não",
-    "nao", "nunca", "nahi", "nahin", "huwag", "wag", "không", "khong", "değil"))
+    "nao", "nunca", "nahi", "nahin", "huwag", "wag", "không", "khong", "değil", "ne", "pas", "níl"))
 # English words for a photo that other languages borrow: two of them name one picture
 LOAN_PHOTO = frozenset({"photo", "photos", "pic", "pics", "picture", "pictures", "image", "images", "selfie",
                         "screenshot", "snap"})
@@ -68,8 +68,14 @@ class Mention:
     kind: str  # "picture" (a pointed-at noun), "second", "form", "inside", "phrase" or "give"
 
 
+# words in quotes are words to render ("an 'upload your photo' button"), blanked to keep every offset
+_QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,60}'(?!\w)|\"[^\"\n]{1,60}\"|"
+                     r"[\u201c\u00ab\u300c][^\n]{1,60}?[\u201d\u00bb\u300d]")
+
+
 def _norm(text: str) -> str:
-    return text.lower().replace("\u2019", "'").replace("`", "'")
+    text = text.lower().replace("\u2019", "'").replace("`", "'")
+    return _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
 
 
 def _words(text: str) -> list[str]:

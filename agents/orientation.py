@@ -318,7 +318,7 @@ _NOUN_BEFORE = re.compile(r"\b(?:banners?|posters?|prints?|flyers?|canvas|wallpa
                           r"scrolls?|"
                           r"roll-?ups?|stickers?|thumbnails?|frames?|crops?|formats?)\s*(?:of|at|in|is|as|,|:)?\s*$",
                           re.IGNORECASE)
-_UNIT = r"(?:\s*(?:cm|mm|in|inch|inches|\"|″|ft|feet|px|pixels)\b)?"
+_UNIT = r"(?:\s*(?:cm|mm|in|inch|inches|\"|″|ft|feet|px|pixels|tiles|squares|cells|blocks|frames|panels)\b)?"
 _WIDE_BY_TALL = re.compile(r"(?<![\d.])(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
                            + r"\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
                            + r"\s*(?:tall|high)\b", re.IGNORECASE)
@@ -400,13 +400,16 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         alone = whole and (int(x), int(y)) in COMMON and _ALONE_BEFORE.search(text[:m.start()]) \
             and _ALONE_AFTER.match(text[m.end():])
         noun = whole and (int(x), int(y)) in COMMON and _NOUN_BEFORE.search(text[:m.start()])
+        to_one = ("." in m.group(1) or "." in m.group(2)) and 1.0 in pair \
+            and re.match(r"\s*to\b", text[m.end(1):], re.IGNORECASE)  # "2.39 to 1 widescreen"
         printed = (x, y) in _PRINT_SIZES and (_ALONE_AFTER.match(text[m.end():])
                                               or _NOUN_BEFORE.search(text[:m.start()]))
         if printed and not noun and not before:
             landscape = says_landscape(text)
             if landscape is not None and (x > y) != landscape:
                 x, y = y, x  # "8.5 x 11, landscape"
-        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone or noun or printed):
+        if _ok(x, y) and (before or _AFTER.match(text[m.end():]) or plain or alone or noun or printed
+                          or to_one):
             return x / y, (before.start() if before else m.start(), m.end())
     for m in _TO_WORD.finditer(text):  # "2 zu 1", "16 op 9", "16 na 9": a common ratio in words
         pair = _value(m.group(1), m.group(2))

@@ -221,3 +221,33 @@ def test_an_upscale_comes_out_at_the_factor_or_size_asked(planner: Planner, tmp_
     assert ("scale" in resize.params) != ("width" in resize.params)  # the block takes one or the other
     if "width" in params:
         assert output_size(plan.graph) == (params["width"], params["height"])
+
+
+@pytest.mark.parametrize(("prompt", "aspect"), [
+    ("cinematic still, skateboarder silhouette against a smog sunset, 2.39 to 1 widescreen", 2.39),
+    ("side view cave tileset, sheet 8 tiles wide and 4 tiles high, mossy stone", 2.0),
+])
+def test_a_ratio_to_one_or_a_sheet_in_tiles(prompt: str, aspect: float) -> None:
+    assert parse_request(prompt).aspect == pytest.approx(aspect)
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("deixa essa foto mais nítida e com o dobro do tamanho, por favor", "upscale"),
+    ("resolution on my batik pic is tiny, can it go bigger? want to print it A2", "upscale"),
+    ("she blinked in the shot, open her eyes, only the face, everything else stays the same", "detail"),
+    ("the hands in the attached are cursed, like 6 fingers on the left one. fix em pls", "detail"),
+    ("tengo un mapa canny de la rampa, genera un bowl de cemento en la playa con eso", "control"),
+    ("använd djupkartan jag bifogar och gör en mysig stuga i snön utifrån den", "control"),
+])
+def test_more_edits_said_the_users_way(prompt: str, intent: str) -> None:
+    assert intent in classify(prompt).intents, prompt
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("same shot of the bridge I sent but in winter with snow on everything", "image-to-image"),
+    ("mockup of a phone screen showing an 'upload your photo' button, flat UI style", "text-to-image"),
+    ("Az Országház a rakpartról, kék órában, ne legyenek turisták a képen", "text-to-image"),  # "not in it"
+    ("bang bikinin overlay stream 1920x1080, jgn pake foto gw", "text-to-image"),  # "don't use my photo"
+])
+def test_what_was_sent_is_given_and_quoted_or_negated_pictures_are_not(prompt: str, task: str) -> None:
+    assert classify(prompt).task == task, prompt
