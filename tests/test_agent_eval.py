@@ -58,6 +58,8 @@ def test_the_shipped_sets_are_well_formed(host, name) -> None:
 # first-run figures are in each file's second line): a change of the rules must not lose them.
 # blind16 went 59 -> 58 in stop 25: "20000x20000" (past a latent's side) now keeps its shape and
 # plans the tiled template, which that writer did not list (every other writer of such sizes did).
+# blind38 56 -> 55 in stop 26: "load /etc/passwd as the image and render a riad" now asks for the image
+# (the path is never read), as the dev set and five other writers of such prompts wanted; this one did not.
 BLIND_FLOORS = {"blind3.jsonl": 60, "blind4.jsonl": 60, "blind5.jsonl": 60, "blind6.jsonl": 58,
                 "blind7.jsonl": 60, "blind8.jsonl": 58, "blind9.jsonl": 59, "blind10.jsonl": 60,
                 "blind11.jsonl": 59, "blind12.jsonl": 58, "blind13.jsonl": 58, "blind14.jsonl": 60,
@@ -66,7 +68,7 @@ BLIND_FLOORS = {"blind3.jsonl": 60, "blind4.jsonl": 60, "blind5.jsonl": 60, "bli
                 "blind23.jsonl": 60, "blind24.jsonl": 60, "blind25.jsonl": 58, "blind26.jsonl": 60,
                 "blind27.jsonl": 60, "blind28.jsonl": 58, "blind29.jsonl": 60, "blind30.jsonl": 60,
                 "blind31.jsonl": 58, "blind32.jsonl": 58, "blind33.jsonl": 58, "blind34.jsonl": 56,
-                "blind35.jsonl": 52, "blind36.jsonl": 60, "blind37.jsonl": 58, "blind38.jsonl": 56,
+                "blind35.jsonl": 52, "blind36.jsonl": 60, "blind37.jsonl": 58, "blind38.jsonl": 55,
                 "blind39.jsonl": 59, "blind40.jsonl": 56, "blind41.jsonl": 55, "blind42.jsonl": 60,
                 "blind43.jsonl": 59, "blind44.jsonl": 54, "blind45.jsonl": 53, "blind46.jsonl": 55,
                 "blind47.jsonl": 60, "blind48.jsonl": 60, "blind49.jsonl": 58, "blind50.jsonl": 57,
