@@ -185,6 +185,9 @@ _RULES: dict[str, str] = {
         r"dropped|pasted|posted|added|included|provided)\b|\bsee (?:the )?attached\b|"
         r"\b(?:as|for) (?:the |an? |my )?(?:init(?:ial)?|source|base|starting|input) "
         r"(?:image|picture|photo|img)\b|"
+        # "need the product image upscaled", "the label image retouched": a picture done something to
+        r"\b(?:the|my|this|our) (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:upscaled|enlarged|retouched|restored|"
+        r"sharpened|cleaned up|colou?ri[sz]ed|fixed|edited|touched up)\b|"
         # "same shot of the Lánchíd I sent", "that pic i just dropped": what the user sent is given
         r"\b(?:that|this|the) "
         r"(?:(?!(?:masks?|maps?|depth|pose|skeleton|palette|swatch|scribble|canny|edges?)\b)"
@@ -754,6 +757,9 @@ _UPSCALE_GIVEN = re.compile(
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
+    r"\b(?:bigger|larger) for (?:print|printing|a print|a poster|a billboard|the wall)\b|"
+    r"\b(?:bigger|larger)\b[^.;!?]{0,20}\b(?:[2-8] ?x|x ?[2-8])\b|\b(?:super |very |really )?high[- ]res\b"
+    r"[^.;!?]{0,20}\bfor (?:a |the )?(?:billboard|print|poster|banner)\b|"
     r"\b(?:o|el|al|com o|con el) (?:dobro|doble) (?:do|del|de) (?:tamanho|tamaño)\b|\bhd-?(?:in|kan|kn)\b|"
     r"\b(?:resolution|res)\b[^.;!?]{0,30}\b(?:is |r |are )?(?:tiny|low|small|bad|poor|crap)\b|"
     r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+"

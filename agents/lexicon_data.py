@@ -5577,11 +5577,15 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "tall": (
             'khổ dọc', 'ảnh dọc', 'hình dọc', 'hướng dọc', 'chiều dọc', 'theo chiều dọc',
             'định dạng dọc', 'chế độ dọc', 'khung dọc', 'dạng dọc', 'thẳng đứng',
+            'kiểu dọc', 'kieu doc', 'kho doc', 'anh doc', 'hinh doc', 'huong doc', 'khung doc',
+            'dang doc', 'chieu doc',
         ),
         "wide": (
             'khổ ngang', 'ảnh ngang', 'hình ngang', 'hướng ngang', 'chiều ngang', 'theo chiều ngang',
             'định dạng ngang', 'chế độ ngang', 'khung ngang', 'dạng ngang', 'màn hình rộng',
             'toàn cảnh',
+            'kiểu ngang', 'kieu ngang', 'kho ngang', 'anh ngang', 'hinh ngang', 'huong ngang',
+            'khung ngang', 'dang ngang', 'chieu ngang',
         ),
         "square": (
             'khổ vuông', 'ảnh vuông', 'hình vuông', 'định dạng vuông', 'khung vuông', 'dạng vuông',
@@ -10104,6 +10108,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'cyfeiriadedd llorweddol', 'cyfeiriadedd tirwedd', 'fformat tirwedd', 'modd tirwedd',
             'ar ffurf tirwedd', 'yn fformat tirwedd', 'panoramig', 'sgrin lydan', 'fformat sgrin lydan',
             'llun llydan', 'fformat llydan',
+            'fformat tirlun', 'ar ffurf tirlun', 'fformat tirlun plis',
         ),
         "square": (
             'sgwâr', 'sgwar', 'fformat sgwâr', 'fformat sgwar', 'yn sgwâr', 'siâp sgwâr', 'siap sgwar',
@@ -12766,6 +12771,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "wide": (
             'hoto a kwance', 'hoton a kwance', 'tsarin kwance', 'fasalin kwance', 'a kwance kwance',
             'siffar kwance', 'faɗin allo', 'fadin allo',
+            'hoto mai faɗi', 'hoto mai fadi', 'hoton mai faɗi', 'hoton mai fadi',
         ),
         "square": (
             "murabba'i", 'murabbai', "siffar murabba'i", 'siffar murabbai', "a murabba'i", 'a murabbai',

@@ -101,6 +101,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\b(?:(?:mobile|cell|smart)?\s*phone|mobile|iphone|android|smartphone|handy|cellphone)[- ]?"
      r"(?:wallpapers?|backgrounds?|lock ?screens?|screens?|hintergrund|screensavers?)\b|\block ?screens?\b|"
      r"\b(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\s+stor(?:y|ies)\b|"
+     r"\b(?:wallpaper|background|lock ?screen)s? (?:for|on) (?:my |the |a |your )?"
+     r"(?:phone|mobile|iphone|android|cell|smartphone)\b|"
      r"\bstor(?:y|ies)\s+(?:\w{1,3}\s+)?(?:instagram|insta|ig|facebook|fb|snapchat|whatsapp)\b|"
      r"\b(?:formato\s+)?(?:historias?|hist[óo]rias?|stories)\s+(?:de|do|da|del)\s+(?:insta|instagram|ig)\b|"
      r"\bformato\s+(?:historia|hist[óo]ria|story|stories)\b|"
@@ -162,6 +164,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"(?:narrow|thin|slim|skinny)\b"),
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"
+     r"\bmake (?:it|am|this|the (?:image|picture|pic|poster|photo)) (?:in )?portrait\b(?! of\b)|"
      # "make it tall like a real poster", "keep the poster tall": said of the picture, a portrait shape
      r"\b(?:make|made|making|keep|render|do)\s+(?:(?:it|this|that|the (?:image|picture|pic|poster|print|"
      r"format|canvas|frame|artwork|art|wallpaper))\s+)?(?:extra\s+|really\s+|very\s+|nice\s+and\s+)?tall"
@@ -183,6 +186,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"세로(?:형|로|\s*방향|\s*포스터|\s*이미지|\s*사진|\s*화면|\s*구도|\s*(?=\d{1,2}\s*[:x]\s*\d))"),
     ("oriented", "wide", ORIENTED,
      _oriented(_HORIZONTAL) + r"|"
+     r"\bmake (?:it|am|this|the (?:image|picture|pic|poster|photo)) (?:in )?landscape\b(?! of\b)|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape|size)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
@@ -313,6 +317,7 @@ _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,4}(?:\.\d{1,2})?)\s*(?:" + _LENGTH + r"
                        r"landscape)\b))", re.IGNORECASE)
 # a format noun just before a common ratio: "banner 1 by 3", "poster 2x3", "print in 4:5"
 _NOUN_BEFORE = re.compile(r"\b(?:banners?|posters?|prints?|flyers?|canvas|wallpapers?|cards?|covers?|photos?|"
+                          r"panoramas?|panos?|strips?|"
                           r"fotos?|"
                           r"фото|"
                           r"scrolls?|"
@@ -344,6 +349,12 @@ COMMON = {(1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16), (21, 9), (9,
 _STRIP = {*((n, 1) for n in range(9, 33)), *((1, n) for n in range(9, 33))}
 _STRIP_WORD = re.compile(r"^\W*(?:[\w-]+\s+)?(?:panoram\w*|pano|strip|banner|frieze|header|scroll|"
                          r"ratio|aspect|format)\b", re.IGNORECASE)
+
+
+_TIMES_WORDS = {"twice": 2.0, "two times": 2.0, "three times": 3.0, "thrice": 3.0, "four times": 4.0}
+_TIMES_AS = re.compile(r"\b(twice|two times|three times|thrice|four times|\d(?:\.\d)?)\s*(?:x\s*|times\s*)?"
+                       r"as\s+(wide|tall|high|long)\s+as\s+(?:it\s+is\s+|it's\s+)?(?:wide|tall|high)\b",
+                       re.IGNORECASE)
 
 
 def _value(a: str, b: str) -> tuple[float, float] | None:
@@ -415,6 +426,11 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         pair = _value(m.group(1), m.group(2))
         if pair and pair[0].is_integer() and pair[1].is_integer() and (int(pair[0]), int(pair[1])) in COMMON:
             return pair[0] / pair[1], m.span()
+    m = _TIMES_AS.search(text)  # "twice as wide as it is tall"
+    if m:
+        n = _TIMES_WORDS.get(m.group(1).lower()) or float(m.group(1))
+        if 1 < n <= 10:
+            return (n if m.group(2).lower() in ("wide", "long") else 1 / n), m.span()
     m = _ASPECT_NUMBER.search(text)
     if m and 0.1 <= float(m.group(1)) <= 10:
         return float(m.group(1)), m.span()

@@ -115,6 +115,16 @@ def _stem(word: str) -> str:
     return _SUFFIX.sub("", word)
 
 
+@lru_cache(maxsize=1)
+def lexicon_words() -> frozenset[str]:
+    """Every word of :mod:`agents.lexicon_data` (any language, any field): a word of another language
+    is no English typo ("fformat tirlun", "formato stories")."""
+    from agents.lexicon_data import LEXICON
+
+    return frozenset(w for entry in LEXICON.values() for words in entry.values() for phrase in words
+                     for w in phrase.split())
+
+
 def correction(word: str) -> str | None:
     """The key word ``word`` is a typo of, or ``None``. Another form of the same word
     ("detailer", "upscaler") is no typo of it."""
@@ -122,7 +132,7 @@ def correction(word: str) -> str | None:
     if low in CHAT_TYPOS:
         return CHAT_TYPOS[low]
     if not low.isascii() or len(low) < 5 or low in KEY_WORDS or low in NOT_TYPOS\
-            or low in known_words():
+            or low in known_words() or low in lexicon_words():
         return None
     found = [k for k in KEY_WORDS if k[0] == low[0] or k[1:2] == low[1:2]
              if _one_edit(low, k, swap_only=len(k) <= 5) and _stem(low) != _stem(k)]

@@ -271,3 +271,26 @@ def test_a_file_named_as_the_input_asks_for_the_picture_and_no_path_is_read(plan
     else:
         assert task == "text-to-image"
         assert not any("etc" in str(n.params) or "evil" in str(n.params) for n in plan.graph.nodes.values())
+
+
+@pytest.mark.parametrize(("prompt", "aspect"), [
+    ("abeg make am portrait o, fine yoruba bride wey tie gele", 2 / 3),
+    ("welsh sheepdog bringing a flock down a lane at dusk, make it twice as wide as it is tall", 2.0),
+    ("sunset over patong beach with longtail boats, panorama 3 to 1 for a banner", 3.0),
+    ("anime girl on the ship bow, sakura petals flying, make it a wallpaper for my phone", 9 / 16),
+    ("Llun o gi defaid ar y grug, niwl y bore, fformat tirlun plis", 1.5),  # cy: no English typo
+    ("thiet ke poster khai truong tiem nail, 3 co gai cam bo hoa, kieu doc", 2 / 3),  # vi without marks
+])
+def test_more_shapes_said_the_users_way(prompt: str, aspect: float) -> None:
+    assert parse_request(prompt).aspect == pytest.approx(aspect, rel=0.01), prompt
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("need this image bigger for print, 4x, without losing detail", "upscale"),
+    ("need the product image upscaled, super high res for a billboard", "upscale"),
+    ("need this photo taller for a phone wallpaper, extend the sky above the dogs, 9:16", "outpaint"),
+    ("make the uploaded label image taller, add more dark background on top and bottom, 2:3", "outpaint"),
+])
+def test_an_upscale_or_an_extension_of_the_given_picture(prompt: str, intent: str) -> None:
+    labels = classify(prompt)
+    assert intent in labels.intents and labels.task != "text-to-image", (prompt, labels)
