@@ -185,13 +185,16 @@ _RULES: dict[str, str] = {
         r"dropped|pasted|posted|added|included|provided)\b|\bsee (?:the )?attached\b|"
         r"\b(?:as|for) (?:the |an? |my )?(?:init(?:ial)?|source|base|starting|input) "
         r"(?:image|picture|photo|img)\b|"
+        # "Attached is a black and white photograph of my crew", "fix the hands on this pls"
+        r"\battached (?:is|are|here is) (?:a |an |the |my |our )?(?:[\w&/'-]+ ){0,4}?" + _PICTURE + r"\b|"
+        r"\b(?:on|in|of|to) this (?=(?:pls|plz|please|one)\b)|\b(?:on|in) this\s*[?!.]*\s*$|"
         # "need the product image upscaled", "the label image retouched": a picture done something to
         r"\b(?:the|my|this|our) (?:[a-z]+ ){0,2}" + _PICTURE + r" (?:upscaled|enlarged|retouched|restored|"
         r"sharpened|cleaned up|colou?ri[sz]ed|fixed|edited|touched up)\b|"
         # "same shot of the Lánchíd I sent", "that pic i just dropped": what the user sent is given
         r"\b(?:that|this|the) "
         r"(?:(?!(?:masks?|maps?|depth|pose|skeleton|palette|swatch|scribble|canny|edges?)\b)"
-        r"[\w&/'-]+ ){1,4}?(?:i|we)(?:'ve| have)?(?: just| already)? (?:sent|attached|"
+        r"[\w&/'-]+ ){1,6}?(?:i|we)(?:'ve| have)?(?: just| already)? (?:sent|attached|"
         r"uploaded|dropped|shared|posted)(?! (?:a |an |the |my )?(?:mask|map|depth|pose|skeleton|palette|"
         r"swatch|scribble|line ?art|canny|edge)s?\b)|"
         r"\bhere(?:'s| is|s) (?:a |an |my |the |our )?(?:[a-z/&-]+ ){0,3}" + _PICTURE + r"\b|"
@@ -530,6 +533,7 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:attached|attaching|here(?:'s| is)|sending|sent|uploaded)\b[^.;]{0,60}\b(?:a |the )?"
         r"(?:photo|picture|pic|shot|image)s? of (?:it|them)\b|"
         r"\b(?:photo|picture|pic|shot|image)s? of (?:it|them) (?:is |are )?(?:attached|included|uploaded)\b|"
+        r"\b(?:use|using|used)\b[^.;!?]{0,20}\bas (?:a |the |my )?reference\b|"
         r"\b(?:with|using|like|from|as (?:in|shown in)) (?:the |this |a |my )?reference"
         r"(?: image| photo| picture)?\b|\breference (?:image|photo|picture)\b|"
         r"\bfrom the (?:second|other|attached) (?:image|photo|picture)\b|"
@@ -758,6 +762,8 @@ _UPSCALE_GIVEN = re.compile(
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
     r"\b(?:bigger|larger) for (?:print|printing|a print|a poster|a billboard|the wall)\b|"
+    r"\b(?:sharp|sharper|crisp|crisper|clear|clearer)\s+(?:n|and|&|\+)\s+(?:bigger|larger|hd|high[- ]?res)\b|"
+    r"\b(?:bigger|larger|hd)\s+(?:n|and|&|\+)\s+(?:sharp|sharper|crisp|crisper|clear|clearer)\b|"
     r"\b(?:bigger|larger)\b[^.;!?]{0,20}\b(?:[2-8] ?x|x ?[2-8])\b|\b(?:super |very |really )?high[- ]res\b"
     r"[^.;!?]{0,20}\bfor (?:a |the )?(?:billboard|print|poster|banner)\b|"
     r"\b(?:o|el|al|com o|con el) (?:dobro|doble) (?:do|del|de) (?:tamanho|tamaño)\b|\bhd-?(?:in|kan|kn)\b|"
@@ -927,7 +933,7 @@ _EDIT_VERBS = re.compile(
 # verbs that act only on a picture the user has ("poistaa ton tyypin", "tirar aquele poste", "colorize
 # grandpa's portrait"): no new picture has anything to remove, colour in or extend (a subject's action,
 # "a magician about to remove the cloth", is no edit)
-_PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|uncrop|"
+_PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|colou?ri[sz]ed|uncrop|"
                            r"take (?:it|them|that|those|him|her) (?:away|out))\b", re.IGNORECASE)
 # a background changed (a region of the given picture repainted): "swap out the background", Hinglish
 # "uska background badal ke"

@@ -187,6 +187,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("oriented", "wide", ORIENTED,
      _oriented(_HORIZONTAL) + r"|"
      r"\bmake (?:it|am|this|the (?:image|picture|pic|poster|photo)) (?:in )?landscape\b(?! of\b)|"
+     r"\bmake (?:it|am|e) (?:be )?wide\b(?: o\b)?(?=\s*(?:$|[,;.!]))|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape|size)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
      r"\b(?:in|it|as|to) landscape\s*(?=$|[,;.)])|\bquerformat\w*|" + _ASKED.format("landscape")
@@ -264,7 +265,8 @@ def _lexicon_orientation(text: str) -> Shape | None:
     return Shape(fmt, 1 / ORIENTED if fmt == "tall" else ORIENTED, phrase, "oriented")
 
 
-_BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat|paysage|apaisad[oa]|orizzontale|liggend\w*|"
+_BARE = re.compile(r"\b(?:(landscape|horizontal\w*|querformat|quer|paysage|apaisad[oa]|orizzontale|"
+                   r"liggend\w*|"
                    r"yatay|"
                    r"poziom\w*|альбомн\w*)|(portrait|vertical\w*|hochformat|staand\w*|verticale|dikey|pionow\w*|"
                    r"книжн\w*))\b",

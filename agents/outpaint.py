@@ -50,6 +50,7 @@ OUTPAINT = re.compile(
     r"\b(?:the|this|my|our) (?:[a-z]+ ){0,2}(?:photo|image|picture|pic|shot) (?:a bit |much )?"
     r"(?:wider|taller)\b|"
     r"\bextend (?:the |more )?(?:sky|background|sea|ground|floor|sand|grass|wall|water|scene|space)\b|"
+    r"\bextend (?:the |both |each )?(?:top|bottom|sides?|left|right|edges?)\b|"
     r"\badd (?:more |some )?(?:[a-z]+ )?(?:sky|background|sea|ground|floor|sand|space|room|scenery|guests|"
     r"people|crowd) (?:on|at|to|above|below|around) (?:the )?(?:top|bottom|sides?|left|right|both sides|"
     r"each side|edges?|above|below)\b|"

@@ -20,6 +20,7 @@ from agents.language import language
 from agents.lexicon_data import LEXICON
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
 from agents.typos import fix_typos
+from agents.upscale_size import TO_SIZE
 
 # 1024x512, "1920 на 1080", "1920 por 1080"; never a print size in centimetres or inches ("70x100 cm")
 _SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by|"
@@ -136,10 +137,12 @@ class Request:
 
 
 def _size(prompt: str) -> tuple[int, int, tuple[int, int]] | None:
-    for m in _SIZE.finditer(prompt):
-        w, h = int(m.group(1)), int(m.group(2))
-        if 64 <= w <= 65536 and 64 <= h <= 65536:  # "3x4 grid", "2x zoom" are no sizes
-            return w, h, m.span()
+    found = [(int(m.group(1)), int(m.group(2)), m.span()) for m in _SIZE.finditer(prompt)
+             if 64 <= int(m.group(1)) <= 65536 and 64 <= int(m.group(2)) <= 65536]  # "3x4 grid" is no size
+    # of two sizes, the one said as the size to reach ("the image I uploaded is 800x800, make it 750x1000")
+    aimed = [f for f in found if TO_SIZE.search(prompt[:f[2][0]])]
+    if aimed or found:
+        return (aimed or found)[-1 if aimed else 0]
     for m in _SIZE_WORDS.finditer(prompt):
         g = m.groups()
         w, h = (int(g[0]), int(g[1])) if g[0] else (int(g[3]), int(g[2])) if g[2] else (int(g[4]), int(g[5]))

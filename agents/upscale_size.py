@@ -22,7 +22,7 @@ from agents.orientation import normalize
 _SIZE = re.compile(r"(?<![\d.])(\d{2,5})\s*(?:px\s*)?(?:x|\u00d7|by|\*)\s*(\d{2,5})(?:\s*px)?(?![\d.])",
                    re.IGNORECASE)
 # the size it should become: after "to", "at", "into", "->", "need it (at)"
-_TO_SIZE = re.compile(r"(?:\bto|\bat|\binto|\bas|->|→|\bneed it(?: at)?|\bmake it)\s*$", re.IGNORECASE)
+TO_SIZE = re.compile(r"(?:\bto|\bat|\binto|\bas|->|→|\bneed it(?: at)?|\bmake it)\s*$", re.IGNORECASE)
 # a factor: "2x", "x4", "4 times", "twice", "double the size", "3-fold"
 _FACTOR = re.compile(r"(?<![\w.])(?:x\s?(\d(?:\.\d)?)|(\d(?:\.\d)?)\s?(?:x|\u00d7|times|fold|-fold)|"
                      r"(\d(?:\.\d)?)\s?(?:mal|fois|veces|vezes|volte|keer|kertaa|kat|razy|krát|раза?|倍|배))(?![\w.])|"
@@ -37,7 +37,7 @@ def upscale_target(prompt: str) -> tuple[float | None, tuple[int, int] | None]:
     text = normalize(prompt)
     sizes = [(m, (int(m.group(1)), int(m.group(2)))) for m in _SIZE.finditer(text)]
     sizes = [(m, s) for m, s in sizes if 64 <= s[0] <= 16384 and 64 <= s[1] <= 16384]
-    aimed = [s for m, s in sizes if _TO_SIZE.search(text[:m.start()])]
+    aimed = [s for m, s in sizes if TO_SIZE.search(text[:m.start()])]
     if aimed:
         return None, aimed[-1]
     if len(sizes) >= 2:  # "480x270 ... 1920x1080": from the small one to the large one

@@ -294,3 +294,25 @@ def test_more_shapes_said_the_users_way(prompt: str, aspect: float) -> None:
 def test_an_upscale_or_an_extension_of_the_given_picture(prompt: str, intent: str) -> None:
     labels = classify(prompt)
     assert intent in labels.intents and labels.task != "text-to-image", (prompt, labels)
+
+
+@pytest.mark.parametrize(("prompt", "check"), [
+    ("Attached is a black and white photograph of my crew from 1971. I would like it colorized", "given"),
+    ("the photo of our town square I uploaded - make it winter, snow everywhere", "given"),
+    ("fix the hands on this pls they got like 7 fingers", "given"),
+    ("can u make teh attched pic more sharp n HD its v blury", "upscale"),
+    ("In the attached photo, the area I masked is where my medal should be. I am also attaching a picture "
+     "of the medal to use as a reference.", "reference"),
+    ("the image I uploaded is 800x800, make it 750x1000, extend top and bottom with more tea leaves",
+     "outpaint"),
+])
+def test_the_last_round_of_edits(prompt: str, check: str) -> None:
+    labels = classify(prompt)
+    assert labels.task != "text-to-image", (prompt, labels)
+    assert check == "given" or check in labels.intents, (prompt, labels)
+
+
+def test_of_two_sizes_the_one_to_reach_is_the_pictures() -> None:
+    req = parse_request("the image I uploaded is 800x800, make it 750x1000 for the detail page")
+    assert (req.width, req.height) == (750, 1000)
+    assert parse_request("Plakat fürs Bierfest, A2 quer, Blaskapelle").aspect == pytest.approx(2 ** 0.5)
