@@ -31,6 +31,12 @@ HOW = "give it with --input ROLE=FILE (CLI) or agent.inputs {ROLE: uploaded name
 def apply_inputs(request: Request, notes: list[str]) -> None:
     """Let the given inputs set the task and intents of ``request`` where the words do not."""
     labels = request.labels
+    if set(request.images) == {"image"} and labels.task == "text-to-image" \
+            and {"control", "pose"} & set(labels.intents):
+        # "from this lineart make an anime illustration" with --image: the one picture given is the map
+        request.images = {"control": request.images["image"]}
+        notes.append("the words say the picture given is a control map (a pose, lineart, edges or depth): "
+                     "it is used as input 'control'")
     roles = set(request.images)
     for role, intent in ROLE_INTENTS.items():
         if role in roles and intent not in labels.intents \

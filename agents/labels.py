@@ -57,7 +57,7 @@ def _words(*words: str) -> str:
 _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|frames?|stills?|"
-            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?)(?! life)")
+            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?|pfps?)(?! life)")
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
                r"bidang) putih\b|"
@@ -197,7 +197,7 @@ _RULES: dict[str, str] = {
         r"[\w&/'-]+ ){1,6}?(?:i|we)(?:'ve| have)?(?: just| already)? (?:sent|attached|"
         r"uploaded|dropped|shared|posted)(?! (?:a |an |the |my )?(?:mask|map|depth|pose|skeleton|palette|"
         r"swatch|scribble|line ?art|canny|edge)s?\b)|"
-        r"\bhere(?:'s| is|s) (?:a |an |my |the |our )?(?:[a-z/&-]+ ){0,3}" + _PICTURE + r"\b|"
+        r"\bhere(?:'s| is|s| are) (?:a |an |my |the |our )?(?:[a-z0-9/&-]+ ){0,3}" + _PICTURE + r"\b|"
         # a flaw of an existing picture said ("the photo blur a bit", "the foto is small small", "my scan is
         # too dark"); "i got an old b&w pic of my avô"
         r"\b(?:the|this|that|my|our) " + _PICTURE + r" (?:is |was |looks |came out |got |are |r )?"
@@ -211,6 +211,13 @@ _RULES: dict[str, str] = {
         r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from|of|to) this one\b|"
+        # "I have two files for you", "here are 2 photos": the user gives them
+        r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
+        r"uploaded) (?:you )?(?:2|two|both|3|three) (?:files|pics|pictures|photos|images|attachments)\b|"
+        # "took this one at the album shoot", "the attachment is a 512px photo"
+        r"\b(?:i |we )?(?:took|shot|snapped) this one\b|"
+        r"\b(?:the|this|my|see) attachment\b(?! (?:is |has )?(?:a |an |the |my )?(?:[a-z]+ )?(?:mask|map|"
+        r"depth|pose|skeleton|palette|swatch|scribble)s?\b)|"
         r"\b(?:edit|fix|enhance|upscale|improve|retouch|restore|colou?rize|sharpen) this one\b|"
         r"\bfrom my (?:camera roll|phone|gallery|camera)\b|"
         r"(?<!\bno )(?<!\bnot )\(?(?:image|photo|shot|pic|picture|selfie|scan|screenshot|render|sketch|"
@@ -352,6 +359,7 @@ _INTENT_RULES: dict[str, str] = {
         r"\bcolou?rs? (?:of|from) the (?:attached|given|uploaded|provided|second|other|reference|palette|"
         r"2nd|3rd|third|first|1st|last)\b|"
         r"\bcolou?rs? (?:to )?(?:come|taken) from the (?:[\w'-]+ ){0,2}?(?:photo|image|picture|pic|shot)\b|"
+        r"\bcolou?rs? (?:from|out of) the (?:[\w'-]+ ){0,2}?(?:photo|image|picture|pic|shot|file|one)\b|"
         # "I'd like the colours soft and faded like in this other photo I'm sending"
         r"\bcolou?rs?\b[^.;!?]{0,50}\b(?:like|as|from|of) (?:in |on )?(?:this|that|the|my|our) "
         r"(?:other|second|attached|reference|sample|example) (?:[\w'-]+ )?"
@@ -413,7 +421,10 @@ _INTENT_RULES: dict[str, str] = {
     ),
     # a pose to follow, not a pose described ("a dramatic pose", "a heroic pose")
     "pose": (
-        r"\b(?:openpose|open pose|posed like|(?:same|exact|identical) pose|stick figure|"
+        r"\b(?:openpose|open pose|posed like|(?:same|exact|identical) pose|"
+        # "a stick figure drawing of a family": a style of drawing, not a pose to follow
+        r"stick figure(?!s?\s+(?:drawings?|style|art|comics?|doodles?|animations?|cartoons?|"
+        r"illustrations?|family|families|of)\b)|"
         r"(?:pose|body|openpose) (?:map|skeleton|image|reference|control|estimation)|"
         r"(?:this|the attached|my|the given|the uploaded) skeleton|"
         r"(?:match(?:es|ing)?|follow(?:s|ing)?|copy(?:ing)?|use|using|take|taking|keep(?:ing)?|mimic(?:king)?|"
@@ -463,9 +474,13 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:faces?|hands?|fingers|eyes|visages?|caras?|rostros?|manos|viso|volto|mani|gesicht|h[äa]nde|"
         r"rosto|m[ãa]os|mukha|kamay)\b[^.;!]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
         r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|cursed|extra|six|seven|[67]|flou|floue|"
+        r"off[- ]model|"
         r"borros[oa]s?|"
         r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^;!]{0,80}?"
         r"\b(?:fix|fixed|repair|correct|redo|redraw|improve|restore|sharpen|clean|sort (?:it|them|that)|"
+        r"make (?:it|them|her|him|that|those|(?:the |her |his )?(?:face|eyes|hands?)) "
+        r"(?:crisp|crisper|sharp|sharper|clear|clearer|look right|look normal)|detail[- ]up|"
+        r"touch (?:it |them )?up|"
         r"fix (?:em|'em|dem)|"
         r"retouch\w*|retouche[rz]?|"
         r"arregl\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
@@ -473,7 +488,8 @@ _INTENT_RULES: dict[str, str] = {
         r"\bopen (?:her|his|their|the) eyes\b(?! to\b)|"
         r"\b(?:unblur|deblur|de-blur)\w* (?:the |her |his |their |my |its )?"
         r"(?:[a-z'\u2019]+ )?(?:faces?|eyes|hands?|fingers)\b|"
-        r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up)"
+        r"\b(?:fix|improve|enhance|refine|restore|repair|sharpen|correct|detail|redo|redraw|clean up|"
+        r"detail[- ]up)"
         r"(?:e?s|ed|ing)? (?:up )?(?:just |only )?(?:the |her |his |their |all |my |its |our )?"
         r"(?:[a-z'\u2019]+ )?"
         r"(?:faces?|hands?|eyes|fingers|facial features)\b(?! of (?:a|an|the) (?:clock|watch|compass|cliff))|"
@@ -568,7 +584,7 @@ _INTENT_COMPILED["outpaint"] = re.compile(r"(?!)")  # set in classify: only with
 # a given map ("following this edge map") is a control input, not an image to derive one from
 _MAP = (r"(?:canny|edges?|depth|pose|openpose|normal|segmentation|seg|semantic|scribble|line ?art|mlsd|hed|"
         r"soft ?edge|outline)(?:[- ](?:edge|edges|detection))?[- ]"
-        r"(?:map|image|pass|render|mask|drawing|skeleton|file|png|control(?: image)?)s?")
+        r"(?:map|image|pass|render|mask|drawing|skeleton|stick ?figure|file|png|control(?: image)?)s?")
 _GIVEN_MAP = re.compile(
     r"(?:\b(?:this|these|my|our|attached|given|uploaded|provided|ready|existing|here(?:'s| is| are)|"
     r"(?:i|we)(?:'ve| have)?(?:\s+(?:already|just|also|got|made|drew|drawn|prepared|exported|rendered|"
@@ -631,7 +647,11 @@ _OWN_MAP = re.compile(
     r"|\b(?:my|our)\s+(?:own\s+)?(?:[a-z]+\s+)?" + _MAP +
     r"|\b(?:my|our|this|the)?\s*(?:line ?art|lineart|scribble|outline|pose skeleton|stick figure|skeleton)"
     r"s?\s+"
-    r"(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?(?:drew|made|drawn|traced|did|sketched)\b"
+    r"(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?(?:drew|made|drawn|traced|did|sketched|uploaded|attached|sent|"
+    r"posed)\b"
+    # "attached is my lineart (just the outlines)", "turn our line art into a photo"
+    r"|\b(?:my|our|this|the attached|attached)\s+(?:own\s+)?(?:[a-z]+\s+)?(?:line ?art|lineart|openpose|"
+    r"pose skeleton|stick figure)s?\b"
     r"|(?:j'ai(?: d[ée]j[àa])?|voici|ma|mon|tengo|aqu[ií] (?:est[áa]|tienes)|mi|ich habe(?: schon| bereits)?|"
     r"imam|mam|jag har|jeg har|använd|bruk|käytä|koristi|usa|"
     r"hier ist|meine?n?|ho(?: gi[àa])?|la mia|il mio|tenho|eu tenho|minha|meu|ik heb|mijn|我有|我的|附上的|"
@@ -762,7 +782,8 @@ _UPSCALE_GIVEN = re.compile(
     r"\bhigher[- ]res(?:olution|\w{5,8})?\b|\bblow (?:it |this |them )?up\b|"
     # "make am big and sharp", "aumentar a resolução dessa imagem", "iongeze size mara mbili"
     r"\b(?:bigger|larger) for (?:print|printing|a print|a poster|a billboard|the wall)\b|"
-    r"\b(?:sharp|sharper|crisp|crisper|clear|clearer)\s+(?:n|and|&|\+)\s+(?:bigger|larger|hd|high[- ]?res)\b|"
+    r"\b(?:sharp|sharper|crisp|crisper|clear|clearer)\s+(?:n|and|&|\+)\s+"
+    r"(?:big|bigger|larger|hd|high[- ]?res)\b|"
     r"\b(?:bigger|larger|hd)\s+(?:n|and|&|\+)\s+(?:sharp|sharper|crisp|crisper|clear|clearer)\b|"
     r"\b(?:bigger|larger)\b[^.;!?]{0,20}\b(?:[2-8] ?x|x ?[2-8])\b|\b(?:super |very |really )?high[- ]res\b"
     r"[^.;!?]{0,20}\bfor (?:a |the )?(?:billboard|print|poster|banner)\b|"
@@ -778,7 +799,8 @@ _UPSCALE_GIVEN = re.compile(
     r"\b(?:tingkatkan|naikkan|gedein)\s+resolusi\w*|\bn[âa]ng\s+(?:cao\s+)?(?:đ|d)[ộo]\s+ph[âa]n\s+gi[ảa]i\b|"
     r"\b(?:ongeza|iongeze|kuongeza|ongezea)\s+(?:\w+\s+)?(?:size|saizi|ukubwa|resolution)\b|"
     r"\bmore (?:pixels|resolution)\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
-    r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|at \d{3,5}(?: ?px)?)\b|\bpara imprimir\b|"
+    r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|(?:at |in |to |as )?\d{3,5}(?: ?px)?)\b|"
+    r"\bpara imprimir\b|"
     r"\bper (?:la )?stampa\b|\bzum drucken\b|"
     r"\bpour (?:l')?imprim\w*|\bom (?:af )?te drukken\b|"
     # "N times as big" of the given picture, in other languages
@@ -985,6 +1007,12 @@ _ORDINAL_PICTURE = re.compile(
     r"\b(?:2nd|3rd|second|third) (?:image|picture|photo|pic|shot|file)\b(?! of\b)|"
     r"\b(?:sending|attaching|uploading|sent|attached|uploaded|here are) (?:you )?(?:3|three|4|four) "
     r"(?:things|files|pics|pictures|photos|images)\b|"
+    # "I have two files for you: the first is a photograph ..., the second is a painting", "here's 2 pics"
+    r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
+    r"uploaded) "
+    r"(?:you )?(?:2|two|both) (?:files|pics|pictures|photos|images|attachments|uploads)\b|"
+    r"\b(?:the )?(?:first|1st)(?: one| file| pic)? (?:is|=|:)[^.;!?]{3,160}?\b(?:the )?(?:second|2nd)"
+    r"(?: one| file| pic)? (?:is|=|:)|"
     r"\b(?:ref|reference) (?:is )?attached\b|\b(?:other|second|2nd|another) (?:file|upload|attachment)\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
@@ -1192,8 +1220,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     """The labels of ``prompt``: keyword rules first; an ``embedder`` (texts -> vectors) adds
     subject and style labels whose description is close to the prompt (cosine >= threshold)
     and, when the rules found no subject, the closest subject."""
-    # the rules read key words with their typos fixed ("potrait") and full-width forms as ASCII
-    prompt = without_paths(fix_typos(normalize(prompt))[0])
+    # the rules read key words with their typos fixed ("potrait") and full-width forms as ASCII; a user's
+    # word that nothing is given ("no image uploaded, text only") is no picture's word
+    prompt = _TEXT_ONLY.sub(" ", without_paths(fix_typos(normalize(prompt))[0]))
     # "this photo" names the input, not the style; "phone wallpaper" a format, not a phone:
     # styles are matched without input phrases, subjects without input and format phrases
     styled = _INPUT_PHRASE.sub(" ", prompt)
@@ -1355,6 +1384,18 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     return labels
 
 
+# the user says there is no picture ("no image attached", "I didn't upload anything, text only",
+# "이미지 업로드 안함 텍스트만"): the prompt describes a new one
+_TEXT_ONLY = re.compile(
+    r"\b(?:i )?(?:didn't|did not|haven't|have not|won't|will not|i'm not|am not|not) "
+    r"(?:attach|upload|send|includ)\w*(?: (?:a|an|any|the|anything))?"
+    r"(?: (?:image|picture|photo|pic|file)s?)?\b|"
+    r"\bno (?:image|picture|photo|pic|file|attachment|input image)s? (?:is |was )?(?:attached|uploaded|given|"
+    r"provided|included|sent)\b|\b(?:nothing|none) (?:is |was )?(?:attached|uploaded)\b|"
+    r"\b(?:text[- ]only|just (?:the )?text|only (?:the )?text)(?: prompt)?\b|"
+    r"\b(?:solo texto|nur text|seulement (?:du )?texte|s[óo] texto)\b|только текст|"
+    r"(?:이미지|사진|그림|파일)?\s*(?:업로드|첨부)\s*(?:안\s*함|안\s*했\w*|없음|안\s*해\w*)|텍스트만\w*",
+    re.IGNORECASE)
 # a file system path ("/etc/shadow", "~/x.png", "../secrets.png", "C:\\x", "..\\Windows"): never an input
 _PATH = re.compile(r"(?:^|(?<=[\s(\"'`]))(?:/(?=[\w.~-])|~/|\.\.?[/\\]|[a-z]:\\)\S*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")

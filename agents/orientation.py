@@ -165,6 +165,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("oriented", "tall", 1 / ORIENTED,
      _oriented(_VERTICAL) + r"|"
      r"\bmake (?:it|am|this|the (?:image|picture|pic|poster|photo)) (?:in )?portrait\b(?! of\b)|"
+     r"\b(?:needs?|has to be|must be|should be|wants?) (?:to be )?(?:in )?portrait"
+     r"(?: format| orientation| mode)?"
+     r"(?=\s*(?:$|[,;.!?]|and\b|but\b|so\b))|"
      # "make it tall like a real poster", "keep the poster tall": said of the picture, a portrait shape
      r"\b(?:make|made|making|keep|render|do)\s+(?:(?:it|this|that|the (?:image|picture|pic|poster|print|"
      r"format|canvas|frame|artwork|art|wallpaper))\s+)?(?:extra\s+|really\s+|very\s+|nice\s+and\s+)?tall"
@@ -187,6 +190,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("oriented", "wide", ORIENTED,
      _oriented(_HORIZONTAL) + r"|"
      r"\bmake (?:it|am|this|the (?:image|picture|pic|poster|photo)) (?:in )?landscape\b(?! of\b)|"
+     r"\b(?:needs?|has to be|must be|should be|wants?) (?:to be )?(?:in )?landscape"
+     r"(?: format| orientation| mode)?"
+     r"(?=\s*(?:$|[,;.!?]|and\b|but\b|so\b))|"
      r"\bmake (?:it|am|e) (?:be )?wide\b(?: o\b)?(?=\s*(?:$|[,;.!]))|"
      r"\blandscape[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|ratio|shape|size)\b|"
      r"\blandscape (?:[\w:-]+ ){0,2}?(?:poster|print|wallpaper|flyer|card|banner)\b|"
@@ -206,9 +212,13 @@ _SHAPES: list[tuple[str, str, float, str]] = [
 _SHAPE_RX = [(kind, fmt, aspect, re.compile(rx, re.IGNORECASE)) for kind, fmt, aspect, rx in _SHAPES]
 
 
+_LOOKALIKE_X = re.compile(r"(?<=\d)[\u0445\u0425\u03c7](?=\s*\d)")
+
+
 def normalize(text: str) -> str:
     """Full-width digits, colons and letters as ASCII (NFKC): a full-width "16:9" reads as "16:9"."""
-    return unicodedata.normalize("NFKC", text)
+    # "20000\u04452500" (Cyrillic): a Cyrillic or Greek letter typed for the times sign between two numbers
+    return _LOOKALIKE_X.sub("x", unicodedata.normalize("NFKC", text))
 
 
 def find_shape(text: str) -> Shape | None:
@@ -223,7 +233,18 @@ def find_shape(text: str) -> Shape | None:
                           Shape(fmt, aspect, m.group(0).strip(" ,;:("), kind)))
     if not found:
         return _lexicon_orientation(text)
-    return min(found, key=lambda f: (f[0], f[1]))[2]
+    best = min(found, key=lambda f: (f[0], f[1]))
+    if best[2].kind == "oriented":  # "the photo is portrait but the website needs landscape": the one asked
+        asked = [f for f in found if f[2].kind == "oriented" and _TARGET_BEFORE.search(text[:f[1]])]
+        if asked and asked[0][2].format != best[2].format:
+            return asked[0][2]
+    return best[2]
+
+
+# the words before the orientation a picture is to take, where another describes the given one
+_TARGET_BEFORE = re.compile(r"\b(?:needs?|wants?|should be|has to be|must be|make (?:it|um|them|this)|"
+                            r"turn (?:it |this )?(?:in)?to|into|change (?:it )?to|convert (?:it )?to|"
+                            r"switch (?:it )?to)\s+(?:a |an |in |be |the )?$", re.IGNORECASE)
 
 
 # words other languages borrow from English, which read English prompts as adjectives ("a vertical
@@ -295,7 +316,7 @@ def says_landscape(text: str) -> bool | None:
 _NUM = r"\d{1,2}(?:\.\d{1,3})?"
 _COLON = re.compile(rf"(?<![\d:.])({_NUM})\s*[:\u2236]\s*({_NUM})(?![\d:])"
                     r"(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b|uhr|heures?|horas?|時))", re.IGNORECASE)
-_TO_WORD = re.compile(r"(?<![\d.:])(\d{1,2})\s+(?:zu|op|sur|na|на|ku|til|till|à)\s+(\d{1,2})(?![\d.:])",
+_TO_WORD = re.compile(r"(?<![\d.:])(\d{1,2})\s+(?:zu|op|sur|na|на|к|ku|til|till|à)\s+(\d{1,2})(?![\d.:])",
                       re.IGNORECASE)
 _BY = re.compile(rf"(?<![\d.])({_NUM})\s*(?:x|\u00d7|by|to|/)\s*({_NUM})(?![\d.])", re.IGNORECASE)
 _BEFORE = re.compile(r"(?:\b(?:aspect(?:\s+ratio)?|ratio|format|ar|proportions?|seitenverh[äa]ltnis|"
@@ -327,7 +348,7 @@ _NOUN_BEFORE = re.compile(r"\b(?:banners?|posters?|prints?|flyers?|canvas|wallpa
                           re.IGNORECASE)
 _UNIT = r"(?:\s*(?:cm|mm|in|inch|inches|\"|″|ft|feet|px|pixels|tiles|squares|cells|blocks|frames|panels)\b)?"
 _WIDE_BY_TALL = re.compile(r"(?<![\d.])(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
-                           + r"\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
+                           + r"\s*(?:wide|long)\s*(?:x|\u00d7|by|and|,)?\s*(\d{1,5}(?:\.\d{1,2})?)" + _UNIT
                            + r"\s*(?:tall|high)\b", re.IGNORECASE)
 _ALONE_BEFORE = re.compile(r"(?:^|[,;(]|--)\s*$")
 _ALONE_AFTER = re.compile(r"\s*(?:$|[,;.)])")
@@ -357,6 +378,16 @@ _TIMES_WORDS = {"twice": 2.0, "two times": 2.0, "three times": 3.0, "thrice": 3.
 _TIMES_AS = re.compile(r"\b(twice|two times|three times|thrice|four times|\d(?:\.\d)?)\s*(?:x\s*|times\s*)?"
                        r"as\s+(wide|tall|high|long)\s+as\s+(?:it\s+is\s+|it's\s+)?(?:wide|tall|high)\b",
                        re.IGNORECASE)
+
+
+# "the width 4 times the height", "height twice the width"
+_TIMES_OF = re.compile(r"\b(width|wide|length|long|height|tall|high)\s+(?:is\s+|of\s+|=\s*)?"
+                       r"(twice|two times|three times|thrice|four times|\d(?:\.\d)?\s*(?:x|times))\s+"
+                       r"(?:the\s+|its\s+)?(height|width|length)\b", re.IGNORECASE)
+# a map's grid of cells ("battle map, 30x20 grid"): its shape, where both sides count five cells or more (a
+# "3x4 grid" of stickers is a layout)
+_GRID = re.compile(r"(?<![\d.])(\d{1,3})\s*(?:x|\u00d7|by)\s*(\d{1,3})\s*-?\s*(?:grid|squares?|tiles?|cells?|"
+                   r"hex(?:es)?)\b", re.IGNORECASE)
 
 
 def _value(a: str, b: str) -> tuple[float, float] | None:
@@ -428,6 +459,16 @@ def explicit_ratio(text: str) -> tuple[float, tuple[int, int]] | None:
         pair = _value(m.group(1), m.group(2))
         if pair and pair[0].is_integer() and pair[1].is_integer() and (int(pair[0]), int(pair[1])) in COMMON:
             return pair[0] / pair[1], m.span()
+    m = _TIMES_OF.search(text)  # "width 4 times the height"
+    if m:
+        n = _TIMES_WORDS.get(m.group(2).lower()) or float(re.match(r"[\d.]+", m.group(2)).group(0))
+        if 1 < n <= 10:
+            wide = m.group(1).lower() in ("width", "wide", "length", "long")
+            return (n if wide else 1 / n), m.span()
+    for m in _GRID.finditer(text):
+        x, y = int(m.group(1)), int(m.group(2))
+        if min(x, y) >= 5 and _ok(x, y):
+            return x / y, m.span()
     m = _TIMES_AS.search(text)  # "twice as wide as it is tall"
     if m:
         n = _TIMES_WORDS.get(m.group(1).lower()) or float(m.group(1))

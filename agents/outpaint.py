@@ -50,7 +50,11 @@ OUTPAINT = re.compile(
     r"\b(?:the|this|my|our) (?:[a-z]+ ){0,2}(?:photo|image|picture|pic|shot) (?:a bit |much )?"
     r"(?:wider|taller)\b|"
     r"\bextend (?:the |more )?(?:sky|background|sea|ground|floor|sand|grass|wall|water|scene|space)\b|"
-    r"\bextend (?:the |both |each )?(?:top|bottom|sides?|left|right|edges?)\b|"
+    r"\bextend (?:the |da |both |each )?(?:top|bottom|sides?|left|right|edges?)\b|"
+    # "agrandir la photo ci-jointe sur les côtés", "enlarge it on both sides": enlarged by adding to the sides
+    r"\b(?:enlarge|agrandi[rs]?|agrandisse[zr]?|ampl[ií]a|ampliar|vergr[öo](?:ß|ss)er\w*)\b[^.;!?]{0,40}?"
+    r"\b(?:on|to|sur|vers|hacia|por|nach|an) (?:the |both |les |la |le |los |ambos |beiden )?"
+    r"(?:sides|c[ôo]t[ée]s|lados|seiten)\b|"
     r"\badd (?:more |some )?(?:[a-z]+ )?(?:sky|background|sea|ground|floor|sand|space|room|scenery|guests|"
     r"people|crowd) (?:on|at|to|above|below|around) (?:the )?(?:top|bottom|sides?|left|right|both sides|"
     r"each side|edges?|above|below)\b|"

@@ -32,7 +32,7 @@ _SIZE_WORDS = re.compile(r"\b(?:width|w)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:
                          r"\s*[:=]?\s*(\d{2,5})\b|\b(?:height|h)\s*[:=]?\s*(\d{2,5})(?:\s*px)?[\s,;]+(?:and\s+)?"
                          r"(?:width|w)\s*[:=]?\s*(\d{2,5})\b|"
                          # "1200 wide x 800 tall", "1080px wide by 1920px high"
-                         r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\s*(?:x|\u00d7|by|and|,)?\s*(\d{2,5})\s*(?:px|pixels)?"
+                         r"\b(\d{2,5})\s*(?:px|pixels)?\s*(?:wide|long)\s*(?:x|\u00d7|by|and|,)?\s*(\d{2,5})\s*(?:px|pixels)?"
                          r"\s*(?:tall|high)\b", re.IGNORECASE)
 _SEED = re.compile(r"\bseed\s*(?:[:=#]|of|number)?\s*(\d{1,10})\b", re.IGNORECASE)
 # steps only as an instruction: its own clause ("..., 30 steps", "steps: 30", "use 30 steps")

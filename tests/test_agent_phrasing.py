@@ -58,7 +58,8 @@ TEXT = [
 
 @pytest.mark.parametrize("prompt", GIVEN)
 def test_a_picture_the_prompt_points_at_is_an_input(prompt: str) -> None:
-    assert classify(prompt).task in ("image-to-image", "inpaint"), prompt
+    labels = classify(prompt)  # a given line art is a control map ("this line art, in the style of ...")
+    assert labels.task in ("image-to-image", "inpaint") or "control" in labels.intents, prompt
 
 
 @pytest.mark.parametrize("prompt", TEXT)
