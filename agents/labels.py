@@ -211,6 +211,10 @@ _RULES: dict[str, str] = {
         r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
         r"\b(?:in|on|from|of|to) this one\b|"
+        # an old black-and-white photo to colour ("ee pazhaya black n white photo ... colour aakki tharamo")
+        r"\b(?:black (?:and|n|&) white|b ?& ?w|b/w|sepia)\s+(?:photo|pic|picture|image|foto|snap|"
+        r"photograph)s?\b[^.;!?]{0,80}?\bcolou?r(?:i[sz]e)?\s*(?:it|this|that|them|in|up|aakki|aaki|karo|kar|"
+        r"kardo|kardi|pannu\w*|cheyy\w*|maadi|laga\w*|please|pls|plz|\?)(?!\w)|"
         # "I have two files for you", "here are 2 photos": the user gives them
         r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
         r"uploaded) (?:you )?(?:2|two|both|3|three) (?:files|pics|pictures|photos|images|attachments)\b|"
@@ -673,6 +677,15 @@ _GIVEN_FOREIGN = re.compile(
     r"\b(?:dieses|diese|diesem|dieser|mein|meine|meinem|meinen|meines|unser\w*)\s+(?:foto|bild(?:es)?|"
     r"zeichnung|gem[äa]lde|aufnahme|skizze|selfie)\b|"
     r"\b(?:deze|dit|mijn|onze)\s+(?:foto|afbeelding|tekening|schilderij)\b|"
+    # a request about the picture by its article: "kannst du das Foto ... heller machen", "tu peux éclaircir
+    # la photo", "¿puedes aclarar la foto?"
+    r"\b(?:kannst|k[öo]nntest|kannste|k[öo]nnt|k[öo]nnen) (?:du|ihr|sie) (?:mir )?(?:bitte |mal )?"
+    r"(?:das|dem) (?:foto|bild)\b(?![^.?!]{0,80}\b(?:malen|zeichnen|erstellen|generieren|erzeugen|entwerfen|"
+    r"gestalten|kreieren)\b)|"
+    r"\b(?:tu peux|peux-tu|pourrais-tu|vous pouvez|pouvez-vous|tu pourrais) "
+    r"(?:(?!dessiner|cr[ée]er|g[ée]n[ée]rer|faire|peindre)\w+ ){0,3}?la photo\b|"
+    r"\b(?:puedes|podr[ií]as|me puedes|pod[ée]s) "
+    r"(?:(?!dibujar|crear|generar|hacer|pintar)\w+ ){0,3}?la foto\b|"
     r"\b(?:это|эту|эта|мою|моё|мое|мой|моя|этот|этой)\s+(?:фото\w*|изображени\w*|картин\w*|рисун\w*|снимок)|"
     r"(?:この|その|私の|僕の|添付の|添付した|アップロードした)(?:写真|画像|イラスト|絵|スケッチ)|"
     r"(?:这张|這張|这幅|這幅|我的|附上的|上传的|上傳的|附件的?)(?:照片|图片|圖片|图像|圖像|图|圖|画|畫|插画|草图)|"
@@ -1013,6 +1026,10 @@ _ORDINAL_PICTURE = re.compile(
     r"(?:you )?(?:2|two|both) (?:files|pics|pictures|photos|images|attachments|uploads)\b|"
     r"\b(?:the )?(?:first|1st)(?: one| file| pic)? (?:is|=|:)[^.;!?]{3,160}?\b(?:the )?(?:second|2nd)"
     r"(?: one| file| pic)? (?:is|=|:)|"
+    # "attaching a pic of the tin as reference", "sending you my logo photo as the ref"
+    r"\b(?:attach(?:ing|ed)?|send(?:ing)?|sent|upload(?:ing|ed)?|here(?:'s| is)|giving you) (?:you )?"
+    r"(?:(?:a|an|the|my|our) )?(?:[\w'-]+ ){0,2}?(?:pic|photo|picture|image|shot)s? (?:of [^.;!?]{1,40}? )?"
+    r"as (?:a |the |my )?(?:reference|ref)\b|"
     r"\b(?:ref|reference) (?:is )?attached\b|\b(?:other|second|2nd|another) (?:file|upload|attachment)\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
@@ -1270,7 +1287,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         # subject, "a knight in the same pose as the person in this photo", stays a pose to follow)
         labels.intents = [i for i in labels.intents if i not in ("control", "pose")]
         _add(labels.intents, "edges")
-    if _GIVEN_FOREIGN.search(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT):
+    if _given_foreign(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT):
         found.add("image-to-image")
         if _MASK_FOREIGN.search(prompt) or lexicon.words_of("mask").search(prompt):
             found.add("inpaint")
@@ -1298,7 +1315,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         labels.intents.remove("regions")  # "a road curving to the right": one side is no composition
     unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
         if given_map else prompt
-    given = "image-to-image" in found or bool(_GIVEN_FOREIGN.search(prompt))
+    given = "image-to-image" in found or _given_foreign(prompt)
     made = given or bool(_MADE_PICTURE.search(unmapped))  # "concept art attached is only 512px": given too
     second = lexicon.second_picture_role(prompt, _OTHER_INPUT) if given else None
     if second and not set(labels.intents) & {"style", "palette", "reference"}:
@@ -1493,8 +1510,18 @@ def _lexicon_intents(prompt: str, labels: Labels) -> None:
         labels.intents.append("detail")
 
 
+def _given_foreign(prompt: str) -> bool:
+    """Whether a given-picture phrase of another language stands in ``prompt`` with no negation in the
+    three words before it ("helst inga människor på bilden": no people in the picture, a new one)."""
+    for m in _GIVEN_FOREIGN.finditer(prompt):
+        before = re.findall(r"[^\W\d_]+", prompt[:m.start()].lower())[-3:]
+        if not lexicon.NEGATIONS.intersection(before):
+            return True
+    return False
+
+
 def _given_picture(prompt: str) -> bool:
-    return bool(_COMPILED["image-to-image"].search(prompt) or _GIVEN_FOREIGN.search(prompt)
+    return bool(_COMPILED["image-to-image"].search(prompt) or _given_foreign(prompt)
                 or _MADE_PICTURE.search(prompt) or lexicon.gives_picture(prompt, _OTHER_INPUT))
 
 

@@ -49,7 +49,10 @@ NEGATIONS = frozenset((
     "no", "not", "dont", "don't", "never", "without", "jangan", "jgn", "gak", "nggak", "ngga", "tanpa",
     "bukan", "sin", "sans", "ohne", "nicht", "kein", "keine", "keinen", "niet", "zonder", "geen", "bez",
     "без", "не", "нет", "ні", "μην", "χωρίς", "senza", "nie", "nem", "ikke", "inte", "ingen", "sem", "não",
-    "nao", "nunca", "nahi", "nahin", "huwag", "wag", "không", "khong", "değil", "ne", "pas", "níl"))
+    "nao", "nunca", "nahi", "nahin", "huwag", "wag", "không", "khong", "değil", "ne", "pas", "níl",
+    # "no people in the picture": sv, fr, es, it, pt, pl, cs, ru, tr
+    "inga", "inget", "intet", "aucun", "aucune", "ningún", "ninguna", "ningun", "nessun", "nessuna",
+    "nenhum", "nenhuma", "żadnych", "žádné", "žádní", "никаких", "hiç"))
 # English words for a photo that other languages borrow: two of them name one picture
 LOAN_PHOTO = frozenset({"photo", "photos", "pic", "pics", "picture", "pictures", "image", "images", "selfie",
                         "screenshot", "snap"})

@@ -48,6 +48,12 @@ def test_two_given_pictures_told_by_their_place(planner: Planner, prompt: str, r
     assert _refused_roles(planner, prompt) == roles, prompt
 
 
+def test_a_picture_sent_as_the_reference_is_asked_for(planner: Planner) -> None:
+    prompt = ("in the photo of our stall I masked the empty shelf, fill it with our honey jar, attaching "
+              "a pic of the jar as reference")
+    assert _refused_roles(planner, prompt) == {"image", "mask", "reference"}
+
+
 @pytest.mark.parametrize("prompt", [
     "attached is my lineart of a fox, keep every line and render it as a watercolour",
     "use the openpose stick figure I sent to make a dancer on a rooftop at night",
@@ -105,6 +111,12 @@ def test_a_size_to_reach_of_a_given_picture_is_an_upscale(prompt: str) -> None:
     ("no image attached, just text: a cabin in the snow at dusk", "text-to-image"),
     ("text only, I didn't upload anything: a lighthouse in a storm", "text-to-image"),
     ("이미지 업로드 안함 텍스트만: 비 오는 밤 골목", "text-to-image"),  # ko: "no image uploaded, text only"
+    ("kannst du das Foto von der Hochzeit etwas heller machen?", "image-to-image"),  # de: "the photo"
+    ("kannst du das Bild von einem Drachen über Berlin malen", "text-to-image"),  # de: paint a new one
+    ("tu peux éclaircir un peu la photo du baptême ?", "image-to-image"),  # fr
+    ("fika på altanen i skärgården, liggande format, inga människor på bilden", "text-to-image"),  # sv: none
+    ("ee pazhaya black n white photo, onnu colour aakki tharamo?", "image-to-image"),  # ml (Latin), colour it
+    ("a black and white photo of a jazz club with a splash of colour on the red dress", "text-to-image"),
 ])
 def test_a_given_picture_or_the_word_that_none_is_given(prompt: str, task: str) -> None:
     assert classify(prompt).task == task, prompt
