@@ -722,6 +722,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'te acabo de mandar', 'acabo de subir', 'acabo de enviar', 'acabo de mandar', 'te envío acá',
             'te mando acá', 'mandé arriba', 'envié arriba', 'te mande arriba', 'te paso foto',
             'te comparto foto',
+            'q subí', 'q subi', 'q te mandé', 'q te mande', 'q te envié', 'q te envie', 'q mandé',
+            'q envié', 'q te pasé', 'q te pase',
         ),
         "style": ('estilo', 'estilos', 'estética', 'look', 'trazo', 'estilo artístico',),
         "palette": (
@@ -13742,6 +13744,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'þurrka burt', 'thurrkadu burt', 'strokaðu út', 'stroka út', 'strokadu ut', 'stroka ut',
             'klipptu burt', 'klippa burt', 'losnadu vid', 'losna vid', 'fá burt', 'fáðu burt', 'má út',
             'máðu út', 'madu ut', 'taktu burtu', 'taka burtu', 'skiptu honum út',
+            'fjarlægt', 'fjarlaegt',
         ),
         "tall": (
             'lóðrétt', 'lóðrétta', 'lóðréttri', 'lóðréttu', 'lóðréttur', 'lodrett', 'lodretta',
@@ -19242,6 +19245,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'አያይዤዋለሁ', 'አያይዣለሁ', 'ተያይዟል', 'አያይዤ', 'ጭኛለሁ', 'ጭኜዋለሁ', 'የጫንኩት', 'ጫንኩት', 'አፕሎድ አድርጌያለሁ',
             'አፕሎድ አድርጌ', 'አፕሎድ አረግሁ', 'አጋርቻለሁ', 'ሼር አድርጌያለሁ', 'ሼር አድርጌ', 'ላኩልህ', 'ላኩልሽ', 'lekeyalehu',
             'lekelihalehu', 'lekelishalehu', 'lakulih', 'lekulih',
+            'የላክሁልህን', 'የላክሁልሽን', 'የላክሁላችሁን', 'የላኩልህን', 'የላኩልሽን',
         ),
         "style": (
             'ዘይቤ', 'ዘይቤው', 'ዘይቤውን', 'በዘይቤ', 'ስታይል', 'ስታይሉ', 'ስታይሉን', 'በስታይል', 'ስልት', 'ስልቱ', 'ስልቱን',
@@ -20951,6 +20955,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'сайжруулж өг', 'янзал', 'янзлаарай', 'янзалж өг', 'залруул', 'залруулаарай', 'зөв болго',
             'zasaarai', 'zasaad', 'zasaach', 'zasah', 'zasch ug', 'zasaj ug', 'zasvarla', 'saijruul',
             'saijruulaarai', 'saijruulj ug', 'yanzal', 'yanzlaarai', 'zalruul', 'zuv bolgo', 'zov bolgo',
+            'tod bolgo', 'tod bolgood', 'tod bolgooch', 'тод болго', 'тод болгоод', 'тод болгооч',
         ),
     },
     "sn": {  # Shona

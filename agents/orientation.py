@@ -271,6 +271,10 @@ def _alone(text: str, start: int, end: int) -> bool:
     return len(text[left:right].split()) <= 2
 
 
+# a format noun right after a lexicon's orientation word ("усправан формат за штампу")
+_NOUN_AFTER = re.compile(r"\s+(?:" + _FORMAT_NOUNS + r")(?!\w)", re.IGNORECASE)
+
+
 def _lexicon_orientation(text: str) -> Shape | None:
     """An orientation word of a language of :mod:`agents.lexicon` ("pystykuva", "פורמט לאורך",
     "querformat"), the first one said: what the patterns above do not read."""
@@ -279,7 +283,7 @@ def _lexicon_orientation(text: str) -> Shape | None:
     hits = [(m.start(), fmt, m.group(0)) for fmt in ("tall", "wide") for m in words_of(fmt).finditer(text)
             if m.group(0).lower() not in _ENGLISH_SHAPE_WORDS and not _PANORAMIC.search(m.group(0))
             and (re.search(r"\W", m.group(0).strip()) or _FORMAT_MORPHEME.search(m.group(0))
-                 or _alone(text, m.start(), m.end()))]
+                 or _alone(text, m.start(), m.end()) or _NOUN_AFTER.match(text, m.end()))]
     if not hits:
         return None
     _start, fmt, phrase = min(hits)
