@@ -57,7 +57,8 @@ def _words(*words: str) -> str:
 _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?|renders?|renderings?|"
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|frames?|stills?|"
-            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?|pfps?)(?! life)")
+            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?|pfps?|screencaps?|screengrabs?|fan ?arts?|"
+            r"doodles?|slides?)(?! life)")
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
                r"bidang) putih\b|"
@@ -215,6 +216,9 @@ _RULES: dict[str, str] = {
         r"\b(?:black (?:and|n|&) white|b ?& ?w|b/w|sepia)\s+(?:photo|pic|picture|image|foto|snap|"
         r"photograph)s?\b[^.;!?]{0,80}?\bcolou?r(?:i[sz]e)?\s*(?:it|this|that|them|in|up|aakki|aaki|karo|kar|"
         r"kardo|kardi|pannu\w*|cheyy\w*|maadi|laga\w*|please|pls|plz|\?)(?!\w)|"
+        # "same car photo but in winter", "I've scanned a 35mm slide of my parents' wedding"
+        r"\bsame (?:[\w'-]+ ){0,3}?(?:photo|pic|picture|image|shot|selfie|render)s? but\b|"
+        r"\b(?:i|we)(?:'ve| have)? (?:just |already )?scanned\b|"
         # "I have two files for you", "here are 2 photos": the user gives them
         r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
         r"uploaded) (?:you )?(?:2|two|both|3|three) (?:files|pics|pictures|photos|images|attachments)\b|"
@@ -444,10 +448,11 @@ _INTENT_RULES: dict[str, str] = {
     ),
     # "depth of field" / "shallow depth" are photography words, not a depth map to keep
     "depth": (r"\bdepth(?! of field)(?: map| maps| estimation| control|-guided| guided)?\b(?<!shallow depth)"
-              r"(?<!deep depth)|\b3d layout\b|\bsame depth\b"),
+              r"(?<!deep depth)|\b3d layout\b|\bsame depth\b|(?<!\w)bố cục 3d(?!\w)|\bbo cuc 3d\b"),
     "edges": (
         r"\b(?:canny|edge map|edges|outlines?|line ?art|lineart|contours?|scribble)\b|"
         r"\b(?:from|of|turn|colou?r) (?:this|my|the) (?:sketch|drawing|doodle)\b|\bsketch to\b|"
+        r"\bfollow(?:ing|s)? (?:these|those|the|my|its|all the) (?:exact )?lines\b|"
         # ar "the edges of the attached picture", id/ms, vi, ko
         r"(?<!\w)(?:ال)?(?:حواف|الحواف|خطوط (?:ال)?خارجية)|\b(?:garis )?tepi(?:an)?\s+(?:foto|gambar)\w*|"
         r"\b(?:kontur|outline) (?:foto|gambar)\w*|(?<!\w)(?:đường viền|đường nét|các cạnh)(?!\w)|윤곽선|"
@@ -456,6 +461,9 @@ _INTENT_RULES: dict[str, str] = {
     "upscale": (
         r"\bup-?scal(?:e|ed|ing)\b|\bup-?sampl(?:e|ed|ing)\b|\bupres\b|\benlarge\b|\bsuper[- ]?resolution\b|"
         r"\b(?:vergr[öo]ßer\w*|hochskalier\w*|agrandi[rs]?\w*|ingrandi\w*|ampl[ií]a(?:r|la|lo)?)\b|"
+        # the loanword in other languages: "oppskalere", "uppskala", "opskaler", "upskalovat", "апскейл"
+        r"\b(?:opp|upp|op)skal\w*|\bupskal\w*|апскейл\w*|"
+        r"\bpa-?hd\b|"
         r"\b(?:aumenta\w*|augmente\w*|mejora\w*|erh[öo]h\w*|aumentare) (?:la |a |die )?"
         r"(?:r[ée]solu\w*|risoluzione|aufl[öo]sung)\b|アップスケール|高解像度|放大|超分|提高分辨率|高清化|업스케일|"
         r"\b(?:increase|double|triple|quadruple|raise) (?:the )?(?:resolution|size|pixel count)\b|"
@@ -811,7 +819,7 @@ _UPSCALE_GIVEN = re.compile(
     r"\baufl[öo]sung\w*\s+(?:erh[öo]hen|vergr[öo](?:ß|ss)ern)\b|\bzwi[ęe]ksz\w*\s+rozdzielczo\w*|"
     r"\b(?:tingkatkan|naikkan|gedein)\s+resolusi\w*|\bn[âa]ng\s+(?:cao\s+)?(?:đ|d)[ộo]\s+ph[âa]n\s+gi[ảa]i\b|"
     r"\b(?:ongeza|iongeze|kuongeza|ongezea)\s+(?:\w+\s+)?(?:size|saizi|ukubwa|resolution)\b|"
-    r"\bmore (?:pixels|resolution)\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
+    r"\bmore (?:pixels|resolution)\b|\bpa-?hd\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
     r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|(?:at |in |to |as )?\d{3,5}(?: ?px)?)\b|"
     r"\bpara imprimir\b|"
     r"\bper (?:la )?stampa\b|\bzum drucken\b|"
@@ -835,6 +843,8 @@ _UPSCALE_GIVEN = re.compile(
     r"\bvergro(?:ot|ten)\s+(?:(?:deze|de|dit|mijn|het)\s+)?(?:foto|afbeelding|beeld)\b|\bom te printen\b",
     re.IGNORECASE)
 _UPSCALE_VERB = re.compile(r"\bupscal\w*|\benlarg\w*|\bblow (?:it |this |them )?up\b|"
+                           # the loanword in other languages: "oppskalere", "hochskalieren", "апскейл"
+                           r"\b(?:opp|upp|op|hoch|re)skal\w*|\bupskal\w*|апскейл\w*|"
                            r"\bscale (?:it |this )?up\b|\b[2-8] ?x\b|\b(?:twice|double)\b", re.IGNORECASE)
 # "generate 50 images of a cheetah ... then upscale x16": a second pass of the pictures it makes
 _MAKE_THEN_UPSCALE = re.compile(r"\b(?:generate|create|make|draw|paint|render)\b[^.;!?]{0,120}?"
@@ -850,12 +860,14 @@ _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|
                                 r"interiors?|homes?|mall|suburbs?|areas?|brands?|cafes?)\b", re.IGNORECASE)
 # a mask the subject wears, not one the user gives
 _SUBJECT_MASK = re.compile(
-    r"\b(?:face|gas|ski|surgical|carnival|venetian|masquerade|halloween|hockey|oxygen|diving|scuba|sleep|eye|"
+    r"\b(?:face|gas|ski|surgical|carnival|venetian|masquerade|halloween|hockey|goalie|goalkeeper|catcher'?s?|"
+    r"fencing|lucha|luchador|wrestling|oxygen|diving|scuba|sleep|eye|"
     r"death|tribal|golden|gold|iron|theatre|theater|kabuki|noh|oni|fox|bird|plague|party|welding|clay|beauty|"
     r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
     r"\b(?:wear(?:s|ing)?|wore|with|holding|behind|under|removes?|removing|takes? off|lifting|adjusting)\s+"
     r"(?:a|an|the|his|her|their)\s+(?:[\w-]+\s+){0,3}?masks?\b|"
-    r"\b(?:in|with) (?:a|an) (?:[\w-]+\s+){0,3}?masks?\b(?!\s+(?:area|region|image|file|shape))|"
+    r"\b(?:in|with) (?:a|an|his|her|their) (?:[\w-]+\s+){0,3}?masks?\b"
+    r"(?!\s+(?:area|region|image|file|shape))|"
     # "a mask-wearing guard", "half his face masked in shadow", "a masked vigilante"
     r"\bmask-?wearing\b|\bmasked\s+(?:in|by)\s+(?:deep\s+)?(?:shadows?|darkness|light|fog|mist|smoke)\b|"
     r"\bmasked\s+(?:man|woman|men|women|figures?|heroe?s?|vigilantes?|bandits?|robbers?|dancers?|strangers?|"
@@ -996,7 +1008,10 @@ _BIG_OR_FINE = re.compile(r"\b(?:huge|massive|giant|gigantic|enormous)\b|"
                           r"\b(?:lots of|tons of|full of) (?:tiny |fine |small |little )?details?\b|"
                           r"\btiny details\b|\bevery (?:single )?\w+(?: and \w+)? (?:is )?visible\b|"
                           # "4k wallpaper": a screen's pixels ("8k, ultra detailed" stays a quality tag)
-                          r"\b(?:desktop )?wallpapers?\b",
+                          r"\b(?:desktop )?wallpapers?\b|"
+                          # "ve 4K na tisk", "4k for print": a print's pixels
+                          r"\bfor print(?:ing)?\b|\bna tisk\b|\bdo druku\b|\bzum drucken\b|\bpara imprimir\b|"
+                          r"\bpour (?:l')?impression\b|\bper (?:la )?stampa\b|\bf[öo]r tryck\b|\btil tryk\b",
                           re.IGNORECASE)
 # a print a picture at the model's size cannot fill: "print it big", "300 dpi", an A2 poster
 _BIG_PRINT = re.compile(r"\bprint (?:it |this |that )?(?:big|large|huge|really big)\b|"
@@ -1109,13 +1124,16 @@ _NEW_PICTURE = re.compile(r"\b(?:a )?new (?:picture|image)\b|\b(?:blank|empty|ne
                           re.IGNORECASE)
 # the rest of a new picture described beside the masked area ("put a cheetah there, rest is savanna")
 _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (?:image|picture|scene)) "
-                      r"is)\b|\beverywhere else\b|"
+                      r"is)\b|\beverywhere else\b|\bthe rest (?:a|an|as|with)\b|"
                       r"\b(?:the )?rest of (?:the )?(?:image|picture|scene|frame|canvas)\b|"
                       r"\ble reste\b|\bel resto\b|\bil resto\b|\bo resto\b|\bder rest\b|\bden rest\b|"
                       r"\by de fondo\b|\bet en fond\b|\be (?:sullo |come )?sfondo\b",
                       re.IGNORECASE)
 _MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
-                      r"\b(?:in|with|it|them|that) white (?:in|on)(?: the| my)?\s*$", re.IGNORECASE)
+                      r"\b(?:in|with|it|them|that) white (?:in|on)(?: the| my)?\s*$|"
+                      # "i painted the glare white in the second file"
+                      r"\b(?:painted|marked|colou?red|filled|masked|drew)\b[^.;!?]{0,30}\bwhite (?:in|on)"
+                      r"(?: the| my)?\s*$", re.IGNORECASE)
 _IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
                       re.IGNORECASE)
 _PHOTO_NOUNS = ("photo", "image", "picture", "pic", "foto", "snapshot", "snap", "photograph", "shot",

@@ -1298,6 +1298,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'als panorama', 'dwarsformaat', 'dwars formaat', 'in de breedte', 'desktopformaat',
             'bureaubladformaat', 'formaat 16:9', 'in 16:9', 'beeldverhouding 16:9', '16:9 formaat',
             'formaat 3:2', 'formaat 4:3', 'beeldverhouding 3:2', 'beeldverhouding 4:3', 'formaat 21:9',
+            'breed beeld', 'brede foto',
         ),
         "square": (
             'vierkant', 'vierkante', 'vierkant formaat', 'in vierkant formaat', 'vierkantsformaat',
@@ -8390,6 +8391,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'portrait', 'mga larawan', 'mga litrato',
             'pictures', 'photos', 'painting', 'paintings', 'artwork', 'drawings', 'sketches',
             'screenshots', 'selfies', 'ss', 'guhit', 'dibuho', 'selpi', 'pix',
+            'screencap', 'screencaps', 'screengrab', 'fanart', 'pfp',
         ),
         "before": (
             'iyong', 'yong',
@@ -8415,8 +8417,8 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'litrato ko', 'litratong ko', 'retrato ko', 'retratong ko', 'imahe ko', 'imaheng ko',
             'drawing ko', 'sketch ko', 'iskets ko', 'pintura ko', 'ilustrasyon ko', 'screenshot ko',
             'selfie ko', 'portrait ko', 'mga larawan ko', 'mga litrato ko',
-            'pic ko', 'pics ko', 'photo ko', 'photos ko', 'picture ko', 'pictures ko', 'image ko',
-            'images ko', 'painting ko', 'artwork ko', 'ss ko', 'selpi ko', 'guhit ko', 'dibuho ko',
+            'photos ko', 'pictures ko', 'image ko',
+            'images ko', 'painting ko', 'ss ko', 'selpi ko', 'guhit ko', 'dibuho ko',
             'pic na to', 'pic ko na to', 'pics na to', 'pics ko na to', 'photo na to', 'photo ko na to',
             'photos na to', 'photos ko na to', 'picture na to', 'picture ko na to', 'pictures na to',
             'pictures ko na to', 'image na to', 'image ko na to', 'images na to', 'images ko na to',
@@ -8433,6 +8435,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             'may picture ako', 'may photo ako', 'may selfie ako', 'may screenshot ako',
             'may painting ako', 'may pics ako', 'meron akong pic', 'meron akong picture',
             'meron akong larawan', 'meron akong litrato', 'meron akong photo', 'meron akong drawing',
+            'screencap ko', 'screengrab ko', 'fanart ko', 'pfp ko',
         ),
         "inside": (
             'sa picture', 'sa litrato', 'sa larawan', 'sa pic', 'sa photo',

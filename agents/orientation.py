@@ -82,7 +82,10 @@ _CLOSING = r"(?:[,;]|\s-)\s*{}\s*[.!]?\s*$"
 # a bare orientation word asked for politely, not after an article ("Landscape please.", "landscape sana
 # po", "..., portrait pls"): "a portrait, please" is of a person
 _ASKED = (r"(?<!\ba )(?<!\ban )(?<!\bthe )\b{}[,!]?\s+(?:please|pls|plz|sana|po|bitte|por favor|svp|"
-          r"s'il vous plaît|thanks|thx|if possible|would be (?:great|nice|ideal))\b")
+          r"s'il vous plaît|thanks|thx|if possible|would be (?:great|nice|ideal)|"
+          # chat particles: "vertical nomas", "horizontal porfa", "landscape unta", "portrait naman"
+          r"porfa|porfis|nomas|nomás|no más|naman|unta|lang|dong|aja|lah|plis|pliss|plss|yaar|bhai|stp|"
+          r"gracias|danke|merci|obrigad[oa])(?!\w)")
 # an orientation tag right after a format's tag ("fireworks thumbnail, landscape, crowd at the bottom")
 _TAGGED = (r"\b(?:thumbnail|poster|flyer|wallpaper|cover|card|banner|print|postcard|invitation)s?\s*,\s*{}\s*"
            r"(?=$|[,;.!])")
@@ -141,7 +144,9 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"\bшироки\w* баннер\w*|"  # noqa: RUF001
 
      r"\b(?:twitter|x|linkedin|facebook|fb|youtube|website|web|blog|email|newsletter|page|site)\s+"
-     r"(?:header|banner|cover)(?: image| photo| picture)?s?\b|\bchannel art\b"),
+     r"(?:header|banner|cover)(?: image| photo| picture)?s?\b|\bchannel art\b|"
+     # "tipo portada pa mi facebook", "couverture facebook", "capa do facebook"
+     r"\b(?:portada|couverture|capa|copertina|titelbild)\s+(?:\w+\s+){0,2}?(?:facebook|fb|twitter|linkedin)\b"),
     ("cinema", "wide", CINEMA, r"\b(?:cinemascope|anamorphic(?: widescreen| format)?|scope format)\b"),
     ("screen", "wide", SCREEN,
      r"\bwide[- ]?screen\b|\bdesktop (?:wallpaper|background|screen)s?\b|"
@@ -212,13 +217,18 @@ _SHAPES: list[tuple[str, str, float, str]] = [
 _SHAPE_RX = [(kind, fmt, aspect, re.compile(rx, re.IGNORECASE)) for kind, fmt, aspect, rx in _SHAPES]
 
 
+_SPACED_SIZE = re.compile(r"(?<![\d.,])(\d{1,2})(?:[ \u00a0\u202f](\d{3}))?\s*[x\u00d7]\s*"
+                          r"(\d{1,2})(?:[ \u00a0\u202f](\d{3}))?(?![\d.,])")
 _LOOKALIKE_X = re.compile(r"(?<=\d)[\u0445\u0425\u03c7](?=\s*\d)")
 
 
 def normalize(text: str) -> str:
     """Full-width digits, colons and letters as ASCII (NFKC): a full-width "16:9" reads as "16:9"."""
     # "20000\u04452500" (Cyrillic): a Cyrillic or Greek letter typed for the times sign between two numbers
-    return _LOOKALIKE_X.sub("x", unicodedata.normalize("NFKC", text))
+    text = _LOOKALIKE_X.sub("x", unicodedata.normalize("NFKC", text))
+    # "2 000 x 1 000 pixlar": a space between the thousands of a size
+    return _SPACED_SIZE.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}x{m.group(3)}{m.group(4) or ''}"
+                            if m.group(2) or m.group(4) else m.group(0), text)
 
 
 def find_shape(text: str) -> Shape | None:
@@ -257,7 +267,7 @@ _FORMAT_MORPHEME = re.compile(r"kuva|format|formaat|bild|kép|obraz|resim|gambar
                               r"картин|фото|εικόν|φωτογραφ|תמונה|صورة|عکس|ภาพ|รูป|图|圖|画|版|屏|幅|構図|"
                               r"向き|位置|長|형|로|tilstand|läge|modus|stand|oriënt|kant|"
                               r"apaisad", re.IGNORECASE)
-_PANORAMIC = re.compile(r"panor|パノラマ|全景|파노라마|πανόραμα|панорам", re.IGNORECASE)
+_PANORAMIC = re.compile(r"panor|パノラマ|全景|파노라마|πανόραμα|πανοραμ|панорам", re.IGNORECASE)
 
 
 _CLAUSE_END = re.compile(r"[,;.:()!?\u060c\u061b\u3001\u3002\uff0c\n]")

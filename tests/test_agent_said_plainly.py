@@ -82,6 +82,23 @@ def test_a_picture_given_as_image_that_the_words_call_a_map_is_the_control(plann
     assert fed == {"sd.controlnet"}, fed
 
 
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("this is a sketch I drew with a pen, make a real photo following these lines", "edges"),
+    ("here's a mask, white blob top left: put a teapot there, the rest a sunny kitchen table", "mask-region"),
+])
+def test_more_compositions_said_plainly(prompt: str, intent: str) -> None:
+    assert intent in classify(prompt).intents, prompt
+
+
+def test_a_mask_told_by_what_was_painted_white_is_no_second_picture(planner: Planner) -> None:
+    prompt = "erase the reflection on the window in my pic, i painted the reflection white in the second file"
+    assert _refused_roles(planner, prompt) == {"image", "mask"}
+
+
+def test_four_k_for_print_is_a_large_picture() -> None:
+    assert "large" in classify("poster for the new season, the whole team on the ice, 4K na tisk").formats
+
+
 def test_a_stick_figure_drawing_is_a_style_not_a_pose() -> None:
     assert classify("a stick figure drawing of a family on a fridge, crayon style").intents == []
 
@@ -96,6 +113,8 @@ def test_a_flawed_face_said_plainly_is_a_detail_pass(prompt: str) -> None:
 
 
 @pytest.mark.parametrize("prompt", [
+    "kan dere oppskalere logoen vår til 2048x2048? den er bare 256 px nå",  # no: the loanword
+    "yung screencap ko ng ep 5 sobrang blurry, pa-HD naman pls",  # tl
     "the attachment is a 600px scan of the menu, i need it at 2400 for the printer",
     "can u make ths photo higher resoluton, its 512 and i need it 2048",
     "my logo pic is tiny (300px), make it sharp n big for the banner",
@@ -117,6 +136,12 @@ def test_a_size_to_reach_of_a_given_picture_is_an_upscale(prompt: str) -> None:
     ("fika på altanen i skärgården, liggande format, inga människor på bilden", "text-to-image"),  # sv: none
     ("ee pazhaya black n white photo, onnu colour aakki tharamo?", "image-to-image"),  # ml (Latin), colour it
     ("a black and white photo of a jazz club with a splash of colour on the red dress", "text-to-image"),
+    ("cn u make tis picture more wintery", "image-to-image"),
+    ("same kitchen photo but at night, candles on the table", "image-to-image"),
+    ("I've scanned an old 35mm slide of our first house, the colours went magenta, please restore it",
+     "image-to-image"),
+    ("two hockey players side by side, on the left a skater, on the right a goalie in his old mask",
+     "text-to-image"),  # the subject's mask, not one to paint in
 ])
 def test_a_given_picture_or_the_word_that_none_is_given(prompt: str, task: str) -> None:
     assert classify(prompt).task == task, prompt
@@ -129,6 +154,17 @@ def test_a_given_picture_or_the_word_that_none_is_given(prompt: str, task: str) 
     ("постер на марафон, вертикальный 2 к 3, без текста", 2 / 3),  # ru: "2 to 3"
 ])
 def test_more_shapes_said_plainly(prompt: str, aspect: float) -> None:
+    assert parse_request(prompt).aspect == pytest.approx(aspect, rel=0.01), prompt
+
+
+@pytest.mark.parametrize(("prompt", "aspect"), [
+    ("flyer for our taco stand, vertical nomas, with lots of salsa", 2 / 3),  # a chat particle after the word
+    ("a birthday cake with strawberries, rustic style, horizontal porfa", 1.5),
+    ("ein Elch auf einem Gamingstuhl, 2 000 x 1 000 Pixel", 2.0),  # thousands with a space
+    ("постер на турнир, усправан формат за штампу", 2 / 3),  # sr: an orientation word before "format"
+    ("la paz de noche con el illimani, panoramica tipo portada pa mi facebook", 3.0),
+])
+def test_more_shapes_said_in_chat(prompt: str, aspect: float) -> None:
     assert parse_request(prompt).aspect == pytest.approx(aspect, rel=0.01), prompt
 
 
