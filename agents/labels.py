@@ -603,7 +603,7 @@ _GIVEN_MAP = re.compile(
     r"generated|created|baked|extracted|traced|computed|saved|have))+|i(?:'ve| have)|we have|"
     r"using|use|from|following|follow|with|based on|"
     r"according to)\s+(?:(?:a|an|the|my|this|our)\s+)?(?:[a-z]+\s+)?" + _MAP +
-    r"|\b(?:a|an|the)\s+(?:[a-z]+\s+)?" + _MAP + r"\s+(?:(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?"
+    r"|\b(?:a|an|the)\s+(?:[a-z]+\s+)?" + _MAP + r"\s*\(?\s*(?:(?:that\s+)?(?:i|we)(?:'ve)?\s+(?:just\s+)?"
     r"(?:attached|uploaded|made|drew|have|gave|provided|sent|prepared)|(?:is\s+)?attached|i'm giving))\b"
     # "the depth map of this photo" is read from the photo; "a depth map of my living room (exported
     # from Blender)" is the user's map of a scene
@@ -819,7 +819,10 @@ _UPSCALE_GIVEN = re.compile(
     r"\baufl[öo]sung\w*\s+(?:erh[öo]hen|vergr[öo](?:ß|ss)ern)\b|\bzwi[ęe]ksz\w*\s+rozdzielczo\w*|"
     r"\b(?:tingkatkan|naikkan|gedein)\s+resolusi\w*|\bn[âa]ng\s+(?:cao\s+)?(?:đ|d)[ộo]\s+ph[âa]n\s+gi[ảa]i\b|"
     r"\b(?:ongeza|iongeze|kuongeza|ongezea)\s+(?:\w+\s+)?(?:size|saizi|ukubwa|resolution)\b|"
-    r"\bmore (?:pixels|resolution)\b|\bpa-?hd\b|\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
+    r"\bmore (?:pixels|resolution)\b|\bpa-?hd\b|"
+    # "bring it up to a size I could print at 12 x 12 inches"
+    r"\bbring (?:it|this|them) up to (?:a )?(?:size|\d)|\ba size (?:i|we) (?:could|can) print\b|"
+    r"\b(?:is |it's |its |it is )?only \d{2,4} ?(?:px|pixels?)\b|"
     r"\bneed (?:it|this|them) (?:big|bigger|larger|huge|(?:at |in |to |as )?\d{3,5}(?: ?px)?)\b|"
     r"\bpara imprimir\b|"
     r"\bper (?:la )?stampa\b|\bzum drucken\b|"
@@ -1045,6 +1048,10 @@ _ORDINAL_PICTURE = re.compile(
     r"\b(?:attach(?:ing|ed)?|send(?:ing)?|sent|upload(?:ing|ed)?|here(?:'s| is)|giving you) (?:you )?"
     r"(?:(?:a|an|the|my|our) )?(?:[\w'-]+ ){0,2}?(?:pic|photo|picture|image|shot)s? (?:of [^.;!?]{1,40}? )?"
     r"as (?:a |the |my )?(?:reference|ref)\b|"
+    # "(first file)", "(2nd pic)": files labelled by their place; "plus a third picture of the clock"
+    r"\((?:the )?(?:first|1st|second|2nd|third|3rd) (?:file|one|pic|image|photo|attachment)\)|"
+    r"\b(?:plus|and|also|with) (?:a|the) (?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot|file)\b|"
+    r"\b(?:het |de )?(?:2e|2de|3e|3de) (?:plaatje|foto|afbeelding|bestand)\b|"
     r"\b(?:ref|reference) (?:is )?attached\b|\b(?:other|second|2nd|another) (?:file|upload|attachment)\b|"
     r"\b(?:this|that|the) other (?:[a-z-]+ ){0,2}?(?:image|picture|photo|pic|shot|one)\b|"
     r"\b(?:ilustra[cç][aã]o|imagem|foto|pintura|imagen|ilustraci[oó]n|immagine|illustrazione) "
@@ -1428,6 +1435,7 @@ _TEXT_ONLY = re.compile(
     r"\bno (?:image|picture|photo|pic|file|attachment|input image)s? (?:is |was )?(?:attached|uploaded|given|"
     r"provided|included|sent)\b|\b(?:nothing|none) (?:is |was )?(?:attached|uploaded)\b|"
     r"\b(?:text[- ]only|just (?:the )?text|only (?:the )?text)(?: prompt)?\b|"
+    r"\b(?:image|mask|reference|style|palette|control|input)s?\s*[:=]\s*(?:none|null|nothing|n/?a)\b|"
     r"\b(?:solo texto|nur text|seulement (?:du )?texte|s[óo] texto)\b|только текст|"
     r"(?:이미지|사진|그림|파일)?\s*(?:업로드|첨부)\s*(?:안\s*함|안\s*했\w*|없음|안\s*해\w*)|텍스트만\w*",
     re.IGNORECASE)

@@ -1373,6 +1373,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             '3 keer groter', '3keer groter', '3x zo groot', '3 keer zo groot', '3 maal groter',
             '3 maal zo groot', 'x3 groter', '4x groter', '4 x groter', '4 keer groter', '4keer groter',
             '4x zo groot', '4 keer zo groot', '4 maal groter', '4 maal zo groot', 'x4 groter',
+            'groter maken', 'groter make', 'groter gemaakt', 'groter te maken',
         ),
         "face": (
             'gezicht', 'gezichten', 'gezichtje', 'aangezicht', 'gelaat', 'ogen', 'oog',

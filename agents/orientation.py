@@ -329,7 +329,7 @@ def says_landscape(text: str) -> bool | None:
 
 _NUM = r"\d{1,2}(?:\.\d{1,3})?"
 _COLON = re.compile(rf"(?<![\d:.])({_NUM})\s*[:\u2236]\s*({_NUM})(?![\d:])"
-                    r"(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b|uhr|heures?|horas?|時))", re.IGNORECASE)
+                    r"(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|h\b|uhr|heures?|horas?|時|scale\b))", re.IGNORECASE)
 _TO_WORD = re.compile(r"(?<![\d.:])(\d{1,2})\s+(?:zu|op|sur|na|на|к|ku|til|till|à)\s+(\d{1,2})(?![\d.:])",
                       re.IGNORECASE)
 _BY = re.compile(rf"(?<![\d.])({_NUM})\s*(?:x|\u00d7|by|to|/)\s*({_NUM})(?![\d.])", re.IGNORECASE)

@@ -43,6 +43,11 @@ def _refused_roles(planner: Planner, prompt: str) -> set[str]:
      "look like that poster", {"image", "style"}),
     ("recolour my grey sketch of the harbour with the colours from the sunset photo (2nd file)",
      {"image", "palette"}),
+    ("the attached photo of our barn (first file) repainted in the manner of the second, a pastel",
+     {"image", "style"}),
+    ("kun je deze zwart-wit foto inkleuren met de kleuren uit het 2e plaatje?", {"image", "palette"}),  # nl
+    ("here is a photo of the hallway with a mask over the empty wall, plus a third picture of the mirror we "
+     "had, put that mirror on the wall", {"image", "mask", "reference"}),
 ])
 def test_two_given_pictures_told_by_their_place(planner: Planner, prompt: str, roles: set[str]) -> None:
     assert _refused_roles(planner, prompt) == roles, prompt
@@ -114,6 +119,7 @@ def test_a_flawed_face_said_plainly_is_a_detail_pass(prompt: str) -> None:
 
 @pytest.mark.parametrize("prompt", [
     "kan dere oppskalere logoen vår til 2048x2048? den er bare 256 px nå",  # no: the loanword
+    "the frame I attached is soft, sharpen it and bring it up to a size I could print at 12 x 12 inches",
     "yung screencap ko ng ep 5 sobrang blurry, pa-HD naman pls",  # tl
     "the attachment is a 600px scan of the menu, i need it at 2400 for the printer",
     "can u make ths photo higher resoluton, its 512 and i need it 2048",
@@ -130,6 +136,7 @@ def test_a_size_to_reach_of_a_given_picture_is_an_upscale(prompt: str) -> None:
     ("no image attached, just text: a cabin in the snow at dusk", "text-to-image"),
     ("text only, I didn't upload anything: a lighthouse in a storm", "text-to-image"),
     ("이미지 업로드 안함 텍스트만: 비 오는 밤 골목", "text-to-image"),  # ko: "no image uploaded, text only"
+    ("image: none, mask: none (nothing attached) - just draw a blue tractor in a field", "text-to-image"),
     ("kannst du das Foto von der Hochzeit etwas heller machen?", "image-to-image"),  # de: "the photo"
     ("kannst du das Bild von einem Drachen über Berlin malen", "text-to-image"),  # de: paint a new one
     ("tu peux éclaircir un peu la photo du baptême ?", "image-to-image"),  # fr
@@ -163,6 +170,7 @@ def test_more_shapes_said_plainly(prompt: str, aspect: float) -> None:
     ("ein Elch auf einem Gamingstuhl, 2 000 x 1 000 Pixel", 2.0),  # thousands with a space
     ("постер на турнир, усправан формат за штампу", 2 / 3),  # sr: an orientation word before "format"
     ("la paz de noche con el illimani, panoramica tipo portada pa mi facebook", 3.0),
+    ("a 1:1 scale exploded-view drawing of a camera, 300 dpi, A2 landscape", 2 ** 0.5),  # a scale, no ratio
 ])
 def test_more_shapes_said_in_chat(prompt: str, aspect: float) -> None:
     assert parse_request(prompt).aspect == pytest.approx(aspect, rel=0.01), prompt
