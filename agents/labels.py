@@ -58,7 +58,7 @@ _PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies
             r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
             r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|frames?|stills?|"
             r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?|pfps?|screencaps?|screengrabs?|fan ?arts?|"
-            r"doodles?|slides?)(?! life)")
+            r"doodles?|slides?|photies?)(?! life)")
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
                r"bidang) putih\b|"
@@ -211,13 +211,24 @@ _RULES: dict[str, str] = {
         # the picture as a place ("the hand in the shot", "the guy on the pic", "in this one")
         r"\b(?:in|on) the (?:pic|pics|shot|photo|snap|snapshot|selfie|screenshot|scan|fotos?|fotka|fotku)\b"
         r"(?!\s*(?:booth|frame|album|studio|shoot|op|finish|quality|style|journalism|realism)\b)|"
-        r"\b(?:in|on|from|of|to) this one\b|"
+        r"\b(?:in|on|from|of|to) this (?:one|wan)\b|"
+        # "colour this black and white photo of my late dad", "the masked area of the photo"
+        r"\b(?:this|my|our|the attached|the uploaded) (?:old |faded |little )?"
+        r"(?:black (?:and|n|&) white|b ?& ?w|b/w|"
+        r"sepia) (?:photo|pic|picture|image|photograph|photie)s?\b|"
+        r"\bmasked (?:area|spot|part|region|bit|zone) (?:of|in|on) (?:the|my|this) "
+        r"(?:photo|pic|picture|image|"
+        r"shot)\b|"
         # an old black-and-white photo to colour ("ee pazhaya black n white photo ... colour aakki tharamo")
         r"\b(?:black (?:and|n|&) white|b ?& ?w|b/w|sepia)\s+(?:photo|pic|picture|image|foto|snap|"
         r"photograph)s?\b[^.;!?]{0,80}?\bcolou?r(?:i[sz]e)?\s*(?:it|this|that|them|in|up|aakki|aaki|karo|kar|"
         r"kardo|kardi|pannu\w*|cheyy\w*|maadi|laga\w*|please|pls|plz|\?)(?!\w)|"
+        # "uplaoded a pic of my nails can u turn it into watercolor"
+        r"^\W*(?:(?:i|we) )?(?:just )?(?:uploaded|attached|sent|added) (?:you )?(?:a|an|my|the|this|our) "
+        r"(?:[\w'-]+ ){0,2}?" + _PICTURE + r"\b|"
         # "same car photo but in winter", "I've scanned a 35mm slide of my parents' wedding"
-        r"\bsame (?:[\w'-]+ ){0,3}?(?:photo|pic|picture|image|shot|selfie|render)s? but\b|"
+        r"\bsame (?:[\w'-]+ ){0,3}?(?:photo|pic|picture|image|shot|selfie|render)s?"
+        r"(?: of (?:the |my |our )?[\w'-]+(?: [\w'-]+)?)? but\b|"
         r"\b(?:i|we)(?:'ve| have)? (?:just |already )?scanned\b|"
         # "I have two files for you", "here are 2 photos": the user gives them
         r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
@@ -812,7 +823,7 @@ _UPSCALE_GIVEN = re.compile(
     r"\b(?:resolution|res)\b[^.;!?]{0,30}\b(?:is |r |are )?(?:tiny|low|small|bad|poor|crap)\b|"
     r"\bmake (?:am|it|this|dis|dat|them|the (?:pic|photo|image|picture|foto))\s+"
     r"(?:big|bigger|larger|more big|"
-    r"hd|full ?hd|uhd|4k|high[- ]?res(?:olution)?)\b|"
+    r"hd|full ?hd|uhd|4k|8k|high[- ]?res(?:olution)?)\b|"
     r"\blow[- ]?res(?:olution)?\b[^.;!?]{0,40}\b(?:make|need|want|print)\b|"
     r"\baument\w*\s+(?:a\s+|la\s+|sua\s+|su\s+)?(?:resolu[cç][aã]o|resoluci[oó]n|risoluzione)\b|"
     r"\baugmente[rz]?\s+(?:la\s+)?r[ée]solution\b|\b(?:erh[öo]h|vergr[öo](?:ß|ss)er)\w*\s+(?:die\s+)?aufl[öo]sung\b|"
@@ -864,6 +875,7 @@ _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|
 # a mask the subject wears, not one the user gives
 _SUBJECT_MASK = re.compile(
     r"\b(?:face|gas|ski|surgical|carnival|venetian|masquerade|halloween|hockey|goalie|goalkeeper|catcher'?s?|"
+    r"ceremonial|ritual|african|maasai|mardi gras|"
     r"fencing|lucha|luchador|wrestling|oxygen|diving|scuba|sleep|eye|"
     r"death|tribal|golden|gold|iron|theatre|theater|kabuki|noh|oni|fox|bird|plague|party|welding|clay|beauty|"
     r"sheet|mud|paper|wooden|leather|silver|porcelain|animal|skull|demon)\s+masks?\b|"
@@ -1048,6 +1060,8 @@ _ORDINAL_PICTURE = re.compile(
     r"\b(?:attach(?:ing|ed)?|send(?:ing)?|sent|upload(?:ing|ed)?|here(?:'s| is)|giving you) (?:you )?"
     r"(?:(?:a|an|the|my|our) )?(?:[\w'-]+ ){0,2}?(?:pic|photo|picture|image|shot)s? (?:of [^.;!?]{1,40}? )?"
     r"as (?:a |the |my )?(?:reference|ref)\b|"
+    r"\b(?:the|a|my|our) (?:[\w'-]+ ){0,2}?(?:pic|photo|picture|image|shot)s? (?:that )?(?:i|we)(?:'ve)? "
+    r"(?:attached|sent|uploaded|added|included) as (?:a |the )?(?:reference|ref)\b|"
     # "(first file)", "(2nd pic)": files labelled by their place; "plus a third picture of the clock"
     r"\((?:the )?(?:first|1st|second|2nd|third|3rd) (?:file|one|pic|image|photo|attachment)\)|"
     r"\b(?:plus|and|also|with) (?:a|the) (?:second|third|2nd|3rd) (?:image|picture|photo|pic|shot|file)\b|"
@@ -1139,6 +1153,9 @@ _REST_IS = re.compile(r"\b(?:the )?rest (?:is|=|should be|will be|of (?:it|the (
 _MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
                       r"\b(?:in|with|it|them|that) white (?:in|on)(?: the| my)?\s*$|"
                       # "i painted the glare white in the second file"
+                      r"\bmask\b[^.;!?]{0,12}?(?:\bis|=|:|-)\s*the white "
+                      r"(?:bit|bits|part|parts|area|areas|spot|blob)s? "
+                      r"(?:in|on)(?: the| my)?\s*$|"
                       r"\b(?:painted|marked|colou?red|filled|masked|drew)\b[^.;!?]{0,30}\bwhite (?:in|on)"
                       r"(?: the| my)?\s*$", re.IGNORECASE)
 _IS_MASK = re.compile(r"[^.;!?]{0,12}?\(?\s*(?:that's|that is|which is|is|=|as)\s+(?:the |my )?mask\b",
@@ -1436,6 +1453,10 @@ _TEXT_ONLY = re.compile(
     r"provided|included|sent)\b|\b(?:nothing|none) (?:is |was )?(?:attached|uploaded)\b|"
     r"\b(?:text[- ]only|just (?:the )?text|only (?:the )?text)(?: prompt)?\b|"
     r"\b(?:image|mask|reference|style|palette|control|input)s?\s*[:=]\s*(?:none|null|nothing|n/?a)\b|"
+    # "the attached file was too big to upload so here's what i want", "isnt attached yet so ignore that"
+    r"\btoo (?:big|large) to (?:upload|attach|send)\b|"
+    r"\b(?:couldn't|could not|can't|cannot) (?:upload|attach)\b|"
+    r"\b(?:isn't|isnt|is not|wasn't|wasnt|was not) (?:attached|uploaded)(?: yet)?\b|"
     r"\b(?:solo texto|nur text|seulement (?:du )?texte|s[óo] texto)\b|только текст|"
     r"(?:이미지|사진|그림|파일)?\s*(?:업로드|첨부)\s*(?:안\s*함|안\s*했\w*|없음|안\s*해\w*)|텍스트만\w*",
     re.IGNORECASE)

@@ -94,7 +94,7 @@ _SHAPES: list[tuple[str, str, float, str]] = [
     ("360", "wide", EQUIRECT,
      r"\b360\s*(?:°|º|degrees?|[- ]degree)?(?:\s*(?:x|by)\s*180)?\s*"
      r"(?:view|panorama|pano|photo|image|picture|shot|sphere|vr|environment|render|scene|skybox|background)s?\b|"
-     r"\b360°|\ball the way (?:a)?round\b|"
+     r"\b360°|\ball the way (?:a)?round\b|\bpanor\w* 360\b|"
      # "360 gráðu víðmynd", "360 Grad Panorama", "360 derece": a degree word of any language
      r"\b360\s*(?:gráð\w*|grad\w*|grados|graus|degr[ée]s?|stopni\w*|stup\w*|derece|derajat|độ|fok|"
      r"μοίρες|μοιρών|градус\w*|gradi)\b|"
@@ -254,7 +254,9 @@ def find_shape(text: str) -> Shape | None:
 # the words before the orientation a picture is to take, where another describes the given one
 _TARGET_BEFORE = re.compile(r"\b(?:needs?|wants?|should be|has to be|must be|make (?:it|um|them|this)|"
                             r"turn (?:it |this )?(?:in)?to|into|change (?:it )?to|convert (?:it )?to|"
-                            r"switch (?:it )?to)\s+(?:a |an |in |be |the )?$", re.IGNORECASE)
+                            r"switch (?:it )?to|works? as|use (?:it |this )?as|as)"
+                            r"\s+(?:a |an |in |be |the )?$",
+                            re.IGNORECASE)
 
 
 # words other languages borrow from English, which read English prompts as adjectives ("a vertical
@@ -342,8 +344,9 @@ _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after
                           re.IGNORECASE)
 # a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
 _IN_CM = {"cm": 1.0, "mm": 0.1, "m": 100.0, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54, "″": 2.54,
-          "ft": 30.48, "feet": 30.48, "foot": 30.48}
-_LENGTH = r"(cm|mm|m|in|inch|inches|\"|″|ft|feet|foot)"
+          "ft": 30.48, "feet": 30.48, "foot": 30.48, "pulgadas": 2.54, "pulg": 2.54, "polegadas": 2.54,
+          "pouces": 2.54, "zoll": 2.54, "pollici": 2.54}
+_LENGTH = r"(cm|mm|m|in|inch|inches|\"|″|ft|feet|foot|pulgadas|pulg|polegadas|pouces|zoll|pollici)"
 _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,4}(?:\.\d{1,2})?)\s*(?:" + _LENGTH + r"(?![\w\"″])\.?\s*)?"
                        r"(?:x|\u00d7|by)\s*"
                        r"(\d{1,4}(?:\.\d{1,2})?)\s*"

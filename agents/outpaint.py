@@ -47,8 +47,8 @@ OUTPAINT = re.compile(
     r"\bmake (?:it|this|the (?:photo|image|picture)) (?:wider|taller)\b|"
     # "make the uploaded label image taller", "need this photo taller", "extend the sky above the dogs",
     # "add more dark background on top and bottom"
-    r"\b(?:the|this|my|our) (?:[a-z]+ ){0,2}(?:photo|image|picture|pic|shot) (?:a bit |much )?"
-    r"(?:wider|taller)\b|"
+    r"\b(?:the|this|my|our) (?:[a-z]+ ){0,2}(?:photo|image|picture|pic|shot) "
+    r"(?:of (?:the |my |our )?[a-z'-]+ )?(?:a bit |much )?(?:wider|taller)\b|"
     r"\bextend (?:the |more )?(?:sky|background|sea|ground|floor|sand|grass|wall|water|scene|space)\b|"
     r"\bextend (?:the |da |both |each )?(?:top|bottom|sides?|left|right|edges?)\b|"
     # "agrandir la photo ci-jointe sur les côtés", "enlarge it on both sides": enlarged by adding to the sides

@@ -95,6 +95,11 @@ def test_more_compositions_said_plainly(prompt: str, intent: str) -> None:
     assert intent in classify(prompt).intents, prompt
 
 
+def test_a_mask_told_as_the_white_bit_of_a_file_is_no_second_picture(planner: Planner) -> None:
+    prompt = "in the uploaded image swap the buckle for a gold one, mask is the white bit in the second file"
+    assert _refused_roles(planner, prompt) == {"image", "mask"}
+
+
 def test_a_mask_told_by_what_was_painted_white_is_no_second_picture(planner: Planner) -> None:
     prompt = "erase the reflection on the window in my pic, i painted the reflection white in the second file"
     assert _refused_roles(planner, prompt) == {"image", "mask"}
@@ -137,6 +142,12 @@ def test_a_size_to_reach_of_a_given_picture_is_an_upscale(prompt: str) -> None:
     ("text only, I didn't upload anything: a lighthouse in a storm", "text-to-image"),
     ("이미지 업로드 안함 텍스트만: 비 오는 밤 골목", "text-to-image"),  # ko: "no image uploaded, text only"
     ("image: none, mask: none (nothing attached) - just draw a blue tractor in a field", "text-to-image"),
+    ("the attached file was too big to upload so here's what i want: a red scooter under a mango tree",
+     "text-to-image"),
+    ("kindly colour this black and white photo of my late mother on her wedding day", "image-to-image"),
+    ("same photo of the barn but make it autumn, keep everything where it is", "image-to-image"),
+    ("uplaoded a pic of my dog can u turn it into a watercolor", "image-to-image"),
+    ("a picture frame holding an image of a volcano, a ceremonial mask next to it", "text-to-image"),
     ("kannst du das Foto von der Hochzeit etwas heller machen?", "image-to-image"),  # de: "the photo"
     ("kannst du das Bild von einem Drachen über Berlin malen", "text-to-image"),  # de: paint a new one
     ("tu peux éclaircir un peu la photo du baptême ?", "image-to-image"),  # fr
@@ -171,6 +182,8 @@ def test_more_shapes_said_plainly(prompt: str, aspect: float) -> None:
     ("постер на турнир, усправан формат за штампу", 2 / 3),  # sr: an orientation word before "format"
     ("la paz de noche con el illimani, panoramica tipo portada pa mi facebook", 3.0),
     ("a 1:1 scale exploded-view drawing of a camera, 300 dpi, A2 landscape", 2 ** 0.5),  # a scale, no ratio
+    ("poster pa la lucha del sábado, 18x24 pulgadas", 0.75),  # es: inches
+    ("panoràmica 360 de la plaça plena de gent", 2.0),  # ca: an equirectangular panorama
 ])
 def test_more_shapes_said_in_chat(prompt: str, aspect: float) -> None:
     assert parse_request(prompt).aspect == pytest.approx(aspect, rel=0.01), prompt
