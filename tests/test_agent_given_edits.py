@@ -7,34 +7,17 @@ keeps its shape), a resolution tag beside a huge picture, file system paths read
 from __future__ import annotations
 
 import pytest
+from test_agent_kit import refused_roles, sd1_planner
 
-from agents.context import PlanningContext, models_from_entries
-from agents.errors import AgentError
 from agents.labels import classify, without_paths
 from agents.planner import Planner
 from agents.request import parse_request
 from agents.sizes import output_size
 
-SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
-
 
 @pytest.fixture(scope="module")
 def planner() -> Planner:
-    from orchestrator.plugins import load_plugins
-
-    host = load_plugins()
-    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
-                                default_model="dreamy-sd15")
-    return Planner(ctx)
-
-
-def _refused_roles(planner: Planner, prompt: str) -> set[str]:
-    with pytest.raises(AgentError) as info:
-        planner.plan(prompt)
-    roles: set[str] = set()
-    for e in info.value.details.get("errors") or [info.value.to_dict()]:
-        roles.update(e.get("roles") or [])
-    return roles
+    return sd1_planner()
 
 
 # -- edits only a given picture can have --------------------------------------------------------------
@@ -52,7 +35,7 @@ REMOVALS = [
 @pytest.mark.parametrize("prompt", REMOVALS)
 def test_a_removal_or_a_new_background_is_an_edit_of_a_given_picture(planner: Planner, prompt: str) -> None:
     assert classify(prompt).task == "inpaint", prompt
-    assert {"image", "mask"} <= _refused_roles(planner, prompt)
+    assert {"image", "mask"} <= refused_roles(planner, prompt)
 
 
 @pytest.mark.parametrize("prompt", [
@@ -61,7 +44,7 @@ def test_a_removal_or_a_new_background_is_an_edit_of_a_given_picture(planner: Pl
 ])
 def test_colouring_in_asks_for_the_picture(planner: Planner, prompt: str) -> None:
     assert classify(prompt).task == "image-to-image"
-    assert "image" in _refused_roles(planner, prompt)
+    assert "image" in refused_roles(planner, prompt)
 
 
 @pytest.mark.parametrize("prompt", [
@@ -165,7 +148,7 @@ def test_paths_to_save_to_or_in_an_injection_set_no_task(planner: Planner, promp
 ])
 def test_a_given_picture_in_more_english_forms(planner: Planner, prompt: str) -> None:
     assert classify(prompt).task == "image-to-image", prompt
-    assert _refused_roles(planner, prompt) == {"image"}  # one picture: no style or palette asked
+    assert refused_roles(planner, prompt) == {"image"}  # one picture: no style or palette asked
 
 
 @pytest.mark.parametrize("prompt", [

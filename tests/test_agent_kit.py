@@ -312,3 +312,34 @@ def test_scripted_server_answers_in_order_and_records_requests() -> None:
                 out.append(exc.code)
     assert out == ["one", '{"two": 2}', 500]
     assert len(llm.requests) == 3 and llm.requests[0]["path"] == "/v1/chat/completions"
+
+
+# -- a planner on the real plugins with one SD-1 checkpoint configured (the tests of users' words) --------
+
+SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
+
+
+def sd1_planner() -> Any:
+    """A :class:`~agents.planner.Planner` over the installed plugins, with ``SD1`` as the default model."""
+    from agents.context import PlanningContext, models_from_entries
+    from agents.planner import Planner
+    from orchestrator.plugins import load_plugins
+
+    host = load_plugins()
+    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
+                                default_model="dreamy-sd15")
+    return Planner(ctx)
+
+
+def refused_roles(planner: Any, prompt: str) -> set[str]:
+    """The input roles the refusal of ``prompt`` (planned without files) names; fails if it is planned."""
+    import pytest
+
+    from agents.errors import AgentError
+
+    with pytest.raises(AgentError) as info:
+        planner.plan(prompt)
+    roles: set[str] = set()
+    for e in info.value.details.get("errors") or [info.value.to_dict()]:
+        roles.update(e.get("roles") or [])
+    return roles

@@ -7,33 +7,17 @@ has, a canvas enlarged on its sides, and a user saying that no picture is given.
 from __future__ import annotations
 
 import pytest
+from test_agent_kit import refused_roles, sd1_planner
 
-from agents.context import PlanningContext, models_from_entries
 from agents.errors import AgentError
 from agents.labels import classify
 from agents.planner import Planner
 from agents.request import parse_request
 
-SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
-
 
 @pytest.fixture(scope="module")
 def planner() -> Planner:
-    from orchestrator.plugins import load_plugins
-
-    host = load_plugins()
-    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
-                                default_model="dreamy-sd15")
-    return Planner(ctx)
-
-
-def _refused_roles(planner: Planner, prompt: str) -> set[str]:
-    with pytest.raises(AgentError) as info:
-        planner.plan(prompt)
-    roles: set[str] = set()
-    for e in info.value.details.get("errors") or [info.value.to_dict()]:
-        roles.update(e.get("roles") or [])
-    return roles
+    return sd1_planner()
 
 
 @pytest.mark.parametrize(("prompt", "roles"), [
@@ -50,13 +34,13 @@ def _refused_roles(planner: Planner, prompt: str) -> set[str]:
      "had, put that mirror on the wall", {"image", "mask", "reference"}),
 ])
 def test_two_given_pictures_told_by_their_place(planner: Planner, prompt: str, roles: set[str]) -> None:
-    assert _refused_roles(planner, prompt) == roles, prompt
+    assert refused_roles(planner, prompt) == roles, prompt
 
 
 def test_a_picture_sent_as_the_reference_is_asked_for(planner: Planner) -> None:
     prompt = ("in the photo of our stall I masked the empty shelf, fill it with our honey jar, attaching "
               "a pic of the jar as reference")
-    assert _refused_roles(planner, prompt) == {"image", "mask", "reference"}
+    assert refused_roles(planner, prompt) == {"image", "mask", "reference"}
 
 
 @pytest.mark.parametrize("prompt", [
@@ -97,12 +81,12 @@ def test_more_compositions_said_plainly(prompt: str, intent: str) -> None:
 
 def test_a_mask_told_as_the_white_bit_of_a_file_is_no_second_picture(planner: Planner) -> None:
     prompt = "in the uploaded image swap the buckle for a gold one, mask is the white bit in the second file"
-    assert _refused_roles(planner, prompt) == {"image", "mask"}
+    assert refused_roles(planner, prompt) == {"image", "mask"}
 
 
 def test_a_mask_told_by_what_was_painted_white_is_no_second_picture(planner: Planner) -> None:
     prompt = "erase the reflection on the window in my pic, i painted the reflection white in the second file"
-    assert _refused_roles(planner, prompt) == {"image", "mask"}
+    assert refused_roles(planner, prompt) == {"image", "mask"}
 
 
 def test_four_k_for_print_is_a_large_picture() -> None:

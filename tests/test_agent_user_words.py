@@ -6,25 +6,18 @@ described, words in quotes."""
 from __future__ import annotations
 
 import pytest
+from test_agent_kit import refused_roles, sd1_planner
 
-from agents.context import PlanningContext, models_from_entries
 from agents.errors import AgentError
 from agents.labels import classify
 from agents.planner import Planner
 from agents.request import parse_request
 from agents.sizes import output_size
 
-SD1 = {"name": "dreamy-sd15", "kind": "checkpoint", "family": "sd1", "origin": "folder"}
-
 
 @pytest.fixture(scope="module")
 def planner() -> Planner:
-    from orchestrator.plugins import load_plugins
-
-    host = load_plugins()
-    ctx = PlanningContext.build(host.catalog, host.templates, models=models_from_entries([SD1]),
-                                default_model="dreamy-sd15")
-    return Planner(ctx)
+    return sd1_planner()
 
 
 def _aspect(planner: Planner, prompt: str) -> tuple[str, float]:
@@ -32,15 +25,6 @@ def _aspect(planner: Planner, prompt: str) -> tuple[str, float]:
     size = output_size(plan.graph)
     assert size is not None
     return plan.template, size[0] / size[1]
-
-
-def _refused_roles(planner: Planner, prompt: str) -> set[str]:
-    with pytest.raises(AgentError) as info:
-        planner.plan(prompt)
-    roles: set[str] = set()
-    for e in info.value.details.get("errors") or [info.value.to_dict()]:
-        roles.update(e.get("roles") or [])
-    return roles
 
 
 # -- shapes ---------------------------------------------------------------------------------------------
@@ -132,7 +116,7 @@ def test_a_map_the_user_has_is_the_control_input(planner: Planner, prompt: str) 
 def test_a_flawed_face_or_hand_and_a_fix_is_a_detail_pass(planner: Planner, prompt: str) -> None:
     labels = classify(prompt)
     assert "detail" in labels.intents and labels.task == "image-to-image", prompt
-    assert _refused_roles(planner, prompt) == {"image"}, prompt
+    assert refused_roles(planner, prompt) == {"image"}, prompt
 
 
 def test_a_robot_fixing_a_clocks_hands_is_no_detail_pass() -> None:
@@ -179,7 +163,7 @@ def test_descriptions_and_quoted_words_are_no_edit(prompt: str) -> None:
 
 def test_a_palette_described_by_its_colours_is_no_palette_picture(planner: Planner) -> None:
     prompt = "take the sprite sheet I dropped in and recolor it as a winter variant, snowy palette"
-    assert _refused_roles(planner, prompt) == {"image"}
+    assert refused_roles(planner, prompt) == {"image"}
 
 
 @pytest.mark.parametrize("prompt", [
