@@ -17,7 +17,10 @@ from typing import Any
 from agents.choose import rank_templates
 from agents.context import PlanningContext, missing_models, template_inputs, template_task
 from agents.errors import AgentError
-from agents.labels import INTENT_INPUTS, ROLE_INTENTS, gives_mask, names_palette, two_pictures
+from agents.given import two_pictures
+from agents.labels import INTENT_INPUTS, ROLE_INTENTS
+from agents.masks import gives_mask
+from agents.palettes import names_palette
 from agents.request import Request
 from graphs import Graph, Node, Template
 

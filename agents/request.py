@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.labels import Labels, classify, has_paths, strip_paths, without_paths
+from agents.labels import Labels, classify
 from agents.language import language
 from agents.lexicon_data import LEXICON
 from agents.orientation import explicit_ratio, find_shape, normalize, says_landscape
+from agents.paths import has_paths, strip_paths, without_paths
 from agents.typos import fix_typos
 from agents.upscale_size import TO_SIZE
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from test_agent_kit import refused_roles, sd1_planner
 
-from agents.labels import classify, without_paths
+from agents.labels import classify
+from agents.paths import without_paths
 from agents.planner import Planner
 from agents.request import parse_request
 from agents.sizes import output_size
@@ -333,13 +334,13 @@ def test_the_output_size_of_the_image_is_no_given_picture(planner: Planner) -> N
 
 def test_an_attachment_said_again_is_the_same_picture() -> None:
     from agents import lexicon
-    from agents.labels import _OTHER_INPUT
+    from agents.given import OTHER_INPUT
 
     one = "geturðu litað þessa gömlu svarthvítu mynd af Reykjavíkurhöfn frá 1950? hún er í viðhenginu"
     two = "Mach aus meinem Foto ein Bild im Stil des Gemäldes, das ich dir im Anhang schicke"
-    assert lexicon.pictures(one, _OTHER_INPUT) == 1
-    assert lexicon.pictures(two, _OTHER_INPUT) == 2
-    assert lexicon.second_picture_role(two, _OTHER_INPUT) == "style"
+    assert lexicon.pictures(one, OTHER_INPUT) == 1
+    assert lexicon.pictures(two, OTHER_INPUT) == 2
+    assert lexicon.second_picture_role(two, OTHER_INPUT) == "style"
 
 
 @pytest.mark.parametrize(("prompt", "task", "intent"), [

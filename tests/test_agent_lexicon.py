@@ -161,10 +161,11 @@ def test_a_removal_from_a_given_picture_is_an_inpainting(prompt: str) -> None:
 
 
 def test_a_verb_of_giving_beside_a_mask_gives_the_mask_not_a_second_picture() -> None:
-    from agents.labels import _OTHER_INPUT, mask_given
+    from agents.given import OTHER_INPUT
+    from agents.masks import mask_given
 
     prompt = "esta foto: borra el cartel, usa la máscara que te mando"
-    assert lexicon.pictures(prompt, _OTHER_INPUT) == 1
+    assert lexicon.pictures(prompt, OTHER_INPUT) == 1
     assert mask_given(prompt) and "reference" not in classify(prompt).intents
     assert not mask_given("una mujer con una máscara veneciana en un baile")
 
