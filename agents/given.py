@@ -219,6 +219,15 @@ _ART_PICTURE = (r"(?:" + PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|
                 r"mockups?|covers?)")
 
 
+# a second picture sent in the same breath as the first: "here's my photo of the courtyard model + a hokusai
+# print", "attached: my sketch and a poster i like"
+_AND_ANOTHER = re.compile(
+    r"\b(?:here(?:'s| is| are)|attached(?: is| are)?:?|i(?:'m| am) (?:sending|attaching|uploading)|"
+    r"(?:i|we)(?:'ve)? (?:sent|attached|uploaded))\s+(?:(?:my|our|a|an|the|this)\s+)?(?:[\w'-]+\s+){0,5}?"
+    + PICTURE + r"\b[^.;!?]{0,60}?(?:\+|&|\band\b|\bplus\b|\balong with\b)\s*(?:a|an|the|my|our|this)\s+"
+    r"(?:[\w'-]+\s+){0,2}?" + _ART_PICTURE + r"\b", re.IGNORECASE)
+
+
 _GIVEN_NOUN = re.compile(
     r"\b(?:this|these|(?<!for )my|(?<!for )our|that|the (?:attached|given|uploaded|provided)|"
     r"here(?:'s| is| are) (?:the|a|an))\s+"
@@ -235,6 +244,7 @@ _GIVEN_NOUN = re.compile(
 MADE_PICTURE = re.compile(
     r"\bthe (?:[a-z]+ ){0,2}" + PICTURE + r" (?:that )?(?:i|we) (?:made|drew|painted|created|did|took)\b|"
     r"\((?:see )?attached\)|"
+    r"\b(?:attached|enclosed),? you(?:'ll| will) find\b|\b(?:please )?find (?:attached|enclosed)\b|"
     r"\b(?:i|we|he|she|they|(?:my|our) (?:[a-z]+ )?(?:son|daughter|kid|child|boy|girl|kids|children|friend|"
     r"wife|husband|mum|mom|dad|grandson|granddaughter|niece|nephew|student|partner))(?: just)? "
     r"(?:drew|painted|sketched|made|took|shot) (?:this|these|that)\b"
@@ -318,7 +328,8 @@ def two_pictures(prompt: str) -> bool:
     unmasked = prompt  # the mask's place is no second picture for the lexicon either
     for m in reversed(masks):
         unmasked = unmasked[:m.start()] + " mask " + unmasked[m.end():]
-    if ordinals or _TWO_FOREIGN.search(prompt) or lexicon.pictures(unmasked, OTHER_INPUT) >= 2:
+    if ordinals or _TWO_FOREIGN.search(prompt) or _AND_ANOTHER.search(prompt) \
+            or lexicon.pictures(unmasked, OTHER_INPUT) >= 2:
         return True
     given = list(_GIVEN_NOUN.finditer(prompt))
     nouns = {_stem(next(g for g in m.groups() if g)) for m in given}
@@ -347,3 +358,19 @@ OTHER_INPUT = re.compile(MASK_FOREIGN.pattern + r"|\bmask\w*|\bmarked\b|openpose
                          r"\bkostr\w*|\bskelet\w*|\bszkielet\w*|\bmaps?\b|\bmapa\b|karte\b|\bcanny\b|"
                          r"\bdepth\b|\bedges?\b|\bline ?art\b|\bscribble\w*|поз[уае]\b|скелет\w*|карт[уа]\b|"  # noqa: RUF001
                          r"ポーズ|骨架|姿势|深度|线稿|포즈|스켈레톤|σκελετ\w*|πόζα", re.IGNORECASE)
+
+
+# "mask is a circle in the middle (attached)": the note names the mask (or map) said before it
+_NOTE_OF_OTHER = re.compile(r"\((?:see )?attached\)")
+
+
+def made_picture(prompt: str) -> bool:
+    """Whether ``prompt`` tells of a picture by what the user did with it (:data:`MADE_PICTURE`); an
+    "(attached)" note after a mask or a map in the same sentence gives that input, not a picture."""
+    for m in MADE_PICTURE.finditer(prompt):
+        sentence = re.split(r"[.;!?]\s", prompt[:m.start()])[-1]
+        if _NOTE_OF_OTHER.fullmatch(m.group(0)) and OTHER_INPUT.search(sentence):
+            continue
+        return True
+    return False
+

@@ -29,6 +29,8 @@ TEXT_INTENTS = ("regions", "mask-region", "pose", "control", "detail", "hires") 
 REDRAWS = {"mask": ("change part of the picture", "to repaint only that part"),
            "palette": ("colour the picture", "to take its colours from a palette")}
 HOW = "give it with --input ROLE=FILE (CLI) or agent.inputs {ROLE: uploaded name} (API)"
+# a map given as the one picture is used as the map (see apply_inputs)
+MAP_HINT = "; a lineart, pose or depth picture given as input 'image' (--image) is used as the map"
 
 
 def apply_inputs(request: Request, notes: list[str]) -> None:
@@ -151,10 +153,11 @@ def input_error(template: Template, missing: list[dict[str, str]], task: str | N
     roles = [m["role"] for m in missing]
     what = "; ".join(f"{m['role']!r}" + (f" ({m['description']})" if m["description"] else "")
                      for m in missing)
+    also = MAP_HINT if roles == ["control"] and (task or template.task) == "text-to-image" else ""
     return AgentError(
         f"the prompt asks for {template.name} ({task or template.task or template_task(template.graph)}), "
         f"which needs "
-        f"input {what}; none was given: {HOW.replace('ROLE', roles[0])}",
+        f"input {what}; none was given: {HOW.replace('ROLE', roles[0])}{also}",
         type="input", field=f"inputs.{roles[0]}", value=None, roles=roles, template=template.name)
 
 
@@ -225,9 +228,11 @@ def pick_with_inputs(ranking: list[dict[str, Any]], request: Request, ctx: Plann
         for entry in rank_templates(request.labels, ctx):
             other = ctx.templates[entry["template"]]
             if not missing_roles(other, request):
+                roles = [m["role"] for m in missing]
+                also = MAP_HINT if roles == ["control"] else ""
                 notes.append(f"the prompt asks for {best.name} ({', '.join(dropped)}), which needs input "
-                             f"{', '.join(m['role'] for m in missing)}; none was given, so it fell back "
-                             f"to the text-only {other.name}")
+                             f"{', '.join(roles)}; none was given, so it fell back to the text-only "
+                             f"{other.name}{also}")
                 return other.name, request
     roles = {m["role"] for m in missing}
     if {"image", "palette"} <= roles and not names_palette(request.prompt) \

@@ -21,13 +21,16 @@ PICTURE = (r"(?:photos?|images?|pictures?|pics?|drawings?|sketch(?:es)?|selfies?
            r"scans?|screenshots?|fotos?|snapshots?|photographs?|portraits?|paintings?|illustrations?|"
            r"artworks?|art ?work|shots?|headshots?|photo ?shoots?|line ?art|frames?|stills?|"
            r"captures?|snaps?|photo|jpe?g|png|drafts?|mock-?ups?|pfps?|screencaps?|screengrabs?|fan ?arts?|"
-           r"doodles?|slides?|photies?)(?! life)")
+           r"doodles?|slides?|photies?|imgs?|"
+           r"(?:card|cover|concept|key|box|album|pixel|fan) ?arts?(?! ?style))(?! life)")
 
 
 # the white area of a mask, in several languages
 _WHITE_AREA = (r"(?:\bwhite (?:area|region|part|zone|spot|shape|space)s?\b|\b(?:area|bagian|daerah|"
                r"bidang) putih\b|"
-               r"\b(?:vùng|phần|khu vực) (?:màu )?trắng\b|(?:ال)?(?:منطقة|مساحة|جزء) (?:ال)?(?:بيضاء|"
+               r"\b(?:vùng|phần|khu vực|vung|phan|khu vuc) (?:màu |mau )?(?:trắng|trang)\b|"
+               r"\b(?:puti nga (?:parte|bahin|dapit)|(?:parte|bahin|dapit) nga puti|puting bahagi|"
+               r"bahaging puti)\b|(?:ال)?(?:منطقة|مساحة|جزء) (?:ال)?(?:بيضاء|"
                r"أبيض|ابيض)|"
                r"\bbia[łl]\w* (?:obszar|pol|miejsc)\w*|\b(?:obszar|pol|miejsc)\w* bia[łl]\w*|"
                r"\bbíl\w* (?:oblast|část|plo)\w*|бел\w* (?:област|част|зон)\w*|λευκ\w* (?:περιοχ|μέρ)\w*|"
@@ -464,6 +467,9 @@ _INTENT_RULES: dict[str, str] = {
     "detail": (
         # a defect of hands or a face said, then a fix asked ("the hands r messed up, 6 fingers lol can u
         # fix", "le visage est flou, tu peux le retoucher"), in a sentence or two
+        # "I would like only the face to be repaired"
+        r"\b(?:only|just) (?:the|her|his|their|my) (?:faces?|hands?|eyes) (?:to be |be |gets? )?"
+        r"(?:repaired|fixed|restored|corrected|redone|retouched)\b|"
         r"\b(?:faces?|hands?|fingers|eyes|visages?|caras?|rostros?|manos|viso|volto|mani|gesicht|h[äa]nde|"
         r"rosto|m[ãa]os|mukha|kamay)\b[^.;!]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
         r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|cursed|extra|six|seven|[67]|flou|floue|"

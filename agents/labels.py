@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import lexicon
-from agents.given import GIVEN_MAP, MADE_PICTURE, MAP_FILE, OTHER_INPUT, OWN_MAP, given_foreign, two_pictures
+from agents.given import GIVEN_MAP, MAP_FILE, OTHER_INPUT, OWN_MAP, given_foreign, made_picture, two_pictures
 from agents.label_rules import COMPILED, INTENT_COMPILED
 from agents.masks import MASK_FOREIGN, SUBJECT_MASK, USER_MASK, mask_given
 from agents.orientation import explicit_ratio, find_shape, normalize, strip_shapes
@@ -106,6 +106,12 @@ _STRONG_OUTPAINT = re.compile(r"\bout-?paint\w*|\bun-?crop\w*|\bexpand (?:the )?
 # a pose taken from a picture for a new subject, not the pose of the picture being redrawn
 _POSE_FROM = re.compile(r"\bpose (?:as|of|from|in|shown in|like)\b|\bas (?:the|a|my) pose\b|"
                         r"\bpose (?:reference|ref|map|skeleton)\b|\bposed like\b", re.IGNORECASE)
+# an upscale factor put to a pointing word ("2x this pls"), or the size the given picture has now ("its
+# only 400px wide", "it's just 512 px"): the picture is the user's
+_FACTOR_OF_GIVEN = re.compile(
+    r"(?:^|[\s(])(?:x ?[2-8]|[2-8](?:\.5)? ?x|[2-8] times)\s+(?:this|that|these|it|them|em|dis)\b|"
+    r"\b(?:it'?s|it is|this is|the (?:pic|photo|image|file) is|currently|right now)\s+(?:only |just |like )?"
+    r"\d{2,4} ?(?:px|pixels?)\b(?:\s+(?:wide|tall|high|across))?", re.IGNORECASE)
 _UPSCALE_GIVEN = re.compile(
     r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
@@ -176,7 +182,8 @@ _UPSCALE_ADJECTIVE = re.compile(r"\bupscale (?:[a-z]+ )?(?:restaurants?|hotels?|
 # the area a mask marks, for a new subject ("put a puppy only inside that area")
 _INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into) (?:that|this|the|its|my) "
                           r"(?:(?:white|masked|marked|painted) )?"
-                          r"(?:area|region|part|zone|spot|shape|blob|space)\b|\b(?:inside|within) it\b",
+                          r"(?:area|region|part|zone|spot|shape|blob|space|circle|square|oval|"
+                          r"rectangle|box)\b|\b(?:inside|within) it\b",
                           re.IGNORECASE)
 
 
@@ -194,6 +201,7 @@ _EDIT_VERBS = re.compile(
 # grandpa's portrait"): no new picture has anything to remove, colour in or extend (a subject's action,
 # "a magician about to remove the cloth", is no edit)
 _PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|colou?ri[sz]ed|uncrop|"
+                           r"(?:put|pit|bring) (?:the |some )?colou?rs? back|"
                            r"take (?:it|them|that|those|him|her) (?:away|out))\b", re.IGNORECASE)
 # a background changed (a region of the given picture repainted): "swap out the background", Hinglish
 # "uska background badal ke"
@@ -388,6 +396,12 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         found.add("image-to-image")
         if MASK_FOREIGN.search(prompt) or lexicon.words_of("mask").search(prompt):
             found.add("inpaint")
+    upscaled = _UPSCALE_VERB.search(prompt) or _UPSCALE_GIVEN.search(prompt) \
+        or lexicon.words_of("upscale").search(prompt) or re.match(r"\W*(?:x ?\d|\d(?:\.5)? ?x)\b", prompt)
+    if "image-to-image" not in found and not given_map \
+            and ((_FACTOR_OF_GIVEN.search(prompt) and upscaled) or lexicon.pointed_before(prompt, "upscale")):
+        found.add("image-to-image")  # "2x this pls its only 400px wide", kk "this texture 4x bigger"
+        _add(labels.intents, "upscale")
     if "image-to-image" not in found and not given_map and _edits_given(prompt):
         found.add("image-to-image")  # "voisitsä poistaa ton tyypin tosta taustalta": a given picture's
     if "image-to-image" not in found and "mask-region" not in labels.intents and mask_given(prompt):
@@ -413,7 +427,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     unmapped = _ATTACHED_NOTE.sub(" ", prompt[:given_map.start()] + " " + prompt[given_map.end():]) \
         if given_map else prompt
     given = "image-to-image" in found or given_foreign(prompt)
-    made = given or bool(MADE_PICTURE.search(unmapped))  # "concept art attached is only 512px": given too
+    made = given or made_picture(unmapped)  # "concept art attached is only 512px": given too
     second = lexicon.second_picture_role(prompt, OTHER_INPUT) if given else None
     if second and not set(labels.intents) & {"style", "palette", "reference"}:
         _add(labels.intents, second)  # "la foto del mio outfit nello stile del dipinto che ti allego"
@@ -459,7 +473,7 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
                                       or lexicon.words_of("remove").search(prompt)
                                       or _NEW_BACKGROUND.search(prompt)):
         found.add("inpaint")  # "get rid of the power lines in this photo": an edit of a region
-    if MADE_PICTURE.search(unmapped):
+    if made_picture(unmapped):
         found.add("image-to-image")  # "the picture I made yesterday (attached)"
     if "upscale" in labels.intents and lexicon.has_word(prompt, "extend") \
             and (any(lexicon.has_word(prompt, side) for side in ("left", "right", "top", "bottom"))
@@ -548,7 +562,7 @@ def _lexicon_intents(prompt: str, labels: Labels) -> None:
 
 def _given_picture(prompt: str) -> bool:
     return bool(COMPILED["image-to-image"].search(prompt) or given_foreign(prompt)
-                or MADE_PICTURE.search(prompt) or lexicon.gives_picture(prompt, OTHER_INPUT))
+                or made_picture(prompt) or lexicon.gives_picture(prompt, OTHER_INPUT))
 
 
 def _misspelt_edit(prompt: str) -> bool:

@@ -23,6 +23,7 @@ False
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -32,6 +33,12 @@ from agents.lexicon_data import LEXICON
 UNSPACED = ("ja", "zh", "th")
 # languages that write compounds as one word: a picture noun is also read at a word's end
 COMPOUNDING = ("de", "nl", "sv", "no", "da", "fi", "hu", "et", "is")
+# languages users often type without their diacritics ("gui tam anh nay"): each entry is also read without
+# them (:func:`_entries`)
+FOLDED = ("vi",)
+# folded words that are other words: "anh" ("ảnh", a photo; also "older brother", "he": "anh ấy"), "day"
+# ("đấy"; English "day"); a folded entry starting with one is left out ("tam anh" stays)
+FOLD_AMBIGUOUS = frozenset(("anh", "day", "do"))
 # articles of the languages that write them apart: one between a pointing word and a noun starts a noun
 # phrase of its own
 ARTICLES = frozenset(("a", "an", "the", "een", "de", "het", "ein", "eine", "einen", "einem", "der", "die",
@@ -85,13 +92,28 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(_norm(text))
 
 
+def fold(text: str) -> str:
+    """``text`` without its diacritics ("tấm ảnh cũ" -> "tam anh cu", "đã gửi" -> "da gui")."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 @cache
 def _entries(lang: str, field: str) -> tuple[tuple[str, ...], ...]:
-    """A field of a language as word sequences (unspaced scripts: one string each)."""
+    """A field of a language as word sequences (unspaced scripts: one string each). For a language
+    users often type without its marks (:data:`FOLDED`), each entry also without them, when that is
+    two words or more, or one of four letters or more, or a pointing word of three ("tam anh", "hinh",
+    "nay"), and not starting with a word of :data:`FOLD_AMBIGUOUS`."""
     values = LEXICON.get(lang, {}).get(field, ())
     if lang in UNSPACED:
         return tuple((_norm(v),) for v in values if v.strip())
-    return tuple(w for w in (tuple(_words(v)) for v in values) if w)
+    seqs = [w for w in (tuple(_words(v)) for v in values) if w]
+    if lang in FOLDED:
+        folded = (tuple(fold(w) for w in seq) for seq in seqs)
+        pointing = field in ("before", "after")  # "tam anh cu nay": "này" is "nay"
+        seqs += [f for f in folded if f[0] not in FOLD_AMBIGUOUS
+                 and (len(f) >= 2 or len(f[0]) >= 4 or (pointing and len(f[0]) >= 3))]
+    return tuple(dict.fromkeys(seqs))
 
 
 @cache
@@ -226,6 +248,24 @@ def points_at(prompt: str, words: re.Pattern[str]) -> bool:
                 continue
             for seq in _entries(lang, "before"):
                 if before[-len(seq):] == list(seq):
+                    return True
+    return False
+
+
+def pointed_before(prompt: str, field: str, reach: int = 4) -> bool:
+    """Whether a pointing word stands among the ``reach`` words before a word of ``field``, both of one
+    language of the lexicon and in one clause: the verb's object is a thing the user has (Kazakh "this
+    texture 4 times enlarge", German "dieses Logo bitte vergrößern")."""
+    text = _norm(prompt)
+    for clause in re.split(r"[.,;:!?()]", text):
+        words = _words(clause)
+        for lang in LEXICON:
+            if lang in UNSPACED:
+                continue
+            pointing = _entries(lang, "before")
+            for start, _end in _find(words, _entries(lang, field)):
+                before = words[max(0, start - reach):start]
+                if _find(before, pointing):
                     return True
     return False
 

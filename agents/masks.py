@@ -44,6 +44,8 @@ USER_MASK = re.compile(
     r"\bthe mask (?:marks|shows|covers|says|indicates|defines)\b|"
     r"\bmasked (?:area|region|part|zone|spot|section)\b|"
     r"\b(?:i|we)(?:'ve| have)? (?:masked|painted a mask|drew a mask|made a mask|marked)\b|\(mask\b|"
+    # "mask is a circle in the middle (attached)"
+    r"\bmask\b[^.;!?()]{0,40}\(\s*(?:attached|uploaded|enclosed|included)\s*\)|"
     r"\bwith (?:a |the )?mask\W*$|\bhere(?:'s| is|s) (?:a |the |my |our )?(?:white |black )?mask\b|"
     # "i colored it white in the other file": the user painted the mask
     r"\b(?:i|we)(?:'ve| have)? (?:colou?red|painted|marked|filled) (?:it|them|that|the \w+) (?:in )?white\b|"
