@@ -557,7 +557,13 @@ _INTENT_RULES: dict[str, str] = {
         # "the one in the product photo": a product to put in; "the background of the product photo" is edited
         r"\b(?:from|in|like|as in) (?:the |a |this )?(?:catalog(?:ue)?|product) "
         r"(?:image|photo|picture|pic|shot)\b|"
-        r"\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b"
+        r"\b(?:from|in|of|like) (?:picture|image|photo|pic) [b2]\b|"
+        # "our coffee bag (ref pic)", "ref img attached", and the reference picture of other languages:
+        # "de referentiefoto", "das Referenzbild", "la foto de referencia", "l'image de référence"
+        r"\(\s*ref(?:erence)?\.?(?: (?:pic|photo|image|img|shot))?\s*\)|\bref\.? (?:pic|img|photo|shot)s?\b|"
+        r"\breferen[a-zæøåäöü]*(?:foto|bild|bilde|billede|kuva|kép|afbeelding|plaatje|fotka|snímek)\w*|"
+        r"\b(?:foto|imagen|imagem|image|immagine|obraz|zdj[ęe]cie) (?:de |di |da )?"
+        r"r[ée]f[ée]ren(?:cia|ce|za|ční)\b"
     ),
     # a second pass asked for: by name, "high res", "a second / upscale pass", "small first, then upscale"
     "hires": (

@@ -187,6 +187,12 @@ _INSIDE_AREA = re.compile(r"\b(?:only |just |exactly )?(?:inside|within|in|into)
                           re.IGNORECASE)
 
 
+# a mask named as a known one, the user's: "the mask", "het masker", "die Maske", "la máscara" (not "einer
+# venezianischen Maske", a mask in the picture)
+_THE_MASK = re.compile(r"\b(?:the|my|our|het|de|mijn|die|der|meine[rn]?|la|le|el|il|mi|ma|mon|a minha|"
+                       r"den|min)\s+(?:" + MASK_FOREIGN.pattern + r"|mask)\b|"
+                       r"\bmasked (?:area|region|part|spot|zone|corner|section)\b|"
+                       r"\bmaskiert\w*|\bgemaskeerd\w*", re.IGNORECASE)
 _MASK_WORD = re.compile(r"\bmask(?:s|ed)?\b|\bmarked\b", re.IGNORECASE)
 _EDIT_VERBS = re.compile(
     r"\b(?:get rid of|take out|remove|erase|delete|replace|swap out|"
@@ -493,6 +499,9 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
             and not set(labels.intents) & {"style", "palette", "reference", "upscale", "detail", "depth",
                                            "edges", "control", "pose"}:
         _add(labels.intents, "reference")  # the second picture: what to put there, or (below) its style
+    if "reference" in labels.intents and "inpaint" not in found and not SUBJECT_MASK.search(prompt) \
+            and _THE_MASK.search(prompt):
+        found.update(("image-to-image", "inpaint"))  # "van de referentiefoto ... op de plek van het masker"
     if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found \
             and "palette" not in labels.intents:
         _add(labels.intents, "style")  # "painted like this reference painting": its style

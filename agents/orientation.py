@@ -178,6 +178,8 @@ _SHAPES: list[tuple[str, str, float, str]] = [
      r"format|canvas|frame|artwork|art|wallpaper))\s+)?(?:extra\s+|really\s+|very\s+|nice\s+and\s+)?tall"
      r"(?=\s*(?:$|[,;.!)]|and\b|like\b|as\b|for\b|so\b|pls\b|please\b))|"
      r"\bportrait[- ](?:orient(?:ed|ation)|format|mode|aspect(?: ratio)?|layout|crop|ratio|shape|size)\b|"
+     # "..., portrait poster, retro look": a tag of the format (not "a portrait poster of my dad")
+     r"(?:^|[,;]\s*)portrait (?:posters?|flyers?|prints?|covers?|cards?|wallpapers?)\s*(?=$|[,;.)])|"
      r"\b(?:in|it|as|to) portrait\s*(?=$|[,;.)])|\bportr[äa]tformat\w*|\bhochformat\w*|\bhochkant\b|"
      r"\bstaand formaat\b|\bst[åa]ende (?:format|bild|läge)\b|\bna v[ýy][šs]ku\b|"
      r"\bdikey (?:format\w*|g[öo]rsel\w*|poster\w*)|\bportre format\w*|\bkh[ổo] d[ọo]c\b|"
@@ -280,7 +282,13 @@ def _alone(text: str, start: int, end: int) -> bool:
     "..., افقی (لینڈ اسکیپ)"): an orientation said of the picture, not an adjective of a subject."""
     left = max((m.end() for m in _CLAUSE_END.finditer(text, 0, start)), default=0)
     right = next((m.start() for m in _CLAUSE_END.finditer(text, end)), len(text))
+    # a conjunction joins two asks ("yatay olsun ve renkli": horizontal, and colourful)
+    left = max((m.end() for m in _AND.finditer(text, left, start)), default=left)
+    right = next((m.start() for m in _AND.finditer(text, end, right)), right)
     return len(text[left:right].split()) <= 2
+
+
+_AND = re.compile(r"\s(?:and|ve|und|et|y|e|i|og|och|en|na|dan|và|és|ja|și|a)\s", re.IGNORECASE)
 
 
 # a format noun right after a lexicon's orientation word ("усправан формат за штампу")
@@ -345,10 +353,11 @@ _TIME_BEFORE = re.compile(r"\b(?:at|around|until|till|by|from|since|before|after
 # a physical size: "24x36 inch poster", "50 x 70 cm", "8x10 print"
 _IN_CM = {"cm": 1.0, "mm": 0.1, "m": 100.0, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54, "″": 2.54,
           "ft": 30.48, "feet": 30.48, "foot": 30.48, "pulgadas": 2.54, "pulg": 2.54, "polegadas": 2.54,
-          "pouces": 2.54, "zoll": 2.54, "pollici": 2.54}
-_LENGTH = r"(cm|mm|m|in|inch|inches|\"|″|ft|feet|foot|pulgadas|pulg|polegadas|pouces|zoll|pollici)"
+          "pouces": 2.54, "zoll": 2.54, "pollici": 2.54, "\u0441\u043c": 1.0, "\u043c\u043c": 0.1}
+_LENGTH = (r"(cm|mm|m|in|inch|inches|\"|″|ft|feet|foot|pulgadas|pulg|polegadas|pouces|zoll|pollici|"
+           "\u0441\u043c|\u043c\u043c)")  # and the Cyrillic cm and mm
 _PHYSICAL = re.compile(r"(?<![\d.])(\d{1,4}(?:\.\d{1,2})?)\s*(?:" + _LENGTH + r"(?![\w\"″])\.?\s*)?"
-                       r"(?:x|\u00d7|by)\s*"
+                       r"(?:x|\u00d7|by|\u043d\u0430)\s*"  # and "60 на 90 см"
                        r"(\d{1,4}(?:\.\d{1,2})?)\s*"
                        r"(?:" + _LENGTH + r"(?![\w\"″])|(?=\s*(?:[\w-]+\s+)?(?:posters?|prints?|canvas|"
                        r"photos?|frames?|postcards?|paper|art ?prints?|wall art|portrait|cards?|"

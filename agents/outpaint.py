@@ -44,7 +44,11 @@ OUTPAINT = re.compile(
     r"(?:the |both |each |all |its )?(?:left|right|sides?|top|bottom|edges?)\b|"
     r"\bexpand (?:the )?canvas\b|\bzoom(?:ed|ing)? out\b|\bmore (?:sky|ground|space|room|background|floor) "
     r"(?:above|below|around|on)\b|\badd (?:more )?(?:sky|ground|space|room) (?:above|below|around|on|to)\b|"
-    r"\bmake (?:it|this|the (?:photo|image|picture)) (?:wider|taller)\b|"
+    r"\bmake (?:it|this|the (?:[a-z]+ )?(?:photo|image|picture|pic|shot)) "
+    r"(?:a (?:little |tiny )?bit |a little |a tad |slightly |much |way )?(?:wider|taller)\b|"
+    # "extend it so the whole bench fits", "adding more sky and ice on both sides"
+    r"\bextend (?:it|this|them)\s+(?:so|until|till|enough)\b|"
+    r"\badd(?:ing|s)? (?:more |some |extra )?(?:[a-z]+ ){1,3}?(?:on|at|to) (?:both|each|the) sides?\b|"
     # "make the uploaded label image taller", "need this photo taller", "extend the sky above the dogs",
     # "add more dark background on top and bottom"
     r"\b(?:the|this|my|our) (?:[a-z]+ ){0,2}(?:photo|image|picture|pic|shot) "

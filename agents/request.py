@@ -23,6 +23,17 @@ from agents.paths import has_paths, strip_paths, without_paths
 from agents.typos import fix_typos
 from agents.upscale_size import TO_SIZE
 
+# the given picture described ("so it fits 16:9 ..., its a vertical shot"): its orientation, not the one asked
+_GIVEN_IS = re.compile(r"\b(?:it'?s|it is|its|this is|(?:the|my) (?:photo|pic|image|picture|shot) is|"
+                       r"(?:the|my) (?:photo|pic|image|picture|shot) was)\s+(?:a |an |in )?$", re.IGNORECASE)
+
+
+def _describes_given(prompt: str, phrase: str) -> bool:
+    """Whether the orientation ``phrase`` describes the given picture ("its a vertical shot")."""
+    at = prompt.lower().find(phrase.lower())
+    return at >= 0 and bool(_GIVEN_IS.search(prompt[:at]))
+
+
 # 1024x512, "1920 на 1080", "1920 por 1080"; never a print size in centimetres or inches ("70x100 cm")
 _SIZE = re.compile(r"\b(\d{2,5})\s*(?:[x\u00d7]|by|"
                    r"(?<=\s)(?:на|por|per|sur|op|auf|na|par|mal|på|bij|kali)(?=\s))"
@@ -243,7 +254,8 @@ def parse_request(prompt: str, labels: Labels | None = None) -> Request:
         req.aspect = ratio[0] if ratio else None
         turned = find_shape(prompt)
         if req.aspect is not None and turned is not None and turned.kind == "oriented" \
-                and abs(req.aspect - 1) > 0.01 and (req.aspect > 1) != (turned.format == "wide"):
+                and abs(req.aspect - 1) > 0.01 and (req.aspect > 1) != (turned.format == "wide") \
+                and not _describes_given(prompt, turned.phrase):
             req.aspect = 1 / req.aspect  # "세로 16:9", "a 16:9 vertical poster": the orientation decides
     if req.aspect is None:
         req.aspect = paper_aspect(prompt)

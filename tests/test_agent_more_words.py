@@ -91,3 +91,64 @@ def test_a_lineart_asked_as_the_map_says_the_picture_given_is_used(planner: Plan
     else:
         text = " ".join(plan.trace["notes"])
     assert "input 'image'" in text and "control" in text, text
+
+
+@pytest.mark.parametrize("prompt", [
+    "my cousin got cut off at the edge of the attached photo, can you make the photo a bit wider so he fits",
+    "here's the shot of our stall, extend it so the awning fits",
+    "make my pic 3:2 by adding more beach and sea on both sides",
+])
+def test_an_extension_said_plainly(prompt: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == "inpaint" and "outpaint" in labels.intents, labels.all()
+
+
+def test_the_ratio_asked_beats_the_orientation_the_given_picture_has(planner: Planner, tmp_path) -> None:
+    from agents.evaluate import make_inputs
+    from agents.sizes import output_size
+
+    prompt = "widen my photo to the sides so it fits 16:9 for the screen, it's a vertical shot of the bride"
+    plan = planner.plan(prompt, images=make_inputs(tmp_path, ["image"]))
+    width, height = output_size(plan.graph)
+    assert abs(width / height - 16 / 9) < 0.1, (width, height)
+    assert classify("a 16:9 vertical poster of a jazz club").formats == ["tall"]
+
+
+@pytest.mark.parametrize("prompt", [
+    "put the lamp from the ref pic into the masked corner of my living room photo",
+    "zet de vaas uit de referentiefoto op de plek van het masker",  # nl, a compound and a mask
+    "stell die Tasse aus dem Referenzbild in den maskierten Bereich meines Fotos",  # de
+])
+def test_a_reference_picture_with_a_mask_is_an_inpainting_with_the_reference(prompt: str) -> None:
+    labels = classify(prompt)
+    assert labels.task == "inpaint" and "reference" in labels.intents, labels.all()
+
+
+@pytest.mark.parametrize("prompt", [
+    "a knight in a venetian mask, like in the reference photo",
+    "Referenzbild: ein Ritter mit einer venezianischen Maske",  # de, a mask in the picture
+])
+def test_a_worn_mask_beside_a_reference_is_no_mask_given(prompt: str) -> None:
+    assert classify(prompt).task != "inpaint", prompt
+
+
+@pytest.mark.parametrize(("prompt", "fmt"), [
+    ("balonlar, peri bacalari, yatay olsun ve renkli", "wide"),  # tr, an ask joined by "ve" (and)
+    ("kedi resmi, dikey olsun ve renkli", "tall"),
+    ("yatay bir duvar ve kedi", None),  # "a horizontal wall": a subject's adjective
+    ("a flyer for a 1970s disco night, portrait poster, glitter", "tall"),  # a tag of the format
+    ("a portrait poster of my dad in oils", None),  # a poster of a portrait
+])
+def test_an_orientation_said_as_a_short_ask(prompt: str, fmt: str | None) -> None:
+    from agents.orientation import find_shape
+
+    shape = find_shape(prompt)
+    assert (shape.format if shape else None) == fmt, (prompt, shape)
+
+
+def test_a_print_size_written_with_the_russian_by() -> None:
+    from agents.orientation import explicit_ratio
+
+    found = explicit_ratio("плакат на стену, 50 на 70 см, акварель")
+    assert found is not None and abs(found[0] - 50 / 70) < 0.01
+    assert explicit_ratio("отдых на 5 на 5 минут") is None
