@@ -144,6 +144,10 @@ _RULES: dict[str, str] = {
         r"(?:in|on) the (?:masked|marked|white) (?:area|region)|fix the (?:face|hand|region|area))\b"
     ),
     "image-to-image": (
+        # "give this one an old film look", "make dis one winter": the picture given, by a pointer alone
+        r"(?:^\s*|\b(?:please|pls|plz|can (?:you|u)|could (?:you|u))\s+)"
+        r"(?:make|give|turn|change|edit|fix|redo|restyle|convert)\s+(?:this|that) one\b"
+        r"(?! a (?:try|go|shot))|"
         r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
         # "for our website hero image": the picture's purpose, not a given one
         r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
@@ -273,7 +277,8 @@ _RULES: dict[str, str] = {
         r"(?:^\s*|[.;:!?,\u2013\u2014-]\s*|\b(?:please|pls|plz|can (?:you|u)|could (?:you|u))\s+)"
         r"(?:brighten|darken|enhance|retouch|fix|restyle|sharpen|crop|recolou?r|colou?r|colou?ri[sz]e|"
         r"restore|repair|clean|upscale|extend|expand|widen|remove|erase|replace|blur|unblur|denoise))\b[^.;]{0,40}?"
-        r"\b(?:the|my) (?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
+        r"\b(?:the|my) (?:[a-z]+ )?"
+        r"(?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
         # "make the image 4000 px wide": the output, not a given picture
         r"(?!\s+\d{3,6}\s*(?:px|pixels?|x\b|by\b|wide|tall|high))"
     ),

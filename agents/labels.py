@@ -212,7 +212,11 @@ _PICTURE_VERB = re.compile(r"\b(?:remove|erase|delete|get rid of|colou?ri[sz]e|c
 # a background changed (a region of the given picture repainted): "swap out the background", Hinglish
 # "uska background badal ke"
 _NEW_BACKGROUND = re.compile(r"\b(?:change|replace|swap|switch)\s+(?:out\s+)?(?:the|its|his|her|their)\s+"
-                             r"background|\bbackground\s+(?:ko\s+)?badal", re.IGNORECASE)
+                             r"background|\bbackground\s+(?:ko\s+)?badal|"
+                             # zh, ja, ko: "背景换成纯白", "背景を白に変えて", "배경을 흰색으로 바꿔"
+                             r"背景(?:换成|改成|替换|变成|換成|改為|變成)|(?:换|換)(?:个|個)?背景|"
+                             r"背景を.{0,8}?(?:に変え|変更|差し替え)|배경\S{0,2}\s?.{0,10}?(?:바꿔|변경|교체)",
+                             re.IGNORECASE)
 _SUBJECT_ACTION = re.compile(r"\b(?:about|going|trying|ready|starting) to\s+$|\b(?:is|are|was|were)\s+$",
                              re.IGNORECASE)
 

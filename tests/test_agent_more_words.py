@@ -152,3 +152,25 @@ def test_a_print_size_written_with_the_russian_by() -> None:
     found = explicit_ratio("плакат на стену, 50 на 70 см, акварель")
     assert found is not None and abs(found[0] - 50 / 70) < 0.01
     assert explicit_ratio("отдых на 5 на 5 минут") is None
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("把这张照片的背景换成海边", "inpaint"),  # zh "change this photo's background to a beach"
+    ("この写真の背景を青空に変えて", "inpaint"),  # ja
+    ("kitale los cables a mi foto porfa", "inpaint"),  # es chat, "quítale" with a k
+    ("make dis pic a watercolour", "image-to-image"),
+    ("give this one a watercolour look", "image-to-image"),
+    ("give this one a try: a cat astronaut on the moon", "text-to-image"),
+    ("can you change the background of the product photo to white marble", "inpaint"),
+])
+def test_more_edits_of_a_given_picture_said_in_chat(prompt: str, task: str) -> None:
+    assert classify(prompt).task == task, (prompt, classify(prompt).all())
+
+
+@pytest.mark.parametrize("prompt", [
+    "ee pic lo background marchandi",  # te, romanised
+    "3ayez el soura di tb2a anime",  # Egyptian Arabic in Latin letters
+    "kifaananyi kino kikole kibe kya langi",  # lg
+])
+def test_given_pictures_in_the_newer_languages(prompt: str) -> None:
+    assert lexicon.gives_picture(prompt), prompt
