@@ -188,6 +188,8 @@ _ORDINAL_PICTURE = re.compile(
     r"\b(?:i have|i've got|i got|got|here are|here's|heres|sending|attaching|uploading|sent|attached|"
     r"uploaded) "
     r"(?:you )?(?:2|two|both) (?:files|pics|pictures|photos|images|attachments|uploads)\b|"
+    # "2 files: my shop-front photo and a painting i like"
+    r"(?:^|[.;!?]\s*)(?:2|two) (?:files|pics|pictures|photos|images|attachments)\s*[:\-(]|"
     r"\b(?:the )?(?:first|1st)(?: one| file| pic)? (?:is|=|:)[^.;!?]{3,160}?\b(?:the )?(?:second|2nd)"
     r"(?: one| file| pic)? (?:is|=|:)|"
     # "attaching a pic of the tin as reference", "sending you my logo photo as the ref"
@@ -223,7 +225,8 @@ _ART_PICTURE = (r"(?:" + PICTURE + r"|watercolou?rs?|prints?|posters?|woodcuts?|
 # print", "attached: my sketch and a poster i like"
 _AND_ANOTHER = re.compile(
     r"\b(?:here(?:'s| is| are)|attached(?: is| are)?:?|i(?:'m| am) (?:sending|attaching|uploading)|"
-    r"(?:i|we)(?:'ve)? (?:sent|attached|uploaded))\s+(?:(?:my|our|a|an|the|this)\s+)?(?:[\w'-]+\s+){0,5}?"
+    r"(?:i|we)(?:'ve)? (?:sent|attached|uploaded)|(?:^|\b(?:i|we)(?:'ve|ve| have)?\s)got|(?:i|we) have)\s+"
+    r"(?:(?:my|our|a|an|the|this)\s+)?(?:[\w'-]+\s+){0,5}?"
     + PICTURE + r"\b[^.;!?]{0,60}?(?:\+|&|\band\b|\bplus\b|\balong with\b)\s*(?:a|an|the|my|our|this)\s+"
     r"(?:[\w'-]+\s+){0,2}?" + _ART_PICTURE + r"\b", re.IGNORECASE)
 

@@ -110,8 +110,12 @@ _POSE_FROM = re.compile(r"\bpose (?:as|of|from|in|shown in|like)\b|\bas (?:the|a
 # only 400px wide", "it's just 512 px"): the picture is the user's
 _FACTOR_OF_GIVEN = re.compile(
     r"(?:^|[\s(])(?:x ?[2-8]|[2-8](?:\.5)? ?x|[2-8] times)\s+(?:this|that|these|it|them|em|dis)\b|"
-    r"\b(?:it'?s|it is|this is|the (?:pic|photo|image|file) is|currently|right now)\s+(?:only |just |like )?"
-    r"\d{2,4} ?(?:px|pixels?)\b(?:\s+(?:wide|tall|high|across))?", re.IGNORECASE)
+    r"\b(?:it'?s|it is|this is|this one'?s|this one is|the (?:pic|photo|image|file) is|currently|"
+    r"right now)\s+(?:(?:only|just|like|tiny|small|little|so small)\s*)*\(?\d{2,4} ?(?:px|pixels?)\b"
+    r"(?:\s+(?:wide|tall|high|across))?", re.IGNORECASE)
+# "i need it ~2048 wide": a size for the picture the user has
+_SIZE_TO_REACH = re.compile(r"\b(?:need|want|make)\s+(?:it|this|them)\s+(?:to be\s+)?"
+                            r"(?:~\s*|about |around |at )?\d{3,5}\b", re.IGNORECASE)
 _UPSCALE_GIVEN = re.compile(
     r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
@@ -407,7 +411,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
         if MASK_FOREIGN.search(prompt) or lexicon.words_of("mask").search(prompt):
             found.add("inpaint")
     upscaled = _UPSCALE_VERB.search(prompt) or _UPSCALE_GIVEN.search(prompt) \
-        or lexicon.words_of("upscale").search(prompt) or re.match(r"\W*(?:x ?\d|\d(?:\.5)? ?x)\b", prompt)
+        or lexicon.words_of("upscale").search(prompt) or re.match(r"\W*(?:x ?\d|\d(?:\.5)? ?x)\b", prompt) \
+        or _SIZE_TO_REACH.search(prompt)
     if "image-to-image" not in found and not given_map \
             and ((_FACTOR_OF_GIVEN.search(prompt) and upscaled) or lexicon.pointed_before(prompt, "upscale")):
         found.add("image-to-image")  # "2x this pls its only 400px wide", kk "this texture 4x bigger"
@@ -509,6 +514,8 @@ def classify(prompt: str, *, embedder: Embedder | None = None, threshold: float 
     if "reference" in labels.intents and "inpaint" not in found and "image-to-image" in found \
             and "palette" not in labels.intents:
         _add(labels.intents, "style")  # "painted like this reference painting": its style
+    if "palette" in labels.intents and not _PALETTE_NOUN.search(prompt):
+        _not_a_palette(prompt, labels)
     if "inpaint" in found:
         labels.task = "inpaint"
         _add(labels.styles, "edit")
@@ -550,6 +557,31 @@ _CONTROL_WORD = re.compile(r"\b(?:canny|openpose|line ?art|depth ?map|normal ?ma
                            r"pose skeleton|lijntekening\w*|strichzeichnung\w*|linienzeichnung\w*|djupkart\w*|"
                            r"dybdekort\w*)\b|"
                            r"лайнарт\w*|ラインアート|线稿|라인아트", re.IGNORECASE)
+
+
+# a palette named as one ("colour palette", "paleta", "the colours of the sunset photo"), not only a swatch
+# or the word for colours
+_PALETTE_NOUN = re.compile(r"palet|палит|паліт|παλέτ|パレット|调色|調色|配色|팔레트|"
+                           r"\bcolou?r (?:chart|card|scheme)s?\b|\bcolou?rs? (?:of|from)\b|\brecolou?r|"
+                           r"\bcolou?ri[sz]", re.IGNORECASE)
+# what a swatch shows beside its colours: a fabric or pattern to put in, a thing to place
+_MATERIAL_FROM = re.compile(r"\b(?:fabric|pattern|texture|material|print|cloth|weave)\b[^.;!?]{0,30}?"
+                            r"\b(?:from|of|in|on) (?:the |my |this )?(?:[\w-]+ )?swatch", re.IGNORECASE)
+
+
+def _not_a_palette(prompt: str, labels: Labels) -> None:
+    """A second picture read as a palette (a swatch, the word for colours) that the words give another
+    role: its style ("im style vom zweiten bild, farben und alles"), an upscale of it ("a low res swatch
+    scan, need it 4 times larger") or the fabric to put in ("the exact fabric from the swatch pic")."""
+    if _MATERIAL_FROM.search(prompt):
+        labels.intents[labels.intents.index("palette")] = "reference"
+    elif INTENT_COMPILED["style"].search(prompt) or lexicon.has_word(prompt, "style"):
+        labels.intents.remove("palette")
+        _add(labels.intents, "style")
+    elif _UPSCALE_VERB.search(prompt) or lexicon.words_of("upscale").search(prompt) \
+            or re.search(r"\b(?:\d|two|three|four) times (?:larger|bigger)\b", prompt, re.IGNORECASE):
+        labels.intents.remove("palette")
+        _add(labels.intents, "upscale")
 
 
 def _given_control(prompt: str) -> re.Match[str] | None:

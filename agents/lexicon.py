@@ -48,6 +48,11 @@ ARTICLES = frozenset(("a", "an", "the", "een", "de", "het", "ein", "eine", "eine
 NOT_PICTURES = frozenset(("leitbild", "sinnbild", "ebenbild", "weltbild", "feindbild", "krankheitsbild",
                           "menschenbild", "spiegelbild", "voorbeeld", "tegenbeeld", "sinnebild", "förebild",
                           "forbilde", "forbillede", "esikuva", "mielikuva", "kuvakuva", "példakép"))
+# words of an unspaced script that hold a one-character picture noun and are no picture ("意图": intent,
+# "地图": a map, "图案": a pattern, "照明": lighting)
+NOT_PICTURES_UNSPACED = frozenset(("意图 地图 试图 企图 蓝图 图案 图标 意圖 地圖 試圖 企圖 "
+                                   "藍圖 圖案 圖標 按照 照顾 照顧 照亮 照明 照射 关照 "
+                                   "關照 照样 照樣 护照 護照 执照 執照").split())
 NEAR = 2  # words (characters x2 for unspaced scripts) between a pointing word and its noun
 NEAR_AFTER = 3  # after the noun: its adjectives come first ("ảnh tư liệu cũ này", "foto lama saya ini")
 SAME_PICTURE = 4  # mentions closer than this many words are one picture
@@ -178,6 +183,9 @@ def _mentions(prompt: str, other: re.Pattern[str] | None = None) -> tuple[Mentio
         near = NEAR * 2 if unspaced else NEAR
         after_near = NEAR_AFTER * 2 if unspaced else NEAR_AFTER
         nouns = find(_entries(lang, "picture"))
+        if unspaced:  # "这个意图": the noun "图" inside another word
+            nouns = [(s, e) for s, e in nouns if e - s > 1
+                     or not {text[s - 1:e], text[s:e + 1]} & NOT_PICTURES_UNSPACED]
         if lang in COMPOUNDING:  # "dieses Urlaubsfoto", "tän mökkikuvan": a compound ending in the noun
             nouns += _find_suffix(words, _entries(lang, "picture"))
         before = find(_entries(lang, "before"))

@@ -174,3 +174,31 @@ def test_more_edits_of_a_given_picture_said_in_chat(prompt: str, task: str) -> N
 ])
 def test_given_pictures_in_the_newer_languages(prompt: str) -> None:
     assert lexicon.gives_picture(prompt), prompt
+
+
+@pytest.mark.parametrize(("prompt", "intent"), [
+    ("redo my bedroom photo in the style of the batik swatch i sent as the second file", "style"),
+    ("mach mein Foto im Style vom zweiten Bild, Farben und alles", "style"),  # de, "colours and all"
+    ("the pic i uploaded is a small fabric swatch scan, i need it 3 times bigger", "upscale"),
+    ("in my photo, fill the masked sofa with the fabric from the swatch pic", "reference"),
+    ("recolour my drawing with the colours from the swatch i attached", "palette"),
+])
+def test_a_swatch_given_for_another_role_than_its_colours(prompt: str, intent: str) -> None:
+    assert intent in classify(prompt).intents, (prompt, classify(prompt).all())
+
+
+@pytest.mark.parametrize("prompt", [
+    "2 files: my garage photo and a poster i love. do the garage like the poster",
+    "got a pic of our boat and a photo of a turner painting, want the boat done in the style of the turner",
+])
+def test_two_pictures_said_in_a_list(planner: Planner, prompt: str) -> None:
+    assert refused_roles(planner, prompt) == {"image", "style"}
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("這張照的背景太亂 幫我修一下", "image-to-image"),  # zh, a bare "照" after a pointer
+    ("这个意图很好 画一只猫在月亮上", "text-to-image"),  # "意图" (intent) holds "图" and is no picture
+    ("this one's small (600px), i need it ~2400 wide for print", "image-to-image"),
+])
+def test_more_pointers_at_a_given_picture(prompt: str, task: str) -> None:
+    assert classify(prompt).task == task, (prompt, classify(prompt).all())
