@@ -291,6 +291,8 @@ _TWO_FOREIGN = re.compile(
 
 
 _MASK_IS = re.compile(r"\bmask\b[^.;!?]{0,28}?(?:\bis|=|:|-)\s*(?:the|in the|on the|in|on)?\s*$|"
+                      # "a mask of the sky (2nd file)"
+                      r"\bmask\b(?: (?:of|for) (?:the |my |his |her )?[\w-]+)?\s*\(\s*(?:the\s+)?$|"
                       r"\b(?:in|with|it|them|that) white (?:in|on)(?: the| my)?\s*$|"
                       # "i painted the glare white in the second file"
                       r"\bmask\b[^.;!?]{0,12}?(?:\bis|=|:|-)\s*the white "
@@ -326,7 +328,8 @@ def two_pictures(prompt: str) -> bool:
     ("my photo and the painting I uploaded", "my portrait and the illustration I attached")."""
     found = list(_ORDINAL_PICTURE.finditer(prompt))
     masks = [m for m in found if _IS_MASK.match(prompt, m.end())  # "on the second file (that's the mask)",
-             or _MASK_IS.search(prompt[max(0, m.start() - 40):m.start()])]  # "mask is the 2nd file"
+             or _MASK_IS.search(prompt[max(0, m.start() - 40):m.start()]  # "mask is the 2nd file"
+                                + ("(" if m.group(0).startswith("(") else ""))]  # "a mask (2nd file)"
     ordinals = [m for m in found if m not in masks]
     unmasked = prompt  # the mask's place is no second picture for the lexicon either
     for m in reversed(masks):

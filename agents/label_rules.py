@@ -151,7 +151,12 @@ _RULES: dict[str, str] = {
         r"\b(?<!design )(?<!create )(?<!generate )(?<!invent )"  # "design my logo": a new one
         # "for our website hero image": the picture's purpose, not a given one
         r"(?:(?:this|these|(?<!for )my|(?<!for )our|the (?:input|given|attached|uploaded|provided)|attached) "
-        r"(?:[a-z&/'-]+ ){0,2}" + PICTURE + r"\b|input image|img2img(?! (?:look|style|vibe|feel|aesthetic))|"
+        r"(?:[a-z&/'-]+ ){0,2}" + PICTURE + r"\b|input image|"
+        # "the photo is the first file", "upscal the atached 2x": the attachment named by its place alone
+        r"\bthe (?:photo|image|picture|pic) is the (?:first|1st|second|2nd|other) "
+        r"(?:file|one|attachment|upload)\b|"
+        r"\b(?:the|my) (?:attached|uploaded)(?=\s*(?:$|[,.;!?)]|\d|(?:pls|please|one|to|and|in|for|into)\b))|"
+        r"img2img(?! (?:look|style|vibe|feel|aesthetic))|"
         r"\bthe (?:[a-z]+ ){0,2}" + PICTURE + r" "
         r"(?:that |which )?(?:i|we)(?:'ve| have| had)?(?: just| already)? "
         r"(?:attached|uploaded|sent|shared|gave|took|shot|posted|added|dropped|pasted|included|provided)\b|"
@@ -277,7 +282,8 @@ _RULES: dict[str, str] = {
         r"(?:^\s*|[.;:!?,\u2013\u2014-]\s*|\b(?:please|pls|plz|can (?:you|u)|could (?:you|u))\s+)"
         r"(?:brighten|darken|enhance|retouch|fix|restyle|sharpen|crop|recolou?r|colou?r|colou?ri[sz]e|"
         r"restore|repair|clean|upscale|extend|expand|widen|remove|erase|replace|blur|unblur|denoise))\b[^.;]{0,40}?"
-        r"\b(?:the|my) (?:[a-z]+ )?"
+        # "restore this damaged old family photo": an edit verb before, more words between
+        r"\b(?:the|my|this) (?:[a-z]+ ){0,3}"
         r"(?:image|photo|picture|pic|shot|photograph|render|drawing|sketch|selfie|scan)\b"
         # "make the image 4000 px wide": the output, not a given picture
         r"(?!\s+\d{3,6}\s*(?:px|pixels?|x\b|by\b|wide|tall|high))"
@@ -476,8 +482,10 @@ _INTENT_RULES: dict[str, str] = {
         r"\b(?:only|just) (?:the|her|his|their|my) (?:faces?|hands?|eyes) (?:to be |be |gets? )?"
         r"(?:repaired|fixed|restored|corrected|redone|retouched)\b|"
         r"\b(?:faces?|hands?|fingers|eyes|visages?|caras?|rostros?|manos|viso|volto|mani|gesicht|h[äa]nde|"
-        r"rosto|m[ãa]os|mukha|kamay)\b[^.;!]{0,60}?\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
+        r"rosto|m[ãa]os|mukha|kamay|mains|doigts|dedos|dita)\b[^.;!]{0,60}?"
+        r"\b(?:messed|mangled|deformed|wonky|weird|broken|wrong|"
         r"blurr?y|blurred|fuzzy|out of focus|distorted|melted|cursed|extra|six|seven|[67]|flou|floue|"
+        r"rat[ée]e?s?|foir[ée]e?s?|bizarres?|"
         r"off[- ]model|"
         r"borros[oa]s?|"
         r"sfocat[oa]|unscharf|verschwommen\w*|emba[çc]ad[oa]|desfocad[oa]|malabo)\b[^;!]{0,80}?"
@@ -487,7 +495,7 @@ _INTENT_RULES: dict[str, str] = {
         r"touch (?:it |them )?up|"
         r"fix (?:em|'em|dem)|"
         r"retouch\w*|retouche[rz]?|"
-        r"arregl\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
+        r"arregl\w+|arrang\w+|corrig\w+|repar\w+|consert\w+|ripar\w+|sistem\w+|korrigier\w+|reparier\w+|ayusin|"
         r"pa-?ayos|ayos)\b|"
         r"\bopen (?:her|his|their|the) eyes\b(?! to\b)|"
         r"\b(?:unblur|deblur|de-blur)\w* (?:the |her |his |their |my |its )?"

@@ -117,6 +117,7 @@ _FACTOR_OF_GIVEN = re.compile(
 _SIZE_TO_REACH = re.compile(r"\b(?:need|want|make)\s+(?:it|this|them)\s+(?:to be\s+)?"
                             r"(?:~\s*|about |around |at )?\d{3,5}\b", re.IGNORECASE)
 _UPSCALE_GIVEN = re.compile(
+    r"\b(?:enhance|increase|improve|boost|raise|up)\s+(?:the\s+)?(?:resolution|res)\b|"
     r"\b(?:print|poster|billboard|wall)[- ]size\b|\bbig enough (?:to|for) (?:print|a poster|hang)\w*|"
     r"\bwithout (?:it )?(?:getting|going|becoming|turning|looking|being) (?:all )?"
     r"(?:blurry|blurred|pixelated|pixelly|grainy|fuzzy|soft)\b|\b(?:bigger|larger) (?:version|size|copy)\b|"
@@ -246,6 +247,9 @@ _BIG_OR_FINE = re.compile(r"\b(?:huge|massive|giant|gigantic|enormous)\b|"
                           r"\b(?:desktop )?wallpapers?\b|"
                           # "ve 4K na tisk", "4k for print": a print's pixels
                           r"\bfor print(?:ing)?\b|\bna tisk\b|\bdo druku\b|\bzum drucken\b|\bpara imprimir\b|"
+                          # "4k print ... for a 60x40 cm canvas", "8k print ... poster size"
+                          r"\bprint\b[^.;!?]{0,120}?\b(?:poster size|"
+                          r"for an? (?:\d+ ?x ?\d+ ?cm |large |big )?(?:canvas|wall))\b|"
                           r"\bpour (?:l')?impression\b|\bper (?:la )?stampa\b|\bf[öo]r tryck\b|\btil tryk\b",
                           re.IGNORECASE)
 # a print a picture at the model's size cannot fill: "print it big", "300 dpi", an A2 poster

@@ -48,6 +48,9 @@ OUTPAINT = re.compile(
     r"(?:a (?:little |tiny )?bit |a little |a tad |slightly |much |way )?(?:wider|taller)\b|"
     # "extend it so the whole bench fits", "adding more sky and ice on both sides"
     r"\bextend (?:it|this|them)\s+(?:so|until|till|enough)\b|"
+    r"\bstretch(?:ed|ing)? (?:it|this|my|the|our)\b[^.;!?]{0,30}?\b(?:upwards?|downwards?|sideways|"
+    r"to the (?:left|right|sides?|top|bottom))\b|"
+    r"\b(?:just )?add(?:ing)? (?:more|some|extra) (?:sky|ground|floor|background|space|room)\b|"
     r"\badd(?:ing|s)? (?:more |some |extra )?(?:[a-z]+ ){1,3}?(?:on|at|to) (?:both|each|the) sides?\b|"
     # "make the uploaded label image taller", "need this photo taller", "extend the sky above the dogs",
     # "add more dark background on top and bottom"

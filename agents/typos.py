@@ -53,7 +53,8 @@ NOT_TYPOS = frozenset(("formato", "formatos", "formati",  # es/pt/it "format"
 # the short words that point at a given picture, as typed in a hurry ("cn u make teh uploaded photo"):
 # too short for the edit-distance rule, so listed
 CHAT_TYPOS = {"teh": "the", "hte": "the", "thsi": "this", "tihs": "this", "thsi's": "this", "yuor": "your",
-              "ths": "this", "tis": "this", "dis": "this", "uplaoded": "uploaded", "uploded": "uploaded",
+              "ths": "this", "tis": "this", "dis": "this",
+              "fotoo": "photo", "enhanse": "enhance", "uplaoded": "uploaded", "uploded": "uploaded",
               "atached": "attached", "attatched": "attached",
               "imge": "image", "imgae": "image", "phtoo": "photo", "poto": "photo",
               # chat abbreviations of the verbs that give a picture

@@ -202,3 +202,34 @@ def test_two_pictures_said_in_a_list(planner: Planner, prompt: str) -> None:
 ])
 def test_more_pointers_at_a_given_picture(prompt: str, task: str) -> None:
     assert classify(prompt).task == task, (prompt, classify(prompt).all())
+
+
+@pytest.mark.parametrize(("prompt", "task"), [
+    ("please restore this faded old wedding photo", "image-to-image"),  # three words between
+    ("upscle the atached 4x pls", "image-to-image"),  # "the attached", the noun left out
+    ("та сама фотка, тільки восени", "image-to-image"),  # uk "the same photo, but in autumn"
+    ("та же фотка, только ночью", "image-to-image"),  # ru
+    ("張相太暗 幫我調光啲", "image-to-image"),  # Cantonese "the photo is too dark"
+    ("та же кошка на крыше, но ночью", "text-to-image"),  # "the same cat": no picture named
+])
+def test_more_pointers_in_chat(prompt: str, task: str) -> None:
+    assert classify(prompt).task == task, (prompt, classify(prompt).all())
+
+
+def test_a_mask_named_by_its_file_place_in_parentheses_is_no_second_picture(planner: Planner) -> None:
+    prompt = "here's my photo + a mask of the sky (2nd file). swap the sky for a storm"
+    assert refused_roles(planner, prompt) == {"image", "mask"}
+
+
+@pytest.mark.parametrize(("prompt", "intents"), [
+    ("could u stretch my beach pic upwards for a phone wallpaper, just add more sky", ["outpaint"]),
+    ("les mains sont ratées sur la photo que j'ai envoyée, tu peux arranger les doigts ?", ["detail"]),
+    ("enhance the resolution of the attached scan 2x", ["upscale"]),
+])
+def test_more_edits_said_plainly(prompt: str, intents: list[str]) -> None:
+    assert classify(prompt).intents == intents, (prompt, classify(prompt).all())
+
+
+def test_a_print_for_a_canvas_is_a_large_picture() -> None:
+    labels = classify("ultra detailed 4k print of a lighthouse in a storm, for a 90x60 cm canvas")
+    assert "large" in labels.formats, labels.all()
