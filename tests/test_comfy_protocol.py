@@ -742,3 +742,17 @@ def test_a_client_may_name_its_upload_by_its_own_file_name(comfy):
            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
     r = httpx.post(f"{comfy.url}/prompt", json={"prompt": bad})
     assert r.status_code == 400 and r.json()["node_errors"]["1"]["errors"][0]["type"] == "input"
+
+
+@pytest.mark.parametrize("width", [None, "wide", 2**70])
+def test_a_widget_of_the_wrong_type_is_a_node_error_not_a_500(comfy, width):
+    """EmptyLatentImage with width null, a word or a huge number (found by the fuzz test): a 400 that
+    names the node, never a 500."""
+    body = {"prompt": {"2": {"class_type": "SaveImage", "inputs": {"images": ["4", 0]}},
+                       "4": {"class_type": "EmptyLatentImage", "inputs": {"width": width}}}}
+    r = httpx.post(f"{comfy.url}/prompt", content=json.dumps(body).encode(), timeout=60)
+    assert 400 <= r.status_code < 500, r.text
+    answer = r.json()
+    named = answer.get("node_errors", {}).get("4") or [e for e in answer.get("errors", [])
+                                                        if "4" in str(e.get("field")) + str(e.get("node"))]
+    assert named, r.text

@@ -197,6 +197,11 @@ class Importer:
             self.report("dropped_node", f"ComfyUI node {node_id} ({node.class_type}) is left out: "
                         f"{exc.message}{upstream}", node=node_id, field=exc.field, upstream=exc.upstream)
             values = _Dropped(exc)
+        except (TypeError, ValueError, OverflowError) as exc:  # a widget of the wrong type: int(None), "abc"
+            bad = Unresolved(f"a widget value is of the wrong type or out of range ({exc})")
+            self.report("invalid_input", f"ComfyUI node {node_id} ({node.class_type}) is left out: "
+                        f"{bad.message}", node=node_id, field=None)
+            values = _Dropped(bad)
         finally:
             self._active.pop()
         self._values[node_id] = values
